@@ -1,0 +1,197 @@
+/*
+ * main.c: the accounts service's wiring. It consumes accounts.commands, the transfer saga's
+ * TransferRequested (transfers.events) and its own FundsDebited/CreditRejected
+ * (accounts.events), runs each input through the pure rules in domain.c against the
+ * account's row, and emits the resulting event. Everything else (batching, dedup, outbox,
+ * positions) is the shared runtime in lib/service.c.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "domain.h"
+#include "service.h"
+#include "store.h"
+#include "strmap.h"
+
+static const char *const topics[] = {"accounts.commands", "transfers.events", "accounts.events",
+                                     NULL};
+
+static int wants(const char *type)
+{
+    return accounts_input_kind(type) >= 0;
+}
+
+static const char *str(const json_t *obj, const char *field)
+{
+    const char *s = json_string_value(json_object_get(obj, field));
+    return s ? s : "";
+}
+
+static void copy(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src);
+}
+
+/* Map a decoded input to the rules' view of it. The codec validated the payload against its
+ * schema, so fields are present and typed. */
+static void input_from_json(const es_input_t *rec, accounts_input_t *in)
+{
+    const json_t *p = rec->payload;
+    memset(in, 0, sizeof(*in));
+    in->kind = (accounts_input_kind_t)accounts_input_kind(rec->env.type);
+    copy(in->command_id, sizeof(in->command_id), rec->env.event_id);
+    in->amount = json_integer_value(json_object_get(p, "amount"));
+    copy(in->transfer_id, sizeof(in->transfer_id), str(p, "transfer_id"));
+    copy(in->currency, sizeof(in->currency), str(p, "currency"));
+    switch (in->kind) {
+    case ACC_IN_TRANSFER_REQUESTED:
+        copy(in->from_account, sizeof(in->from_account), str(p, "from_account"));
+        copy(in->to_account, sizeof(in->to_account), str(p, "to_account"));
+        break;
+    case ACC_IN_FUNDS_DEBITED:
+        copy(in->from_account, sizeof(in->from_account), str(p, "account_id"));
+        copy(in->to_account, sizeof(in->to_account), str(p, "to_account"));
+        break;
+    case ACC_IN_CREDIT_REJECTED:
+        copy(in->from_account, sizeof(in->from_account), str(p, "from_account"));
+        copy(in->to_account, sizeof(in->to_account), str(p, "account_id"));
+        copy(in->reason, sizeof(in->reason), str(p, "reason"));
+        break;
+    default:
+        copy(in->account_id, sizeof(in->account_id), str(p, "account_id"));
+        copy(in->owner, sizeof(in->owner), str(p, "owner"));
+        break;
+    }
+}
+
+static json_t *event_to_json(const accounts_event_t *ev)
+{
+    const char *id = ev->account_id;
+    switch (ev->kind) {
+    case ACC_EV_ACCOUNT_OPENED:
+        return json_pack("{ss ss ss}", "account_id", id, "owner", ev->owner, "currency",
+                         ev->currency);
+    case ACC_EV_FUNDS_DEPOSITED:
+    case ACC_EV_FUNDS_WITHDRAWN:
+        return json_pack("{ss sI sI}", "account_id", id, "amount", (json_int_t)ev->amount,
+                         "balance", (json_int_t)ev->balance);
+    case ACC_EV_ACCOUNT_CLOSED:
+        return json_pack("{ss}", "account_id", id);
+    case ACC_EV_FUNDS_DEBITED:
+        return json_pack("{ss ss ss sI ss sI}", "account_id", id, "transfer_id", ev->transfer_id,
+                         "to_account", ev->other_account, "amount", (json_int_t)ev->amount,
+                         "currency", ev->currency, "balance", (json_int_t)ev->balance);
+    case ACC_EV_DEBIT_REJECTED:
+        return json_pack("{ss ss sI ss}", "account_id", id, "transfer_id", ev->transfer_id,
+                         "amount", (json_int_t)ev->amount, "reason", ev->reason);
+    case ACC_EV_FUNDS_CREDITED:
+        return json_pack("{ss ss ss sI sI}", "account_id", id, "transfer_id", ev->transfer_id,
+                         "from_account", ev->other_account, "amount", (json_int_t)ev->amount,
+                         "balance", (json_int_t)ev->balance);
+    case ACC_EV_CREDIT_REJECTED:
+        return json_pack("{ss ss ss sI ss}", "account_id", id, "transfer_id", ev->transfer_id,
+                         "from_account", ev->other_account, "amount", (json_int_t)ev->amount,
+                         "reason", ev->reason);
+    case ACC_EV_DEBIT_REVERSED:
+        return json_pack("{ss ss sI ss sI}", "account_id", id, "transfer_id", ev->transfer_id,
+                         "amount", (json_int_t)ev->amount, "reason", ev->reason, "balance",
+                         (json_int_t)ev->balance);
+    case ACC_EV_COMMAND_REJECTED:
+        return json_pack("{ss ss ss ss}", "command_id", ev->command_id, "command_type",
+                         ev->command_type, "account_id", id, "reason", ev->reason);
+    default:
+        return NULL;
+    }
+}
+
+/* Per-batch working set: the inputs' views and the accounts they touch. */
+typedef struct batch {
+    accounts_input_t *ins;
+    account_t *accounts;
+    unsigned char *dirty; /* 0 untouched, 1 existed and changed, 2 created */
+    const char **ids;
+    size_t cap;
+    es_strmap_t index;
+} batch_t;
+
+static int batch_reserve(batch_t *b, size_t n)
+{
+    if (n <= b->cap) {
+        return 0;
+    }
+    free(b->ins);
+    free(b->accounts);
+    free(b->dirty);
+    free(b->ids);
+    b->ins = calloc(n, sizeof(*b->ins));
+    b->accounts = calloc(n, sizeof(*b->accounts));
+    b->dirty = calloc(n, 1);
+    b->ids = calloc(n, sizeof(*b->ids));
+    b->cap = n;
+    return b->ins && b->accounts && b->dirty && b->ids ? 0 : -1;
+}
+
+static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
+                  char *errstr, size_t errstr_size)
+{
+    batch_t *b = opaque;
+    if (batch_reserve(b, cnt) != 0) {
+        snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
+        return -1;
+    }
+    es_strmap_clear(&b->index);
+    size_t naccounts = 0;
+    for (size_t i = 0; i < cnt; i++) {
+        input_from_json(&inputs[i], &b->ins[i]);
+        const char *id = accounts_input_account(&b->ins[i]);
+        if (es_strmap_get(&b->index, id) == (size_t)-1) {
+            es_strmap_put(&b->index, id, naccounts);
+            b->ids[naccounts++] = id;
+        }
+    }
+    if (accounts_store_load(pg, b->ids, naccounts, b->accounts, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    memset(b->dirty, 0, naccounts);
+    for (size_t i = 0; i < cnt; i++) {
+        size_t a = es_strmap_get(&b->index, accounts_input_account(&b->ins[i]));
+        account_t *acc = &b->accounts[a];
+        int existed = acc->status != ACCOUNT_NONE;
+        accounts_event_t ev;
+        accounts_decide(acc, &b->ins[i], &ev);
+        accounts_evolve(acc, &ev);
+        if (acc->status != ACCOUNT_NONE && !b->dirty[a]) {
+            b->dirty[a] = existed ? 1 : 2;
+        }
+        if (es_service_emit(svc, &inputs[i], 0, accounts_event_type(ev.kind), ev.account_id,
+                            acc->version, event_to_json(&ev), errstr, errstr_size) != 0) {
+            return -1;
+        }
+    }
+    return accounts_store_save(pg, b->accounts, b->dirty, naccounts, errstr, errstr_size);
+}
+
+int main(int argc, char **argv)
+{
+    batch_t batch;
+    memset(&batch, 0, sizeof(batch));
+    es_strmap_init(&batch.index);
+    es_service_def_t def = {.name = "accounts",
+                            .schema = "accounts",
+                            .dlq_topic = "accounts.dlq",
+                            .topics = topics,
+                            .ddl = accounts_store_ddl,
+                            .wants = wants,
+                            .handle = handle,
+                            .opaque = &batch};
+    int rc = es_service_main(argc, argv, &def,
+                             "The accounts service: opens, credits, debits and closes accounts, "
+                             "and takes\nthe account steps of the transfer saga.");
+    free(batch.ins);
+    free(batch.accounts);
+    free(batch.dirty);
+    free(batch.ids);
+    es_strmap_fini(&batch.index);
+    return rc;
+}

@@ -1,0 +1,132 @@
+/*
+ * store.c: the accounts table, loaded and saved per batch (see store.h).
+ */
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pg.h"
+#include "strmap.h"
+
+const char accounts_store_ddl[] =
+    "CREATE TABLE IF NOT EXISTS accounts ("
+    " account_id text PRIMARY KEY, owner text NOT NULL, currency text NOT NULL,"
+    " balance bigint NOT NULL, status text NOT NULL, version bigint NOT NULL);";
+
+static const char *status_name(account_status_t s)
+{
+    return s == ACCOUNT_CLOSED ? "CLOSED" : "OPEN";
+}
+
+int accounts_store_load(PGconn *pg, const char *const *ids, size_t n, account_t *out, char *errstr,
+                        size_t errstr_size)
+{
+    es_pg_array_t a;
+    es_pg_array_init(&a, ES_PG_TEXT);
+    es_strmap_t idx;
+    es_strmap_init(&idx);
+    for (size_t i = 0; i < n; i++) {
+        memset(&out[i], 0, sizeof(out[i]));
+        snprintf(out[i].id, sizeof(out[i].id), "%s", ids[i]);
+        es_pg_array_add_text(&a, ids[i]);
+        es_strmap_put(&idx, ids[i], i);
+    }
+    es_pg_array_finish(&a);
+    const char *vals[1] = {(const char *)a.buf.data};
+    int lens[1] = {(int)a.buf.len};
+    int fmts[1] = {1};
+    PGresult *res = es_pg_query(pg,
+                                "SELECT account_id, owner, currency, balance, status, version "
+                                "FROM accounts WHERE account_id = ANY($1::text[]) "
+                                "ORDER BY account_id FOR UPDATE",
+                                1, vals, lens, fmts, 0, errstr, errstr_size);
+    es_pg_array_fini(&a);
+    if (!res) {
+        es_strmap_fini(&idx);
+        return -1;
+    }
+    for (int r = 0; r < PQntuples(res); r++) {
+        size_t i = es_strmap_get(&idx, PQgetvalue(res, r, 0));
+        if (i == (size_t)-1) {
+            continue;
+        }
+        account_t *acc = &out[i];
+        snprintf(acc->owner, sizeof(acc->owner), "%s", PQgetvalue(res, r, 1));
+        snprintf(acc->currency, sizeof(acc->currency), "%s", PQgetvalue(res, r, 2));
+        acc->balance = strtoll(PQgetvalue(res, r, 3), NULL, 10);
+        acc->status = !strcmp(PQgetvalue(res, r, 4), "CLOSED") ? ACCOUNT_CLOSED : ACCOUNT_OPEN;
+        acc->version = strtoll(PQgetvalue(res, r, 5), NULL, 10);
+    }
+    PQclear(res);
+    es_strmap_fini(&idx);
+    return 0;
+}
+
+int accounts_store_save(PGconn *pg, const account_t *accounts, const unsigned char *dirty, size_t n,
+                        char *errstr, size_t errstr_size)
+{
+    es_pg_array_t id, owner, cur, bal, st, ver;
+    es_pg_array_init(&id, ES_PG_TEXT);
+    es_pg_array_init(&owner, ES_PG_TEXT);
+    es_pg_array_init(&cur, ES_PG_TEXT);
+    es_pg_array_init(&bal, ES_PG_INT8);
+    es_pg_array_init(&st, ES_PG_TEXT);
+    es_pg_array_init(&ver, ES_PG_INT8);
+    int rc = 0;
+    /* pass 1 inserts the new accounts, pass 2 updates the existing ones */
+    for (int pass = 1; pass <= 2 && rc == 0; pass++) {
+        unsigned char want = pass == 1 ? 2 : 1;
+        es_pg_array_reset(&id);
+        es_pg_array_reset(&owner);
+        es_pg_array_reset(&cur);
+        es_pg_array_reset(&bal);
+        es_pg_array_reset(&st);
+        es_pg_array_reset(&ver);
+        for (size_t i = 0; i < n; i++) {
+            if (dirty[i] != want) {
+                continue;
+            }
+            es_pg_array_add_text(&id, accounts[i].id);
+            es_pg_array_add_text(&owner, accounts[i].owner);
+            es_pg_array_add_text(&cur, accounts[i].currency);
+            es_pg_array_add_int8(&bal, accounts[i].balance);
+            es_pg_array_add_text(&st, status_name(accounts[i].status));
+            es_pg_array_add_int8(&ver, accounts[i].version);
+        }
+        if (id.count == 0) {
+            continue;
+        }
+        es_pg_array_finish(&id);
+        es_pg_array_finish(&owner);
+        es_pg_array_finish(&cur);
+        es_pg_array_finish(&bal);
+        es_pg_array_finish(&st);
+        es_pg_array_finish(&ver);
+        const char *vals[6] = {(const char *)id.buf.data,  (const char *)owner.buf.data,
+                               (const char *)cur.buf.data, (const char *)bal.buf.data,
+                               (const char *)st.buf.data,  (const char *)ver.buf.data};
+        int lens[6] = {(int)id.buf.len,  (int)owner.buf.len, (int)cur.buf.len,
+                       (int)bal.buf.len, (int)st.buf.len,    (int)ver.buf.len};
+        int fmts[6] = {1, 1, 1, 1, 1, 1};
+        const char *sql =
+            pass == 1
+                ? "INSERT INTO accounts (account_id, owner, currency, balance, status, version) "
+                  "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], "
+                  "$5::text[], $6::bigint[])"
+                : "UPDATE accounts a SET balance = u.b, status = u.s, version = u.v FROM "
+                  "unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], "
+                  "$6::bigint[]) AS u(id, o, c, b, s, v) WHERE a.account_id = u.id";
+        PGresult *res = es_pg_query(pg, sql, 6, vals, lens, fmts, 0, errstr, errstr_size);
+        rc = res ? 0 : -1;
+        PQclear(res);
+    }
+    es_pg_array_fini(&id);
+    es_pg_array_fini(&owner);
+    es_pg_array_fini(&cur);
+    es_pg_array_fini(&bal);
+    es_pg_array_fini(&st);
+    es_pg_array_fini(&ver);
+    return rc;
+}

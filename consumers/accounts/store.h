@@ -1,0 +1,26 @@
+/*
+ * store.h: the accounts service's own table (schema "accounts"), read and written once per
+ * batch with set-based statements.
+ */
+#ifndef ACCOUNTS_STORE_H
+#define ACCOUNTS_STORE_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+
+#include "domain.h"
+
+extern const char accounts_store_ddl[];
+
+/* Load and lock (FOR UPDATE, in id order: no deadlock between instances) the accounts named
+ * by ids[0..n). Each found row is copied into out[i] where ids[i] matches; missing accounts
+ * get status ACCOUNT_NONE. Returns 0 or -1 with errstr. */
+int accounts_store_load(PGconn *pg, const char *const *ids, size_t n, account_t *out, char *errstr,
+                        size_t errstr_size);
+
+/* Write back accounts[0..n) whose flag in `dirty` is set: 1 = existed before (UPDATE),
+ * 2 = new (INSERT). Returns 0 or -1 with errstr. */
+int accounts_store_save(PGconn *pg, const account_t *accounts, const unsigned char *dirty, size_t n,
+                        char *errstr, size_t errstr_size);
+
+#endif

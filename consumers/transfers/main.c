@@ -1,0 +1,161 @@
+/*
+ * main.c: the transfers service's wiring. It consumes transfers.commands (RequestTransfer)
+ * and the accounts context's saga outcomes (accounts.events: DebitRejected, FundsCredited,
+ * DebitReversed), runs them through the pure rules in domain.c and emits TransferRequested,
+ * TransferCompleted or TransferFailed. Batching, dedup, outbox and positions: lib/service.c.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "domain.h"
+#include "service.h"
+#include "store.h"
+#include "strmap.h"
+
+static const char *const topics[] = {"transfers.commands", "accounts.events", NULL};
+
+static int wants(const char *type)
+{
+    return transfers_input_kind(type) >= 0;
+}
+
+static const char *str(const json_t *obj, const char *field)
+{
+    const char *s = json_string_value(json_object_get(obj, field));
+    return s ? s : "";
+}
+
+static void copy(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src);
+}
+
+static void input_from_json(const es_input_t *rec, transfers_input_t *in)
+{
+    const json_t *p = rec->payload;
+    memset(in, 0, sizeof(*in));
+    in->kind = (transfers_input_kind_t)transfers_input_kind(rec->env.type);
+    copy(in->command_id, sizeof(in->command_id), rec->env.event_id);
+    copy(in->transfer_id, sizeof(in->transfer_id), str(p, "transfer_id"));
+    copy(in->from_account, sizeof(in->from_account), str(p, "from_account"));
+    copy(in->to_account, sizeof(in->to_account), str(p, "to_account"));
+    copy(in->currency, sizeof(in->currency), str(p, "currency"));
+    copy(in->reason, sizeof(in->reason), str(p, "reason"));
+    in->amount = json_integer_value(json_object_get(p, "amount"));
+}
+
+static json_t *event_to_json(const transfers_event_t *ev)
+{
+    const char *id = ev->transfer_id;
+    json_int_t amount = (json_int_t)ev->amount;
+    switch (ev->kind) {
+    case TR_EV_TRANSFER_REQUESTED:
+        return json_pack("{ss ss ss sI so}", "transfer_id", id, "from_account", ev->from_account,
+                         "to_account", ev->to_account, "amount", amount, "currency",
+                         ev->currency[0] ? json_string(ev->currency) : json_null());
+    case TR_EV_TRANSFER_COMPLETED:
+        return json_pack("{ss ss ss sI}", "transfer_id", id, "from_account", ev->from_account,
+                         "to_account", ev->to_account, "amount", amount);
+    case TR_EV_TRANSFER_FAILED:
+        return json_pack("{ss ss ss sI ss sb}", "transfer_id", id, "from_account", ev->from_account,
+                         "to_account", ev->to_account, "amount", amount, "reason", ev->reason,
+                         "compensated", ev->compensated);
+    case TR_EV_COMMAND_REJECTED:
+        return json_pack("{ss ss ss ss}", "command_id", ev->command_id, "command_type",
+                         "RequestTransfer", "transfer_id", id, "reason", ev->reason);
+    default:
+        return NULL;
+    }
+}
+
+typedef struct batch {
+    transfers_input_t *ins;
+    transfer_t *transfers;
+    unsigned char *dirty;
+    const char **ids;
+    size_t cap;
+    es_strmap_t index;
+} batch_t;
+
+static int batch_reserve(batch_t *b, size_t n)
+{
+    if (n <= b->cap) {
+        return 0;
+    }
+    free(b->ins);
+    free(b->transfers);
+    free(b->dirty);
+    free(b->ids);
+    b->ins = calloc(n, sizeof(*b->ins));
+    b->transfers = calloc(n, sizeof(*b->transfers));
+    b->dirty = calloc(n, 1);
+    b->ids = calloc(n, sizeof(*b->ids));
+    b->cap = n;
+    return b->ins && b->transfers && b->dirty && b->ids ? 0 : -1;
+}
+
+static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
+                  char *errstr, size_t errstr_size)
+{
+    batch_t *b = opaque;
+    if (batch_reserve(b, cnt) != 0) {
+        snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
+        return -1;
+    }
+    es_strmap_clear(&b->index);
+    size_t n = 0;
+    for (size_t i = 0; i < cnt; i++) {
+        input_from_json(&inputs[i], &b->ins[i]);
+        const char *id = b->ins[i].transfer_id;
+        if (es_strmap_get(&b->index, id) == (size_t)-1) {
+            es_strmap_put(&b->index, id, n);
+            b->ids[n++] = id;
+        }
+    }
+    if (transfers_store_load(pg, b->ids, n, b->transfers, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    memset(b->dirty, 0, n);
+    for (size_t i = 0; i < cnt; i++) {
+        size_t t = es_strmap_get(&b->index, b->ins[i].transfer_id);
+        transfer_t *tr = &b->transfers[t];
+        transfers_event_t ev;
+        if (transfers_decide(tr, &b->ins[i], &ev) == 0) {
+            continue;
+        }
+        transfers_evolve(tr, &ev);
+        if (ev.kind != TR_EV_COMMAND_REJECTED) {
+            b->dirty[t] = 1;
+        }
+        if (es_service_emit(svc, &inputs[i], 0, transfers_event_type(ev.kind), ev.transfer_id,
+                            tr->version, event_to_json(&ev), errstr, errstr_size) != 0) {
+            return -1;
+        }
+    }
+    return transfers_store_save(pg, b->transfers, b->dirty, n, errstr, errstr_size);
+}
+
+int main(int argc, char **argv)
+{
+    batch_t batch;
+    memset(&batch, 0, sizeof(batch));
+    es_strmap_init(&batch.index);
+    es_service_def_t def = {.name = "transfers",
+                            .schema = "transfers",
+                            .dlq_topic = "transfers.dlq",
+                            .topics = topics,
+                            .ddl = transfers_store_ddl,
+                            .wants = wants,
+                            .handle = handle,
+                            .opaque = &batch};
+    int rc = es_service_main(argc, argv, &def,
+                             "The transfers service: starts money transfers and records how each "
+                             "ends,\nreacting to the accounts context's debit and credit events.");
+    free(batch.ins);
+    free(batch.transfers);
+    free(batch.dirty);
+    free(batch.ids);
+    es_strmap_fini(&batch.index);
+    return rc;
+}

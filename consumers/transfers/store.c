@@ -1,0 +1,120 @@
+/*
+ * store.c: the transfers table, loaded and saved per batch (see store.h).
+ */
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pg.h"
+#include "strmap.h"
+
+const char transfers_store_ddl[] =
+    "CREATE TABLE IF NOT EXISTS transfers ("
+    " transfer_id text PRIMARY KEY, from_account text NOT NULL, to_account text NOT NULL,"
+    " amount bigint NOT NULL, currency text NOT NULL, status text NOT NULL, reason text NOT NULL,"
+    " compensated boolean NOT NULL, version bigint NOT NULL);";
+
+int transfers_store_load(PGconn *pg, const char *const *ids, size_t n, transfer_t *out,
+                         char *errstr, size_t errstr_size)
+{
+    es_pg_array_t a;
+    es_pg_array_init(&a, ES_PG_TEXT);
+    es_strmap_t idx;
+    es_strmap_init(&idx);
+    for (size_t i = 0; i < n; i++) {
+        memset(&out[i], 0, sizeof(out[i]));
+        snprintf(out[i].id, sizeof(out[i].id), "%s", ids[i]);
+        es_pg_array_add_text(&a, ids[i]);
+        es_strmap_put(&idx, ids[i], i);
+    }
+    es_pg_array_finish(&a);
+    const char *vals[1] = {(const char *)a.buf.data};
+    int lens[1] = {(int)a.buf.len};
+    int fmts[1] = {1};
+    PGresult *res = es_pg_query(pg,
+                                "SELECT transfer_id, from_account, to_account, amount, currency, "
+                                "status, reason, compensated, version FROM transfers "
+                                "WHERE transfer_id = ANY($1::text[]) ORDER BY transfer_id "
+                                "FOR UPDATE",
+                                1, vals, lens, fmts, 0, errstr, errstr_size);
+    es_pg_array_fini(&a);
+    if (!res) {
+        es_strmap_fini(&idx);
+        return -1;
+    }
+    for (int r = 0; r < PQntuples(res); r++) {
+        size_t i = es_strmap_get(&idx, PQgetvalue(res, r, 0));
+        if (i == (size_t)-1) {
+            continue;
+        }
+        transfer_t *t = &out[i];
+        snprintf(t->from_account, sizeof(t->from_account), "%s", PQgetvalue(res, r, 1));
+        snprintf(t->to_account, sizeof(t->to_account), "%s", PQgetvalue(res, r, 2));
+        t->amount = strtoll(PQgetvalue(res, r, 3), NULL, 10);
+        snprintf(t->currency, sizeof(t->currency), "%s", PQgetvalue(res, r, 4));
+        const char *st = PQgetvalue(res, r, 5);
+        t->status = !strcmp(st, "PENDING")     ? TRANSFER_PENDING
+                    : !strcmp(st, "COMPLETED") ? TRANSFER_COMPLETED
+                                               : TRANSFER_FAILED;
+        snprintf(t->reason, sizeof(t->reason), "%s", PQgetvalue(res, r, 6));
+        t->compensated = PQgetvalue(res, r, 7)[0] == 't';
+        t->version = strtoll(PQgetvalue(res, r, 8), NULL, 10);
+    }
+    PQclear(res);
+    es_strmap_fini(&idx);
+    return 0;
+}
+
+int transfers_store_save(PGconn *pg, const transfer_t *transfers, const unsigned char *dirty,
+                         size_t n, char *errstr, size_t errstr_size)
+{
+    es_pg_array_t a[9];
+    static const es_pg_oid_t oids[9] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT, ES_PG_INT8, ES_PG_TEXT,
+                                        ES_PG_TEXT, ES_PG_TEXT, ES_PG_BOOL, ES_PG_INT8};
+    for (int k = 0; k < 9; k++) {
+        es_pg_array_init(&a[k], oids[k]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!dirty[i]) {
+            continue;
+        }
+        const transfer_t *t = &transfers[i];
+        es_pg_array_add_text(&a[0], t->id);
+        es_pg_array_add_text(&a[1], t->from_account);
+        es_pg_array_add_text(&a[2], t->to_account);
+        es_pg_array_add_int8(&a[3], t->amount);
+        es_pg_array_add_text(&a[4], t->currency);
+        es_pg_array_add_text(&a[5], transfers_status_name(t->status));
+        es_pg_array_add_text(&a[6], t->reason);
+        es_pg_array_add_bool(&a[7], t->compensated);
+        es_pg_array_add_int8(&a[8], t->version);
+    }
+    int rc = 0;
+    if (a[0].count > 0) {
+        const char *vals[9];
+        int lens[9], fmts[9];
+        for (int k = 0; k < 9; k++) {
+            es_pg_array_finish(&a[k]);
+            vals[k] = (const char *)a[k].buf.data;
+            lens[k] = (int)a[k].buf.len;
+            fmts[k] = 1;
+        }
+        PGresult *res = es_pg_query(
+            pg,
+            "INSERT INTO transfers (transfer_id, from_account, to_account, amount, currency, "
+            "status, reason, compensated, version) SELECT * FROM unnest($1::text[], $2::text[], "
+            "$3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::bool[], "
+            "$9::bigint[]) ON CONFLICT (transfer_id) DO UPDATE SET status = EXCLUDED.status, "
+            "reason = EXCLUDED.reason, compensated = EXCLUDED.compensated, "
+            "version = EXCLUDED.version",
+            9, vals, lens, fmts, 0, errstr, errstr_size);
+        rc = res ? 0 : -1;
+        PQclear(res);
+    }
+    for (int k = 0; k < 9; k++) {
+        es_pg_array_fini(&a[k]);
+    }
+    return rc;
+}

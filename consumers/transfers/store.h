@@ -1,0 +1,24 @@
+/*
+ * store.h: the transfers service's own table (schema "transfers"), read and written once per
+ * batch with set-based statements.
+ */
+#ifndef TRANSFERS_STORE_H
+#define TRANSFERS_STORE_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+
+#include "domain.h"
+
+extern const char transfers_store_ddl[];
+
+/* Load and lock the transfers named by ids[0..n) into out[i] (status TRANSFER_NONE when
+ * unknown). Returns 0 or -1 with errstr. */
+int transfers_store_load(PGconn *pg, const char *const *ids, size_t n, transfer_t *out,
+                         char *errstr, size_t errstr_size);
+
+/* Upsert transfers[i] whose dirty[i] is set. Returns 0 or -1 with errstr. */
+int transfers_store_save(PGconn *pg, const transfer_t *transfers, const unsigned char *dirty,
+                         size_t n, char *errstr, size_t errstr_size);
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * broker.h: the dev broker's shared state, private to devstack/broker/.
+ *
+ * main.c owns the lifecycle (flags, lock, mock cluster, publishing the address, signals),
+ * restore.c re-produces the journals into a fresh cluster, journaler.c appends every record
+ * the cluster holds to the journals, nodelay.c sets TCP_NODELAY on the mock's sockets.
+ */
+#ifndef ES_BROKER_H
+#define ES_BROKER_H
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "journal.h"
+
+typedef struct broker_partition {
+    es_journal_writer_t *writer; /* owned */
+    int broken;                  /* a gap was seen: nothing more is journaled this run */
+    int dirty;                   /* appended since the last sync */
+} broker_partition_t;
+
+typedef struct broker_topic {
+    char name[256];
+    int partition_cnt;
+    broker_partition_t *parts; /* partition_cnt entries, owned */
+    const rd_kafka_topic_t *rkt; /* the consumer's handle for this topic once seen (cache) */
+} broker_topic_t;
+
+typedef struct broker {
+    es_config_t cfg; /* brokers = the mock's bootstrap servers, no pass-through properties */
+    broker_topic_t *topics; /* owned */
+    size_t topic_cnt;
+    rd_kafka_mock_cluster_t *mcluster;
+    int sync_interval_ms;
+} broker_t;
+
+/* Re-produce every journaled record into the fresh cluster, then check that every
+ * partition's high watermark equals its journal's record count. Returns 0 or -1. */
+int broker_restore(broker_t *b, char *errstr, size_t errstr_size);
+
+/* The journal consumer. _start assigns every partition at its journal's next offset. */
+typedef struct broker_journaler broker_journaler_t;
+broker_journaler_t *broker_journaler_start(broker_t *b, char *errstr, size_t errstr_size);
+/* Consume and journal for up to `timeout_ms`; syncs dirty journals every sync_interval_ms and
+ * picks up topics created after start. Returns 0, or -1 on a fatal journal write error. */
+int broker_journaler_run_once(broker_journaler_t *j, int timeout_ms);
+/* Journal everything up to the partitions' current high watermarks (bounded by timeout_ms),
+ * then sync. Returns 0 when everything acknowledged so far is journaled, -1 otherwise. */
+int broker_journaler_drain(broker_journaler_t *j, int timeout_ms);
+/* Records journaled since start. */
+int64_t broker_journaler_count(const broker_journaler_t *j);
+void broker_journaler_destroy(broker_journaler_t *j);
+
+/* Add a topic (not yet known) with `partition_cnt` partitions: opens its journal writers.
+ * Returns its index or -1. */
+int broker_topic_add(broker_t *b, const char *name, int partition_cnt, char *errstr,
+                     size_t errstr_size);
+
+/* Sockets the mock accepted (and set TCP_NODELAY on) so far. */
+long broker_nodelay_accepted(void);
+
+#endif

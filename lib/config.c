@@ -1,0 +1,142 @@
+/*
+ * config.c: defaults < environment < flags (see config.h).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int es_config_read_file(const char *path, char *buf, size_t size)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        return -1;
+    }
+    size_t n = fread(buf, 1, size - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ' || buf[n - 1] == '\r')) {
+        buf[--n] = '\0';
+    }
+    return 0;
+}
+
+int es_config_write_file(const char *path, const char *text)
+{
+    char tmp[1100];
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        return -1;
+    }
+    int ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    if (fclose(f) != 0 || !ok) {
+        unlink(tmp);
+        return -1;
+    }
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
+int es_config_add_prop(es_config_t *cfg, const char *name_eq_value, char *errstr,
+                       size_t errstr_size)
+{
+    const char *eq = strchr(name_eq_value, '=');
+    if (!eq || eq == name_eq_value) {
+        snprintf(errstr, errstr_size, "malformed Kafka property \"%s\": expected name=value",
+                 name_eq_value);
+        return -1;
+    }
+    if (cfg->prop_cnt >= ES_CONFIG_MAX_PROPS) {
+        snprintf(errstr, errstr_size, "too many Kafka properties (at most %d)",
+                 ES_CONFIG_MAX_PROPS);
+        return -1;
+    }
+    size_t nlen = (size_t)(eq - name_eq_value);
+    if (nlen >= sizeof(cfg->prop_names[0]) || strlen(eq + 1) >= sizeof(cfg->prop_values[0])) {
+        snprintf(errstr, errstr_size, "Kafka property \"%s\" is too long", name_eq_value);
+        return -1;
+    }
+    memcpy(cfg->prop_names[cfg->prop_cnt], name_eq_value, nlen);
+    cfg->prop_names[cfg->prop_cnt][nlen] = '\0';
+    snprintf(cfg->prop_values[cfg->prop_cnt], sizeof(cfg->prop_values[0]), "%s", eq + 1);
+    cfg->prop_cnt++;
+    return 0;
+}
+
+int es_config_init(es_config_t *cfg, char *errstr, size_t errstr_size)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    const char *v = getenv("ES_DATA");
+    snprintf(cfg->data_dir, sizeof(cfg->data_dir), "%s", v && *v ? v : ".data");
+    cfg->partitions = 6;
+    if ((v = getenv("ES_PARTITIONS")) && *v) {
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (*end || n < 1 || n > 1000) {
+            snprintf(errstr, errstr_size, "ES_PARTITIONS must be an integer in 1..1000, not \"%s\"",
+                     v);
+            return -1;
+        }
+        cfg->partitions = (int)n;
+    }
+    if ((v = getenv("KAFKA_BROKERS")) && *v) {
+        snprintf(cfg->brokers, sizeof(cfg->brokers), "%s", v);
+    }
+    if ((v = getenv("ES_PG")) && *v) {
+        snprintf(cfg->pg_conninfo, sizeof(cfg->pg_conninfo), "%s", v);
+    }
+    if ((v = getenv("ES_KAFKA_PROPS")) && *v) {
+        char copy[4096];
+        snprintf(copy, sizeof(copy), "%s", v);
+        char *save = NULL;
+        for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            if (es_config_add_prop(cfg, tok, errstr, errstr_size) != 0) {
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+const char *es_config_brokers(es_config_t *cfg, char *errstr, size_t errstr_size)
+{
+    if (!cfg->brokers[0]) {
+        char path[1200];
+        snprintf(path, sizeof(path), "%s/broker.addr", cfg->data_dir);
+        if (es_config_read_file(path, cfg->brokers, sizeof(cfg->brokers)) != 0 ||
+            !cfg->brokers[0]) {
+            snprintf(errstr, errstr_size,
+                     "no Kafka broker: KAFKA_BROKERS is not set and %s does not exist "
+                     "(start the dev stack with \"make up\")",
+                     path);
+            return NULL;
+        }
+    }
+    return cfg->brokers;
+}
+
+const char *es_config_pg(es_config_t *cfg, char *errstr, size_t errstr_size)
+{
+    if (!cfg->pg_conninfo[0]) {
+        char path[1200];
+        snprintf(path, sizeof(path), "%s/pg.conninfo", cfg->data_dir);
+        if (es_config_read_file(path, cfg->pg_conninfo, sizeof(cfg->pg_conninfo)) != 0 ||
+            !cfg->pg_conninfo[0]) {
+            snprintf(errstr, errstr_size,
+                     "no PostgreSQL: ES_PG is not set and %s does not exist "
+                     "(start the dev stack with \"make up\")",
+                     path);
+            return NULL;
+        }
+    }
+    return cfg->pg_conninfo;
+}

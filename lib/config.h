@@ -1,0 +1,51 @@
+/*
+ * config.h: where every program finds the platform, with one precedence everywhere:
+ * defaults < environment < flags (flags are applied by each main() through the setters).
+ *
+ *   ES_DATA           data folder                    default: ./.data
+ *   KAFKA_BROKERS     bootstrap servers              default: contents of $ES_DATA/broker.addr
+ *   ES_PG             libpq connection string        default: contents of $ES_DATA/pg.conninfo
+ *   ES_PARTITIONS     partitions per topic           default: 6
+ *   ES_KAFKA_PROPS    extra librdkafka properties,   e.g.
+ * "security.protocol=SASL_SSL,sasl.mechanism=PLAIN" comma separated (each -X prop=val flag adds one
+ * more)
+ */
+#ifndef ES_CONFIG_H
+#define ES_CONFIG_H
+
+#include <stddef.h>
+
+#define ES_CONFIG_MAX_PROPS 32
+
+typedef struct es_config {
+    char data_dir[1024];
+    char brokers[1024];     /* empty until resolved */
+    char pg_conninfo[1024]; /* empty until resolved */
+    int partitions;
+    size_t prop_cnt;
+    char prop_names[ES_CONFIG_MAX_PROPS][128];
+    char prop_values[ES_CONFIG_MAX_PROPS][512];
+} es_config_t;
+
+/* Fill `cfg` (caller storage) with the defaults, then the environment. Returns 0, or -1 with
+ * a message in errstr (e.g. a malformed ES_KAFKA_PROPS). */
+int es_config_init(es_config_t *cfg, char *errstr, size_t errstr_size);
+
+/* Add one librdkafka property given as "name=value" (a -X flag). Returns 0 or -1. */
+int es_config_add_prop(es_config_t *cfg, const char *name_eq_value, char *errstr,
+                       size_t errstr_size);
+
+/* Resolve the bootstrap servers: KAFKA_BROKERS, -b, or the file the dev broker publishes.
+ * Returns a borrowed string, or NULL with a message saying how to start the broker. */
+const char *es_config_brokers(es_config_t *cfg, char *errstr, size_t errstr_size);
+
+/* Resolve the PostgreSQL connection string the same way ($ES_DATA/pg.conninfo). */
+const char *es_config_pg(es_config_t *cfg, char *errstr, size_t errstr_size);
+
+/* Read a small text file into buf (trailing whitespace trimmed). Returns 0 or -1. */
+int es_config_read_file(const char *path, char *buf, size_t size);
+
+/* Write a small text file atomically (tmp + rename). Returns 0 or -1 (errno set). */
+int es_config_write_file(const char *path, const char *text);
+
+#endif

@@ -1,0 +1,171 @@
+/*
+ * kafka.c: producer and consumer construction shared by every program (see kafka.h).
+ */
+#include "kafka.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
+                    size_t errstr_size)
+{
+    char err[256];
+    if (rd_kafka_conf_set(conf, name, value, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+        snprintf(errstr, errstr_size, "could not set Kafka property %s=%s: %s", name, value, err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Common settings, then the operator's pass-through properties. */
+static rd_kafka_conf_t *conf_base(es_config_t *cfg, const char *client_id, const char *const *pairs,
+                                  char *errstr, size_t errstr_size)
+{
+    const char *brokers = es_config_brokers(cfg, errstr, errstr_size);
+    if (!brokers) {
+        return NULL;
+    }
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (conf_set(conf, "bootstrap.servers", brokers, errstr, errstr_size) != 0 ||
+        conf_set(conf, "client.id", client_id, errstr, errstr_size) != 0) {
+        goto err;
+    }
+    for (size_t i = 0; pairs[i]; i += 2) {
+        if (conf_set(conf, pairs[i], pairs[i + 1], errstr, errstr_size) != 0) {
+            goto err;
+        }
+    }
+    for (size_t i = 0; i < cfg->prop_cnt; i++) {
+        if (conf_set(conf, cfg->prop_names[i], cfg->prop_values[i], errstr, errstr_size) != 0) {
+            goto err;
+        }
+    }
+    return conf;
+err:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+rd_kafka_t *es_kafka_producer_new(es_config_t *cfg, const char *client_id,
+                                  void (*dr_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *),
+                                  void *opaque, char *errstr, size_t errstr_size)
+{
+    /* linger.ms=0 with idempotence is slower at load on the dev broker: 1 ms batches better. */
+    static const char *const pairs[] = {
+        "enable.idempotence", "true", "acks", "all", "linger.ms", "1", "batch.num.messages",
+        "10000", "queue.buffering.max.messages", "1000000", "message.timeout.ms", "30000",
+        /* the partitioner Java clients use: keys land on the
+         * same partitions whichever client wrote them */
+        "partitioner", "murmur2_random", "socket.nagle.disable", "true", NULL};
+    rd_kafka_conf_t *conf = conf_base(cfg, client_id, pairs, errstr, errstr_size);
+    if (!conf) {
+        return NULL;
+    }
+    if (dr_cb) {
+        rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+    }
+    rd_kafka_conf_set_opaque(conf, opaque);
+    char err[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    if (!rk) {
+        snprintf(errstr, errstr_size, "could not create Kafka producer: %s", err);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    return rk;
+}
+
+rd_kafka_t *es_kafka_consumer_new(es_config_t *cfg, const char *client_id, const char *group_id,
+                                  void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
+                                                       rd_kafka_topic_partition_list_t *, void *),
+                                  void *opaque, char *errstr, size_t errstr_size)
+{
+    /* The dev broker holds an empty fetch for the whole fetch.wait.max.ms: keep it short.
+     * A session timeout under 6 s never forms a group on the dev broker. */
+    static const char *const pairs[] = {"enable.auto.commit",
+                                        "false",
+                                        "enable.auto.offset.store",
+                                        "false",
+                                        "auto.offset.reset",
+                                        "error",
+                                        "fetch.wait.max.ms",
+                                        "2",
+                                        "fetch.error.backoff.ms",
+                                        "10",
+                                        "queued.min.messages",
+                                        "200000",
+                                        "queued.max.messages.kbytes",
+                                        "262144",
+                                        "session.timeout.ms",
+                                        "6000",
+                                        "heartbeat.interval.ms",
+                                        "1000",
+                                        "socket.nagle.disable",
+                                        "true",
+                                        NULL};
+    rd_kafka_conf_t *conf = conf_base(cfg, client_id, pairs, errstr, errstr_size);
+    if (!conf) {
+        return NULL;
+    }
+    if (group_id && conf_set(conf, "group.id", group_id, errstr, errstr_size) != 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    if (rebalance_cb) {
+        rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    }
+    rd_kafka_conf_set_opaque(conf, opaque);
+    char err[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    if (!rk) {
+        snprintf(errstr, errstr_size, "could not create Kafka consumer: %s", err);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    if (group_id) {
+        rd_kafka_poll_set_consumer(rk);
+    }
+    return rk;
+}
+
+int es_kafka_header_get(const rd_kafka_message_t *rkm, const char *name, char *buf, size_t size)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    if (rd_kafka_message_headers(rkm, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return -1;
+    }
+    const void *val;
+    size_t len;
+    if (rd_kafka_header_get_last(hdrs, name, &val, &len) != RD_KAFKA_RESP_ERR_NO_ERROR || !val) {
+        return -1;
+    }
+    if (len >= size) {
+        len = size - 1;
+    }
+    memcpy(buf, val, len);
+    buf[len] = '\0';
+    return 0;
+}
+
+int es_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, char *errstr,
+                             size_t errstr_size)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+    rd_kafka_topic_destroy(rkt);
+    if (err) {
+        snprintf(errstr, errstr_size, "could not read metadata of topic \"%s\": %s", topic,
+                 rd_kafka_err2str(err));
+        return -1;
+    }
+    int cnt = -1;
+    if (md->topic_cnt == 1 && !md->topics[0].err) {
+        cnt = md->topics[0].partition_cnt;
+    } else {
+        snprintf(errstr, errstr_size, "topic \"%s\" does not exist: %s", topic,
+                 md->topic_cnt ? rd_kafka_err2str(md->topics[0].err) : "no metadata");
+    }
+    rd_kafka_metadata_destroy(md);
+    return cnt;
+}

@@ -1,0 +1,35 @@
+/*
+ * kafka.h: librdkafka handles configured the same way in every program: bootstrap servers
+ * from es_config, the tuning the dev broker needs for low latency (see the README), then every
+ * pass-through property (-X / ES_KAFKA_PROPS) last, so an operator can override anything.
+ */
+#ifndef ES_KAFKA_H
+#define ES_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+
+#include "config.h"
+
+/* An idempotent producer (acks=all, ordered per partition, linger 1 ms).
+ * `dr_cb` may be NULL. Returns NULL with errstr filled. Use rd_kafka_destroy(). */
+rd_kafka_t *es_kafka_producer_new(es_config_t *cfg, const char *client_id,
+                                  void (*dr_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *),
+                                  void *opaque, char *errstr, size_t errstr_size);
+
+/* A consumer. With a non-NULL `group_id` it joins that group (the caller subscribes and
+ * provides `rebalance_cb`); offsets are never committed to Kafka and auto.offset.reset=error,
+ * so a position that fell out of the log is an error, never a silent skip.
+ * Without a group it is a plain reader for rd_kafka_assign(). Returns NULL with errstr. */
+rd_kafka_t *es_kafka_consumer_new(es_config_t *cfg, const char *client_id, const char *group_id,
+                                  void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
+                                                       rd_kafka_topic_partition_list_t *, void *),
+                                  void *opaque, char *errstr, size_t errstr_size);
+
+/* Find a header's value as a NUL-terminated copy into buf. Returns 0, or -1 if absent. */
+int es_kafka_header_get(const rd_kafka_message_t *rkm, const char *name, char *buf, size_t size);
+
+/* Partition count of `topic` from the cluster's metadata, or -1 with errstr. */
+int es_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, char *errstr,
+                             size_t errstr_size);
+
+#endif

@@ -1,0 +1,244 @@
+/*
+ * pg.c: PostgreSQL helpers (see pg.h).
+ */
+#include "pg.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+PGconn *es_pg_connect(const char *conninfo, int wait_s, char *errstr, size_t errstr_size)
+{
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (int attempt = 0;; attempt++) {
+        PGconn *pg = PQconnectdb(conninfo);
+        if (PQstatus(pg) == CONNECTION_OK) {
+            return pg;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - start.tv_sec >= wait_s) {
+            snprintf(errstr, errstr_size, "could not connect to PostgreSQL: %s",
+                     PQerrorMessage(pg));
+            /* libpq messages end with a newline: drop it */
+            size_t n = strlen(errstr);
+            while (n && (errstr[n - 1] == '\n')) {
+                errstr[--n] = '\0';
+            }
+            PQfinish(pg);
+            return NULL;
+        }
+        PQfinish(pg);
+        if (attempt == 0) {
+            es_log_info("waiting for PostgreSQL", "wait_s=%d", wait_s);
+        }
+        struct timespec ts = {0, 200 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void set_err(PGconn *pg, const PGresult *res, const char *sql, char *errstr,
+                    size_t errstr_size)
+{
+    const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(pg);
+    if (!msg || !*msg) {
+        msg = PQerrorMessage(pg);
+    }
+    char first[64];
+    snprintf(first, sizeof(first), "%s", sql);
+    for (char *p = first; *p; p++) {
+        if (*p == '\n' || *p == '\t') {
+            *p = ' ';
+        }
+    }
+    snprintf(errstr, errstr_size, "statement \"%s...\" failed: %s", first, msg);
+    size_t n = strlen(errstr);
+    while (n && errstr[n - 1] == '\n') {
+        errstr[--n] = '\0';
+    }
+}
+
+int es_pg_exec(PGconn *pg, const char *sql, char *errstr, size_t errstr_size)
+{
+    PGresult *res = PQexec(pg, sql);
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        set_err(pg, res, sql, errstr, errstr_size);
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    return 0;
+}
+
+PGresult *es_pg_query(PGconn *pg, const char *sql, int nparams, const char *const *values,
+                      const int *lens, const int *formats, int result_binary, char *errstr,
+                      size_t errstr_size)
+{
+    PGresult *res =
+        PQexecParams(pg, sql, nparams, NULL, values, lens, formats, result_binary ? 1 : 0);
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        set_err(pg, res, sql, errstr, errstr_size);
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+int es_pg_retriable(PGconn *pg, const PGresult *res)
+{
+    if (PQstatus(pg) != CONNECTION_OK) {
+        return 1;
+    }
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (!state) {
+        return 0;
+    }
+    /* 40001 serialization, 40P01 deadlock, 55P03 lock not available, 57P01 admin shutdown,
+     * 08xxx connection exceptions, 53xxx insufficient resources, 23505 unique violation */
+    return !strcmp(state, "40001") || !strcmp(state, "40P01") || !strcmp(state, "55P03") ||
+           !strncmp(state, "57P", 3) || !strncmp(state, "08", 2) || !strncmp(state, "53", 2) ||
+           /* two instances creating the same row: the retry reads it */
+           !strcmp(state, "23505");
+}
+
+/* Binary array layout: i32 ndim, i32 has_null, u32 elem oid, i32 dim, i32 lbound, then
+ * elements as i32 length (-1 = NULL) + bytes. The header is reserved at init and written by
+ * finish, once the count is known. */
+#define ARRAY_HDR 20
+
+void es_pg_array_init(es_pg_array_t *a, es_pg_oid_t oid)
+{
+    es_buf_init(&a->buf);
+    a->oid = oid;
+    a->count = 0;
+    es_pg_array_reset(a);
+}
+
+void es_pg_array_fini(es_pg_array_t *a)
+{
+    es_buf_fini(&a->buf);
+}
+
+void es_pg_array_reset(es_pg_array_t *a)
+{
+    static const unsigned char zeros[ARRAY_HDR] = {0};
+    es_buf_reset(&a->buf);
+    a->count = 0;
+    es_buf_append(&a->buf, zeros, ARRAY_HDR);
+}
+
+static int put32(es_buf_t *b, uint32_t v)
+{
+    uint32_t n = htonl(v);
+    return es_buf_append(b, &n, 4);
+}
+
+static int add_elem(es_pg_array_t *a, const void *data, int32_t len)
+{
+    if (put32(&a->buf, (uint32_t)len) != 0) {
+        return -1;
+    }
+    if (len > 0 && es_buf_append(&a->buf, data, (size_t)len) != 0) {
+        return -1;
+    }
+    a->count++;
+    return 0;
+}
+
+int es_pg_array_add_text(es_pg_array_t *a, const char *s)
+{
+    return s ? add_elem(a, s, (int32_t)strlen(s)) : add_elem(a, NULL, -1);
+}
+
+int es_pg_array_add_bytes(es_pg_array_t *a, const void *data, size_t len)
+{
+    return data ? add_elem(a, data, (int32_t)len) : add_elem(a, NULL, -1);
+}
+
+int es_pg_array_add_int4(es_pg_array_t *a, int32_t v)
+{
+    uint32_t n = htonl((uint32_t)v);
+    return add_elem(a, &n, 4);
+}
+
+int es_pg_array_add_int8(es_pg_array_t *a, int64_t v)
+{
+    unsigned char b[8];
+    for (int i = 0; i < 8; i++) {
+        b[i] = (unsigned char)((uint64_t)v >> (56 - 8 * i));
+    }
+    return add_elem(a, b, 8);
+}
+
+int es_pg_array_add_bool(es_pg_array_t *a, int v)
+{
+    unsigned char b = v ? 1 : 0;
+    return add_elem(a, &b, 1);
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+int es_pg_array_add_uuid(es_pg_array_t *a, const char *id)
+{
+    unsigned char b[16];
+    for (int i = 0; i < 16; i++) {
+        int hi = hexval(id[2 * i]);
+        int lo = hi < 0 ? -1 : hexval(id[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            return -1;
+        }
+        b[i] = (unsigned char)(hi << 4 | lo);
+    }
+    if (id[32] != '\0') {
+        return -1;
+    }
+    return add_elem(a, b, 16);
+}
+
+int es_pg_array_finish(es_pg_array_t *a)
+{
+    uint32_t hdr[5] = {htonl(1), htonl(0), htonl((uint32_t)a->oid), htonl((uint32_t)a->count),
+                       htonl(1)};
+    if (a->count == 0) {
+        /* an empty array has no dimensions */
+        hdr[0] = htonl(0);
+        memcpy(a->buf.data, hdr, 12);
+        a->buf.len = 12;
+        return 0;
+    }
+    memcpy(a->buf.data, hdr, ARRAY_HDR);
+    return 0;
+}
+
+int64_t es_pg_get_int8(const PGresult *res, int row, int col)
+{
+    const unsigned char *p = (const unsigned char *)PQgetvalue(res, row, col);
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        v = v << 8 | p[i];
+    }
+    return (int64_t)v;
+}
+
+int32_t es_pg_get_int4(const PGresult *res, int row, int col)
+{
+    const unsigned char *p = (const unsigned char *)PQgetvalue(res, row, col);
+    return (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
+}

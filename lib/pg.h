@@ -1,0 +1,74 @@
+/*
+ * pg.h: PostgreSQL helpers shared by the services: connecting, running statements with
+ * parameters, building binary array parameters for set-based statements (one statement per
+ * batch instead of one per message), and telling retriable failures from fatal ones.
+ */
+#ifndef ES_PG_H
+#define ES_PG_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+/* Connect with `conninfo` (borrowed), retrying for up to `wait_s` seconds while the server
+ * starts. Returns a connection (PQfinish() it) or NULL with errstr filled. */
+PGconn *es_pg_connect(const char *conninfo, int wait_s, char *errstr, size_t errstr_size);
+
+/* Run one statement without parameters. Returns 0, or -1 with "<what>: <server message>". */
+int es_pg_exec(PGconn *pg, const char *sql, char *errstr, size_t errstr_size);
+
+/* Run a statement with text or binary parameters. `lens`/`formats` may be NULL for all-text.
+ * Returns the result when its status is COMMAND_OK or TUPLES_OK (PQclear() it), or NULL with
+ * errstr filled. The result's columns are binary when result_binary is set. */
+PGresult *es_pg_query(PGconn *pg, const char *sql, int nparams, const char *const *values,
+                      const int *lens, const int *formats, int result_binary, char *errstr,
+                      size_t errstr_size);
+
+/* True when the failure that produced `res` (or the broken connection) is worth retrying:
+ * serialization failure, deadlock, lost connection, admin shutdown, lock timeout. */
+int es_pg_retriable(PGconn *pg, const PGresult *res);
+
+/*
+ * Binary array parameter builder. Usage:
+ *   es_pg_array_t a; es_pg_array_init(&a, ES_PG_TEXT);
+ *   es_pg_array_add_text(&a, "x"); ...; es_pg_array_finish(&a);
+ *   params: value = (const char *)a.buf.data, length = (int)a.buf.len, format = 1
+ *   es_pg_array_fini(&a);
+ */
+typedef enum {
+    ES_PG_TEXT = 25,
+    ES_PG_BYTEA = 17,
+    ES_PG_INT4 = 23,
+    ES_PG_INT8 = 20,
+    ES_PG_BOOL = 16,
+    ES_PG_UUID = 2950
+} es_pg_oid_t;
+
+typedef struct es_pg_array {
+    es_buf_t buf;
+    es_pg_oid_t oid;
+    int32_t count;
+} es_pg_array_t;
+
+void es_pg_array_init(es_pg_array_t *a, es_pg_oid_t oid);
+void es_pg_array_fini(es_pg_array_t *a);
+/* Empty the array for reuse (keeps the allocation). */
+void es_pg_array_reset(es_pg_array_t *a);
+/* Append one element (copied). NULL `s` adds an SQL NULL. Return 0 or -1 (out of memory). */
+int es_pg_array_add_text(es_pg_array_t *a, const char *s);
+int es_pg_array_add_bytes(es_pg_array_t *a, const void *data, size_t len);
+int es_pg_array_add_int4(es_pg_array_t *a, int32_t v);
+int es_pg_array_add_int8(es_pg_array_t *a, int64_t v);
+int es_pg_array_add_bool(es_pg_array_t *a, int v);
+/* A 32-hex-character id as uuid. Returns -1 if `id` is not 32 hex characters. */
+int es_pg_array_add_uuid(es_pg_array_t *a, const char *id);
+/* Write the array header; after this the buffer is a complete binary array value. */
+int es_pg_array_finish(es_pg_array_t *a);
+
+/* Read a binary int8 / int4 / bool column value of a binary-format result. */
+int64_t es_pg_get_int8(const PGresult *res, int row, int col);
+int32_t es_pg_get_int4(const PGresult *res, int row, int col);
+
+#endif

@@ -1,0 +1,1044 @@
+/*
+ * service.c: the exactly-once consume-handle-emit loop shared by every service (see
+ * service.h for the protocol). This file owns: the batch loop, positions in PostgreSQL,
+ * dedup, the transactional outbox and its relay, dead-lettering and the graceful stop.
+ */
+#include "service.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kafka.h"
+#include "log.h"
+#include "pg.h"
+
+#define DEFAULT_MAX_BATCH 2000
+#define RELAY_BATCH 5000
+#define MAX_POSITIONS 512
+#define MAX_RETRIES 20
+
+typedef struct position {
+    const char *topic; /* borrowed from def->topics or the raw record */
+    int32_t partition;
+    int64_t next_offset;
+    int64_t high_watermark;
+} position_t;
+
+/* A seq list (outbox rows sent and not yet deleted, or delivered and to delete). */
+typedef struct seqs {
+    int64_t *v;
+    size_t cnt, cap;
+} seqs_t;
+
+struct es_service {
+    const es_service_def_t *def;
+    es_config_t *cfg;
+    es_codec_t *codec;
+    int own_codec;
+    int offline;
+    PGconn *pg;
+    rd_kafka_t *consumer;
+    rd_kafka_t *producer;
+
+    /* current batch */
+    es_input_t *inputs;
+    size_t input_cnt, input_cap;
+    position_t pos[MAX_POSITIONS];
+    size_t pos_cnt;
+    es_pg_array_t ids;                                    /* uuid[] for dedup */
+    es_pg_array_t ob_topic, ob_key, ob_value, ob_headers; /* outbox rows to insert */
+    es_buf_t scratch;
+
+    /* relay */
+    int leader;
+    int64_t last_leader_try_us;
+    seqs_t sent;      /* produced, not yet deleted: never select them again */
+    seqs_t delivered; /* acknowledged: delete with the next transaction */
+
+    int fatal;
+};
+
+static volatile sig_atomic_t service_run = 1;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    service_run = 0;
+}
+
+static int seqs_add(seqs_t *s, int64_t v)
+{
+    if (s->cnt == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 1024;
+        int64_t *nv = realloc(s->v, cap * sizeof(*nv));
+        if (!nv) {
+            return -1;
+        }
+        s->v = nv;
+        s->cap = cap;
+    }
+    s->v[s->cnt++] = v;
+    return 0;
+}
+
+static void seqs_remove(seqs_t *s, int64_t v)
+{
+    for (size_t i = 0; i < s->cnt; i++) {
+        if (s->v[i] == v) {
+            s->v[i] = s->v[--s->cnt];
+            return;
+        }
+    }
+}
+
+static void seqs_to_array(const seqs_t *s, es_pg_array_t *a)
+{
+    es_pg_array_reset(a);
+    for (size_t i = 0; i < s->cnt; i++) {
+        es_pg_array_add_int8(a, s->v[i]);
+    }
+    es_pg_array_finish(a);
+}
+
+es_codec_t *es_service_codec(es_service_t *svc)
+{
+    return svc->codec;
+}
+
+static es_service_t *service_alloc(const es_service_def_t *def)
+{
+    es_service_t *svc = calloc(1, sizeof(*svc));
+    if (!svc) {
+        return NULL;
+    }
+    svc->def = def;
+    es_pg_array_init(&svc->ids, ES_PG_UUID);
+    es_pg_array_init(&svc->ob_topic, ES_PG_TEXT);
+    es_pg_array_init(&svc->ob_key, ES_PG_TEXT);
+    es_pg_array_init(&svc->ob_value, ES_PG_BYTEA);
+    es_pg_array_init(&svc->ob_headers, ES_PG_BYTEA);
+    es_buf_init(&svc->scratch);
+    return svc;
+}
+
+es_service_t *es_service_offline_new(const es_service_def_t *def, es_codec_t *codec)
+{
+    es_service_t *svc = service_alloc(def);
+    if (svc) {
+        svc->codec = codec;
+        svc->offline = 1;
+    }
+    return svc;
+}
+
+static void inputs_clear(es_service_t *svc)
+{
+    for (size_t i = 0; i < svc->input_cnt; i++) {
+        json_decref(svc->inputs[i].payload);
+    }
+    svc->input_cnt = 0;
+}
+
+void es_service_destroy(es_service_t *svc)
+{
+    if (!svc) {
+        return;
+    }
+    inputs_clear(svc);
+    free(svc->inputs);
+    es_pg_array_fini(&svc->ids);
+    es_pg_array_fini(&svc->ob_topic);
+    es_pg_array_fini(&svc->ob_key);
+    es_pg_array_fini(&svc->ob_value);
+    es_pg_array_fini(&svc->ob_headers);
+    es_buf_fini(&svc->scratch);
+    free(svc->sent.v);
+    free(svc->delivered.v);
+    if (svc->own_codec) {
+        es_codec_destroy(svc->codec);
+    }
+    free(svc);
+}
+
+/* ---- outbox rows ---------------------------------------------------------------------- */
+
+/* Headers are stored as one bytea: repeated u16 name length, name, u16 value length, value. */
+static void headers_put(es_buf_t *b, const char *name, const void *val, size_t len)
+{
+    size_t nlen = strlen(name);
+    unsigned char n[2] = {(unsigned char)(nlen >> 8), (unsigned char)nlen};
+    unsigned char v[2] = {(unsigned char)(len >> 8), (unsigned char)len};
+    es_buf_append(b, n, 2);
+    es_buf_append(b, name, nlen);
+    es_buf_append(b, v, 2);
+    es_buf_append(b, val, len);
+}
+
+static rd_kafka_headers_t *headers_parse(const unsigned char *p, size_t len)
+{
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(8);
+    size_t i = 0;
+    while (i + 2 <= len) {
+        size_t nlen = (size_t)p[i] << 8 | p[i + 1];
+        i += 2;
+        if (i + nlen + 2 > len) {
+            break;
+        }
+        const char *name = (const char *)p + i;
+        i += nlen;
+        size_t vlen = (size_t)p[i] << 8 | p[i + 1];
+        i += 2;
+        if (i + vlen > len) {
+            break;
+        }
+        rd_kafka_header_add(hdrs, name, (ssize_t)nlen, p + i, (ssize_t)vlen);
+        i += vlen;
+    }
+    return hdrs;
+}
+
+static void envelope_headers_put(es_buf_t *b, const es_envelope_t *env)
+{
+    char num[32];
+    headers_put(b, "es-event-id", env->event_id, strlen(env->event_id));
+    headers_put(b, "es-type", env->type, strlen(env->type));
+    headers_put(b, "es-aggregate-id", env->aggregate_id, strlen(env->aggregate_id));
+    snprintf(num, sizeof(num), "%lld", (long long)env->aggregate_version);
+    headers_put(b, "es-aggregate-version", num, strlen(num));
+    headers_put(b, "es-correlation-id", env->correlation_id, strlen(env->correlation_id));
+    headers_put(b, "es-causation-id", env->causation_id, strlen(env->causation_id));
+    headers_put(b, "traceparent", env->traceparent, strlen(env->traceparent));
+    snprintf(num, sizeof(num), "%lld", (long long)env->occurred_at);
+    headers_put(b, "es-occurred-at", num, strlen(num));
+}
+
+static void outbox_reset(es_service_t *svc)
+{
+    es_pg_array_reset(&svc->ob_topic);
+    es_pg_array_reset(&svc->ob_key);
+    es_pg_array_reset(&svc->ob_value);
+    es_pg_array_reset(&svc->ob_headers);
+}
+
+int es_service_emit(es_service_t *svc, const es_input_t *cause, uint32_t index,
+                    const char *type_name, const char *aggregate_id, int64_t aggregate_version,
+                    json_t *payload, char *errstr, size_t errstr_size)
+{
+    int rc = -1;
+    const es_type_t *type = es_codec_type(svc->codec, type_name);
+    if (!type) {
+        snprintf(errstr, errstr_size, "cannot emit unknown type \"%s\"", type_name);
+        goto out;
+    }
+    es_envelope_t env;
+    es_envelope_caused_by(&env, &cause->env, svc->def->name, index, type_name, aggregate_id,
+                          aggregate_version);
+    es_buf_reset(&svc->scratch);
+    if (es_envelope_encode(svc->codec, &env, type, payload, &svc->scratch, errstr, errstr_size) !=
+        0) {
+        goto out;
+    }
+    if (!svc->offline) {
+        es_pg_array_add_text(&svc->ob_topic, es_type_topic(type));
+        es_pg_array_add_text(&svc->ob_key, aggregate_id);
+        es_pg_array_add_bytes(&svc->ob_value, svc->scratch.data, svc->scratch.len);
+        es_buf_reset(&svc->scratch);
+        envelope_headers_put(&svc->scratch, &env);
+        es_pg_array_add_bytes(&svc->ob_headers, svc->scratch.data, svc->scratch.len);
+    }
+    rc = 0;
+out:
+    json_decref(payload);
+    return rc;
+}
+
+/* Queue a record for the dead-letter topic: original key, value and headers, plus the reason
+ * and where it came from. */
+static void dead_letter_raw(es_service_t *svc, const es_raw_t *raw, const char *reason)
+{
+    es_log_warn("record dead-lettered", "topic=%s partition=%d offset=%lld reason=\"%s\"",
+                raw->topic, raw->partition, (long long)raw->offset, reason);
+    if (svc->offline || !svc->def->dlq_topic) {
+        return;
+    }
+    const rd_kafka_message_t *rkm = raw->rkm;
+    es_buf_t *b = &svc->scratch;
+    es_buf_reset(b);
+    rd_kafka_headers_t *hdrs = NULL;
+    if (rkm && rd_kafka_message_headers(rkm, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        const char *name;
+        const void *val;
+        size_t len;
+        for (size_t i = 0; !rd_kafka_header_get_all(hdrs, i, &name, &val, &len); i++) {
+            if (len < 65536 && strlen(name) < 65536) {
+                headers_put(b, name, val ? val : "", val ? len : 0);
+            }
+        }
+    }
+    char num[32];
+    headers_put(b, "es-dlq-reason", reason, strlen(reason));
+    headers_put(b, "es-dlq-topic", raw->topic, strlen(raw->topic));
+    snprintf(num, sizeof(num), "%d", raw->partition);
+    headers_put(b, "es-dlq-partition", num, strlen(num));
+    snprintf(num, sizeof(num), "%lld", (long long)raw->offset);
+    headers_put(b, "es-dlq-offset", num, strlen(num));
+    es_pg_array_add_text(&svc->ob_topic, svc->def->dlq_topic);
+    char key[ES_AGG_MAX];
+    if (rkm && rkm->key) {
+        size_t n = rkm->key_len < sizeof(key) - 1 ? rkm->key_len : sizeof(key) - 1;
+        memcpy(key, rkm->key, n);
+        key[n] = '\0';
+        es_pg_array_add_text(&svc->ob_key, key);
+    } else {
+        es_pg_array_add_text(&svc->ob_key, NULL);
+    }
+    es_pg_array_add_bytes(&svc->ob_value, raw->value ? raw->value : "",
+                          raw->value ? raw->value_len : 0);
+    es_pg_array_add_bytes(&svc->ob_headers, b->data ? b->data : (unsigned char *)"", b->len);
+}
+
+int es_service_dead_letter(es_service_t *svc, const es_input_t *input, const char *reason)
+{
+    /* find the raw Kafka message again is not possible here: re-encode a minimal record */
+    es_raw_t raw = {.topic = input->topic,
+                    .partition = input->partition,
+                    .offset = input->offset,
+                    .value = NULL,
+                    .value_len = 0,
+                    .type_hdr = input->env.type,
+                    .rkm = NULL};
+    es_buf_t value;
+    es_buf_init(&value);
+    char err[256];
+    const es_type_t *type = input->type;
+    if (es_envelope_encode(svc->codec, &input->env, type, input->payload, &value, err,
+                           sizeof(err)) == 0) {
+        raw.value = value.data;
+        raw.value_len = value.len;
+    }
+    dead_letter_raw(svc, &raw, reason);
+    es_buf_fini(&value);
+    return 0;
+}
+
+/* ---- tables ---------------------------------------------------------------------------- */
+
+int es_service_create_tables(const es_service_def_t *def, PGconn *pg, char *errstr,
+                             size_t errstr_size)
+{
+    char sql[4096];
+    snprintf(sql, sizeof(sql),
+             "CREATE SCHEMA IF NOT EXISTS %s;"
+             "SET search_path TO %s;"
+             /* one row per input handled: the dedup mark, written with the effects */
+             "CREATE TABLE IF NOT EXISTS processed (event_id uuid PRIMARY KEY);"
+             /* the next offset to read per partition, stored with the effects */
+             "CREATE TABLE IF NOT EXISTS positions (topic text NOT NULL, partition int NOT "
+             "NULL, next_offset bigint NOT NULL, high_watermark bigint NOT NULL DEFAULT 0, "
+             "updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (topic, partition));"
+             /* records emitted and not yet acknowledged by Kafka */
+             "CREATE TABLE IF NOT EXISTS outbox (seq bigserial PRIMARY KEY, topic text NOT NULL, "
+             "key text, value bytea NOT NULL, headers bytea NOT NULL);",
+             def->schema, def->schema);
+    /* concurrent instances may race on CREATE ... IF NOT EXISTS: serialise them */
+    if (es_pg_exec(pg, "SELECT pg_advisory_lock(7401)", errstr, errstr_size) != 0) {
+        return -1;
+    }
+    int rc = es_pg_exec(pg, sql, errstr, errstr_size);
+    if (rc == 0 && def->ddl) {
+        rc = es_pg_exec(pg, def->ddl, errstr, errstr_size);
+    }
+    char tmp[256];
+    es_pg_exec(pg, "SELECT pg_advisory_unlock(7401)", tmp, sizeof(tmp));
+    return rc;
+}
+
+/* ---- one batch ------------------------------------------------------------------------- */
+
+static position_t *position_get(es_service_t *svc, const char *topic, int32_t partition)
+{
+    for (size_t i = 0; i < svc->pos_cnt; i++) {
+        if (svc->pos[i].partition == partition && !strcmp(svc->pos[i].topic, topic)) {
+            return &svc->pos[i];
+        }
+    }
+    if (svc->pos_cnt == MAX_POSITIONS) {
+        return NULL;
+    }
+    position_t *p = &svc->pos[svc->pos_cnt++];
+    p->topic = topic;
+    p->partition = partition;
+    p->next_offset = -1;
+    p->high_watermark = 0;
+    return p;
+}
+
+static int inputs_push(es_service_t *svc, es_input_t **out)
+{
+    if (svc->input_cnt == svc->input_cap) {
+        size_t cap = svc->input_cap ? svc->input_cap * 2 : 256;
+        es_input_t *n = realloc(svc->inputs, cap * sizeof(*n));
+        if (!n) {
+            return -1;
+        }
+        svc->inputs = n;
+        svc->input_cap = cap;
+    }
+    *out = &svc->inputs[svc->input_cnt++];
+    memset(*out, 0, sizeof(**out));
+    return 0;
+}
+
+/* Drop inputs whose event id was handled before (or earlier in this batch): one INSERT ..
+ * ON CONFLICT DO NOTHING RETURNING for the whole batch; the ids it returns are new. They are
+ * matched back to the inputs through a small open-addressing set of 16-byte ids. */
+static uint64_t id_hash(const unsigned char *id)
+{
+    uint64_t h;
+    memcpy(&h, id, 8);
+    return h ^ (h >> 29);
+}
+
+static int id_bytes(const char *hex, unsigned char out[16])
+{
+    for (int i = 0; i < 16; i++) {
+        unsigned v = 0;
+        for (int k = 0; k < 2; k++) {
+            char c = hex[2 * i + k];
+            v <<= 4;
+            if (c >= '0' && c <= '9') {
+                v |= (unsigned)(c - '0');
+            } else if (c >= 'a' && c <= 'f') {
+                v |= (unsigned)(c - 'a' + 10);
+            } else {
+                return -1;
+            }
+        }
+        out[i] = (unsigned char)v;
+    }
+    return 0;
+}
+
+static int dedup(es_service_t *svc, PGconn *pg, char *errstr, size_t errstr_size)
+{
+    if (svc->input_cnt == 0) {
+        return 0;
+    }
+    es_pg_array_reset(&svc->ids);
+    for (size_t i = 0; i < svc->input_cnt; i++) {
+        es_pg_array_add_uuid(&svc->ids, svc->inputs[i].env.event_id);
+    }
+    es_pg_array_finish(&svc->ids);
+    const char *vals[1] = {(const char *)svc->ids.buf.data};
+    int lens[1] = {(int)svc->ids.buf.len};
+    int fmts[1] = {1};
+    PGresult *res = es_pg_query(pg,
+                                "INSERT INTO processed (event_id) SELECT DISTINCT "
+                                "unnest($1::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id",
+                                1, vals, lens, fmts, 1, errstr, errstr_size);
+    if (!res) {
+        return -1;
+    }
+    int n = PQntuples(res);
+    size_t cap = 16;
+    while (cap < (size_t)n * 2 + 2) {
+        cap *= 2;
+    }
+    unsigned char(*set)[17] = calloc(cap, sizeof(*set)); /* 16 id bytes + "used" flag */
+    if (!set) {
+        PQclear(res);
+        snprintf(errstr, errstr_size, "out of memory");
+        return -1;
+    }
+    for (int r = 0; r < n; r++) {
+        const unsigned char *id = (const unsigned char *)PQgetvalue(res, r, 0);
+        size_t h = (size_t)id_hash(id) & (cap - 1);
+        while (set[h][16]) {
+            h = (h + 1) & (cap - 1);
+        }
+        memcpy(set[h], id, 16);
+        set[h][16] = 1;
+    }
+    PQclear(res);
+    size_t kept = 0;
+    for (size_t i = 0; i < svc->input_cnt; i++) {
+        es_input_t *in = &svc->inputs[i];
+        unsigned char id[16];
+        int fresh = 0;
+        if (id_bytes(in->env.event_id, id) == 0) {
+            size_t h = (size_t)id_hash(id) & (cap - 1);
+            while (set[h][16]) {
+                if (set[h][16] == 1 && !memcmp(set[h], id, 16)) {
+                    set[h][16] = 2; /* claimed: a later copy in this batch is a duplicate */
+                    fresh = 1;
+                    break;
+                }
+                h = (h + 1) & (cap - 1);
+            }
+        }
+        if (fresh) {
+            svc->inputs[kept++] = *in;
+        } else {
+            json_decref(in->payload);
+        }
+    }
+    free(set);
+    svc->input_cnt = kept;
+    return 0;
+}
+
+static int write_outbox(es_service_t *svc, PGconn *pg, char *errstr, size_t errstr_size)
+{
+    if (svc->ob_topic.count == 0) {
+        return 0;
+    }
+    es_pg_array_finish(&svc->ob_topic);
+    es_pg_array_finish(&svc->ob_key);
+    es_pg_array_finish(&svc->ob_value);
+    es_pg_array_finish(&svc->ob_headers);
+    const char *vals[4] = {(const char *)svc->ob_topic.buf.data, (const char *)svc->ob_key.buf.data,
+                           (const char *)svc->ob_value.buf.data,
+                           (const char *)svc->ob_headers.buf.data};
+    int lens[4] = {(int)svc->ob_topic.buf.len, (int)svc->ob_key.buf.len, (int)svc->ob_value.buf.len,
+                   (int)svc->ob_headers.buf.len};
+    int fmts[4] = {1, 1, 1, 1};
+    /* WITH ORDINALITY keeps the emission order in seq */
+    PGresult *res =
+        es_pg_query(pg,
+                    "INSERT INTO outbox (topic, key, value, headers) SELECT t, k, v, h FROM "
+                    "unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[]) WITH ORDINALITY AS "
+                    "u(t, k, v, h, n) ORDER BY n",
+                    4, vals, lens, fmts, 0, errstr, errstr_size);
+    if (!res) {
+        return -1;
+    }
+    PQclear(res);
+    return 0;
+}
+
+static int write_positions(es_service_t *svc, PGconn *pg, char *errstr, size_t errstr_size)
+{
+    es_pg_array_t t, p, o, h;
+    es_pg_array_init(&t, ES_PG_TEXT);
+    es_pg_array_init(&p, ES_PG_INT4);
+    es_pg_array_init(&o, ES_PG_INT8);
+    es_pg_array_init(&h, ES_PG_INT8);
+    for (size_t i = 0; i < svc->pos_cnt; i++) {
+        if (svc->pos[i].next_offset < 0) {
+            continue;
+        }
+        es_pg_array_add_text(&t, svc->pos[i].topic);
+        es_pg_array_add_int4(&p, svc->pos[i].partition);
+        es_pg_array_add_int8(&o, svc->pos[i].next_offset);
+        int64_t hw = svc->pos[i].high_watermark;
+        es_pg_array_add_int8(&h, hw > svc->pos[i].next_offset ? hw : svc->pos[i].next_offset);
+    }
+    int rc = 0;
+    if (t.count > 0) {
+        es_pg_array_finish(&t);
+        es_pg_array_finish(&p);
+        es_pg_array_finish(&o);
+        es_pg_array_finish(&h);
+        const char *vals[4] = {(const char *)t.buf.data, (const char *)p.buf.data,
+                               (const char *)o.buf.data, (const char *)h.buf.data};
+        int lens[4] = {(int)t.buf.len, (int)p.buf.len, (int)o.buf.len, (int)h.buf.len};
+        int fmts[4] = {1, 1, 1, 1};
+        PGresult *res = es_pg_query(
+            pg,
+            "INSERT INTO positions (topic, partition, next_offset, high_watermark, updated_at) "
+            "SELECT t, p, o, h, now() FROM unnest($1::text[], $2::int[], $3::bigint[], "
+            "$4::bigint[]) AS u(t, p, o, h) ON CONFLICT (topic, partition) DO UPDATE SET "
+            "next_offset = GREATEST(positions.next_offset, EXCLUDED.next_offset), "
+            "high_watermark = EXCLUDED.high_watermark, updated_at = now()",
+            4, vals, lens, fmts, 0, errstr, errstr_size);
+        rc = res ? 0 : -1;
+        PQclear(res);
+    }
+    es_pg_array_fini(&t);
+    es_pg_array_fini(&p);
+    es_pg_array_fini(&o);
+    es_pg_array_fini(&h);
+    return rc;
+}
+
+static int delete_delivered(es_service_t *svc, PGconn *pg, char *errstr, size_t errstr_size)
+{
+    if (svc->delivered.cnt == 0) {
+        return 0;
+    }
+    es_pg_array_t a;
+    es_pg_array_init(&a, ES_PG_INT8);
+    seqs_to_array(&svc->delivered, &a);
+    const char *vals[1] = {(const char *)a.buf.data};
+    int lens[1] = {(int)a.buf.len};
+    int fmts[1] = {1};
+    PGresult *res = es_pg_query(pg, "DELETE FROM outbox WHERE seq = ANY($1::bigint[])", 1, vals,
+                                lens, fmts, 0, errstr, errstr_size);
+    es_pg_array_fini(&a);
+    if (!res) {
+        return -1;
+    }
+    PQclear(res);
+    return 0;
+}
+
+/* Decode the raws into svc->inputs (or the DLQ) and note the positions they advance. */
+static void decode_raws(es_service_t *svc, const es_raw_t *raws, size_t cnt)
+{
+    for (size_t i = 0; i < cnt; i++) {
+        const es_raw_t *raw = &raws[i];
+        position_t *pos = position_get(svc, raw->topic, raw->partition);
+        if (pos && raw->offset + 1 > pos->next_offset) {
+            pos->next_offset = raw->offset + 1;
+        }
+        if (raw->type_hdr && svc->def->wants && !svc->def->wants(raw->type_hdr)) {
+            continue;
+        }
+        es_input_t tmp;
+        memset(&tmp, 0, sizeof(tmp));
+        char err[512];
+        if (!raw->value) {
+            dead_letter_raw(svc, raw, "record has no value");
+            continue;
+        }
+        if (es_envelope_decode(svc->codec, raw->value, raw->value_len, &tmp.env, &tmp.type,
+                               &tmp.payload, err, sizeof(err)) != 0) {
+            dead_letter_raw(svc, raw, err);
+            continue;
+        }
+        if (!es_id_valid(tmp.env.event_id)) {
+            json_decref(tmp.payload);
+            dead_letter_raw(svc, raw, "envelope event_id is not a 32-character hex id");
+            continue;
+        }
+        if (svc->def->wants && !svc->def->wants(tmp.env.type)) {
+            json_decref(tmp.payload);
+            continue;
+        }
+        es_input_t *in;
+        if (inputs_push(svc, &in) != 0) {
+            json_decref(tmp.payload);
+            continue;
+        }
+        *in = tmp;
+        in->topic = raw->topic;
+        in->partition = raw->partition;
+        in->offset = raw->offset;
+    }
+}
+
+int es_service_apply(es_service_t *svc, PGconn *pg, const es_raw_t *raws, size_t cnt, char *errstr,
+                     size_t errstr_size)
+{
+    inputs_clear(svc);
+    outbox_reset(svc);
+    svc->pos_cnt = 0;
+    decode_raws(svc, raws, cnt);
+    if (svc->consumer) {
+        for (size_t i = 0; i < svc->pos_cnt; i++) {
+            int64_t lo, hi;
+            if (!rd_kafka_get_watermark_offsets(svc->consumer, svc->pos[i].topic,
+                                                svc->pos[i].partition, &lo, &hi)) {
+                svc->pos[i].high_watermark = hi;
+            }
+        }
+    }
+    if (dedup(svc, pg, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    if (svc->input_cnt > 0 && svc->def->handle(svc, pg, svc->inputs, svc->input_cnt,
+                                               svc->def->opaque, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    if (!svc->offline && write_outbox(svc, pg, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    return write_positions(svc, pg, errstr, errstr_size);
+}
+
+/* ---- Kafka wiring ---------------------------------------------------------------------- */
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+{
+    (void)rk;
+    es_service_t *svc = opaque;
+    int64_t seq = (int64_t)(intptr_t)rkm->_private;
+    if (rkm->err) {
+        /* not acknowledged: select it again with the next relay round */
+        es_log_warn("outbox record not delivered, will retry", "seq=%lld error=\"%s\"",
+                    (long long)seq, rd_kafka_err2str(rkm->err));
+        seqs_remove(&svc->sent, seq);
+        return;
+    }
+    seqs_add(&svc->delivered, seq);
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    es_service_t *svc = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        /* positions come from PostgreSQL, where they were stored with the effects */
+        char errstr[512];
+        PGresult *res = es_pg_query(svc->pg, "SELECT topic, partition, next_offset FROM positions",
+                                    0, NULL, NULL, NULL, 0, errstr, sizeof(errstr));
+        for (int i = 0; i < parts->cnt; i++) {
+            int64_t off = 0;
+            for (int r = 0; res && r < PQntuples(res); r++) {
+                if (!strcmp(PQgetvalue(res, r, 0), parts->elems[i].topic) &&
+                    atoi(PQgetvalue(res, r, 1)) == parts->elems[i].partition) {
+                    off = strtoll(PQgetvalue(res, r, 2), NULL, 10);
+                }
+            }
+            parts->elems[i].offset = off;
+        }
+        if (!res) {
+            es_log_error("could not load positions: stopping", "error=\"%s\"", errstr);
+            svc->fatal = 1;
+            service_run = 0;
+        }
+        PQclear(res);
+        es_log_info("partitions assigned", "count=%d", parts->cnt);
+        rd_kafka_assign(rk, parts);
+    } else {
+        es_log_info("partitions revoked", "count=%d", parts->cnt);
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+/* Try to become (or confirm we are) the one relaying instance. */
+static void relay_leadership(es_service_t *svc)
+{
+    if (svc->leader) {
+        return;
+    }
+    int64_t now = es_mono_us();
+    if (now - svc->last_leader_try_us < 500000) {
+        return;
+    }
+    svc->last_leader_try_us = now;
+    char sql[256], errstr[256];
+    snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(hashtext('es-relay:%s'))",
+             svc->def->schema);
+    PGresult *res = es_pg_query(svc->pg, sql, 0, NULL, NULL, NULL, 0, errstr, sizeof(errstr));
+    if (res && PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't') {
+        svc->leader = 1;
+        svc->sent.cnt = 0;
+        es_log_info("this instance relays the outbox", "schema=%s", svc->def->schema);
+    }
+    PQclear(res);
+}
+
+/* Publish committed outbox rows not yet sent, in seq order. Rows of one aggregate are
+ * committed in seq order (the aggregate's row lock serialises their transactions), and a row
+ * is only selected once committed, so they reach each partition in order. */
+static int relay(es_service_t *svc, char *errstr, size_t errstr_size)
+{
+    relay_leadership(svc);
+    if (!svc->leader) {
+        return 0;
+    }
+    es_pg_array_t a;
+    es_pg_array_init(&a, ES_PG_INT8);
+    seqs_to_array(&svc->sent, &a);
+    const char *vals[1] = {(const char *)a.buf.data};
+    int lens[1] = {(int)a.buf.len};
+    int fmts[1] = {1};
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT seq, topic, key, value, headers FROM outbox WHERE NOT (seq = "
+             "ANY($1::bigint[])) ORDER BY seq LIMIT %d",
+             RELAY_BATCH);
+    PGresult *res = es_pg_query(svc->pg, sql, 1, vals, lens, fmts, 1, errstr, errstr_size);
+    es_pg_array_fini(&a);
+    if (!res) {
+        return -1;
+    }
+    int n = PQntuples(res);
+    for (int r = 0; r < n; r++) {
+        int64_t seq = es_pg_get_int8(res, r, 0);
+        const char *topic = PQgetvalue(res, r, 1);
+        int key_null = PQgetisnull(res, r, 2);
+        rd_kafka_headers_t *hdrs = headers_parse((const unsigned char *)PQgetvalue(res, r, 4),
+                                                 (size_t)PQgetlength(res, r, 4));
+        rd_kafka_resp_err_t err;
+        for (;;) {
+            err = rd_kafka_producev(
+                svc->producer, RD_KAFKA_V_TOPIC(topic),
+                RD_KAFKA_V_KEY(key_null ? NULL : PQgetvalue(res, r, 2),
+                               key_null ? 0 : (size_t)PQgetlength(res, r, 2)),
+                RD_KAFKA_V_VALUE(PQgetvalue(res, r, 3), (size_t)PQgetlength(res, r, 3)),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
+                RD_KAFKA_V_OPAQUE((void *)(intptr_t)seq), RD_KAFKA_V_END);
+            if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                break;
+            }
+            rd_kafka_poll(svc->producer, 10);
+        }
+        if (err) {
+            rd_kafka_headers_destroy(hdrs);
+            snprintf(errstr, errstr_size, "could not produce outbox record %lld to %s: %s",
+                     (long long)seq, topic, rd_kafka_err2str(err));
+            PQclear(res);
+            return -1;
+        }
+        seqs_add(&svc->sent, seq);
+    }
+    PQclear(res);
+    rd_kafka_poll(svc->producer, 0);
+    return n;
+}
+
+/* Remove acknowledged rows from `sent` once they are deleted. */
+static void delivered_forget(es_service_t *svc)
+{
+    for (size_t i = 0; i < svc->delivered.cnt; i++) {
+        seqs_remove(&svc->sent, svc->delivered.v[i]);
+    }
+    svc->delivered.cnt = 0;
+}
+
+static int run_batch_tx(es_service_t *svc, const es_raw_t *raws, size_t cnt, char *errstr,
+                        size_t errstr_size)
+{
+    PGconn *pg = svc->pg;
+    if (es_pg_exec(pg, "BEGIN", errstr, errstr_size) != 0) {
+        return -1;
+    }
+    if (svc->def->begin_sql && es_pg_exec(pg, svc->def->begin_sql, errstr, errstr_size) != 0) {
+        goto fail;
+    }
+    size_t deleting = svc->delivered.cnt;
+    if (delete_delivered(svc, pg, errstr, errstr_size) != 0 ||
+        es_service_apply(svc, pg, raws, cnt, errstr, errstr_size) != 0) {
+        goto fail;
+    }
+    if (es_pg_exec(pg, "COMMIT", errstr, errstr_size) != 0) {
+        return -1;
+    }
+    if (deleting) {
+        delivered_forget(svc);
+    }
+    return 0;
+fail:;
+    char tmp[256];
+    es_pg_exec(pg, "ROLLBACK", tmp, sizeof(tmp));
+    return -1;
+}
+
+static int reconnect(es_service_t *svc)
+{
+    char errstr[512];
+    PQfinish(svc->pg);
+    svc->pg = NULL;
+    svc->leader = 0; /* the advisory lock went with the session */
+    const char *conninfo = es_config_pg(svc->cfg, errstr, sizeof(errstr));
+    if (!conninfo) {
+        return -1;
+    }
+    svc->pg = es_pg_connect(conninfo, 30, errstr, sizeof(errstr));
+    if (!svc->pg) {
+        es_log_error("could not reconnect to PostgreSQL", "error=\"%s\"", errstr);
+        return -1;
+    }
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SET search_path TO %s", svc->def->schema);
+    return es_pg_exec(svc->pg, sql, errstr, sizeof(errstr));
+}
+
+/* Process one batch with retries: a lost connection or a deadlock is retried (the batch is
+ * still in memory; dedup makes a retry after an unseen commit harmless). */
+static int process_batch(es_service_t *svc, const es_raw_t *raws, size_t cnt)
+{
+    for (int attempt = 0; attempt < MAX_RETRIES; attempt++) {
+        char errstr[1024];
+        if (run_batch_tx(svc, raws, cnt, errstr, sizeof(errstr)) == 0) {
+            return 0;
+        }
+        es_log_warn("batch failed, retrying", "attempt=%d records=%zu error=\"%s\"", attempt + 1,
+                    cnt, errstr);
+        struct timespec ts = {0, (long)(50 + 100 * attempt) * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        if (PQstatus(svc->pg) != CONNECTION_OK && reconnect(svc) != 0) {
+            continue;
+        }
+    }
+    es_log_error("batch failed too many times: stopping", "records=%zu", cnt);
+    return -1;
+}
+
+static void raw_from_message(es_raw_t *raw, const rd_kafka_message_t *rkm, char *type_buf,
+                             size_t type_size)
+{
+    raw->topic = rd_kafka_topic_name(rkm->rkt);
+    raw->partition = rkm->partition;
+    raw->offset = rkm->offset;
+    raw->value = rkm->payload;
+    raw->value_len = rkm->len;
+    raw->rkm = rkm;
+    raw->type_hdr = es_kafka_header_get(rkm, "es-type", type_buf, type_size) == 0 ? type_buf : NULL;
+}
+
+int es_service_run(const es_service_def_t *def, es_config_t *cfg)
+{
+    char errstr[1024];
+    int rc = -1;
+    size_t max_batch = def->max_batch > 0 ? (size_t)def->max_batch : DEFAULT_MAX_BATCH;
+    rd_kafka_message_t **msgs = calloc(max_batch, sizeof(*msgs));
+    es_raw_t *raws = calloc(max_batch, sizeof(*raws));
+    char(*types)[ES_TYPE_MAX] = calloc(max_batch, sizeof(*types));
+    es_service_t *svc = service_alloc(def);
+    if (!svc || !msgs || !raws || !types) {
+        es_log_error("out of memory", "%s", "");
+        goto err;
+    }
+    svc->cfg = cfg;
+    svc->own_codec = 1;
+    svc->codec = es_codec_new(errstr, sizeof(errstr));
+    if (!svc->codec) {
+        es_log_error("could not load schemas", "error=\"%s\"", errstr);
+        goto err;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    const char *conninfo = es_config_pg(cfg, errstr, sizeof(errstr));
+    if (!conninfo || !(svc->pg = es_pg_connect(conninfo, 30, errstr, sizeof(errstr)))) {
+        es_log_error("could not start", "error=\"%s\"", errstr);
+        goto err;
+    }
+    if (es_service_create_tables(def, svc->pg, errstr, sizeof(errstr)) != 0) {
+        es_log_error("could not create tables", "error=\"%s\"", errstr);
+        goto err;
+    }
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SET search_path TO %s", def->schema);
+    if (es_pg_exec(svc->pg, sql, errstr, sizeof(errstr)) != 0) {
+        es_log_error("could not start", "error=\"%s\"", errstr);
+        goto err;
+    }
+    char group[128], client[128];
+    snprintf(group, sizeof(group), "es-%s", def->name);
+    snprintf(client, sizeof(client), "es-%s", def->name);
+    svc->producer = es_kafka_producer_new(cfg, client, on_delivery, svc, errstr, sizeof(errstr));
+    if (!svc->producer) {
+        es_log_error("could not start", "error=\"%s\"", errstr);
+        goto err;
+    }
+    svc->consumer =
+        es_kafka_consumer_new(cfg, client, group, on_rebalance, svc, errstr, sizeof(errstr));
+    if (!svc->consumer) {
+        es_log_error("could not start", "error=\"%s\"", errstr);
+        goto err;
+    }
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(4);
+    for (size_t i = 0; def->topics[i]; i++) {
+        rd_kafka_topic_partition_list_add(subs, def->topics[i], RD_KAFKA_PARTITION_UA);
+    }
+    rd_kafka_resp_err_t kerr = rd_kafka_subscribe(svc->consumer, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    if (kerr) {
+        es_log_error("could not subscribe", "error=\"%s\"", rd_kafka_err2str(kerr));
+        goto err;
+    }
+    es_log_info("ready", "group=%s schema=%s", group, def->schema);
+
+    int64_t batches = 0, records = 0;
+    while (service_run) {
+        /* wait briefly for the first record; then take whatever else is already here */
+        int timeout = svc->sent.cnt || svc->delivered.cnt ? 1 : 10;
+        size_t n = 0;
+        while (n < max_batch) {
+            rd_kafka_message_t *rkm = rd_kafka_consumer_poll(svc->consumer, n == 0 ? timeout : 0);
+            if (!rkm) {
+                break;
+            }
+            if (rkm->err) {
+                if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                    rd_kafka_message_destroy(rkm);
+                    continue;
+                }
+                int fatal_pos = rkm->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+                                rkm->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE;
+                es_log_error(fatal_pos ? "stored position is no longer in the log: stopping "
+                                         "(records would be skipped)"
+                                       : "consumer error",
+                             "topic=%s partition=%d offset=%lld error=\"%s\"",
+                             rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : "-", rkm->partition,
+                             (long long)rkm->offset, rd_kafka_message_errstr(rkm));
+                rd_kafka_message_destroy(rkm);
+                if (fatal_pos) {
+                    svc->fatal = 1;
+                    service_run = 0;
+                }
+                continue;
+            }
+            msgs[n] = rkm;
+            raw_from_message(&raws[n], rkm, types[n], ES_TYPE_MAX);
+            n++;
+        }
+        rd_kafka_poll(svc->producer, 0);
+        if (n > 0 || svc->delivered.cnt > 0) {
+            if (process_batch(svc, raws, n) != 0) {
+                svc->fatal = 1;
+                service_run = 0;
+            }
+            batches += n > 0;
+            records += (int64_t)n;
+        }
+        for (size_t i = 0; i < n; i++) {
+            rd_kafka_message_destroy(msgs[i]);
+        }
+        if (svc->fatal) {
+            break;
+        }
+        if (relay(svc, errstr, sizeof(errstr)) < 0) {
+            es_log_warn("relay failed", "error=\"%s\"", errstr);
+            if (PQstatus(svc->pg) != CONNECTION_OK) {
+                reconnect(svc);
+            }
+        }
+    }
+
+    /* graceful stop: the batch in hand is committed; now publish what the outbox holds */
+    es_log_info("stopping", "batches=%lld records=%lld", (long long)batches, (long long)records);
+    if (svc->consumer) {
+        rd_kafka_consumer_close(svc->consumer);
+    }
+    for (int i = 0; i < 50 && !svc->fatal; i++) {
+        int sent = svc->leader ? relay(svc, errstr, sizeof(errstr)) : 0;
+        rd_kafka_flush(svc->producer, 2000);
+        if (svc->delivered.cnt) {
+            if (delete_delivered(svc, svc->pg, errstr, sizeof(errstr)) == 0) {
+                delivered_forget(svc);
+            }
+        }
+        if (sent <= 0 && svc->sent.cnt == 0) {
+            break;
+        }
+    }
+    rc = svc->fatal ? -1 : 0;
+err:
+    if (svc) {
+        if (svc->consumer) {
+            rd_kafka_destroy(svc->consumer);
+        }
+        if (svc->producer) {
+            rd_kafka_flush(svc->producer, 1000);
+            rd_kafka_destroy(svc->producer);
+        }
+        PQfinish(svc->pg);
+    }
+    es_service_destroy(svc);
+    free(msgs);
+    free(raws);
+    free(types);
+    return rc;
+}

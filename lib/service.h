@@ -1,0 +1,125 @@
+/*
+ * service.h: the runtime every service and projector runs on. It owns the exactly-once loop:
+ *
+ *   1. take whatever records are waiting (up to max_batch; never waits to fill a batch),
+ *   2. decode them; a record that cannot be decoded or validated goes to <context>.dlq with
+ *      the reason (through the outbox, like any emitted record),
+ *   3. BEGIN; record the inputs' event ids in <schema>.processed, which drops duplicates
+ *      (the broker can append a record twice; the outbox can republish after a crash),
+ *   4. call the service's handler with the new inputs: it loads the state it needs, applies
+ *      its pure decide/evolve functions, writes the state and emits events,
+ *   5. insert the emitted records into <schema>.outbox, store the next offset of every
+ *      partition in <schema>.positions, COMMIT: effects, dedup marks, outbox and positions are
+ *      one transaction, so a crash anywhere leaves either all of them or none,
+ *   6. the relay publishes committed outbox rows to Kafka in commit-compatible order with an
+ *      idempotent producer and deletes them once acknowledged (in the next transaction).
+ *
+ * Positions come from <schema>.positions when partitions are assigned, never from the
+ * broker's group offsets. Only one instance of a service relays at a time (a PostgreSQL
+ * advisory lock), so the events of one aggregate reach Kafka in the order they were committed
+ * even with several instances running in one consumer group.
+ */
+#ifndef ES_SERVICE_H
+#define ES_SERVICE_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "config.h"
+#include "envelope.h"
+
+typedef struct es_service es_service_t;
+
+/* One decoded input record. Everything is owned by the runtime and valid during the handler
+ * call only. */
+typedef struct es_input {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    es_envelope_t env;
+    const es_type_t *type;
+    json_t *payload;
+} es_input_t;
+
+typedef struct es_service_def {
+    const char *name;          /* "accounts": consumer group es-accounts, log name, outbox salt */
+    const char *schema;        /* PostgreSQL schema of the service's tables */
+    const char *dlq_topic;     /* where undecodable inputs go, "<context>.dlq" */
+    const char *const *topics; /* input topics, NULL-terminated */
+    /* The service's own tables (idempotent DDL, run in the schema at start), or NULL. */
+    const char *ddl;
+    /* Only records whose es-type header is accepted here are decoded and handled (NULL: all).
+     * Others only move the position forward. */
+    int (*wants)(const char *type);
+    /* SQL run right after BEGIN of every batch transaction, or NULL (the projector takes a
+     * shared advisory lock here so a rebuild can swap its schema between two batches). */
+    const char *begin_sql;
+    /* Handle the batch's new inputs (in log order per partition) inside the open transaction.
+     * Emit with es_service_emit(), dead-letter with es_service_dead_letter(). Return 0, or -1
+     * with errstr filled to roll back; the batch is then retried from the stored positions
+     * after a pause (the failure is logged). */
+    int (*handle)(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
+                  char *errstr, size_t errstr_size);
+    void *opaque;
+    int max_batch; /* 0 = default (2000) */
+} es_service_def_t;
+
+/* Run the service until SIGINT/SIGTERM or a fatal error (Kafka position lost, schema
+ * mismatch): loads configuration from `cfg` (borrowed), installs the signal handlers, creates
+ * the tables. Returns 0 after a graceful stop, -1 after a fatal error (logged). */
+int es_service_run(const es_service_def_t *def, es_config_t *cfg);
+
+/* Emit a record caused by `cause` (borrowed): its envelope gets an id derived from the cause's
+ * id, the service name and `index` (the n-th record emitted for that cause: keep it stable),
+ * the same correlation id and trace. `payload` is validated against the type's schema and
+ * stolen (decref'd by the runtime). Returns 0, or -1 with errstr (bad payload: a bug). */
+int es_service_emit(es_service_t *svc, const es_input_t *cause, uint32_t index,
+                    const char *type_name, const char *aggregate_id, int64_t aggregate_version,
+                    json_t *payload, char *errstr, size_t errstr_size);
+
+/* Send `input` to the dead-letter topic with `reason` instead of handling it (e.g. a valid
+ * record that breaks a domain invariant that must not be silently ignored). */
+int es_service_dead_letter(es_service_t *svc, const es_input_t *input, const char *reason);
+
+/* The service's codec (borrowed), for handlers that need type lookups. */
+es_codec_t *es_service_codec(es_service_t *svc);
+
+/*
+ * Offline use (projection rebuilds): the same decode, dedup, handle and position steps on
+ * records that come from elsewhere (the journal), inside a transaction the caller owns.
+ * Emitted and dead-lettered records are discarded: a rebuild only recomputes state.
+ */
+typedef struct es_raw {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    const void *value;
+    size_t value_len;
+    const char *type_hdr;          /* the es-type header, or NULL */
+    const rd_kafka_message_t *rkm; /* the Kafka message when there is one (for the DLQ) */
+} es_raw_t;
+
+/* Create an offline service over `codec` (borrowed). `def` is borrowed for the lifetime.
+ * Returns NULL when out of memory. Use es_service_destroy(). */
+es_service_t *es_service_offline_new(const es_service_def_t *def, es_codec_t *codec);
+void es_service_destroy(es_service_t *svc);
+
+/* Apply `cnt` records (borrowed) inside the caller's open transaction on `pg`. Returns 0 or -1
+ * with errstr filled (the caller rolls back). */
+int es_service_apply(es_service_t *svc, PGconn *pg, const es_raw_t *raws, size_t cnt, char *errstr,
+                     size_t errstr_size);
+
+/* Create the service's runtime tables (processed, positions, outbox) and its own DDL in
+ * def->schema. Returns 0 or -1 with errstr. */
+int es_service_create_tables(const es_service_def_t *def, PGconn *pg, char *errstr,
+                             size_t errstr_size);
+
+/* The whole main() of a service: parses the common flags (-d data, -b brokers, -X prop=val,
+ * --pg conninfo, -h help; `about` is the help's description), then es_service_run().
+ * Returns the process exit status (0 ok, 1 fatal error, 2 usage). */
+int es_service_main(int argc, char **argv, const es_service_def_t *def, const char *about);
+
+#endif

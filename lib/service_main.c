@@ -1,0 +1,73 @@
+/*
+ * service_main.c: the command line every service shares (see es_service_main in service.h).
+ */
+#include <getopt.h>
+#include <stdio.h>
+
+#include "log.h"
+#include "service.h"
+
+static void usage(FILE *out, const char *prog, const char *about)
+{
+    fprintf(out,
+            "usage: %s [options]\n%s\n\n"
+            "  -d, --data DIR      data folder (ES_DATA, default .data)\n"
+            "  -b, --brokers LIST  Kafka bootstrap servers (KAFKA_BROKERS, default: the dev\n"
+            "                      broker's address in DIR/broker.addr)\n"
+            "  -X name=value       any librdkafka property, repeatable (ES_KAFKA_PROPS,\n"
+            "                      comma separated)\n"
+            "      --pg CONNINFO   PostgreSQL connection (ES_PG, default DIR/pg.conninfo)\n"
+            "  -h, --help          this help\n\n"
+            "Logs go to stderr (ES_LOG_LEVEL=debug|info|warn|error). SIGTERM or SIGINT stops\n"
+            "it gracefully: the batch in hand is committed and the outbox flushed.\n",
+            prog, about);
+}
+
+int es_service_main(int argc, char **argv, const es_service_def_t *def, const char *about)
+{
+    char prog[64];
+    snprintf(prog, sizeof(prog), "es-%s", def->name);
+    es_log_init(def->name);
+    es_config_t cfg;
+    char errstr[512];
+    if (es_config_init(&cfg, errstr, sizeof(errstr)) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, errstr);
+        return 2;
+    }
+    static const struct option opts[] = {{"data", required_argument, NULL, 'd'},
+                                         {"brokers", required_argument, NULL, 'b'},
+                                         {"pg", required_argument, NULL, 'P'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "d:b:X:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            snprintf(cfg.data_dir, sizeof(cfg.data_dir), "%s", optarg);
+            break;
+        case 'b':
+            snprintf(cfg.brokers, sizeof(cfg.brokers), "%s", optarg);
+            break;
+        case 'P':
+            snprintf(cfg.pg_conninfo, sizeof(cfg.pg_conninfo), "%s", optarg);
+            break;
+        case 'X':
+            if (es_config_add_prop(&cfg, optarg, errstr, sizeof(errstr)) != 0) {
+                fprintf(stderr, "%s: %s\n", prog, errstr);
+                return 2;
+            }
+            break;
+        case 'h':
+            usage(stdout, prog, about);
+            return 0;
+        default:
+            usage(stderr, prog, about);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "%s: unexpected argument \"%s\"\n", prog, argv[optind]);
+        return 2;
+    }
+    return es_service_run(def, &cfg) == 0 ? 0 : 1;
+}

@@ -1,0 +1,196 @@
+/*
+ * main.c: esctl's entry point: the common flags that may come before the subcommand, the
+ * dispatch to one subcommand, and what they share (error lines, type-name suggestions).
+ *
+ *   esctl [-b brokers] [-X prop=val]... [-d dir] <send|replay|rebuild|types> [flags] [args]
+ */
+#include "esctl.h"
+
+#include <ctype.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: esctl [common flags] <command> [flags] [arguments]\n"
+                 "\n"
+                 "commands:\n"
+                 "  send      validate commands and publish them to Kafka (--wait: until handled)\n"
+                 "  replay    print the history of topics as JSON lines (journal + broker)\n"
+                 "  rebuild   rebuild projections from the full log (runs es-projector)\n"
+                 "  types     list every command and event type, its topic, key and fields\n"
+                 "  help      this text; \"esctl <command> --help\" describes one command\n"
+                 "\n");
+    esctl_common_help(out);
+    fprintf(out, "\nexit status: 0 ok, 1 runtime failure, 2 usage error\n");
+}
+
+void esctl_common_help(FILE *out)
+{
+    fprintf(out, "common flags (before or after the command):\n"
+                 "  -b, --brokers LIST    Kafka bootstrap servers          env KAFKA_BROKERS\n"
+                 "                        default: contents of $ES_DATA/broker.addr\n"
+                 "  -X, --property P=V    any librdkafka property, repeatable\n"
+                 "                        env ES_KAFKA_PROPS (comma separated), flags come last\n"
+                 "  -d, --data DIR        data folder (journal, broker.addr)  env ES_DATA\n"
+                 "                        default: ./.data\n"
+                 "  -h, --help            show the help of the command\n");
+}
+
+void esctl_err(const esctl_t *ctx, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (ctx && ctx->sub) {
+        fprintf(stderr, "esctl %s: %s\n", ctx->sub, msg);
+    } else {
+        fprintf(stderr, "esctl: %s\n", msg);
+    }
+}
+
+int esctl_common_opt(esctl_t *ctx, int opt, char *arg)
+{
+    char errstr[512];
+    switch (opt) {
+    case 'b':
+        snprintf(ctx->cfg.brokers, sizeof(ctx->cfg.brokers), "%s", arg);
+        break;
+    case 'd':
+        snprintf(ctx->cfg.data_dir, sizeof(ctx->cfg.data_dir), "%s", arg);
+        break;
+    case 'X':
+        if (es_config_add_prop(&ctx->cfg, arg, errstr, sizeof(errstr)) != 0) {
+            esctl_err(ctx, "%s", errstr);
+            return -1;
+        }
+        break;
+    default:
+        return 0;
+    }
+    if (ctx->pass_argc + 2 <= ESCTL_MAX_PASS) {
+        static char flags[3][3] = {"-b", "-d", "-X"};
+        ctx->pass_argv[ctx->pass_argc++] = flags[opt == 'b' ? 0 : opt == 'd' ? 1 : 2];
+        ctx->pass_argv[ctx->pass_argc++] = arg;
+    }
+    return 1;
+}
+
+/* Case-insensitive Levenshtein distance, bounded to short names. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63) {
+        return (size_t)-1;
+    }
+    size_t prev[64], cur[64];
+    for (size_t j = 0; j <= lb; j++) {
+        prev[j] = j;
+    }
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cost = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
+            size_t best = prev[j - 1] + cost;
+            if (prev[j] + 1 < best) {
+                best = prev[j] + 1;
+            }
+            if (cur[j - 1] + 1 < best) {
+                best = cur[j - 1] + 1;
+            }
+            cur[j] = best;
+        }
+        memcpy(prev, cur, sizeof(size_t) * (lb + 1));
+    }
+    return prev[lb];
+}
+
+const char *esctl_suggest_type(const es_codec_t *codec, const char *name, int kind)
+{
+    const char *best = NULL;
+    size_t best_d = (size_t)-1;
+    const es_type_t *type;
+    for (size_t i = 0; (type = es_codec_type_at(codec, i)) != NULL; i++) {
+        if (kind >= 0 && (int)es_type_kind(type) != kind) {
+            continue;
+        }
+        size_t d = edit_distance(name, es_type_name(type));
+        if (d < best_d) {
+            best_d = d;
+            best = es_type_name(type);
+        }
+    }
+    /* Close enough to be a typo: a third of the name, at least two edits. */
+    size_t limit = strlen(name) / 3;
+    if (limit < 2) {
+        limit = 2;
+    }
+    return best_d <= limit ? best : NULL;
+}
+
+int main(int argc, char **argv)
+{
+    static esctl_t ctx;
+    char errstr[512];
+
+    es_log_init("esctl");
+    if (es_config_init(&ctx.cfg, errstr, sizeof(errstr)) != 0) {
+        esctl_err(NULL, "%s", errstr);
+        return ESCTL_USAGE;
+    }
+
+    static const struct option longopts[] = {ESCTL_COMMON_LONG,
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
+    int opt;
+    /* '+': stop at the subcommand, whose own flags it parses itself. */
+    while ((opt = getopt_long(argc, argv, "+" ESCTL_COMMON_SHORT "h", longopts, NULL)) != -1) {
+        if (opt == 'h') {
+            usage(stdout);
+            return ESCTL_OK;
+        }
+        int r = esctl_common_opt(&ctx, opt, optarg);
+        if (r < 0) {
+            return ESCTL_USAGE;
+        }
+        if (r == 0) {
+            usage(stderr);
+            return ESCTL_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return ESCTL_USAGE;
+    }
+
+    static const struct {
+        const char *name;
+        int (*run)(esctl_t *, int, char **);
+    } cmds[] = {{"send", esctl_send_main},
+                {"replay", esctl_replay_main},
+                {"rebuild", esctl_rebuild_main},
+                {"types", esctl_types_main}};
+    const char *name = argv[optind];
+    if (!strcmp(name, "help")) {
+        usage(stdout);
+        return ESCTL_OK;
+    }
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        if (!strcmp(name, cmds[i].name)) {
+            ctx.sub = cmds[i].name;
+            int sub_argc = argc - optind;
+            char **sub_argv = argv + optind;
+            optind = 0; /* glibc: full re-initialisation for the subcommand's parse */
+            return cmds[i].run(&ctx, sub_argc, sub_argv);
+        }
+    }
+    esctl_err(NULL, "unknown command \"%s\" (try \"esctl --help\")", name);
+    return ESCTL_USAGE;
+}

@@ -1,0 +1,194 @@
+/*
+ * routes.c: path parsing and validation for the query service (see routes.h).
+ */
+#include "routes.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define ROUTE_MAX_SEGMENTS 3
+/* A segment longer than this cannot be a valid id even fully percent-encoded. */
+#define ROUTE_SEGMENT_MAX (ES_QUERY_ID_MAX * 3)
+
+static const char *const route_names[ES_ROUTE__CNT] = {
+    [ES_ROUTE_NONE] = "other",
+    [ES_ROUTE_ACCOUNT] = "/accounts/{id}",
+    [ES_ROUTE_ENTRIES] = "/accounts/{id}/entries",
+    [ES_ROUTE_TRANSFER] = "/transfers/{id}",
+    [ES_ROUTE_COMMAND] = "/commands/{id}",
+    [ES_ROUTE_HEALTH] = "/health",
+    [ES_ROUTE_METRICS] = "/metrics",
+};
+
+const char *es_query_route_name(es_query_route_t route)
+{
+    if (route < 0 || route >= ES_ROUTE__CNT) {
+        return route_names[ES_ROUTE_NONE];
+    }
+    return route_names[route];
+}
+
+int es_query_id_valid(const char *id, size_t len)
+{
+    if (len < 1 || len > ES_QUERY_ID_MAX) {
+        return 0;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)id[i];
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                 ch == '.' || ch == '_' || ch == ':' || ch == '-';
+        if (!ok) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int es_query_parse_uint(const char *s, int64_t max, int64_t *out)
+{
+    if (!s || !*s) {
+        return -1;
+    }
+    int64_t v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9') {
+            return -1;
+        }
+        int d = *p - '0';
+        if (v > (max - d) / 10) {
+            return -1;
+        }
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9') {
+        return ch - '0';
+    }
+    if (ch >= 'a' && ch <= 'f') {
+        return ch - 'a' + 10;
+    }
+    if (ch >= 'A' && ch <= 'F') {
+        return ch - 'A' + 10;
+    }
+    return -1;
+}
+
+/* Percent-decode `len` bytes of `src` into `dst` (room for `size` bytes including the NUL).
+ * Returns the decoded length, or -1 on a bad escape or when it does not fit. A decoded NUL is
+ * kept (and later rejected by id validation), hence the explicit length. */
+static long decode_segment(const char *src, size_t len, char *dst, size_t size)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = src[i];
+        if (ch == '%') {
+            if (i + 2 >= len) {
+                return -1;
+            }
+            int hi = hexval(src[i + 1]);
+            int lo = hexval(src[i + 2]);
+            if (hi < 0 || lo < 0) {
+                return -1;
+            }
+            ch = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (n + 1 >= size) {
+            return -1;
+        }
+        dst[n++] = ch;
+    }
+    dst[n] = '\0';
+    return (long)n;
+}
+
+/* True when decoded segment i is exactly the literal `lit` (no embedded NUL tricks). */
+static int seg_is(const char *dec, long declen, const char *lit)
+{
+    return declen >= 0 && (size_t)declen == strlen(lit) && !memcmp(dec, lit, (size_t)declen);
+}
+
+int es_query_route_parse(const char *path, es_query_path_t *out, char *errstr,
+                         size_t errstr_size)
+{
+    out->route = ES_ROUTE_NONE;
+    out->id[0] = '\0';
+    if (!path || path[0] != '/') {
+        return 0;
+    }
+    /* Split into at most three segments; more means no route. */
+    const char *seg[ROUTE_MAX_SEGMENTS];
+    size_t seglen[ROUTE_MAX_SEGMENTS];
+    int n = 0;
+    const char *p = path + 1;
+    for (;;) {
+        if (n == ROUTE_MAX_SEGMENTS) {
+            return 0;
+        }
+        const char *slash = strchr(p, '/');
+        seg[n] = p;
+        seglen[n] = slash ? (size_t)(slash - p) : strlen(p);
+        n++;
+        if (!slash) {
+            break;
+        }
+        p = slash + 1;
+    }
+
+    char dec[ROUTE_MAX_SEGMENTS][ROUTE_SEGMENT_MAX + 1];
+    long declen[ROUTE_MAX_SEGMENTS];
+    for (int i = 0; i < n; i++) {
+        if (seglen[i] > ROUTE_SEGMENT_MAX) {
+            declen[i] = -2; /* too long: only an id can be this long, and it is then malformed */
+            dec[i][0] = '\0';
+            continue;
+        }
+        declen[i] = decode_segment(seg[i], seglen[i], dec[i], sizeof(dec[i]));
+        if (declen[i] < 0) {
+            dec[i][0] = '\0';
+        }
+    }
+
+    if (n == 1) {
+        if (seg_is(dec[0], declen[0], "health")) {
+            out->route = ES_ROUTE_HEALTH;
+        } else if (seg_is(dec[0], declen[0], "metrics")) {
+            out->route = ES_ROUTE_METRICS;
+        }
+        return 0;
+    }
+
+    es_query_route_t route = ES_ROUTE_NONE;
+    const char *what = "";
+    if (seg_is(dec[0], declen[0], "accounts")) {
+        what = "account";
+        if (n == 2) {
+            route = ES_ROUTE_ACCOUNT;
+        } else if (seg_is(dec[2], declen[2], "entries")) {
+            route = ES_ROUTE_ENTRIES;
+        }
+    } else if (seg_is(dec[0], declen[0], "transfers") && n == 2) {
+        what = "transfer";
+        route = ES_ROUTE_TRANSFER;
+    } else if (seg_is(dec[0], declen[0], "commands") && n == 2) {
+        what = "command";
+        route = ES_ROUTE_COMMAND;
+    }
+    if (route == ES_ROUTE_NONE) {
+        return 0;
+    }
+    if (declen[1] < 0 || !es_query_id_valid(dec[1], (size_t)declen[1])) {
+        snprintf(errstr, errstr_size,
+                 "malformed %s id: expected 1..%d characters of [A-Za-z0-9._:-]", what,
+                 ES_QUERY_ID_MAX);
+        return -1;
+    }
+    out->route = route;
+    memcpy(out->id, dec[1], (size_t)declen[1] + 1);
+    return 0;
+}
