@@ -596,9 +596,7 @@ static int tree_fingerprint(tree_t *tree, uint64_t *fingerprint, es_buf_t *canon
     size_t start;
     int rc;
 
-    if (canonical == NULL) {
-        es_buf_init(&local);
-    }
+    es_buf_init(&local);
     start = out->len;
     for (node_t *node = tree->all; node != NULL; node = node->next) {
         node->mark = 0;
@@ -607,9 +605,7 @@ static int tree_fingerprint(tree_t *tree, uint64_t *fingerprint, es_buf_t *canon
     if (rc == 0) {
         *fingerprint = crc64_avro(out->data + start, out->len - start);
     }
-    if (canonical == NULL) {
-        es_buf_fini(&local);
-    }
+    es_buf_fini(&local);
     return rc == 0 ? 0 : -1;
 }
 
@@ -1643,6 +1639,164 @@ const char *es_type_schema_json(const es_type_t *type)
     return type->current->emb->json;
 }
 
+/* ---- checking a body before avro-c reads it ------------------------------------------------ */
+
+/* avro-c 1.11 trusts the lengths in its input (and leaks the buffer when a string is shorter
+ * than it claims), so every body is walked once against its writer schema first: each length,
+ * index and varint is checked against what is really there. A body that passes cannot make
+ * avro-c read past its end or allocate more than its own size (plus one) for a value. */
+
+#define SCAN_MAX_DEPTH 64
+#define SCAN_MAX_ITEMS 65536 /* items in one block when they may take zero bytes */
+
+typedef struct scan {
+    const unsigned char *p;
+    const unsigned char *end;
+    const char *why;
+} scan_t;
+
+static int scan_varint(scan_t *sc, int max_bytes, int64_t *out)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < max_bytes; i++) {
+        unsigned char b;
+        if (sc->p >= sc->end) {
+            sc->why = "truncated";
+            return -1;
+        }
+        b = *sc->p++;
+        v |= (uint64_t)(b & 0x7f) << (7 * i);
+        if ((b & 0x80) == 0) {
+            *out = (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+            return 0;
+        }
+    }
+    sc->why = "varint too long";
+    return -1;
+}
+
+static int scan_skip(scan_t *sc, int64_t n)
+{
+    if (n < 0) {
+        sc->why = "negative length";
+        return -1;
+    }
+    if (n > sc->end - sc->p) {
+        sc->why = "truncated";
+        return -1;
+    }
+    sc->p += n;
+    return 0;
+}
+
+static int scan_node(scan_t *sc, const node_t *node, int depth)
+{
+    int64_t v = 0;
+
+    if (depth > SCAN_MAX_DEPTH) {
+        sc->why = "nested too deeply";
+        return -1;
+    }
+    switch (node->kind) {
+    case N_NULL:
+        return 0;
+    case N_BOOLEAN:
+        if (sc->p >= sc->end) {
+            sc->why = "truncated";
+            return -1;
+        }
+        if (*sc->p > 1) {
+            sc->why = "invalid boolean";
+            return -1;
+        }
+        sc->p++;
+        return 0;
+    case N_INT:
+        if (scan_varint(sc, 5, &v) != 0) {
+            return -1;
+        }
+        if (v < INT32_MIN || v > INT32_MAX) {
+            sc->why = "int out of range";
+            return -1;
+        }
+        return 0;
+    case N_LONG:
+        return scan_varint(sc, 10, &v);
+    case N_FLOAT:
+        return scan_skip(sc, 4);
+    case N_DOUBLE:
+        return scan_skip(sc, 8);
+    case N_BYTES:
+    case N_STRING:
+        if (scan_varint(sc, 10, &v) != 0) {
+            return -1;
+        }
+        return scan_skip(sc, v);
+    case N_FIXED:
+        return scan_skip(sc, node->size);
+    case N_ENUM:
+        if (scan_varint(sc, 10, &v) != 0) {
+            return -1;
+        }
+        if (v < 0 || (uint64_t)v >= node->nsymbols) {
+            sc->why = "enum index out of range";
+            return -1;
+        }
+        return 0;
+    case N_UNION:
+        if (scan_varint(sc, 10, &v) != 0) {
+            return -1;
+        }
+        if (v < 0 || (uint64_t)v >= node->nbranches) {
+            sc->why = "union branch out of range";
+            return -1;
+        }
+        return scan_node(sc, node->branches[v], depth + 1);
+    case N_RECORD:
+        for (size_t i = 0; i < node->nfields; i++) {
+            if (scan_node(sc, node->fields[i].type, depth + 1) != 0) {
+                return -1;
+            }
+        }
+        return 0;
+    case N_ARRAY:
+    case N_MAP:
+        for (;;) {
+            int64_t count;
+            int64_t size;
+            if (scan_varint(sc, 10, &count) != 0) {
+                return -1;
+            }
+            if (count == 0) {
+                return 0;
+            }
+            if (count < 0) {
+                if (count == INT64_MIN || scan_varint(sc, 10, &size) != 0) {
+                    sc->why = sc->why != NULL ? sc->why : "invalid block count";
+                    return -1;
+                }
+                count = -count;
+            }
+            if (count > sc->end - sc->p && count > SCAN_MAX_ITEMS) {
+                sc->why = "too many items";
+                return -1;
+            }
+            for (int64_t i = 0; i < count; i++) {
+                if (node->kind == N_MAP &&
+                    (scan_varint(sc, 10, &v) != 0 || scan_skip(sc, v) != 0)) {
+                    return -1;
+                }
+                if (scan_node(sc, node->items, depth + 1) != 0) {
+                    return -1;
+                }
+            }
+        }
+    }
+    sc->why = "unknown schema type";
+    return -1;
+}
+
 /* ---- encode and decode ------------------------------------------------------------------- */
 
 static void put_header(unsigned char *p, uint64_t fingerprint)
@@ -1715,7 +1869,7 @@ static int read_value(es_codec_t *codec, const void *data, size_t len, ver_t **v
     fp_entry_t *hit;
     ver_t *ver;
     char buf[256];
-    unsigned char extra;
+    scan_t sc;
 
     if (p == NULL || len < ES_SO_HEADER || p[0] != 0xC3 || p[1] != 0x01) {
         seterr(errstr, errstr_size, "not single-object encoded");
@@ -1725,22 +1879,31 @@ static int read_value(es_codec_t *codec, const void *data, size_t len, ver_t **v
         fp |= (uint64_t)p[2 + i] << (8 * i);
     }
     key.fingerprint = fp;
+    key.ver = NULL;
     hit = bsearch(&key, codec->by_fp, codec->nvers, sizeof(fp_entry_t), fp_cmp);
     if (hit == NULL) {
         seterr(errstr, errstr_size, "unknown schema fingerprint 0x%016" PRIx64, fp);
         return -1;
     }
     ver = hit->ver;
+    sc.p = p + ES_SO_HEADER;
+    sc.end = p + len;
+    sc.why = NULL;
+    if (scan_node(&sc, ver->tree.root, 0) != 0) {
+        seterr(errstr, errstr_size, "could not decode a %s record: %s", ver->emb->name,
+               sc.why != NULL ? sc.why : "malformed");
+        return -1;
+    }
+    if (sc.p != sc.end) {
+        seterr(errstr, errstr_size, "could not decode a %s record: %zu trailing bytes",
+               ver->emb->name, (size_t)(sc.end - sc.p));
+        return -1;
+    }
     avro_reader_memory_set_source(codec->reader, (const char *)p + ES_SO_HEADER,
                                   (int64_t)(len - ES_SO_HEADER));
     if (avro_value_read(codec->reader, &ver->value) != 0) {
-        seterr(errstr, errstr_size, "could not decode a %s record: truncated or malformed (%s)",
-               ver->emb->name, avro_err(buf, sizeof(buf)));
-        return -1;
-    }
-    if (avro_read(codec->reader, &extra, 1) == 0) {
-        seterr(errstr, errstr_size, "could not decode a %s record: trailing bytes after it",
-               ver->emb->name);
+        seterr(errstr, errstr_size, "could not decode a %s record: %s", ver->emb->name,
+               avro_err(buf, sizeof(buf)));
         return -1;
     }
     *verp = ver;
@@ -1755,6 +1918,11 @@ int es_codec_decode(es_codec_t *codec, const void *data, size_t len, const es_ty
     char buf[256];
 
     if (read_value(codec, data, len, &ver, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    if (ver == codec->envelope.current) {
+        seterr(errstr, errstr_size,
+               "could not decode: this is an envelope, not a command or event");
         return -1;
     }
     if (to_json(ver->tree.root, ver->type->current->tree.root, &ver->value, &j, buf, sizeof(buf)) !=

@@ -109,13 +109,20 @@ es_pid_get() {
     printf '%s\n' "$pid"
 }
 
+# es_pid_alive PID: true if PID is a live process (a zombie, dead but not yet reaped by a parent
+# that may never reap it, is not).
+es_pid_alive() {
+    kill -0 "$1" 2>/dev/null || return 1
+    case "$(ps -o stat= -p "$1" 2>/dev/null)" in
+    Z* | '') return 1 ;;
+    esac
+    return 0
+}
+
 # es_pid_wait_gone PID TIMEOUT_S: wait until PID has exited; fail if it is still there.
 es_pid_wait_gone() {
     local pid="$1" deadline=$((SECONDS + $2))
-    while kill -0 "$pid" 2>/dev/null; do
-        case "$(ps -o stat= -p "$pid" 2>/dev/null)" in
-        Z* | '') return 0 ;;
-        esac
+    while es_pid_alive "$pid"; do
         [ "$SECONDS" -lt "$deadline" ] || return 1
         sleep 0.1
     done

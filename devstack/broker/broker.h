@@ -25,12 +25,12 @@ typedef struct broker_partition {
 typedef struct broker_topic {
     char name[256];
     int partition_cnt;
-    broker_partition_t *parts; /* partition_cnt entries, owned */
+    broker_partition_t *parts;   /* partition_cnt entries, owned */
     const rd_kafka_topic_t *rkt; /* the consumer's handle for this topic once seen (cache) */
 } broker_topic_t;
 
 typedef struct broker {
-    es_config_t cfg; /* brokers = the mock's bootstrap servers, no pass-through properties */
+    es_config_t cfg;        /* brokers = the mock's bootstrap servers, no pass-through properties */
     broker_topic_t *topics; /* owned */
     size_t topic_cnt;
     rd_kafka_mock_cluster_t *mcluster;
@@ -54,8 +54,8 @@ int broker_journaler_drain(broker_journaler_t *j, int timeout_ms);
 int64_t broker_journaler_count(const broker_journaler_t *j);
 void broker_journaler_destroy(broker_journaler_t *j);
 
-/* Add a topic (not yet known) with `partition_cnt` partitions: opens its journal writers.
- * Returns its index or -1. */
+/* Add a topic (not yet known) with `partition_cnt` partitions: opens its journal writers
+ * (creating the topic in the mock is the caller's business). Returns its index or -1. */
 int broker_topic_add(broker_t *b, const char *name, int partition_cnt, char *errstr,
                      size_t errstr_size);
 

@@ -87,8 +87,8 @@ broker_journaler_t *broker_journaler_start(broker_t *b, char *errstr, size_t err
      * joined (no subscribe) and never committed to. */
     char group[64];
     snprintf(group, sizeof(group), "es-broker-journal-%d", (int)getpid());
-    j->rk = es_kafka_consumer_new(&cfg, "es-broker-journal", group, NULL, NULL, errstr,
-                                  errstr_size);
+    j->rk =
+        es_kafka_consumer_new(&cfg, "es-broker-journal", group, NULL, NULL, errstr, errstr_size);
     if (!j->rk) {
         goto err;
     }
@@ -138,8 +138,8 @@ static int journal_message(broker_journaler_t *j, const rd_kafka_message_t *rkm)
                 part->broken = 1;
                 es_log_error("JOURNAL GAP: the broker dropped records before they were "
                              "journaled; this partition is no longer journaled until restart",
-                             "topic=%s partition=%d journal_next_offset=%lld error=\"%s\"",
-                             topic, (int)rkm->partition,
+                             "topic=%s partition=%d journal_next_offset=%lld error=\"%s\"", topic,
+                             (int)rkm->partition,
                              (long long)es_journal_writer_next_offset(part->writer),
                              rd_kafka_message_errstr(rkm));
             }
@@ -184,8 +184,7 @@ static int journal_message(broker_journaler_t *j, const rd_kafka_message_t *rkm)
         if (cnt > ES_JOURNAL_MAX_HEADERS) {
             es_log_error("record has too many headers for the journal, extra headers dropped",
                          "topic=%s partition=%d offset=%lld headers=%zu max=%d", t->name,
-                         (int)rkm->partition, (long long)rkm->offset, cnt,
-                         ES_JOURNAL_MAX_HEADERS);
+                         (int)rkm->partition, (long long)rkm->offset, cnt, ES_JOURNAL_MAX_HEADERS);
             cnt = ES_JOURNAL_MAX_HEADERS;
         }
         for (size_t i = 0; i < cnt; i++) {
@@ -202,7 +201,8 @@ static int journal_message(broker_journaler_t *j, const rd_kafka_message_t *rkm)
         }
     }
     if (es_journal_writer_append(part->writer, &rec) != 0) {
-        es_log_error("could not append to the journal", "topic=%s partition=%d offset=%lld "
+        es_log_error("could not append to the journal",
+                     "topic=%s partition=%d offset=%lld "
                      "error=\"%s\"",
                      t->name, (int)rkm->partition, (long long)rkm->offset, strerror(errno));
         return -1;
@@ -256,8 +256,7 @@ static void discover_topics(broker_journaler_t *j)
         }
         char err[512];
         if (broker_topic_add(j->b, mt->topic, mt->partition_cnt, err, sizeof(err)) < 0) {
-            es_log_error("could not journal a new topic", "topic=%s error=\"%s\"", mt->topic,
-                         err);
+            es_log_error("could not journal a new topic", "topic=%s error=\"%s\"", mt->topic, err);
             continue;
         }
         es_log_info("journaling a new topic", "topic=%s partitions=%d", mt->topic,

@@ -45,6 +45,12 @@ static double now_s(void)
 static int produce_record(rd_kafka_t *rk, const char *topic, int32_t partition,
                           const es_journal_record_t *rec, char *errstr, size_t errstr_size)
 {
+    /* The RD_KAFKA_V_* macros do not parenthesise their arguments: compute them first. */
+    void *key = rec->key_len < 0 ? NULL : (void *)rec->key;
+    size_t key_len = rec->key_len < 0 ? 0 : (size_t)rec->key_len;
+    void *value = rec->value_len < 0 ? NULL : (void *)rec->value;
+    size_t value_len = rec->value_len < 0 ? 0 : (size_t)rec->value_len;
+    int64_t ts = rec->timestamp > 0 ? rec->timestamp : 0;
     for (;;) {
         rd_kafka_headers_t *hdrs = NULL;
         if (rec->header_cnt > 0) {
@@ -55,15 +61,11 @@ static int produce_record(rd_kafka_t *rk, const char *topic, int32_t partition,
                                     h->value_len < 0 ? 0 : (size_t)h->value_len);
             }
         }
-        rd_kafka_resp_err_t err = rd_kafka_producev(
-            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY(rec->key_len < 0 ? NULL : (void *)rec->key,
-                           rec->key_len < 0 ? 0 : (size_t)rec->key_len),
-            RD_KAFKA_V_VALUE(rec->value_len < 0 ? NULL : (void *)rec->value,
-                             rec->value_len < 0 ? 0 : (size_t)rec->value_len),
-            RD_KAFKA_V_TIMESTAMP(rec->timestamp > 0 ? rec->timestamp : 0),
-            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+        rd_kafka_resp_err_t err =
+            rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE(value, value_len),
+                              RD_KAFKA_V_TIMESTAMP(ts), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
         if (!err) {
             return 0; /* hdrs now belong to the message */
         }
@@ -71,8 +73,8 @@ static int produce_record(rd_kafka_t *rk, const char *topic, int32_t partition,
             rd_kafka_headers_destroy(hdrs);
         }
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            snprintf(errstr, errstr_size, "could not re-produce \"%s\" [%d] offset %lld: %s",
-                     topic, (int)partition, (long long)rec->offset, rd_kafka_err2str(err));
+            snprintf(errstr, errstr_size, "could not re-produce \"%s\" [%d] offset %lld: %s", topic,
+                     (int)partition, (long long)rec->offset, rd_kafka_err2str(err));
             return -1;
         }
         rd_kafka_poll(rk, 10);

@@ -38,11 +38,16 @@ typedef struct esctl {
 #define ESCTL_COMMON_SHORT "b:X:d:"
 #define ESCTL_COMMON_LONG                                                                          \
     {"brokers", required_argument, NULL, 'b'}, {"property", required_argument, NULL, 'X'},         \
-        {"data", required_argument, NULL, 'd'}
+    {                                                                                              \
+        "data", required_argument, NULL, 'd'                                                       \
+    }
 
 /* Apply one common flag (opt is 'b', 'X' or 'd', arg borrowed from argv and remembered).
  * Returns 1 when handled, 0 when `opt` is not a common flag, -1 on a bad value (reported). */
 int esctl_common_opt(esctl_t *ctx, int opt, char *arg);
+
+/* Report the flag getopt_long() just rejected ('?'): unknown, or missing its value. */
+void esctl_bad_flag(const esctl_t *ctx, char **argv);
 
 /* The help text of the common flags and environment variables, for every --help. */
 void esctl_common_help(FILE *out);

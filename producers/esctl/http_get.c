@@ -19,8 +19,8 @@
 #include "ids.h"
 
 /* Split "http://host[:port][/prefix]" into parts (caller storage). Returns 0 or -1. */
-static int url_split(const char *url, char *host, size_t host_size, char *port,
-                     size_t port_size, char *prefix, size_t prefix_size)
+static int url_split(const char *url, char *host, size_t host_size, char *port, size_t port_size,
+                     char *prefix, size_t prefix_size)
 {
     if (strncmp(url, "http://", 7) != 0) {
         return -1;
@@ -89,8 +89,7 @@ static int connect_to(const char *host, const char *port, int64_t deadline_us, c
     int fd = -1;
     int last_errno = 0;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                    ai->ai_protocol);
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
         if (fd < 0) {
             last_errno = errno;
             continue;
@@ -162,10 +161,8 @@ int esctl_http_get(const char *base_url, const char *path, int timeout_ms, int *
                    es_buf_t *body, char *errstr, size_t errstr_size)
 {
     char host[256], port[16], prefix[512];
-    if (url_split(base_url, host, sizeof(host), port, sizeof(port), prefix, sizeof(prefix)) !=
-        0) {
-        snprintf(errstr, errstr_size, "malformed URL \"%s\": expected http://host:port",
-                 base_url);
+    if (url_split(base_url, host, sizeof(host), port, sizeof(port), prefix, sizeof(prefix)) != 0) {
+        snprintf(errstr, errstr_size, "malformed URL \"%s\": expected http://host:port", base_url);
         return -1;
     }
     int64_t deadline = es_mono_us() + (int64_t)timeout_ms * 1000;
@@ -215,8 +212,8 @@ int esctl_http_get(const char *base_url, const char *path, int timeout_ms, int *
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
             int r = wait_fd(fd, POLLIN, deadline);
             if (r <= 0) {
-                snprintf(errstr, errstr_size, "timed out waiting for a response from %s:%s",
-                         host, port);
+                snprintf(errstr, errstr_size, "timed out waiting for a response from %s:%s", host,
+                         port);
                 goto out;
             }
             continue;
@@ -239,8 +236,7 @@ int esctl_http_get(const char *base_url, const char *path, int timeout_ms, int *
                     const char *h = line + 2;
                     if (!strncasecmp(h, "Content-Length:", 15)) {
                         content_length = strtol(h + 15, NULL, 10);
-                    } else if (!strncasecmp(h, "Transfer-Encoding:", 18) &&
-                               strstr(h, "chunked") &&
+                    } else if (!strncasecmp(h, "Transfer-Encoding:", 18) && strstr(h, "chunked") &&
                                strstr(h, "chunked") < strstr(h, "\r\n")) {
                         chunked = 1;
                     }

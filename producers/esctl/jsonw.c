@@ -186,7 +186,7 @@ int esctl_jw_time(es_buf_t *out, int64_t ms)
 {
     /* Records of one replay mostly share the second: cache its text (per thread). */
     static _Thread_local int64_t cached_sec = INT64_MIN;
-    static _Thread_local char cached[24];
+    static _Thread_local char cached[80];
     int64_t sec = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
     int msec = (int)(ms - sec * 1000);
     if (sec != cached_sec) {
@@ -199,7 +199,7 @@ int esctl_jw_time(es_buf_t *out, int64_t ms)
                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
         cached_sec = sec;
     }
-    char tmp[40];
+    char tmp[96];
     size_t n = strlen(cached);
     tmp[0] = '"';
     memcpy(tmp + 1, cached, n);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 
@@ -54,6 +55,14 @@ void esctl_err(const esctl_t *ctx, const char *fmt, ...)
     } else {
         fprintf(stderr, "esctl: %s\n", msg);
     }
+}
+
+void esctl_bad_flag(const esctl_t *ctx, char **argv)
+{
+    const char *arg = optind > 0 ? argv[optind - 1] : "?";
+    const char *sub = ctx && ctx->sub ? ctx->sub : NULL;
+    esctl_err(ctx, "unknown flag, or a flag missing its value: \"%s\" (try \"esctl %s%s--help\")",
+              arg, sub ? sub : "", sub ? " " : "");
 }
 
 int esctl_common_opt(esctl_t *ctx, int opt, char *arg)
@@ -132,7 +141,28 @@ const char *esctl_suggest_type(const es_codec_t *codec, const char *name, int ki
     if (limit < 2) {
         limit = 2;
     }
-    return best_d <= limit ? best : NULL;
+    if (best_d <= limit) {
+        return best;
+    }
+    /* A shortened name ("Deposit" for "DepositFunds"): the one type that contains it. */
+    const char *found = NULL;
+    size_t nlen = strlen(name);
+    for (size_t i = 0; nlen >= 3 && (type = es_codec_type_at(codec, i)) != NULL; i++) {
+        if (kind >= 0 && (int)es_type_kind(type) != kind) {
+            continue;
+        }
+        const char *t = es_type_name(type);
+        for (const char *p = t; *p; p++) {
+            if (!strncasecmp(p, name, nlen)) {
+                if (found) {
+                    return NULL; /* ambiguous */
+                }
+                found = t;
+                break;
+            }
+        }
+    }
+    return found;
 }
 
 int main(int argc, char **argv)
@@ -141,14 +171,14 @@ int main(int argc, char **argv)
     char errstr[512];
 
     es_log_init("esctl");
+    opterr = 0; /* our own one-line messages (esctl_bad_flag) */
     if (es_config_init(&ctx.cfg, errstr, sizeof(errstr)) != 0) {
         esctl_err(NULL, "%s", errstr);
         return ESCTL_USAGE;
     }
 
-    static const struct option longopts[] = {ESCTL_COMMON_LONG,
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        ESCTL_COMMON_LONG, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     int opt;
     /* '+': stop at the subcommand, whose own flags it parses itself. */
     while ((opt = getopt_long(argc, argv, "+" ESCTL_COMMON_SHORT "h", longopts, NULL)) != -1) {
@@ -161,7 +191,7 @@ int main(int argc, char **argv)
             return ESCTL_USAGE;
         }
         if (r == 0) {
-            usage(stderr);
+            esctl_bad_flag(&ctx, argv);
             return ESCTL_USAGE;
         }
     }

@@ -25,7 +25,7 @@
 #include "kafka.h"
 
 /* How long to wait for the broker's metadata before calling it unreachable. */
-#define SEND_CONNECT_TIMEOUT_MS 5000
+#define SEND_CONNECT_TIMEOUT_MS 4000
 /* Invalid lines reported individually before the summary. */
 #define SEND_MAX_REPORTED 10
 
@@ -77,7 +77,8 @@ static void help(FILE *out)
         "command id, which is also the correlation id) and publishes it to its topic with the\n"
         "aggregate id as key, then prints one JSON line per command:\n"
         "  {\"command_id\",\"topic\",\"partition\",\"offset\"}\n"
-        "With --batch each line is the payload of <CommandType>, or {\"type\":\"X\",\"data\":{...}}\n"
+        "With --batch each line is the payload of <CommandType>, or "
+        "{\"type\":\"X\",\"data\":{...}}\n"
         "when no type is given. The whole input is validated first: if any line is invalid,\n"
         "nothing is published. \"esctl types\" lists the commands and their fields.\n"
         "\n"
@@ -174,8 +175,7 @@ static void cmd_add(send_state_t *s, const es_type_t *type, const json_t *payloa
     env.occurred_at = es_now_ms();
 
     size_t val_off = s->arena.len;
-    if (es_envelope_encode(s->codec, &env, type, payload, &s->arena, errstr, sizeof(errstr)) !=
-        0) {
+    if (es_envelope_encode(s->codec, &env, type, payload, &s->arena, errstr, sizeof(errstr)) != 0) {
         s->arena.len = val_off;
         bad_input(s, line, "invalid %s: %s", es_type_name(type), errstr);
         return;
@@ -240,8 +240,7 @@ static json_t *json_parse(send_state_t *s, const char *text, size_t len, size_t 
 }
 
 /* One --batch line: a payload of the given type, or {"type","data"}. */
-static void batch_line(send_state_t *s, const es_type_t *type, char *text, size_t len,
-                       size_t line)
+static void batch_line(send_state_t *s, const es_type_t *type, char *text, size_t len, size_t line)
 {
     json_t *v = json_parse(s, text, len, line, "line");
     if (!v) {
@@ -403,12 +402,12 @@ static int publish(send_state_t *s)
         rd_kafka_headers_t *hdrs = es_envelope_headers_new(&env);
         rd_kafka_resp_err_t err;
         for (;;) {
-            err = rd_kafka_producev(
-                rk, RD_KAFKA_V_RKT(rkts[j]), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
-                RD_KAFKA_V_KEY(s->arena.data + c->agg_off, c->agg_len),
-                RD_KAFKA_V_VALUE(s->arena.data + c->val_off, c->val_len),
-                RD_KAFKA_V_TIMESTAMP(c->occurred_at), RD_KAFKA_V_HEADERS(hdrs),
-                RD_KAFKA_V_OPAQUE(c), RD_KAFKA_V_END);
+            err = rd_kafka_producev(rk, RD_KAFKA_V_RKT(rkts[j]),
+                                    RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
+                                    RD_KAFKA_V_KEY((s->arena.data + c->agg_off), c->agg_len),
+                                    RD_KAFKA_V_VALUE((s->arena.data + c->val_off), c->val_len),
+                                    RD_KAFKA_V_TIMESTAMP(c->occurred_at), RD_KAFKA_V_HEADERS(hdrs),
+                                    RD_KAFKA_V_OPAQUE(c), RD_KAFKA_V_END);
             if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
                 break;
             }
@@ -612,11 +611,11 @@ static int wait_one(send_state_t *s, const send_cmd_t *c, const char *url, int64
     es_buf_puts(out, ",\"type\":");
     esctl_jw_str(out, es_type_name(c->type), strlen(es_type_name(c->type)));
     es_buf_puts(out, ",\"status\":");
-    esctl_jw_json(out, json_object_get(cmdv, "status") ? json_object_get(cmdv, "status")
-                                                       : json_null());
+    esctl_jw_json(out,
+                  json_object_get(cmdv, "status") ? json_object_get(cmdv, "status") : json_null());
     es_buf_puts(out, ",\"reason\":");
-    esctl_jw_json(out, json_object_get(cmdv, "reason") ? json_object_get(cmdv, "reason")
-                                                       : json_null());
+    esctl_jw_json(out,
+                  json_object_get(cmdv, "reason") ? json_object_get(cmdv, "reason") : json_null());
     es_buf_puts(out, ",");
     esctl_jw_str(out, entity, strlen(entity));
     es_buf_puts(out, ":");
@@ -630,11 +629,19 @@ out:
     return ret;
 }
 
-static void query_url_default(char *buf, size_t size)
+/* ES_QUERY_URL, else the port the dev stack's es-query published, else ES_HTTP_PORT, else
+ * 8080 (the order scripts/devstack.sh uses). */
+static void query_url_default(const es_config_t *cfg, char *buf, size_t size)
 {
     const char *v = getenv("ES_QUERY_URL");
     if (v && *v) {
         snprintf(buf, size, "%s", v);
+        return;
+    }
+    char path[1200], port[32];
+    snprintf(path, sizeof(path), "%s/run/es-query.port", cfg->data_dir);
+    if (es_config_read_file(path, port, sizeof(port)) == 0 && port[0]) {
+        snprintf(buf, size, "http://127.0.0.1:%s", port);
         return;
     }
     v = getenv("ES_HTTP_PORT");
@@ -657,12 +664,9 @@ int esctl_send_main(esctl_t *ctx, int argc, char **argv)
     s.opt.timeout_s = 30;
     es_buf_init(&s.arena);
     char query_url[1024];
-    query_url_default(query_url, sizeof(query_url));
-    s.opt.query_url = query_url;
 
     int opt;
-    while ((opt = getopt_long(argc, argv, ESCTL_COMMON_SHORT "f:wt:q:h", longopts, NULL)) !=
-           -1) {
+    while ((opt = getopt_long(argc, argv, ESCTL_COMMON_SHORT "f:wt:q:h", longopts, NULL)) != -1) {
         switch (opt) {
         case 'h':
             help(stdout);
@@ -695,11 +699,15 @@ int esctl_send_main(esctl_t *ctx, int argc, char **argv)
                 return ESCTL_USAGE;
             }
             if (r == 0) {
-                fprintf(stderr, "(\"esctl send --help\" describes the flags)\n");
+                esctl_bad_flag(ctx, argv);
                 return ESCTL_USAGE;
             }
         }
         }
+    }
+    if (!s.opt.query_url) {
+        query_url_default(&ctx->cfg, query_url, sizeof(query_url));
+        s.opt.query_url = query_url;
     }
     int npos = argc - optind;
     if (s.opt.batch) {
@@ -753,8 +761,8 @@ int esctl_send_main(esctl_t *ctx, int argc, char **argv)
                 rc = ESCTL_FAIL;
                 goto out;
             }
-            bad_input(&s, 0, "invalid JSON in %s at line %d, column %d: %s", s.opt.file,
-                      jerr.line, jerr.column, jerr.text);
+            bad_input(&s, 0, "invalid JSON in %s at line %d, column %d: %s", s.opt.file, jerr.line,
+                      jerr.column, jerr.text);
         } else {
             cmd_add(&s, type, v, 1);
             json_decref(v);
@@ -787,7 +795,7 @@ int esctl_send_main(esctl_t *ctx, int argc, char **argv)
             es_buf_t out;
             es_buf_init(&out);
             for (size_t i = 0; i < s.cmd_cnt; i++) {
-                if (!s.cmds[i].err) {
+                if (s.cmds[i].delivered && !s.cmds[i].err) {
                     delivery_json(&out, &s.cmds[i]);
                     es_buf_puts(&out, "}\n");
                 }

@@ -12,16 +12,15 @@
 
 static void help(FILE *out)
 {
-    fprintf(out,
-            "usage: esctl types [--json] [--kind command|event]\n"
-            "\n"
-            "Lists every type: name, kind, topic, key field (the Kafka key and aggregate id)\n"
-            "and fields. Only command types can be sent with \"esctl send\".\n"
-            "\n"
-            "flags:\n"
-            "  --json           one JSON object per line instead of text\n"
-            "  --kind KIND      only commands or only events          default: both\n"
-            "\n");
+    fprintf(out, "usage: esctl types [--json] [--kind command|event]\n"
+                 "\n"
+                 "Lists every type: name, kind, topic, key field (the Kafka key and aggregate id)\n"
+                 "and fields. Only command types can be sent with \"esctl send\".\n"
+                 "\n"
+                 "flags:\n"
+                 "  --json           one JSON object per line instead of text\n"
+                 "  --kind KIND      only commands or only events          default: both\n"
+                 "\n");
     esctl_common_help(out);
 }
 
@@ -109,7 +108,7 @@ int esctl_types_main(esctl_t *ctx, int argc, char **argv)
                 return ESCTL_USAGE;
             }
             if (r == 0) {
-                help(stderr);
+                esctl_bad_flag(ctx, argv);
                 return ESCTL_USAGE;
             }
         }
@@ -147,16 +146,15 @@ int esctl_types_main(esctl_t *ctx, int argc, char **argv)
                 es_buf_t t;
                 es_buf_init(&t);
                 type_render(&t, json_object_get(f, "type"));
-                json_array_append_new(
-                    farr, json_pack("{s:s?, s:s?}", "name",
-                                    json_string_value(json_object_get(f, "name")), "type",
-                                    t.data ? (const char *)t.data : "?"));
+                json_array_append_new(farr, json_pack("{s:s?, s:s?}", "name",
+                                                      json_string_value(json_object_get(f, "name")),
+                                                      "type", t.data ? (const char *)t.data : "?"));
                 es_buf_fini(&t);
             }
-            json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "type", es_type_name(type),
-                                  "kind", kname, "context", es_type_context(type), "topic",
-                                  es_type_topic(type), "key", es_type_key_field(type), "fields",
-                                  farr);
+            json_t *o =
+                json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "type", es_type_name(type), "kind",
+                          kname, "context", es_type_context(type), "topic", es_type_topic(type),
+                          "key", es_type_key_field(type), "fields", farr);
             char *s = json_dumps(o, JSON_COMPACT);
             es_buf_printf(&line, "%s\n", s ? s : "{}");
             free(s);

@@ -44,8 +44,7 @@ int es_query_json_str(es_buf_t *buf, const char *s)
 
 static int put_key(es_buf_t *buf, const char *key)
 {
-    if (es_buf_puts(buf, "\"") != 0 || es_buf_puts(buf, key) != 0 ||
-        es_buf_puts(buf, "\":") != 0) {
+    if (es_buf_puts(buf, "\"") != 0 || es_buf_puts(buf, key) != 0 || es_buf_puts(buf, "\":") != 0) {
         return -1;
     }
     return 0;

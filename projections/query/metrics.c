@@ -76,10 +76,10 @@ int es_query_metrics_render(const es_query_metrics_t *m, es_buf_t *buf)
                                     es_query_route_name((es_query_route_t)r), codes[c],
                                     (unsigned long long)m->requests[r][c]);
             } else {
-                rc |= es_buf_printf(buf,
-                                    "es_http_requests_total{route=\"%s\",code=\"other\"} %llu\n",
-                                    es_query_route_name((es_query_route_t)r),
-                                    (unsigned long long)m->requests[r][c]);
+                rc |=
+                    es_buf_printf(buf, "es_http_requests_total{route=\"%s\",code=\"other\"} %llu\n",
+                                  es_query_route_name((es_query_route_t)r),
+                                  (unsigned long long)m->requests[r][c]);
             }
         }
     }
@@ -91,8 +91,8 @@ int es_query_metrics_render(const es_query_metrics_t *m, es_buf_t *buf)
         for (int b = 0; b < ES_QUERY_METRICS_BUCKETS; b++) {
             cum += m->buckets[r][b];
             rc |= es_buf_printf(
-                buf, "es_http_request_duration_seconds_bucket{route=\"%s\",le=\"%s\"} %llu\n",
-                name, bucket_labels[b], (unsigned long long)cum);
+                buf, "es_http_request_duration_seconds_bucket{route=\"%s\",le=\"%s\"} %llu\n", name,
+                bucket_labels[b], (unsigned long long)cum);
         }
         rc |= es_buf_printf(buf,
                             "es_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} "

@@ -55,10 +55,10 @@ typedef struct pool_conn {
     int idx;
     PGconn *pg;
     conn_state_t state;
-    struct event *rev;   /* read watch: one-shot while connecting, persistent afterwards */
-    struct event *wev;   /* write watch while libpq has unsent output */
-    struct event *timer; /* reconnect backoff, or connect timeout */
-    int failures;        /* consecutive failed connection attempts */
+    struct event *rev;      /* read watch: one-shot while connecting, persistent afterwards */
+    struct event *wev;      /* write watch while libpq has unsent output */
+    struct event *timer;    /* reconnect backoff, or connect timeout */
+    int failures;           /* consecutive failed connection attempts */
     unsigned long prepared; /* one bit per statement */
     int setup_next;         /* next statement to prepare while in SETUP */
     pool_job_t *job;
@@ -135,8 +135,7 @@ static void on_job_timeout(evutil_socket_t fd, short what, void *arg)
     (void)what;
     pool_job_t *job = arg;
     queue_remove(job->pool, job);
-    job->cb(ES_QUERY_UNAVAILABLE, NULL, "timed out waiting for a database connection",
-            job->opaque);
+    job->cb(ES_QUERY_UNAVAILABLE, NULL, "timed out waiting for a database connection", job->opaque);
     job_free(job);
 }
 
@@ -414,8 +413,7 @@ static void conn_command_done(pool_conn_t *c)
     c->res = NULL;
     if (PQstatus(c->pg) == CONNECTION_BAD) {
         char why[512];
-        copy_message(why, sizeof(why),
-                     res ? PQresultErrorMessage(res) : PQerrorMessage(c->pg));
+        copy_message(why, sizeof(why), res ? PQresultErrorMessage(res) : PQerrorMessage(c->pg));
         PQclear(res);
         conn_break(c, why);
         return;
@@ -617,8 +615,7 @@ static void conn_break(pool_conn_t *c, const char *why)
 {
     es_query_pool_t *pool = c->pool;
     copy_message(pool->last_error, sizeof(pool->last_error), why);
-    es_log_warn("lost connection to postgresql", "conn=%d error=\"%s\"", c->idx,
-                pool->last_error);
+    es_log_warn("lost connection to postgresql", "conn=%d error=\"%s\"", c->idx, pool->last_error);
     pool_job_t *job = c->job;
     c->job = NULL;
     conn_close(c);
@@ -652,8 +649,8 @@ static void pool_dispatch(es_query_pool_t *pool)
 }
 
 es_query_pool_t *es_query_pool_new(struct event_base *base, const char *conninfo, int size,
-                                   const es_query_stmt_t *stmts, int stmt_cnt,
-                                   int queue_timeout_ms, char *errstr, size_t errstr_size)
+                                   const es_query_stmt_t *stmts, int stmt_cnt, int queue_timeout_ms,
+                                   char *errstr, size_t errstr_size)
 {
     if (size < 1 || size > 1024) {
         snprintf(errstr, errstr_size, "pool size %d is out of range 1..1024", size);

@@ -47,8 +47,8 @@ typedef void(es_query_cb_t)(es_query_status_t status, const PGresult *res, const
  * Connecting starts at once, in the background. `queue_timeout_ms` bounds how long a query
  * waits for a connection. Returns NULL with a message in errstr. Use es_query_pool_destroy(). */
 es_query_pool_t *es_query_pool_new(struct event_base *base, const char *conninfo, int size,
-                                   const es_query_stmt_t *stmts, int stmt_cnt,
-                                   int queue_timeout_ms, char *errstr, size_t errstr_size);
+                                   const es_query_stmt_t *stmts, int stmt_cnt, int queue_timeout_ms,
+                                   char *errstr, size_t errstr_size);
 
 /* Queue statement `stmt` (an index into the pool's statements) with `params` (copied, text,
  * the statement's nparams of them; a NULL entry is SQL NULL). `cb` is called exactly once
@@ -65,9 +65,9 @@ int es_query_pool_usable(const es_query_pool_t *pool);
 const char *es_query_pool_last_error(const es_query_pool_t *pool);
 
 typedef struct es_query_pool_stats {
-    int idle;     /* connected, no query */
-    int busy;     /* connected, running a query */
-    int down;     /* connecting or waiting to reconnect */
+    int idle;      /* connected, no query */
+    int busy;      /* connected, running a query */
+    int down;      /* connecting or waiting to reconnect */
     size_t queued; /* queries waiting for a connection */
 } es_query_pool_stats_t;
 

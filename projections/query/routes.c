@@ -113,8 +113,7 @@ static int seg_is(const char *dec, long declen, const char *lit)
     return declen >= 0 && (size_t)declen == strlen(lit) && !memcmp(dec, lit, (size_t)declen);
 }
 
-int es_query_route_parse(const char *path, es_query_path_t *out, char *errstr,
-                         size_t errstr_size)
+int es_query_route_parse(const char *path, es_query_path_t *out, char *errstr, size_t errstr_size)
 {
     out->route = ES_ROUTE_NONE;
     out->id[0] = '\0';

@@ -30,8 +30,7 @@ typedef struct es_query_path {
  * storage). Returns 0 with out->route set (ES_ROUTE_NONE when nothing matches), or -1 when the
  * path names a route but is malformed (bad percent escape, id not 1..128 chars of
  * [A-Za-z0-9._:-]), with a message in errstr. */
-int es_query_route_parse(const char *path, es_query_path_t *out, char *errstr,
-                         size_t errstr_size);
+int es_query_route_parse(const char *path, es_query_path_t *out, char *errstr, size_t errstr_size);
 
 /* The route's label for metrics and logs, e.g. "/accounts/{id}" (static string). */
 const char *es_query_route_name(es_query_route_t route);

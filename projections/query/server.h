@@ -22,9 +22,8 @@ typedef struct es_query_server_conf {
 
 /* Listen and start connecting to PostgreSQL on `base` (borrowed, must outlive the server).
  * Returns NULL with a message in errstr. Use es_query_server_destroy(). */
-es_query_server_t *es_query_server_new(struct event_base *base,
-                                       const es_query_server_conf_t *conf, char *errstr,
-                                       size_t errstr_size);
+es_query_server_t *es_query_server_new(struct event_base *base, const es_query_server_conf_t *conf,
+                                       char *errstr, size_t errstr_size);
 
 /* The port actually listened on. */
 int es_query_server_port(const es_query_server_t *srv);

@@ -1,0 +1,406 @@
+/*
+ * main.c: es-broker, the dev broker daemon: a librdkafka mock cluster made durable.
+ *
+ * Start: lock the data folder, create every topic (<context>.commands/.events/.dlq for each
+ * schema context, topics already journaled, --topics extras), restore the journals into the
+ * fresh cluster, start the journal consumer, and only then publish the bootstrap address in
+ * <data>/broker.addr (and the pid in <data>/broker.pid). Clients wait for that file.
+ * SIGTERM/SIGINT: journal everything acknowledged so far, sync, remove broker.addr, exit 0.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <dirent.h>
+
+#include "broker.h"
+#include "codec.h"
+#include "log.h"
+
+#define DEFAULT_BROKERS 1
+#define DRAIN_TIMEOUT_MS 30000
+
+typedef struct options {
+    int partitions;
+    int partitions_explicit; /* from a flag or ES_PARTITIONS: a journal disagreeing is an error */
+    int brokers;
+    char topics[4096]; /* extra topics, comma separated */
+} options_t;
+
+static volatile sig_atomic_t run = 1;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    run = 0;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: es-broker [options]\n"
+            "\n"
+            "The dev broker: a librdkafka mock cluster whose records survive restarts\n"
+            "(journaled to <data>/journal/<topic>/<partition>.log and restored on start).\n"
+            "Publishes its bootstrap address in <data>/broker.addr once it is ready.\n"
+            "\n"
+            "  -d, --data DIR        data folder                (ES_DATA, default .data)\n"
+            "  -p, --partitions N    partitions per new topic   (ES_PARTITIONS, default 6);\n"
+            "                        a topic already journaled keeps its partition count\n"
+            "      --brokers N       mock brokers in the cluster (ES_BROKERS, default %d)\n"
+            "      --topics A,B,...  extra topics to create     (ES_TOPICS)\n"
+            "  -h, --help            this text\n"
+            "\n"
+            "Topics: <context>.commands, <context>.events and <context>.dlq for every schema\n"
+            "context, every topic found in the journal, and the extras.\n"
+            "ES_BROKER_NAGLE=1 leaves Nagle's algorithm on the mock's sockets (for latency\n"
+            "comparisons only). ES_LOG_LEVEL=debug|info|warn|error.\n",
+            DEFAULT_BROKERS);
+}
+
+static int parse_int(const char *s, int min, int max, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max) {
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+static int topic_known(const broker_t *b, const char *name)
+{
+    for (size_t t = 0; t < b->topic_cnt; t++) {
+        if (!strcmp(b->topics[t].name, name)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int broker_topic_add(broker_t *b, const char *name, int partition_cnt, char *errstr,
+                     size_t errstr_size)
+{
+    if (strlen(name) >= sizeof(b->topics[0].name) || strchr(name, '/') || name[0] == '.') {
+        snprintf(errstr, errstr_size, "invalid topic name \"%s\"", name);
+        return -1;
+    }
+    broker_topic_t *n = realloc(b->topics, (b->topic_cnt + 1) * sizeof(*n));
+    if (!n) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return -1;
+    }
+    b->topics = n;
+    broker_topic_t *t = &b->topics[b->topic_cnt];
+    memset(t, 0, sizeof(*t));
+    snprintf(t->name, sizeof(t->name), "%s", name);
+    t->parts = calloc((size_t)partition_cnt, sizeof(*t->parts));
+    if (!t->parts) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return -1;
+    }
+    for (int p = 0; p < partition_cnt; p++) {
+        t->parts[p].writer = es_journal_writer_open(b->cfg.data_dir, name, p, errstr, errstr_size);
+        if (!t->parts[p].writer) {
+            for (int q = 0; q < p; q++) {
+                es_journal_writer_close(t->parts[q].writer);
+            }
+            free(t->parts);
+            return -1;
+        }
+    }
+    t->partition_cnt = partition_cnt;
+    return (int)b->topic_cnt++;
+}
+
+/* Add `name` with the right partition count: its journal's if it has one. */
+static int add_topic_checked(broker_t *b, const options_t *o, const char *name, char *errstr,
+                             size_t errstr_size)
+{
+    if (topic_known(b, name)) {
+        return 0;
+    }
+    int journaled = es_journal_partition_count(b->cfg.data_dir, name);
+    int cnt = o->partitions;
+    if (journaled > 0) {
+        if (o->partitions_explicit && journaled != o->partitions) {
+            snprintf(errstr, errstr_size,
+                     "topic \"%.255s\" is journaled with %d partitions but %d were asked for: "
+                     "drop the partitions setting or reset the data folder %.600s",
+                     name, journaled, o->partitions, b->cfg.data_dir);
+            return -1;
+        }
+        for (int p = 0; p < journaled; p++) {
+            char path[2048];
+            snprintf(path, sizeof(path), "%s/journal/%s/%d.log", b->cfg.data_dir, name, p);
+            if (access(path, F_OK) != 0) {
+                snprintf(errstr, errstr_size,
+                         "journal of topic \"%.255s\" is incomplete: %.700s is missing", name,
+                         path);
+                return -1;
+            }
+        }
+        cnt = journaled;
+    }
+    return broker_topic_add(b, name, cnt, errstr, errstr_size) < 0 ? -1 : 0;
+}
+
+/* Every topic: schema contexts, journal folders, extras. */
+static int collect_topics(broker_t *b, const options_t *o, char *errstr, size_t errstr_size)
+{
+    es_codec_t *codec = es_codec_new(errstr, errstr_size);
+    if (!codec) {
+        return -1;
+    }
+    int rc = 0;
+    static const char *const suffixes[] = {"commands", "events", "dlq"};
+    const char *ctx;
+    for (size_t i = 0; rc == 0 && (ctx = es_codec_context_at(codec, i)) != NULL; i++) {
+        for (size_t s = 0; rc == 0 && s < 3; s++) {
+            char name[256];
+            snprintf(name, sizeof(name), "%s.%s", ctx, suffixes[s]);
+            rc = add_topic_checked(b, o, name, errstr, errstr_size);
+        }
+    }
+    es_codec_destroy(codec);
+    if (rc != 0) {
+        return -1;
+    }
+    char dir[1200];
+    snprintf(dir, sizeof(dir), "%s/journal", b->cfg.data_dir);
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *de;
+        while (rc == 0 && (de = readdir(d)) != NULL) {
+            if (de->d_name[0] != '.' && es_journal_partition_count(b->cfg.data_dir, de->d_name)) {
+                rc = add_topic_checked(b, o, de->d_name, errstr, errstr_size);
+            }
+        }
+        closedir(d);
+    }
+    if (rc != 0) {
+        return -1;
+    }
+    char copy[sizeof(o->topics)];
+    snprintf(copy, sizeof(copy), "%s", o->topics);
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        if (add_topic_checked(b, o, tok, errstr, errstr_size) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int parse_options(int argc, char **argv, options_t *o, es_config_t *cfg)
+{
+    const char *v;
+    o->partitions = cfg->partitions;
+    o->partitions_explicit = (v = getenv("ES_PARTITIONS")) && *v;
+    o->brokers = DEFAULT_BROKERS;
+    if ((v = getenv("ES_BROKERS")) && *v && parse_int(v, 1, 16, &o->brokers) != 0) {
+        fprintf(stderr, "es-broker: ES_BROKERS must be an integer in 1..16, not \"%s\"\n", v);
+        return -1;
+    }
+    if ((v = getenv("ES_TOPICS"))) {
+        snprintf(o->topics, sizeof(o->topics), "%s", v);
+    }
+    static const struct option longopts[] = {
+        {"data", required_argument, NULL, 'd'},    {"partitions", required_argument, NULL, 'p'},
+        {"brokers", required_argument, NULL, 'B'}, {"topics", required_argument, NULL, 'T'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "d:p:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            snprintf(cfg->data_dir, sizeof(cfg->data_dir), "%s", optarg);
+            break;
+        case 'p':
+            if (parse_int(optarg, 1, 1000, &o->partitions) != 0) {
+                fprintf(stderr, "es-broker: --partitions must be an integer in 1..1000\n");
+                return -1;
+            }
+            o->partitions_explicit = 1;
+            break;
+        case 'B':
+            if (parse_int(optarg, 1, 16, &o->brokers) != 0) {
+                fprintf(stderr, "es-broker: --brokers must be an integer in 1..16\n");
+                return -1;
+            }
+            break;
+        case 'T':
+            snprintf(o->topics, sizeof(o->topics), "%s", optarg);
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "es-broker: unexpected argument \"%s\"\n", argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    es_log_init("es-broker");
+    char errstr[1024];
+    broker_t b;
+    memset(&b, 0, sizeof(b));
+    b.sync_interval_ms = 200;
+    options_t o;
+    memset(&o, 0, sizeof(o));
+    if (es_config_init(&b.cfg, errstr, sizeof(errstr)) != 0) {
+        fprintf(stderr, "es-broker: %s\n", errstr);
+        return 2;
+    }
+    if (parse_options(argc, argv, &o, &b.cfg) != 0) {
+        return 2;
+    }
+    /* The internal clients talk to this process's own mock only: no pass-through props. */
+    b.cfg.prop_cnt = 0;
+    b.cfg.brokers[0] = '\0';
+
+    int status = 1;
+    int lock_fd = -1;
+    rd_kafka_t *mrk = NULL;
+    broker_journaler_t *j = NULL;
+    char addr_path[1200], pid_path[1200], lock_path[1200];
+    snprintf(addr_path, sizeof(addr_path), "%s/broker.addr", b.cfg.data_dir);
+    snprintf(pid_path, sizeof(pid_path), "%s/broker.pid", b.cfg.data_dir);
+    snprintf(lock_path, sizeof(lock_path), "%s/broker.lock", b.cfg.data_dir);
+    int published = 0;
+
+    if (mkdir(b.cfg.data_dir, 0755) != 0 && errno != EEXIST) {
+        es_log_error("could not create the data folder", "path=%s error=\"%s\"", b.cfg.data_dir,
+                     strerror(errno));
+        goto out;
+    }
+    lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        char pid[32] = "?";
+        es_config_read_file(pid_path, pid, sizeof(pid));
+        es_log_error("another es-broker is using this data folder", "path=%s pid=%s",
+                     b.cfg.data_dir, pid);
+        goto out;
+    }
+    /* A broker.addr left by a crash points at nothing: clients must wait for the new one. */
+    unlink(addr_path);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (collect_topics(&b, &o, errstr, sizeof(errstr)) != 0) {
+        es_log_error("could not open the topics", "error=\"%s\"", errstr);
+        goto out;
+    }
+
+    /* The mock cluster needs a client handle to live in; it is never used otherwise. */
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char err[512];
+    mrk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    if (!mrk) {
+        rd_kafka_conf_destroy(conf);
+        es_log_error("could not create the mock cluster's handle", "error=\"%s\"", err);
+        goto out;
+    }
+    b.mcluster = rd_kafka_mock_cluster_new(mrk, o.brokers);
+    if (!b.mcluster) {
+        es_log_error("could not create the mock cluster", "brokers=%d", o.brokers);
+        goto out;
+    }
+    for (size_t t = 0; t < b.topic_cnt; t++) {
+        rd_kafka_resp_err_t cerr =
+            rd_kafka_mock_topic_create(b.mcluster, b.topics[t].name, b.topics[t].partition_cnt, 1);
+        if (cerr) {
+            es_log_error("could not create a topic", "topic=%s error=\"%s\"", b.topics[t].name,
+                         rd_kafka_err2str(cerr));
+            goto out;
+        }
+    }
+    snprintf(b.cfg.brokers, sizeof(b.cfg.brokers), "%s",
+             rd_kafka_mock_cluster_bootstraps(b.mcluster));
+    es_log_info("mock cluster up", "bootstrap=%s brokers=%d topics=%zu", b.cfg.brokers, o.brokers,
+                b.topic_cnt);
+
+    if (broker_restore(&b, errstr, sizeof(errstr)) != 0) {
+        es_log_error("could not restore the journal", "error=\"%s\"", errstr);
+        goto out;
+    }
+    j = broker_journaler_start(&b, errstr, sizeof(errstr));
+    if (!j) {
+        es_log_error("could not start the journal consumer", "error=\"%s\"", errstr);
+        goto out;
+    }
+    char pid[32];
+    snprintf(pid, sizeof(pid), "%d", (int)getpid());
+    if (es_config_write_file(pid_path, pid) != 0 ||
+        es_config_write_file(addr_path, b.cfg.brokers) != 0) {
+        es_log_error("could not publish the broker address", "path=%s error=\"%s\"", addr_path,
+                     strerror(errno));
+        goto out;
+    }
+    published = 1;
+    es_log_info("ready", "bootstrap=%s data=%s pid=%s", b.cfg.brokers, b.cfg.data_dir, pid);
+
+    int failed = 0;
+    while (run) {
+        if (broker_journaler_run_once(j, 100) != 0) {
+            es_log_error("stopping: the journal cannot be written", "%s", "");
+            failed = 1;
+            break;
+        }
+    }
+    /* Clients can still reach the mock (it cannot stop accepting); anything acknowledged
+     * before the signal is below the high watermarks read now, and gets journaled. */
+    unlink(addr_path);
+    es_log_info("stopping: draining the journal", "%s", "");
+    int drained = broker_journaler_drain(j, DRAIN_TIMEOUT_MS);
+    es_log_info("stopped", "journaled_records=%lld nodelay_sockets=%ld drained=%s",
+                (long long)broker_journaler_count(j), broker_nodelay_accepted(),
+                drained == 0 ? "yes" : "no");
+    status = failed || drained != 0 ? 1 : 0;
+
+out:
+    if (published) {
+        unlink(addr_path);
+    }
+    broker_journaler_destroy(j);
+    if (b.mcluster) {
+        rd_kafka_mock_cluster_destroy(b.mcluster);
+    }
+    if (mrk) {
+        rd_kafka_destroy(mrk);
+    }
+    for (size_t t = 0; t < b.topic_cnt; t++) {
+        for (int p = 0; p < b.topics[t].partition_cnt; p++) {
+            es_journal_writer_close(b.topics[t].parts[p].writer);
+        }
+        free(b.topics[t].parts);
+    }
+    free(b.topics);
+    if (lock_fd >= 0) {
+        if (published) {
+            unlink(pid_path);
+        }
+        close(lock_fd);
+    }
+    return status;
+}

@@ -1,0 +1,90 @@
+/*
+ * rebuild.c: `esctl rebuild <projection>...`: replace esctl with the es-projector that sits
+ * next to its own executable, in rebuild mode:
+ *   es-projector [-d DIR] [-b BROKERS] [-X P=V]... --rebuild P1 [--rebuild P2 ...]
+ * The common flags given to esctl are passed through as given; the environment is inherited.
+ * The projector does the work and draws its own progress bar.
+ */
+#include "esctl.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define REBUILD_MAX_ARGS 256
+
+static void help(FILE *out)
+{
+    fprintf(out, "usage: esctl rebuild <projection> [<projection>...]\n"
+                 "\n"
+                 "Rebuilds read models from the complete log (journal + broker) by running\n"
+                 "  es-projector --rebuild <projection>\n"
+                 "found next to esctl. The common flags below are passed on to it.\n"
+                 "\n");
+    esctl_common_help(out);
+    fprintf(out, "\nenvironment: ES_PG (the read models' PostgreSQL) and everything else is\n"
+                 "inherited by es-projector.\n");
+}
+
+int esctl_rebuild_main(esctl_t *ctx, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        ESCTL_COMMON_LONG, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    int opt;
+    while ((opt = getopt_long(argc, argv, ESCTL_COMMON_SHORT "h", longopts, NULL)) != -1) {
+        if (opt == 'h') {
+            help(stdout);
+            return ESCTL_OK;
+        }
+        int r = esctl_common_opt(ctx, opt, optarg);
+        if (r < 0) {
+            return ESCTL_USAGE;
+        }
+        if (r == 0) {
+            esctl_bad_flag(ctx, argv);
+            return ESCTL_USAGE;
+        }
+    }
+    int npos = argc - optind;
+    if (npos < 1) {
+        esctl_err(ctx, "missing the projection to rebuild (try \"esctl rebuild --help\")");
+        return ESCTL_USAGE;
+    }
+    if (ctx->pass_argc + 2 * npos + 2 > REBUILD_MAX_ARGS) {
+        esctl_err(ctx, "too many arguments");
+        return ESCTL_USAGE;
+    }
+
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n < 0) {
+        esctl_err(ctx, "could not find esctl's own executable: %s", strerror(errno));
+        return ESCTL_FAIL;
+    }
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    char projector[PATH_MAX + 32];
+    snprintf(projector, sizeof(projector), "%.*s/es-projector", slash ? (int)(slash - self) : 1,
+             slash ? self : ".");
+
+    char *args[REBUILD_MAX_ARGS];
+    int a = 0;
+    args[a++] = projector;
+    for (int i = 0; i < ctx->pass_argc; i++) {
+        args[a++] = ctx->pass_argv[i];
+    }
+    for (int i = optind; i < argc; i++) {
+        static char rebuild_flag[] = "--rebuild";
+        args[a++] = rebuild_flag;
+        args[a++] = argv[i];
+    }
+    args[a] = NULL;
+    fflush(stdout);
+    execv(projector, args);
+    esctl_err(ctx, "could not run %s: %s", projector, strerror(errno));
+    return ESCTL_FAIL;
+}

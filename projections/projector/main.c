@@ -1,0 +1,225 @@
+/*
+ * main.c: the ledger projector: keeps projections.accounts, entries, transfers and commands
+ * up to date from accounts.events and transfers.events, exactly once (the shared runtime's
+ * dedup, positions and effects commit together). With --rebuild it recomputes them from the
+ * complete log instead (rebuild.c).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "domain.h"
+#include "log.h"
+#include "projector.h"
+#include "store.h"
+#include "strmap.h"
+
+static const char *const topics[] = {"accounts.events", "transfers.events", NULL};
+
+typedef struct batch {
+    size_t cap;
+    account_view_t *accounts;
+    transfer_view_t *transfers;
+    unsigned char *adirty, *tdirty;
+    const char **aids, **tids;
+    entry_view_t *entries;
+    command_view_t *commands;
+    es_strmap_t aidx, tidx;
+} batch_t;
+
+static int wants(const char *type)
+{
+    return ledger_event_target(type) != 0;
+}
+
+static int batch_reserve(batch_t *b, size_t n)
+{
+    if (n <= b->cap) {
+        return 0;
+    }
+    free(b->accounts);
+    free(b->transfers);
+    free(b->adirty);
+    free(b->tdirty);
+    free(b->aids);
+    free(b->tids);
+    free(b->entries);
+    free(b->commands);
+    b->accounts = calloc(n, sizeof(*b->accounts));
+    b->transfers = calloc(n, sizeof(*b->transfers));
+    b->adirty = calloc(n, 1);
+    b->tdirty = calloc(n, 1);
+    b->aids = calloc(n, sizeof(*b->aids));
+    b->tids = calloc(n, sizeof(*b->tids));
+    b->entries = calloc(n, sizeof(*b->entries));
+    b->commands = calloc(n, sizeof(*b->commands));
+    b->cap = n;
+    return b->accounts && b->transfers && b->adirty && b->tdirty && b->aids && b->tids &&
+                   b->entries && b->commands
+               ? 0
+               : -1;
+}
+
+static void index_id(es_strmap_t *idx, const char **ids, size_t *n, const char *id)
+{
+    if (es_strmap_get(idx, id) == (size_t)-1) {
+        es_strmap_put(idx, id, *n);
+        ids[(*n)++] = id;
+    }
+}
+
+static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
+                  char *errstr, size_t errstr_size)
+{
+    (void)svc;
+    batch_t *b = opaque;
+    if (batch_reserve(b, cnt) != 0) {
+        snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
+        return -1;
+    }
+    es_strmap_clear(&b->aidx);
+    es_strmap_clear(&b->tidx);
+    size_t na = 0, nt = 0, ne = 0, nc = 0;
+    for (size_t i = 0; i < cnt; i++) {
+        char target = ledger_event_target(inputs[i].env.type);
+        if (target == 'a') {
+            index_id(&b->aidx, b->aids, &na, inputs[i].env.aggregate_id);
+        } else if (target == 't') {
+            index_id(&b->tidx, b->tids, &nt, inputs[i].env.aggregate_id);
+        }
+    }
+    if (projector_load_accounts(pg, b->aids, na, b->accounts, errstr, errstr_size) != 0 ||
+        projector_load_transfers(pg, b->tids, nt, b->transfers, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    memset(b->adirty, 0, na);
+    memset(b->tdirty, 0, nt);
+    for (size_t i = 0; i < cnt; i++) {
+        const es_envelope_t *env = &inputs[i].env;
+        ledger_event_t ev = {.type = env->type,
+                             .event_id = env->event_id,
+                             .causation_id = env->causation_id,
+                             .aggregate_id = env->aggregate_id,
+                             .version = env->aggregate_version,
+                             .occurred_at = env->occurred_at,
+                             .payload = inputs[i].payload};
+        size_t ai = es_strmap_get(&b->aidx, env->aggregate_id);
+        size_t ti = es_strmap_get(&b->tidx, env->aggregate_id);
+        char target = ledger_event_target(env->type);
+        account_view_t *acc = target == 'a' && ai != (size_t)-1 ? &b->accounts[ai] : NULL;
+        transfer_view_t *tr = target == 't' && ti != (size_t)-1 ? &b->transfers[ti] : NULL;
+        ledger_effect_t eff;
+        ledger_project(&ev, acc, tr, &eff);
+        if (eff.account_changed) {
+            b->adirty[ai] = 1;
+        }
+        if (eff.transfer_changed) {
+            b->tdirty[ti] = 1;
+        }
+        if (eff.has_entry) {
+            b->entries[ne++] = eff.entry;
+        }
+        if (eff.has_command) {
+            b->commands[nc++] = eff.command;
+        }
+    }
+    if (projector_save_accounts(pg, b->accounts, b->adirty, na, errstr, errstr_size) != 0 ||
+        projector_save_transfers(pg, b->transfers, b->tdirty, nt, errstr, errstr_size) != 0 ||
+        projector_insert_entries(pg, b->entries, ne, errstr, errstr_size) != 0 ||
+        projector_insert_commands(pg, b->commands, nc, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+void projector_def_init(es_service_def_t *def, const char *schema)
+{
+    static char begin_sql[96];
+    snprintf(begin_sql, sizeof(begin_sql), "SELECT pg_advisory_xact_lock_shared(%d)",
+             PROJECTOR_SWAP_LOCK);
+    batch_t *b = calloc(1, sizeof(*b));
+    es_strmap_init(&b->aidx);
+    es_strmap_init(&b->tidx);
+    memset(def, 0, sizeof(*def));
+    def->name = "projector";
+    def->schema = schema;
+    def->dlq_topic = "projections.dlq";
+    def->topics = topics;
+    def->ddl = projector_store_ddl;
+    def->wants = wants;
+    def->begin_sql = begin_sql;
+    def->handle = handle;
+    def->opaque = b;
+    def->max_batch = 5000;
+}
+
+void projector_def_fini(es_service_def_t *def)
+{
+    batch_t *b = def->opaque;
+    if (!b) {
+        return;
+    }
+    free(b->accounts);
+    free(b->transfers);
+    free(b->adirty);
+    free(b->tdirty);
+    free(b->aids);
+    free(b->tids);
+    free(b->entries);
+    free(b->commands);
+    es_strmap_fini(&b->aidx);
+    es_strmap_fini(&b->tidx);
+    free(b);
+    def->opaque = NULL;
+}
+
+int main(int argc, char **argv)
+{
+    /* es-projector --rebuild <projection> [common flags] */
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--rebuild")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "es-projector: --rebuild needs a projection name (ledger)\n");
+                return 2;
+            }
+            const char *projection = argv[i + 1];
+            /* drop the two words and parse the rest like any service */
+            for (int k = i; k + 2 <= argc; k++) {
+                argv[k] = argv[k + 2];
+            }
+            argc -= 2;
+            es_log_init("rebuild");
+            es_config_t cfg;
+            char errstr[512];
+            if (es_config_init(&cfg, errstr, sizeof(errstr)) != 0) {
+                fprintf(stderr, "es-projector: %s\n", errstr);
+                return 2;
+            }
+            for (int k = 1; k < argc; k++) {
+                if (!strcmp(argv[k], "-d") && k + 1 < argc) {
+                    snprintf(cfg.data_dir, sizeof(cfg.data_dir), "%s", argv[++k]);
+                } else if (!strcmp(argv[k], "-b") && k + 1 < argc) {
+                    snprintf(cfg.brokers, sizeof(cfg.brokers), "%s", argv[++k]);
+                } else if (!strcmp(argv[k], "-X") && k + 1 < argc) {
+                    if (es_config_add_prop(&cfg, argv[++k], errstr, sizeof(errstr)) != 0) {
+                        fprintf(stderr, "es-projector: %s\n", errstr);
+                        return 2;
+                    }
+                } else {
+                    fprintf(stderr, "es-projector: unexpected argument \"%s\"\n", argv[k]);
+                    return 2;
+                }
+            }
+            return projector_rebuild(&cfg, projection) == 0 ? 0 : 1;
+        }
+    }
+    es_service_def_t def;
+    projector_def_init(&def, "projections");
+    int rc = es_service_main(
+        argc, argv, &def,
+        "The ledger projector: keeps the read models (accounts, ledger entries, transfers,\n"
+        "command outcomes) in PostgreSQL schema \"projections\" from the event log.\n"
+        "  --rebuild ledger    recompute them from the complete log and swap them in");
+    projector_def_fini(&def);
+    return rc;
+}

@@ -1,0 +1,269 @@
+/*
+ * store.c: set-based reads and writes of the ledger read models (see store.h). Every write is
+ * one statement per batch over arrays (unnest), never one per event.
+ */
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pg.h"
+#include "strmap.h"
+
+const char projector_store_ddl[] =
+    "CREATE TABLE IF NOT EXISTS accounts (account_id text PRIMARY KEY, owner text NOT NULL,"
+    " currency text NOT NULL, balance bigint NOT NULL, status text NOT NULL,"
+    " version bigint NOT NULL, opened_at timestamptz NOT NULL, updated_at timestamptz NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS entries (account_id text NOT NULL, seq bigint NOT NULL,"
+    " event_id text NOT NULL UNIQUE, kind text NOT NULL, amount bigint NOT NULL,"
+    " balance_after bigint NOT NULL, transfer_id text, occurred_at timestamptz NOT NULL,"
+    " PRIMARY KEY (account_id, seq));"
+    "CREATE TABLE IF NOT EXISTS transfers (transfer_id text PRIMARY KEY,"
+    " from_account text NOT NULL, to_account text NOT NULL, amount bigint NOT NULL,"
+    " currency text, status text NOT NULL, reason text, compensated boolean NOT NULL DEFAULT"
+    " false, requested_at timestamptz NOT NULL, updated_at timestamptz NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS commands (command_id text PRIMARY KEY, command_type text NOT"
+    " NULL, aggregate_id text NOT NULL, status text NOT NULL, reason text,"
+    " event_type text NOT NULL, recorded_at timestamptz NOT NULL);";
+
+/* A set of parallel binary arrays, one per column, sent as the parameters of one statement. */
+typedef struct cols {
+    es_pg_array_t a[10];
+    int n;
+} cols_t;
+
+static void cols_init(cols_t *c, const es_pg_oid_t *oids, int n)
+{
+    c->n = n;
+    for (int i = 0; i < n; i++) {
+        es_pg_array_init(&c->a[i], oids[i]);
+    }
+}
+
+static void cols_fini(cols_t *c)
+{
+    for (int i = 0; i < c->n; i++) {
+        es_pg_array_fini(&c->a[i]);
+    }
+}
+
+static int cols_exec(cols_t *c, PGconn *pg, const char *sql, char *errstr, size_t errstr_size)
+{
+    int rc = 0;
+    if (c->a[0].count > 0) {
+        const char *vals[10];
+        int lens[10], fmts[10];
+        for (int i = 0; i < c->n; i++) {
+            es_pg_array_finish(&c->a[i]);
+            vals[i] = (const char *)c->a[i].buf.data;
+            lens[i] = (int)c->a[i].buf.len;
+            fmts[i] = 1;
+        }
+        PGresult *res = es_pg_query(pg, sql, c->n, vals, lens, fmts, 0, errstr, errstr_size);
+        rc = res ? 0 : -1;
+        PQclear(res);
+    }
+    cols_fini(c);
+    return rc;
+}
+
+static PGresult *load(PGconn *pg, const char *sql, const char *const *ids, size_t n,
+                      es_strmap_t *idx, char *errstr, size_t errstr_size)
+{
+    es_pg_array_t a;
+    es_pg_array_init(&a, ES_PG_TEXT);
+    for (size_t i = 0; i < n; i++) {
+        es_pg_array_add_text(&a, ids[i]);
+        es_strmap_put(idx, ids[i], i);
+    }
+    es_pg_array_finish(&a);
+    const char *vals[1] = {(const char *)a.buf.data};
+    int lens[1] = {(int)a.buf.len};
+    int fmts[1] = {1};
+    PGresult *res = es_pg_query(pg, sql, 1, vals, lens, fmts, 0, errstr, errstr_size);
+    es_pg_array_fini(&a);
+    return res;
+}
+
+int projector_load_accounts(PGconn *pg, const char *const *ids, size_t n, account_view_t *out,
+                            char *errstr, size_t errstr_size)
+{
+    es_strmap_t idx;
+    es_strmap_init(&idx);
+    for (size_t i = 0; i < n; i++) {
+        memset(&out[i], 0, sizeof(out[i]));
+        snprintf(out[i].account_id, sizeof(out[i].account_id), "%s", ids[i]);
+    }
+    PGresult *res = load(pg,
+                         "SELECT account_id, owner, currency, balance, status, version, "
+                         "(extract(epoch FROM opened_at) * 1000)::bigint FROM accounts "
+                         "WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR UPDATE",
+                         ids, n, &idx, errstr, errstr_size);
+    if (res) {
+        for (int r = 0; r < PQntuples(res); r++) {
+            size_t i = es_strmap_get(&idx, PQgetvalue(res, r, 0));
+            account_view_t *v = &out[i];
+            snprintf(v->owner, sizeof(v->owner), "%s", PQgetvalue(res, r, 1));
+            snprintf(v->currency, sizeof(v->currency), "%s", PQgetvalue(res, r, 2));
+            v->balance = strtoll(PQgetvalue(res, r, 3), NULL, 10);
+            snprintf(v->status, sizeof(v->status), "%s", PQgetvalue(res, r, 4));
+            v->version = strtoll(PQgetvalue(res, r, 5), NULL, 10);
+            v->opened_at = strtoll(PQgetvalue(res, r, 6), NULL, 10);
+        }
+    }
+    PQclear(res);
+    es_strmap_fini(&idx);
+    return res ? 0 : -1;
+}
+
+int projector_load_transfers(PGconn *pg, const char *const *ids, size_t n, transfer_view_t *out,
+                             char *errstr, size_t errstr_size)
+{
+    es_strmap_t idx;
+    es_strmap_init(&idx);
+    for (size_t i = 0; i < n; i++) {
+        memset(&out[i], 0, sizeof(out[i]));
+        snprintf(out[i].transfer_id, sizeof(out[i].transfer_id), "%s", ids[i]);
+    }
+    PGresult *res = load(pg,
+                         "SELECT transfer_id, from_account, to_account, amount, "
+                         "coalesce(currency, ''), status, coalesce(reason, ''), compensated, "
+                         "(extract(epoch FROM requested_at) * 1000)::bigint FROM transfers "
+                         "WHERE transfer_id = ANY($1::text[]) ORDER BY transfer_id FOR UPDATE",
+                         ids, n, &idx, errstr, errstr_size);
+    if (res) {
+        for (int r = 0; r < PQntuples(res); r++) {
+            size_t i = es_strmap_get(&idx, PQgetvalue(res, r, 0));
+            transfer_view_t *v = &out[i];
+            snprintf(v->from_account, sizeof(v->from_account), "%s", PQgetvalue(res, r, 1));
+            snprintf(v->to_account, sizeof(v->to_account), "%s", PQgetvalue(res, r, 2));
+            v->amount = strtoll(PQgetvalue(res, r, 3), NULL, 10);
+            snprintf(v->currency, sizeof(v->currency), "%s", PQgetvalue(res, r, 4));
+            snprintf(v->status, sizeof(v->status), "%s", PQgetvalue(res, r, 5));
+            snprintf(v->reason, sizeof(v->reason), "%s", PQgetvalue(res, r, 6));
+            v->compensated = PQgetvalue(res, r, 7)[0] == 't';
+            v->requested_at = strtoll(PQgetvalue(res, r, 8), NULL, 10);
+        }
+    }
+    PQclear(res);
+    es_strmap_fini(&idx);
+    return res ? 0 : -1;
+}
+
+int projector_save_accounts(PGconn *pg, const account_view_t *v, const unsigned char *dirty,
+                            size_t n, char *errstr, size_t errstr_size)
+{
+    static const es_pg_oid_t oids[] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT, ES_PG_INT8,
+                                       ES_PG_TEXT, ES_PG_INT8, ES_PG_INT8, ES_PG_INT8};
+    cols_t c;
+    cols_init(&c, oids, 8);
+    for (size_t i = 0; i < n; i++) {
+        if (!dirty[i]) {
+            continue;
+        }
+        es_pg_array_add_text(&c.a[0], v[i].account_id);
+        es_pg_array_add_text(&c.a[1], v[i].owner);
+        es_pg_array_add_text(&c.a[2], v[i].currency);
+        es_pg_array_add_int8(&c.a[3], v[i].balance);
+        es_pg_array_add_text(&c.a[4], v[i].status);
+        es_pg_array_add_int8(&c.a[5], v[i].version);
+        es_pg_array_add_int8(&c.a[6], v[i].opened_at);
+        es_pg_array_add_int8(&c.a[7], v[i].updated_at);
+    }
+    return cols_exec(
+        &c, pg,
+        "INSERT INTO accounts (account_id, owner, currency, balance, status, version, opened_at, "
+        "updated_at) SELECT i, o, c, b, s, v, to_timestamp(oa / 1000.0), to_timestamp(ua / "
+        "1000.0) FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], "
+        "$6::bigint[], $7::bigint[], $8::bigint[]) AS u(i, o, c, b, s, v, oa, ua) "
+        "ON CONFLICT (account_id) DO UPDATE SET balance = EXCLUDED.balance, status = "
+        "EXCLUDED.status, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at",
+        errstr, errstr_size);
+}
+
+int projector_save_transfers(PGconn *pg, const transfer_view_t *v, const unsigned char *dirty,
+                             size_t n, char *errstr, size_t errstr_size)
+{
+    static const es_pg_oid_t oids[] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT, ES_PG_INT8, ES_PG_TEXT,
+                                       ES_PG_TEXT, ES_PG_TEXT, ES_PG_BOOL, ES_PG_INT8, ES_PG_INT8};
+    cols_t c;
+    cols_init(&c, oids, 10);
+    for (size_t i = 0; i < n; i++) {
+        if (!dirty[i]) {
+            continue;
+        }
+        es_pg_array_add_text(&c.a[0], v[i].transfer_id);
+        es_pg_array_add_text(&c.a[1], v[i].from_account);
+        es_pg_array_add_text(&c.a[2], v[i].to_account);
+        es_pg_array_add_int8(&c.a[3], v[i].amount);
+        es_pg_array_add_text(&c.a[4], v[i].currency[0] ? v[i].currency : NULL);
+        es_pg_array_add_text(&c.a[5], v[i].status);
+        es_pg_array_add_text(&c.a[6], v[i].reason[0] ? v[i].reason : NULL);
+        es_pg_array_add_bool(&c.a[7], v[i].compensated);
+        es_pg_array_add_int8(&c.a[8], v[i].requested_at);
+        es_pg_array_add_int8(&c.a[9], v[i].updated_at);
+    }
+    return cols_exec(
+        &c, pg,
+        "INSERT INTO transfers (transfer_id, from_account, to_account, amount, currency, status, "
+        "reason, compensated, requested_at, updated_at) SELECT i, f, t, a, c, s, r, x, "
+        "to_timestamp(ra / 1000.0), to_timestamp(ua / 1000.0) FROM unnest($1::text[], "
+        "$2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::bool[], "
+        "$9::bigint[], $10::bigint[]) AS u(i, f, t, a, c, s, r, x, ra, ua) "
+        "ON CONFLICT (transfer_id) DO UPDATE SET status = EXCLUDED.status, reason = "
+        "EXCLUDED.reason, compensated = EXCLUDED.compensated, updated_at = EXCLUDED.updated_at",
+        errstr, errstr_size);
+}
+
+int projector_insert_entries(PGconn *pg, const entry_view_t *e, size_t n, char *errstr,
+                             size_t errstr_size)
+{
+    static const es_pg_oid_t oids[] = {ES_PG_TEXT, ES_PG_INT8, ES_PG_TEXT, ES_PG_TEXT,
+                                       ES_PG_INT8, ES_PG_INT8, ES_PG_TEXT, ES_PG_INT8};
+    cols_t c;
+    cols_init(&c, oids, 8);
+    for (size_t i = 0; i < n; i++) {
+        es_pg_array_add_text(&c.a[0], e[i].account_id);
+        es_pg_array_add_int8(&c.a[1], e[i].seq);
+        es_pg_array_add_text(&c.a[2], e[i].event_id);
+        es_pg_array_add_text(&c.a[3], e[i].kind);
+        es_pg_array_add_int8(&c.a[4], e[i].amount);
+        es_pg_array_add_int8(&c.a[5], e[i].balance_after);
+        es_pg_array_add_text(&c.a[6], e[i].transfer_id[0] ? e[i].transfer_id : NULL);
+        es_pg_array_add_int8(&c.a[7], e[i].occurred_at);
+    }
+    return cols_exec(&c, pg,
+                     "INSERT INTO entries (account_id, seq, event_id, kind, amount, balance_after, "
+                     "transfer_id, occurred_at) SELECT a, s, e, k, m, b, t, to_timestamp(o / "
+                     "1000.0) FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], "
+                     "$5::bigint[], $6::bigint[], $7::text[], $8::bigint[]) AS u(a, s, e, k, m, "
+                     "b, t, o) ON CONFLICT DO NOTHING",
+                     errstr, errstr_size);
+}
+
+int projector_insert_commands(PGconn *pg, const command_view_t *cv, size_t n, char *errstr,
+                              size_t errstr_size)
+{
+    static const es_pg_oid_t oids[] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT,
+                                       ES_PG_TEXT, ES_PG_TEXT, ES_PG_INT8};
+    cols_t c;
+    cols_init(&c, oids, 7);
+    for (size_t i = 0; i < n; i++) {
+        es_pg_array_add_text(&c.a[0], cv[i].command_id);
+        es_pg_array_add_text(&c.a[1], cv[i].command_type);
+        es_pg_array_add_text(&c.a[2], cv[i].aggregate_id);
+        es_pg_array_add_text(&c.a[3], cv[i].status);
+        es_pg_array_add_text(&c.a[4], cv[i].reason[0] ? cv[i].reason : NULL);
+        es_pg_array_add_text(&c.a[5], cv[i].event_type);
+        es_pg_array_add_int8(&c.a[6], cv[i].recorded_at);
+    }
+    /* DISTINCT ON: one outcome per command even if a batch holds two events for it */
+    return cols_exec(&c, pg,
+                     "INSERT INTO commands (command_id, command_type, aggregate_id, status, "
+                     "reason, event_type, recorded_at) SELECT DISTINCT ON (i) i, t, a, s, r, e, "
+                     "to_timestamp(o / 1000.0) FROM unnest($1::text[], $2::text[], $3::text[], "
+                     "$4::text[], $5::text[], $6::text[], $7::bigint[]) AS u(i, t, a, s, r, e, o) "
+                     "ORDER BY i ON CONFLICT DO NOTHING",
+                     errstr, errstr_size);
+}

@@ -1,0 +1,772 @@
+/*
+ * server.c: the HTTP side of the query service (see server.h).
+ *
+ * Every request ends in exactly one reply() call: either at once (bad method, unknown route,
+ * malformed id, database unavailable) or from the pool's callback once its query returned.
+ * A request that waits on the pool is held in a small heap context (query_req_t); if the
+ * client goes away meanwhile, libevent detaches the request and frees it when we reply.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "buf.h"
+#include "json.h"
+#include "log.h"
+#include "metrics.h"
+#include "pool.h"
+#include "routes.h"
+
+#define ENTRIES_LIMIT_DEFAULT 50
+#define ENTRIES_LIMIT_MAX 500
+#define HTTP_MAX_HEADERS_SIZE 8192
+#define HTTP_MAX_BODY_SIZE 4096
+#define HTTP_TIMEOUT_S 30
+#define DRAIN_FLUSH_GRACE_MS 1000
+
+/* Statements, in the order of the enum below. Always schema-qualified: a rebuild swaps the
+ * projections schema by renaming, and the pool prepares again after such a swap. */
+enum { Q_ACCOUNT, Q_ENTRIES, Q_TRANSFER, Q_COMMAND, Q_HEALTH, Q_POSITIONS, Q__CNT };
+
+static const es_query_stmt_t statements[Q__CNT] = {
+    [Q_ACCOUNT] = {"es_query_account",
+                   "SELECT account_id, owner, currency, balance, status, version"
+                   " FROM projections.accounts WHERE account_id = $1",
+                   1},
+    /* One row per entry, newest first, or one row with NULL entry columns when the account
+     * has none yet; no row at all when the account is unknown. $3 is the page size plus one,
+     * to know whether there is a next page. */
+    [Q_ENTRIES] = {"es_query_entries",
+                   "SELECT a.account_id, e.seq, e.kind, e.amount, e.balance_after, e.transfer_id,"
+                   " e.event_id,"
+                   " to_char(e.occurred_at AT TIME ZONE 'UTC',"
+                   " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+                   " FROM projections.accounts a LEFT JOIN LATERAL"
+                   " (SELECT x.seq, x.kind, x.amount, x.balance_after, x.transfer_id, x.event_id,"
+                   " x.occurred_at FROM projections.entries x"
+                   " WHERE x.account_id = a.account_id AND x.seq < $2::bigint"
+                   " ORDER BY x.seq DESC LIMIT $3::bigint) e ON true"
+                   " WHERE a.account_id = $1 ORDER BY e.seq DESC",
+                   3},
+    [Q_TRANSFER] = {"es_query_transfer",
+                    "SELECT transfer_id, from_account, to_account, amount, status, reason,"
+                    " compensated FROM projections.transfers WHERE transfer_id = $1",
+                    1},
+    [Q_COMMAND] = {"es_query_command",
+                   "SELECT command_id, command_type, aggregate_id, status, reason, event_type"
+                   " FROM projections.commands WHERE command_id = $1",
+                   1},
+    [Q_HEALTH] = {"es_query_health", "SELECT 1", 0},
+    [Q_POSITIONS] = {"es_query_positions",
+                     "SELECT topic, partition, next_offset,"
+                     " GREATEST(high_watermark - next_offset, 0)"
+                     " FROM projections.positions ORDER BY topic, partition",
+                     0},
+};
+
+struct es_query_server {
+    struct event_base *base;
+    struct evhttp *http;
+    struct evhttp_bound_socket *bound;
+    int port;
+    es_query_pool_t *pool;
+    es_query_metrics_t metrics;
+    es_buf_t body;      /* reused for every reply: single-threaded */
+    es_buf_t positions; /* projection gauges from the last positions query */
+    int debug;
+    size_t inflight;  /* requests not answered yet */
+    size_t unflushed; /* answered, reply still being written */
+    int draining;
+    struct event *drain_timer;
+    struct timespec drain_start;
+    struct timespec last_reply;
+    int drain_max_ms;
+    void (*drained)(void *);
+    void *drained_opaque;
+};
+
+typedef struct query_req {
+    es_query_server_t *srv;
+    struct evhttp_request *req;
+    es_query_route_t route;
+    struct timespec t0;
+    char id[ES_QUERY_ID_MAX + 1];
+    int64_t limit;
+} query_req_t;
+
+static double elapsed_s(const struct timespec *from, const struct timespec *to)
+{
+    return (double)(to->tv_sec - from->tv_sec) + (double)(to->tv_nsec - from->tv_nsec) / 1e9;
+}
+
+static const char *method_name(enum evhttp_cmd_type cmd)
+{
+    switch (cmd) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+    case EVHTTP_REQ_TRACE:
+        return "TRACE";
+    case EVHTTP_REQ_CONNECT:
+        return "CONNECT";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    }
+    return "?";
+}
+
+static void on_reply_complete(struct evhttp_request *req, void *arg)
+{
+    (void)req;
+    es_query_server_t *srv = arg;
+    if (srv->unflushed > 0) {
+        srv->unflushed--;
+    }
+}
+
+/* Send srv->body with `code`, count it, log it. Always the last thing done with `req`. */
+static void reply(es_query_server_t *srv, struct evhttp_request *req, es_query_route_t route,
+                  const struct timespec *t0, int code, const char *content_type)
+{
+    struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
+    evhttp_add_header(headers, "Content-Type", content_type);
+    evhttp_add_header(headers, "Cache-Control", "no-store");
+    if (code == 405) {
+        evhttp_add_header(headers, "Allow", "GET, HEAD");
+    }
+    if (srv->draining) {
+        evhttp_add_header(headers, "Connection", "close");
+    }
+    struct evbuffer *out = evhttp_request_get_output_buffer(req);
+    if (srv->body.len > 0) {
+        evbuffer_add(out, srv->body.data, srv->body.len);
+    }
+    es_buf_reset(&srv->body);
+
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double took = elapsed_s(t0, &now);
+    es_query_metrics_observe(&srv->metrics, route, code, took);
+    if (srv->debug) {
+        char path[256];
+        const char *uri = evhttp_request_get_uri(req);
+        snprintf(path, sizeof(path), "%s", uri ? uri : "");
+        for (char *p = path; *p; p++) {
+            if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e || *p == '"' || *p == '\\') {
+                *p = '?';
+            }
+        }
+        es_log_debug("request", "method=%s path=\"%s\" route=%s status=%d duration_ms=%.3f",
+                     method_name(evhttp_request_get_command(req)), path, es_query_route_name(route),
+                     code, took * 1000.0);
+    }
+
+    srv->inflight--;
+    srv->last_reply = now;
+    if (evhttp_request_get_connection(req)) {
+        srv->unflushed++;
+        evhttp_request_set_on_complete_cb(req, on_reply_complete, srv);
+    }
+    evhttp_send_reply(req, code, NULL, NULL);
+}
+
+/* Reply {"error": msg, "status": code}. */
+static void reply_error(es_query_server_t *srv, struct evhttp_request *req, es_query_route_t route,
+                        const struct timespec *t0, int code, const char *msg)
+{
+    es_buf_reset(&srv->body);
+    es_buf_puts(&srv->body, "{\"error\":");
+    es_query_json_str(&srv->body, msg);
+    es_buf_printf(&srv->body, ",\"status\":%d}\n", code);
+    reply(srv, req, route, t0, code, "application/json");
+}
+
+static void reply_json(query_req_t *qr, int code)
+{
+    reply(qr->srv, qr->req, qr->route, &qr->t0, code, "application/json");
+}
+
+/* Map a pool failure to an HTTP error. */
+static void reply_db_error(query_req_t *qr, es_query_status_t status, const char *errmsg)
+{
+    char msg[600];
+    switch (status) {
+    case ES_QUERY_MISSING:
+        snprintf(msg, sizeof(msg), "read model not available: %s", errmsg ? errmsg : "");
+        reply_error(qr->srv, qr->req, qr->route, &qr->t0, 503, msg);
+        return;
+    case ES_QUERY_UNAVAILABLE:
+        snprintf(msg, sizeof(msg), "database unavailable: %s", errmsg ? errmsg : "");
+        es_log_warn("database unavailable", "route=%s error=\"%s\"", es_query_route_name(qr->route),
+                    errmsg ? errmsg : "");
+        reply_error(qr->srv, qr->req, qr->route, &qr->t0, 503, msg);
+        return;
+    default:
+        es_log_warn("query failed", "route=%s error=\"%s\"", es_query_route_name(qr->route),
+                    errmsg ? errmsg : "");
+        reply_error(qr->srv, qr->req, qr->route, &qr->t0, 500, "internal error: query failed");
+        return;
+    }
+}
+
+static void reply_not_found(query_req_t *qr, const char *what)
+{
+    char msg[200];
+    snprintf(msg, sizeof(msg), "%s \"%s\" not found", what, qr->id);
+    reply_error(qr->srv, qr->req, qr->route, &qr->t0, 404, msg);
+}
+
+/* A result with fewer columns than expected means the tables changed under us. */
+static int shape_ok(query_req_t *qr, const PGresult *res, int nfields)
+{
+    if (PQnfields(res) >= nfields) {
+        return 1;
+    }
+    es_log_warn("unexpected result shape", "route=%s fields=%d expected=%d",
+                es_query_route_name(qr->route), PQnfields(res), nfields);
+    reply_error(qr->srv, qr->req, qr->route, &qr->t0, 500, "internal error: unexpected result");
+    return 0;
+}
+
+static void on_account(es_query_status_t status, const PGresult *res, const char *errmsg,
+                       void *opaque)
+{
+    query_req_t *qr = opaque;
+    es_buf_t *b = &qr->srv->body;
+    if (status != ES_QUERY_OK) {
+        reply_db_error(qr, status, errmsg);
+    } else if (!shape_ok(qr, res, 6)) {
+        /* answered */
+    } else if (PQntuples(res) == 0) {
+        reply_not_found(qr, "account");
+    } else {
+        es_buf_reset(b);
+        es_buf_puts(b, "{");
+        es_query_json_text(b, "account_id", res, 0, 0);
+        es_buf_puts(b, ",");
+        es_query_json_text(b, "owner", res, 0, 1);
+        es_buf_puts(b, ",");
+        es_query_json_text(b, "currency", res, 0, 2);
+        es_buf_puts(b, ",");
+        es_query_json_int(b, "balance", res, 0, 3);
+        es_buf_puts(b, ",");
+        es_query_json_text(b, "status", res, 0, 4);
+        es_buf_puts(b, ",");
+        es_query_json_int(b, "version", res, 0, 5);
+        es_buf_puts(b, "}\n");
+        reply_json(qr, 200);
+    }
+    free(qr);
+}
+
+static void on_entries(es_query_status_t status, const PGresult *res, const char *errmsg,
+                       void *opaque)
+{
+    query_req_t *qr = opaque;
+    es_buf_t *b = &qr->srv->body;
+    if (status != ES_QUERY_OK) {
+        reply_db_error(qr, status, errmsg);
+    } else if (!shape_ok(qr, res, 8)) {
+        /* answered */
+    } else if (PQntuples(res) == 0) {
+        reply_not_found(qr, "account");
+    } else {
+        int rows = PQntuples(res);
+        if (rows == 1 && PQgetisnull(res, 0, 1)) {
+            rows = 0; /* the account exists but has no entries (before this point) */
+        }
+        int shown = rows > qr->limit ? (int)qr->limit : rows;
+        es_buf_reset(b);
+        es_buf_puts(b, "{\"account_id\":");
+        es_query_json_str(b, qr->id);
+        es_buf_puts(b, ",\"entries\":[");
+        for (int i = 0; i < shown; i++) {
+            es_buf_puts(b, i ? ",{" : "{");
+            es_query_json_int(b, "seq", res, i, 1);
+            es_buf_puts(b, ",");
+            es_query_json_text(b, "kind", res, i, 2);
+            es_buf_puts(b, ",");
+            es_query_json_int(b, "amount", res, i, 3);
+            es_buf_puts(b, ",");
+            es_query_json_int(b, "balance_after", res, i, 4);
+            es_buf_puts(b, ",");
+            es_query_json_text(b, "transfer_id", res, i, 5);
+            es_buf_puts(b, ",");
+            es_query_json_text(b, "event_id", res, i, 6);
+            es_buf_puts(b, ",");
+            es_query_json_text(b, "occurred_at", res, i, 7);
+            es_buf_puts(b, "}");
+        }
+        es_buf_puts(b, "],\"next\":");
+        if (rows > shown && shown > 0) {
+            /* Ids are [A-Za-z0-9._:-] only, so they need no escaping in a path or in JSON. */
+            es_buf_printf(b, "\"/accounts/%s/entries?limit=%" PRId64 "&before=%s\"", qr->id,
+                          qr->limit, PQgetvalue(res, shown - 1, 1));
+        } else {
+            es_buf_puts(b, "null");
+        }
+        es_buf_puts(b, "}\n");
+        reply_json(qr, 200);
+    }
+    free(qr);
+}
+
+static void on_transfer(es_query_status_t status, const PGresult *res, const char *errmsg,
+                        void *opaque)
+{
+    query_req_t *qr = opaque;
+    es_buf_t *b = &qr->srv->body;
+    if (status != ES_QUERY_OK) {
+        reply_db_error(qr, status, errmsg);
+    } else if (!shape_ok(qr, res, 7)) {
+        /* answered */
+    } else if (PQntuples(res) == 0) {
+        reply_not_found(qr, "transfer");
+    } else {
+        es_buf_reset(b);
+        es_buf_puts(b, "{");
+        es_query_json_text(b, "transfer_id", res, 0, 0);
+        es_buf_puts(b, ",");
+        es_query_json_text(b, "from_account", res, 0, 1);
+        es_buf_puts(b, ",");
+        es_query_json_text(b, "to_account", res, 0, 2);
+        es_buf_puts(b, ",");
+        es_query_json_int(b, "amount", res, 0, 3);
+        es_buf_puts(b, ",");
+        es_query_json_text(b, "status", res, 0, 4);
+        es_buf_puts(b, ",");
+        es_query_json_text(b, "reason", res, 0, 5);
+        es_buf_puts(b, ",");
+        es_query_json_bool(b, "compensated", res, 0, 6);
+        es_buf_puts(b, "}\n");
+        reply_json(qr, 200);
+    }
+    free(qr);
+}
+
+static void on_command(es_query_status_t status, const PGresult *res, const char *errmsg,
+                       void *opaque)
+{
+    query_req_t *qr = opaque;
+    es_buf_t *b = &qr->srv->body;
+    if (status != ES_QUERY_OK) {
+        reply_db_error(qr, status, errmsg);
+    } else if (!shape_ok(qr, res, 6)) {
+        /* answered */
+    } else if (PQntuples(res) == 0) {
+        reply_not_found(qr, "command");
+    } else {
+        es_buf_reset(b);
+        es_buf_puts(b, "{");
+        es_query_json_text(b, "command_id", res, 0, 0);
+        es_buf_puts(b, ",");
+        es_query_json_text(b, "command_type", res, 0, 1);
+        es_buf_puts(b, ",");
+        es_query_json_text(b, "aggregate_id", res, 0, 2);
+        es_buf_puts(b, ",");
+        es_query_json_text(b, "status", res, 0, 3);
+        es_buf_puts(b, ",");
+        es_query_json_text(b, "reason", res, 0, 4);
+        es_buf_puts(b, ",");
+        es_query_json_text(b, "event_type", res, 0, 5);
+        es_buf_puts(b, "}\n");
+        reply_json(qr, 200);
+    }
+    free(qr);
+}
+
+static void reply_health_down(query_req_t *qr, const char *reason)
+{
+    es_buf_t *b = &qr->srv->body;
+    es_buf_reset(b);
+    es_buf_puts(b, "{\"status\":\"unavailable\",\"reason\":");
+    es_query_json_str(b, reason && *reason ? reason : "no database connection");
+    es_buf_puts(b, "}\n");
+    reply_json(qr, 503);
+}
+
+static void on_health(es_query_status_t status, const PGresult *res, const char *errmsg,
+                      void *opaque)
+{
+    (void)res;
+    query_req_t *qr = opaque;
+    if (status == ES_QUERY_OK) {
+        es_buf_reset(&qr->srv->body);
+        es_buf_puts(&qr->srv->body, "{\"status\":\"ok\"}\n");
+        reply_json(qr, 200);
+    } else {
+        reply_health_down(qr, errmsg);
+    }
+    free(qr);
+}
+
+/* Rebuild the cached projection gauges from the positions query (`res` NULL: none known). */
+static void positions_cache_update(es_query_server_t *srv, const PGresult *res)
+{
+    es_buf_t *b = &srv->positions;
+    es_buf_reset(b);
+    if (!res || PQnfields(res) < 4) {
+        return;
+    }
+    int rows = PQntuples(res);
+    es_buf_puts(b, "# HELP es_projection_lag_records Records the projector has yet to apply "
+                   "(high watermark - next offset).\n"
+                   "# TYPE es_projection_lag_records gauge\n");
+    for (int i = 0; i < rows; i++) {
+        es_buf_puts(b, "es_projection_lag_records{topic=\"");
+        es_query_metrics_label(b, PQgetvalue(res, i, 0));
+        es_buf_printf(b, "\",partition=\"%s\"} %s\n", PQgetvalue(res, i, 1), PQgetvalue(res, i, 3));
+    }
+    es_buf_puts(b, "# HELP es_projection_position Next offset the projector will apply.\n"
+                   "# TYPE es_projection_position gauge\n");
+    for (int i = 0; i < rows; i++) {
+        es_buf_puts(b, "es_projection_position{topic=\"");
+        es_query_metrics_label(b, PQgetvalue(res, i, 0));
+        es_buf_printf(b, "\",partition=\"%s\"} %s\n", PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+    }
+}
+
+/* The metrics page: HTTP counters, pool gauges and the projection gauges from the last
+ * positions query. */
+static void reply_metrics(query_req_t *qr)
+{
+    es_query_server_t *srv = qr->srv;
+    es_buf_t *b = &srv->body;
+    es_query_pool_stats_t st;
+    es_query_pool_stats(srv->pool, &st);
+    es_buf_reset(b);
+    es_query_metrics_render(&srv->metrics, b);
+    es_buf_printf(b,
+                  "# HELP es_db_pool_connections PostgreSQL connections of the pool, by state.\n"
+                  "# TYPE es_db_pool_connections gauge\n"
+                  "es_db_pool_connections{state=\"idle\"} %d\n"
+                  "es_db_pool_connections{state=\"busy\"} %d\n"
+                  "es_db_pool_connections{state=\"down\"} %d\n"
+                  "# HELP es_http_queue_depth Requests waiting for a database connection.\n"
+                  "# TYPE es_http_queue_depth gauge\n"
+                  "es_http_queue_depth %zu\n",
+                  st.idle, st.busy, st.down, st.queued);
+    if (srv->positions.len > 0) {
+        es_buf_append(b, srv->positions.data, srv->positions.len);
+    }
+    reply(srv, qr->req, qr->route, &qr->t0, 200, "text/plain; version=0.0.4; charset=utf-8");
+}
+
+static void on_positions(es_query_status_t status, const PGresult *res, const char *errmsg,
+                         void *opaque)
+{
+    query_req_t *qr = opaque;
+    if (status != ES_QUERY_OK && status != ES_QUERY_MISSING) {
+        es_log_warn("could not read projection positions", "error=\"%s\"", errmsg ? errmsg : "");
+    }
+    positions_cache_update(qr->srv, status == ES_QUERY_OK ? res : NULL);
+    reply_metrics(qr);
+    free(qr);
+}
+
+/* Parse ?limit=N&before=SEQ. 0, or -1 with a message. */
+static int parse_entries_query(struct evhttp_request *req, query_req_t *qr, char *before,
+                               size_t before_size, char *errstr, size_t errstr_size)
+{
+    qr->limit = ENTRIES_LIMIT_DEFAULT;
+    snprintf(before, before_size, "%" PRId64, INT64_MAX);
+    const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    if (!q || !*q) {
+        return 0;
+    }
+    struct evkeyvalq args;
+    TAILQ_INIT(&args);
+    if (evhttp_parse_query_str(q, &args) != 0) {
+        evhttp_clear_headers(&args);
+        snprintf(errstr, errstr_size, "malformed query string");
+        return -1;
+    }
+    int rc = 0;
+    const char *v = evhttp_find_header(&args, "limit");
+    if (v) {
+        int64_t n;
+        if (es_query_parse_uint(v, INT64_MAX, &n) != 0 || n < 1) {
+            snprintf(errstr, errstr_size, "malformed limit: expected an integer 1..%d",
+                     ENTRIES_LIMIT_MAX);
+            rc = -1;
+        } else {
+            qr->limit = n > ENTRIES_LIMIT_MAX ? ENTRIES_LIMIT_MAX : n;
+        }
+    }
+    v = evhttp_find_header(&args, "before");
+    if (rc == 0 && v) {
+        int64_t n;
+        if (es_query_parse_uint(v, INT64_MAX, &n) != 0) {
+            snprintf(errstr, errstr_size, "malformed before: expected a non-negative integer");
+            rc = -1;
+        } else {
+            snprintf(before, before_size, "%" PRId64, n);
+        }
+    }
+    evhttp_clear_headers(&args);
+    return rc;
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    es_query_server_t *srv = arg;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    srv->inflight++;
+
+    char errstr[256];
+    es_query_path_t path;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *raw = uri ? evhttp_uri_get_path(uri) : NULL;
+    int prc = es_query_route_parse(raw, &path, errstr, sizeof(errstr));
+
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+        char msg[64];
+        snprintf(msg, sizeof(msg), "method %s not allowed", method_name(cmd));
+        reply_error(srv, req, path.route, &t0, 405, msg);
+        return;
+    }
+    if (prc != 0) {
+        reply_error(srv, req, ES_ROUTE_NONE, &t0, 400, errstr);
+        return;
+    }
+    if (path.route == ES_ROUTE_NONE) {
+        reply_error(srv, req, ES_ROUTE_NONE, &t0, 404, "no such route");
+        return;
+    }
+
+    query_req_t *qr = calloc(1, sizeof(*qr));
+    if (!qr) {
+        reply_error(srv, req, path.route, &t0, 500, "internal error: out of memory");
+        return;
+    }
+    qr->srv = srv;
+    qr->req = req;
+    qr->route = path.route;
+    qr->t0 = t0;
+    memcpy(qr->id, path.id, sizeof(qr->id));
+
+    const char *params[3] = {qr->id, NULL, NULL};
+    char before[24], limit_plus_one[24];
+    int stmt;
+    es_query_cb_t *cb;
+    switch (path.route) {
+    case ES_ROUTE_ACCOUNT:
+        stmt = Q_ACCOUNT;
+        cb = on_account;
+        break;
+    case ES_ROUTE_ENTRIES:
+        if (parse_entries_query(req, qr, before, sizeof(before), errstr, sizeof(errstr)) != 0) {
+            reply_error(srv, req, path.route, &t0, 400, errstr);
+            free(qr);
+            return;
+        }
+        snprintf(limit_plus_one, sizeof(limit_plus_one), "%" PRId64, qr->limit + 1);
+        params[1] = before;
+        params[2] = limit_plus_one;
+        stmt = Q_ENTRIES;
+        cb = on_entries;
+        break;
+    case ES_ROUTE_TRANSFER:
+        stmt = Q_TRANSFER;
+        cb = on_transfer;
+        break;
+    case ES_ROUTE_COMMAND:
+        stmt = Q_COMMAND;
+        cb = on_command;
+        break;
+    case ES_ROUTE_HEALTH:
+        stmt = Q_HEALTH;
+        cb = on_health;
+        break;
+    case ES_ROUTE_METRICS: {
+        /* Metrics must answer while the pool is saturated (that is when they matter): then
+         * the projection gauges come from the last query instead of waiting in the queue. */
+        es_query_pool_stats_t st;
+        es_query_pool_stats(srv->pool, &st);
+        if (st.idle == 0) {
+            reply_metrics(qr);
+            free(qr);
+            return;
+        }
+        stmt = Q_POSITIONS;
+        cb = on_positions;
+        break;
+    }
+    default:
+        reply_error(srv, req, path.route, &t0, 404, "no such route");
+        free(qr);
+        return;
+    }
+
+    const char *why = NULL;
+    if (es_query_pool_submit(srv->pool, stmt, params, cb, qr, &why) != 0) {
+        if (path.route == ES_ROUTE_HEALTH) {
+            reply_health_down(qr, why);
+        } else if (path.route == ES_ROUTE_METRICS) {
+            positions_cache_update(srv, NULL);
+            reply_metrics(qr);
+        } else {
+            reply_db_error(qr, ES_QUERY_UNAVAILABLE, why);
+        }
+        free(qr);
+    }
+}
+
+/* ---- lifecycle ---- */
+
+es_query_server_t *es_query_server_new(struct event_base *base, const es_query_server_conf_t *conf,
+                                       char *errstr, size_t errstr_size)
+{
+    es_query_server_t *srv = calloc(1, sizeof(*srv));
+    if (!srv) {
+        snprintf(errstr, errstr_size, "could not start the http server: out of memory");
+        return NULL;
+    }
+    srv->base = base;
+    es_buf_init(&srv->body);
+    es_buf_init(&srv->positions);
+    es_query_metrics_init(&srv->metrics);
+    const char *lvl = getenv("ES_LOG_LEVEL");
+    srv->debug = lvl && !strcmp(lvl, "debug");
+
+    srv->http = evhttp_new(base);
+    if (!srv->http) {
+        snprintf(errstr, errstr_size, "could not start the http server: out of memory");
+        goto err;
+    }
+    /* Accept every method so that we answer 405 with Allow ourselves (libevent says 501). */
+    evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                              EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                              EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                              EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+    evhttp_set_max_headers_size(srv->http, HTTP_MAX_HEADERS_SIZE);
+    evhttp_set_max_body_size(srv->http, HTTP_MAX_BODY_SIZE);
+    evhttp_set_timeout(srv->http, HTTP_TIMEOUT_S);
+    evhttp_set_gencb(srv->http, on_request, srv);
+
+    srv->bound = evhttp_bind_socket_with_handle(srv->http, conf->bind, (ev_uint16_t)conf->port);
+    if (!srv->bound) {
+        snprintf(errstr, errstr_size, "could not listen on %s:%d: %s", conf->bind, conf->port,
+                 strerror(errno));
+        goto err;
+    }
+    srv->port = conf->port;
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof(ss);
+    if (getsockname(evhttp_bound_socket_get_fd(srv->bound), (struct sockaddr *)&ss, &sslen) == 0) {
+        if (ss.ss_family == AF_INET) {
+            srv->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            srv->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        }
+    }
+
+    srv->pool = es_query_pool_new(base, conf->conninfo, conf->pool_size, statements, Q__CNT,
+                                  conf->queue_timeout_ms, errstr, errstr_size);
+    if (!srv->pool) {
+        goto err;
+    }
+    return srv;
+err:
+    es_query_server_destroy(srv);
+    return NULL;
+}
+
+int es_query_server_port(const es_query_server_t *srv)
+{
+    return srv->port;
+}
+
+static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    es_query_server_t *srv = arg;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double total_ms = elapsed_s(&srv->drain_start, &now) * 1000.0;
+    double since_reply_ms = elapsed_s(&srv->last_reply, &now) * 1000.0;
+    /* A reply whose connection died never reports completion: wait for it only a little. */
+    int done = srv->inflight == 0 && (srv->unflushed == 0 || since_reply_ms > DRAIN_FLUSH_GRACE_MS);
+    if (!done && total_ms < srv->drain_max_ms) {
+        struct timeval tv = {0, 20 * 1000};
+        evtimer_add(srv->drain_timer, &tv);
+        return;
+    }
+    if (!done) {
+        es_log_warn("stopping with requests in hand", "inflight=%zu unflushed=%zu", srv->inflight,
+                    srv->unflushed);
+    }
+    if (srv->drained) {
+        srv->drained(srv->drained_opaque);
+    }
+}
+
+void es_query_server_drain(es_query_server_t *srv, int max_ms, void (*drained)(void *),
+                           void *opaque)
+{
+    if (srv->draining) {
+        return;
+    }
+    srv->draining = 1;
+    srv->drained = drained;
+    srv->drained_opaque = opaque;
+    srv->drain_max_ms = max_ms;
+    clock_gettime(CLOCK_MONOTONIC, &srv->drain_start);
+    if (srv->bound) {
+        evhttp_del_accept_socket(srv->http, srv->bound);
+        srv->bound = NULL;
+    }
+    es_log_info("draining", "inflight=%zu", srv->inflight);
+    srv->drain_timer = evtimer_new(srv->base, on_drain_tick, srv);
+    if (!srv->drain_timer) {
+        if (drained) {
+            drained(opaque);
+        }
+        return;
+    }
+    struct timeval tv = {0, 0};
+    evtimer_add(srv->drain_timer, &tv);
+}
+
+void es_query_server_destroy(es_query_server_t *srv)
+{
+    if (!srv) {
+        return;
+    }
+    /* The http server first: it frees the requests it still holds; then the pool, which drops
+     * its jobs without calling back into requests that no longer exist. */
+    if (srv->http) {
+        evhttp_free(srv->http);
+    }
+    es_query_pool_destroy(srv->pool);
+    if (srv->drain_timer) {
+        event_free(srv->drain_timer);
+    }
+    es_buf_fini(&srv->body);
+    es_buf_fini(&srv->positions);
+    free(srv);
+}
