@@ -4,6 +4,7 @@
 #include "buf.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,9 @@ void es_buf_reset(es_buf_t *buf)
 
 int es_buf_reserve(es_buf_t *buf, size_t extra)
 {
+    if (extra > SIZE_MAX / 2 - buf->len - 1) {
+        return -1; /* would wrap around */
+    }
     if (buf->len + extra + 1 <= buf->cap) {
         return 0;
     }

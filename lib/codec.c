@@ -592,11 +592,12 @@ static int pcf_write(const node_t *node, unsigned pass, es_buf_t *out)
 static int tree_fingerprint(tree_t *tree, uint64_t *fingerprint, es_buf_t *canonical)
 {
     es_buf_t local;
-    es_buf_t *out = canonical != NULL ? canonical : &local;
+    es_buf_t *out;
     size_t start;
     int rc;
 
     es_buf_init(&local);
+    out = canonical != NULL ? canonical : &local;
     start = out->len;
     for (node_t *node = tree->all; node != NULL; node = node->next) {
         node->mark = 0;

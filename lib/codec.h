@@ -63,8 +63,8 @@ const char *es_type_schema_json(const es_type_t *type);
  * encoding to `out`. Unknown fields, missing required fields and wrong JSON types are errors
  * whose message names the field: "field \"amount\": expected an integer, got a string".
  * Returns 0 or -1 (nothing appended on error). */
-int es_codec_encode(es_codec_t *codec, const es_type_t *type, const json_t *payload,
-                    es_buf_t *out, char *errstr, size_t errstr_size);
+int es_codec_encode(es_codec_t *codec, const es_type_t *type, const json_t *payload, es_buf_t *out,
+                    char *errstr, size_t errstr_size);
 
 /* Decode one single-object-encoded payload. On success returns 0, sets *type (borrowed) and
  * *payload (a new reference: json_decref() it). On failure returns -1 with a reason:

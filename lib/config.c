@@ -11,6 +11,9 @@
 
 int es_config_read_file(const char *path, char *buf, size_t size)
 {
+    if (size == 0) {
+        return -1;
+    }
     FILE *f = fopen(path, "r");
     if (!f) {
         return -1;
@@ -18,7 +21,8 @@ int es_config_read_file(const char *path, char *buf, size_t size)
     size_t n = fread(buf, 1, size - 1, f);
     fclose(f);
     buf[n] = '\0';
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ' || buf[n - 1] == '\r')) {
+    while (n > 0 &&
+           (buf[n - 1] == '\n' || buf[n - 1] == ' ' || buf[n - 1] == '\r' || buf[n - 1] == '\t')) {
         buf[--n] = '\0';
     }
     return 0;
@@ -96,6 +100,11 @@ int es_config_init(es_config_t *cfg, char *errstr, size_t errstr_size)
     }
     if ((v = getenv("ES_KAFKA_PROPS")) && *v) {
         char copy[4096];
+        if (strlen(v) >= sizeof(copy)) {
+            snprintf(errstr, errstr_size, "ES_KAFKA_PROPS is too long (at most %zu characters)",
+                     sizeof(copy) - 1);
+            return -1;
+        }
         snprintf(copy, sizeof(copy), "%s", v);
         char *save = NULL;
         for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {

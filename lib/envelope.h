@@ -23,10 +23,10 @@
 #define ES_AGG_MAX 128
 
 typedef struct es_envelope {
-    char event_id[ES_ID_LEN + 1];   /* command id for commands */
-    char type[ES_TYPE_MAX];          /* "OpenAccount", "FundsDebited" */
-    char aggregate_id[ES_AGG_MAX];   /* also the Kafka key */
-    int64_t aggregate_version;       /* 0 for commands */
+    char event_id[ES_ID_LEN + 1];       /* command id for commands */
+    char type[ES_TYPE_MAX];             /* "OpenAccount", "FundsDebited" */
+    char aggregate_id[ES_AGG_MAX];      /* also the Kafka key */
+    int64_t aggregate_version;          /* 0 for commands */
     char correlation_id[ES_ID_LEN + 1]; /* the saga / request: the first command's id */
     char causation_id[ES_ID_LEN + 1];   /* the record that caused this one ("" for commands) */
     char traceparent[ES_TRACEPARENT_LEN + 1];
@@ -42,8 +42,7 @@ int es_envelope_encode(es_codec_t *codec, const es_envelope_t *env, const es_typ
  * reference). Fails (-1, reason in errstr) when the value or the payload cannot be decoded,
  * or when the envelope and payload disagree on the type. */
 int es_envelope_decode(es_codec_t *codec, const void *value, size_t len, es_envelope_t *env,
-                       const es_type_t **type, json_t **payload, char *errstr,
-                       size_t errstr_size);
+                       const es_type_t **type, json_t **payload, char *errstr, size_t errstr_size);
 
 /* Build Kafka headers from the envelope. Returns a new list: hand it to rd_kafka_producev()
  * (which takes ownership on success) or rd_kafka_headers_destroy() it. */

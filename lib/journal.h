@@ -49,8 +49,7 @@ typedef struct es_journal_reader es_journal_reader_t;
 /* Open (creating folders and file as needed) the journal of one partition for appending.
  * A torn tail is truncated. Returns NULL with errstr filled. Close with _close(). */
 es_journal_writer_t *es_journal_writer_open(const char *data_dir, const char *topic,
-                                            int32_t partition, char *errstr,
-                                            size_t errstr_size);
+                                            int32_t partition, char *errstr, size_t errstr_size);
 /* The offset the next appended record must have (= records in the file). */
 int64_t es_journal_writer_next_offset(const es_journal_writer_t *w);
 /* Append one record (copied). rec->offset must equal _next_offset(). Returns 0 or -1. */
@@ -63,8 +62,7 @@ void es_journal_writer_close(es_journal_writer_t *w);
 /* Open one partition's journal for reading. Returns NULL with errstr filled (a missing file
  * is reported as such: errno == ENOENT). */
 es_journal_reader_t *es_journal_reader_open(const char *data_dir, const char *topic,
-                                            int32_t partition, char *errstr,
-                                            size_t errstr_size);
+                                            int32_t partition, char *errstr, size_t errstr_size);
 /* Position the reader at the first record with offset >= `offset`. Returns 0 or -1. */
 int es_journal_reader_seek(es_journal_reader_t *r, int64_t offset);
 /* Read the next record into *rec (borrowed pointers). Returns 1 for a record, 0 at the end

@@ -21,7 +21,7 @@
 typedef struct es_logreader es_logreader_t;
 
 typedef struct es_logreader_msg {
-    const char *topic;  /* borrowed */
+    const char *topic; /* borrowed */
     int32_t partition;
     es_journal_record_t rec; /* borrowed until the next call */
 } es_logreader_msg_t;

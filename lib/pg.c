@@ -129,7 +129,8 @@ void es_pg_array_reset(es_pg_array_t *a)
     static const unsigned char zeros[ARRAY_HDR] = {0};
     es_buf_reset(&a->buf);
     a->count = 0;
-    es_buf_append(&a->buf, zeros, ARRAY_HDR);
+    a->has_null = 0;
+    a->failed = es_buf_append(&a->buf, zeros, ARRAY_HDR) != 0;
 }
 
 static int put32(es_buf_t *b, uint32_t v)
@@ -140,11 +141,13 @@ static int put32(es_buf_t *b, uint32_t v)
 
 static int add_elem(es_pg_array_t *a, const void *data, int32_t len)
 {
-    if (put32(&a->buf, (uint32_t)len) != 0) {
+    if (a->failed || put32(&a->buf, (uint32_t)len) != 0 ||
+        (len > 0 && es_buf_append(&a->buf, data, (size_t)len) != 0)) {
+        a->failed = 1;
         return -1;
     }
-    if (len > 0 && es_buf_append(&a->buf, data, (size_t)len) != 0) {
-        return -1;
+    if (len < 0) {
+        a->has_null = 1;
     }
     a->count++;
     return 0;
@@ -214,8 +217,11 @@ int es_pg_array_add_uuid(es_pg_array_t *a, const char *id)
 
 int es_pg_array_finish(es_pg_array_t *a)
 {
-    uint32_t hdr[5] = {htonl(1), htonl(0), htonl((uint32_t)a->oid), htonl((uint32_t)a->count),
-                       htonl(1)};
+    if (a->failed || a->buf.len < ARRAY_HDR) {
+        return -1;
+    }
+    uint32_t hdr[5] = {htonl(1), htonl(a->has_null ? 1 : 0), htonl((uint32_t)a->oid),
+                       htonl((uint32_t)a->count), htonl(1)};
     if (a->count == 0) {
         /* an empty array has no dimensions */
         hdr[0] = htonl(0);

@@ -50,6 +50,8 @@ typedef struct es_pg_array {
     es_buf_t buf;
     es_pg_oid_t oid;
     int32_t count;
+    int has_null;
+    int failed; /* an append ran out of memory: finish() reports it */
 } es_pg_array_t;
 
 void es_pg_array_init(es_pg_array_t *a, es_pg_oid_t oid);

@@ -6,7 +6,8 @@
 #   scripts/devstack.sh down     stop services (SIGTERM, 10 s, then KILL), es-broker, PostgreSQL;
 #                                data is kept
 #   scripts/devstack.sh status   each component running or stopped, with its pid
-#   scripts/devstack.sh reset    down, then delete the data folder
+#   scripts/devstack.sh reset    down, then delete the data folder (other stacks' data folders
+#                                inside it, such as .data/test-*, are kept)
 #   scripts/devstack.sh start NAME | stop NAME    one component (es-broker, postgresql, es-*)
 #
 # Environment: ES_DATA (default ./.data), ES_HTTP_PORT (es-query, default 8080), ES_PARTITIONS
@@ -32,7 +33,7 @@ STOP_TIMEOUT="${ES_STOP_TIMEOUT:-10}"
 PG_SH="$ES_ROOT/scripts/pg.sh"
 
 usage() {
-    sed -n '2,18s/^# \{0,1\}//p' "$0" >&2
+    sed -n '2,20s/^# \{0,1\}//p' "$0" >&2
     exit 2
 }
 
@@ -359,12 +360,29 @@ cmd_reset() {
         es_info "nothing to reset: $ES_DATA does not exist"
         return 0
     fi
-    if [ ! -e "$ES_DATA/.es-data" ] && [ -n "$(ls -A -- "$ES_DATA")" ]; then
+    if [ "$ES_DATA" != "$ES_ROOT/.data" ] && [ ! -e "$ES_DATA/.es-data" ] &&
+        [ -n "$(ls -A -- "$ES_DATA")" ]; then
         es_die "refusing to reset: $ES_DATA does not look like an es data folder (no .es-data marker)"
     fi
     cmd_down
-    rm -rf -- "$ES_DATA"
-    es_info "deleted $ES_DATA"
+    # Other stacks' data folders inside this one (the integration tests' .data/test-*, which may
+    # be running right now) are theirs: keep them.
+    local entry kept=0
+    for entry in "$ES_DATA"/* "$ES_DATA"/.[!.]* "$ES_DATA"/..?*; do
+        [ -e "$entry" ] || [ -L "$entry" ] || continue
+        if [ -d "$entry" ] && [ ! -L "$entry" ] && [ -e "$entry/.es-data" ]; then
+            kept=$((kept + 1))
+            continue
+        fi
+        rm -rf -- "$entry"
+    done
+    if [ "$kept" -gt 0 ]; then
+        rm -f -- "$ES_DATA/.es-data"
+        es_info "deleted the data in $ES_DATA; kept $kept data folder(s) of other stacks inside it"
+    else
+        rmdir -- "$ES_DATA" 2>/dev/null || rm -rf -- "$ES_DATA"
+        es_info "deleted $ES_DATA"
+    fi
 }
 
 [ $# -ge 1 ] || usage

@@ -91,14 +91,21 @@ pg_initialized() {
     [ -f "$PGDATA_DIR/PG_VERSION" ]
 }
 
-# pg_running: true if the postmaster of our data folder is alive.
-pg_running() {
-    pg_initialized || return 1
-    as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1
-}
-
 pg_pid() {
     head -n 1 -- "$PGDATA_DIR/postmaster.pid" 2>/dev/null || true
+}
+
+# pg_running: true if the postmaster of our data folder is alive. Checked here rather than with
+# `pg_ctl status`, which takes a killed postmaster that nobody has reaped yet (a zombie: some
+# container init processes never reap) for a running one.
+pg_running() {
+    local pid
+    pg_initialized || return 1
+    pid="$(pg_pid)"
+    case "$pid" in
+    '' | *[!0-9]*) return 1 ;;
+    esac
+    es_pid_alive "$pid" && [ "$(ps -o comm= -p "$pid" 2>/dev/null)" = postgres ]
 }
 
 # The port the running cluster listens on, from its own postmaster.pid (line 4).
@@ -236,7 +243,7 @@ ensure_database() {
 }
 
 cmd_start() {
-    local port attempt
+    local port attempt out
     pg_lock
     cmd_init
     if pg_running; then
@@ -251,6 +258,12 @@ cmd_start() {
         return 0
     fi
     rm -f -- "$PG_CONNINFO_FILE"
+    # The lock file of a postmaster that was killed: the new postmaster would take a zombie
+    # holding that pid for a live server and refuse to start.
+    if [ -f "$PGDATA_DIR/postmaster.pid" ]; then
+        es_info "removing stale postmaster.pid (server pid $(pg_pid) is gone)"
+        rm -f -- "$PGDATA_DIR/postmaster.pid"
+    fi
     if [ -n "$PG_OS_USER" ]; then
         es_grant_traverse "$PG_OS_USER" "$ES_DATA" "$ES_LOG_DIR"
         # A cluster made by a non-root user earlier, now started by root: hand it over.
@@ -264,19 +277,28 @@ cmd_start() {
     touch -- "$PG_LOG"
     own_for_pg "$PG_SOCK_DIR" "$PG_LOG"
 
-    # Retry with a fresh port when the one we picked was taken between the check and the bind.
-    for attempt in 1 2 3; do
+    # Retry with a fresh port when the one we picked was taken between the check and the bind,
+    # and after a crash while the old server's processes are still on their way out.
+    for attempt in 1 2 3 4 5 6 7 8 9 10; do
         port="$(choose_port)"
         write_runtime_conf "$port"
-        if as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$PG_LOG" -w -t 60 -s start </dev/null; then
+        if out="$(as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$PG_LOG" -w -t 60 -s start </dev/null 2>&1)"; then
             break
         fi
-        if [ -z "${ES_PG_PORT:-}" ] && [ "$attempt" -lt 3 ] &&
-            tail -n 20 -- "$PG_LOG" | grep -q 'could not bind\|could not create any TCP/IP sockets'; then
-            es_warn "port $port was taken; trying another"
-            rm -f -- "$PG_PORT_FILE"
-            continue
+        if [ "$attempt" -lt 10 ]; then
+            if [ -z "${ES_PG_PORT:-}" ] && tail -n 5 -- "$PG_LOG" | grep -q 'could not create any TCP/IP sockets'; then
+                es_warn "port $port was taken; trying another"
+                rm -f -- "$PG_PORT_FILE"
+                continue
+            fi
+            if tail -n 5 -- "$PG_LOG" | grep -q 'shared memory block is still in use\|lock file .* already exists'; then
+                es_info "the previous server's processes are still exiting; retrying"
+                rm -f -- "$PGDATA_DIR/postmaster.pid"
+                sleep 1
+                continue
+            fi
         fi
+        [ -z "$out" ] || printf '%s\n' "$out" >&2
         es_log_tail "$PG_LOG" 15
         es_die "PostgreSQL did not start (log: $PG_LOG)"
     done

@@ -213,6 +213,20 @@ static void decide_saga(const account_t *st, const accounts_input_t *in, account
     }
 }
 
+const char *accounts_input_invalid(const account_t *state, const accounts_input_t *in)
+{
+    if (in->kind < ACC_IN_TRANSFER_REQUESTED) {
+        return NULL; /* commands are refused with a rejection event instead */
+    }
+    if (in->amount <= 0) {
+        return "saga event with a non-positive amount";
+    }
+    if (in->kind == ACC_IN_CREDIT_REJECTED && state->balance > INT64_MAX - in->amount) {
+        return "refund would overflow the balance";
+    }
+    return NULL;
+}
+
 void accounts_decide(const account_t *state, const accounts_input_t *in, accounts_event_t *out)
 {
     memset(out, 0, sizeof(*out));

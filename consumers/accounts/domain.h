@@ -86,6 +86,12 @@ typedef struct accounts_event {
 /* The account an input reads and changes (borrowed from `in`). */
 const char *accounts_input_account(const accounts_input_t *in);
 
+/* Saga events come from other services and must make sense before any rule runs: returns
+ * NULL when `in` can be decided on `state`, else why not (a non-positive amount in a saga
+ * event, a refund that would overflow the balance). The wiring dead-letters such inputs:
+ * they mean a peer is broken, and guessing would corrupt money. */
+const char *accounts_input_invalid(const account_t *state, const accounts_input_t *in);
+
 /* Decide what `in` causes given the account's current `state` (status ACCOUNT_NONE when the
  * account does not exist). Always produces exactly one event into *out: the success event
  * or a rejection carrying a reason. */

@@ -158,6 +158,11 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
         size_t a = es_strmap_get(&b->index, accounts_input_account(&b->ins[i]));
         account_t *acc = &b->accounts[a];
         int existed = acc->status != ACCOUNT_NONE;
+        const char *invalid = accounts_input_invalid(acc, &b->ins[i]);
+        if (invalid) {
+            es_service_dead_letter(svc, &inputs[i], invalid);
+            continue;
+        }
         accounts_event_t ev;
         accounts_decide(acc, &b->ins[i], &ev);
         accounts_evolve(acc, &ev);

@@ -29,7 +29,7 @@ int transfers_input_kind(const char *type)
 const char *transfers_status_name(transfer_status_t status)
 {
     static const char *const names[] = {"NONE", "PENDING", "COMPLETED", "FAILED"};
-    return names[status];
+    return (unsigned)status < sizeof(names) / sizeof(names[0]) ? names[status] : "?";
 }
 
 static void copy(char *dst, size_t size, const char *src)
@@ -68,7 +68,10 @@ static int decide_request(const transfer_t *st, const transfers_input_t *in, tra
         return 1;
     }
     /* refused at once: the saga never starts */
-    if (!strcmp(in->from_account, in->to_account)) {
+    if (!id_valid(in->from_account) || !id_valid(in->to_account)) {
+        out->kind = TR_EV_TRANSFER_FAILED;
+        copy(out->reason, sizeof(out->reason), "INVALID_ACCOUNT_ID");
+    } else if (!strcmp(in->from_account, in->to_account)) {
         out->kind = TR_EV_TRANSFER_FAILED;
         copy(out->reason, sizeof(out->reason), "SAME_ACCOUNT");
     } else if (in->amount <= 0) {

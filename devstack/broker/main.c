@@ -315,6 +315,8 @@ int main(int argc, char **argv)
     /* The mock cluster needs a client handle to live in; it is never used otherwise. */
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char err[512];
+    /* Quiet the notice that this handle has no bootstrap.servers (it needs none). */
+    rd_kafka_conf_set(conf, "log_level", "4", err, sizeof(err));
     mrk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
     if (!mrk) {
         rd_kafka_conf_destroy(conf);
@@ -371,7 +373,7 @@ int main(int argc, char **argv)
     /* Clients can still reach the mock (it cannot stop accepting); anything acknowledged
      * before the signal is below the high watermarks read now, and gets journaled. */
     unlink(addr_path);
-    es_log_info("stopping: draining the journal", "%s", "");
+    es_log_info("stopping: draining the journal", "signal=%s", run ? "none" : "received");
     int drained = broker_journaler_drain(j, DRAIN_TIMEOUT_MS);
     es_log_info("stopped", "journaled_records=%lld nodelay_sockets=%ld drained=%s",
                 (long long)broker_journaler_count(j), broker_nodelay_accepted(),

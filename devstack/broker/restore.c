@@ -7,6 +7,7 @@
 #include "broker.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -18,6 +19,16 @@ typedef struct restore_state {
     int64_t failed;
     char first_error[512];
 } restore_state_t;
+
+#define RESTORE_TURN 2000
+
+typedef struct restore_part {
+    const char *topic; /* borrowed */
+    int32_t partition;
+    int64_t want; /* records in the journal */
+    int64_t n;    /* produced so far */
+    es_journal_reader_t *r;
+} restore_part_t;
 
 static void restore_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
@@ -90,7 +101,7 @@ int broker_restore(broker_t *b, char *errstr, size_t errstr_size)
         }
     }
     if (total == 0) {
-        es_log_info("nothing to restore", "%s", "");
+        es_log_info("nothing to restore", "topics=%zu", b->topic_cnt);
         return 0;
     }
     es_log_info("restoring the journal", "records=%lld", (long long)total);
@@ -111,49 +122,73 @@ int broker_restore(broker_t *b, char *errstr, size_t errstr_size)
         return -1;
     }
     int rc = -1;
-    es_journal_reader_t *r = NULL;
-    double start = now_s(), last_report = start;
-    int64_t produced = 0;
+    /* One reader per non-empty partition, served in turns of RESTORE_TURN records so that
+     * every produce request carries many partitions. */
+    size_t nparts = 0;
     for (size_t t = 0; t < b->topic_cnt; t++) {
-        broker_topic_t *topic = &b->topics[t];
-        for (int p = 0; p < topic->partition_cnt; p++) {
-            int64_t want = es_journal_writer_next_offset(topic->parts[p].writer);
+        nparts += (size_t)b->topics[t].partition_cnt;
+    }
+    restore_part_t *rp = calloc(nparts, sizeof(*rp));
+    if (!rp) {
+        snprintf(errstr, errstr_size, "out of memory");
+        rd_kafka_destroy(rk);
+        return -1;
+    }
+    size_t active = 0;
+    for (size_t t = 0; t < b->topic_cnt; t++) {
+        for (int p = 0; p < b->topics[t].partition_cnt; p++) {
+            int64_t want = es_journal_writer_next_offset(b->topics[t].parts[p].writer);
             if (want == 0) {
                 continue;
             }
-            r = es_journal_reader_open(b->cfg.data_dir, topic->name, p, errstr, errstr_size);
-            if (!r) {
+            restore_part_t *x = &rp[active++];
+            x->topic = b->topics[t].name;
+            x->partition = p;
+            x->want = want;
+            x->r = es_journal_reader_open(b->cfg.data_dir, x->topic, p, errstr, errstr_size);
+            if (!x->r) {
                 goto out;
+            }
+        }
+    }
+    double start = now_s(), last_report = start;
+    int64_t produced = 0;
+    size_t left = active;
+    while (left > 0) {
+        for (size_t i = 0; i < active; i++) {
+            restore_part_t *x = &rp[i];
+            if (x->n >= x->want) {
+                continue;
             }
             es_journal_record_t rec;
-            int64_t n = 0;
-            int nrc;
-            while (n < want && (nrc = es_journal_reader_next(r, &rec, errstr, errstr_size)) == 1) {
-                if (produce_record(rk, topic->name, p, &rec, errstr, errstr_size) != 0) {
+            int nrc = 1;
+            for (int k = 0; k < RESTORE_TURN && x->n < x->want &&
+                            (nrc = es_journal_reader_next(x->r, &rec, errstr, errstr_size)) == 1;
+                 k++, produced++) {
+                if (produce_record(rk, x->topic, x->partition, &rec, errstr, errstr_size) != 0) {
                     goto out;
                 }
-                n++;
-                if (++produced % 65536 == 0) {
-                    rd_kafka_poll(rk, 0);
-                    double now = now_s();
-                    if (now - last_report >= 2.0) {
-                        es_log_info("restore progress", "records=%lld total=%lld rate=%.0f/s",
-                                    (long long)produced, (long long)total,
-                                    (double)produced / (now - start));
-                        last_report = now;
-                    }
-                }
+                x->n++;
             }
-            if (n < want) {
-                if (nrc == 0) {
-                    snprintf(errstr, errstr_size,
-                             "journal of \"%s\" [%d] ended at %lld records, expected %lld",
-                             topic->name, p, (long long)n, (long long)want);
-                }
+            if (nrc < 0) {
                 goto out;
             }
-            es_journal_reader_close(r);
-            r = NULL;
+            if (nrc == 0 && x->n < x->want) {
+                snprintf(errstr, errstr_size,
+                         "journal of \"%s\" [%d] ended at %lld records, expected %lld", x->topic,
+                         (int)x->partition, (long long)x->n, (long long)x->want);
+                goto out;
+            }
+            if (x->n >= x->want) {
+                left--;
+            }
+            rd_kafka_poll(rk, 0);
+        }
+        double now = now_s();
+        if (now - last_report >= 2.0) {
+            es_log_info("restore progress", "records=%lld total=%lld", (long long)produced,
+                        (long long)total);
+            last_report = now;
         }
     }
     while (rd_kafka_outq_len(rk) > 0) {
@@ -195,7 +230,10 @@ int broker_restore(broker_t *b, char *errstr, size_t errstr_size)
                 secs, secs > 0 ? (double)produced / secs : 0.0);
     rc = 0;
 out:
-    es_journal_reader_close(r);
+    for (size_t i = 0; i < active; i++) {
+        es_journal_reader_close(rp[i].r);
+    }
+    free(rp);
     rd_kafka_destroy(rk);
     return rc;
 }

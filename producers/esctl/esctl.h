@@ -66,6 +66,18 @@ int esctl_rebuild_main(esctl_t *ctx, int argc, char **argv);
 int esctl_types_main(esctl_t *ctx, int argc, char **argv);
 
 /*
+ * Follow a delivered command through the query service at `url` (wait.c) until it has been
+ * handled, then append its outcome line to `out`:
+ *   {"command_id","type","status","reason","<entity>":{view} + `tail`
+ * where <entity> is the type's context without its plural s ("account", "transfer") and `tail`
+ * (borrowed) completes the line, e.g. ",\"topic\":...}\n". All strings borrowed. Returns 0,
+ * or -1 with errstr filled when deadline_us (monotonic, es_mono_us) passes first.
+ */
+int esctl_wait_outcome(const char *url, const char *command_id, const es_type_t *type,
+                       const char *aggregate_id, int64_t deadline_us, const char *tail,
+                       es_buf_t *out, char *errstr, size_t errstr_size);
+
+/*
  * Fast JSON writer (jsonw.c): appends to an es_buf_t without building json_t trees.
  * Each returns 0, or -1 when out of memory.
  */

@@ -1,9 +1,10 @@
 /*
- * rebuild.c: `esctl rebuild <projection>...`: replace esctl with the es-projector that sits
- * next to its own executable, in rebuild mode:
- *   es-projector [-d DIR] [-b BROKERS] [-X P=V]... --rebuild P1 [--rebuild P2 ...]
- * The common flags given to esctl are passed through as given; the environment is inherited.
- * The projector does the work and draws its own progress bar.
+ * rebuild.c: `esctl rebuild <projection>...`: run the es-projector that sits next to esctl's
+ * own executable in rebuild mode, once per projection, in order:
+ *   es-projector --rebuild P [-d DIR] [-b BROKERS] [-X P=V]...
+ * One projection: esctl becomes the projector (exec). Several: each runs to completion and the
+ * first failure stops the rest. The common flags given to esctl are passed through as given;
+ * the environment is inherited. The projector does the work and draws its own progress bar.
  */
 #include "esctl.h"
 
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define REBUILD_MAX_ARGS 256
@@ -71,20 +73,45 @@ int esctl_rebuild_main(esctl_t *ctx, int argc, char **argv)
     snprintf(projector, sizeof(projector), "%.*s/es-projector", slash ? (int)(slash - self) : 1,
              slash ? self : ".");
 
+    static char rebuild_flag[] = "--rebuild";
     char *args[REBUILD_MAX_ARGS];
     int a = 0;
     args[a++] = projector;
+    args[a++] = rebuild_flag;
+    int proj_idx = a++;
     for (int i = 0; i < ctx->pass_argc; i++) {
         args[a++] = ctx->pass_argv[i];
     }
-    for (int i = optind; i < argc; i++) {
-        static char rebuild_flag[] = "--rebuild";
-        args[a++] = rebuild_flag;
-        args[a++] = argv[i];
-    }
     args[a] = NULL;
     fflush(stdout);
-    execv(projector, args);
-    esctl_err(ctx, "could not run %s: %s", projector, strerror(errno));
-    return ESCTL_FAIL;
+    if (npos == 1) {
+        args[proj_idx] = argv[optind];
+        execv(projector, args);
+        esctl_err(ctx, "could not run %s: %s", projector, strerror(errno));
+        return ESCTL_FAIL;
+    }
+    for (int i = optind; i < argc; i++) {
+        args[proj_idx] = argv[i];
+        pid_t pid = fork();
+        if (pid < 0) {
+            esctl_err(ctx, "could not start %s: %s", projector, strerror(errno));
+            return ESCTL_FAIL;
+        }
+        if (pid == 0) {
+            execv(projector, args);
+            esctl_err(ctx, "could not run %s: %s", projector, strerror(errno));
+            _exit(127);
+        }
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            esctl_err(ctx, "rebuilding \"%s\" failed (%s %d)", argv[i],
+                      WIFEXITED(status) ? "exit status" : "signal",
+                      WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+            return WIFEXITED(status) && WEXITSTATUS(status) == ESCTL_USAGE ? ESCTL_USAGE
+                                                                           : ESCTL_FAIL;
+        }
+    }
+    return ESCTL_OK;
 }

@@ -181,8 +181,9 @@ int es_query_pool_usable(const es_query_pool_t *pool)
 {
     for (int i = 0; i < pool->size; i++) {
         const pool_conn_t *c = &pool->conns[i];
+        /* failures == 0 while DOWN or CONNECTING: reconnecting at once after a break. */
         if (c->state == CONN_SETUP || c->state == CONN_IDLE || c->state == CONN_BUSY ||
-            (c->state == CONN_CONNECTING && c->failures == 0)) {
+            c->failures == 0) {
             return 1;
         }
     }
@@ -622,7 +623,9 @@ static void conn_break(pool_conn_t *c, const char *why)
     c->failures = 0;
     conn_schedule(c, 0);
     if (job) {
-        if (job->requeued++ == 0) {
+        /* Queries are read-only, so retrying is safe. Allow one try per connection: after the
+         * server dropped them all, each may be found dead only when used. */
+        if (job->requeued++ <= pool->size) {
             queue_push(pool, job, 1);
             queue_arm_timer(pool, job);
             event_active(pool->kick, EV_TIMEOUT, 0);

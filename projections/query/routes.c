@@ -181,13 +181,13 @@ int es_query_route_parse(const char *path, es_query_path_t *out, char *errstr, s
     if (route == ES_ROUTE_NONE) {
         return 0;
     }
+    out->route = route;
     if (declen[1] < 0 || !es_query_id_valid(dec[1], (size_t)declen[1])) {
         snprintf(errstr, errstr_size,
                  "malformed %s id: expected 1..%d characters of [A-Za-z0-9._:-]", what,
                  ES_QUERY_ID_MAX);
         return -1;
     }
-    out->route = route;
     memcpy(out->id, dec[1], (size_t)declen[1] + 1);
     return 0;
 }

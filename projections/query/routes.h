@@ -29,7 +29,7 @@ typedef struct es_query_path {
 /* Parse `path` (the raw, percent-encoded path of a request URI, borrowed) into `out` (caller
  * storage). Returns 0 with out->route set (ES_ROUTE_NONE when nothing matches), or -1 when the
  * path names a route but is malformed (bad percent escape, id not 1..128 chars of
- * [A-Za-z0-9._:-]), with a message in errstr. */
+ * [A-Za-z0-9._:-]), with a message in errstr and out->route still naming the route. */
 int es_query_route_parse(const char *path, es_query_path_t *out, char *errstr, size_t errstr_size);
 
 /* The route's label for metrics and logs, e.g. "/accounts/{id}" (static string). */

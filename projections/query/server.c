@@ -31,8 +31,10 @@
 
 #define ENTRIES_LIMIT_DEFAULT 50
 #define ENTRIES_LIMIT_MAX 500
-#define HTTP_MAX_HEADERS_SIZE 8192
+#define HTTP_MAX_HEADERS_SIZE 8192 /* answered 413 in JSON */
 #define HTTP_MAX_BODY_SIZE 4096
+#define HTTP_HARD_HEADERS_SIZE 65536 /* libevent's own limits, past which it answers itself */
+#define HTTP_HARD_BODY_SIZE 65536
 #define HTTP_TIMEOUT_S 30
 #define DRAIN_FLUSH_GRACE_MS 1000
 
@@ -541,6 +543,23 @@ static void on_request(struct evhttp_request *req, void *arg)
     const char *raw = uri ? evhttp_uri_get_path(uri) : NULL;
     int prc = es_query_route_parse(raw, &path, errstr, sizeof(errstr));
 
+    /* libevent 2.1 answers past its own limits with an HTML 413 (body) or a 400 (headers);
+     * below those, our tighter limits answer in JSON. */
+    size_t header_bytes = 0;
+    struct evkeyval *h;
+    TAILQ_FOREACH(h, evhttp_request_get_input_headers(req), next)
+    {
+        header_bytes += strlen(h->key) + strlen(h->value) + 4;
+    }
+    if (header_bytes > HTTP_MAX_HEADERS_SIZE) {
+        reply_error(srv, req, path.route, &t0, 413, "request headers too large");
+        return;
+    }
+    if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > HTTP_MAX_BODY_SIZE) {
+        reply_error(srv, req, path.route, &t0, 413, "request body too large");
+        return;
+    }
+
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
         char msg[64];
@@ -549,7 +568,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         return;
     }
     if (prc != 0) {
-        reply_error(srv, req, ES_ROUTE_NONE, &t0, 400, errstr);
+        reply_error(srv, req, path.route, &t0, 400, errstr);
         return;
     }
     if (path.route == ES_ROUTE_NONE) {
@@ -662,8 +681,8 @@ es_query_server_t *es_query_server_new(struct event_base *base, const es_query_s
                                               EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                               EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
                                               EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-    evhttp_set_max_headers_size(srv->http, HTTP_MAX_HEADERS_SIZE);
-    evhttp_set_max_body_size(srv->http, HTTP_MAX_BODY_SIZE);
+    evhttp_set_max_headers_size(srv->http, HTTP_HARD_HEADERS_SIZE);
+    evhttp_set_max_body_size(srv->http, HTTP_HARD_BODY_SIZE);
     evhttp_set_timeout(srv->http, HTTP_TIMEOUT_S);
     evhttp_set_gencb(srv->http, on_request, srv);
 

@@ -190,7 +190,7 @@ svc_pid() {
 svc_running() {
     local pid
     pid="$(svc_pid "$1" 2>/dev/null)" || return 1
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+    [ -n "$pid" ] && es_pid_alive "$pid"
 }
 
 # svc_kill9 NAME: SIGKILL one component (a crash: no clean shutdown, no journaling) and wait
