@@ -24,7 +24,8 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o) $(B)/gen/schemas_embedded.o
 SCHEMAS  := $(shell find schemas -name '*.avsc' | sort)
 
 PROGS := es-broker:devstack/broker esctl:producers/esctl es-accounts:consumers/accounts \
-         es-transfers:consumers/transfers es-projector:projections/projector es-query:projections/query
+         es-transfers:consumers/transfers es-projector:projections/projector es-query:projections/query \
+         es-loadgen:bench
 prog_name = $(word 1,$(subst :, ,$1))
 prog_dir  = $(word 2,$(subst :, ,$1))
 BINS := $(foreach p,$(PROGS),$(BIN)/$(call prog_name,$p))

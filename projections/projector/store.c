@@ -22,7 +22,9 @@ const char projector_store_ddl[] =
     "CREATE TABLE IF NOT EXISTS transfers (transfer_id text PRIMARY KEY,"
     " from_account text NOT NULL, to_account text NOT NULL, amount bigint NOT NULL,"
     " currency text, status text NOT NULL, reason text, compensated boolean NOT NULL DEFAULT"
-    " false, requested_at timestamptz NOT NULL, updated_at timestamptz NOT NULL);"
+    " false, requested_at timestamptz NOT NULL, updated_at timestamptz NOT NULL,"
+    /* when the row last became visible to readers: send-to-visible latency is measured on it */
+    " visible_at timestamptz NOT NULL DEFAULT clock_timestamp());"
     "CREATE TABLE IF NOT EXISTS commands (command_id text PRIMARY KEY, command_type text NOT"
     " NULL, aggregate_id text NOT NULL, status text NOT NULL, reason text,"
     " event_type text NOT NULL, recorded_at timestamptz NOT NULL);";
@@ -212,7 +214,8 @@ int projector_save_transfers(PGconn *pg, const transfer_view_t *v, const unsigne
         "$2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::bool[], "
         "$9::bigint[], $10::bigint[]) AS u(i, f, t, a, c, s, r, x, ra, ua) "
         "ON CONFLICT (transfer_id) DO UPDATE SET status = EXCLUDED.status, reason = "
-        "EXCLUDED.reason, compensated = EXCLUDED.compensated, updated_at = EXCLUDED.updated_at",
+        "EXCLUDED.reason, compensated = EXCLUDED.compensated, updated_at = EXCLUDED.updated_at, "
+        "visible_at = clock_timestamp()",
         errstr, errstr_size);
 }
 

@@ -145,6 +145,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 int main(int argc, char **argv)
 {
     query_opts_t opts;
+    memset(&opts, 0, sizeof(opts));
     int prc = parse_opts(argc, argv, &opts);
     if (prc != 0) {
         return prc > 0 ? 0 : 2;

@@ -52,11 +52,11 @@ pass() {
     printf '  %sok%s %s\n' "$ES_C_GREEN" "$ES_C_OFF" "$*" >&2
 }
 
-# _t_line: the line of the test file that called into this library.
+# _t_line: the line of the test file that called into this library (or into a helper file).
 _t_line() {
     local i
     for ((i = 1; i < ${#BASH_SOURCE[@]}; i++)); do
-        if [ "${BASH_SOURCE[$i]}" != "${BASH_SOURCE[0]}" ]; then
+        if [ "${BASH_SOURCE[$i]##*/}" = "$T_FILE" ]; then
             printf '%s\n' "${BASH_LINENO[$((i - 1))]}"
             return 0
         fi
@@ -284,8 +284,12 @@ _t_err() {
     # used it.
     [ "$BASH_SUBSHELL" -eq 0 ] && [ -z "${T_ERR_SEEN:-}" ] || return 0
     T_ERR_SEEN=1
-    printf '  %serror%s: %s line %s: %s (exit %s)\n' "$ES_C_RED" "$ES_C_OFF" "$T_FILE" "$line" \
-        "$cmd" "$rc" >&2
+    # BASH_SOURCE[1]: the file that was running (a helper file the test sourced, perhaps).
+    local where="${BASH_SOURCE[1]##*/} line $line"
+    if [ "${BASH_SOURCE[1]##*/}" != "$T_FILE" ]; then
+        where="$where (from $T_FILE line $(_t_line))"
+    fi
+    printf '  %serror%s: %s: %s (exit %s)\n' "$ES_C_RED" "$ES_C_OFF" "$where" "$cmd" "$rc" >&2
 }
 
 _t_exit() {

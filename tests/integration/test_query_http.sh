@@ -374,7 +374,9 @@ fi
 } | sql
 for i in 1 2 3 4 5 6; do
     get /accounts/acc-1
-    [ "$CODE" = 200 ] && [ "$(jq .balance "$WORK/body")" = 4242 ] || break
+    if [ "$CODE" != 200 ] || [ "$(jq .balance "$WORK/body")" != 4242 ]; then
+        break
+    fi
 done
 expect "after schema swap (every connection)" 200 '.balance == 4242'
 # A swap that changes a column's type: "cached plan must not change result type" -> prepare again.
@@ -404,7 +406,34 @@ if ! grep -q '^es_projection_position' "$WORK/metrics" && grep -q '^es_http_queu
 else
     bad "metrics without tables"
 fi
+# A second instance started before the tables exist prepares its statements when they appear.
+PORT1="$PORT"
+PORT="$(free_port)"
+ES_LOG_LEVEL=debug "$BIN" --port "$PORT" --pool 2 >"$WORK/second.log" 2>&1 &
+QPID2=$!
+BG_PIDS+=("$QPID2")
+for i in $(seq 1 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$PORT/health" && break
+    sleep 0.05
+done
+get /accounts/acc-1
+expect_error "started without tables: 503" 503
 sql -c "ALTER SCHEMA projections_hidden RENAME TO projections;"
+get /accounts/acc-1
+expect "started without tables: tables appear" 200 '.account_id == "acc-1"'
+get /accounts/acc-1/entries
+expect "started without tables: entries" 200 '(.entries | length) == 3'
+kill -TERM "$QPID2"
+rc=0
+wait "$QPID2" || rc=$?
+BG_PIDS=()
+if [ "$rc" = 0 ]; then ok "second instance exits 0"; else bad "second instance exits 0" "rc=$rc"; fi
+if grep -qE 'DEBUG es-query msg="request" method=GET path="/accounts/acc-1" route=/accounts/\{id\} status=200 duration_ms=[0-9.]+$' "$WORK/second.log"; then
+    ok "debug log line per request"
+else
+    bad "debug log line per request" "$(grep request "$WORK/second.log" | head -3)"
+fi
+PORT="$PORT1"
 get /accounts/acc-1
 expect "tables back" 200 '.account_id == "acc-1"'
 
