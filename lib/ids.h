@@ -1,7 +1,9 @@
 /*
  * ids.h: identifiers. Every id is 32 lowercase hex characters (128 bits).
  * Random ids name commands (esctl); derived ids name the events a service emits, so that
- * handling the same input twice emits byte-identical events (exactly-once effects rely on it).
+ * handling the same input twice emits events with the same ids (exactly-once effects rely on
+ * it). Ids are k-sortable, like UUIDv7: the first 12 hex characters are the creation time in
+ * ms (a derived id inherits its parent's), so indexes over ids grow at their right edge.
  */
 #ifndef ES_IDS_H
 #define ES_IDS_H

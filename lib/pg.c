@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -74,12 +75,70 @@ int es_pg_exec(PGconn *pg, const char *sql, char *errstr, size_t errstr_size)
     return 0;
 }
 
+/*
+ * Prepared statements: every statement with parameters is prepared once per connection and
+ * then executed by name, so PostgreSQL parses and plans it once instead of once per batch.
+ * The cache is per thread, keyed by the SQL text, and serves the connection the thread used
+ * last: it starts over when the connection changes (a reconnect drops the server's prepared
+ * statements).
+ */
+#define STMT_CACHE 128
+
+static _Thread_local struct {
+    const PGconn *pg;
+    size_t cnt;
+    char *sql[STMT_CACHE];
+} stmts;
+
+static int stmt_name(PGconn *pg, const char *sql, int nparams, char name[16], char *errstr,
+                     size_t errstr_size)
+{
+    if (stmts.pg != pg) {
+        for (size_t i = 0; i < stmts.cnt; i++) {
+            free(stmts.sql[i]);
+        }
+        stmts.cnt = 0;
+        stmts.pg = pg;
+    }
+    for (size_t i = 0; i < stmts.cnt; i++) {
+        if (!strcmp(stmts.sql[i], sql)) {
+            snprintf(name, 16, "es%zu", i);
+            return 0;
+        }
+    }
+    if (stmts.cnt == STMT_CACHE) {
+        return 1; /* full: run it unprepared */
+    }
+    snprintf(name, 16, "es%zu", stmts.cnt);
+    PGresult *res = PQprepare(pg, name, sql, nparams, NULL);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        set_err(pg, res, sql, errstr, errstr_size);
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    stmts.sql[stmts.cnt++] = strdup(sql);
+    return 0;
+}
+
+void es_pg_forget_prepared(void)
+{
+    stmts.pg = NULL;
+}
+
 PGresult *es_pg_query(PGconn *pg, const char *sql, int nparams, const char *const *values,
                       const int *lens, const int *formats, int result_binary, char *errstr,
                       size_t errstr_size)
 {
+    char name[16];
+    int prep = nparams > 0 ? stmt_name(pg, sql, nparams, name, errstr, errstr_size) : 1;
+    if (prep < 0) {
+        return NULL;
+    }
     PGresult *res =
-        PQexecParams(pg, sql, nparams, NULL, values, lens, formats, result_binary ? 1 : 0);
+        prep == 0
+            ? PQexecPrepared(pg, name, nparams, values, lens, formats, result_binary ? 1 : 0)
+            : PQexecParams(pg, sql, nparams, NULL, values, lens, formats, result_binary ? 1 : 0);
     ExecStatusType st = PQresultStatus(res);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         set_err(pg, res, sql, errstr, errstr_size);

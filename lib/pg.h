@@ -21,10 +21,15 @@ int es_pg_exec(PGconn *pg, const char *sql, char *errstr, size_t errstr_size);
 
 /* Run a statement with text or binary parameters. `lens`/`formats` may be NULL for all-text.
  * Returns the result when its status is COMMAND_OK or TUPLES_OK (PQclear() it), or NULL with
- * errstr filled. The result's columns are binary when result_binary is set. */
+ * errstr filled. The result's columns are binary when result_binary is set. A statement with
+ * parameters is prepared on first use and reused by name on this connection afterwards. */
 PGresult *es_pg_query(PGconn *pg, const char *sql, int nparams, const char *const *values,
                       const int *lens, const int *formats, int result_binary, char *errstr,
                       size_t errstr_size);
+
+/* Forget the statements prepared so far (call after PQfinish of the connection they were
+ * prepared on, before a new connection may reuse its address). */
+void es_pg_forget_prepared(void);
 
 /* True when the failure that produced `res` (or the broken connection) is worth retrying:
  * serialization failure, deadlock, lost connection, admin shutdown, lock timeout. */

@@ -14,9 +14,9 @@
 #include "kafka.h"
 #include "log.h"
 #include "pg.h"
+#include "relay.h"
 
 #define DEFAULT_MAX_BATCH 2000
-#define RELAY_BATCH 5000
 #define MAX_POSITIONS 512
 #define MAX_RETRIES 20
 
@@ -27,12 +27,6 @@ typedef struct position {
     int64_t high_watermark;
 } position_t;
 
-/* A seq list (outbox rows sent and not yet deleted, or delivered and to delete). */
-typedef struct seqs {
-    int64_t *v;
-    size_t cnt, cap;
-} seqs_t;
-
 struct es_service {
     const es_service_def_t *def;
     es_config_t *cfg;
@@ -41,7 +35,7 @@ struct es_service {
     int offline;
     PGconn *pg;
     rd_kafka_t *consumer;
-    rd_kafka_t *producer;
+    es_relay_t *relay;
 
     /* current batch */
     es_input_t *inputs;
@@ -52,12 +46,6 @@ struct es_service {
     es_pg_array_t ob_topic, ob_key, ob_value, ob_headers; /* outbox rows to insert */
     es_buf_t scratch;
 
-    /* relay */
-    int leader;
-    int64_t last_leader_try_us;
-    seqs_t sent;      /* produced, not yet deleted: never select them again */
-    seqs_t delivered; /* acknowledged: delete with the next transaction */
-
     int fatal;
 };
 
@@ -67,40 +55,6 @@ static void on_signal(int sig)
 {
     (void)sig;
     service_run = 0;
-}
-
-static int seqs_add(seqs_t *s, int64_t v)
-{
-    if (s->cnt == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 1024;
-        int64_t *nv = realloc(s->v, cap * sizeof(*nv));
-        if (!nv) {
-            return -1;
-        }
-        s->v = nv;
-        s->cap = cap;
-    }
-    s->v[s->cnt++] = v;
-    return 0;
-}
-
-static void seqs_remove(seqs_t *s, int64_t v)
-{
-    for (size_t i = 0; i < s->cnt; i++) {
-        if (s->v[i] == v) {
-            s->v[i] = s->v[--s->cnt];
-            return;
-        }
-    }
-}
-
-static void seqs_to_array(const seqs_t *s, es_pg_array_t *a)
-{
-    es_pg_array_reset(a);
-    for (size_t i = 0; i < s->cnt; i++) {
-        es_pg_array_add_int8(a, s->v[i]);
-    }
-    es_pg_array_finish(a);
 }
 
 es_codec_t *es_service_codec(es_service_t *svc)
@@ -155,8 +109,6 @@ void es_service_destroy(es_service_t *svc)
     es_pg_array_fini(&svc->ob_value);
     es_pg_array_fini(&svc->ob_headers);
     es_buf_fini(&svc->scratch);
-    free(svc->sent.v);
-    free(svc->delivered.v);
     if (svc->own_codec) {
         es_codec_destroy(svc->codec);
     }
@@ -175,29 +127,6 @@ static void headers_put(es_buf_t *b, const char *name, const void *val, size_t l
     es_buf_append(b, name, nlen);
     es_buf_append(b, v, 2);
     es_buf_append(b, val, len);
-}
-
-static rd_kafka_headers_t *headers_parse(const unsigned char *p, size_t len)
-{
-    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(8);
-    size_t i = 0;
-    while (i + 2 <= len) {
-        size_t nlen = (size_t)p[i] << 8 | p[i + 1];
-        i += 2;
-        if (i + nlen + 2 > len) {
-            break;
-        }
-        const char *name = (const char *)p + i;
-        i += nlen;
-        size_t vlen = (size_t)p[i] << 8 | p[i + 1];
-        i += 2;
-        if (i + vlen > len) {
-            break;
-        }
-        rd_kafka_header_add(hdrs, name, (ssize_t)nlen, p + i, (ssize_t)vlen);
-        i += vlen;
-    }
-    return hdrs;
 }
 
 static void envelope_headers_put(es_buf_t *b, const es_envelope_t *env)
@@ -436,7 +365,7 @@ static int dedup(es_service_t *svc, PGconn *pg, char *errstr, size_t errstr_size
     int lens[1] = {(int)svc->ids.buf.len};
     int fmts[1] = {1};
     PGresult *res = es_pg_query(pg,
-                                "INSERT INTO processed (event_id) SELECT DISTINCT "
+                                "INSERT INTO processed (event_id) SELECT "
                                 "unnest($1::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id",
                                 1, vals, lens, fmts, 1, errstr, errstr_size);
     if (!res) {
@@ -564,27 +493,6 @@ static int write_positions(es_service_t *svc, PGconn *pg, char *errstr, size_t e
     return rc;
 }
 
-static int delete_delivered(es_service_t *svc, PGconn *pg, char *errstr, size_t errstr_size)
-{
-    if (svc->delivered.cnt == 0) {
-        return 0;
-    }
-    es_pg_array_t a;
-    es_pg_array_init(&a, ES_PG_INT8);
-    seqs_to_array(&svc->delivered, &a);
-    const char *vals[1] = {(const char *)a.buf.data};
-    int lens[1] = {(int)a.buf.len};
-    int fmts[1] = {1};
-    PGresult *res = es_pg_query(pg, "DELETE FROM outbox WHERE seq = ANY($1::bigint[])", 1, vals,
-                                lens, fmts, 0, errstr, errstr_size);
-    es_pg_array_fini(&a);
-    if (!res) {
-        return -1;
-    }
-    PQclear(res);
-    return 0;
-}
-
 /* Decode the raws into svc->inputs (or the DLQ) and note the positions they advance. */
 static void decode_raws(es_service_t *svc, const es_raw_t *raws, size_t cnt)
 {
@@ -661,21 +569,6 @@ int es_service_apply(es_service_t *svc, PGconn *pg, const es_raw_t *raws, size_t
 
 /* ---- Kafka wiring ---------------------------------------------------------------------- */
 
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
-{
-    (void)rk;
-    es_service_t *svc = opaque;
-    int64_t seq = (int64_t)(intptr_t)rkm->_private;
-    if (rkm->err) {
-        /* not acknowledged: select it again with the next relay round */
-        es_log_warn("outbox record not delivered, will retry", "seq=%lld error=\"%s\"",
-                    (long long)seq, rd_kafka_err2str(rkm->err));
-        seqs_remove(&svc->sent, seq);
-        return;
-    }
-    seqs_add(&svc->delivered, seq);
-}
-
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -709,98 +602,6 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
-/* Try to become (or confirm we are) the one relaying instance. */
-static void relay_leadership(es_service_t *svc)
-{
-    if (svc->leader) {
-        return;
-    }
-    int64_t now = es_mono_us();
-    if (now - svc->last_leader_try_us < 500000) {
-        return;
-    }
-    svc->last_leader_try_us = now;
-    char sql[256], errstr[256];
-    snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(hashtext('es-relay:%s'))",
-             svc->def->schema);
-    PGresult *res = es_pg_query(svc->pg, sql, 0, NULL, NULL, NULL, 0, errstr, sizeof(errstr));
-    if (res && PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't') {
-        svc->leader = 1;
-        svc->sent.cnt = 0;
-        es_log_info("this instance relays the outbox", "schema=%s", svc->def->schema);
-    }
-    PQclear(res);
-}
-
-/* Publish committed outbox rows not yet sent, in seq order. Rows of one aggregate are
- * committed in seq order (the aggregate's row lock serialises their transactions), and a row
- * is only selected once committed, so they reach each partition in order. */
-static int relay(es_service_t *svc, char *errstr, size_t errstr_size)
-{
-    relay_leadership(svc);
-    if (!svc->leader) {
-        return 0;
-    }
-    es_pg_array_t a;
-    es_pg_array_init(&a, ES_PG_INT8);
-    seqs_to_array(&svc->sent, &a);
-    const char *vals[1] = {(const char *)a.buf.data};
-    int lens[1] = {(int)a.buf.len};
-    int fmts[1] = {1};
-    char sql[256];
-    snprintf(sql, sizeof(sql),
-             "SELECT seq, topic, key, value, headers FROM outbox WHERE NOT (seq = "
-             "ANY($1::bigint[])) ORDER BY seq LIMIT %d",
-             RELAY_BATCH);
-    PGresult *res = es_pg_query(svc->pg, sql, 1, vals, lens, fmts, 1, errstr, errstr_size);
-    es_pg_array_fini(&a);
-    if (!res) {
-        return -1;
-    }
-    int n = PQntuples(res);
-    for (int r = 0; r < n; r++) {
-        int64_t seq = es_pg_get_int8(res, r, 0);
-        const char *topic = PQgetvalue(res, r, 1);
-        int key_null = PQgetisnull(res, r, 2);
-        rd_kafka_headers_t *hdrs = headers_parse((const unsigned char *)PQgetvalue(res, r, 4),
-                                                 (size_t)PQgetlength(res, r, 4));
-        rd_kafka_resp_err_t err;
-        for (;;) {
-            err = rd_kafka_producev(
-                svc->producer, RD_KAFKA_V_TOPIC(topic),
-                RD_KAFKA_V_KEY(key_null ? NULL : PQgetvalue(res, r, 2),
-                               key_null ? 0 : (size_t)PQgetlength(res, r, 2)),
-                RD_KAFKA_V_VALUE(PQgetvalue(res, r, 3), (size_t)PQgetlength(res, r, 3)),
-                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
-                RD_KAFKA_V_OPAQUE((void *)(intptr_t)seq), RD_KAFKA_V_END);
-            if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-                break;
-            }
-            rd_kafka_poll(svc->producer, 10);
-        }
-        if (err) {
-            rd_kafka_headers_destroy(hdrs);
-            snprintf(errstr, errstr_size, "could not produce outbox record %lld to %s: %s",
-                     (long long)seq, topic, rd_kafka_err2str(err));
-            PQclear(res);
-            return -1;
-        }
-        seqs_add(&svc->sent, seq);
-    }
-    PQclear(res);
-    rd_kafka_poll(svc->producer, 0);
-    return n;
-}
-
-/* Remove acknowledged rows from `sent` once they are deleted. */
-static void delivered_forget(es_service_t *svc)
-{
-    for (size_t i = 0; i < svc->delivered.cnt; i++) {
-        seqs_remove(&svc->sent, svc->delivered.v[i]);
-    }
-    svc->delivered.cnt = 0;
-}
-
 static int run_batch_tx(es_service_t *svc, const es_raw_t *raws, size_t cnt, char *errstr,
                         size_t errstr_size)
 {
@@ -811,16 +612,14 @@ static int run_batch_tx(es_service_t *svc, const es_raw_t *raws, size_t cnt, cha
     if (svc->def->begin_sql && es_pg_exec(pg, svc->def->begin_sql, errstr, errstr_size) != 0) {
         goto fail;
     }
-    size_t deleting = svc->delivered.cnt;
-    if (delete_delivered(svc, pg, errstr, errstr_size) != 0 ||
-        es_service_apply(svc, pg, raws, cnt, errstr, errstr_size) != 0) {
+    if (es_service_apply(svc, pg, raws, cnt, errstr, errstr_size) != 0) {
         goto fail;
     }
     if (es_pg_exec(pg, "COMMIT", errstr, errstr_size) != 0) {
         return -1;
     }
-    if (deleting) {
-        delivered_forget(svc);
+    if (svc->ob_topic.count > 0) {
+        es_relay_notify(svc->relay);
     }
     return 0;
 fail:;
@@ -833,8 +632,8 @@ static int reconnect(es_service_t *svc)
 {
     char errstr[512];
     PQfinish(svc->pg);
+    es_pg_forget_prepared();
     svc->pg = NULL;
-    svc->leader = 0; /* the advisory lock went with the session */
     const char *conninfo = es_config_pg(svc->cfg, errstr, sizeof(errstr));
     if (!conninfo) {
         return -1;
@@ -927,8 +726,8 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
     char group[128], client[128];
     snprintf(group, sizeof(group), "es-%s", def->name);
     snprintf(client, sizeof(client), "es-%s", def->name);
-    svc->producer = es_kafka_producer_new(cfg, client, on_delivery, svc, errstr, sizeof(errstr));
-    if (!svc->producer) {
+    svc->relay = es_relay_start(cfg, def->schema, client, errstr, sizeof(errstr));
+    if (!svc->relay) {
         es_log_error("could not start", "error=\"%s\"", errstr);
         goto err;
     }
@@ -953,7 +752,7 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
     int64_t batches = 0, records = 0;
     while (service_run) {
         /* wait briefly for the first record; then take whatever else is already here */
-        int timeout = svc->sent.cnt || svc->delivered.cnt ? 1 : 10;
+        int timeout = 100;
         size_t n = 0;
         while (n < max_batch) {
             rd_kafka_message_t *rkm = rd_kafka_consumer_poll(svc->consumer, n == 0 ? timeout : 0);
@@ -984,8 +783,7 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
             raw_from_message(&raws[n], rkm, types[n], ES_TYPE_MAX);
             n++;
         }
-        rd_kafka_poll(svc->producer, 0);
-        if (n > 0 || svc->delivered.cnt > 0) {
+        if (n > 0) {
             if (process_batch(svc, raws, n) != 0) {
                 svc->fatal = 1;
                 service_run = 0;
@@ -999,12 +797,6 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
         if (svc->fatal) {
             break;
         }
-        if (relay(svc, errstr, sizeof(errstr)) < 0) {
-            es_log_warn("relay failed", "error=\"%s\"", errstr);
-            if (PQstatus(svc->pg) != CONNECTION_OK) {
-                reconnect(svc);
-            }
-        }
     }
 
     /* graceful stop: the batch in hand is committed; now publish what the outbox holds */
@@ -1012,28 +804,13 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
     if (svc->consumer) {
         rd_kafka_consumer_close(svc->consumer);
     }
-    for (int i = 0; i < 50 && !svc->fatal; i++) {
-        int sent = svc->leader ? relay(svc, errstr, sizeof(errstr)) : 0;
-        rd_kafka_flush(svc->producer, 2000);
-        if (svc->delivered.cnt) {
-            if (delete_delivered(svc, svc->pg, errstr, sizeof(errstr)) == 0) {
-                delivered_forget(svc);
-            }
-        }
-        if (sent <= 0 && svc->sent.cnt == 0) {
-            break;
-        }
-    }
     rc = svc->fatal ? -1 : 0;
 err:
     if (svc) {
         if (svc->consumer) {
             rd_kafka_destroy(svc->consumer);
         }
-        if (svc->producer) {
-            rd_kafka_flush(svc->producer, 1000);
-            rd_kafka_destroy(svc->producer);
-        }
+        es_relay_stop(svc->relay, svc->fatal ? 0 : 10000);
         PQfinish(svc->pg);
     }
     es_service_destroy(svc);

@@ -34,6 +34,9 @@ typedef struct esctl {
     char *pass_argv[ESCTL_MAX_PASS];
 } esctl_t;
 
+/* How long a broker may take to answer before esctl calls it unreachable. */
+#define ESCTL_CONNECT_TIMEOUT_MS 4000
+
 /* Long options every subcommand accepts, and their short letters ("b:X:d:"). */
 #define ESCTL_COMMON_SHORT "b:X:d:"
 #define ESCTL_COMMON_LONG                                                                          \
@@ -48,6 +51,15 @@ int esctl_common_opt(esctl_t *ctx, int opt, char *arg);
 
 /* Report the flag getopt_long() just rejected ('?'): unknown, or missing its value. */
 void esctl_bad_flag(const esctl_t *ctx, char **argv);
+
+/* Add the librdkafka property name=value unless the operator set it, or set "debug" (their
+ * -X / ES_KAFKA_PROPS always win). esctl lowers librdkafka's own logging this way: its
+ * connection errors would repeat what esctl's one line says better. */
+void esctl_prop_default(esctl_t *ctx, const char *name, const char *value);
+
+/* Ask the broker for its metadata within timeout_ms. Returns 0, or -1 after reporting
+ * "could not reach the Kafka broker at ..." (or why there is no broker address). */
+int esctl_broker_check(esctl_t *ctx, int timeout_ms);
 
 /* The help text of the common flags and environment variables, for every --help. */
 void esctl_common_help(FILE *out);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "kafka.h"
 #include "log.h"
 
 static void usage(FILE *out)
@@ -90,6 +91,40 @@ int esctl_common_opt(esctl_t *ctx, int opt, char *arg)
         ctx->pass_argv[ctx->pass_argc++] = arg;
     }
     return 1;
+}
+
+void esctl_prop_default(esctl_t *ctx, const char *name, const char *value)
+{
+    es_config_t *cfg = &ctx->cfg;
+    for (size_t i = 0; i < cfg->prop_cnt; i++) {
+        if (!strcmp(cfg->prop_names[i], name) || !strcmp(cfg->prop_names[i], "debug")) {
+            return;
+        }
+    }
+    char kv[256], errstr[128];
+    snprintf(kv, sizeof(kv), "%s=%s", name, value);
+    es_config_add_prop(cfg, kv, errstr, sizeof(errstr));
+}
+
+int esctl_broker_check(esctl_t *ctx, int timeout_ms)
+{
+    char errstr[512];
+    rd_kafka_t *rk =
+        es_kafka_consumer_new(&ctx->cfg, "esctl", NULL, NULL, NULL, errstr, sizeof(errstr));
+    if (!rk) {
+        esctl_err(ctx, "%s", errstr);
+        return -1;
+    }
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, NULL, &md, timeout_ms);
+    if (err) {
+        esctl_err(ctx, "could not reach the Kafka broker at %s: %s", ctx->cfg.brokers,
+                  rd_kafka_err2str(err));
+    } else {
+        rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_destroy(rk);
+    return err ? -1 : 0;
 }
 
 /* Case-insensitive Levenshtein distance, bounded to short names. */

@@ -99,6 +99,7 @@ typedef struct rp_pool {
 } rp_pool_t;
 
 typedef struct rp_out {
+    const esctl_t *ctx;
     es_buf_t buf;
     int broken; /* the reader of our stdout went away */
     int failed;
@@ -254,7 +255,7 @@ static int span_eq(const void *v, ssize_t len, const char *s)
     return len >= 0 && (size_t)len == strlen(s) && !memcmp(v, s, (size_t)len);
 }
 
-static void put_key(es_buf_t *out, const char *name)
+static void put_text(es_buf_t *out, const char *name)
 {
     es_buf_puts(out, name);
 }
@@ -263,9 +264,10 @@ static void put_key(es_buf_t *out, const char *name)
 static void put_num_or_str(es_buf_t *out, const void *v, ssize_t len)
 {
     char tmp[32];
-    if (len > 0 && (size_t)len < sizeof(tmp)) {
-        memcpy(tmp, v, (size_t)len);
-        tmp[len] = '\0';
+    size_t n_len = len > 0 ? (size_t)len : 0;
+    if (n_len > 0 && n_len < sizeof(tmp)) {
+        memcpy(tmp, v, n_len);
+        tmp[n_len] = '\0';
         char *end;
         long long n = strtoll(tmp, &end, 10);
         if (!*end) {
@@ -273,7 +275,7 @@ static void put_num_or_str(es_buf_t *out, const void *v, ssize_t len)
             return;
         }
     }
-    esctl_jw_str(out, v, (size_t)(len < 0 ? 0 : len));
+    esctl_jw_str(out, v, n_len);
 }
 
 static void put_dlq(es_buf_t *out, const rp_view_t *v)
@@ -284,7 +286,7 @@ static void put_dlq(es_buf_t *out, const rp_view_t *v)
         if (v->dlq_len[i] < 0) {
             continue;
         }
-        put_key(out, names[i]);
+        put_text(out, names[i]);
         if (i == DLQ_PARTITION || i == DLQ_OFFSET) {
             put_num_or_str(out, v->dlq[i], v->dlq_len[i]);
         } else {
@@ -314,70 +316,70 @@ static int rp_format(es_codec_t *codec, const rp_opts_t *o, const rp_view_t *v, 
             return 0;
         }
     }
-    put_key(out, "{\"topic\":");
+    put_text(out, "{\"topic\":");
     esctl_jw_str(out, v->topic, strlen(v->topic));
-    put_key(out, ",\"partition\":");
+    put_text(out, ",\"partition\":");
     esctl_jw_int(out, v->partition);
-    put_key(out, ",\"offset\":");
+    put_text(out, ",\"offset\":");
     esctl_jw_int(out, v->offset);
-    put_key(out, ",\"timestamp\":");
+    put_text(out, ",\"timestamp\":");
     esctl_jw_time(out, v->timestamp);
-    put_key(out, ",\"key\":");
+    put_text(out, ",\"key\":");
     if (v->key_len < 0) {
-        put_key(out, "null");
+        put_text(out, "null");
     } else {
         esctl_jw_str(out, v->key, (size_t)v->key_len);
     }
     if (o->raw) {
-        put_key(out, ",\"headers\":{");
+        put_text(out, ",\"headers\":{");
         for (size_t i = 0; v->rec && i < v->rec->header_cnt; i++) {
             const es_journal_header_t *h = &v->rec->headers[i];
             if (i) {
-                put_key(out, ",");
+                put_text(out, ",");
             }
             esctl_jw_str(out, h->name, strlen(h->name));
-            put_key(out, ":");
+            put_text(out, ":");
             if (h->value_len < 0) {
-                put_key(out, "null");
+                put_text(out, "null");
             } else {
                 esctl_jw_str(out, h->value, (size_t)h->value_len);
             }
         }
-        put_key(out, "},\"value_base64\":");
+        put_text(out, "},\"value_base64\":");
         if (v->value_len < 0) {
-            put_key(out, "null");
+            put_text(out, "null");
         } else {
             esctl_jw_base64(out, v->value, (size_t)v->value_len);
         }
     } else if (decoded) {
-        put_key(out, ",\"type\":");
+        put_text(out, ",\"type\":");
         esctl_jw_str(out, env.type, strlen(env.type));
-        put_key(out, ",\"event_id\":");
+        put_text(out, ",\"event_id\":");
         esctl_jw_str(out, env.event_id, strlen(env.event_id));
-        put_key(out, ",\"correlation_id\":");
+        put_text(out, ",\"correlation_id\":");
         esctl_jw_str(out, env.correlation_id, strlen(env.correlation_id));
-        put_key(out, ",\"causation_id\":");
+        put_text(out, ",\"causation_id\":");
         esctl_jw_str(out, env.causation_id, strlen(env.causation_id));
-        put_key(out, ",\"aggregate_version\":");
+        put_text(out, ",\"aggregate_version\":");
         esctl_jw_int(out, env.aggregate_version);
         put_dlq(out, v);
-        put_key(out, ",\"data\":");
+        put_text(out, ",\"data\":");
         esctl_jw_json(out, payload);
     } else {
-        put_key(out, ",\"type\":null");
+        put_text(out, ",\"type\":null");
         put_dlq(out, v);
         if (v->dlq_len[DLQ_REASON] < 0) {
-            put_key(out, ",\"error\":");
+            put_text(out, ",\"error\":");
             esctl_jw_str(out, err, strlen(err));
         }
-        put_key(out, ",\"value_base64\":");
+        put_text(out, ",\"value_base64\":");
         if (v->value_len < 0) {
-            put_key(out, "null");
+            put_text(out, "null");
         } else {
             esctl_jw_base64(out, v->value, (size_t)v->value_len);
         }
     }
-    put_key(out, "}\n");
+    put_text(out, "}\n");
     json_decref(payload);
     return 1;
 }
@@ -467,7 +469,7 @@ static void out_write(rp_out_t *w, const void *data, size_t len)
             if (errno == EPIPE) {
                 w->broken = 1;
             } else {
-                esctl_err(NULL, "replay: could not write to stdout: %s", strerror(errno));
+                esctl_err(w->ctx, "could not write to stdout: %s", strerror(errno));
                 w->failed = 1;
             }
             return;
@@ -477,7 +479,7 @@ static void out_write(rp_out_t *w, const void *data, size_t len)
     }
 }
 
-/* Append formatted text; write when the buffer is large. */
+/* Write what the buffer holds. */
 static void out_flush(rp_out_t *w)
 {
     if (w->buf.len) {
@@ -907,6 +909,7 @@ int esctl_replay_main(esctl_t *ctx, int argc, char **argv)
     int pool_on = 0;
     rp_out_t w;
     memset(&w, 0, sizeof(w));
+    w.ctx = ctx;
     es_buf_init(&w.buf);
 
     if (o.type && !es_codec_type(codec, o.type)) {
@@ -951,6 +954,11 @@ int esctl_replay_main(esctl_t *ctx, int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* A quick look first: an unreachable broker is one clear line within seconds. */
+    esctl_prop_default(ctx, "log_level", "2");
+    if (esctl_broker_check(ctx, ESCTL_CONNECT_TIMEOUT_MS) != 0) {
+        goto out;
+    }
     lr = es_logreader_new(&ctx->cfg, o.topics, o.topic_cnt, o.from_offset, o.from_ms, o.follow,
                           errstr, sizeof(errstr));
     if (!lr) {

@@ -27,8 +27,6 @@
 #include "kafka.h"
 #include "log.h"
 
-/* How long to wait for the broker's metadata before calling it unreachable. */
-#define SEND_CONNECT_TIMEOUT_MS 4000
 /* Invalid lines reported individually before the summary. */
 #define SEND_MAX_REPORTED 10
 #define SEND_BLOCK_CMDS 4096
@@ -112,7 +110,7 @@ static void help(FILE *out)
     fprintf(out,
             "usage: esctl send <CommandType> '<json>'\n"
             "       esctl send <CommandType> -f FILE        (FILE \"-\" = stdin)\n"
-            "       esctl send --batch [<CommandType>]      JSON lines on stdin\n"
+            "       esctl send --batch [<CommandType>] [-f FILE]  JSON lines, stdin by default\n"
             "\n"
             "Validates each command against its schema, wraps it in an envelope (a new random\n"
             "command id, which is also the correlation id) and publishes it to its topic with the\n"
@@ -425,26 +423,13 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
     s->outstanding--;
 }
 
-/* Add a property unless the operator set it (their -X / ES_KAFKA_PROPS always wins). */
-static void prop_default(es_config_t *cfg, const char *name, const char *value)
-{
-    for (size_t i = 0; i < cfg->prop_cnt; i++) {
-        if (!strcmp(cfg->prop_names[i], name) || !strcmp(cfg->prop_names[i], "debug")) {
-            return;
-        }
-    }
-    char kv[256], errstr[128];
-    snprintf(kv, sizeof(kv), "%s=%s", name, value);
-    es_config_add_prop(cfg, kv, errstr, sizeof(errstr));
-}
-
 /* Check that the broker answers and that every topic we will produce to exists, so that an
  * unreachable broker fails in seconds with nothing queued. */
 static int check_topics(send_state_t *s, rd_kafka_t *rk, rd_kafka_topic_t **rkts, size_t rkt_cnt)
 {
     for (size_t i = 0; i < rkt_cnt; i++) {
         const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkts[i], &md, SEND_CONNECT_TIMEOUT_MS);
+        rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkts[i], &md, ESCTL_CONNECT_TIMEOUT_MS);
         if (err) {
             esctl_err(s->ctx, "could not reach the Kafka broker at %s: %s", s->ctx->cfg.brokers,
                       rd_kafka_err2str(err));
@@ -502,9 +487,7 @@ static int publish(send_state_t *s)
 {
     char errstr[512];
     es_config_t *cfg = &s->ctx->cfg;
-    /* librdkafka would print its own connection errors: our one line says it better.
-     * -X log_level=7 or -X debug=... bring them back. */
-    prop_default(cfg, "log_level", "2");
+    esctl_prop_default(s->ctx, "log_level", "2");
     rd_kafka_t *rk = es_kafka_producer_new(cfg, "esctl", dr_cb, s, errstr, sizeof(errstr));
     if (!rk) {
         esctl_err(s->ctx, "%s", errstr);
@@ -682,8 +665,9 @@ static int parse_args(send_state_t *s, int argc, char **argv)
     }
     int npos = argc - optind;
     if (s->opt.batch) {
-        if (npos > 1 || s->opt.file) {
-            esctl_err(ctx, "--batch reads JSON lines from stdin and takes at most a type");
+        if (npos > 1) {
+            esctl_err(ctx, "--batch reads JSON lines from stdin (or -f FILE) and takes at most "
+                           "a type");
             return -1;
         }
         s->opt.type_name = npos == 1 ? argv[optind] : NULL;

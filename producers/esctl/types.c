@@ -146,9 +146,14 @@ int esctl_types_main(esctl_t *ctx, int argc, char **argv)
                 es_buf_t t;
                 es_buf_init(&t);
                 type_render(&t, json_object_get(f, "type"));
-                json_array_append_new(farr, json_pack("{s:s?, s:s?}", "name",
-                                                      json_string_value(json_object_get(f, "name")),
-                                                      "type", t.data ? (const char *)t.data : "?"));
+                json_t *fo =
+                    json_pack("{s:s?, s:s?}", "name", json_string_value(json_object_get(f, "name")),
+                              "type", t.data ? (const char *)t.data : "?");
+                const json_t *doc = json_object_get(f, "doc");
+                if (json_is_string(doc)) {
+                    json_object_set(fo, "doc", (json_t *)doc);
+                }
+                json_array_append_new(farr, fo);
                 es_buf_fini(&t);
             }
             json_t *o =
@@ -166,9 +171,14 @@ int esctl_types_main(esctl_t *ctx, int argc, char **argv)
             json_t *f;
             json_array_foreach(fields, j, f)
             {
-                es_buf_printf(&line, "    %-22s ", json_string_value(json_object_get(f, "name")));
-                type_render(&line, json_object_get(f, "type"));
-                es_buf_puts(&line, "\n");
+                es_buf_t t;
+                es_buf_init(&t);
+                type_render(&t, json_object_get(f, "type"));
+                const char *doc = json_string_value(json_object_get(f, "doc"));
+                es_buf_printf(&line, "    %-22s %-12s %s\n",
+                              json_string_value(json_object_get(f, "name")),
+                              t.data ? (const char *)t.data : "?", doc ? doc : "");
+                es_buf_fini(&t);
             }
         }
         json_decref(schema);

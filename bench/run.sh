@@ -1,0 +1,390 @@
+#!/usr/bin/env bash
+# bench/run.sh: `make bench`. Starts a private stack, measures, prints and draws the results.
+#
+#   1. end-to-end throughput: 50 accounts with big balances, then BENCH_N RequestTransfer sent in
+#      one `esctl send --batch`; the time from the start of the send until every transfer is
+#      terminal (COMPLETED or FAILED) in projections.transfers. The end is the newest visible_at
+#      of the run's rows (count(*) is polled every 50 ms to know when they are all there).
+#      BENCH_RUNS runs with fresh transfer ids; the median and each run are reported.
+#   2. latency at a fixed rate: bin/es-loadgen sends BENCH_RATE transfers a second for
+#      BENCH_SECONDS seconds and records each send time; latency = visible_at - sent_at, joined
+#      in PostgreSQL. p50/p90/p99/max and the achieved rate.
+#   3. replay decode rate: `esctl replay --stats` over the whole log, median of BENCH_REPLAYS.
+#   4. a summary against the targets and the reference figures, an ASCII chart, and
+#      docs/bench/results.json + docs/bench/results.svg (bench/svg.awk draws it).
+#
+# Environment (defaults): BENCH_N (20000), BENCH_RUNS (3), BENCH_RATE (1000), BENCH_SECONDS (20),
+# BENCH_ACCOUNTS (50), BENCH_REPLAYS (3), BENCH_TIMEOUT (seconds a step may wait for the read
+# model, 180), BENCH_OUT (where results go, docs/bench), BENCH_KEEP=1 keeps the data folder
+# (.data/bench-<pid>). ES_PARTITIONS and the other platform variables pass through.
+#
+# Progress goes to stderr; the summary to stdout.
+if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
+set -Eeuo pipefail
+
+ES_PROG=bench
+# shellcheck source=scripts/common.sh
+. "$(cd "$(dirname "$0")/.." && pwd -P)/scripts/common.sh"
+
+ES_BIN="${ES_BIN:-$ES_ROOT/bin}"
+N="${BENCH_N:-20000}"
+RUNS="${BENCH_RUNS:-3}"
+RATE="${BENCH_RATE:-1000}"
+SECS="${BENCH_SECONDS:-20}"
+ACCOUNTS="${BENCH_ACCOUNTS:-50}"
+REPLAYS="${BENCH_REPLAYS:-3}"
+TIMEOUT="${BENCH_TIMEOUT:-180}"
+OUT="${BENCH_OUT:-$ES_ROOT/docs/bench}"
+PSQL=/usr/lib/postgresql/15/bin/psql
+[ -x "$PSQL" ] || PSQL=psql
+
+# Reference figures (the tutorial-style Python saga on this machine) and our targets.
+REF_PY_SINGLE=390
+REF_PY_BATCHED=4400
+REF_PY_P99_MS=29
+REF_PY_P99_RATE=200
+TARGET_TPUT=8000
+TARGET_P99_MS=20
+TARGET_REPLAY=500000
+
+for v in N RUNS RATE SECS ACCOUNTS REPLAYS TIMEOUT; do
+    case "${!v}" in
+    '' | *[!0-9]* | 0) es_die "BENCH_$v must be a positive integer, not '${!v}'" ;;
+    esac
+done
+[ "$ACCOUNTS" -ge 2 ] || es_die "BENCH_ACCOUNTS must be at least 2"
+for b in esctl es-loadgen es-broker es-accounts es-transfers es-projector es-query; do
+    [ -x "$ES_BIN/$b" ] || es_die "$ES_BIN/$b is not built: run make"
+done
+
+step() { printf '%s==> %s%s\n' "$ES_C_BOLD" "$*" "$ES_C_OFF" >&2; }
+note() { printf '    %s\n' "$*" >&2; }
+now_us() { date +%s%6N; }
+
+# ---- the machine, before we start anything -----------------------------------------------------
+
+M_DATE="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+M_NPROC="$(nproc)"
+M_CPU="$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -n 1)"
+[ -n "$M_CPU" ] || M_CPU=unknown
+read -r M_LOAD1 M_LOAD5 M_LOAD15 _ </proc/loadavg
+M_MEM_GB="$(awk '/^MemTotal:/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)"
+# What else was busy: the top processes by CPU share since they started (ps's %cpu).
+M_TOP="$(ps -eo pcpu=,comm= --sort=-pcpu | awk '$1 > 1.0 { printf "%s%s %s%%", sep, $2, $1; sep = ", " }
+    NR >= 8 { exit }')"
+M_OTHER_STACKS="$(ps -eo comm= | grep -c '^es-broker$' || true)"
+# CPU busy over one second, all cores (100 = every core busy): the load we compete with.
+cpu_sample() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6; exit }' /proc/stat; }
+read -r c_busy0 c_idle0 < <(cpu_sample)
+sleep 1
+read -r c_busy1 c_idle1 < <(cpu_sample)
+M_BUSY="$(awk -v b="$((c_busy1 - c_busy0))" -v i="$((c_idle1 - c_idle0))" \
+    'BEGIN { printf "%.0f", b + i > 0 ? 100 * b / (b + i) : 0 }')"
+
+# ---- the stack --------------------------------------------------------------------------------
+
+ES_DATA="$ES_ROOT/.data/bench-$$"
+export ES_DATA
+unset KAFKA_BROKERS ES_PG ES_QUERY_URL
+W="$ES_DATA/bench"
+STACK_UP=''
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    set +e
+    if [ -n "$LOADGEN_PID" ]; then
+        kill -TERM "$LOADGEN_PID" 2>/dev/null
+        wait "$LOADGEN_PID" 2>/dev/null
+    fi
+    if [ -n "$STACK_UP" ]; then
+        if [ "$rc" -ne 0 ]; then
+            for f in "$ES_DATA"/log/es-*.log; do
+                [ ! -e "$f" ] || es_log_tail "$f" 15
+            done
+        fi
+        note "stopping the stack"
+        bash "$ES_ROOT/scripts/devstack.sh" down >"$W/devstack-down.log" 2>&1 ||
+            es_warn "the stack did not stop cleanly: $(tail -n 3 "$W/devstack-down.log")"
+    fi
+    if [ "${BENCH_KEEP:-0}" = 1 ]; then
+        note "BENCH_KEEP=1: kept $ES_DATA"
+    else
+        rm -rf -- "$ES_DATA"
+    fi
+    exit "$rc"
+}
+LOADGEN_PID=''
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+mkdir -p -- "$ES_DATA" "$W" "$OUT"
+printf 'es platform data folder of bench/run.sh (pid %s)\n' "$$" >"$ES_DATA/.es-data"
+ES_PG_PORT="$(es_free_port)"
+ES_HTTP_PORT="$(es_free_port)"
+while [ "$ES_HTTP_PORT" = "$ES_PG_PORT" ]; do
+    ES_HTTP_PORT="$(es_free_port)"
+done
+export ES_PG_PORT ES_HTTP_PORT
+
+T_BENCH0=$SECONDS
+step "machine: $M_NPROC x $M_CPU, ${M_MEM_GB} GiB; load average $M_LOAD1 $M_LOAD5 $M_LOAD15," \
+    "CPU $M_BUSY% busy in the second before we started"
+[ -z "$M_TOP" ] || note "biggest CPU users (average over their lifetime): $M_TOP"
+[ "$M_OTHER_STACKS" -eq 0 ] || note "$M_OTHER_STACKS other es-broker process(es) running: other stacks share this machine"
+step "starting a private stack in $ES_DATA (postgresql :$ES_PG_PORT, es-query :$ES_HTTP_PORT)"
+STACK_UP=1
+if ! bash "$ES_ROOT/scripts/devstack.sh" up >"$W/devstack-up.log" 2>&1; then
+    sed 's/^/    /' "$W/devstack-up.log" >&2
+    es_die "the stack did not start"
+fi
+CONNINFO="$(es_read_file "$ES_DATA/pg.conninfo")" || es_die "no $ES_DATA/pg.conninfo"
+note "up in $((SECONDS - T_BENCH0)) s; broker $(cat -- "$ES_DATA/broker.addr")"
+
+sql() {
+    "$PSQL" -X -q -At -v ON_ERROR_STOP=1 "$CONNINFO" "$@"
+}
+
+esctl() {
+    "$ES_BIN/esctl" "$@"
+}
+
+# terminal_count PREFIX: transfers whose id starts with PREFIX that are COMPLETED or FAILED.
+# (A range on the primary key: LIKE could not use its index under a non-C collation.)
+terminal_count() {
+    sql -c "SELECT count(*) FROM projections.transfers WHERE transfer_id >= '$1'
+            AND transfer_id < '$1~' AND status IN ('COMPLETED', 'FAILED')"
+}
+
+# wait_terminal PREFIX COUNT LABEL: poll every 50 ms until COUNT transfers of PREFIX are
+# terminal; progress once a second. Prints the wall-clock time (us) the poll saw them all.
+wait_terminal() {
+    local prefix="$1" want="$2" label="$3" got=0 i=0 t0=$SECONDS last=-1 since=$SECONDS
+    while :; do
+        got="$(terminal_count "$prefix")"
+        if [ "$got" -ge "$want" ]; then
+            now_us
+            return 0
+        fi
+        if [ "$got" != "$last" ]; then
+            last="$got"
+            since=$SECONDS
+        elif [ $((SECONDS - since)) -ge 30 ]; then
+            es_die "$label: stuck at $got of $want terminal for 30 s"
+        fi
+        i=$((i + 1))
+        if [ $((i % 20)) -eq 0 ]; then
+            printf '    %s: %s / %s terminal (%s s)\n' "$label" "$got" "$want" $((SECONDS - t0)) >&2
+        fi
+        [ $((SECONDS - t0)) -lt "$TIMEOUT" ] ||
+            es_die "$label: only $got of $want transfers terminal after $TIMEOUT s"
+        sleep 0.05
+    done
+}
+
+# ---- 1. accounts ------------------------------------------------------------------------------
+
+step "opening $ACCOUNTS accounts with big balances"
+BIG=1000000000000000
+awk -v n="$ACCOUNTS" 'BEGIN { for (i = 0; i < n; i++)
+    printf "{\"account_id\":\"bench-acct-%d\",\"owner\":\"Bench %d\",\"currency\":\"EUR\"}\n", i, i }' |
+    esctl send --batch OpenAccount >/dev/null
+t0=$SECONDS
+until [ "$(sql -c "SELECT count(*) FROM projections.accounts WHERE account_id >= 'bench-acct-'
+                   AND account_id < 'bench-acct-~'")" -ge "$ACCOUNTS" ]; do
+    [ $((SECONDS - t0)) -lt "$TIMEOUT" ] || es_die "the accounts were not opened within $TIMEOUT s"
+    sleep 0.05
+done
+awk -v n="$ACCOUNTS" -v big="$BIG" 'BEGIN { for (i = 0; i < n; i++)
+    printf "{\"account_id\":\"bench-acct-%d\",\"amount\":%s}\n", i, big }' |
+    esctl send --batch DepositFunds >/dev/null
+until [ "$(sql -c "SELECT count(*) FROM projections.accounts WHERE account_id >= 'bench-acct-'
+                   AND account_id < 'bench-acct-~' AND balance >= $BIG")" -ge "$ACCOUNTS" ]; do
+    [ $((SECONDS - t0)) -lt "$TIMEOUT" ] || es_die "the deposits were not made within $TIMEOUT s"
+    sleep 0.05
+done
+note "$ACCOUNTS accounts open, $BIG each, in $((SECONDS - t0)) s"
+
+# ---- 2. end-to-end throughput -----------------------------------------------------------------
+
+step "end-to-end throughput: $RUNS runs of $N transfers (esctl send --batch RequestTransfer)"
+TPUT=()
+for ((r = 1; r <= RUNS; r++)); do
+    prefix="tp$$-$r-"
+    awk -v n="$N" -v a="$ACCOUNTS" -v p="$prefix" -v seed="$$$r" 'BEGIN { srand(seed);
+        for (i = 0; i < n; i++) {
+            f = int(rand() * a); t = (f + 1 + int(rand() * (a - 1))) % a
+            printf "{\"transfer_id\":\"%s%07d\",\"from_account\":\"bench-acct-%d\",", p, i, f
+            printf "\"to_account\":\"bench-acct-%d\",\"amount\":1}\n", t } }' >"$W/run$r.jsonl"
+    sleep 1 # let the services settle after the previous step
+    t_start="$(now_us)"
+    esctl send --batch RequestTransfer <"$W/run$r.jsonl" >/dev/null
+    t_sent="$(now_us)"
+    note "run $r: $N published in $(awk -v a="$t_start" -v b="$t_sent" 'BEGIN { printf "%.2f", (b - a) / 1e6 }') s"
+    t_seen="$(wait_terminal "$prefix" "$N" "run $r")"
+    IFS='|' read -r t_end completed failed < <(sql -c "SELECT
+        (extract(epoch FROM max(visible_at)) * 1e6)::bigint,
+        count(*) FILTER (WHERE status = 'COMPLETED'), count(*) FILTER (WHERE status = 'FAILED')
+        FROM projections.transfers WHERE transfer_id >= '$prefix' AND transfer_id < '$prefix~'")
+    tput="$(awk -v n="$N" -v a="$t_start" -v b="$t_end" 'BEGIN { printf "%.0f", n * 1e6 / (b - a) }')"
+    TPUT+=("$tput")
+    note "run $r: all terminal after $(awk -v a="$t_start" -v b="$t_end" 'BEGIN { printf "%.3f", (b - a) / 1e6 }') s" \
+        "(poll saw it at $(awk -v a="$t_start" -v b="$t_seen" 'BEGIN { printf "%.2f", (b - a) / 1e6 }') s):" \
+        "$tput transfers/s; $completed completed, $failed failed"
+    [ "$failed" -eq 0 ] || es_warn "run $r: $failed transfers FAILED (all accounts are funded: expected 0)"
+done
+
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END {
+    if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+TPUT_MED="$(median "${TPUT[@]}")"
+note "median: $TPUT_MED transfers/s (runs: ${TPUT[*]})"
+
+# ---- 3. latency at a fixed rate ---------------------------------------------------------------
+
+step "latency at a fixed rate: $RATE transfers/s for $SECS s (bin/es-loadgen)"
+sleep 1
+prefix="lat$$-"
+"$ES_BIN/es-loadgen" --rate "$RATE" --seconds "$SECS" --accounts "$ACCOUNTS" \
+    --account-prefix bench-acct- --prefix "$prefix" --out "$W/sent.csv" 2>"$W/loadgen.log" &
+LOADGEN_PID=$!
+t0=$SECONDS
+while es_pid_alive "$LOADGEN_PID"; do
+    sleep 1
+    if [ $(((SECONDS - t0) % 5)) -eq 0 ]; then
+        note "sending: $(terminal_count "$prefix") terminal after $((SECONDS - t0)) s"
+    fi
+done
+lg_rc=0
+wait "$LOADGEN_PID" || lg_rc=$?
+LOADGEN_PID=''
+sed 's/^/    /' "$W/loadgen.log" >&2
+[ "$lg_rc" -eq 0 ] || es_die "es-loadgen failed (exit $lg_rc)"
+LAT_N="$(wc -l <"$W/sent.csv")"
+LAT_ACHIEVED="$(sed -n 's/.*: \([0-9.]*\)\/s (target.*/\1/p' "$W/loadgen.log" | tail -n 1)"
+LAT_PACING="$(sed -n 's/.*worst pacing lag \([0-9.]*\) ms.*/\1/p' "$W/loadgen.log" | tail -n 1)"
+wait_terminal "$prefix" "$LAT_N" "fixed rate" >/dev/null
+sql >/dev/null <<EOF
+CREATE TEMP TABLE sent (transfer_id text PRIMARY KEY, sent_us bigint NOT NULL);
+\copy sent FROM '$W/sent.csv' WITH (FORMAT csv)
+\copy (SELECT round((extract(epoch FROM t.visible_at) * 1e6 - s.sent_us) / 1e3, 3) FROM sent s JOIN projections.transfers t USING (transfer_id) ORDER BY 1) TO '$W/latency.txt'
+EOF
+[ "$(wc -l <"$W/latency.txt")" -eq "$LAT_N" ] ||
+    es_die "only $(wc -l <"$W/latency.txt") of $LAT_N sent transfers found in projections.transfers"
+# Nearest-rank percentiles over the sorted latencies.
+read -r LAT_P50 LAT_P90 LAT_P99 LAT_MAX LAT_MEAN < <(awk '{ v[NR] = $1; s += $1 }
+    function pct(q,  k) { k = int(q * NR); if (k < q * NR) k++; if (k < 1) k = 1; return v[k] }
+    END { printf "%.1f %.1f %.1f %.1f %.1f\n", pct(0.5), pct(0.9), pct(0.99), v[NR], s / NR }' \
+    "$W/latency.txt")
+note "$LAT_N transfers at $LAT_ACHIEVED/s: p50 $LAT_P50 ms, p90 $LAT_P90 ms, p99 $LAT_P99 ms, max $LAT_MAX ms"
+
+# ---- 4. replay decode rate --------------------------------------------------------------------
+
+step "replay decode rate: esctl replay --stats over the whole log, $REPLAYS times"
+REPLAY=()
+REPLAY_EVENTS=0
+for ((r = 1; r <= REPLAYS; r++)); do
+    esctl replay --stats >/dev/null 2>"$W/replay$r.log" || {
+        sed 's/^/    /' "$W/replay$r.log" >&2
+        es_die "esctl replay failed"
+    }
+    line="$(grep 'records/s' "$W/replay$r.log" | tail -n 1)"
+    eps="$(sed -n 's/.*: \([0-9]*\) records\/s.*/\1/p' <<<"$line")"
+    REPLAY_EVENTS="$(sed -n 's/.* \([0-9]*\) read in .*/\1/p' <<<"$line")"
+    [ -n "$eps" ] || es_die "could not read the rate from esctl replay --stats: $line"
+    REPLAY+=("$eps")
+    note "replay $r: ${line#esctl replay: }"
+done
+REPLAY_MED="$(median "${REPLAY[@]}")"
+
+# ---- 5. results -------------------------------------------------------------------------------
+
+verdict() { # verdict VALUE OP TARGET
+    if awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN { exit !(op == ">=" ? v >= t : v < t) }'; then
+        echo met
+    else
+        echo missed
+    fi
+}
+V_TPUT="$(verdict "$TPUT_MED" '>=' "$TARGET_TPUT")"
+V_P99="$(verdict "$LAT_P99" '<' "$TARGET_P99_MS")"
+V_REPLAY="$(verdict "$REPLAY_MED" '>=' "$TARGET_REPLAY")"
+xf() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", a / b }'; }
+
+{
+    printf '\n%sbench results%s  (%s; %s x %s; before: load average %s %s %s, CPU %s%% busy, %s other es-broker)\n\n' \
+        "$ES_C_BOLD" "$ES_C_OFF" "$M_DATE" "$M_NPROC" "$M_CPU" "$M_LOAD1" "$M_LOAD5" "$M_LOAD15" \
+        "$M_BUSY" "$M_OTHER_STACKS"
+    printf '%-34s %14s %14s %8s  %s\n' measure ours target verdict 'reference (Python saga)'
+    printf '%-34s %14s %14s %8s  %s\n' "end to end, transfers/s (median)" "$TPUT_MED" \
+        ">= $TARGET_TPUT" "$V_TPUT" "$REF_PY_BATCHED batched ($(xf "$TPUT_MED" "$REF_PY_BATCHED")), $REF_PY_SINGLE one tx/msg ($(xf "$TPUT_MED" "$REF_PY_SINGLE"))"
+    printf '%-34s %14s\n' "  each run" "${TPUT[*]}"
+    printf '%-34s %14s %14s %8s  %s\n' "p99 send->visible at $RATE/s, ms" "$LAT_P99" \
+        "< $TARGET_P99_MS" "$V_P99" "$REF_PY_P99_MS ms at $REF_PY_P99_RATE/s"
+    printf '%-34s %14s\n' "  p50 / p90 / max, ms" "$LAT_P50 / $LAT_P90 / $LAT_MAX"
+    printf '%-34s %14s\n' "  achieved rate, transfers/s" "$LAT_ACHIEVED"
+    printf '%-34s %14s %14s %8s\n' "replay decode, events/s (median)" "$REPLAY_MED" \
+        ">= $TARGET_REPLAY" "$V_REPLAY"
+    printf '%-34s %14s\n' "  each run ($REPLAY_EVENTS events)" "${REPLAY[*]}"
+    printf '\n'
+    # ASCII bars: throughput against the target and the references, then the latency histogram.
+    printf 'transfers/s end to end\n'
+    printf '%s\n' "ours (median)|$TPUT_MED" "target|$TARGET_TPUT" "Python batched|$REF_PY_BATCHED" \
+        "Python 1 tx/msg|$REF_PY_SINGLE" | awk -F'|' '{ l[NR] = $1; v[NR] = $2; if ($2 > m) m = $2 }
+        END { for (i = 1; i <= NR; i++) { w = int(v[i] / m * 50 + 0.5); b = ""
+              for (j = 0; j < w; j++) b = b "#"; printf "  %-16s %-50s %s\n", l[i], b, v[i] } }'
+    printf '\np99 latency, ms (lower is better)\n'
+    printf '%s\n' "ours at $RATE/s|$LAT_P99" "target|$TARGET_P99_MS" \
+        "Python at $REF_PY_P99_RATE/s|$REF_PY_P99_MS" | awk -F'|' '{ l[NR] = $1; v[NR] = $2; if ($2 > m) m = $2 }
+        END { for (i = 1; i <= NR; i++) { w = int(v[i] / m * 50 + 0.5); b = ""
+              for (j = 0; j < w; j++) b = b "#"; printf "  %-16s %-50s %s\n", l[i], b, v[i] } }'
+    printf '\nsend -> visible latency at %s/s (%s transfers), ms\n' "$RATE" "$LAT_N"
+    awk -v p99="$LAT_P99" '{ v[NR] = $1 } END {
+        hi = p99 * 1.5; if (hi < 5) hi = 5; w = hi / 12
+        for (i = 1; i <= NR; i++) { b = int(v[i] / w); if (b > 12) b = 12; c[b]++ }
+        for (b = 0; b <= 12; b++) if (c[b] > m) m = c[b]
+        for (b = 0; b <= 12; b++) { bar = ""; n = int(c[b] / m * 50 + 0.5)
+            for (j = 0; j < n; j++) bar = bar "#"
+            if (b < 12) lab = sprintf("%6.1f-%-6.1f", b * w, (b + 1) * w); else lab = sprintf(">= %-9.1f", 12 * w)
+            printf "  %s %-50s %d\n", lab, bar, c[b] } }' "$W/latency.txt"
+    printf '\n'
+} | tee "$W/summary.txt"
+
+# results.json, by hand: every value is a number or a string we made.
+jstr() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g')"; }
+jarr() { local IFS=,; printf '[%s]' "$*"; }
+{
+    printf '{\n'
+    printf '  "date": %s,\n' "$(jstr "$M_DATE")"
+    printf '  "machine": {"nproc": %s, "cpu_model": %s, "mem_gib": %s,\n' "$M_NPROC" \
+        "$(jstr "$M_CPU")" "$M_MEM_GB"
+    printf '    "load_average_before": [%s, %s, %s], "cpu_busy_pct_before": %s,\n' \
+        "$M_LOAD1" "$M_LOAD5" "$M_LOAD15" "$M_BUSY"
+    printf '    "top_cpu_users_before": %s, "other_es_brokers_running": %s},\n' \
+        "$(jstr "$M_TOP")" "$M_OTHER_STACKS"
+    printf '  "config": {"transfers_per_run": %s, "runs": %s, "accounts": %s, "rate": %s, "seconds": %s, "replays": %s, "partitions": %s},\n' \
+        "$N" "$RUNS" "$ACCOUNTS" "$RATE" "$SECS" "$REPLAYS" "${ES_PARTITIONS:-6}"
+    printf '  "throughput": {"unit": "transfers/s", "median": %s, "runs": %s, "target": %s, "verdict": "%s"},\n' \
+        "$TPUT_MED" "$(jarr "${TPUT[@]}")" "$TARGET_TPUT" "$V_TPUT"
+    printf '  "latency": {"unit": "ms", "what": "visible_at - sent_at", "rate_target": %s, "rate_achieved": %s, "count": %s,\n' \
+        "$RATE" "$LAT_ACHIEVED" "$LAT_N"
+    printf '    "p50": %s, "p90": %s, "p99": %s, "max": %s, "mean": %s, "worst_pacing_lag_ms": %s, "target_p99": %s, "verdict": "%s"},\n' \
+        "$LAT_P50" "$LAT_P90" "$LAT_P99" "$LAT_MAX" "$LAT_MEAN" "${LAT_PACING:-null}" "$TARGET_P99_MS" "$V_P99"
+    printf '  "replay": {"unit": "events/s", "median": %s, "runs": %s, "events": %s, "target": %s, "verdict": "%s"},\n' \
+        "$REPLAY_MED" "$(jarr "${REPLAY[@]}")" "${REPLAY_EVENTS:-0}" "$TARGET_REPLAY" "$V_REPLAY"
+    printf '  "reference": {"what": "tutorial-style Python saga on this machine", "single_tx_per_message": %s, "batched": %s, "p99_ms": %s, "p99_at_rate": %s}\n' \
+        "$REF_PY_SINGLE" "$REF_PY_BATCHED" "$REF_PY_P99_MS" "$REF_PY_P99_RATE"
+    printf '}\n'
+} >"$W/results.json"
+cp -- "$W/results.json" "$OUT/results.json"
+
+awk -f "$ES_ROOT/bench/svg.awk" -v tput="$TPUT_MED" -v tput_runs="${TPUT[*]}" \
+    -v target_tput="$TARGET_TPUT" -v py_batched="$REF_PY_BATCHED" -v py_single="$REF_PY_SINGLE" \
+    -v p50="$LAT_P50" -v p90="$LAT_P90" -v p99="$LAT_P99" -v pmax="$LAT_MAX" \
+    -v target_p99="$TARGET_P99_MS" -v py_p99="$REF_PY_P99_MS" -v py_rate="$REF_PY_P99_RATE" \
+    -v rate="$RATE" -v achieved="$LAT_ACHIEVED" -v replay="$REPLAY_MED" \
+    -v target_replay="$TARGET_REPLAY" \
+    -v machine="$M_DATE; $M_NPROC x $M_CPU; before start: load average $M_LOAD1, CPU $M_BUSY% busy, $M_OTHER_STACKS other es-broker running" \
+    "$W/latency.txt" >"$W/results.svg"
+cp -- "$W/results.svg" "$OUT/results.svg"
+step "done in $((SECONDS - T_BENCH0)) s: $OUT/results.json, $OUT/results.svg"

@@ -1,0 +1,292 @@
+/*
+ * relay.c: the outbox relay thread (see relay.h).
+ */
+#include "relay.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ids.h"
+#include "kafka.h"
+#include "log.h"
+#include "pg.h"
+
+#define RELAY_BATCH 5000
+#define IDLE_POLL_MS 20 /* rows committed by another instance are found this fast */
+
+struct es_relay {
+    es_config_t *cfg;
+    char schema[64];
+    char client_id[64];
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int notified;
+    int stopping;
+    int64_t drain_until_us;
+
+    PGconn *pg;
+    rd_kafka_t *rk;
+    int leader;
+    int failed; /* deliveries that failed in the current round */
+};
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+{
+    (void)rk;
+    es_relay_t *r = opaque;
+    if (rkm->err) {
+        r->failed++;
+        es_log_warn("outbox record not delivered, the round will be retried",
+                    "topic=%s error=\"%s\"", rd_kafka_topic_name(rkm->rkt),
+                    rd_kafka_err2str(rkm->err));
+    }
+}
+
+/* Headers are stored as one bytea: repeated u16 name length, name, u16 value length, value. */
+static rd_kafka_headers_t *headers_parse(const unsigned char *p, size_t len)
+{
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(10);
+    size_t i = 0;
+    while (i + 2 <= len) {
+        size_t nlen = (size_t)p[i] << 8 | p[i + 1];
+        i += 2;
+        if (i + nlen + 2 > len) {
+            break;
+        }
+        const char *name = (const char *)p + i;
+        i += nlen;
+        size_t vlen = (size_t)p[i] << 8 | p[i + 1];
+        i += 2;
+        if (i + vlen > len) {
+            break;
+        }
+        rd_kafka_header_add(hdrs, name, (ssize_t)nlen, p + i, (ssize_t)vlen);
+        i += vlen;
+    }
+    return hdrs;
+}
+
+static int connect_pg(es_relay_t *r)
+{
+    char errstr[512];
+    PQfinish(r->pg);
+    r->pg = NULL;
+    r->leader = 0;
+    const char *conninfo = es_config_pg(r->cfg, errstr, sizeof(errstr));
+    if (!conninfo || !(r->pg = es_pg_connect(conninfo, 5, errstr, sizeof(errstr)))) {
+        es_log_warn("relay could not connect to PostgreSQL", "error=\"%s\"", errstr);
+        return -1;
+    }
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SET search_path TO %s", r->schema);
+    return es_pg_exec(r->pg, sql, errstr, sizeof(errstr));
+}
+
+static int try_leadership(es_relay_t *r)
+{
+    char sql[160], errstr[512];
+    snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(hashtext('es-relay:%s'))", r->schema);
+    PGresult *res = es_pg_query(r->pg, sql, 0, NULL, NULL, NULL, 0, errstr, sizeof(errstr));
+    if (res && PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't') {
+        r->leader = 1;
+        es_log_info("this instance relays the outbox", "schema=%s", r->schema);
+    }
+    PQclear(res);
+    return r->leader;
+}
+
+static int cmp_seq(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* One round. Returns the rows published, or -1 (rolled back: they will be published again). */
+static int relay_round(es_relay_t *r)
+{
+    char errstr[1024];
+    char sql[256];
+    if (es_pg_exec(r->pg, "BEGIN", errstr, sizeof(errstr)) != 0) {
+        goto fail;
+    }
+    snprintf(sql, sizeof(sql),
+             "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT %d) "
+             "RETURNING seq, topic, key, value, headers",
+             RELAY_BATCH);
+    PGresult *res = es_pg_query(r->pg, sql, 0, NULL, NULL, NULL, 1, errstr, sizeof(errstr));
+    if (!res) {
+        goto rollback;
+    }
+    int n = PQntuples(res);
+    /* RETURNING does not promise an order: publish by seq */
+    int64_t(*order)[2] = n ? malloc((size_t)n * sizeof(*order)) : NULL;
+    for (int i = 0; i < n; i++) {
+        order[i][0] = es_pg_get_int8(res, i, 0);
+        order[i][1] = i;
+    }
+    if (n > 1) {
+        qsort(order, (size_t)n, sizeof(*order), cmp_seq);
+    }
+    r->failed = 0;
+    for (int k = 0; k < n; k++) {
+        int row = (int)order[k][1];
+        int key_null = PQgetisnull(res, row, 2);
+        rd_kafka_headers_t *hdrs = headers_parse((const unsigned char *)PQgetvalue(res, row, 4),
+                                                 (size_t)PQgetlength(res, row, 4));
+        rd_kafka_resp_err_t err;
+        while ((err = rd_kafka_producev(
+                    r->rk, RD_KAFKA_V_TOPIC(PQgetvalue(res, row, 1)),
+                    RD_KAFKA_V_KEY(key_null ? NULL : PQgetvalue(res, row, 2),
+                                   key_null ? 0 : (size_t)PQgetlength(res, row, 2)),
+                    RD_KAFKA_V_VALUE(PQgetvalue(res, row, 3), (size_t)PQgetlength(res, row, 3)),
+                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
+                    RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(r->rk, 5);
+        }
+        if (err) {
+            rd_kafka_headers_destroy(hdrs);
+            snprintf(errstr, sizeof(errstr), "could not produce to %s: %s", PQgetvalue(res, row, 1),
+                     rd_kafka_err2str(err));
+            free(order);
+            PQclear(res);
+            goto rollback;
+        }
+    }
+    free(order);
+    PQclear(res);
+    /* every record acknowledged before the rows go for good */
+    if (n > 0 && rd_kafka_flush(r->rk, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(errstr, sizeof(errstr), "Kafka did not acknowledge %d records in time",
+                 rd_kafka_outq_len(r->rk));
+        goto rollback;
+    }
+    if (r->failed) {
+        snprintf(errstr, sizeof(errstr), "%d records were not delivered", r->failed);
+        goto rollback;
+    }
+    if (es_pg_exec(r->pg, "COMMIT", errstr, sizeof(errstr)) != 0) {
+        goto fail;
+    }
+    return n;
+rollback:;
+    char tmp[256];
+    es_pg_exec(r->pg, "ROLLBACK", tmp, sizeof(tmp));
+fail:
+    es_log_warn("relay round failed", "schema=%s error=\"%s\"", r->schema, errstr);
+    if (PQstatus(r->pg) != CONNECTION_OK) {
+        connect_pg(r);
+    }
+    return -1;
+}
+
+/* Wait until notified, stopping, or `ms` passed. */
+static void relay_wait(es_relay_t *r, int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)ms * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    pthread_mutex_lock(&r->lock);
+    while (!r->notified && !r->stopping) {
+        if (pthread_cond_timedwait(&r->cond, &r->lock, &ts) != 0) {
+            break;
+        }
+    }
+    r->notified = 0;
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void *relay_main(void *arg)
+{
+    es_relay_t *r = arg;
+    int64_t last_try = 0;
+    for (;;) {
+        pthread_mutex_lock(&r->lock);
+        int stopping = r->stopping;
+        pthread_mutex_unlock(&r->lock);
+        if (stopping && (!r->leader || es_mono_us() > r->drain_until_us)) {
+            break;
+        }
+        if (!r->pg || PQstatus(r->pg) != CONNECTION_OK) {
+            if (connect_pg(r) != 0) {
+                relay_wait(r, 500);
+                continue;
+            }
+        }
+        if (!r->leader) {
+            if (es_mono_us() - last_try < 500000 || (last_try = es_mono_us(), !try_leadership(r))) {
+                relay_wait(r, 100);
+                continue;
+            }
+        }
+        int n = relay_round(r);
+        if (n < 0) {
+            relay_wait(r, 100);
+        } else if (n == 0) {
+            if (stopping) {
+                break; /* drained */
+            }
+            relay_wait(r, IDLE_POLL_MS);
+        }
+    }
+    return NULL;
+}
+
+es_relay_t *es_relay_start(es_config_t *cfg, const char *schema, const char *client_id,
+                           char *errstr, size_t errstr_size)
+{
+    es_relay_t *r = calloc(1, sizeof(*r));
+    if (!r) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    r->cfg = cfg;
+    snprintf(r->schema, sizeof(r->schema), "%s", schema);
+    snprintf(r->client_id, sizeof(r->client_id), "%s", client_id);
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->cond, NULL);
+    r->rk = es_kafka_producer_new(cfg, client_id, on_delivery, r, errstr, errstr_size);
+    if (!r->rk) {
+        free(r);
+        return NULL;
+    }
+    if (pthread_create(&r->thread, NULL, relay_main, r) != 0) {
+        snprintf(errstr, errstr_size, "could not start the relay thread");
+        rd_kafka_destroy(r->rk);
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void es_relay_notify(es_relay_t *r)
+{
+    pthread_mutex_lock(&r->lock);
+    r->notified = 1;
+    pthread_cond_signal(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+}
+
+void es_relay_stop(es_relay_t *r, int drain_ms)
+{
+    if (!r) {
+        return;
+    }
+    pthread_mutex_lock(&r->lock);
+    r->stopping = 1;
+    r->drain_until_us = es_mono_us() + (int64_t)drain_ms * 1000;
+    pthread_cond_signal(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+    pthread_join(r->thread, NULL);
+    rd_kafka_flush(r->rk, 2000);
+    rd_kafka_destroy(r->rk);
+    PQfinish(r->pg);
+    pthread_mutex_destroy(&r->lock);
+    pthread_cond_destroy(&r->cond);
+    free(r);
+}
