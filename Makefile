@@ -78,19 +78,28 @@ asan:
 integration: all
 	sh tests/integration/run.sh
 
-# make test: what CI runs. Installs nothing by itself: scripts/deps.sh does that (make deps).
-test: deps all unit asan integration
+# The user-facing targets install what is missing first (scripts/deps.sh), then build in a
+# sub-make: pkg-config flags are read when a make starts, so they must be read after the install.
+test:
+	@sh scripts/deps.sh
+	$(MAKE) all unit asan integration
 
 deps:
 	@sh scripts/deps.sh
 
-bench: deps all
+bench:
+	@sh scripts/deps.sh
+	$(MAKE) all
 	sh bench/run.sh
 
-soak: deps all
+soak:
+	@sh scripts/deps.sh
+	$(MAKE) all
 	ES_SOAK=1 sh tests/integration/run.sh
 
-up: deps all
+up:
+	@sh scripts/deps.sh
+	$(MAKE) all
 	sh scripts/devstack.sh up
 down:
 	sh scripts/devstack.sh down
@@ -98,7 +107,9 @@ status:
 	sh scripts/devstack.sh status
 reset:
 	sh scripts/devstack.sh reset
-demo: deps all
+demo:
+	@sh scripts/deps.sh
+	$(MAKE) all
 	sh scripts/devstack.sh up
 	sh scripts/demo.sh
 

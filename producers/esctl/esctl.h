@@ -39,11 +39,12 @@ typedef struct esctl {
 
 /* Long options every subcommand accepts, and their short letters ("b:X:d:"). */
 #define ESCTL_COMMON_SHORT "b:X:d:"
+/* clang-format off */
 #define ESCTL_COMMON_LONG                                                                          \
-    {"brokers", required_argument, NULL, 'b'}, {"property", required_argument, NULL, 'X'},         \
-    {                                                                                              \
-        "data", required_argument, NULL, 'd'                                                       \
-    }
+    {"brokers", required_argument, NULL, 'b'},                                                     \
+    {"property", required_argument, NULL, 'X'},                                                    \
+    {"data", required_argument, NULL, 'd'}
+/* clang-format on */
 
 /* Apply one common flag (opt is 'b', 'X' or 'd', arg borrowed from argv and remembered).
  * Returns 1 when handled, 0 when `opt` is not a common flag, -1 on a bad value (reported). */

@@ -984,11 +984,8 @@ int esctl_replay_main(esctl_t *ctx, int argc, char **argv)
     while (run && !w.broken && !w.failed) {
         es_logreader_msg_t m;
         /* Following: ask without waiting first, so that output is flushed before a wait. */
-        int r = es_logreader_next(lr, &m,
-                                  o.follow && !idle ? 0
-                                  : o.follow        ? 100
-                                                    : 1000,
-                                  errstr, sizeof(errstr));
+        int wait_ms = !o.follow ? 1000 : idle ? 100 : 0;
+        int r = es_logreader_next(lr, &m, wait_ms, errstr, sizeof(errstr));
         if (r < 0) {
             esctl_err(ctx, "%s", errstr);
             rc = ESCTL_FAIL;
