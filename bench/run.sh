@@ -79,7 +79,7 @@ read -r c_busy0 c_idle0 < <(cpu_sample)
 sleep 1
 read -r c_busy1 c_idle1 < <(cpu_sample)
 M_BUSY="$(awk -v b="$((c_busy1 - c_busy0))" -v i="$((c_idle1 - c_idle0))" \
-    'BEGIN { printf "%.0f", b + i > 0 ? 100 * b / (b + i) : 0 }')"
+    'BEGIN { printf "%.0f", (b + i > 0 ? 100 * b / (b + i) : 0) }')"
 
 # ---- the stack --------------------------------------------------------------------------------
 

@@ -60,7 +60,7 @@ function hbars(x, y, w, n, labels, vals, kinds, unit,  i, m, sx, by, bw, lw, att
         else if (kinds[i] == "target") attrs = "class=\"target\""
         else attrs = "class=\"ref\""
         rect(x + lw, by + 3, bw < 1 ? 1 : bw, 22, attrs)
-        if (ext[i] * sx > bw) bw = ext[i] * sx /* keep the value clear of the run dots */
+        if (ext[i] * sx > bw) bw = ext[i] * sx # keep the value clear of the run dots
         text(x + lw + bw + 8, by + 19, fmt(vals[i]) unit, "class=\"val\"")
     }
     return sx

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# test_crash.sh: crash recovery under load. While random transfers run, es-accounts is killed
+# (-9) and restarted several times at random moments, then es-projector the same way. Afterwards
+# every transfer has ended, the ledger invariants hold (money conserved, no effect applied twice
+# or lost), and the live projection equals one rebuilt from the log, row by row.
+#
+# soak_crash.sh runs the same scenario scaled up: it sets CRASH_* before sourcing this file.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/ledger.sh"
+. "$(dirname "$0")/bank.sh"
+
+N_ACCOUNTS="${CRASH_ACCOUNTS:-50}"
+N_TRANSFERS="${CRASH_TRANSFERS:-2000}"
+KILLS="${CRASH_KILLS:-5}"            # of each service
+CHUNKS="${CRASH_CHUNKS:-5}"          # esctl send --batch calls per phase
+CHUNK_PAUSE="${CRASH_CHUNK_PAUSE:-1}" # seconds between them
+SETTLE_TIMEOUT="${CRASH_SETTLE_TIMEOUT:-180}"
+
+stack_start
+
+# random_pause: sleep 0.3 to 1.5 s
+random_pause() {
+    sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", 0.3 + r / 32767 * 1.2 }')"
+}
+
+# crash_loop SERVICE TIMES: kill -9 SERVICE at random moments, restarting it each time
+crash_loop() {
+    local name="$1" times="$2" i
+    for ((i = 1; i <= times; i++)); do
+        random_pause
+        svc_kill9 "$name"
+        note "kill $i/$times of $name; $(bank_settled_count) transfers settled"
+        svc_start "$name"
+    done
+}
+
+bank_open "$N_ACCOUNTS" acct- 5000
+
+TRANSFERS="$ES_DATA/transfers.jsonl"
+bank_transfers "$N_TRANSFERS" "$N_ACCOUNTS" acct- t- "${CRASH_SEED:-$RANDOM}" >"$TRANSFERS"
+half=$((N_TRANSFERS / 2))
+head -n "$half" "$TRANSFERS" >"$TRANSFERS.1"
+tail -n +$((half + 1)) "$TRANSFERS" >"$TRANSFERS.2"
+t0=$SECONDS
+
+# phase 1: the first half flows while es-accounts keeps crashing
+(bank_send "$TRANSFERS.1" "$CHUNKS" "$CHUNK_PAUSE") &
+SENDER=$!
+crash_loop accounts "$KILLS"
+wait "$SENDER" || fail "sending the first half of the transfers failed"
+note "phase 1 sent; $(bank_settled_count) settled after $((SECONDS - t0)) s"
+
+# phase 2: the second half flows while es-projector keeps crashing
+(bank_send "$TRANSFERS.2" "$CHUNKS" "$CHUNK_PAUSE") &
+SENDER=$!
+crash_loop projector "$KILLS"
+wait "$SENDER" || fail "sending the second half of the transfers failed"
+note "phase 2 sent; $(bank_settled_count) settled after $((SECONDS - t0)) s"
+
+ledger_wait_settled "$N_TRANSFERS" "$SETTLE_TIMEOUT"
+note "$N_TRANSFERS transfers settled $((SECONDS - t0)) s after the first was sent"
+assert_eq "$N_TRANSFERS" "$(sql "SELECT count(*) FROM transfers.transfers")" "transfers known to the service"
+assert_eq "$N_TRANSFERS" "$(sql "SELECT count(*) FROM projections.transfers")" "transfers in the projection"
+ledger_check
+note "outcomes: $(sql "SELECT string_agg(status || coalesce(' ' || nullif(reason, ''), '') || ': ' || n, ', ') FROM
+    (SELECT status, reason, count(*) n FROM projections.transfers GROUP BY 1, 2 ORDER BY 1, 2) x")"
+
+# the projection equals a rebuild from the log
+bank_snapshot crash_live
+t1=$SECONDS
+out="$(esctl rebuild ledger 2>&1)" || {
+    printf '%s\n' "$out" | tail -n 20 | sed 's/^/    /' >&2
+    fail "esctl rebuild ledger failed"
+}
+note "rebuilt in $((SECONDS - t1)) s: $(printf '%s\n' "$out" | tail -n 1)"
+bank_rebuild_matches crash_live
+ledger_check
