@@ -11,6 +11,15 @@
 
 #include "log.h"
 
+/* Server notices ("schema ... does not exist, skipping") are debug logs, not stderr noise. */
+static void notice_to_log(void *arg, const char *message)
+{
+    (void)arg;
+    size_t n = strlen(message);
+    es_log_debug("postgresql notice", "notice=\"%.*s\"",
+                 (int)(n && message[n - 1] == '\n' ? n - 1 : n), message);
+}
+
 PGconn *es_pg_connect(const char *conninfo, int wait_s, char *errstr, size_t errstr_size)
 {
     struct timespec start, now;
@@ -18,6 +27,7 @@ PGconn *es_pg_connect(const char *conninfo, int wait_s, char *errstr, size_t err
     for (int attempt = 0;; attempt++) {
         PGconn *pg = PQconnectdb(conninfo);
         if (PQstatus(pg) == CONNECTION_OK) {
+            PQsetNoticeProcessor(pg, notice_to_log, NULL);
             return pg;
         }
         clock_gettime(CLOCK_MONOTONIC, &now);
@@ -90,7 +100,7 @@ static _Thread_local struct {
     char *sql[STMT_CACHE];
 } stmts;
 
-static int stmt_name(PGconn *pg, const char *sql, int nparams, char name[16], char *errstr,
+static int stmt_name(PGconn *pg, const char *sql, int nparams, char name[32], char *errstr,
                      size_t errstr_size)
 {
     if (stmts.pg != pg) {
@@ -102,14 +112,14 @@ static int stmt_name(PGconn *pg, const char *sql, int nparams, char name[16], ch
     }
     for (size_t i = 0; i < stmts.cnt; i++) {
         if (!strcmp(stmts.sql[i], sql)) {
-            snprintf(name, 16, "es%zu", i);
+            snprintf(name, 32, "es%zu", i);
             return 0;
         }
     }
     if (stmts.cnt == STMT_CACHE) {
         return 1; /* full: run it unprepared */
     }
-    snprintf(name, 16, "es%zu", stmts.cnt);
+    snprintf(name, 32, "es%zu", stmts.cnt);
     PGresult *res = PQprepare(pg, name, sql, nparams, NULL);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         set_err(pg, res, sql, errstr, errstr_size);
@@ -130,7 +140,7 @@ PGresult *es_pg_query(PGconn *pg, const char *sql, int nparams, const char *cons
                       const int *lens, const int *formats, int result_binary, char *errstr,
                       size_t errstr_size)
 {
-    char name[16];
+    char name[32];
     int prep = nparams > 0 ? stmt_name(pg, sql, nparams, name, errstr, errstr_size) : 1;
     if (prep < 0) {
         return NULL;

@@ -554,7 +554,7 @@ int es_service_apply(es_service_t *svc, PGconn *pg, const es_raw_t *raws, size_t
             }
         }
     }
-    if (dedup(svc, pg, errstr, errstr_size) != 0) {
+    if (!svc->def->idempotent && dedup(svc, pg, errstr, errstr_size) != 0) {
         return -1;
     }
     if (svc->input_cnt > 0 && svc->def->handle(svc, pg, svc->inputs, svc->input_cnt,

@@ -65,6 +65,10 @@ typedef struct es_service_def {
                   char *errstr, size_t errstr_size);
     void *opaque;
     int max_batch; /* 0 = default (2000) */
+    /* Set when the handler is idempotent by itself (every write is guarded by a version, a
+     * unique key or a terminal state, as the projector's are): the runtime then skips the
+     * dedup table, one index insert per input less. Duplicates still reach the handler. */
+    int idempotent;
 } es_service_def_t;
 
 /* Run the service until SIGINT/SIGTERM or a fatal error (Kafka position lost, schema

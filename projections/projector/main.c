@@ -151,6 +151,9 @@ void projector_def_init(es_service_def_t *def, const char *schema)
     def->handle = handle;
     def->opaque = b;
     def->max_batch = 5000;
+    /* views are guarded by aggregate versions and terminal states, entries by (account, seq),
+     * command outcomes by command id: a duplicate changes nothing */
+    def->idempotent = 1;
 }
 
 void projector_def_fini(es_service_def_t *def)

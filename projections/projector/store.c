@@ -16,7 +16,7 @@ const char projector_store_ddl[] =
     " currency text NOT NULL, balance bigint NOT NULL, status text NOT NULL,"
     " version bigint NOT NULL, opened_at timestamptz NOT NULL, updated_at timestamptz NOT NULL);"
     "CREATE TABLE IF NOT EXISTS entries (account_id text NOT NULL, seq bigint NOT NULL,"
-    " event_id text NOT NULL UNIQUE, kind text NOT NULL, amount bigint NOT NULL,"
+    " event_id text NOT NULL, kind text NOT NULL, amount bigint NOT NULL,"
     " balance_after bigint NOT NULL, transfer_id text, occurred_at timestamptz NOT NULL,"
     " PRIMARY KEY (account_id, seq));"
     "CREATE TABLE IF NOT EXISTS transfers (transfer_id text PRIMARY KEY,"

@@ -4,14 +4,16 @@
 #
 #   bank_open N [PREFIX] [DEPOSIT]        open accounts PREFIX0..PREFIX<N-1> (EUR), deposit DEPOSIT
 #                                         in each, and wait until the service has them all
-#   bank_transfers M N [PREFIX] [TPREFIX] [SEED]
+#   bank_transfers M N [PREFIX] [TPREFIX] [SEED] [MAX_AMOUNT]
 #                                         print M random RequestTransfer payloads (JSON lines) among
-#                                         accounts PREFIX0..PREFIX<N-1>, ids TPREFIX1..TPREFIX<M>;
-#                                         ~2% go to an account that does not exist (compensation)
+#                                         accounts PREFIX0..PREFIX<N-1>, ids TPREFIX1..TPREFIX<M>,
+#                                         amounts 1..MAX_AMOUNT (default 1000); ~2% go to an
+#                                         account that does not exist (compensation)
 #   bank_send FILE [CHUNKS] [PAUSE]       publish the JSON lines of FILE with esctl send --batch
 #                                         RequestTransfer, in CHUNKS pieces (default 1), PAUSE
 #                                         seconds apart (default 0)
 #   bank_settled_count                    transfers the projection shows as terminal
+#   bank_assigned_count NAME              "partitions assigned" lines in NAME's log (es-NAME.log)
 #   bank_snapshot SCHEMA                  copy the projection's comparable state into SCHEMA
 #   bank_snapshot_diff SCHEMA             print the rows where SCHEMA and the projection differ
 #   bank_versions_in_order                print accounts whose events (accounts.events, first
@@ -34,14 +36,15 @@ bank_open() {
 
 bank_transfers() {
     local m="$1" n="$2" prefix="${3:-$BANK_PREFIX_DEFAULT}" tprefix="${4:-t-}" seed="${5:-$RANDOM}"
-    awk -v m="$m" -v n="$n" -v p="$prefix" -v tp="$tprefix" -v seed="$seed" 'BEGIN {
+    local max="${6:-1000}"
+    awk -v m="$m" -v n="$n" -v p="$prefix" -v tp="$tprefix" -v seed="$seed" -v max="$max" 'BEGIN {
         srand(seed)
         for (i = 1; i <= m; i++) {
             f = int(rand() * n)
             t = int(rand() * (n - 1)); if (t >= f) t++
             to = p t
             if (rand() < 0.02) to = p "missing-" t
-            amt = 1 + int(rand() * 3000)
+            amt = 1 + int(rand() * max)
             printf "{\"transfer_id\":\"%s%d\",\"from_account\":\"%s%d\",\"to_account\":\"%s\",\"amount\":%d}\n", tp, i, p, f, to, amt
         }
     }'
@@ -62,6 +65,10 @@ bank_send() {
         }
     done
     rm -f -- "$file".part-*
+}
+
+bank_assigned_count() {
+    grep -c 'msg="partitions assigned"' "$ES_DATA/log/es-${1#es-}.log" 2>/dev/null || true
 }
 
 bank_settled_count() {

@@ -10,6 +10,8 @@
  *       print the same canonical lines; the read rate goes to stderr
  *   broker_probe count TOPIC...
  *       the same read without printing: measures the read rate
+ *   broker_probe watermarks TOPIC
+ *       one line per partition: partition low high
  *   broker_probe latency TOPIC ROUNDS
  *       ROUNDS times: one record to every partition, then flush; prints p50/p99/max in ms
  *
@@ -222,6 +224,35 @@ static int dump(es_config_t *cfg, const char *const *topics, size_t topic_cnt, i
     return n == total ? 0 : 1;
 }
 
+static int watermarks(es_config_t *cfg, const char *topic)
+{
+    char errstr[512];
+    rd_kafka_t *rk = es_kafka_producer_new(cfg, "broker-probe", NULL, NULL, errstr, sizeof(errstr));
+    if (!rk) {
+        fprintf(stderr, "broker_probe: %s\n", errstr);
+        return 1;
+    }
+    int pcnt = es_kafka_partition_count(rk, topic, 10000, errstr, sizeof(errstr));
+    if (pcnt < 0) {
+        fprintf(stderr, "broker_probe: %s\n", errstr);
+        rd_kafka_destroy(rk);
+        return 1;
+    }
+    for (int p = 0; p < pcnt; p++) {
+        int64_t lo, hi;
+        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000);
+        if (err) {
+            fprintf(stderr, "broker_probe: watermarks of %s [%d]: %s\n", topic, p,
+                    rd_kafka_err2str(err));
+            rd_kafka_destroy(rk);
+            return 1;
+        }
+        printf("%d %" PRId64 " %" PRId64 "\n", p, lo, hi);
+    }
+    rd_kafka_destroy(rk);
+    return 0;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -291,12 +322,16 @@ int main(int argc, char **argv)
     if (argc >= 3 && !strcmp(argv[1], "count")) {
         return dump(&cfg, (const char *const *)argv + 2, (size_t)argc - 2, 0);
     }
+    if (argc == 3 && !strcmp(argv[1], "watermarks")) {
+        return watermarks(&cfg, argv[2]);
+    }
     if (argc == 4 && !strcmp(argv[1], "latency")) {
         return latency(&cfg, argv[2], atoi(argv[3]));
     }
     fprintf(stderr, "usage: broker_probe produce TOPIC COUNT [VALUE_SIZE [PARTITION]]\n"
                     "       broker_probe dump TOPIC...\n"
                     "       broker_probe count TOPIC...\n"
+                    "       broker_probe watermarks TOPIC\n"
                     "       broker_probe latency TOPIC ROUNDS\n");
     return 2;
 }

@@ -12,8 +12,8 @@
 N_ACCOUNTS="${CRASH_ACCOUNTS:-50}"
 N_TRANSFERS="${CRASH_TRANSFERS:-2000}"
 KILLS="${CRASH_KILLS:-5}"            # of each service
-CHUNKS="${CRASH_CHUNKS:-5}"          # esctl send --batch calls per phase
-CHUNK_PAUSE="${CRASH_CHUNK_PAUSE:-1}" # seconds between them
+CHUNKS="${CRASH_CHUNKS:-25}"          # esctl send --batch calls per phase
+CHUNK_PAUSE="${CRASH_CHUNK_PAUSE:-2}" # seconds between them: a phase's traffic lasts ~50 s
 SETTLE_TIMEOUT="${CRASH_SETTLE_TIMEOUT:-180}"
 
 stack_start
@@ -23,21 +23,24 @@ random_pause() {
     sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", 0.3 + r / 32767 * 1.2 }')"
 }
 
-# crash_loop SERVICE TIMES: kill -9 SERVICE at random moments, restarting it each time
+# crash_loop SERVICE TIMES: TIMES times, once SERVICE has its partitions and works through the
+# backlog that built up while it was down, kill -9 it at a random moment and restart it
 crash_loop() {
-    local name="$1" times="$2" i
+    local name="$1" times="$2" i before
     for ((i = 1; i <= times; i++)); do
+        wait_until 60 "[ \$(bank_assigned_count $name) -gt ${before:-0} ]"
         random_pause
         svc_kill9 "$name"
         note "kill $i/$times of $name; $(bank_settled_count) transfers settled"
+        before="$(bank_assigned_count "$name")"
         svc_start "$name"
     done
 }
 
-bank_open "$N_ACCOUNTS" acct- 5000
+bank_open "$N_ACCOUNTS" acct- 10000
 
 TRANSFERS="$ES_DATA/transfers.jsonl"
-bank_transfers "$N_TRANSFERS" "$N_ACCOUNTS" acct- t- "${CRASH_SEED:-$RANDOM}" >"$TRANSFERS"
+bank_transfers "$N_TRANSFERS" "$N_ACCOUNTS" acct- t- "${CRASH_SEED:-$RANDOM}" 2000 >"$TRANSFERS"
 half=$((N_TRANSFERS / 2))
 head -n "$half" "$TRANSFERS" >"$TRANSFERS.1"
 tail -n +$((half + 1)) "$TRANSFERS" >"$TRANSFERS.2"

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# test_broker_restore.sh: the dev broker's records survive a stop, a crash and a start, and the
+# journal is a complete archive tier behind the mock's ~5 MiB-per-partition window.
+#
+# Needs only bin/es-broker and build/libes.a (run from the repo root after `make`); no
+# PostgreSQL. tests/integration/broker_probe.c is compiled into the test's temp folder.
+#
+#  1. every record (topic, partition, offset, key incl. NULL and empty, value incl. NULL and
+#     empty, headers incl. NULL and empty values, explicit timestamp) reads back identically
+#     through lib/logreader before a stop, after SIGTERM + start, and after kill -9 + start;
+#  2. > 5 MiB in one partition: the mock dropped the oldest records (low watermark > 0) and
+#     lib/logreader still returns every record from offset 0, from the journal;
+#  3. a partition count that disagrees with the journal is refused with a clear error;
+#  4. a second broker on the same data folder is refused.
+. "$(dirname "$0")/lib.sh"
+
+T_TMP="$(mktemp -d /tmp/es-test-broker-restore.XXXXXX)"
+DATA="$T_TMP/data"
+PROBE="$T_TMP/broker_probe"
+BROKER_PID=''
+
+stop_broker_at_exit() {
+    if [ -n "$BROKER_PID" ] && kill -0 "$BROKER_PID" 2>/dev/null; then
+        kill -KILL "$BROKER_PID" 2>/dev/null || true
+        wait "$BROKER_PID" 2>/dev/null || true
+    fi
+    if [ "${ES_KEEP:-0}" = 1 ]; then
+        note "ES_KEEP=1: kept $T_TMP"
+    else
+        rm -rf -- "$T_TMP"
+    fi
+}
+at_exit stop_broker_at_exit
+
+[ -x "$ES_BIN/es-broker" ] || fail "$ES_BIN/es-broker is missing: run make first"
+[ -f "$ES_ROOT/build/libes.a" ] || make -s -C "$ES_ROOT" build/libes.a >&2
+# The probe links only what it uses from libes.a (config, kafka, log, journal, logreader).
+cc -std=c17 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O2 -I"$ES_ROOT/lib" \
+    $(pkg-config --cflags rdkafka) -o "$PROBE" "$ES_ROOT/tests/integration/broker_probe.c" \
+    "$ES_ROOT/build/libes.a" $(pkg-config --libs rdkafka avro-c jansson libpq libevent) \
+    -lpthread -lm -ldl || fail "could not build the broker probe"
+
+export ES_DATA="$DATA"
+unset KAFKA_BROKERS ES_KAFKA_PROPS ES_PARTITIONS ES_BROKERS ES_TOPICS
+probe() {
+    "$PROBE" "$@"
+}
+
+# broker_start [FLAGS...]: start es-broker in the background, wait for its address (a
+# broker.addr left by a killed broker does not count: broker.pid must be the new one's).
+broker_start() {
+    local n="${BROKER_RUNS:-0}"
+    BROKER_RUNS=$((n + 1))
+    "$ES_BIN/es-broker" -d "$DATA" --topics probe.small,probe.big -p 3 "$@" \
+        2>>"$T_TMP/broker.log" &
+    BROKER_PID=$!
+    wait_until 60 "{ [ -s '$DATA/broker.addr' ] && [ \"\$(cat '$DATA/broker.pid')\" = $BROKER_PID ]; } || ! kill -0 $BROKER_PID" ||
+        fail "es-broker did not publish its address"
+    kill -0 "$BROKER_PID" 2>/dev/null || fail "es-broker exited at start (see $T_TMP/broker.log)"
+}
+
+# broker_stop: SIGTERM and a clean exit.
+broker_stop() {
+    local rc=0
+    kill -TERM "$BROKER_PID"
+    wait "$BROKER_PID" || rc=$?
+    BROKER_PID=''
+    assert_eq 0 "$rc" "es-broker exit status after SIGTERM"
+    assert "[ ! -e '$DATA/broker.addr' ]" "broker.addr removed on exit"
+}
+
+# check_same WHAT EXPECTED_FILE TOPIC...: logreader reads exactly the expected records.
+check_same() {
+    local what="$1" want="$2"
+    shift 2
+    probe dump "$@" >"$T_TMP/got.txt" 2>>"$T_TMP/probe.log" || fail "$what: reading failed: $(tail -1 "$T_TMP/probe.log")"
+    sort "$want" >"$T_TMP/want.sorted"
+    sort "$T_TMP/got.txt" >"$T_TMP/got.sorted"
+    if ! cmp -s "$T_TMP/want.sorted" "$T_TMP/got.sorted"; then
+        diff "$T_TMP/want.sorted" "$T_TMP/got.sorted" | head -10 >&2
+        fail "$what: records differ"
+    fi
+    pass "$what: $(wc -l <"$want") records identical (topic, partition, offset, key, value, headers, timestamp)"
+}
+
+# ---- 1. records survive a clean stop -------------------------------------------------------
+broker_start
+pass "es-broker started, address $(cat "$DATA/broker.addr")"
+assert "[ \"\$(cat '$DATA/broker.pid')\" = $BROKER_PID ]" "broker.pid holds the broker's pid"
+for t in accounts.commands accounts.events accounts.dlq; do
+    probe watermarks "$t" >/dev/null 2>&1 || fail "topic $t was not created"
+done
+pass "topics of the schema contexts exist"
+
+probe produce probe.small 3000 64 >"$T_TMP/small.txt"
+probe produce accounts.events 50 32 >>"$T_TMP/small.txt"
+assert_eq 3050 "$(wc -l <"$T_TMP/small.txt" | tr -d ' ')" "records acknowledged"
+check_same "before the stop" "$T_TMP/small.txt" probe.small accounts.events
+
+# ---- 2. more than 5 MiB in one partition ----------------------------------------------------
+probe produce probe.big 30000 400 0 >"$T_TMP/big.txt"
+lo="$(probe watermarks probe.big | awk '$1 == 0 { print $2 }')"
+assert "[ '$lo' -gt 0 ]" "the mock dropped the oldest records of probe.big [0] (low watermark $lo)"
+check_same "probe.big through the journal archive tier" "$T_TMP/big.txt" probe.big
+
+broker_stop
+broker_start
+grep -q 'msg="journal restored"' "$T_TMP/broker.log" || fail "no restore logged"
+pass "restored: $(grep 'msg="journal restored"' "$T_TMP/broker.log" | tail -1 | sed 's/.*records=/records=/')"
+check_same "after SIGTERM and start" "$T_TMP/small.txt" probe.small accounts.events
+check_same "probe.big after SIGTERM and start" "$T_TMP/big.txt" probe.big
+hi="$(probe watermarks probe.big | awk '$1 == 0 { print $3 }')"
+assert_eq 30000 "$hi" "probe.big [0] high watermark after restore"
+
+# New records continue at the next offsets.
+probe produce probe.small 300 64 >>"$T_TMP/small.txt"
+check_same "appended after the restart" "$T_TMP/small.txt" probe.small accounts.events
+
+# ---- crash: kill -9 after the journal sync interval, then start ---------------------------
+probe produce probe.small 300 16 >>"$T_TMP/small.txt"
+sleep 1 # the journal syncs every ~200 ms
+kill -KILL "$BROKER_PID"
+wait "$BROKER_PID" 2>/dev/null || true
+BROKER_PID=''
+broker_start
+check_same "after kill -9 and start" "$T_TMP/small.txt" probe.small accounts.events
+
+# ---- 4. one broker per data folder ---------------------------------------------------------
+rc=0
+"$ES_BIN/es-broker" -d "$DATA" 2>"$T_TMP/second.log" || rc=$?
+assert "[ $rc -ne 0 ]" "a second broker on the same data folder is refused"
+grep -q "another es-broker" "$T_TMP/second.log" || fail "unclear refusal: $(cat "$T_TMP/second.log")"
+assert "[ -s '$DATA/broker.addr' ]" "the refused broker left broker.addr alone"
+broker_stop
+
+# ---- 3. partition count disagreeing with the journal ---------------------------------------
+rc=0
+"$ES_BIN/es-broker" -d "$DATA" --topics probe.small -p 4 2>"$T_TMP/refused.log" || rc=$?
+assert "[ $rc -ne 0 ]" "a partition count that disagrees with the journal is refused"
+grep -q 'journaled with 3 partitions but 4' "$T_TMP/refused.log" ||
+    fail "unclear refusal: $(tail -1 "$T_TMP/refused.log")"
+pass "refusal names the counts: $(grep -o 'topic .*4 were asked for' "$T_TMP/refused.log" | head -1)"
