@@ -9,7 +9,7 @@
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 set -euo pipefail
 
-ES_PROG=demo
+export ES_PROG=demo
 # shellcheck source=scripts/common.sh
 . "$(dirname "$0")/common.sh"
 es_data_init
