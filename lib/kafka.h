@@ -19,7 +19,9 @@ rd_kafka_t *es_kafka_producer_new(es_config_t *cfg, const char *client_id,
 /* A consumer. With a non-NULL `group_id` it joins that group (the caller subscribes and
  * provides `rebalance_cb`); offsets are never committed to Kafka and auto.offset.reset=error,
  * so a position that fell out of the log is an error, never a silent skip.
- * Without a group it is a plain reader for rd_kafka_assign(). Returns NULL with errstr. */
+ * librdkafka 2.0 refuses rd_kafka_assign() on a consumer without group.id: a reader that only
+ * assigns must still pass a private group id (it never subscribes nor commits, so no group
+ * forms). Without any group the handle is good for metadata only. Returns NULL with errstr. */
 rd_kafka_t *es_kafka_consumer_new(es_config_t *cfg, const char *client_id, const char *group_id,
                                   void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
                                                        rd_kafka_topic_partition_list_t *, void *),

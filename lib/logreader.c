@@ -26,7 +26,7 @@
 #define LR_BURST 1024             /* records served from one partition's journal in a row */
 #define LR_STALL_TIMEOUT_MS 30000 /* non-follow: longest wait for a record the broker has */
 
-typedef enum { PH_JOURNAL, PH_BROKER, PH_DONE } lr_phase_t;
+typedef enum { PH_NONE = 0, PH_JOURNAL, PH_BROKER, PH_DONE } lr_phase_t;
 
 typedef struct lr_part {
     size_t topic_idx;
@@ -56,6 +56,7 @@ struct es_logreader {
     lr_part_t *parts;
     size_t part_cnt;
     size_t done_cnt;
+    size_t journal_cnt; /* partitions in PH_JOURNAL */
     int follow;
     int64_t total;
     size_t cur; /* journal round robin */
@@ -75,6 +76,15 @@ static int64_t now_ms(void)
 static const char *part_topic(const es_logreader_t *lr, const lr_part_t *p)
 {
     return lr->topics[p->topic_idx].name;
+}
+
+static void set_phase(es_logreader_t *lr, lr_part_t *p, lr_phase_t phase)
+{
+    lr->journal_cnt -= p->phase == PH_JOURNAL;
+    lr->journal_cnt += phase == PH_JOURNAL;
+    lr->done_cnt -= p->phase == PH_DONE;
+    lr->done_cnt += phase == PH_DONE;
+    p->phase = phase;
 }
 
 static int change_assignment(es_logreader_t *lr, lr_part_t *p, int add, char *errstr,
@@ -101,8 +111,7 @@ static void mark_done(es_logreader_t *lr, lr_part_t *p)
         char err[256];
         change_assignment(lr, p, 0, err, sizeof(err)); /* only stops prefetching */
     }
-    p->phase = PH_DONE;
-    lr->done_cnt++;
+    set_phase(lr, p, PH_DONE);
 }
 
 /* The journal has nothing more for `p` (yet): continue from the broker. */
@@ -128,7 +137,7 @@ static int switch_to_broker(es_logreader_t *lr, lr_part_t *p, char *errstr, size
     if (change_assignment(lr, p, 1, errstr, errstr_size) != 0) {
         return -1;
     }
-    p->phase = PH_BROKER;
+    set_phase(lr, p, PH_BROKER);
     p->fell_back = 0;
     return 0;
 }
@@ -320,11 +329,10 @@ es_logreader_t *es_logreader_new(es_config_t *cfg, const char *const *topics, si
         p->next = p->start;
         lr->total += p->end > p->start ? p->end - p->start : 0;
         if (!follow && p->next >= p->end) {
-            p->phase = PH_DONE;
-            lr->done_cnt++;
+            set_phase(lr, p, PH_DONE);
         } else if (p->jr) {
             es_journal_reader_seek(p->jr, p->next);
-            p->phase = PH_JOURNAL;
+            set_phase(lr, p, PH_JOURNAL);
         } else if (switch_to_broker(lr, p, errstr, errstr_size) != 0) {
             goto err;
         }
@@ -344,6 +352,9 @@ int64_t es_logreader_total(const es_logreader_t *lr)
 static int next_from_journals(es_logreader_t *lr, es_logreader_msg_t *msg, char *errstr,
                               size_t errstr_size)
 {
+    if (lr->journal_cnt == 0) {
+        return 0;
+    }
     for (size_t tried = 0; tried < lr->part_cnt; tried++) {
         lr_part_t *p = &lr->parts[lr->cur];
         if (p->phase == PH_JOURNAL && lr->burst < LR_BURST) {
@@ -428,7 +439,7 @@ static int fall_back(es_logreader_t *lr, lr_part_t *p, const char *why, char *er
         return -1;
     }
     es_journal_reader_seek(p->jr, p->next);
-    p->phase = PH_JOURNAL;
+    set_phase(lr, p, PH_JOURNAL);
     p->fell_back = 1;
     return 0;
 }
@@ -536,10 +547,7 @@ int es_logreader_next(es_logreader_t *lr, es_logreader_msg_t *msg, int timeout_m
         if (!lr->follow && lr->done_cnt == lr->part_cnt) {
             return 0;
         }
-        int journal_active = 0;
-        for (size_t i = 0; i < lr->part_cnt && !journal_active; i++) {
-            journal_active = lr->parts[i].phase == PH_JOURNAL;
-        }
+        int journal_active = lr->journal_cnt > 0;
         int64_t left = deadline - now_ms();
         int wait = journal_active || left <= 0 ? 0 : (int)(left < 100 ? left : 100);
         lr->batch_pos = 0;

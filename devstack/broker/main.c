@@ -171,7 +171,8 @@ static int collect_topics(broker_t *b, const options_t *o, char *errstr, size_t 
         }
     }
     es_codec_destroy(codec);
-    if (rc != 0) {
+    /* the projector is no bounded context but dead-letters too */
+    if (rc != 0 || add_topic_checked(b, o, "projections.dlq", errstr, errstr_size) != 0) {
         return -1;
     }
     char dir[1200];

@@ -12,6 +12,7 @@
 #     lib/logreader still returns every record from offset 0, from the journal;
 #  3. a partition count that disagrees with the journal is refused with a clear error;
 #  4. a second broker on the same data folder is refused.
+# shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 T_TMP="$(mktemp -d /tmp/es-test-broker-restore.XXXXXX)"
@@ -35,10 +36,11 @@ at_exit stop_broker_at_exit
 [ -x "$ES_BIN/es-broker" ] || fail "$ES_BIN/es-broker is missing: run make first"
 [ -f "$ES_ROOT/build/libes.a" ] || make -s -C "$ES_ROOT" build/libes.a >&2
 # The probe links only what it uses from libes.a (config, kafka, log, journal, logreader).
-cc -std=c17 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O2 -I"$ES_ROOT/lib" \
-    $(pkg-config --cflags rdkafka) -o "$PROBE" "$ES_ROOT/tests/integration/broker_probe.c" \
-    "$ES_ROOT/build/libes.a" $(pkg-config --libs rdkafka avro-c jansson libpq libevent) \
-    -lpthread -lm -ldl || fail "could not build the broker probe"
+read -r -a probe_cflags <<<"$(pkg-config --cflags rdkafka)"
+read -r -a probe_libs <<<"$(pkg-config --libs rdkafka avro-c jansson libpq libevent)"
+cc -std=c17 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O2 -I"$ES_ROOT/lib" "${probe_cflags[@]}" \
+    -o "$PROBE" "$ES_ROOT/tests/integration/broker_probe.c" "$ES_ROOT/build/libes.a" \
+    "${probe_libs[@]}" -lpthread -lm -ldl || fail "could not build the broker probe"
 
 export ES_DATA="$DATA"
 unset KAFKA_BROKERS ES_KAFKA_PROPS ES_PARTITIONS ES_BROKERS ES_TOPICS
@@ -46,12 +48,10 @@ probe() {
     "$PROBE" "$@"
 }
 
-# broker_start [FLAGS...]: start es-broker in the background, wait for its address (a
+# broker_start: start es-broker in the background, wait for its address (a
 # broker.addr left by a killed broker does not count: broker.pid must be the new one's).
 broker_start() {
-    local n="${BROKER_RUNS:-0}"
-    BROKER_RUNS=$((n + 1))
-    "$ES_BIN/es-broker" -d "$DATA" --topics probe.small,probe.big -p 3 "$@" \
+    "$ES_BIN/es-broker" -d "$DATA" --topics probe.small,probe.big -p 3 \
         2>>"$T_TMP/broker.log" &
     BROKER_PID=$!
     wait_until 60 "{ [ -s '$DATA/broker.addr' ] && [ \"\$(cat '$DATA/broker.pid')\" = $BROKER_PID ]; } || ! kill -0 $BROKER_PID" ||

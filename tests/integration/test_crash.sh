@@ -18,9 +18,10 @@ SETTLE_TIMEOUT="${CRASH_SETTLE_TIMEOUT:-180}"
 
 stack_start
 
-# random_pause: sleep 0.3 to 1.5 s
+# random_pause: sleep 0.05 to 1.5 s (the first tenths of a second after an assignment are when
+# the backlog that built up during the outage is being worked through)
 random_pause() {
-    sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", 0.3 + r / 32767 * 1.2 }')"
+    sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", 0.05 + r / 32767 * 1.45 }')"
 }
 
 # crash_loop SERVICE TIMES: TIMES times, once SERVICE has its partitions and works through the
