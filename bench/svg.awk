@@ -2,7 +2,7 @@
 #
 #   awk -f bench/svg.awk -v tput=.. -v tput_runs="a b c" -v target_tput=.. -v py_batched=..
 #       -v py_single=.. -v p50=.. -v p90=.. -v p99=.. -v pmax=.. -v target_p99=.. -v py_p99=..
-#       -v py_rate=.. -v rate=.. -v achieved=.. -v replay=.. -v target_replay=.. -v machine=..
+#       -v py_rate=.. -v rate=.. [-v saga_tput=..] -v achieved=.. -v replay=.. -v target_replay=.. -v machine=..
 #       latency.txt > results.svg
 #
 # Input: one latency in ms a line (the fixed-rate run), sorted ascending. Output: three panels:
@@ -41,7 +41,10 @@ function nice(v,  p, m) {
     if (m <= 1) return p
     if (m <= 2) return 2 * p
     if (m <= 2.5) return 2.5 * p
+    if (m <= 4) return 4 * p
     if (m <= 5) return 5 * p
+    if (m <= 6) return 6 * p
+    if (m <= 8) return 8 * p
     return 10 * p
 }
 # Horizontal bars: labels[i], vals[i], kinds[i] ("ours", "target", "ref"), n of them, drawn in
@@ -58,6 +61,7 @@ function hbars(x, y, w, n, labels, vals, kinds, unit,  i, m, sx, by, bw, lw, att
         bw = vals[i] * sx
         if (kinds[i] == "ours") attrs = "class=\"ours\""
         else if (kinds[i] == "target") attrs = "class=\"target\""
+        else if (kinds[i] == "saga") attrs = "class=\"saga\""
         else attrs = "class=\"ref\""
         rect(x + lw, by + 3, bw < 1 ? 1 : bw, 22, attrs)
         if (ext[i] * sx > bw) bw = ext[i] * sx # keep the value clear of the run dots
@@ -69,14 +73,14 @@ function hbars(x, y, w, n, labels, vals, kinds, unit,  i, m, sx, by, bw, lw, att
 { lat[++cnt] = $1 + 0 }
 
 END {
-    W = 960; H = 776
+    W = 960; H = 792
     printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\">\n", W, H, W, H
     print "<style>"
     print ".title{font-size:20px;font-weight:bold;fill:#222}.sub{font-size:12px;fill:#666}"
     print ".h{font-size:15px;font-weight:bold;fill:#222}.lab{font-size:12px;fill:#333}"
     print ".val{font-size:12px;fill:#222}.tick{font-size:11px;fill:#666}"
     print ".ours{fill:#2b7bb9}.target{fill:none;stroke:#555;stroke-width:1.5;stroke-dasharray:5 3}"
-    print ".ref{fill:#e8a33d}.hist{fill:#2b7bb9;fill-opacity:0.75}.grid{stroke:#e3e3e3}"
+    print ".ref{fill:#e8a33d}.saga{fill:#2b7bb9;fill-opacity:0.35}.hist{fill:#2b7bb9;fill-opacity:0.75}.grid{stroke:#e3e3e3}"
     print ".cdf{fill:none;stroke:#c0392b;stroke-width:2}.mark{stroke-width:1.5;stroke-dasharray:4 3}"
     print "</style>"
     rect(0, 0, W, H, "fill=\"#ffffff\"")
@@ -89,13 +93,18 @@ END {
     labels[2] = "target"; vals[2] = target_tput; kinds[2] = "target"
     labels[3] = "Python, batched"; vals[3] = py_batched; kinds[3] = "ref"
     labels[4] = "Python, 1 tx/msg"; vals[4] = py_single; kinds[4] = "ref"
+    nb1 = 4
+    if (saga_tput != "") {
+        labels[5] = "ours, saga only"; vals[5] = saga_tput; kinds[5] = "saga"; nb1 = 5
+    }
     nr = split(tput_runs, runs, " ")
     for (i = 1; i <= nr; i++) if (runs[i] > ext[1]) ext[1] = runs[i]
-    sx = hbars(30, 104, 450, 4, labels, vals, kinds, "")
+    sx = hbars(30, 104, 450, nb1, labels, vals, kinds, "")
     delete ext
     for (i = 1; i <= nr; i++)
         printf "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"#fff\" stroke=\"#123\" stroke-width=\"1.2\"><title>run %d: %s transfers/s</title></circle>\n", 30 + 150 + runs[i] * sx, 104 + 14, i, runs[i]
-    text(180, 254, "dots: each run; dashed: target", "class=\"sub\"")
+    text(180, 104 + nb1 * 34 + 12, "dots: each run; dashed: target; saga only: until the last", "class=\"sub\"")
+    text(180, 104 + nb1 * 34 + 26, "terminal event, before the projector made it visible", "class=\"sub\"")
 
     # Panel 2: p99 latency and replay.
     text(500, 92, "p99 send-to-visible latency (ms, lower is better)", "class=\"h\"")
@@ -111,8 +120,8 @@ END {
     hbars(500, 246, 440, 2, labels, vals, kinds, "")
 
     # Panel 3: latency histogram and CDF of the fixed-rate run.
-    px = 70; py = 360; pw = 820; ph = 320
-    text(30, 330, sprintf("Send-to-visible latency at %s/s (achieved %s/s, %s transfers)", fmt(rate), achieved, fmt(cnt)), "class=\"h\"")
+    px = 70; py = 376; pw = 820; ph = 320
+    text(30, 346, sprintf("Send-to-visible latency at %s/s (achieved %s/s, %s transfers)", fmt(rate), achieved, fmt(cnt)), "class=\"h\"")
     if (cnt == 0) {
         text(px, py + 40, "no latency samples", "class=\"lab\"")
         print "</svg>"

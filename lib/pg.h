@@ -36,7 +36,11 @@ void es_pg_forget_prepared(void);
 int es_pg_retriable(PGconn *pg, const PGresult *res);
 
 /*
- * Binary array parameter builder. Usage:
+ * Binary array parameter builder. Batches pass their keys as one array and join with it
+ * (FROM unnest($1::text[]) AS u(id) JOIN t ON t.key = u.id), never "key = ANY($1)": a cached
+ * generic plan may scan the table with ANY, which compares every row with every element.
+ *
+ * Usage: Usage:
  *   es_pg_array_t a; es_pg_array_init(&a, ES_PG_TEXT);
  *   es_pg_array_add_text(&a, "x"); ...; es_pg_array_finish(&a);
  *   params: value = (const char *)a.buf.data, length = (int)a.buf.len, format = 1

@@ -39,8 +39,8 @@ int accounts_store_load(PGconn *pg, const char *const *ids, size_t n, account_t 
     int fmts[1] = {1};
     PGresult *res = es_pg_query(pg,
                                 "SELECT account_id, owner, currency, balance, status, version "
-                                "FROM accounts WHERE account_id = ANY($1::text[]) "
-                                "ORDER BY account_id FOR UPDATE",
+                                "FROM unnest($1::text[]) AS u(id) JOIN accounts t ON "
+                                "t.account_id = u.id ORDER BY account_id FOR UPDATE OF t",
                                 1, vals, lens, fmts, 0, errstr, errstr_size);
     es_pg_array_fini(&a);
     if (!res) {

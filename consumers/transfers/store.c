@@ -35,9 +35,9 @@ int transfers_store_load(PGconn *pg, const char *const *ids, size_t n, transfer_
     int fmts[1] = {1};
     PGresult *res = es_pg_query(pg,
                                 "SELECT transfer_id, from_account, to_account, amount, currency, "
-                                "status, reason, compensated, version FROM transfers "
-                                "WHERE transfer_id = ANY($1::text[]) ORDER BY transfer_id "
-                                "FOR UPDATE",
+                                "status, reason, compensated, version FROM unnest($1::text[]) "
+                                "AS u(id) JOIN transfers t ON t.transfer_id = u.id "
+                                "ORDER BY transfer_id FOR UPDATE OF t",
                                 1, vals, lens, fmts, 0, errstr, errstr_size);
     es_pg_array_fini(&a);
     if (!res) {

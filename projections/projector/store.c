@@ -99,8 +99,9 @@ int projector_load_accounts(PGconn *pg, const char *const *ids, size_t n, accoun
     }
     PGresult *res = load(pg,
                          "SELECT account_id, owner, currency, balance, status, version, "
-                         "(extract(epoch FROM opened_at) * 1000)::bigint FROM accounts "
-                         "WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR UPDATE",
+                         "(extract(epoch FROM opened_at) * 1000)::bigint FROM unnest($1::text[]) "
+                         "AS u(id) JOIN accounts t ON t.account_id = u.id ORDER BY account_id "
+                         "FOR UPDATE OF t",
                          ids, n, &idx, errstr, errstr_size);
     if (res) {
         for (int r = 0; r < PQntuples(res); r++) {
@@ -128,12 +129,14 @@ int projector_load_transfers(PGconn *pg, const char *const *ids, size_t n, trans
         memset(&out[i], 0, sizeof(out[i]));
         snprintf(out[i].transfer_id, sizeof(out[i].transfer_id), "%s", ids[i]);
     }
-    PGresult *res = load(pg,
-                         "SELECT transfer_id, from_account, to_account, amount, "
-                         "coalesce(currency, ''), status, coalesce(reason, ''), compensated, "
-                         "(extract(epoch FROM requested_at) * 1000)::bigint FROM transfers "
-                         "WHERE transfer_id = ANY($1::text[]) ORDER BY transfer_id FOR UPDATE",
-                         ids, n, &idx, errstr, errstr_size);
+    PGresult *res =
+        load(pg,
+             "SELECT transfer_id, from_account, to_account, amount, "
+             "coalesce(currency, ''), status, coalesce(reason, ''), compensated, "
+             "(extract(epoch FROM requested_at) * 1000)::bigint FROM unnest($1::text[]) "
+             "AS u(id) JOIN transfers t ON t.transfer_id = u.id ORDER BY transfer_id "
+             "FOR UPDATE OF t",
+             ids, n, &idx, errstr, errstr_size);
     if (res) {
         for (int r = 0; r < PQntuples(res); r++) {
             size_t i = es_strmap_get(&idx, PQgetvalue(res, r, 0));

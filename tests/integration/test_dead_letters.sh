@@ -18,7 +18,7 @@ field() { jq -r "$1" <<<"$2"; }
 hex_of() { od -An -tx1 -v | tr -d ' \n'; }
 b64_of_hex() {
     local h="$1" i
-    for ((i = 0; i < ${#h}; i += 2)); do printf "\\x${h:i:2}"; done | base64 -w0
+    for ((i = 0; i < ${#h}; i += 2)); do printf '%b' "\\x${h:i:2}"; done | base64 -w0
 }
 
 # with_unknown_fingerprint HEX: the record value HEX (an envelope) with the 8-byte schema
