@@ -158,6 +158,164 @@ PGresult *es_pg_query(PGconn *pg, const char *sql, int nparams, const char *cons
     return res;
 }
 
+/* ---- pipelines -------------------------------------------------------------------------- */
+
+typedef struct es_pg_stmt {
+    const char *sql;
+    int nparams;
+    size_t off[16]; /* parameter offsets in the arena; (size_t)-1 = NULL */
+    int lens[16];
+    int formats[16];
+    PGresult *res;
+} es_pg_stmt_t;
+
+void es_pg_pipeline_init(es_pg_pipeline_t *pl)
+{
+    memset(pl, 0, sizeof(*pl));
+    es_buf_init(&pl->arena);
+}
+
+void es_pg_pipeline_reset(es_pg_pipeline_t *pl)
+{
+    for (size_t i = 0; i < pl->cnt; i++) {
+        PQclear(pl->stmts[i].res);
+    }
+    pl->cnt = 0;
+    es_buf_reset(&pl->arena);
+}
+
+void es_pg_pipeline_fini(es_pg_pipeline_t *pl)
+{
+    es_pg_pipeline_reset(pl);
+    free(pl->stmts);
+    es_buf_fini(&pl->arena);
+    memset(pl, 0, sizeof(*pl));
+}
+
+int es_pg_pipeline_add(es_pg_pipeline_t *pl, const char *sql, int nparams,
+                       const char *const *values, const int *lens, const int *formats)
+{
+    if (nparams > 16) {
+        return -1;
+    }
+    if (pl->cnt == pl->cap) {
+        size_t cap = pl->cap ? pl->cap * 2 : 16;
+        es_pg_stmt_t *n = realloc(pl->stmts, cap * sizeof(*n));
+        if (!n) {
+            return -1;
+        }
+        pl->stmts = n;
+        pl->cap = cap;
+    }
+    es_pg_stmt_t *st = &pl->stmts[pl->cnt];
+    memset(st, 0, sizeof(*st));
+    st->sql = sql;
+    st->nparams = nparams;
+    for (int i = 0; i < nparams; i++) {
+        st->formats[i] = formats ? formats[i] : 0;
+        if (!values[i]) {
+            st->off[i] = (size_t)-1;
+            continue;
+        }
+        size_t len = st->formats[i] ? (size_t)lens[i] : strlen(values[i]) + 1;
+        st->off[i] = pl->arena.len;
+        st->lens[i] = (int)len;
+        if (es_buf_append(&pl->arena, values[i], len) != 0) {
+            return -1;
+        }
+    }
+    return (int)pl->cnt++;
+}
+
+PGresult *es_pg_pipeline_result(const es_pg_pipeline_t *pl, int idx)
+{
+    return idx >= 0 && (size_t)idx < pl->cnt ? pl->stmts[idx].res : NULL;
+}
+
+int es_pg_pipeline_run(PGconn *pg, es_pg_pipeline_t *pl, int result_binary, char *errstr,
+                       size_t errstr_size)
+{
+    char names[64][32];
+    int failed = 0;
+    if (pl->cnt == 0) {
+        return 0;
+    }
+    if (pl->cnt > 64) {
+        snprintf(errstr, errstr_size, "pipeline of %zu statements is too long", pl->cnt);
+        return -1;
+    }
+    /* prepare first: preparing is not possible once in pipeline mode */
+    for (size_t i = 0; i < pl->cnt; i++) {
+        if (pl->stmts[i].nparams > 0 && stmt_name(pg, pl->stmts[i].sql, pl->stmts[i].nparams,
+                                                  names[i], errstr, errstr_size) < 0) {
+            return -1;
+        }
+    }
+    if (!PQenterPipelineMode(pg)) {
+        snprintf(errstr, errstr_size, "could not enter pipeline mode: %s", PQerrorMessage(pg));
+        return -1;
+    }
+    for (size_t i = 0; i < pl->cnt && !failed; i++) {
+        es_pg_stmt_t *st = &pl->stmts[i];
+        const char *vals[16];
+        for (int k = 0; k < st->nparams; k++) {
+            vals[k] = st->off[k] == (size_t)-1 ? NULL : (const char *)pl->arena.data + st->off[k];
+        }
+        int ok = st->nparams > 0
+                     ? PQsendQueryPrepared(pg, names[i], st->nparams, vals, st->lens, st->formats,
+                                           result_binary)
+                     : PQsendQueryParams(pg, st->sql, 0, NULL, NULL, NULL, NULL, result_binary);
+        if (!ok) {
+            snprintf(errstr, errstr_size, "could not send a statement: %s", PQerrorMessage(pg));
+            failed = 1;
+        }
+    }
+    if (!PQpipelineSync(pg)) {
+        if (!failed) {
+            snprintf(errstr, errstr_size, "could not send the pipeline: %s", PQerrorMessage(pg));
+        }
+        failed = 1;
+    }
+    /* read every statement's results, each ended by a NULL, then the sync point */
+    for (size_t i = 0; i < pl->cnt; i++) {
+        PGresult *r;
+        while ((r = PQgetResult(pg)) != NULL) {
+            ExecStatusType est = PQresultStatus(r);
+            if (est == PGRES_PIPELINE_SYNC) {
+                PQclear(r);
+                goto synced; /* sent fewer than queued (a send failed) */
+            }
+            if (est == PGRES_FATAL_ERROR && !failed) {
+                set_err(pg, r, pl->stmts[i].sql, errstr, errstr_size);
+                failed = 1;
+            }
+            if ((est == PGRES_TUPLES_OK || est == PGRES_COMMAND_OK) && !pl->stmts[i].res) {
+                pl->stmts[i].res = r;
+            } else {
+                PQclear(r);
+            }
+        }
+        if (PQstatus(pg) != CONNECTION_OK) {
+            if (!failed) {
+                snprintf(errstr, errstr_size, "connection lost: %s", PQerrorMessage(pg));
+            }
+            failed = 1;
+            break;
+        }
+    }
+    if (PQstatus(pg) == CONNECTION_OK) {
+        PGresult *r = PQgetResult(pg);
+        while (r && PQresultStatus(r) != PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            r = PQgetResult(pg);
+        }
+        PQclear(r);
+    }
+synced:
+    PQexitPipelineMode(pg);
+    return failed ? -1 : 0;
+}
+
 int es_pg_retriable(PGconn *pg, const PGresult *res)
 {
     if (PQstatus(pg) != CONNECTION_OK) {

@@ -31,6 +31,36 @@ PGresult *es_pg_query(PGconn *pg, const char *sql, int nparams, const char *cons
  * prepared on, before a new connection may reuse its address). */
 void es_pg_forget_prepared(void);
 
+/*
+ * A pipeline: statements queued now and sent together in one round trip (libpq's pipeline
+ * mode), for the writes of a batch. Parameters are copied when queued. Statements run in
+ * order; after a failure the rest are skipped. Usage:
+ *   es_pg_pipeline_t pl; es_pg_pipeline_init(&pl);
+ *   int k = es_pg_pipeline_add(&pl, sql, n, values, lens, formats);   (k: its index)
+ *   es_pg_pipeline_run(pg, &pl, errstr, size);  es_pg_pipeline_result(&pl, k) (borrowed)
+ *   es_pg_pipeline_reset(&pl) to reuse, es_pg_pipeline_fini(&pl) at the end.
+ */
+typedef struct es_pg_pipeline {
+    size_t cnt, cap;
+    struct es_pg_stmt *stmts;
+    es_buf_t arena; /* parameter bytes */
+} es_pg_pipeline_t;
+
+void es_pg_pipeline_init(es_pg_pipeline_t *pl);
+void es_pg_pipeline_fini(es_pg_pipeline_t *pl);
+/* Clear the queue and the kept results. */
+void es_pg_pipeline_reset(es_pg_pipeline_t *pl);
+/* Queue a statement (`sql` must stay valid until run; parameters are copied). Binary
+ * parameters need `lens` and `formats`; NULL for all-text. Returns its index, or -1. */
+int es_pg_pipeline_add(es_pg_pipeline_t *pl, const char *sql, int nparams,
+                       const char *const *values, const int *lens, const int *formats);
+/* Send everything queued, wait for every result. Returns 0, or -1 with the first failure in
+ * errstr (the transaction, if one is open, is then aborted: roll it back). */
+int es_pg_pipeline_run(PGconn *pg, es_pg_pipeline_t *pl, int result_binary, char *errstr,
+                       size_t errstr_size);
+/* The result of statement `idx` after a successful run (borrowed until reset), or NULL. */
+PGresult *es_pg_pipeline_result(const es_pg_pipeline_t *pl, int idx);
+
 /* True when the failure that produced `res` (or the broken connection) is worth retrying:
  * serialization failure, deadlock, lost connection, admin shutdown, lock timeout. */
 int es_pg_retriable(PGconn *pg, const PGresult *res);

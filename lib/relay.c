@@ -31,6 +31,7 @@ struct es_relay {
     PGconn *pg;
     rd_kafka_t *rk;
     int leader;
+    es_pg_pipeline_t pl;
     int failed; /* deliveries that failed in the current round */
 };
 
@@ -110,17 +111,18 @@ static int relay_round(es_relay_t *r)
 {
     char errstr[1024];
     char sql[256];
-    if (es_pg_exec(r->pg, "BEGIN", errstr, sizeof(errstr)) != 0) {
-        goto fail;
-    }
     snprintf(sql, sizeof(sql),
              "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT %d) "
              "RETURNING seq, topic, key, value, headers",
              RELAY_BATCH);
-    PGresult *res = es_pg_query(r->pg, sql, 0, NULL, NULL, NULL, 1, errstr, sizeof(errstr));
-    if (!res) {
+    /* BEGIN and the DELETE in one round trip */
+    es_pg_pipeline_reset(&r->pl);
+    es_pg_pipeline_add(&r->pl, "BEGIN", 0, NULL, NULL, NULL);
+    int del = es_pg_pipeline_add(&r->pl, sql, 0, NULL, NULL, NULL);
+    if (es_pg_pipeline_run(r->pg, &r->pl, 1, errstr, sizeof(errstr)) != 0) {
         goto rollback;
     }
+    PGresult *res = es_pg_pipeline_result(&r->pl, del);
     int n = PQntuples(res);
     /* RETURNING does not promise an order: publish by seq */
     int64_t(*order)[2] = n ? malloc((size_t)n * sizeof(*order)) : NULL;
@@ -152,12 +154,11 @@ static int relay_round(es_relay_t *r)
             snprintf(errstr, sizeof(errstr), "could not produce to %s: %s", PQgetvalue(res, row, 1),
                      rd_kafka_err2str(err));
             free(order);
-            PQclear(res);
             goto rollback;
         }
     }
     free(order);
-    PQclear(res);
+    es_pg_pipeline_reset(&r->pl);
     /* every record acknowledged before the rows go for good */
     if (n > 0 && rd_kafka_flush(r->rk, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         snprintf(errstr, sizeof(errstr), "Kafka did not acknowledge %d records in time",
@@ -250,6 +251,7 @@ es_relay_t *es_relay_start(es_config_t *cfg, const char *schema, const char *cli
     snprintf(r->client_id, sizeof(r->client_id), "%s", client_id);
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->cond, NULL);
+    es_pg_pipeline_init(&r->pl);
     r->rk = es_kafka_producer_new(cfg, client_id, on_delivery, r, errstr, errstr_size);
     if (!r->rk) {
         free(r);
@@ -286,6 +288,7 @@ void es_relay_stop(es_relay_t *r, int drain_ms)
     rd_kafka_flush(r->rk, 2000);
     rd_kafka_destroy(r->rk);
     PQfinish(r->pg);
+    es_pg_pipeline_fini(&r->pl);
     pthread_mutex_destroy(&r->lock);
     pthread_cond_destroy(&r->cond);
     free(r);

@@ -43,6 +43,7 @@ struct es_service {
     position_t pos[MAX_POSITIONS];
     size_t pos_cnt;
     es_pg_array_t ids;                                    /* uuid[] for dedup */
+    es_pg_pipeline_t pl;                                  /* the batch's statements */
     es_pg_array_t ob_topic, ob_key, ob_value, ob_headers; /* outbox rows to insert */
     es_buf_t scratch;
 
@@ -70,6 +71,7 @@ static es_service_t *service_alloc(const es_service_def_t *def)
     }
     svc->def = def;
     es_pg_array_init(&svc->ids, ES_PG_UUID);
+    es_pg_pipeline_init(&svc->pl);
     es_pg_array_init(&svc->ob_topic, ES_PG_TEXT);
     es_pg_array_init(&svc->ob_key, ES_PG_TEXT);
     es_pg_array_init(&svc->ob_value, ES_PG_BYTEA);
@@ -104,6 +106,7 @@ void es_service_destroy(es_service_t *svc)
     inputs_clear(svc);
     free(svc->inputs);
     es_pg_array_fini(&svc->ids);
+    es_pg_pipeline_fini(&svc->pl);
     es_pg_array_fini(&svc->ob_topic);
     es_pg_array_fini(&svc->ob_key);
     es_pg_array_fini(&svc->ob_value);
@@ -351,11 +354,9 @@ static int id_bytes(const char *hex, unsigned char out[16])
     return 0;
 }
 
-static int dedup(es_service_t *svc, PGconn *pg, char *errstr, size_t errstr_size)
+/* Queue the dedup statement for the batch's inputs; returns its pipeline index or -1. */
+static int dedup_queue(es_service_t *svc)
 {
-    if (svc->input_cnt == 0) {
-        return 0;
-    }
     es_pg_array_reset(&svc->ids);
     for (size_t i = 0; i < svc->input_cnt; i++) {
         es_pg_array_add_uuid(&svc->ids, svc->inputs[i].env.event_id);
@@ -364,13 +365,15 @@ static int dedup(es_service_t *svc, PGconn *pg, char *errstr, size_t errstr_size
     const char *vals[1] = {(const char *)svc->ids.buf.data};
     int lens[1] = {(int)svc->ids.buf.len};
     int fmts[1] = {1};
-    PGresult *res = es_pg_query(pg,
-                                "INSERT INTO processed (event_id) SELECT "
-                                "unnest($1::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id",
-                                1, vals, lens, fmts, 1, errstr, errstr_size);
-    if (!res) {
-        return -1;
-    }
+    return es_pg_pipeline_add(&svc->pl,
+                              "INSERT INTO processed (event_id) SELECT unnest($1::uuid[]) "
+                              "ON CONFLICT DO NOTHING RETURNING event_id",
+                              1, vals, lens, fmts);
+}
+
+/* Keep the inputs whose ids the dedup statement returned (binary uuids), first copy only. */
+static int dedup_filter(es_service_t *svc, const PGresult *res, char *errstr, size_t errstr_size)
+{
     int n = PQntuples(res);
     size_t cap = 16;
     while (cap < (size_t)n * 2 + 2) {
@@ -378,7 +381,6 @@ static int dedup(es_service_t *svc, PGconn *pg, char *errstr, size_t errstr_size
     }
     unsigned char(*set)[17] = calloc(cap, sizeof(*set)); /* 16 id bytes + "used" flag */
     if (!set) {
-        PQclear(res);
         snprintf(errstr, errstr_size, "out of memory");
         return -1;
     }
@@ -391,7 +393,6 @@ static int dedup(es_service_t *svc, PGconn *pg, char *errstr, size_t errstr_size
         memcpy(set[h], id, 16);
         set[h][16] = 1;
     }
-    PQclear(res);
     size_t kept = 0;
     for (size_t i = 0; i < svc->input_cnt; i++) {
         es_input_t *in = &svc->inputs[i];
@@ -419,7 +420,7 @@ static int dedup(es_service_t *svc, PGconn *pg, char *errstr, size_t errstr_size
     return 0;
 }
 
-static int write_outbox(es_service_t *svc, PGconn *pg, char *errstr, size_t errstr_size)
+static int queue_outbox(es_service_t *svc)
 {
     if (svc->ob_topic.count == 0) {
         return 0;
@@ -435,20 +436,16 @@ static int write_outbox(es_service_t *svc, PGconn *pg, char *errstr, size_t errs
                    (int)svc->ob_headers.buf.len};
     int fmts[4] = {1, 1, 1, 1};
     /* WITH ORDINALITY keeps the emission order in seq */
-    PGresult *res =
-        es_pg_query(pg,
-                    "INSERT INTO outbox (topic, key, value, headers) SELECT t, k, v, h FROM "
-                    "unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[]) WITH ORDINALITY AS "
-                    "u(t, k, v, h, n) ORDER BY n",
-                    4, vals, lens, fmts, 0, errstr, errstr_size);
-    if (!res) {
-        return -1;
-    }
-    PQclear(res);
-    return 0;
+    return es_pg_pipeline_add(&svc->pl,
+                              "INSERT INTO outbox (topic, key, value, headers) SELECT t, k, v, h "
+                              "FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[]) WITH "
+                              "ORDINALITY AS u(t, k, v, h, n) ORDER BY n",
+                              4, vals, lens, fmts) < 0
+               ? -1
+               : 0;
 }
 
-static int write_positions(es_service_t *svc, PGconn *pg, char *errstr, size_t errstr_size)
+static int queue_positions(es_service_t *svc)
 {
     es_pg_array_t t, p, o, h;
     es_pg_array_init(&t, ES_PG_TEXT);
@@ -475,16 +472,17 @@ static int write_positions(es_service_t *svc, PGconn *pg, char *errstr, size_t e
                                (const char *)o.buf.data, (const char *)h.buf.data};
         int lens[4] = {(int)t.buf.len, (int)p.buf.len, (int)o.buf.len, (int)h.buf.len};
         int fmts[4] = {1, 1, 1, 1};
-        PGresult *res = es_pg_query(
-            pg,
-            "INSERT INTO positions (topic, partition, next_offset, high_watermark, updated_at) "
-            "SELECT t, p, o, h, now() FROM unnest($1::text[], $2::int[], $3::bigint[], "
-            "$4::bigint[]) AS u(t, p, o, h) ON CONFLICT (topic, partition) DO UPDATE SET "
-            "next_offset = GREATEST(positions.next_offset, EXCLUDED.next_offset), "
-            "high_watermark = EXCLUDED.high_watermark, updated_at = now()",
-            4, vals, lens, fmts, 0, errstr, errstr_size);
-        rc = res ? 0 : -1;
-        PQclear(res);
+        rc =
+            es_pg_pipeline_add(
+                &svc->pl,
+                "INSERT INTO positions (topic, partition, next_offset, high_watermark, updated_at) "
+                "SELECT t, p, o, h, now() FROM unnest($1::text[], $2::int[], $3::bigint[], "
+                "$4::bigint[]) AS u(t, p, o, h) ON CONFLICT (topic, partition) DO UPDATE SET "
+                "next_offset = GREATEST(positions.next_offset, EXCLUDED.next_offset), "
+                "high_watermark = EXCLUDED.high_watermark, updated_at = now()",
+                4, vals, lens, fmts) < 0
+                ? -1
+                : 0;
     }
     es_pg_array_fini(&t);
     es_pg_array_fini(&p);
@@ -538,11 +536,19 @@ static void decode_raws(es_service_t *svc, const es_raw_t *raws, size_t cnt)
     }
 }
 
-int es_service_apply(es_service_t *svc, PGconn *pg, const es_raw_t *raws, size_t cnt, char *errstr,
-                     size_t errstr_size)
+/*
+ * One batch in two pipelined round trips plus the handler's loads:
+ *   1. [BEGIN, begin_sql,] the dedup insert          -> which inputs are new
+ *   2. the handler loads what it needs and queues its writes
+ *   3. the handler's writes, the outbox rows, the positions[, COMMIT]
+ * With own_tx the transaction is opened and committed here; otherwise the caller owns it.
+ */
+static int apply_batch(es_service_t *svc, PGconn *pg, const es_raw_t *raws, size_t cnt, int own_tx,
+                       char *errstr, size_t errstr_size)
 {
     inputs_clear(svc);
     outbox_reset(svc);
+    es_pg_pipeline_reset(&svc->pl);
     svc->pos_cnt = 0;
     decode_raws(svc, raws, cnt);
     if (svc->consumer) {
@@ -554,17 +560,44 @@ int es_service_apply(es_service_t *svc, PGconn *pg, const es_raw_t *raws, size_t
             }
         }
     }
-    if (!svc->def->idempotent && dedup(svc, pg, errstr, errstr_size) != 0) {
+    if (own_tx) {
+        es_pg_pipeline_add(&svc->pl, "BEGIN", 0, NULL, NULL, NULL);
+        if (svc->def->begin_sql) {
+            es_pg_pipeline_add(&svc->pl, svc->def->begin_sql, 0, NULL, NULL, NULL);
+        }
+    }
+    int dedup_idx = !svc->def->idempotent && svc->input_cnt > 0 ? dedup_queue(svc) : -1;
+    if (es_pg_pipeline_run(pg, &svc->pl, 1, errstr, errstr_size) != 0) {
         return -1;
     }
+    if (dedup_idx >= 0 &&
+        dedup_filter(svc, es_pg_pipeline_result(&svc->pl, dedup_idx), errstr, errstr_size) != 0) {
+        return -1;
+    }
+    es_pg_pipeline_reset(&svc->pl);
     if (svc->input_cnt > 0 && svc->def->handle(svc, pg, svc->inputs, svc->input_cnt,
                                                svc->def->opaque, errstr, errstr_size) != 0) {
         return -1;
     }
-    if (!svc->offline && write_outbox(svc, pg, errstr, errstr_size) != 0) {
+    if ((!svc->offline && queue_outbox(svc) != 0) || queue_positions(svc) != 0 ||
+        (own_tx && es_pg_pipeline_add(&svc->pl, "COMMIT", 0, NULL, NULL, NULL) < 0)) {
+        snprintf(errstr, errstr_size, "out of memory queueing the batch's writes");
         return -1;
     }
-    return write_positions(svc, pg, errstr, errstr_size);
+    int rc = es_pg_pipeline_run(pg, &svc->pl, 0, errstr, errstr_size);
+    es_pg_pipeline_reset(&svc->pl);
+    return rc;
+}
+
+int es_service_apply(es_service_t *svc, PGconn *pg, const es_raw_t *raws, size_t cnt, char *errstr,
+                     size_t errstr_size)
+{
+    return apply_batch(svc, pg, raws, cnt, 0, errstr, errstr_size);
+}
+
+es_pg_pipeline_t *es_service_pipeline(es_service_t *svc)
+{
+    return &svc->pl;
 }
 
 /* ---- Kafka wiring ---------------------------------------------------------------------- */
@@ -605,27 +638,15 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 static int run_batch_tx(es_service_t *svc, const es_raw_t *raws, size_t cnt, char *errstr,
                         size_t errstr_size)
 {
-    PGconn *pg = svc->pg;
-    if (es_pg_exec(pg, "BEGIN", errstr, errstr_size) != 0) {
-        return -1;
-    }
-    if (svc->def->begin_sql && es_pg_exec(pg, svc->def->begin_sql, errstr, errstr_size) != 0) {
-        goto fail;
-    }
-    if (es_service_apply(svc, pg, raws, cnt, errstr, errstr_size) != 0) {
-        goto fail;
-    }
-    if (es_pg_exec(pg, "COMMIT", errstr, errstr_size) != 0) {
+    if (apply_batch(svc, svc->pg, raws, cnt, 1, errstr, errstr_size) != 0) {
+        char tmp[256];
+        es_pg_exec(svc->pg, "ROLLBACK", tmp, sizeof(tmp));
         return -1;
     }
     if (svc->ob_topic.count > 0) {
         es_relay_notify(svc->relay);
     }
     return 0;
-fail:;
-    char tmp[256];
-    es_pg_exec(pg, "ROLLBACK", tmp, sizeof(tmp));
-    return -1;
 }
 
 static int reconnect(es_service_t *svc)

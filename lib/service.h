@@ -30,6 +30,7 @@
 #include "codec.h"
 #include "config.h"
 #include "envelope.h"
+#include "pg.h"
 
 typedef struct es_service es_service_t;
 
@@ -87,6 +88,11 @@ int es_service_emit(es_service_t *svc, const es_input_t *cause, uint32_t index,
 /* Send `input` to the dead-letter topic with `reason` instead of handling it (e.g. a valid
  * record that breaks a domain invariant that must not be silently ignored). */
 int es_service_dead_letter(es_service_t *svc, const es_input_t *input, const char *reason);
+
+/* The batch's write pipeline (borrowed): handlers queue their writes here
+ * (es_pg_pipeline_add) and the runtime sends them with the outbox rows, the positions and the
+ * COMMIT in one round trip. Reads go straight to the connection. */
+es_pg_pipeline_t *es_service_pipeline(es_service_t *svc);
 
 /* The service's codec (borrowed), for handlers that need type lookups. */
 es_codec_t *es_service_codec(es_service_t *svc);

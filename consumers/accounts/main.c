@@ -174,7 +174,11 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
             return -1;
         }
     }
-    return accounts_store_save(pg, b->accounts, b->dirty, naccounts, errstr, errstr_size);
+    if (accounts_store_save(es_service_pipeline(svc), b->accounts, b->dirty, naccounts) != 0) {
+        snprintf(errstr, errstr_size, "out of memory queueing account writes");
+        return -1;
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)

@@ -64,8 +64,8 @@ int accounts_store_load(PGconn *pg, const char *const *ids, size_t n, account_t 
     return 0;
 }
 
-int accounts_store_save(PGconn *pg, const account_t *accounts, const unsigned char *dirty, size_t n,
-                        char *errstr, size_t errstr_size)
+int accounts_store_save(es_pg_pipeline_t *pl, const account_t *accounts,
+                        const unsigned char *dirty, size_t n)
 {
     es_pg_array_t id, owner, cur, bal, st, ver;
     es_pg_array_init(&id, ES_PG_TEXT);
@@ -118,9 +118,7 @@ int accounts_store_save(PGconn *pg, const account_t *accounts, const unsigned ch
                 : "UPDATE accounts a SET balance = u.b, status = u.s, version = u.v FROM "
                   "unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], "
                   "$6::bigint[]) AS u(id, o, c, b, s, v) WHERE a.account_id = u.id";
-        PGresult *res = es_pg_query(pg, sql, 6, vals, lens, fmts, 0, errstr, errstr_size);
-        rc = res ? 0 : -1;
-        PQclear(res);
+        rc = es_pg_pipeline_add(pl, sql, 6, vals, lens, fmts) < 0 ? -1 : 0;
     }
     es_pg_array_fini(&id);
     es_pg_array_fini(&owner);

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "domain.h"
+#include "pg.h"
 
 extern const char accounts_store_ddl[];
 
@@ -18,9 +19,9 @@ extern const char accounts_store_ddl[];
 int accounts_store_load(PGconn *pg, const char *const *ids, size_t n, account_t *out, char *errstr,
                         size_t errstr_size);
 
-/* Write back accounts[0..n) whose flag in `dirty` is set: 1 = existed before (UPDATE),
- * 2 = new (INSERT). Returns 0 or -1 with errstr. */
-int accounts_store_save(PGconn *pg, const account_t *accounts, const unsigned char *dirty, size_t n,
-                        char *errstr, size_t errstr_size);
+/* Queue the writes of accounts[0..n) whose flag in `dirty` is set: 1 = existed before
+ * (UPDATE), 2 = new (INSERT), on the batch's pipeline `pl`. Returns 0, or -1 (out of memory). */
+int accounts_store_save(es_pg_pipeline_t *pl, const account_t *accounts,
+                        const unsigned char *dirty, size_t n);
 
 #endif

@@ -133,7 +133,11 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
             return -1;
         }
     }
-    return transfers_store_save(pg, b->transfers, b->dirty, n, errstr, errstr_size);
+    if (transfers_store_save(es_service_pipeline(svc), b->transfers, b->dirty, n) != 0) {
+        snprintf(errstr, errstr_size, "out of memory queueing transfer writes");
+        return -1;
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)

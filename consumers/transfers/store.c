@@ -67,8 +67,8 @@ int transfers_store_load(PGconn *pg, const char *const *ids, size_t n, transfer_
     return 0;
 }
 
-int transfers_store_save(PGconn *pg, const transfer_t *transfers, const unsigned char *dirty,
-                         size_t n, char *errstr, size_t errstr_size)
+int transfers_store_save(es_pg_pipeline_t *pl, const transfer_t *transfers,
+                         const unsigned char *dirty, size_t n)
 {
     es_pg_array_t a[9];
     static const es_pg_oid_t oids[9] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT, ES_PG_INT8, ES_PG_TEXT,
@@ -101,17 +101,18 @@ int transfers_store_save(PGconn *pg, const transfer_t *transfers, const unsigned
             lens[k] = (int)a[k].buf.len;
             fmts[k] = 1;
         }
-        PGresult *res = es_pg_query(
-            pg,
-            "INSERT INTO transfers (transfer_id, from_account, to_account, amount, currency, "
-            "status, reason, compensated, version) SELECT * FROM unnest($1::text[], $2::text[], "
-            "$3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::bool[], "
-            "$9::bigint[]) ON CONFLICT (transfer_id) DO UPDATE SET status = EXCLUDED.status, "
-            "reason = EXCLUDED.reason, compensated = EXCLUDED.compensated, "
-            "version = EXCLUDED.version",
-            9, vals, lens, fmts, 0, errstr, errstr_size);
-        rc = res ? 0 : -1;
-        PQclear(res);
+        rc = es_pg_pipeline_add(
+                 pl,
+                 "INSERT INTO transfers (transfer_id, from_account, to_account, amount, currency, "
+                 "status, reason, compensated, version) SELECT * FROM unnest($1::text[], "
+                 "$2::text[], "
+                 "$3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::bool[], "
+                 "$9::bigint[]) ON CONFLICT (transfer_id) DO UPDATE SET status = EXCLUDED.status, "
+                 "reason = EXCLUDED.reason, compensated = EXCLUDED.compensated, "
+                 "version = EXCLUDED.version",
+                 9, vals, lens, fmts) < 0
+                 ? -1
+                 : 0;
     }
     for (int k = 0; k < 9; k++) {
         es_pg_array_fini(&a[k]);

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "domain.h"
+#include "pg.h"
 
 extern const char transfers_store_ddl[];
 
@@ -17,8 +18,9 @@ extern const char transfers_store_ddl[];
 int transfers_store_load(PGconn *pg, const char *const *ids, size_t n, transfer_t *out,
                          char *errstr, size_t errstr_size);
 
-/* Upsert transfers[i] whose dirty[i] is set. Returns 0 or -1 with errstr. */
-int transfers_store_save(PGconn *pg, const transfer_t *transfers, const unsigned char *dirty,
-                         size_t n, char *errstr, size_t errstr_size);
+/* Queue the upsert of transfers[i] whose dirty[i] is set on the batch's pipeline `pl`.
+ * Returns 0, or -1 (out of memory). */
+int transfers_store_save(es_pg_pipeline_t *pl, const transfer_t *transfers,
+                         const unsigned char *dirty, size_t n);
 
 #endif

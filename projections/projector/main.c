@@ -71,7 +71,6 @@ static void index_id(es_strmap_t *idx, const char **ids, size_t *n, const char *
 static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
                   char *errstr, size_t errstr_size)
 {
-    (void)svc;
     batch_t *b = opaque;
     if (batch_reserve(b, cnt) != 0) {
         snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
@@ -123,10 +122,12 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
             b->commands[nc++] = eff.command;
         }
     }
-    if (projector_save_accounts(pg, b->accounts, b->adirty, na, errstr, errstr_size) != 0 ||
-        projector_save_transfers(pg, b->transfers, b->tdirty, nt, errstr, errstr_size) != 0 ||
-        projector_insert_entries(pg, b->entries, ne, errstr, errstr_size) != 0 ||
-        projector_insert_commands(pg, b->commands, nc, errstr, errstr_size) != 0) {
+    es_pg_pipeline_t *pl = es_service_pipeline(svc);
+    if (projector_save_accounts(pl, b->accounts, b->adirty, na) != 0 ||
+        projector_save_transfers(pl, b->transfers, b->tdirty, nt) != 0 ||
+        projector_insert_entries(pl, b->entries, ne) != 0 ||
+        projector_insert_commands(pl, b->commands, nc) != 0) {
+        snprintf(errstr, errstr_size, "out of memory queueing projection writes");
         return -1;
     }
     return 0;

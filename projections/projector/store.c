@@ -50,7 +50,7 @@ static void cols_fini(cols_t *c)
     }
 }
 
-static int cols_exec(cols_t *c, PGconn *pg, const char *sql, char *errstr, size_t errstr_size)
+static int cols_exec(cols_t *c, es_pg_pipeline_t *pl, const char *sql)
 {
     int rc = 0;
     if (c->a[0].count > 0) {
@@ -62,9 +62,7 @@ static int cols_exec(cols_t *c, PGconn *pg, const char *sql, char *errstr, size_
             lens[i] = (int)c->a[i].buf.len;
             fmts[i] = 1;
         }
-        PGresult *res = es_pg_query(pg, sql, c->n, vals, lens, fmts, 0, errstr, errstr_size);
-        rc = res ? 0 : -1;
-        PQclear(res);
+        rc = es_pg_pipeline_add(pl, sql, c->n, vals, lens, fmts) < 0 ? -1 : 0;
     }
     cols_fini(c);
     return rc;
@@ -156,8 +154,8 @@ int projector_load_transfers(PGconn *pg, const char *const *ids, size_t n, trans
     return res ? 0 : -1;
 }
 
-int projector_save_accounts(PGconn *pg, const account_view_t *v, const unsigned char *dirty,
-                            size_t n, char *errstr, size_t errstr_size)
+int projector_save_accounts(es_pg_pipeline_t *pl, const account_view_t *v,
+                            const unsigned char *dirty, size_t n)
 {
     static const es_pg_oid_t oids[] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT, ES_PG_INT8,
                                        ES_PG_TEXT, ES_PG_INT8, ES_PG_INT8, ES_PG_INT8};
@@ -177,18 +175,17 @@ int projector_save_accounts(PGconn *pg, const account_view_t *v, const unsigned 
         es_pg_array_add_int8(&c.a[7], v[i].updated_at);
     }
     return cols_exec(
-        &c, pg,
+        &c, pl,
         "INSERT INTO accounts (account_id, owner, currency, balance, status, version, opened_at, "
         "updated_at) SELECT i, o, c, b, s, v, to_timestamp(oa / 1000.0), to_timestamp(ua / "
         "1000.0) FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], "
         "$6::bigint[], $7::bigint[], $8::bigint[]) AS u(i, o, c, b, s, v, oa, ua) "
         "ON CONFLICT (account_id) DO UPDATE SET balance = EXCLUDED.balance, status = "
-        "EXCLUDED.status, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at",
-        errstr, errstr_size);
+        "EXCLUDED.status, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at");
 }
 
-int projector_save_transfers(PGconn *pg, const transfer_view_t *v, const unsigned char *dirty,
-                             size_t n, char *errstr, size_t errstr_size)
+int projector_save_transfers(es_pg_pipeline_t *pl, const transfer_view_t *v,
+                             const unsigned char *dirty, size_t n)
 {
     static const es_pg_oid_t oids[] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT, ES_PG_INT8, ES_PG_TEXT,
                                        ES_PG_TEXT, ES_PG_TEXT, ES_PG_BOOL, ES_PG_INT8, ES_PG_INT8};
@@ -210,7 +207,7 @@ int projector_save_transfers(PGconn *pg, const transfer_view_t *v, const unsigne
         es_pg_array_add_int8(&c.a[9], v[i].updated_at);
     }
     return cols_exec(
-        &c, pg,
+        &c, pl,
         "INSERT INTO transfers (transfer_id, from_account, to_account, amount, currency, status, "
         "reason, compensated, requested_at, updated_at) SELECT i, f, t, a, c, s, r, x, "
         "to_timestamp(ra / 1000.0), to_timestamp(ua / 1000.0) FROM unnest($1::text[], "
@@ -218,12 +215,10 @@ int projector_save_transfers(PGconn *pg, const transfer_view_t *v, const unsigne
         "$9::bigint[], $10::bigint[]) AS u(i, f, t, a, c, s, r, x, ra, ua) "
         "ON CONFLICT (transfer_id) DO UPDATE SET status = EXCLUDED.status, reason = "
         "EXCLUDED.reason, compensated = EXCLUDED.compensated, updated_at = EXCLUDED.updated_at, "
-        "visible_at = clock_timestamp()",
-        errstr, errstr_size);
+        "visible_at = clock_timestamp()");
 }
 
-int projector_insert_entries(PGconn *pg, const entry_view_t *e, size_t n, char *errstr,
-                             size_t errstr_size)
+int projector_insert_entries(es_pg_pipeline_t *pl, const entry_view_t *e, size_t n)
 {
     static const es_pg_oid_t oids[] = {ES_PG_TEXT, ES_PG_INT8, ES_PG_TEXT, ES_PG_TEXT,
                                        ES_PG_INT8, ES_PG_INT8, ES_PG_TEXT, ES_PG_INT8};
@@ -239,17 +234,15 @@ int projector_insert_entries(PGconn *pg, const entry_view_t *e, size_t n, char *
         es_pg_array_add_text(&c.a[6], e[i].transfer_id[0] ? e[i].transfer_id : NULL);
         es_pg_array_add_int8(&c.a[7], e[i].occurred_at);
     }
-    return cols_exec(&c, pg,
+    return cols_exec(&c, pl,
                      "INSERT INTO entries (account_id, seq, event_id, kind, amount, balance_after, "
                      "transfer_id, occurred_at) SELECT a, s, e, k, m, b, t, to_timestamp(o / "
                      "1000.0) FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], "
                      "$5::bigint[], $6::bigint[], $7::text[], $8::bigint[]) AS u(a, s, e, k, m, "
-                     "b, t, o) ON CONFLICT DO NOTHING",
-                     errstr, errstr_size);
+                     "b, t, o) ON CONFLICT DO NOTHING");
 }
 
-int projector_insert_commands(PGconn *pg, const command_view_t *cv, size_t n, char *errstr,
-                              size_t errstr_size)
+int projector_insert_commands(es_pg_pipeline_t *pl, const command_view_t *cv, size_t n)
 {
     static const es_pg_oid_t oids[] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT,
                                        ES_PG_TEXT, ES_PG_TEXT, ES_PG_INT8};
@@ -265,11 +258,10 @@ int projector_insert_commands(PGconn *pg, const command_view_t *cv, size_t n, ch
         es_pg_array_add_int8(&c.a[6], cv[i].recorded_at);
     }
     /* DISTINCT ON: one outcome per command even if a batch holds two events for it */
-    return cols_exec(&c, pg,
+    return cols_exec(&c, pl,
                      "INSERT INTO commands (command_id, command_type, aggregate_id, status, "
                      "reason, event_type, recorded_at) SELECT DISTINCT ON (i) i, t, a, s, r, e, "
                      "to_timestamp(o / 1000.0) FROM unnest($1::text[], $2::text[], $3::text[], "
                      "$4::text[], $5::text[], $6::text[], $7::bigint[]) AS u(i, t, a, s, r, e, o) "
-                     "ORDER BY i ON CONFLICT DO NOTHING",
-                     errstr, errstr_size);
+                     "ORDER BY i ON CONFLICT DO NOTHING");
 }
