@@ -33,7 +33,7 @@ BINS := $(foreach p,$(PROGS),$(BIN)/$(call prog_name,$p))
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o)
 # Unit tests may exercise a program's pure domain files (domain_*.c); wiring stays out.
-DOMAIN_SRC := $(wildcard consumers/*/domain*.c projections/*/domain*.c)
+DOMAIN_SRC := $(wildcard consumers/*/domain*.c projections/*/domain*.c) projections/query/routes.c
 DOMAIN_OBJ := $(DOMAIN_SRC:%.c=$(B)/%.o)
 
 .PHONY: all test unit asan integration bench soak fmt fmt-check lint clean up down reset demo status deps

@@ -17,7 +17,8 @@
     X(pg_array)                                                                                    \
     X(accounts_domain)                                                                             \
     X(transfers_domain)                                                                            \
-    X(projection_domain)
+    X(projection_domain)                                                                           \
+    X(query_routes)
 
 #define DECLARE(name) Suite *name##_suite(void) __attribute__((weak));
 SUITES(DECLARE)
