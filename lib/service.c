@@ -500,7 +500,10 @@ static void decode_raws(es_service_t *svc, const es_raw_t *raws, size_t cnt)
         if (pos && raw->offset + 1 > pos->next_offset) {
             pos->next_offset = raw->offset + 1;
         }
-        if (raw->type_hdr && svc->def->wants && !svc->def->wants(raw->type_hdr)) {
+        /* skip, undecoded, what is not ours; a type nobody knows is decoded (and fails) so a
+         * bogus header cannot carry garbage past the dead-letter topic */
+        if (raw->type_hdr && svc->def->wants && !svc->def->wants(raw->type_hdr) &&
+            es_codec_type(svc->codec, raw->type_hdr)) {
             continue;
         }
         es_input_t tmp;
