@@ -774,6 +774,7 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
     es_log_info("ready", "group=%s schema=%s", group, def->schema);
 
     int64_t batches = 0, records = 0;
+    int64_t win_start = es_mono_us(), win_batches = 0, win_records = 0, win_us = 0, win_max_us = 0;
     while (service_run) {
         /* wait briefly for the first record; then take whatever else is already here */
         int timeout = 100;
@@ -808,12 +809,28 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
             n++;
         }
         if (n > 0) {
+            int64_t t0 = es_mono_us();
             if (process_batch(svc, raws, n) != 0) {
                 svc->fatal = 1;
                 service_run = 0;
             }
-            batches += n > 0;
+            int64_t took = es_mono_us() - t0;
+            batches++;
             records += (int64_t)n;
+            win_batches++;
+            win_records += (int64_t)n;
+            win_us += took;
+            win_max_us = took > win_max_us ? took : win_max_us;
+        }
+        if (win_batches && es_mono_us() - win_start > 10000000) {
+            /* one line per 10 s of work: how big batches are and how long they take */
+            es_log_info("batches",
+                        "count=%lld records=%lld avg_records=%.1f avg_ms=%.2f max_ms=%.2f",
+                        (long long)win_batches, (long long)win_records,
+                        (double)win_records / (double)win_batches,
+                        (double)win_us / 1000.0 / (double)win_batches, (double)win_max_us / 1000.0);
+            win_batches = win_records = win_us = win_max_us = 0;
+            win_start = es_mono_us();
         }
         for (size_t i = 0; i < n; i++) {
             rd_kafka_message_destroy(msgs[i]);
