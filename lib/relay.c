@@ -111,9 +111,12 @@ static int relay_round(es_relay_t *r)
 {
     char errstr[1024];
     char sql[256];
+    /* A range, not "seq IN (subquery)": a semi-join planned on a young table's statistics can
+     * rescan the outbox once per row. One snapshot serves the whole statement, so exactly the
+     * visible rows up to the bound go. */
     snprintf(sql, sizeof(sql),
-             "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT %d) "
-             "RETURNING seq, topic, key, value, headers",
+             "DELETE FROM outbox WHERE seq <= (SELECT max(seq) FROM (SELECT seq FROM outbox "
+             "ORDER BY seq LIMIT %d) b) RETURNING seq, topic, key, value, headers",
              RELAY_BATCH);
     /* BEGIN and the DELETE in one round trip */
     es_pg_pipeline_reset(&r->pl);

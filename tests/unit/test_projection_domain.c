@@ -646,8 +646,8 @@ END_TEST
 /* One event of a generated account stream; ev borrows the strings and payload here. */
 typedef struct seq_event {
     char type[32];
-    char event_id[24];
-    char causation_id[24];
+    char event_id[32];
+    char causation_id[32];
     json_t *payload;
     ledger_event_t ev;
 } seq_event_t;
