@@ -123,7 +123,7 @@ static void project_transfer(const ledger_event_t *ev, transfer_view_t *tr, ledg
     const json_t *p = ev->payload;
     const char *t = ev->type;
     if (!strcmp(t, "TransferCommandRejected")) {
-        command_outcome(ev, eff, "REJECTED", "RequestTransfer", str(p, "reason"));
+        command_outcome(ev, eff, "REJECTED", str(p, "command_type"), str(p, "reason"));
         copy(eff->command.command_id, sizeof(eff->command.command_id), str(p, "command_id"));
         return;
     }

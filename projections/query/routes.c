@@ -55,7 +55,7 @@ int es_query_parse_uint(const char *s, int64_t max, int64_t *out)
             return -1;
         }
         int d = *p - '0';
-        if (v > (max - d) / 10) {
+        if (d > max || v > (max - d) / 10) {
             return -1;
         }
         v = v * 10 + d;
