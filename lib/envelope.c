@@ -201,6 +201,46 @@ int es_envelope_decode(es_codec_t *codec, const void *value, size_t len, es_enve
     return 0;
 }
 
+/* Avro long: zigzag varint. Returns bytes used, 0 when malformed or truncated. */
+static size_t read_long(const unsigned char *p, size_t len, int64_t *v)
+{
+    uint64_t u = 0;
+    for (size_t i = 0; i < len && i < 10; i++) {
+        u |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+        if (!(p[i] & 0x80)) {
+            *v = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+int es_envelope_peek_type(const void *value, size_t len, char *out, size_t size)
+{
+    const unsigned char *p = value;
+    size_t i = 10; /* C3 01 + 8-byte fingerprint */
+    if (!p || len < i || p[0] != 0xC3 || p[1] != 0x01) {
+        return -1;
+    }
+    for (int field = 0; field < 2; field++) {
+        int64_t n;
+        size_t used = read_long(p + i, len - i, &n);
+        if (!used || n < 0 || (uint64_t)n > len - i - used) {
+            return -1;
+        }
+        i += used;
+        if (field == 1) {
+            if ((size_t)n >= size) {
+                return -1;
+            }
+            memcpy(out, p + i, (size_t)n);
+            out[n] = '\0';
+        }
+        i += (size_t)n;
+    }
+    return 0;
+}
+
 static void header_add(rd_kafka_headers_t *hdrs, const char *name, const char *value)
 {
     rd_kafka_header_add(hdrs, name, -1, value, (ssize_t)strlen(value));

@@ -44,6 +44,12 @@ int es_envelope_encode(es_codec_t *codec, const es_envelope_t *env, const es_typ
 int es_envelope_decode(es_codec_t *codec, const void *value, size_t len, es_envelope_t *env,
                        const es_type_t **type, json_t **payload, char *errstr, size_t errstr_size);
 
+/* Read the record's type name straight from the encoded envelope (its second field) without
+ * decoding it: a cheap hint for skipping records a service does not handle, like the es-type
+ * header but without parsing headers. Writes the name into out[size]; returns 0, or -1 when the
+ * value does not look like an envelope. Not validated: decode before trusting anything. */
+int es_envelope_peek_type(const void *value, size_t len, char *out, size_t size);
+
 /* Build Kafka headers from the envelope. Returns a new list: hand it to rd_kafka_producev()
  * (which takes ownership on success) or rd_kafka_headers_destroy() it. */
 rd_kafka_headers_t *es_envelope_headers_new(const es_envelope_t *env);

@@ -702,7 +702,9 @@ static void raw_from_message(es_raw_t *raw, const rd_kafka_message_t *rkm, char 
     raw->value = rkm->payload;
     raw->value_len = rkm->len;
     raw->rkm = rkm;
-    raw->type_hdr = es_kafka_header_get(rkm, "es-type", type_buf, type_size) == 0 ? type_buf : NULL;
+    /* the type is peeked from the value: parsing Kafka headers costs an allocation each */
+    raw->type_hdr =
+        es_envelope_peek_type(rkm->payload, rkm->len, type_buf, type_size) == 0 ? type_buf : NULL;
 }
 
 int es_service_run(const es_service_def_t *def, es_config_t *cfg)

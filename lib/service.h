@@ -108,7 +108,7 @@ typedef struct es_raw {
     int64_t offset;
     const void *value;
     size_t value_len;
-    const char *type_hdr;          /* the es-type header, or NULL */
+    const char *type_hdr;          /* the type peeked from the value (or a header), or NULL */
     const rd_kafka_message_t *rkm; /* the Kafka message when there is one (for the DLQ) */
 } es_raw_t;
 

@@ -1,6 +1,7 @@
 /*
  * domain.c: the accounts context's decide/evolve (see domain.h). Pure: no I/O, no clock.
  */
+#include "str.h"
 #include "domain.h"
 
 #include <stdio.h>
@@ -76,15 +77,10 @@ const char *accounts_input_account(const accounts_input_t *in)
     }
 }
 
-static void copy(char *dst, size_t size, const char *src)
-{
-    snprintf(dst, size, "%s", src);
-}
-
 static void reject_command(const account_t *st, const char *reason, accounts_event_t *out)
 {
     out->kind = ACC_EV_COMMAND_REJECTED;
-    copy(out->reason, sizeof(out->reason), reason);
+    es_str_copy(out->reason, sizeof(out->reason), reason);
     out->balance = st->balance;
 }
 
@@ -104,7 +100,7 @@ static void decide_command(const account_t *st, const accounts_input_t *in, acco
 {
     const char *why;
     out->command_type = input_types[in->kind];
-    copy(out->command_id, sizeof(out->command_id), in->command_id);
+    es_str_copy(out->command_id, sizeof(out->command_id), in->command_id);
     switch (in->kind) {
     case ACC_IN_OPEN_ACCOUNT:
         if (!accounts_id_valid(in->account_id)) {
@@ -117,8 +113,8 @@ static void decide_command(const account_t *st, const accounts_input_t *in, acco
             reject_command(st, "INVALID_OWNER", out);
         } else {
             out->kind = ACC_EV_ACCOUNT_OPENED;
-            copy(out->owner, sizeof(out->owner), in->owner);
-            copy(out->currency, sizeof(out->currency), in->currency);
+            es_str_copy(out->owner, sizeof(out->owner), in->owner);
+            es_str_copy(out->currency, sizeof(out->currency), in->currency);
         }
         return;
     case ACC_IN_DEPOSIT_FUNDS:
@@ -166,36 +162,36 @@ static void decide_saga(const account_t *st, const accounts_input_t *in, account
     const char *why;
     out->amount = in->amount;
     out->balance = st->balance;
-    copy(out->transfer_id, sizeof(out->transfer_id), in->transfer_id);
+    es_str_copy(out->transfer_id, sizeof(out->transfer_id), in->transfer_id);
     switch (in->kind) {
     case ACC_IN_TRANSFER_REQUESTED:
-        copy(out->other_account, sizeof(out->other_account), in->to_account);
-        copy(out->currency, sizeof(out->currency), st->currency);
+        es_str_copy(out->other_account, sizeof(out->other_account), in->to_account);
+        es_str_copy(out->currency, sizeof(out->currency), st->currency);
         if ((why = require_open(st))) {
             out->kind = ACC_EV_DEBIT_REJECTED;
-            copy(out->reason, sizeof(out->reason), why);
+            es_str_copy(out->reason, sizeof(out->reason), why);
         } else if (in->currency[0] && strcmp(in->currency, st->currency) != 0) {
             out->kind = ACC_EV_DEBIT_REJECTED;
-            copy(out->reason, sizeof(out->reason), "CURRENCY_MISMATCH");
+            es_str_copy(out->reason, sizeof(out->reason), "CURRENCY_MISMATCH");
         } else if (in->amount <= 0 || st->balance < in->amount) {
             out->kind = ACC_EV_DEBIT_REJECTED;
-            copy(out->reason, sizeof(out->reason), "INSUFFICIENT_FUNDS");
+            es_str_copy(out->reason, sizeof(out->reason), "INSUFFICIENT_FUNDS");
         } else {
             out->kind = ACC_EV_FUNDS_DEBITED;
             out->balance = st->balance - in->amount;
         }
         return;
     case ACC_IN_FUNDS_DEBITED:
-        copy(out->other_account, sizeof(out->other_account), in->from_account);
+        es_str_copy(out->other_account, sizeof(out->other_account), in->from_account);
         if ((why = require_open(st))) {
             out->kind = ACC_EV_CREDIT_REJECTED;
-            copy(out->reason, sizeof(out->reason), why);
+            es_str_copy(out->reason, sizeof(out->reason), why);
         } else if (strcmp(in->currency, st->currency) != 0) {
             out->kind = ACC_EV_CREDIT_REJECTED;
-            copy(out->reason, sizeof(out->reason), "CURRENCY_MISMATCH");
+            es_str_copy(out->reason, sizeof(out->reason), "CURRENCY_MISMATCH");
         } else if (st->balance > INT64_MAX - in->amount) {
             out->kind = ACC_EV_CREDIT_REJECTED;
-            copy(out->reason, sizeof(out->reason), "AMOUNT_TOO_LARGE");
+            es_str_copy(out->reason, sizeof(out->reason), "AMOUNT_TOO_LARGE");
         } else {
             out->kind = ACC_EV_FUNDS_CREDITED;
             out->balance = st->balance + in->amount;
@@ -205,7 +201,7 @@ static void decide_saga(const account_t *st, const accounts_input_t *in, account
         /* The refund always goes through: the money left this account in this saga and must
          * come back, even if the account was closed in between. */
         out->kind = ACC_EV_DEBIT_REVERSED;
-        copy(out->reason, sizeof(out->reason), in->reason);
+        es_str_copy(out->reason, sizeof(out->reason), in->reason);
         out->balance = st->balance + in->amount;
         return;
     default:
@@ -230,7 +226,7 @@ const char *accounts_input_invalid(const account_t *state, const accounts_input_
 void accounts_decide(const account_t *state, const accounts_input_t *in, accounts_event_t *out)
 {
     memset(out, 0, sizeof(*out));
-    copy(out->account_id, sizeof(out->account_id), accounts_input_account(in));
+    es_str_copy(out->account_id, sizeof(out->account_id), accounts_input_account(in));
     if (in->kind <= ACC_IN_CLOSE_ACCOUNT) {
         decide_command(state, in, out);
     } else {
@@ -242,9 +238,9 @@ void accounts_evolve(account_t *state, const accounts_event_t *ev)
 {
     switch (ev->kind) {
     case ACC_EV_ACCOUNT_OPENED:
-        copy(state->id, sizeof(state->id), ev->account_id);
-        copy(state->owner, sizeof(state->owner), ev->owner);
-        copy(state->currency, sizeof(state->currency), ev->currency);
+        es_str_copy(state->id, sizeof(state->id), ev->account_id);
+        es_str_copy(state->owner, sizeof(state->owner), ev->owner);
+        es_str_copy(state->currency, sizeof(state->currency), ev->currency);
         state->balance = 0;
         state->status = ACCOUNT_OPEN;
         break;

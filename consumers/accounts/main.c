@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "str.h"
 #include "domain.h"
 #include "service.h"
 #include "store.h"
@@ -28,11 +29,6 @@ static const char *str(const json_t *obj, const char *field)
     return s ? s : "";
 }
 
-static void copy(char *dst, size_t size, const char *src)
-{
-    snprintf(dst, size, "%s", src);
-}
-
 /* Map a decoded input to the rules' view of it. The codec validated the payload against its
  * schema, so fields are present and typed. */
 static void input_from_json(const es_input_t *rec, accounts_input_t *in)
@@ -40,27 +36,27 @@ static void input_from_json(const es_input_t *rec, accounts_input_t *in)
     const json_t *p = rec->payload;
     memset(in, 0, sizeof(*in));
     in->kind = (accounts_input_kind_t)accounts_input_kind(rec->env.type);
-    copy(in->command_id, sizeof(in->command_id), rec->env.event_id);
+    es_str_copy(in->command_id, sizeof(in->command_id), rec->env.event_id);
     in->amount = json_integer_value(json_object_get(p, "amount"));
-    copy(in->transfer_id, sizeof(in->transfer_id), str(p, "transfer_id"));
-    copy(in->currency, sizeof(in->currency), str(p, "currency"));
+    es_str_copy(in->transfer_id, sizeof(in->transfer_id), str(p, "transfer_id"));
+    es_str_copy(in->currency, sizeof(in->currency), str(p, "currency"));
     switch (in->kind) {
     case ACC_IN_TRANSFER_REQUESTED:
-        copy(in->from_account, sizeof(in->from_account), str(p, "from_account"));
-        copy(in->to_account, sizeof(in->to_account), str(p, "to_account"));
+        es_str_copy(in->from_account, sizeof(in->from_account), str(p, "from_account"));
+        es_str_copy(in->to_account, sizeof(in->to_account), str(p, "to_account"));
         break;
     case ACC_IN_FUNDS_DEBITED:
-        copy(in->from_account, sizeof(in->from_account), str(p, "account_id"));
-        copy(in->to_account, sizeof(in->to_account), str(p, "to_account"));
+        es_str_copy(in->from_account, sizeof(in->from_account), str(p, "account_id"));
+        es_str_copy(in->to_account, sizeof(in->to_account), str(p, "to_account"));
         break;
     case ACC_IN_CREDIT_REJECTED:
-        copy(in->from_account, sizeof(in->from_account), str(p, "from_account"));
-        copy(in->to_account, sizeof(in->to_account), str(p, "account_id"));
-        copy(in->reason, sizeof(in->reason), str(p, "reason"));
+        es_str_copy(in->from_account, sizeof(in->from_account), str(p, "from_account"));
+        es_str_copy(in->to_account, sizeof(in->to_account), str(p, "account_id"));
+        es_str_copy(in->reason, sizeof(in->reason), str(p, "reason"));
         break;
     default:
-        copy(in->account_id, sizeof(in->account_id), str(p, "account_id"));
-        copy(in->owner, sizeof(in->owner), str(p, "owner"));
+        es_str_copy(in->account_id, sizeof(in->account_id), str(p, "account_id"));
+        es_str_copy(in->owner, sizeof(in->owner), str(p, "owner"));
         break;
     }
 }

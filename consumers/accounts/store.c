@@ -64,8 +64,8 @@ int accounts_store_load(PGconn *pg, const char *const *ids, size_t n, account_t 
     return 0;
 }
 
-int accounts_store_save(es_pg_pipeline_t *pl, const account_t *accounts,
-                        const unsigned char *dirty, size_t n)
+int accounts_store_save(es_pg_pipeline_t *pl, const account_t *accounts, const unsigned char *dirty,
+                        size_t n)
 {
     es_pg_array_t id, owner, cur, bal, st, ver;
     es_pg_array_init(&id, ES_PG_TEXT);

@@ -1,6 +1,7 @@
 /*
  * domain.c: the transfers context's decide/evolve (see domain.h). Pure: no I/O, no clock.
  */
+#include "str.h"
 #include "domain.h"
 
 #include <stdio.h>
@@ -32,11 +33,6 @@ const char *transfers_status_name(transfer_status_t status)
     return (unsigned)status < sizeof(names) / sizeof(names[0]) ? names[status] : "?";
 }
 
-static void copy(char *dst, size_t size, const char *src)
-{
-    snprintf(dst, size, "%s", src);
-}
-
 static int id_valid(const char *id)
 {
     size_t n = strlen(id);
@@ -55,28 +51,28 @@ static int id_valid(const char *id)
 
 static int decide_request(const transfer_t *st, const transfers_input_t *in, transfers_event_t *out)
 {
-    copy(out->from_account, sizeof(out->from_account), in->from_account);
-    copy(out->to_account, sizeof(out->to_account), in->to_account);
-    copy(out->currency, sizeof(out->currency), in->currency);
+    es_str_copy(out->from_account, sizeof(out->from_account), in->from_account);
+    es_str_copy(out->to_account, sizeof(out->to_account), in->to_account);
+    es_str_copy(out->currency, sizeof(out->currency), in->currency);
     out->amount = in->amount;
-    copy(out->command_id, sizeof(out->command_id), in->command_id);
+    es_str_copy(out->command_id, sizeof(out->command_id), in->command_id);
     if (st->status != TRANSFER_NONE || !id_valid(in->transfer_id)) {
         /* the transfer itself is not touched: only the command is refused */
         out->kind = TR_EV_COMMAND_REJECTED;
-        copy(out->reason, sizeof(out->reason),
-             st->status != TRANSFER_NONE ? "TRANSFER_EXISTS" : "INVALID_ID");
+        es_str_copy(out->reason, sizeof(out->reason),
+                    st->status != TRANSFER_NONE ? "TRANSFER_EXISTS" : "INVALID_ID");
         return 1;
     }
     /* refused at once: the saga never starts */
     if (!id_valid(in->from_account) || !id_valid(in->to_account)) {
         out->kind = TR_EV_TRANSFER_FAILED;
-        copy(out->reason, sizeof(out->reason), "INVALID_ACCOUNT_ID");
+        es_str_copy(out->reason, sizeof(out->reason), "INVALID_ACCOUNT_ID");
     } else if (!strcmp(in->from_account, in->to_account)) {
         out->kind = TR_EV_TRANSFER_FAILED;
-        copy(out->reason, sizeof(out->reason), "SAME_ACCOUNT");
+        es_str_copy(out->reason, sizeof(out->reason), "SAME_ACCOUNT");
     } else if (in->amount <= 0) {
         out->kind = TR_EV_TRANSFER_FAILED;
-        copy(out->reason, sizeof(out->reason), "INVALID_AMOUNT");
+        es_str_copy(out->reason, sizeof(out->reason), "INVALID_AMOUNT");
     } else {
         out->kind = TR_EV_TRANSFER_REQUESTED;
     }
@@ -86,15 +82,15 @@ static int decide_request(const transfer_t *st, const transfers_input_t *in, tra
 int transfers_decide(const transfer_t *state, const transfers_input_t *in, transfers_event_t *out)
 {
     memset(out, 0, sizeof(*out));
-    copy(out->transfer_id, sizeof(out->transfer_id), in->transfer_id);
+    es_str_copy(out->transfer_id, sizeof(out->transfer_id), in->transfer_id);
     if (in->kind == TR_IN_REQUEST_TRANSFER) {
         return decide_request(state, in, out);
     }
     if (state->status != TRANSFER_PENDING) {
         return 0; /* unknown or already terminal: a late or duplicated outcome */
     }
-    copy(out->from_account, sizeof(out->from_account), state->from_account);
-    copy(out->to_account, sizeof(out->to_account), state->to_account);
+    es_str_copy(out->from_account, sizeof(out->from_account), state->from_account);
+    es_str_copy(out->to_account, sizeof(out->to_account), state->to_account);
     out->amount = state->amount;
     switch (in->kind) {
     case TR_IN_FUNDS_CREDITED:
@@ -103,7 +99,7 @@ int transfers_decide(const transfer_t *state, const transfers_input_t *in, trans
     case TR_IN_DEBIT_REJECTED:
     case TR_IN_DEBIT_REVERSED:
         out->kind = TR_EV_TRANSFER_FAILED;
-        copy(out->reason, sizeof(out->reason), in->reason);
+        es_str_copy(out->reason, sizeof(out->reason), in->reason);
         out->compensated = in->kind == TR_IN_DEBIT_REVERSED;
         return 1;
     default:
@@ -117,10 +113,10 @@ void transfers_evolve(transfer_t *state, const transfers_event_t *ev)
         return; /* not an event of the transfer's own stream */
     }
     if (state->status == TRANSFER_NONE) {
-        copy(state->id, sizeof(state->id), ev->transfer_id);
-        copy(state->from_account, sizeof(state->from_account), ev->from_account);
-        copy(state->to_account, sizeof(state->to_account), ev->to_account);
-        copy(state->currency, sizeof(state->currency), ev->currency);
+        es_str_copy(state->id, sizeof(state->id), ev->transfer_id);
+        es_str_copy(state->from_account, sizeof(state->from_account), ev->from_account);
+        es_str_copy(state->to_account, sizeof(state->to_account), ev->to_account);
+        es_str_copy(state->currency, sizeof(state->currency), ev->currency);
         state->amount = ev->amount;
     }
     switch (ev->kind) {
@@ -132,7 +128,7 @@ void transfers_evolve(transfer_t *state, const transfers_event_t *ev)
         break;
     case TR_EV_TRANSFER_FAILED:
         state->status = TRANSFER_FAILED;
-        copy(state->reason, sizeof(state->reason), ev->reason);
+        es_str_copy(state->reason, sizeof(state->reason), ev->reason);
         state->compensated = ev->compensated;
         break;
     default:

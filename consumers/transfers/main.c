@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "str.h"
 #include "domain.h"
 #include "service.h"
 #include "store.h"
@@ -26,22 +27,17 @@ static const char *str(const json_t *obj, const char *field)
     return s ? s : "";
 }
 
-static void copy(char *dst, size_t size, const char *src)
-{
-    snprintf(dst, size, "%s", src);
-}
-
 static void input_from_json(const es_input_t *rec, transfers_input_t *in)
 {
     const json_t *p = rec->payload;
     memset(in, 0, sizeof(*in));
     in->kind = (transfers_input_kind_t)transfers_input_kind(rec->env.type);
-    copy(in->command_id, sizeof(in->command_id), rec->env.event_id);
-    copy(in->transfer_id, sizeof(in->transfer_id), str(p, "transfer_id"));
-    copy(in->from_account, sizeof(in->from_account), str(p, "from_account"));
-    copy(in->to_account, sizeof(in->to_account), str(p, "to_account"));
-    copy(in->currency, sizeof(in->currency), str(p, "currency"));
-    copy(in->reason, sizeof(in->reason), str(p, "reason"));
+    es_str_copy(in->command_id, sizeof(in->command_id), rec->env.event_id);
+    es_str_copy(in->transfer_id, sizeof(in->transfer_id), str(p, "transfer_id"));
+    es_str_copy(in->from_account, sizeof(in->from_account), str(p, "from_account"));
+    es_str_copy(in->to_account, sizeof(in->to_account), str(p, "to_account"));
+    es_str_copy(in->currency, sizeof(in->currency), str(p, "currency"));
+    es_str_copy(in->reason, sizeof(in->reason), str(p, "reason"));
     in->amount = json_integer_value(json_object_get(p, "amount"));
 }
 

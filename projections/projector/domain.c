@@ -1,6 +1,7 @@
 /*
  * domain.c: the ledger projection's rules (see domain.h). Pure: no I/O, no clock.
  */
+#include "str.h"
 #include "domain.h"
 
 #include <stdio.h>
@@ -15,11 +16,6 @@ static const char *str(const json_t *obj, const char *field)
 static int64_t num(const json_t *obj, const char *field)
 {
     return (int64_t)json_integer_value(json_object_get(obj, field));
-}
-
-static void copy(char *dst, size_t size, const char *src)
-{
-    snprintf(dst, size, "%s", src);
 }
 
 char ledger_event_target(const char *type)
@@ -48,12 +44,12 @@ static void command_outcome(const ledger_event_t *ev, ledger_effect_t *eff, cons
 {
     command_view_t *c = &eff->command;
     eff->has_command = 1;
-    copy(c->command_id, sizeof(c->command_id), ev->causation_id);
-    copy(c->command_type, sizeof(c->command_type), command_type);
-    copy(c->aggregate_id, sizeof(c->aggregate_id), ev->aggregate_id);
+    es_str_copy(c->command_id, sizeof(c->command_id), ev->causation_id);
+    es_str_copy(c->command_type, sizeof(c->command_type), command_type);
+    es_str_copy(c->aggregate_id, sizeof(c->aggregate_id), ev->aggregate_id);
     c->status = status;
-    copy(c->reason, sizeof(c->reason), reason);
-    copy(c->event_type, sizeof(c->event_type), ev->type);
+    es_str_copy(c->reason, sizeof(c->reason), reason);
+    es_str_copy(c->event_type, sizeof(c->event_type), ev->type);
     c->recorded_at = ev->occurred_at;
 }
 
@@ -61,13 +57,13 @@ static void entry(const ledger_event_t *ev, ledger_effect_t *eff, const char *ki
 {
     entry_view_t *e = &eff->entry;
     eff->has_entry = 1;
-    copy(e->account_id, sizeof(e->account_id), ev->aggregate_id);
+    es_str_copy(e->account_id, sizeof(e->account_id), ev->aggregate_id);
     e->seq = ev->version;
     e->event_id = ev->event_id;
     e->kind = kind;
     e->amount = amount;
     e->balance_after = num(ev->payload, "balance");
-    copy(e->transfer_id, sizeof(e->transfer_id), str(ev->payload, "transfer_id"));
+    es_str_copy(e->transfer_id, sizeof(e->transfer_id), str(ev->payload, "transfer_id"));
     e->occurred_at = ev->occurred_at;
 }
 
@@ -77,17 +73,17 @@ static void project_account(const ledger_event_t *ev, account_view_t *acc, ledge
     const char *t = ev->type;
     if (!strcmp(t, "AccountCommandRejected")) {
         command_outcome(ev, eff, "REJECTED", str(p, "command_type"), str(p, "reason"));
-        copy(eff->command.command_id, sizeof(eff->command.command_id), str(p, "command_id"));
+        es_str_copy(eff->command.command_id, sizeof(eff->command.command_id), str(p, "command_id"));
     }
     /* events of a missing account (version 0) and replays leave the view alone */
     if (ev->version <= 0 || !acc || (acc->status[0] && ev->version <= acc->version)) {
         return;
     }
     if (!strcmp(t, "AccountOpened")) {
-        copy(acc->owner, sizeof(acc->owner), str(p, "owner"));
-        copy(acc->currency, sizeof(acc->currency), str(p, "currency"));
+        es_str_copy(acc->owner, sizeof(acc->owner), str(p, "owner"));
+        es_str_copy(acc->currency, sizeof(acc->currency), str(p, "currency"));
         acc->balance = 0;
-        copy(acc->status, sizeof(acc->status), "OPEN");
+        es_str_copy(acc->status, sizeof(acc->status), "OPEN");
         acc->opened_at = ev->occurred_at;
         command_outcome(ev, eff, "ACCEPTED", "OpenAccount", "");
     } else if (!acc->status[0]) {
@@ -101,7 +97,7 @@ static void project_account(const ledger_event_t *ev, account_view_t *acc, ledge
         entry(ev, eff, "WITHDRAWAL", -num(p, "amount"));
         command_outcome(ev, eff, "ACCEPTED", "WithdrawFunds", "");
     } else if (!strcmp(t, "AccountClosed")) {
-        copy(acc->status, sizeof(acc->status), "CLOSED");
+        es_str_copy(acc->status, sizeof(acc->status), "CLOSED");
         command_outcome(ev, eff, "ACCEPTED", "CloseAccount", "");
     } else if (!strcmp(t, "FundsDebited")) {
         acc->balance = num(p, "balance");
@@ -124,7 +120,7 @@ static void project_transfer(const ledger_event_t *ev, transfer_view_t *tr, ledg
     const char *t = ev->type;
     if (!strcmp(t, "TransferCommandRejected")) {
         command_outcome(ev, eff, "REJECTED", str(p, "command_type"), str(p, "reason"));
-        copy(eff->command.command_id, sizeof(eff->command.command_id), str(p, "command_id"));
+        es_str_copy(eff->command.command_id, sizeof(eff->command.command_id), str(p, "command_id"));
         return;
     }
     if (!tr) {
@@ -135,23 +131,23 @@ static void project_transfer(const ledger_event_t *ev, transfer_view_t *tr, ledg
         return; /* terminal: nothing moves it */
     }
     if (is_new) {
-        copy(tr->from_account, sizeof(tr->from_account), str(p, "from_account"));
-        copy(tr->to_account, sizeof(tr->to_account), str(p, "to_account"));
+        es_str_copy(tr->from_account, sizeof(tr->from_account), str(p, "from_account"));
+        es_str_copy(tr->to_account, sizeof(tr->to_account), str(p, "to_account"));
         tr->amount = num(p, "amount");
-        copy(tr->currency, sizeof(tr->currency), str(p, "currency"));
+        es_str_copy(tr->currency, sizeof(tr->currency), str(p, "currency"));
         tr->requested_at = ev->occurred_at;
     }
     if (!strcmp(t, "TransferRequested")) {
         if (!is_new) {
             return;
         }
-        copy(tr->status, sizeof(tr->status), "PENDING");
+        es_str_copy(tr->status, sizeof(tr->status), "PENDING");
         command_outcome(ev, eff, "ACCEPTED", "RequestTransfer", "");
     } else if (!strcmp(t, "TransferCompleted")) {
-        copy(tr->status, sizeof(tr->status), "COMPLETED");
+        es_str_copy(tr->status, sizeof(tr->status), "COMPLETED");
     } else if (!strcmp(t, "TransferFailed")) {
-        copy(tr->status, sizeof(tr->status), "FAILED");
-        copy(tr->reason, sizeof(tr->reason), str(p, "reason"));
+        es_str_copy(tr->status, sizeof(tr->status), "FAILED");
+        es_str_copy(tr->reason, sizeof(tr->reason), str(p, "reason"));
         tr->compensated = json_is_true(json_object_get(p, "compensated"));
         if (ev->version == 1) {
             /* refused at once: the request itself is the command's outcome */
