@@ -316,6 +316,24 @@ synced:
     return failed ? -1 : 0;
 }
 
+PGresult *es_pg_load_by_ids(PGconn *pg, const char *sql, const char *const *ids, size_t n,
+                            es_strmap_t *idx, char *errstr, size_t errstr_size)
+{
+    es_pg_array_t a;
+    es_pg_array_init(&a, ES_PG_TEXT);
+    for (size_t i = 0; i < n; i++) {
+        es_pg_array_add_text(&a, ids[i]);
+        es_strmap_put(idx, ids[i], i);
+    }
+    es_pg_array_finish(&a);
+    const char *vals[1] = {(const char *)a.buf.data};
+    int lens[1] = {(int)a.buf.len};
+    int fmts[1] = {1};
+    PGresult *res = es_pg_query(pg, sql, 1, vals, lens, fmts, 0, errstr, errstr_size);
+    es_pg_array_fini(&a);
+    return res;
+}
+
 int es_pg_retriable(PGconn *pg, const PGresult *res)
 {
     if (PQstatus(pg) != CONNECTION_OK) {

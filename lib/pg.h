@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "strmap.h"
 
 /* Connect with `conninfo` (borrowed), retrying for up to `wait_s` seconds while the server
  * starts. Returns a connection (PQfinish() it) or NULL with errstr filled. */
@@ -26,6 +27,12 @@ int es_pg_exec(PGconn *pg, const char *sql, char *errstr, size_t errstr_size);
 PGresult *es_pg_query(PGconn *pg, const char *sql, int nparams, const char *const *values,
                       const int *lens, const int *formats, int result_binary, char *errstr,
                       size_t errstr_size);
+
+/* Run `sql`, whose only parameter $1 is a text[] of ids[0..n) (join it with unnest), and map
+ * each id to its index in `idx` (cleared by the caller). Returns the result (PQclear() it) or
+ * NULL with errstr. */
+PGresult *es_pg_load_by_ids(PGconn *pg, const char *sql, const char *const *ids, size_t n,
+                            es_strmap_t *idx, char *errstr, size_t errstr_size);
 
 /* Forget the statements prepared so far (call after PQfinish of the connection they were
  * prepared on, before a new connection may reuse its address). */

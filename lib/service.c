@@ -1,7 +1,8 @@
 /*
  * service.c: the exactly-once consume-handle-emit loop shared by every service (see
  * service.h for the protocol). This file owns: the batch loop, positions in PostgreSQL,
- * dedup, the transactional outbox and its relay, dead-lettering and the graceful stop.
+ * dedup, writing the transactional outbox (relay.c publishes it), dead-lettering and the
+ * graceful stop.
  */
 #include "service.h"
 
@@ -273,7 +274,11 @@ int es_service_create_tables(const es_service_def_t *def, PGconn *pg, char *errs
              "updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (topic, partition));"
              /* records emitted and not yet acknowledged by Kafka */
              "CREATE TABLE IF NOT EXISTS outbox (seq bigserial PRIMARY KEY, topic text NOT NULL, "
-             "key text, value bytea NOT NULL, headers bytea NOT NULL);",
+             "key text, value bytea NOT NULL, headers bytea NOT NULL);"
+             /* a queue: vacuum it after a few thousand deletes, not after a fifth of its size, or
+              * the relay's oldest-first scan walks ever more dead rows */
+             "ALTER TABLE outbox SET (autovacuum_vacuum_threshold = 2000, "
+             "autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_cost_delay = 0);",
              def->schema, def->schema);
     /* concurrent instances may race on CREATE ... IF NOT EXISTS: serialise them */
     if (es_pg_exec(pg, "SELECT pg_advisory_lock(7401)", errstr, errstr_size) != 0) {

@@ -11,8 +11,10 @@
  *   5. insert the emitted records into <schema>.outbox, store the next offset of every
  *      partition in <schema>.positions, COMMIT: effects, dedup marks, outbox and positions are
  *      one transaction, so a crash anywhere leaves either all of them or none,
- *   6. the relay publishes committed outbox rows to Kafka in commit-compatible order with an
- *      idempotent producer and deletes them once acknowledged (in the next transaction).
+ *   6. the relay (relay.c, a thread with its own connection) publishes committed outbox rows
+ *      to Kafka in seq order with an idempotent producer, deleting them in a transaction that
+ *      commits only once Kafka acknowledged them.
+ * Steps 3 and 5 are pipelined: a batch costs three round trips to PostgreSQL whatever its size.
  *
  * Positions come from <schema>.positions when partitions are assigned, never from the
  * broker's group offsets. Only one instance of a service relays at a time (a PostgreSQL

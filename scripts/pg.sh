@@ -141,6 +141,10 @@ max_wal_size = 2GB                  # few checkpoints during bursts of event pro
 min_wal_size = 256MB
 checkpoint_timeout = 15min
 checkpoint_completion_target = 0.9
+# The outboxes are queues: rows are inserted and deleted within milliseconds, and the relay's
+# "oldest rows first" index scan walks every dead row until vacuum removes it. Wake autovacuum
+# often (the outbox tables also lower their own thresholds, see lib/service.c).
+autovacuum_naptime = 1s
 log_line_prefix = '%m [%p] %q%u@%d '
 log_min_duration_statement = 1000   # log statements slower than 1 s
 lc_messages = 'C'

@@ -37,18 +37,7 @@ int accounts_input_kind(const char *type)
 
 int accounts_id_valid(const char *id)
 {
-    size_t n = strlen(id);
-    if (n == 0 || n >= ACC_ID_MAX) {
-        return 0;
-    }
-    for (const char *c = id; *c; c++) {
-        int ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-                 *c == '.' || *c == '_' || *c == ':' || *c == '-';
-        if (!ok) {
-            return 0;
-        }
-    }
-    return 1;
+    return es_str_id_valid(id, strlen(id), ACC_ID_MAX - 1);
 }
 
 static int currency_valid(const char *c)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "pg.h"
+#include "str.h"
 #include "strmap.h"
 
 const char accounts_store_ddl[] =
@@ -23,26 +24,18 @@ static const char *status_name(account_status_t s)
 int accounts_store_load(PGconn *pg, const char *const *ids, size_t n, account_t *out, char *errstr,
                         size_t errstr_size)
 {
-    es_pg_array_t a;
-    es_pg_array_init(&a, ES_PG_TEXT);
     es_strmap_t idx;
     es_strmap_init(&idx);
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof(out[i]));
-        snprintf(out[i].id, sizeof(out[i].id), "%s", ids[i]);
-        es_pg_array_add_text(&a, ids[i]);
-        es_strmap_put(&idx, ids[i], i);
+        es_str_copy(out[i].id, sizeof(out[i].id), ids[i]);
     }
-    es_pg_array_finish(&a);
-    const char *vals[1] = {(const char *)a.buf.data};
-    int lens[1] = {(int)a.buf.len};
-    int fmts[1] = {1};
-    PGresult *res = es_pg_query(pg,
-                                "SELECT account_id, owner, currency, balance, status, version "
-                                "FROM unnest($1::text[]) AS u(id) JOIN accounts t ON "
-                                "t.account_id = u.id ORDER BY account_id FOR UPDATE OF t",
-                                1, vals, lens, fmts, 0, errstr, errstr_size);
-    es_pg_array_fini(&a);
+    PGresult *res =
+        es_pg_load_by_ids(pg,
+                          "SELECT account_id, owner, currency, balance, status, version "
+                          "FROM unnest($1::text[]) AS u(id) JOIN accounts t ON "
+                          "t.account_id = u.id ORDER BY account_id FOR UPDATE OF t",
+                          ids, n, &idx, errstr, errstr_size);
     if (!res) {
         es_strmap_fini(&idx);
         return -1;

@@ -21,7 +21,7 @@ int accounts_store_load(PGconn *pg, const char *const *ids, size_t n, account_t 
 
 /* Queue the writes of accounts[0..n) whose flag in `dirty` is set: 1 = existed before
  * (UPDATE), 2 = new (INSERT), on the batch's pipeline `pl`. Returns 0, or -1 (out of memory). */
-int accounts_store_save(es_pg_pipeline_t *pl, const account_t *accounts,
-                        const unsigned char *dirty, size_t n);
+int accounts_store_save(es_pg_pipeline_t *pl, const account_t *accounts, const unsigned char *dirty,
+                        size_t n);
 
 #endif

@@ -35,18 +35,7 @@ const char *transfers_status_name(transfer_status_t status)
 
 static int id_valid(const char *id)
 {
-    size_t n = strlen(id);
-    if (n == 0 || n >= TR_ID_MAX) {
-        return 0;
-    }
-    for (const char *c = id; *c; c++) {
-        int ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-                 *c == '.' || *c == '_' || *c == ':' || *c == '-';
-        if (!ok) {
-            return 0;
-        }
-    }
-    return 1;
+    return es_str_id_valid(id, strlen(id), TR_ID_MAX - 1);
 }
 
 static int decide_request(const transfer_t *st, const transfers_input_t *in, transfers_event_t *out)

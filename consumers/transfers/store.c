@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "pg.h"
+#include "str.h"
 #include "strmap.h"
 
 const char transfers_store_ddl[] =
@@ -19,27 +20,19 @@ const char transfers_store_ddl[] =
 int transfers_store_load(PGconn *pg, const char *const *ids, size_t n, transfer_t *out,
                          char *errstr, size_t errstr_size)
 {
-    es_pg_array_t a;
-    es_pg_array_init(&a, ES_PG_TEXT);
     es_strmap_t idx;
     es_strmap_init(&idx);
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof(out[i]));
-        snprintf(out[i].id, sizeof(out[i].id), "%s", ids[i]);
-        es_pg_array_add_text(&a, ids[i]);
-        es_strmap_put(&idx, ids[i], i);
+        es_str_copy(out[i].id, sizeof(out[i].id), ids[i]);
     }
-    es_pg_array_finish(&a);
-    const char *vals[1] = {(const char *)a.buf.data};
-    int lens[1] = {(int)a.buf.len};
-    int fmts[1] = {1};
-    PGresult *res = es_pg_query(pg,
-                                "SELECT transfer_id, from_account, to_account, amount, currency, "
-                                "status, reason, compensated, version FROM unnest($1::text[]) "
-                                "AS u(id) JOIN transfers t ON t.transfer_id = u.id "
-                                "ORDER BY transfer_id FOR UPDATE OF t",
-                                1, vals, lens, fmts, 0, errstr, errstr_size);
-    es_pg_array_fini(&a);
+    PGresult *res =
+        es_pg_load_by_ids(pg,
+                          "SELECT transfer_id, from_account, to_account, amount, currency, "
+                          "status, reason, compensated, version FROM unnest($1::text[]) "
+                          "AS u(id) JOIN transfers t ON t.transfer_id = u.id "
+                          "ORDER BY transfer_id FOR UPDATE OF t",
+                          ids, n, &idx, errstr, errstr_size);
     if (!res) {
         es_strmap_fini(&idx);
         return -1;

@@ -68,24 +68,6 @@ static int cols_exec(cols_t *c, es_pg_pipeline_t *pl, const char *sql)
     return rc;
 }
 
-static PGresult *load(PGconn *pg, const char *sql, const char *const *ids, size_t n,
-                      es_strmap_t *idx, char *errstr, size_t errstr_size)
-{
-    es_pg_array_t a;
-    es_pg_array_init(&a, ES_PG_TEXT);
-    for (size_t i = 0; i < n; i++) {
-        es_pg_array_add_text(&a, ids[i]);
-        es_strmap_put(idx, ids[i], i);
-    }
-    es_pg_array_finish(&a);
-    const char *vals[1] = {(const char *)a.buf.data};
-    int lens[1] = {(int)a.buf.len};
-    int fmts[1] = {1};
-    PGresult *res = es_pg_query(pg, sql, 1, vals, lens, fmts, 0, errstr, errstr_size);
-    es_pg_array_fini(&a);
-    return res;
-}
-
 int projector_load_accounts(PGconn *pg, const char *const *ids, size_t n, account_view_t *out,
                             char *errstr, size_t errstr_size)
 {
@@ -95,12 +77,13 @@ int projector_load_accounts(PGconn *pg, const char *const *ids, size_t n, accoun
         memset(&out[i], 0, sizeof(out[i]));
         snprintf(out[i].account_id, sizeof(out[i].account_id), "%s", ids[i]);
     }
-    PGresult *res = load(pg,
-                         "SELECT account_id, owner, currency, balance, status, version, "
-                         "(extract(epoch FROM opened_at) * 1000)::bigint FROM unnest($1::text[]) "
-                         "AS u(id) JOIN accounts t ON t.account_id = u.id ORDER BY account_id "
-                         "FOR UPDATE OF t",
-                         ids, n, &idx, errstr, errstr_size);
+    PGresult *res =
+        es_pg_load_by_ids(pg,
+                          "SELECT account_id, owner, currency, balance, status, version, "
+                          "(extract(epoch FROM opened_at) * 1000)::bigint FROM unnest($1::text[]) "
+                          "AS u(id) JOIN accounts t ON t.account_id = u.id ORDER BY account_id "
+                          "FOR UPDATE OF t",
+                          ids, n, &idx, errstr, errstr_size);
     if (res) {
         for (int r = 0; r < PQntuples(res); r++) {
             size_t i = es_strmap_get(&idx, PQgetvalue(res, r, 0));
@@ -127,14 +110,14 @@ int projector_load_transfers(PGconn *pg, const char *const *ids, size_t n, trans
         memset(&out[i], 0, sizeof(out[i]));
         snprintf(out[i].transfer_id, sizeof(out[i].transfer_id), "%s", ids[i]);
     }
-    PGresult *res =
-        load(pg,
-             "SELECT transfer_id, from_account, to_account, amount, "
-             "coalesce(currency, ''), status, coalesce(reason, ''), compensated, "
-             "(extract(epoch FROM requested_at) * 1000)::bigint FROM unnest($1::text[]) "
-             "AS u(id) JOIN transfers t ON t.transfer_id = u.id ORDER BY transfer_id "
-             "FOR UPDATE OF t",
-             ids, n, &idx, errstr, errstr_size);
+    PGresult *res = es_pg_load_by_ids(
+        pg,
+        "SELECT transfer_id, from_account, to_account, amount, "
+        "coalesce(currency, ''), status, coalesce(reason, ''), compensated, "
+        "(extract(epoch FROM requested_at) * 1000)::bigint FROM unnest($1::text[]) "
+        "AS u(id) JOIN transfers t ON t.transfer_id = u.id ORDER BY transfer_id "
+        "FOR UPDATE OF t",
+        ids, n, &idx, errstr, errstr_size);
     if (res) {
         for (int r = 0; r < PQntuples(res); r++) {
             size_t i = es_strmap_get(&idx, PQgetvalue(res, r, 0));

@@ -3,6 +3,8 @@
  */
 #include "routes.h"
 
+#include "str.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -30,18 +32,7 @@ const char *es_query_route_name(es_query_route_t route)
 
 int es_query_id_valid(const char *id, size_t len)
 {
-    if (len < 1 || len > ES_QUERY_ID_MAX) {
-        return 0;
-    }
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)id[i];
-        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                 ch == '.' || ch == '_' || ch == ':' || ch == '-';
-        if (!ok) {
-            return 0;
-        }
-    }
-    return 1;
+    return es_str_id_valid(id, len, ES_QUERY_ID_MAX);
 }
 
 int es_query_parse_uint(const char *s, int64_t max, int64_t *out)
