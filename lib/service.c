@@ -657,6 +657,16 @@ static int run_batch_tx(es_service_t *svc, const es_raw_t *raws, size_t cnt, cha
     return 0;
 }
 
+/* The session's settings: the service's schema first on the search path, and asynchronous
+ * commits for services that may (see async_commit in service.h). */
+static int session_setup(es_service_t *svc, char *errstr, size_t errstr_size)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SET search_path TO %s; SET synchronous_commit = %s",
+             svc->def->schema, svc->def->async_commit ? "off" : "on");
+    return es_pg_exec(svc->pg, sql, errstr, errstr_size);
+}
+
 static int reconnect(es_service_t *svc)
 {
     char errstr[512];
@@ -672,9 +682,7 @@ static int reconnect(es_service_t *svc)
         es_log_error("could not reconnect to PostgreSQL", "error=\"%s\"", errstr);
         return -1;
     }
-    char sql[256];
-    snprintf(sql, sizeof(sql), "SET search_path TO %s", svc->def->schema);
-    return es_pg_exec(svc->pg, sql, errstr, sizeof(errstr));
+    return session_setup(svc, errstr, sizeof(errstr));
 }
 
 /* Process one batch with retries: a lost connection or a deadlock is retried (the batch is
@@ -748,9 +756,7 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
         es_log_error("could not create tables", "error=\"%s\"", errstr);
         goto err;
     }
-    char sql[256];
-    snprintf(sql, sizeof(sql), "SET search_path TO %s", def->schema);
-    if (es_pg_exec(svc->pg, sql, errstr, sizeof(errstr)) != 0) {
+    if (session_setup(svc, errstr, sizeof(errstr)) != 0) {
         es_log_error("could not start", "error=\"%s\"", errstr);
         goto err;
     }

@@ -72,6 +72,11 @@ typedef struct es_service_def {
      * unique key or a terminal state, as the projector's are): the runtime then skips the
      * dedup table, one index insert per input less. Duplicates still reach the handler. */
     int idempotent;
+    /* Set when the service emits nothing but dead letters and its handler is idempotent (the
+     * projector): a commit lost in an OS crash is then simply redone from the positions before
+     * it, so its transactions need not wait for the disk (synchronous_commit = off). Never for
+     * a service whose decisions others act on. */
+    int async_commit;
 } es_service_def_t;
 
 /* Run the service until SIGINT/SIGTERM or a fatal error (Kafka position lost, schema

@@ -155,6 +155,7 @@ void projector_def_init(es_service_def_t *def, const char *schema)
     /* views are guarded by aggregate versions and terminal states, entries by (account, seq),
      * command outcomes by command id: a duplicate changes nothing */
     def->idempotent = 1;
+    def->async_commit = 1;
 }
 
 void projector_def_fini(es_service_def_t *def)
