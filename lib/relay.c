@@ -211,6 +211,7 @@ static void *relay_main(void *arg)
 {
     es_relay_t *r = arg;
     int64_t last_try = 0;
+    int64_t win_start = es_mono_us(), win_rounds = 0, win_rows = 0, win_us = 0, win_max_us = 0;
     for (;;) {
         pthread_mutex_lock(&r->lock);
         int stopping = r->stopping;
@@ -230,7 +231,26 @@ static void *relay_main(void *arg)
                 continue;
             }
         }
+        int64_t t0 = es_mono_us();
         int n = relay_round(r);
+        if (n > 0) {
+            int64_t took = es_mono_us() - t0;
+            win_rounds++;
+            win_rows += n;
+            win_us += took;
+            win_max_us = took > win_max_us ? took : win_max_us;
+        }
+        if (win_rounds && es_mono_us() - win_start > 10000000) {
+            /* one line per 10 s of work: rows per round and how long a round takes */
+            es_log_info("relay rounds",
+                        "schema=%s count=%lld records=%lld avg_records=%.1f avg_ms=%.2f "
+                        "max_ms=%.2f",
+                        r->schema, (long long)win_rounds, (long long)win_rows,
+                        (double)win_rows / (double)win_rounds,
+                        (double)win_us / 1000.0 / (double)win_rounds, (double)win_max_us / 1000.0);
+            win_rounds = win_rows = win_us = win_max_us = 0;
+            win_start = es_mono_us();
+        }
         if (n < 0) {
             relay_wait(r, 100);
         } else if (n == 0) {
