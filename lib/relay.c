@@ -32,7 +32,8 @@ struct es_relay {
     rd_kafka_t *rk;
     int leader;
     es_pg_pipeline_t pl;
-    int failed; /* deliveries that failed in the current round */
+    int failed;       /* deliveries that failed in the current round */
+    int64_t flush_us; /* time spent waiting for acknowledgements, for the stats line */
 };
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
@@ -165,7 +166,10 @@ static int relay_round(es_relay_t *r)
     free(order);
     es_pg_pipeline_reset(&r->pl);
     /* every record acknowledged before the rows go for good */
-    if (n > 0 && rd_kafka_flush(r->rk, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    int64_t f0 = es_mono_us();
+    rd_kafka_resp_err_t ferr = n > 0 ? rd_kafka_flush(r->rk, 30000) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    r->flush_us += es_mono_us() - f0;
+    if (ferr != RD_KAFKA_RESP_ERR_NO_ERROR) {
         snprintf(errstr, sizeof(errstr), "Kafka did not acknowledge %d records in time",
                  rd_kafka_outq_len(r->rk));
         goto rollback;
@@ -244,10 +248,12 @@ static void *relay_main(void *arg)
             /* one line per 10 s of work: rows per round and how long a round takes */
             es_log_info("relay rounds",
                         "schema=%s count=%lld records=%lld avg_records=%.1f avg_ms=%.2f "
-                        "max_ms=%.2f",
+                        "max_ms=%.2f ack_wait_ms=%.2f",
                         r->schema, (long long)win_rounds, (long long)win_rows,
                         (double)win_rows / (double)win_rounds,
-                        (double)win_us / 1000.0 / (double)win_rounds, (double)win_max_us / 1000.0);
+                        (double)win_us / 1000.0 / (double)win_rounds, (double)win_max_us / 1000.0,
+                        (double)r->flush_us / 1000.0 / (double)win_rounds);
+            r->flush_us = 0;
             win_rounds = win_rows = win_us = win_max_us = 0;
             win_start = es_mono_us();
         }
