@@ -74,7 +74,7 @@ static es_service_t *service_alloc(const es_service_def_t *def)
     es_pg_array_init(&svc->ids, ES_PG_UUID);
     es_pg_pipeline_init(&svc->pl);
     es_pg_array_init(&svc->ob_topic, ES_PG_TEXT);
-    es_pg_array_init(&svc->ob_key, ES_PG_TEXT);
+    es_pg_array_init(&svc->ob_key, ES_PG_BYTEA);
     es_pg_array_init(&svc->ob_value, ES_PG_BYTEA);
     es_pg_array_init(&svc->ob_headers, ES_PG_BYTEA);
     es_buf_init(&svc->scratch);
@@ -176,7 +176,7 @@ int es_service_emit(es_service_t *svc, const es_input_t *cause, uint32_t index,
     }
     if (!svc->offline) {
         es_pg_array_add_text(&svc->ob_topic, es_type_topic(type));
-        es_pg_array_add_text(&svc->ob_key, aggregate_id);
+        es_pg_array_add_bytes(&svc->ob_key, aggregate_id, strlen(aggregate_id));
         es_pg_array_add_bytes(&svc->ob_value, svc->scratch.data, svc->scratch.len);
         es_buf_reset(&svc->scratch);
         envelope_headers_put(&svc->scratch, &env);
@@ -219,15 +219,8 @@ static void dead_letter_raw(es_service_t *svc, const es_raw_t *raw, const char *
     snprintf(num, sizeof(num), "%lld", (long long)raw->offset);
     headers_put(b, "es-dlq-offset", num, strlen(num));
     es_pg_array_add_text(&svc->ob_topic, svc->def->dlq_topic);
-    char key[ES_AGG_MAX];
-    if (rkm && rkm->key) {
-        size_t n = rkm->key_len < sizeof(key) - 1 ? rkm->key_len : sizeof(key) - 1;
-        memcpy(key, rkm->key, n);
-        key[n] = '\0';
-        es_pg_array_add_text(&svc->ob_key, key);
-    } else {
-        es_pg_array_add_text(&svc->ob_key, NULL);
-    }
+    /* the key as it came, bytes and all (bytea: a key need not be valid UTF-8) */
+    es_pg_array_add_bytes(&svc->ob_key, rkm ? rkm->key : NULL, rkm ? rkm->key_len : 0);
     es_pg_array_add_bytes(&svc->ob_value, raw->value ? raw->value : "",
                           raw->value ? raw->value_len : 0);
     es_pg_array_add_bytes(&svc->ob_headers, b->data ? b->data : (unsigned char *)"", b->len);
@@ -235,25 +228,8 @@ static void dead_letter_raw(es_service_t *svc, const es_raw_t *raw, const char *
 
 int es_service_dead_letter(es_service_t *svc, const es_input_t *input, const char *reason)
 {
-    /* find the raw Kafka message again is not possible here: re-encode a minimal record */
-    es_raw_t raw = {.topic = input->topic,
-                    .partition = input->partition,
-                    .offset = input->offset,
-                    .value = NULL,
-                    .value_len = 0,
-                    .type_hdr = input->env.type,
-                    .rkm = NULL};
-    es_buf_t value;
-    es_buf_init(&value);
-    char err[256];
-    const es_type_t *type = input->type;
-    if (es_envelope_encode(svc->codec, &input->env, type, input->payload, &value, err,
-                           sizeof(err)) == 0) {
-        raw.value = value.data;
-        raw.value_len = value.len;
-    }
-    dead_letter_raw(svc, &raw, reason);
-    es_buf_fini(&value);
+    /* the record goes as it came: original key, value and headers */
+    dead_letter_raw(svc, input->raw, reason);
     return 0;
 }
 
@@ -274,7 +250,7 @@ int es_service_create_tables(const es_service_def_t *def, PGconn *pg, char *errs
              "updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (topic, partition));"
              /* records emitted and not yet acknowledged by Kafka */
              "CREATE TABLE IF NOT EXISTS outbox (seq bigserial PRIMARY KEY, topic text NOT NULL, "
-             "key text, value bytea NOT NULL, headers bytea NOT NULL);"
+             "key bytea, value bytea NOT NULL, headers bytea NOT NULL);"
              /* a queue: vacuum it after a few thousand deletes, not after a fifth of its size, or
               * the relay's oldest-first scan walks ever more dead rows */
              "ALTER TABLE outbox SET (autovacuum_vacuum_threshold = 2000, "
@@ -443,7 +419,7 @@ static int queue_outbox(es_service_t *svc)
     /* WITH ORDINALITY keeps the emission order in seq */
     return es_pg_pipeline_add(&svc->pl,
                               "INSERT INTO outbox (topic, key, value, headers) SELECT t, k, v, h "
-                              "FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[]) WITH "
+                              "FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::bytea[]) WITH "
                               "ORDINALITY AS u(t, k, v, h, n) ORDER BY n",
                               4, vals, lens, fmts) < 0
                ? -1
@@ -538,6 +514,7 @@ static void decode_raws(es_service_t *svc, const es_raw_t *raws, size_t cnt)
             continue;
         }
         *in = tmp;
+        in->raw = raw;
         in->topic = raw->topic;
         in->partition = raw->partition;
         in->offset = raw->offset;

@@ -35,6 +35,7 @@
 #include "pg.h"
 
 typedef struct es_service es_service_t;
+struct es_raw;
 
 /* One decoded input record. Everything is owned by the runtime and valid during the handler
  * call only. */
@@ -45,6 +46,7 @@ typedef struct es_input {
     es_envelope_t env;
     const es_type_t *type;
     json_t *payload;
+    const struct es_raw *raw; /* the record as received (for dead-lettering it unchanged) */
 } es_input_t;
 
 typedef struct es_service_def {

@@ -144,3 +144,13 @@ out="$(esctl rebuild ledger 2>&1)" || {
 }
 pass "esctl rebuild ledger over a log with bad records"
 ledger_check
+
+# ---- a key that is not UTF-8 --------------------------------------------------------------
+# Keys are kept as bytes all the way to the dead-letter topic: a record whose key PostgreSQL
+# would refuse as text must not stop the service (it did, before the outbox stored keys as bytea).
+off_badkey="$(bank_rawprod accounts.commands "$P" $'\xff\xfe-not-utf8' "$GARBAGE" | cut -d' ' -f2)"
+out="$(send_wait DepositFunds '{"account_id":"dl-a","amount":5}')"
+assert_eq ACCEPTED "$(field .status "$out")" "a deposit after a record with a non-UTF-8 key"
+wait_until 30 "[ -n \"\$(dlq_record accounts.dlq accounts.commands $P $off_badkey)\" ]" ||
+    fail "no dead letter for the record with a non-UTF-8 key"
+pass "the record with a non-UTF-8 key -> accounts.dlq"
