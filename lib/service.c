@@ -587,6 +587,8 @@ es_pg_pipeline_t *es_service_pipeline(es_service_t *svc)
 
 /* ---- Kafka wiring ---------------------------------------------------------------------- */
 
+static int reconnect(es_service_t *svc);
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -594,8 +596,21 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         /* positions come from PostgreSQL, where they were stored with the effects */
         char errstr[512];
-        PGresult *res = es_pg_query(svc->pg, "SELECT topic, partition, next_offset FROM positions",
-                                    0, NULL, NULL, NULL, 0, errstr, sizeof(errstr));
+        PGresult *res = NULL;
+        for (int attempt = 0; attempt < 30 && !res; attempt++) {
+            res = es_pg_query(svc->pg, "SELECT topic, partition, next_offset FROM positions", 0,
+                              NULL, NULL, NULL, 0, errstr, sizeof(errstr));
+            if (!res) {
+                /* PostgreSQL away: wait for it rather than guess positions */
+                es_log_warn("could not load positions, retrying", "attempt=%d error=\"%s\"",
+                            attempt + 1, errstr);
+                struct timespec ts = {1, 0};
+                nanosleep(&ts, NULL);
+                if (PQstatus(svc->pg) != CONNECTION_OK) {
+                    reconnect(svc);
+                }
+            }
+        }
         for (int i = 0; i < parts->cnt; i++) {
             int64_t off = 0;
             for (int r = 0; res && r < PQntuples(res); r++) {
