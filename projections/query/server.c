@@ -251,35 +251,69 @@ static int shape_ok(query_req_t *qr, const PGresult *res, int nfields)
     return 0;
 }
 
-static void on_account(es_query_status_t status, const PGresult *res, const char *errmsg,
-                       void *opaque)
+/* A row of a result as a JSON object: column col0 + i is fields[i]. */
+typedef struct field {
+    const char *name;
+    char kind; /* 't' text (NULL -> null), 'i' integer, 'b' boolean */
+} field_t;
+
+static const field_t account_fields[] = {{"account_id", 't'}, {"owner", 't'},  {"currency", 't'},
+                                         {"balance", 'i'},    {"status", 't'}, {"version", 'i'}};
+static const field_t entry_fields[] = {
+    {"seq", 'i'},         {"kind", 't'},     {"amount", 'i'},     {"balance_after", 'i'},
+    {"transfer_id", 't'}, {"event_id", 't'}, {"occurred_at", 't'}};
+static const field_t transfer_fields[] = {
+    {"transfer_id", 't'}, {"from_account", 't'}, {"to_account", 't'}, {"amount", 'i'},
+    {"status", 't'},      {"reason", 't'},       {"compensated", 'b'}};
+static const field_t command_fields[] = {{"command_id", 't'},   {"command_type", 't'},
+                                         {"aggregate_id", 't'}, {"status", 't'},
+                                         {"reason", 't'},       {"event_type", 't'}};
+#define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
+
+static void row_json(es_buf_t *b, const PGresult *res, int row, int col0, const field_t *fields,
+                     size_t n)
 {
-    query_req_t *qr = opaque;
+    es_buf_puts(b, "{");
+    for (size_t i = 0; i < n; i++) {
+        int col = col0 + (int)i;
+        if (i) {
+            es_buf_puts(b, ",");
+        }
+        if (fields[i].kind == 'i') {
+            es_query_json_int(b, fields[i].name, res, row, col);
+        } else if (fields[i].kind == 'b') {
+            es_query_json_bool(b, fields[i].name, res, row, col);
+        } else {
+            es_query_json_text(b, fields[i].name, res, row, col);
+        }
+    }
+    es_buf_puts(b, "}");
+}
+
+/* The answer of a one-row lookup: the row as JSON, or 404 naming `what`. */
+static void reply_row(query_req_t *qr, es_query_status_t status, const PGresult *res,
+                      const char *errmsg, const char *what, const field_t *fields, size_t n)
+{
     es_buf_t *b = &qr->srv->body;
     if (status != ES_QUERY_OK) {
         reply_db_error(qr, status, errmsg);
-    } else if (!shape_ok(qr, res, 6)) {
+    } else if (!shape_ok(qr, res, (int)n)) {
         /* answered */
     } else if (PQntuples(res) == 0) {
-        reply_not_found(qr, "account");
+        reply_not_found(qr, what);
     } else {
         es_buf_reset(b);
-        es_buf_puts(b, "{");
-        es_query_json_text(b, "account_id", res, 0, 0);
-        es_buf_puts(b, ",");
-        es_query_json_text(b, "owner", res, 0, 1);
-        es_buf_puts(b, ",");
-        es_query_json_text(b, "currency", res, 0, 2);
-        es_buf_puts(b, ",");
-        es_query_json_int(b, "balance", res, 0, 3);
-        es_buf_puts(b, ",");
-        es_query_json_text(b, "status", res, 0, 4);
-        es_buf_puts(b, ",");
-        es_query_json_int(b, "version", res, 0, 5);
-        es_buf_puts(b, "}\n");
+        row_json(b, res, 0, 0, fields, n);
+        es_buf_puts(b, "\n");
         reply_json(qr, 200);
     }
     free(qr);
+}
+
+static void on_account(es_query_status_t status, const PGresult *res, const char *errmsg,
+                       void *opaque)
+{
+    reply_row(opaque, status, res, errmsg, "account", account_fields, NFIELDS(account_fields));
 }
 
 static void on_entries(es_query_status_t status, const PGresult *res, const char *errmsg,
@@ -304,21 +338,10 @@ static void on_entries(es_query_status_t status, const PGresult *res, const char
         es_query_json_str(b, qr->id);
         es_buf_puts(b, ",\"entries\":[");
         for (int i = 0; i < shown; i++) {
-            es_buf_puts(b, i ? ",{" : "{");
-            es_query_json_int(b, "seq", res, i, 1);
-            es_buf_puts(b, ",");
-            es_query_json_text(b, "kind", res, i, 2);
-            es_buf_puts(b, ",");
-            es_query_json_int(b, "amount", res, i, 3);
-            es_buf_puts(b, ",");
-            es_query_json_int(b, "balance_after", res, i, 4);
-            es_buf_puts(b, ",");
-            es_query_json_text(b, "transfer_id", res, i, 5);
-            es_buf_puts(b, ",");
-            es_query_json_text(b, "event_id", res, i, 6);
-            es_buf_puts(b, ",");
-            es_query_json_text(b, "occurred_at", res, i, 7);
-            es_buf_puts(b, "}");
+            if (i) {
+                es_buf_puts(b, ",");
+            }
+            row_json(b, res, i, 1, entry_fields, NFIELDS(entry_fields));
         }
         es_buf_puts(b, "],\"next\":");
         if (rows > shown && shown > 0) {
@@ -337,65 +360,13 @@ static void on_entries(es_query_status_t status, const PGresult *res, const char
 static void on_transfer(es_query_status_t status, const PGresult *res, const char *errmsg,
                         void *opaque)
 {
-    query_req_t *qr = opaque;
-    es_buf_t *b = &qr->srv->body;
-    if (status != ES_QUERY_OK) {
-        reply_db_error(qr, status, errmsg);
-    } else if (!shape_ok(qr, res, 7)) {
-        /* answered */
-    } else if (PQntuples(res) == 0) {
-        reply_not_found(qr, "transfer");
-    } else {
-        es_buf_reset(b);
-        es_buf_puts(b, "{");
-        es_query_json_text(b, "transfer_id", res, 0, 0);
-        es_buf_puts(b, ",");
-        es_query_json_text(b, "from_account", res, 0, 1);
-        es_buf_puts(b, ",");
-        es_query_json_text(b, "to_account", res, 0, 2);
-        es_buf_puts(b, ",");
-        es_query_json_int(b, "amount", res, 0, 3);
-        es_buf_puts(b, ",");
-        es_query_json_text(b, "status", res, 0, 4);
-        es_buf_puts(b, ",");
-        es_query_json_text(b, "reason", res, 0, 5);
-        es_buf_puts(b, ",");
-        es_query_json_bool(b, "compensated", res, 0, 6);
-        es_buf_puts(b, "}\n");
-        reply_json(qr, 200);
-    }
-    free(qr);
+    reply_row(opaque, status, res, errmsg, "transfer", transfer_fields, NFIELDS(transfer_fields));
 }
 
 static void on_command(es_query_status_t status, const PGresult *res, const char *errmsg,
                        void *opaque)
 {
-    query_req_t *qr = opaque;
-    es_buf_t *b = &qr->srv->body;
-    if (status != ES_QUERY_OK) {
-        reply_db_error(qr, status, errmsg);
-    } else if (!shape_ok(qr, res, 6)) {
-        /* answered */
-    } else if (PQntuples(res) == 0) {
-        reply_not_found(qr, "command");
-    } else {
-        es_buf_reset(b);
-        es_buf_puts(b, "{");
-        es_query_json_text(b, "command_id", res, 0, 0);
-        es_buf_puts(b, ",");
-        es_query_json_text(b, "command_type", res, 0, 1);
-        es_buf_puts(b, ",");
-        es_query_json_text(b, "aggregate_id", res, 0, 2);
-        es_buf_puts(b, ",");
-        es_query_json_text(b, "status", res, 0, 3);
-        es_buf_puts(b, ",");
-        es_query_json_text(b, "reason", res, 0, 4);
-        es_buf_puts(b, ",");
-        es_query_json_text(b, "event_type", res, 0, 5);
-        es_buf_puts(b, "}\n");
-        reply_json(qr, 200);
-    }
-    free(qr);
+    reply_row(opaque, status, res, errmsg, "command", command_fields, NFIELDS(command_fields));
 }
 
 static void reply_health_down(query_req_t *qr, const char *reason)
