@@ -47,6 +47,7 @@ struct es_service {
     es_pg_pipeline_t pl;                                  /* the batch's statements */
     es_pg_array_t ob_topic, ob_key, ob_value, ob_headers; /* outbox rows to insert */
     es_buf_t scratch;
+    es_arena_t arena; /* the handler's memory for one batch */
 
     int fatal;
 };
@@ -78,6 +79,7 @@ static es_service_t *service_alloc(const es_service_def_t *def)
     es_pg_array_init(&svc->ob_value, ES_PG_BYTEA);
     es_pg_array_init(&svc->ob_headers, ES_PG_BYTEA);
     es_buf_init(&svc->scratch);
+    es_arena_init(&svc->arena);
     return svc;
 }
 
@@ -113,6 +115,7 @@ void es_service_destroy(es_service_t *svc)
     es_pg_array_fini(&svc->ob_value);
     es_pg_array_fini(&svc->ob_headers);
     es_buf_fini(&svc->scratch);
+    es_arena_fini(&svc->arena);
     if (svc->own_codec) {
         es_codec_destroy(svc->codec);
     }
@@ -534,6 +537,7 @@ static int apply_batch(es_service_t *svc, PGconn *pg, const es_raw_t *raws, size
     inputs_clear(svc);
     outbox_reset(svc);
     es_pg_pipeline_reset(&svc->pl);
+    es_arena_reset(&svc->arena);
     svc->pos_cnt = 0;
     decode_raws(svc, raws, cnt);
     if (svc->consumer) {
@@ -578,6 +582,11 @@ int es_service_apply(es_service_t *svc, PGconn *pg, const es_raw_t *raws, size_t
                      size_t errstr_size)
 {
     return apply_batch(svc, pg, raws, cnt, 0, errstr, errstr_size);
+}
+
+es_arena_t *es_service_arena(es_service_t *svc)
+{
+    return &svc->arena;
 }
 
 es_pg_pipeline_t *es_service_pipeline(es_service_t *svc)

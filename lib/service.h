@@ -29,6 +29,7 @@
 #include <librdkafka/rdkafka.h>
 #include <stdint.h>
 
+#include "arena.h"
 #include "codec.h"
 #include "config.h"
 #include "envelope.h"
@@ -102,6 +103,10 @@ int es_service_dead_letter(es_service_t *svc, const es_input_t *input, const cha
  * (es_pg_pipeline_add) and the runtime sends them with the outbox rows, the positions and the
  * COMMIT in one round trip. Reads go straight to the connection. */
 es_pg_pipeline_t *es_service_pipeline(es_service_t *svc);
+
+/* The batch's memory (borrowed): handlers take their working arrays from it with
+ * es_arena_calloc(); the runtime resets it after every batch. */
+es_arena_t *es_service_arena(es_service_t *svc);
 
 /* The service's codec (borrowed), for handlers that need type lookups. */
 es_codec_t *es_service_codec(es_service_t *svc);

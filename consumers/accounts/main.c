@@ -101,38 +101,25 @@ static json_t *event_to_json(const accounts_event_t *ev)
     }
 }
 
-/* Per-batch working set: the inputs' views and the accounts they touch. */
+/* Per-batch working set: the inputs' views and the accounts they touch, in the batch's arena. */
 typedef struct batch {
     accounts_input_t *ins;
     account_t *accounts;
     unsigned char *dirty; /* 0 untouched, 1 existed and changed, 2 created */
     const char **ids;
-    size_t cap;
-    es_strmap_t index;
+    es_strmap_t index; /* account id -> its slot in accounts[] */
 } batch_t;
-
-static int batch_reserve(batch_t *b, size_t n)
-{
-    if (n <= b->cap) {
-        return 0;
-    }
-    free(b->ins);
-    free(b->accounts);
-    free(b->dirty);
-    free(b->ids);
-    b->ins = calloc(n, sizeof(*b->ins));
-    b->accounts = calloc(n, sizeof(*b->accounts));
-    b->dirty = calloc(n, 1);
-    b->ids = calloc(n, sizeof(*b->ids));
-    b->cap = n;
-    return b->ins && b->accounts && b->dirty && b->ids ? 0 : -1;
-}
 
 static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
                   char *errstr, size_t errstr_size)
 {
     batch_t *b = opaque;
-    if (batch_reserve(b, cnt) != 0) {
+    es_arena_t *arena = es_service_arena(svc);
+    b->ins = es_arena_calloc(arena, cnt, sizeof(*b->ins));
+    b->accounts = es_arena_calloc(arena, cnt, sizeof(*b->accounts));
+    b->dirty = es_arena_calloc(arena, cnt, 1);
+    b->ids = es_arena_calloc(arena, cnt, sizeof(*b->ids));
+    if (!b->ins || !b->accounts || !b->dirty || !b->ids) {
         snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
         return -1;
     }
@@ -149,7 +136,6 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
     if (accounts_store_load(pg, b->ids, naccounts, b->accounts, errstr, errstr_size) != 0) {
         return -1;
     }
-    memset(b->dirty, 0, naccounts);
     for (size_t i = 0; i < cnt; i++) {
         size_t a = es_strmap_get(&b->index, accounts_input_account(&b->ins[i]));
         account_t *acc = &b->accounts[a];
@@ -193,10 +179,6 @@ int main(int argc, char **argv)
     int rc = es_service_main(argc, argv, &def,
                              "The accounts service: opens, credits, debits and closes accounts, "
                              "and takes\nthe account steps of the transfer saga.");
-    free(batch.ins);
-    free(batch.accounts);
-    free(batch.dirty);
-    free(batch.ids);
     es_strmap_fini(&batch.index);
     return rc;
 }

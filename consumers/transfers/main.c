@@ -65,37 +65,25 @@ static json_t *event_to_json(const transfers_event_t *ev)
     }
 }
 
+/* Per-batch working set: the inputs' views and the transfers they touch, in the batch's arena. */
 typedef struct batch {
     transfers_input_t *ins;
     transfer_t *transfers;
     unsigned char *dirty;
     const char **ids;
-    size_t cap;
-    es_strmap_t index;
+    es_strmap_t index; /* transfer id -> its slot in transfers[] */
 } batch_t;
-
-static int batch_reserve(batch_t *b, size_t n)
-{
-    if (n <= b->cap) {
-        return 0;
-    }
-    free(b->ins);
-    free(b->transfers);
-    free(b->dirty);
-    free(b->ids);
-    b->ins = calloc(n, sizeof(*b->ins));
-    b->transfers = calloc(n, sizeof(*b->transfers));
-    b->dirty = calloc(n, 1);
-    b->ids = calloc(n, sizeof(*b->ids));
-    b->cap = n;
-    return b->ins && b->transfers && b->dirty && b->ids ? 0 : -1;
-}
 
 static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
                   char *errstr, size_t errstr_size)
 {
     batch_t *b = opaque;
-    if (batch_reserve(b, cnt) != 0) {
+    es_arena_t *arena = es_service_arena(svc);
+    b->ins = es_arena_calloc(arena, cnt, sizeof(*b->ins));
+    b->transfers = es_arena_calloc(arena, cnt, sizeof(*b->transfers));
+    b->dirty = es_arena_calloc(arena, cnt, 1);
+    b->ids = es_arena_calloc(arena, cnt, sizeof(*b->ids));
+    if (!b->ins || !b->transfers || !b->dirty || !b->ids) {
         snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
         return -1;
     }
@@ -112,7 +100,6 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
     if (transfers_store_load(pg, b->ids, n, b->transfers, errstr, errstr_size) != 0) {
         return -1;
     }
-    memset(b->dirty, 0, n);
     for (size_t i = 0; i < cnt; i++) {
         size_t t = es_strmap_get(&b->index, b->ins[i].transfer_id);
         transfer_t *tr = &b->transfers[t];
@@ -152,10 +139,6 @@ int main(int argc, char **argv)
     int rc = es_service_main(argc, argv, &def,
                              "The transfers service: starts money transfers and records how each "
                              "ends,\nreacting to the accounts context's debit and credit events.");
-    free(batch.ins);
-    free(batch.transfers);
-    free(batch.dirty);
-    free(batch.ids);
     es_strmap_fini(&batch.index);
     return rc;
 }

@@ -16,8 +16,8 @@
 
 static const char *const topics[] = {"accounts.events", "transfers.events", NULL};
 
+/* Per-batch working set, in the batch's arena. */
 typedef struct batch {
-    size_t cap;
     account_view_t *accounts;
     transfer_view_t *transfers;
     unsigned char *adirty, *tdirty;
@@ -32,34 +32,6 @@ static int wants(const char *type)
     return ledger_event_target(type) != 0;
 }
 
-static int batch_reserve(batch_t *b, size_t n)
-{
-    if (n <= b->cap) {
-        return 0;
-    }
-    free(b->accounts);
-    free(b->transfers);
-    free(b->adirty);
-    free(b->tdirty);
-    free(b->aids);
-    free(b->tids);
-    free(b->entries);
-    free(b->commands);
-    b->accounts = calloc(n, sizeof(*b->accounts));
-    b->transfers = calloc(n, sizeof(*b->transfers));
-    b->adirty = calloc(n, 1);
-    b->tdirty = calloc(n, 1);
-    b->aids = calloc(n, sizeof(*b->aids));
-    b->tids = calloc(n, sizeof(*b->tids));
-    b->entries = calloc(n, sizeof(*b->entries));
-    b->commands = calloc(n, sizeof(*b->commands));
-    b->cap = n;
-    return b->accounts && b->transfers && b->adirty && b->tdirty && b->aids && b->tids &&
-                   b->entries && b->commands
-               ? 0
-               : -1;
-}
-
 static void index_id(es_strmap_t *idx, const char **ids, size_t *n, const char *id)
 {
     if (es_strmap_get(idx, id) == (size_t)-1) {
@@ -72,7 +44,17 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
                   char *errstr, size_t errstr_size)
 {
     batch_t *b = opaque;
-    if (batch_reserve(b, cnt) != 0) {
+    es_arena_t *arena = es_service_arena(svc);
+    b->accounts = es_arena_calloc(arena, cnt, sizeof(*b->accounts));
+    b->transfers = es_arena_calloc(arena, cnt, sizeof(*b->transfers));
+    b->adirty = es_arena_calloc(arena, cnt, 1);
+    b->tdirty = es_arena_calloc(arena, cnt, 1);
+    b->aids = es_arena_calloc(arena, cnt, sizeof(*b->aids));
+    b->tids = es_arena_calloc(arena, cnt, sizeof(*b->tids));
+    b->entries = es_arena_calloc(arena, cnt, sizeof(*b->entries));
+    b->commands = es_arena_calloc(arena, cnt, sizeof(*b->commands));
+    if (!b->accounts || !b->transfers || !b->adirty || !b->tdirty || !b->aids || !b->tids ||
+        !b->entries || !b->commands) {
         snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
         return -1;
     }
@@ -91,8 +73,6 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
         projector_load_transfers(pg, b->tids, nt, b->transfers, errstr, errstr_size) != 0) {
         return -1;
     }
-    memset(b->adirty, 0, na);
-    memset(b->tdirty, 0, nt);
     for (size_t i = 0; i < cnt; i++) {
         const es_envelope_t *env = &inputs[i].env;
         ledger_event_t ev = {.type = env->type,
@@ -164,14 +144,6 @@ void projector_def_fini(es_service_def_t *def)
     if (!b) {
         return;
     }
-    free(b->accounts);
-    free(b->transfers);
-    free(b->adirty);
-    free(b->tdirty);
-    free(b->aids);
-    free(b->tids);
-    free(b->entries);
-    free(b->commands);
     es_strmap_fini(&b->aidx);
     es_strmap_fini(&b->tidx);
     free(b);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #define SUITES(X)                                                                                  \
+    X(arena)                                                                                       \
     X(buf)                                                                                         \
     X(config)                                                                                      \
     X(ids)                                                                                         \
