@@ -82,7 +82,7 @@ integration: all
 # sub-make: pkg-config flags are read when a make starts, so they must be read after the install.
 test:
 	@sh scripts/deps.sh
-	$(MAKE) all unit asan integration
+	$(MAKE) fmt-check lint all unit asan integration
 
 deps:
 	@sh scripts/deps.sh
@@ -114,9 +114,9 @@ demo:
 	sh scripts/demo.sh
 
 fmt:
-	clang-format -i $$(find lib producers consumers projections devstack tests saga-coordinator -name '*.[ch]')
+	clang-format -i $$(find lib producers consumers projections devstack tests saga-coordinator bench -name '*.[ch]')
 fmt-check:
-	clang-format --dry-run -Werror $$(find lib producers consumers projections devstack tests saga-coordinator -name '*.[ch]')
+	clang-format --dry-run -Werror $$(find lib producers consumers projections devstack tests saga-coordinator bench -name '*.[ch]')
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	  --suppress=missingIncludeSystem -Ilib lib producers consumers projections devstack

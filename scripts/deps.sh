@@ -22,8 +22,9 @@ ES_PROG=deps
 #   check                         unit tests
 #   curl jq procps                the dev stack and integration tests (HTTP, JSON, ps)
 #   clang-format                  make fmt / fmt-check
+#   cppcheck                      make lint
 PACKAGES=(build-essential pkg-config librdkafka-dev libavro-dev libjansson-dev libevent-dev
-    libpq-dev check postgresql-15 curl jq procps clang-format)
+    libpq-dev check postgresql-15 curl jq procps clang-format cppcheck)
 
 missing_packages() {
     local installed
