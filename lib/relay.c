@@ -32,15 +32,49 @@ struct es_relay {
     rd_kafka_t *rk;
     int leader;
     es_pg_pipeline_t pl;
-    int failed;       /* deliveries that failed in the current round */
+    int failed; /* deliveries that failed in the current round and will be retried */
+    /* rows Kafka refused for good in the current round (too large, invalid): parked */
+    struct parked {
+        int row;
+        rd_kafka_resp_err_t err;
+    } * parked;
+    size_t parked_cnt, parked_cap;
     int64_t flush_us; /* time spent waiting for acknowledgements, for the stats line */
 };
+
+/* Errors that no retry will cure: the record itself is unacceptable to Kafka. */
+static int permanent(rd_kafka_resp_err_t err)
+{
+    return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+           err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE ||
+           err == RD_KAFKA_RESP_ERR_INVALID_RECORD || err == RD_KAFKA_RESP_ERR_INVALID_MSG ||
+           err == RD_KAFKA_RESP_ERR__INVALID_ARG;
+}
+
+static void park(es_relay_t *r, int row, rd_kafka_resp_err_t err)
+{
+    if (r->parked_cnt == r->parked_cap) {
+        size_t cap = r->parked_cap ? r->parked_cap * 2 : 8;
+        struct parked *n = realloc(r->parked, cap * sizeof(*n));
+        if (!n) {
+            r->failed++; /* cannot even remember it: retry the round */
+            return;
+        }
+        r->parked = n;
+        r->parked_cap = cap;
+    }
+    r->parked[r->parked_cnt].row = row;
+    r->parked[r->parked_cnt].err = err;
+    r->parked_cnt++;
+}
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
     (void)rk;
     es_relay_t *r = opaque;
-    if (rkm->err) {
+    if (rkm->err && permanent(rkm->err)) {
+        park(r, (int)(intptr_t)rkm->_private, rkm->err);
+    } else if (rkm->err) {
         r->failed++;
         es_log_warn("outbox record not delivered, the round will be retried",
                     "topic=%s error=\"%s\"", rd_kafka_topic_name(rkm->rkt),
@@ -140,6 +174,7 @@ static int relay_round(es_relay_t *r)
         qsort(order, (size_t)n, sizeof(*order), cmp_seq);
     }
     r->failed = 0;
+    r->parked_cnt = 0;
     for (int k = 0; k < n; k++) {
         int row = (int)order[k][1];
         int key_null = PQgetisnull(res, row, 2);
@@ -152,10 +187,14 @@ static int relay_round(es_relay_t *r)
                                    key_null ? 0 : (size_t)PQgetlength(res, row, 2)),
                     RD_KAFKA_V_VALUE(PQgetvalue(res, row, 3), (size_t)PQgetlength(res, row, 3)),
                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
-                    RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                    RD_KAFKA_V_OPAQUE((void *)(intptr_t)row), RD_KAFKA_V_END)) ==
+               RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             rd_kafka_poll(r->rk, 5);
         }
-        if (err) {
+        if (err && permanent(err)) {
+            rd_kafka_headers_destroy(hdrs);
+            park(r, row, err);
+        } else if (err) {
             rd_kafka_headers_destroy(hdrs);
             snprintf(errstr, sizeof(errstr), "could not produce to %s: %s", PQgetvalue(res, row, 1),
                      rd_kafka_err2str(err));
@@ -164,7 +203,6 @@ static int relay_round(es_relay_t *r)
         }
     }
     free(order);
-    es_pg_pipeline_reset(&r->pl);
     /* every record acknowledged before the rows go for good */
     int64_t f0 = es_mono_us();
     rd_kafka_resp_err_t ferr = n > 0 ? rd_kafka_flush(r->rk, 30000) : RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -178,6 +216,34 @@ static int relay_round(es_relay_t *r)
         snprintf(errstr, sizeof(errstr), "%d records were not delivered", r->failed);
         goto rollback;
     }
+    /* A record Kafka refuses for good must not stall every record behind it: it is parked,
+     * with the reason, in outbox_parked (in this same transaction) and reported loudly. */
+    for (size_t i = 0; i < r->parked_cnt; i++) {
+        int row = r->parked[i].row;
+        const char *vals[6] = {PQgetvalue(res, row, 0),
+                               PQgetvalue(res, row, 1),
+                               PQgetisnull(res, row, 2) ? NULL : PQgetvalue(res, row, 2),
+                               PQgetvalue(res, row, 3),
+                               PQgetvalue(res, row, 4),
+                               rd_kafka_err2str(r->parked[i].err)};
+        int lens[6] = {PQgetlength(res, row, 0), PQgetlength(res, row, 1), PQgetlength(res, row, 2),
+                       PQgetlength(res, row, 3), PQgetlength(res, row, 4), 0};
+        int fmts[6] = {1, 1, 1, 1, 1, 0};
+        PGresult *pr = es_pg_query(r->pg,
+                                   "INSERT INTO outbox_parked (seq, topic, key, value, headers, "
+                                   "error) VALUES ($1::bigint, $2::text, $3::bytea, $4::bytea, "
+                                   "$5::bytea, $6::text) ON CONFLICT DO NOTHING",
+                                   6, vals, lens, fmts, 0, errstr, sizeof(errstr));
+        if (!pr) {
+            goto rollback;
+        }
+        PQclear(pr);
+        es_log_error("outbox record parked: Kafka refused it",
+                     "schema=%s seq=%lld topic=%s bytes=%d error=\"%s\"", r->schema,
+                     (long long)es_pg_get_int8(res, row, 0), PQgetvalue(res, row, 1),
+                     PQgetlength(res, row, 3), rd_kafka_err2str(r->parked[i].err));
+    }
+    es_pg_pipeline_reset(&r->pl);
     if (es_pg_exec(r->pg, "COMMIT", errstr, sizeof(errstr)) != 0) {
         goto fail;
     }
@@ -320,6 +386,7 @@ void es_relay_stop(es_relay_t *r, int drain_ms)
     rd_kafka_destroy(r->rk);
     PQfinish(r->pg);
     es_pg_pipeline_fini(&r->pl);
+    free(r->parked);
     pthread_mutex_destroy(&r->lock);
     pthread_cond_destroy(&r->cond);
     free(r);

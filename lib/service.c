@@ -256,6 +256,10 @@ int es_service_create_tables(const es_service_def_t *def, PGconn *pg, char *errs
              "key bytea, value bytea NOT NULL, headers bytea NOT NULL);"
              /* a queue: vacuum it after a few thousand deletes, not after a fifth of its size, or
               * the relay's oldest-first scan walks ever more dead rows */
+             /* records Kafka refused for good (too large...), kept with the reason */
+             "CREATE TABLE IF NOT EXISTS outbox_parked (seq bigint PRIMARY KEY, topic text NOT "
+             "NULL, key bytea, value bytea NOT NULL, headers bytea NOT NULL, error text NOT NULL, "
+             "parked_at timestamptz NOT NULL DEFAULT now());"
              "ALTER TABLE outbox SET (autovacuum_vacuum_threshold = 2000, "
              "autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_cost_delay = 0);",
              def->schema, def->schema);

@@ -139,8 +139,8 @@ _bank_rawprod_src() {
     cat <<'EOF'
 /* rawprod: publish one record exactly as given, for the dead-letter tests.
  *   rawprod TOPIC PARTITION KEY VALUE [NAME=VALUE...]
- * PARTITION -1 lets librdkafka choose; VALUE is hex, "-" for an empty value or "null" for
- * none; each NAME=VALUE is a header. Prints "partition offset" once acknowledged. */
+ * PARTITION -1 lets librdkafka choose; VALUE is hex, "-" for an empty value, "null" for
+ * none or @FILE for a file's bytes; each NAME=VALUE is a header. Prints "partition offset" once acknowledged. */
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,7 +177,16 @@ int main(int argc, char **argv)
     }
     size_t vlen = 0;
     unsigned char *val = NULL;
-    if (strcmp(argv[4], "null") != 0) {
+    if (argv[4][0] == '@') { /* @FILE: the value is the file's bytes */
+        FILE *vf = fopen(argv[4] + 1, "rb");
+        if (!vf) { fprintf(stderr, "rawprod: cannot read %s\n", argv[4] + 1); return 1; }
+        fseek(vf, 0, SEEK_END);
+        long sz = ftell(vf);
+        fseek(vf, 0, SEEK_SET);
+        val = malloc((size_t)sz + 1);
+        vlen = fread(val, 1, (size_t)sz, vf);
+        fclose(vf);
+    } else if (strcmp(argv[4], "null") != 0) {
         size_t hl = strcmp(argv[4], "-") == 0 ? 0 : strlen(argv[4]);
         val = malloc(hl / 2 + 1);
         for (size_t i = 0; i + 1 < hl; i += 2) { unsigned v; sscanf(argv[4] + i, "%2x", &v); val[vlen++] = (unsigned char)v; }
