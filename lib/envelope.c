@@ -215,30 +215,65 @@ static size_t read_long(const unsigned char *p, size_t len, int64_t *v)
     return 0;
 }
 
+/* Read the next Avro string into dst[size] (NULL dst: skip it). Returns 0 or -1. */
+static int next_string(const unsigned char *p, size_t len, size_t *i, char *dst, size_t size)
+{
+    int64_t n;
+    size_t used = read_long(p + *i, len - *i, &n);
+    if (!used || n < 0 || (uint64_t)n > len - *i - used) {
+        return -1;
+    }
+    *i += used;
+    if (dst) {
+        if ((size_t)n >= size) {
+            return -1;
+        }
+        memcpy(dst, p + *i, (size_t)n);
+        dst[n] = '\0';
+    }
+    *i += (size_t)n;
+    return 0;
+}
+
+static int next_long(const unsigned char *p, size_t len, size_t *i, int64_t *v)
+{
+    size_t used = read_long(p + *i, len - *i, v);
+    *i += used;
+    return used ? 0 : -1;
+}
+
+static int envelope_start(const unsigned char *p, size_t len, size_t *i)
+{
+    *i = 10; /* C3 01 + 8-byte fingerprint */
+    return p && len >= 10 && p[0] == 0xC3 && p[1] == 0x01 ? 0 : -1;
+}
+
 int es_envelope_peek_type(const void *value, size_t len, char *out, size_t size)
 {
     const unsigned char *p = value;
-    size_t i = 10; /* C3 01 + 8-byte fingerprint */
-    if (!p || len < i || p[0] != 0xC3 || p[1] != 0x01) {
-        return -1;
-    }
-    for (int field = 0; field < 2; field++) {
-        int64_t n;
-        size_t used = read_long(p + i, len - i, &n);
-        if (!used || n < 0 || (uint64_t)n > len - i - used) {
-            return -1;
-        }
-        i += used;
-        if (field == 1) {
-            if ((size_t)n >= size) {
-                return -1;
-            }
-            memcpy(out, p + i, (size_t)n);
-            out[n] = '\0';
-        }
-        i += (size_t)n;
-    }
-    return 0;
+    size_t i;
+    return envelope_start(p, len, &i) == 0 && next_string(p, len, &i, NULL, 0) == 0 &&
+                   next_string(p, len, &i, out, size) == 0
+               ? 0
+               : -1;
+}
+
+int es_envelope_peek(const void *value, size_t len, es_envelope_t *env)
+{
+    const unsigned char *p = value;
+    size_t i;
+    memset(env, 0, sizeof(*env));
+    return envelope_start(p, len, &i) == 0 &&
+                   next_string(p, len, &i, env->event_id, sizeof(env->event_id)) == 0 &&
+                   next_string(p, len, &i, env->type, sizeof(env->type)) == 0 &&
+                   next_string(p, len, &i, env->aggregate_id, sizeof(env->aggregate_id)) == 0 &&
+                   next_long(p, len, &i, &env->aggregate_version) == 0 &&
+                   next_string(p, len, &i, env->correlation_id, sizeof(env->correlation_id)) == 0 &&
+                   next_string(p, len, &i, env->causation_id, sizeof(env->causation_id)) == 0 &&
+                   next_string(p, len, &i, env->traceparent, sizeof(env->traceparent)) == 0 &&
+                   next_long(p, len, &i, &env->occurred_at) == 0
+               ? 0
+               : -1;
 }
 
 static void header_add(rd_kafka_headers_t *hdrs, const char *name, const char *value)

@@ -50,6 +50,12 @@ int es_envelope_decode(es_codec_t *codec, const void *value, size_t len, es_enve
  * value does not look like an envelope. Not validated: decode before trusting anything. */
 int es_envelope_peek_type(const void *value, size_t len, char *out, size_t size);
 
+/* Read the envelope's metadata (every field before the payload) straight from an encoded
+ * value written with the current envelope schema, without decoding the payload: the relay
+ * rebuilds Kafka headers this way instead of storing them twice. Returns 0, or -1 when the
+ * value does not parse. */
+int es_envelope_peek(const void *value, size_t len, es_envelope_t *env);
+
 /* Build Kafka headers from the envelope. Returns a new list: hand it to rd_kafka_producev()
  * (which takes ownership on success) or rd_kafka_headers_destroy() it. */
 rd_kafka_headers_t *es_envelope_headers_new(const es_envelope_t *env);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "envelope.h"
 #include "ids.h"
 #include "kafka.h"
 #include "log.h"
@@ -106,6 +107,23 @@ static rd_kafka_headers_t *headers_parse(const unsigned char *p, size_t len)
     return hdrs;
 }
 
+/* A row's Kafka headers: stored ones (dead letters carry their own), or rebuilt from the
+ * envelope at the front of the value (every emitted event). */
+static rd_kafka_headers_t *row_headers(const PGresult *res, int row)
+{
+    if (!PQgetisnull(res, row, 4)) {
+        return headers_parse((const unsigned char *)PQgetvalue(res, row, 4),
+                             (size_t)PQgetlength(res, row, 4));
+    }
+    es_envelope_t env;
+    if (es_envelope_peek(PQgetvalue(res, row, 3), (size_t)PQgetlength(res, row, 3), &env) != 0) {
+        es_log_warn("outbox record without a readable envelope: published without headers",
+                    "seq=%lld", (long long)es_pg_get_int8(res, row, 0));
+        return rd_kafka_headers_new(0);
+    }
+    return es_envelope_headers_new(&env);
+}
+
 static int connect_pg(es_relay_t *r)
 {
     char errstr[512];
@@ -178,8 +196,7 @@ static int relay_round(es_relay_t *r)
     for (int k = 0; k < n; k++) {
         int row = (int)order[k][1];
         int key_null = PQgetisnull(res, row, 2);
-        rd_kafka_headers_t *hdrs = headers_parse((const unsigned char *)PQgetvalue(res, row, 4),
-                                                 (size_t)PQgetlength(res, row, 4));
+        rd_kafka_headers_t *hdrs = row_headers(res, row);
         rd_kafka_resp_err_t err;
         while ((err = rd_kafka_producev(
                     r->rk, RD_KAFKA_V_TOPIC(PQgetvalue(res, row, 1)),

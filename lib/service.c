@@ -136,21 +136,6 @@ static void headers_put(es_buf_t *b, const char *name, const void *val, size_t l
     es_buf_append(b, val, len);
 }
 
-static void envelope_headers_put(es_buf_t *b, const es_envelope_t *env)
-{
-    char num[32];
-    headers_put(b, "es-event-id", env->event_id, strlen(env->event_id));
-    headers_put(b, "es-type", env->type, strlen(env->type));
-    headers_put(b, "es-aggregate-id", env->aggregate_id, strlen(env->aggregate_id));
-    snprintf(num, sizeof(num), "%lld", (long long)env->aggregate_version);
-    headers_put(b, "es-aggregate-version", num, strlen(num));
-    headers_put(b, "es-correlation-id", env->correlation_id, strlen(env->correlation_id));
-    headers_put(b, "es-causation-id", env->causation_id, strlen(env->causation_id));
-    headers_put(b, "traceparent", env->traceparent, strlen(env->traceparent));
-    snprintf(num, sizeof(num), "%lld", (long long)env->occurred_at);
-    headers_put(b, "es-occurred-at", num, strlen(num));
-}
-
 static void outbox_reset(es_service_t *svc)
 {
     es_pg_array_reset(&svc->ob_topic);
@@ -181,9 +166,8 @@ int es_service_emit(es_service_t *svc, const es_input_t *cause, uint32_t index,
         es_pg_array_add_text(&svc->ob_topic, es_type_topic(type));
         es_pg_array_add_bytes(&svc->ob_key, aggregate_id, strlen(aggregate_id));
         es_pg_array_add_bytes(&svc->ob_value, svc->scratch.data, svc->scratch.len);
-        es_buf_reset(&svc->scratch);
-        envelope_headers_put(&svc->scratch, &env);
-        es_pg_array_add_bytes(&svc->ob_headers, svc->scratch.data, svc->scratch.len);
+        /* no stored headers: the relay rebuilds them from the envelope in the value */
+        es_pg_array_add_bytes(&svc->ob_headers, NULL, 0);
     }
     rc = 0;
 out:
@@ -253,12 +237,12 @@ int es_service_create_tables(const es_service_def_t *def, PGconn *pg, char *errs
              "updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (topic, partition));"
              /* records emitted and not yet acknowledged by Kafka */
              "CREATE TABLE IF NOT EXISTS outbox (seq bigserial PRIMARY KEY, topic text NOT NULL, "
-             "key bytea, value bytea NOT NULL, headers bytea NOT NULL);"
+             "key bytea, value bytea NOT NULL, headers bytea);"
              /* a queue: vacuum it after a few thousand deletes, not after a fifth of its size, or
               * the relay's oldest-first scan walks ever more dead rows */
              /* records Kafka refused for good (too large...), kept with the reason */
              "CREATE TABLE IF NOT EXISTS outbox_parked (seq bigint PRIMARY KEY, topic text NOT "
-             "NULL, key bytea, value bytea NOT NULL, headers bytea NOT NULL, error text NOT NULL, "
+             "NULL, key bytea, value bytea NOT NULL, headers bytea, error text NOT NULL, "
              "parked_at timestamptz NOT NULL DEFAULT now());"
              "ALTER TABLE outbox SET (autovacuum_vacuum_threshold = 2000, "
              "autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_cost_delay = 0);",

@@ -201,6 +201,47 @@ START_TEST(test_decode_truncations)
 }
 END_TEST
 
+/* es_envelope_peek reads the same metadata as a full decode, and refuses every truncation
+ * that cuts into it (the relay rebuilds headers this way). */
+START_TEST(test_peek)
+{
+    const es_type_t *type = es_codec_type(codec, "TransferFailed");
+    json_t *payload = jparse("{\"transfer_id\":\"t-1\",\"from_account\":\"a\",\"to_account\":"
+                             "\"b\",\"amount\":7,\"reason\":\"closed\",\"compensated\":true}");
+    es_envelope_t env, peeked, decoded;
+    const es_type_t *gtype;
+    json_t *gpayload = NULL;
+    es_buf_t value;
+
+    es_buf_init(&value);
+    sample_envelope(&env, "TransferFailed", "t-1");
+    env.aggregate_version = -3; /* negative longs too */
+    ck_assert_int_eq(es_envelope_encode(codec, &env, type, payload, &value, errstr, sizeof(errstr)),
+                     0);
+    ck_assert_int_eq(es_envelope_peek(value.data, value.len, &peeked), 0);
+    ck_assert_int_eq(es_envelope_decode(codec, value.data, value.len, &decoded, &gtype, &gpayload,
+                                        errstr, sizeof(errstr)),
+                     0);
+    ck_assert(memcmp(&peeked, &decoded, sizeof(peeked)) == 0);
+    ck_assert_int_eq(peeked.aggregate_version, -3);
+    /* cut anywhere inside the metadata: refused, never a crash */
+    size_t meta_end = 0;
+    for (size_t len = 0; len < value.len; len++) {
+        unsigned char *copy = malloc(len + 1);
+        memcpy(copy, value.data, len);
+        if (es_envelope_peek(copy, len, &peeked) == 0 && !meta_end) {
+            meta_end = len;
+        }
+        free(copy);
+    }
+    ck_assert_uint_gt(meta_end, 10);
+    ck_assert_int_eq(es_envelope_peek("nope", 4, &peeked), -1);
+    json_decref(payload);
+    json_decref(gpayload);
+    es_buf_fini(&value);
+}
+END_TEST
+
 static const char *header(rd_kafka_headers_t *hdrs, const char *name)
 {
     static char buf[256];
@@ -317,6 +358,7 @@ Suite *envelope_suite(void)
     tcase_add_test(tc, test_encode_refuses);
     tcase_add_test(tc, test_decode_type_mismatch);
     tcase_add_test(tc, test_decode_truncations);
+    tcase_add_test(tc, test_peek);
     tcase_add_test(tc, test_headers);
     tcase_add_test(tc, test_caused_by);
     tcase_add_test(tc, test_envelope_rate);
