@@ -14,6 +14,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "pg.h"
+#include "window.h"
 
 #define RELAY_BATCH 5000
 #define IDLE_POLL_MS 20 /* rows committed by another instance are found this fast */
@@ -298,7 +299,8 @@ static void *relay_main(void *arg)
 {
     es_relay_t *r = arg;
     int64_t last_try = 0;
-    int64_t win_start = es_mono_us(), win_rounds = 0, win_rows = 0, win_us = 0, win_max_us = 0;
+    es_window_t win;
+    es_window_init(&win);
     for (;;) {
         pthread_mutex_lock(&r->lock);
         int stopping = r->stopping;
@@ -321,24 +323,20 @@ static void *relay_main(void *arg)
         int64_t t0 = es_mono_us();
         int n = relay_round(r);
         if (n > 0) {
-            int64_t took = es_mono_us() - t0;
-            win_rounds++;
-            win_rows += n;
-            win_us += took;
-            win_max_us = took > win_max_us ? took : win_max_us;
+            es_window_add(&win, n, es_mono_us() - t0);
         }
-        if (win_rounds && es_mono_us() - win_start > 10000000) {
+        if (es_window_due(&win, 10000000)) {
             /* one line per 10 s of work: rows per round and how long a round takes */
             es_log_info("relay rounds",
                         "schema=%s count=%lld records=%lld avg_records=%.1f avg_ms=%.2f "
                         "max_ms=%.2f ack_wait_ms=%.2f",
-                        r->schema, (long long)win_rounds, (long long)win_rows,
-                        (double)win_rows / (double)win_rounds,
-                        (double)win_us / 1000.0 / (double)win_rounds, (double)win_max_us / 1000.0,
-                        (double)r->flush_us / 1000.0 / (double)win_rounds);
+                        r->schema, (long long)win.rounds, (long long)win.records,
+                        (double)win.records / (double)win.rounds,
+                        (double)win.total_us / 1000.0 / (double)win.rounds,
+                        (double)win.max_us / 1000.0,
+                        (double)r->flush_us / 1000.0 / (double)win.rounds);
             r->flush_us = 0;
-            win_rounds = win_rows = win_us = win_max_us = 0;
-            win_start = es_mono_us();
+            es_window_init(&win);
         }
         if (n < 0) {
             relay_wait(r, 100);

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "pg.h"
 #include "relay.h"
+#include "window.h"
 
 #define DEFAULT_MAX_BATCH 2000
 #define MAX_POSITIONS 512
@@ -776,7 +777,8 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
     es_log_info("ready", "group=%s schema=%s", group, def->schema);
 
     int64_t batches = 0, records = 0;
-    int64_t win_start = es_mono_us(), win_batches = 0, win_records = 0, win_us = 0, win_max_us = 0;
+    es_window_t win;
+    es_window_init(&win);
     while (service_run) {
         /* wait briefly for the first record; then take whatever else is already here */
         int timeout = 100;
@@ -816,23 +818,18 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
                 svc->fatal = 1;
                 service_run = 0;
             }
-            int64_t took = es_mono_us() - t0;
+            es_window_add(&win, (int64_t)n, es_mono_us() - t0);
             batches++;
             records += (int64_t)n;
-            win_batches++;
-            win_records += (int64_t)n;
-            win_us += took;
-            win_max_us = took > win_max_us ? took : win_max_us;
         }
-        if (win_batches && es_mono_us() - win_start > 10000000) {
+        if (es_window_due(&win, 10000000)) {
             /* one line per 10 s of work: how big batches are and how long they take */
-            es_log_info("batches",
-                        "count=%lld records=%lld avg_records=%.1f avg_ms=%.2f max_ms=%.2f",
-                        (long long)win_batches, (long long)win_records,
-                        (double)win_records / (double)win_batches,
-                        (double)win_us / 1000.0 / (double)win_batches, (double)win_max_us / 1000.0);
-            win_batches = win_records = win_us = win_max_us = 0;
-            win_start = es_mono_us();
+            es_log_info(
+                "batches", "count=%lld records=%lld avg_records=%.1f avg_ms=%.2f max_ms=%.2f",
+                (long long)win.rounds, (long long)win.records,
+                (double)win.records / (double)win.rounds,
+                (double)win.total_us / 1000.0 / (double)win.rounds, (double)win.max_us / 1000.0);
+            es_window_init(&win);
         }
         for (size_t i = 0; i < n; i++) {
             rd_kafka_message_destroy(msgs[i]);
