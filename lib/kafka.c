@@ -128,25 +128,6 @@ rd_kafka_t *es_kafka_consumer_new(es_config_t *cfg, const char *client_id, const
     return rk;
 }
 
-int es_kafka_header_get(const rd_kafka_message_t *rkm, const char *name, char *buf, size_t size)
-{
-    rd_kafka_headers_t *hdrs = NULL;
-    if (rd_kafka_message_headers(rkm, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        return -1;
-    }
-    const void *val;
-    size_t len;
-    if (rd_kafka_header_get_last(hdrs, name, &val, &len) != RD_KAFKA_RESP_ERR_NO_ERROR || !val) {
-        return -1;
-    }
-    if (len >= size) {
-        len = size - 1;
-    }
-    memcpy(buf, val, len);
-    buf[len] = '\0';
-    return 0;
-}
-
 int es_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, char *errstr,
                              size_t errstr_size)
 {

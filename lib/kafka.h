@@ -27,9 +27,6 @@ rd_kafka_t *es_kafka_consumer_new(es_config_t *cfg, const char *client_id, const
                                                        rd_kafka_topic_partition_list_t *, void *),
                                   void *opaque, char *errstr, size_t errstr_size);
 
-/* Find a header's value as a NUL-terminated copy into buf. Returns 0, or -1 if absent. */
-int es_kafka_header_get(const rd_kafka_message_t *rkm, const char *name, char *buf, size_t size);
-
 /* Partition count of `topic` from the cluster's metadata, or -1 with errstr. */
 int es_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, char *errstr,
                              size_t errstr_size);
