@@ -25,10 +25,7 @@ mkdir -p -- "$WORK"
 
 # Whatever happens: stop what we started (by pid), then remove the data folder.
 cleanup() {
-    local p
-    for p in "$FOLLOW_PID"; do
-        [ -z "$p" ] || kill "$p" 2>/dev/null || true
-    done
+    [ -z "$FOLLOW_PID" ] || kill "$FOLLOW_PID" 2>/dev/null || true
     broker_stop
     if [ "${ES_KEEP:-0}" = 1 ]; then
         note "ES_KEEP=1: kept $DIR"
