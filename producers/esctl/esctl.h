@@ -53,6 +53,10 @@ int esctl_common_opt(esctl_t *ctx, int opt, char *arg);
 /* Report the flag getopt_long() just rejected ('?'): unknown, or missing its value. */
 void esctl_bad_flag(const esctl_t *ctx, char **argv);
 
+/* The default branch of every subcommand's option loop: apply a common flag, or report what
+ * getopt_long() rejected. Returns 0 when handled, -1 after reporting a usage error. */
+int esctl_other_opt(esctl_t *ctx, int opt, char *arg, char **argv);
+
 /* Add the librdkafka property name=value unless the operator set it, or set "debug" (their
  * -X / ES_KAFKA_PROPS always win). esctl lowers librdkafka's own logging this way: its
  * connection errors would repeat what esctl's one line says better. */

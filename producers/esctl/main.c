@@ -66,6 +66,15 @@ void esctl_bad_flag(const esctl_t *ctx, char **argv)
               arg, sub ? sub : "", sub ? " " : "");
 }
 
+int esctl_other_opt(esctl_t *ctx, int opt, char *arg, char **argv)
+{
+    int r = esctl_common_opt(ctx, opt, arg);
+    if (r == 0) {
+        esctl_bad_flag(ctx, argv);
+    }
+    return r > 0 ? 0 : -1;
+}
+
 int esctl_common_opt(esctl_t *ctx, int opt, char *arg)
 {
     char errstr[512];

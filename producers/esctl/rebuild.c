@@ -42,12 +42,7 @@ int esctl_rebuild_main(esctl_t *ctx, int argc, char **argv)
             help(stdout);
             return ESCTL_OK;
         }
-        int r = esctl_common_opt(ctx, opt, optarg);
-        if (r < 0) {
-            return ESCTL_USAGE;
-        }
-        if (r == 0) {
-            esctl_bad_flag(ctx, argv);
+        if (esctl_other_opt(ctx, opt, optarg, argv) != 0) {
             return ESCTL_USAGE;
         }
     }

@@ -652,15 +652,10 @@ static int parse_args(send_state_t *s, int argc, char **argv)
         case 'q':
             s->opt.query_url = optarg;
             break;
-        default: {
-            int r = esctl_common_opt(ctx, opt, optarg);
-            if (r == 0) {
-                esctl_bad_flag(ctx, argv);
-            }
-            if (r <= 0) {
+        default:
+            if (esctl_other_opt(ctx, opt, optarg, argv) != 0) {
                 return -1;
             }
-        }
         }
     }
     int npos = argc - optind;

@@ -102,16 +102,10 @@ int esctl_types_main(esctl_t *ctx, int argc, char **argv)
                 return ESCTL_USAGE;
             }
             break;
-        default: {
-            int r = esctl_common_opt(ctx, opt, optarg);
-            if (r < 0) {
+        default:
+            if (esctl_other_opt(ctx, opt, optarg, argv) != 0) {
                 return ESCTL_USAGE;
             }
-            if (r == 0) {
-                esctl_bad_flag(ctx, argv);
-                return ESCTL_USAGE;
-            }
-        }
         }
     }
     if (optind < argc) {
