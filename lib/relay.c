@@ -1,5 +1,6 @@
 /*
- * relay.c: the outbox relay thread (see relay.h).
+ * relay.c: the outbox relay thread (see relay.h): rounds through PostgreSQL, and the fast
+ * path that publishes handed-over batches from memory.
  */
 #include "relay.h"
 
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "buf.h"
 #include "envelope.h"
 #include "ids.h"
 #include "kafka.h"
@@ -17,19 +19,137 @@
 #include "window.h"
 
 #define RELAY_BATCH 5000
-#define IDLE_POLL_MS 20 /* rows committed by another instance are found this fast */
+#define IDLE_POLL_MS 20      /* rows committed by another instance are found this fast */
+#define FAST_DELETE_MS 20    /* acknowledged rows are deleted this often on the fast path */
+#define FAST_DELETE_MAX 5000 /* ... or as soon as this many are waiting */
+#define FAST_CHECK_MS 250    /* how often the fast path looks for rows it did not write */
+#define FAST_RING (1u << 18) /* rows produced and not yet deleted, at most */
+
+/* ---- batches handed over by the service thread -------------------------------------------- */
+
+typedef struct batch_row {
+    size_t topic, key, value, headers; /* offsets into data */
+    size_t key_len, value_len, headers_len;
+    int key_null, has_headers;
+    int64_t seq;
+} batch_row_t;
+
+struct es_relay_batch {
+    es_buf_t data;
+    batch_row_t *rows;
+    size_t cnt, cap;
+    es_relay_batch_t *next;
+};
+
+es_relay_batch_t *es_relay_batch_new(void)
+{
+    es_relay_batch_t *b = calloc(1, sizeof(*b));
+    if (b) {
+        es_buf_init(&b->data);
+    }
+    return b;
+}
+
+int es_relay_batch_add(es_relay_batch_t *b, const char *topic, const void *key, size_t key_len,
+                       const void *value, size_t value_len, const void *headers, size_t headers_len)
+{
+    if (b->cnt == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 16;
+        batch_row_t *n = realloc(b->rows, cap * sizeof(*n));
+        if (!n) {
+            return -1;
+        }
+        b->rows = n;
+        b->cap = cap;
+    }
+    batch_row_t *row = &b->rows[b->cnt];
+    memset(row, 0, sizeof(*row));
+    row->topic = b->data.len;
+    if (es_buf_append(&b->data, topic, strlen(topic) + 1) != 0) {
+        return -1;
+    }
+    row->key = b->data.len;
+    row->key_null = key == NULL;
+    row->key_len = key ? key_len : 0;
+    if (key && es_buf_append(&b->data, key, key_len) != 0) {
+        return -1;
+    }
+    row->value = b->data.len;
+    row->value_len = value_len;
+    if (es_buf_append(&b->data, value, value_len) != 0) {
+        return -1;
+    }
+    row->headers = b->data.len;
+    row->has_headers = headers != NULL;
+    row->headers_len = headers ? headers_len : 0;
+    if (headers && es_buf_append(&b->data, headers, headers_len) != 0) {
+        return -1;
+    }
+    row->seq = -1;
+    b->cnt++;
+    return 0;
+}
+
+size_t es_relay_batch_count(const es_relay_batch_t *b)
+{
+    return b->cnt;
+}
+
+const void *es_relay_batch_key(const es_relay_batch_t *b, size_t i, size_t *len)
+{
+    *len = b->rows[i].key_len;
+    return b->rows[i].key_null ? NULL : b->data.data + b->rows[i].key;
+}
+
+void es_relay_batch_set_seq(es_relay_batch_t *b, size_t i, int64_t seq)
+{
+    b->rows[i].seq = seq;
+}
+
+void es_relay_batch_destroy(es_relay_batch_t *b)
+{
+    if (!b) {
+        return;
+    }
+    es_buf_fini(&b->data);
+    free(b->rows);
+    free(b);
+}
+
+static void batch_list_destroy(es_relay_batch_t *b)
+{
+    while (b) {
+        es_relay_batch_t *next = b->next;
+        es_relay_batch_destroy(b);
+        b = next;
+    }
+}
+
+/* ---- the relay ----------------------------------------------------------------------------- */
+
+enum { RING_INFLIGHT, RING_ACKED, RING_DELETED };
+
+/* Fast-path deliveries carry their production index with this bit set; a round's carry the
+ * row number of its result. */
+#define FAST_TAG ((uint64_t)1 << 63)
 
 struct es_relay {
     es_config_t *cfg;
     char schema[64];
     char client_id[64];
     pthread_t thread;
+
+    /* shared with the service thread: under lock */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int notified;
     int stopping;
     int64_t drain_until_us;
+    int sole;                          /* this instance handles every input partition */
+    unsigned suspend_epoch;            /* bumped by es_relay_suspend_fast() */
+    es_relay_batch_t *q_head, *q_tail; /* handed over, not yet taken */
 
+    /* the relay thread's own */
     PGconn *pg;
     rd_kafka_t *rk;
     int leader;
@@ -42,6 +162,19 @@ struct es_relay {
     } * parked;
     size_t parked_cnt, parked_cap;
     int64_t flush_us; /* time spent waiting for acknowledgements, for the stats line */
+
+    /* the fast path: every row produced and not yet deleted, by production index */
+    int fast;
+    unsigned fast_epoch;
+    int64_t *ring;             /* seq */
+    unsigned char *ring_state; /* RING_* */
+    uint64_t ring_head;        /* oldest production index not yet deleted */
+    uint64_t ring_tail;        /* next production index */
+    uint64_t *acked;           /* production indexes acknowledged and not yet deleted */
+    size_t acked_cnt;
+    int fast_failed;
+    int64_t max_seen_seq;
+    int64_t last_delete_us, last_check_us;
 };
 
 /* Errors that no retry will cure: the record itself is unacceptable to Kafka. */
@@ -74,8 +207,25 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
 {
     (void)rk;
     es_relay_t *r = opaque;
+    uint64_t tag = (uint64_t)(uintptr_t)rkm->_private;
+    if (tag & FAST_TAG) {
+        uint64_t idx = tag & ~FAST_TAG;
+        if (idx < r->ring_head) {
+            return; /* from before the fast path was last left: already accounted for */
+        }
+        if (rkm->err) {
+            r->fast_failed++;
+            es_log_warn("outbox record not delivered, leaving the fast path",
+                        "topic=%s error=\"%s\"", rd_kafka_topic_name(rkm->rkt),
+                        rd_kafka_err2str(rkm->err));
+            return;
+        }
+        r->ring_state[idx % FAST_RING] = RING_ACKED;
+        r->acked[r->acked_cnt++] = idx;
+        return;
+    }
     if (rkm->err && permanent(rkm->err)) {
-        park(r, (int)(intptr_t)rkm->_private, rkm->err);
+        park(r, (int)tag, rkm->err);
     } else if (rkm->err) {
         r->failed++;
         es_log_warn("outbox record not delivered, the round will be retried",
@@ -277,6 +427,214 @@ fail:
     return -1;
 }
 
+/* ---- the fast path -------------------------------------------------------------------------- */
+
+/* Delete the acknowledged rows (one statement; the relay's session commits asynchronously: a
+ * delete lost in an OS crash only publishes those rows again). Returns 0 or -1. */
+static int fast_delete(es_relay_t *r)
+{
+    if (r->acked_cnt == 0) {
+        return 0;
+    }
+    es_pg_array_t seqs;
+    es_pg_array_init(&seqs, ES_PG_INT8);
+    for (size_t i = 0; i < r->acked_cnt; i++) {
+        es_pg_array_add_int8(&seqs, r->ring[r->acked[i] % FAST_RING]);
+    }
+    es_pg_array_finish(&seqs);
+    const char *vals[1] = {(const char *)seqs.buf.data};
+    int lens[1] = {(int)seqs.buf.len};
+    int fmts[1] = {1};
+    char errstr[512];
+    PGresult *res = es_pg_query(r->pg,
+                                "DELETE FROM outbox o USING unnest($1::bigint[]) AS d(seq) "
+                                "WHERE o.seq = d.seq",
+                                1, vals, lens, fmts, 0, errstr, sizeof(errstr));
+    es_pg_array_fini(&seqs);
+    if (!res) {
+        es_log_warn("relay could not delete published rows", "schema=%s error=\"%s\"", r->schema,
+                    errstr);
+        return -1;
+    }
+    PQclear(res);
+    for (size_t i = 0; i < r->acked_cnt; i++) {
+        r->ring_state[r->acked[i] % FAST_RING] = RING_DELETED;
+    }
+    r->acked_cnt = 0;
+    while (r->ring_head < r->ring_tail && r->ring_state[r->ring_head % FAST_RING] == RING_DELETED) {
+        r->ring_head++;
+    }
+    r->last_delete_us = es_mono_us();
+    return 0;
+}
+
+/* Look for a row this relay did not write: one below every row it still tracks (rows above
+ * the highest seq it saw may still be on their way to it). Returns 1 if there is one, 0 if not,
+ * -1 on error. */
+static int fast_check(es_relay_t *r)
+{
+    r->last_check_us = es_mono_us();
+    int64_t below =
+        r->ring_head < r->ring_tail ? r->ring[r->ring_head % FAST_RING] : r->max_seen_seq + 1;
+    char num[32], errstr[512];
+    snprintf(num, sizeof(num), "%lld", (long long)below);
+    const char *vals[1] = {num};
+    PGresult *res = es_pg_query(r->pg, "SELECT seq FROM outbox WHERE seq < $1::bigint LIMIT 1", 1,
+                                vals, NULL, NULL, 0, errstr, sizeof(errstr));
+    if (!res) {
+        es_log_warn("relay could not check the outbox", "schema=%s error=\"%s\"", r->schema,
+                    errstr);
+        return -1;
+    }
+    int found = PQntuples(res) > 0;
+    PQclear(res);
+    return found;
+}
+
+/* Produce one handed-over batch, in order. Returns 0, or -1 (leave the fast path: the rows
+ * are still in the outbox and a round publishes them). */
+static int fast_produce(es_relay_t *r, const es_relay_batch_t *b)
+{
+    for (size_t i = 0; i < b->cnt; i++) {
+        const batch_row_t *row = &b->rows[i];
+        while (r->ring_tail - r->ring_head >= FAST_RING) {
+            rd_kafka_poll(r->rk, 5); /* full: wait for acknowledgements, then delete */
+            if (r->fast_failed || fast_delete(r) != 0) {
+                return -1;
+            }
+        }
+        const unsigned char *value = b->data.data + row->value;
+        rd_kafka_headers_t *hdrs;
+        es_envelope_t env;
+        if (row->has_headers) {
+            hdrs = headers_parse(b->data.data + row->headers, row->headers_len);
+        } else if (es_envelope_peek(value, row->value_len, &env) == 0) {
+            hdrs = es_envelope_headers_new(&env);
+        } else {
+            hdrs = rd_kafka_headers_new(0);
+        }
+        uint64_t idx = r->ring_tail;
+        rd_kafka_resp_err_t err;
+        while ((err = rd_kafka_producev(
+                    r->rk, RD_KAFKA_V_TOPIC((const char *)b->data.data + row->topic),
+                    RD_KAFKA_V_KEY(row->key_null ? NULL : b->data.data + row->key, row->key_len),
+                    RD_KAFKA_V_VALUE((void *)value, row->value_len),
+                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
+                    RD_KAFKA_V_OPAQUE((void *)(uintptr_t)(idx | FAST_TAG)), RD_KAFKA_V_END)) ==
+               RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(r->rk, 5);
+        }
+        if (err) {
+            rd_kafka_headers_destroy(hdrs);
+            es_log_warn("could not produce an outbox record, leaving the fast path",
+                        "schema=%s seq=%lld error=\"%s\"", r->schema, (long long)row->seq,
+                        rd_kafka_err2str(err));
+            return -1;
+        }
+        r->ring[idx % FAST_RING] = row->seq;
+        r->ring_state[idx % FAST_RING] = RING_INFLIGHT;
+        r->ring_tail++;
+        if (row->seq > r->max_seen_seq) {
+            r->max_seen_seq = row->seq;
+        }
+    }
+    return 0;
+}
+
+/* Back to rounds: wait for every delivery, delete what was acknowledged; the rounds publish
+ * everything else still in the outbox, in seq order. */
+static void fast_leave(es_relay_t *r, const char *why)
+{
+    if (rd_kafka_flush(r->rk, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        es_log_warn("records still unacknowledged on leaving the fast path: they may be "
+                    "published twice",
+                    "schema=%s count=%d", r->schema, rd_kafka_outq_len(r->rk));
+    }
+    if (r->pg && PQstatus(r->pg) == CONNECTION_OK) {
+        fast_delete(r);
+    }
+    r->acked_cnt = 0;
+    r->ring_head = r->ring_tail;
+    r->fast = 0;
+    r->fast_failed = 0;
+    es_log_info("relay back to rounds through PostgreSQL", "schema=%s reason=\"%s\"", r->schema,
+                why);
+}
+
+/* Take the handed-over batches (caller holds the lock). */
+static es_relay_batch_t *queue_take(es_relay_t *r)
+{
+    es_relay_batch_t *q = r->q_head;
+    r->q_head = r->q_tail = NULL;
+    return q;
+}
+
+/* One step of the fast path: produce what was handed over, collect acknowledgements, delete,
+ * check. Returns the rows produced (0 when it left the fast path or had nothing). */
+static int fast_step(es_relay_t *r)
+{
+    pthread_mutex_lock(&r->lock);
+    const char *leave = !r->sole                            ? "this instance no longer handles "
+                                                              "every partition"
+                        : r->suspend_epoch != r->fast_epoch ? "a commit could not be confirmed"
+                                                            : NULL;
+    es_relay_batch_t *q = leave ? NULL : queue_take(r);
+    pthread_mutex_unlock(&r->lock);
+    if (leave) {
+        fast_leave(r, leave);
+        return 0;
+    }
+    int n = 0;
+    for (es_relay_batch_t *b = q; b; b = b->next) {
+        if (fast_produce(r, b) != 0) {
+            batch_list_destroy(q);
+            fast_leave(r, "a record could not be produced");
+            return 0;
+        }
+        n += (int)b->cnt;
+    }
+    batch_list_destroy(q);
+    rd_kafka_poll(r->rk, 0);
+    if (r->fast_failed) {
+        fast_leave(r, "a delivery failed");
+        return 0;
+    }
+    int64_t now = es_mono_us();
+    if (r->acked_cnt >= FAST_DELETE_MAX ||
+        (r->acked_cnt > 0 && now - r->last_delete_us >= FAST_DELETE_MS * 1000)) {
+        if (fast_delete(r) != 0) {
+            fast_leave(r, "could not delete published rows");
+            return 0;
+        }
+    }
+    if (now - r->last_check_us >= FAST_CHECK_MS * 1000) {
+        int found = fast_check(r);
+        if (found != 0) {
+            fast_leave(r, found > 0 ? "found rows it did not write" : "could not check the outbox");
+            return 0;
+        }
+    }
+    return n;
+}
+
+/* After a round that found the outbox empty: take the fast path if this instance handles
+ * every partition and no commit went unconfirmed since the round began (`epoch`). */
+static void fast_maybe_enter(es_relay_t *r, unsigned epoch)
+{
+    pthread_mutex_lock(&r->lock);
+    int enter = r->sole && r->suspend_epoch == epoch && !r->stopping;
+    pthread_mutex_unlock(&r->lock);
+    if (!enter) {
+        return;
+    }
+    r->fast = 1;
+    r->fast_epoch = epoch;
+    r->fast_failed = 0;
+    r->last_delete_us = r->last_check_us = es_mono_us();
+    es_log_info("relay on the fast path: publishing committed batches from memory", "schema=%s",
+                r->schema);
+}
+
 /* Wait until notified, stopping, or `ms` passed. */
 static void relay_wait(es_relay_t *r, int ms)
 {
@@ -295,6 +653,23 @@ static void relay_wait(es_relay_t *r, int ms)
     pthread_mutex_unlock(&r->lock);
 }
 
+static void stats_log(es_relay_t *r, es_window_t *win)
+{
+    if (!es_window_due(win, 10000000)) {
+        return;
+    }
+    /* one line per 10 s of work: rows per round (or per fast step) and how long it took */
+    es_log_info("relay rounds",
+                "schema=%s mode=%s count=%lld records=%lld avg_records=%.1f avg_ms=%.2f "
+                "max_ms=%.2f ack_wait_ms=%.2f",
+                r->schema, r->fast ? "fast" : "rounds", (long long)win->rounds,
+                (long long)win->records, (double)win->records / (double)win->rounds,
+                (double)win->total_us / 1000.0 / (double)win->rounds, (double)win->max_us / 1000.0,
+                (double)r->flush_us / 1000.0 / (double)win->rounds);
+    r->flush_us = 0;
+    es_window_init(win);
+}
+
 static void *relay_main(void *arg)
 {
     es_relay_t *r = arg;
@@ -305,46 +680,63 @@ static void *relay_main(void *arg)
         pthread_mutex_lock(&r->lock);
         int stopping = r->stopping;
         pthread_mutex_unlock(&r->lock);
+        if (stopping && r->fast) {
+            fast_leave(r, "stopping");
+        }
         if (stopping && (!r->leader || es_mono_us() > r->drain_until_us)) {
             break;
         }
         if (!r->pg || PQstatus(r->pg) != CONNECTION_OK) {
+            if (r->fast) {
+                fast_leave(r, "lost the connection to PostgreSQL");
+            }
             if (connect_pg(r) != 0) {
                 relay_wait(r, 500);
                 continue;
             }
         }
         if (!r->leader) {
+            pthread_mutex_lock(&r->lock);
+            batch_list_destroy(queue_take(r)); /* the leader's rounds publish them */
+            pthread_mutex_unlock(&r->lock);
             if (es_mono_us() - last_try < 500000 || (last_try = es_mono_us(), !try_leadership(r))) {
                 relay_wait(r, 100);
                 continue;
             }
         }
         int64_t t0 = es_mono_us();
+        if (r->fast) {
+            int n = fast_step(r);
+            if (n > 0) {
+                es_window_add(&win, n, es_mono_us() - t0);
+            } else {
+                /* acknowledgements arrive while waiting for the next batch */
+                relay_wait(r, r->ring_head < r->ring_tail ? 2 : IDLE_POLL_MS);
+            }
+            stats_log(r, &win);
+            continue;
+        }
+        /* A round reads back everything committed so far: batches handed over until now are
+         * covered by it (or were by an earlier one). */
+        pthread_mutex_lock(&r->lock);
+        batch_list_destroy(queue_take(r));
+        unsigned epoch = r->suspend_epoch;
+        pthread_mutex_unlock(&r->lock);
         int n = relay_round(r);
         if (n > 0) {
             es_window_add(&win, n, es_mono_us() - t0);
         }
-        if (es_window_due(&win, 10000000)) {
-            /* one line per 10 s of work: rows per round and how long a round takes */
-            es_log_info("relay rounds",
-                        "schema=%s count=%lld records=%lld avg_records=%.1f avg_ms=%.2f "
-                        "max_ms=%.2f ack_wait_ms=%.2f",
-                        r->schema, (long long)win.rounds, (long long)win.records,
-                        (double)win.records / (double)win.rounds,
-                        (double)win.total_us / 1000.0 / (double)win.rounds,
-                        (double)win.max_us / 1000.0,
-                        (double)r->flush_us / 1000.0 / (double)win.rounds);
-            r->flush_us = 0;
-            es_window_init(&win);
-        }
+        stats_log(r, &win);
         if (n < 0) {
             relay_wait(r, 100);
         } else if (n == 0) {
             if (stopping) {
                 break; /* drained */
             }
-            relay_wait(r, IDLE_POLL_MS);
+            fast_maybe_enter(r, epoch);
+            if (!r->fast) {
+                relay_wait(r, IDLE_POLL_MS);
+            }
         }
     }
     return NULL;
@@ -358,6 +750,13 @@ es_relay_t *es_relay_start(es_config_t *cfg, const char *schema, const char *cli
         snprintf(errstr, errstr_size, "out of memory");
         return NULL;
     }
+    r->ring = calloc(FAST_RING, sizeof(*r->ring));
+    r->ring_state = calloc(FAST_RING, 1);
+    r->acked = calloc(FAST_RING, sizeof(*r->acked));
+    if (!r->ring || !r->ring_state || !r->acked) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto err;
+    }
     r->cfg = cfg;
     snprintf(r->schema, sizeof(r->schema), "%s", schema);
     snprintf(r->client_id, sizeof(r->client_id), "%s", client_id);
@@ -366,16 +765,20 @@ es_relay_t *es_relay_start(es_config_t *cfg, const char *schema, const char *cli
     es_pg_pipeline_init(&r->pl);
     r->rk = es_kafka_producer_new(cfg, client_id, on_delivery, r, errstr, errstr_size);
     if (!r->rk) {
-        free(r);
-        return NULL;
+        goto err;
     }
     if (pthread_create(&r->thread, NULL, relay_main, r) != 0) {
         snprintf(errstr, errstr_size, "could not start the relay thread");
         rd_kafka_destroy(r->rk);
-        free(r);
-        return NULL;
+        goto err;
     }
     return r;
+err:
+    free(r->ring);
+    free(r->ring_state);
+    free(r->acked);
+    free(r);
+    return NULL;
 }
 
 void es_relay_notify(es_relay_t *r)
@@ -383,6 +786,35 @@ void es_relay_notify(es_relay_t *r)
     pthread_mutex_lock(&r->lock);
     r->notified = 1;
     pthread_cond_signal(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+}
+
+void es_relay_submit(es_relay_t *r, es_relay_batch_t *b)
+{
+    b->next = NULL;
+    pthread_mutex_lock(&r->lock);
+    if (r->q_tail) {
+        r->q_tail->next = b;
+    } else {
+        r->q_head = b;
+    }
+    r->q_tail = b;
+    r->notified = 1;
+    pthread_cond_signal(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+}
+
+void es_relay_set_sole(es_relay_t *r, int sole)
+{
+    pthread_mutex_lock(&r->lock);
+    r->sole = sole;
+    pthread_mutex_unlock(&r->lock);
+}
+
+void es_relay_suspend_fast(es_relay_t *r)
+{
+    pthread_mutex_lock(&r->lock);
+    r->suspend_epoch++;
     pthread_mutex_unlock(&r->lock);
 }
 
@@ -401,7 +833,11 @@ void es_relay_stop(es_relay_t *r, int drain_ms)
     rd_kafka_destroy(r->rk);
     PQfinish(r->pg);
     es_pg_pipeline_fini(&r->pl);
+    batch_list_destroy(r->q_head);
     free(r->parked);
+    free(r->ring);
+    free(r->ring_state);
+    free(r->acked);
     pthread_mutex_destroy(&r->lock);
     pthread_cond_destroy(&r->cond);
     free(r);

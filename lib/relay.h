@@ -1,25 +1,64 @@
 /*
  * relay.h: the transactional outbox's relay. A thread of its own, with its own PostgreSQL
- * connection and idempotent producer, moves committed rows of <schema>.outbox to Kafka:
+ * connection and idempotent producer, moves committed rows of <schema>.outbox to Kafka. It
+ * works in one of two ways, and only one instance of a service relays at a time (a session
+ * advisory lock): two relays could interleave one aggregate's records.
  *
- *   BEGIN; DELETE the oldest rows RETURNING them; produce them in seq order; wait until
- *   Kafka acknowledged every one; COMMIT.
+ * Round trips through PostgreSQL (always correct, used whenever the fast path is not):
+ *   BEGIN; DELETE the oldest rows RETURNING them; produce them in seq order; wait until Kafka
+ *   acknowledged every one; COMMIT.
+ *   A crash or a failed delivery before COMMIT puts the rows back, and they are published again
+ *   (consumers drop the copies by event id): nothing is lost, nothing is applied twice.
+ *   Order: rows of one aggregate are inserted by transactions serialised on that aggregate's
+ *   row lock, so whenever a row is visible, every earlier row of its aggregate is visible too
+ *   and has a smaller seq; taking visible rows in seq order keeps each aggregate's order.
  *
- * A crash or a failed delivery before COMMIT puts the rows back, and they are published again
- * (consumers drop the copies by event id): nothing is lost, nothing is applied twice.
- * Order: rows of one aggregate are inserted by transactions serialised on that aggregate's
- * row lock, so whenever a row is visible, every earlier row of its aggregate is visible too and
- * has a smaller seq; taking visible rows in seq order keeps each aggregate's order.
- * Only one instance of a service relays (a session advisory lock): two relays could interleave.
+ * The fast path (when this instance is the only one handling input: it owns every partition):
+ *   the service thread hands every committed batch over in memory (es_relay_submit), and the
+ *   relay produces it at once, in commit order, without reading it back; rows are deleted in
+ *   bulk once Kafka acknowledged them. Nothing else writes the outbox then, so commit order is
+ *   the order a round would have used. It is entered only after a round found the outbox empty
+ *   (every older row, including another instance's, is out), and left -- waiting for every
+ *   delivery, then back to rounds, which publish whatever is left in seq order -- when the
+ *   instance stops owning every partition, when a delivery fails, when the service reports a
+ *   commit it could not confirm (es_relay_suspend_fast), or when a row it did not write shows
+ *   up. A crash leaves acknowledged-but-undeleted rows behind: they are published again.
  */
 #ifndef ES_RELAY_H
 #define ES_RELAY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 
 typedef struct es_relay es_relay_t;
+
+/* Rows one transaction wrote to the outbox, in the order they were inserted. */
+typedef struct es_relay_batch es_relay_batch_t;
+
+/* An empty batch (use es_relay_batch_destroy() or hand it to es_relay_submit()), or NULL when
+ * out of memory. */
+es_relay_batch_t *es_relay_batch_new(void);
+
+/* Add a row (everything copied). `key` NULL means a null key; `headers` (NULL: rebuilt from
+ * the envelope in the value) uses the outbox's stored-headers format. Returns 0, or -1 when
+ * out of memory. */
+int es_relay_batch_add(es_relay_batch_t *b, const char *topic, const void *key, size_t key_len,
+                       const void *value, size_t value_len, const void *headers,
+                       size_t headers_len);
+
+/* Rows in the batch. */
+size_t es_relay_batch_count(const es_relay_batch_t *b);
+
+/* The key of row `i` (borrowed; NULL for a null key) and its length in `*len`. */
+const void *es_relay_batch_key(const es_relay_batch_t *b, size_t i, size_t *len);
+
+/* Give row `i` the seq the outbox assigned to it. */
+void es_relay_batch_set_seq(es_relay_batch_t *b, size_t i, int64_t seq);
+
+/* NULL is a no-op. */
+void es_relay_batch_destroy(es_relay_batch_t *b);
 
 /* Start relaying `schema`.outbox (borrowed strings are copied). Returns NULL with errstr. */
 es_relay_t *es_relay_start(es_config_t *cfg, const char *schema, const char *client_id,
@@ -27,6 +66,20 @@ es_relay_t *es_relay_start(es_config_t *cfg, const char *schema, const char *cli
 
 /* Tell the relay that rows were just committed (wakes it at once instead of at its next poll). */
 void es_relay_notify(es_relay_t *relay);
+
+/* Hand over the rows of a batch that has just committed, every row's seq set (steals `b`):
+ * published from memory on the fast path, dropped otherwise (a round reads them back). Call in
+ * commit order, from one thread. Wakes the relay. */
+void es_relay_submit(es_relay_t *relay, es_relay_batch_t *b);
+
+/* Whether this instance now handles every input partition (from the rebalance callback: set
+ * on assignment, cleared on revocation, before any other instance can take them over). */
+void es_relay_set_sole(es_relay_t *relay, int sole);
+
+/* A commit's outcome is unknown (its rows may be in the outbox and never handed over): leave
+ * the fast path until a round has published them. Takes effect before the next handed-over
+ * row is produced. */
+void es_relay_suspend_fast(es_relay_t *relay);
 
 /* Publish what the outbox holds (for up to `drain_ms`), stop the thread and free everything.
  * NULL is a no-op. */

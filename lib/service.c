@@ -47,6 +47,9 @@ struct es_service {
     es_pg_array_t ids;                                    /* uuid[] for dedup */
     es_pg_pipeline_t pl;                                  /* the batch's statements */
     es_pg_array_t ob_topic, ob_key, ob_value, ob_headers; /* outbox rows to insert */
+    int ob_idx;                /* the outbox insert's place in the pipeline, or -1 */
+    es_relay_batch_t *handoff; /* the same rows, for the relay's fast path */
+    int handoff_bad;           /* the outbox did not return what was sent: do not hand over */
     es_buf_t scratch;
     es_arena_t arena; /* the handler's memory for one batch */
 
@@ -115,6 +118,7 @@ void es_service_destroy(es_service_t *svc)
     es_pg_array_fini(&svc->ob_key);
     es_pg_array_fini(&svc->ob_value);
     es_pg_array_fini(&svc->ob_headers);
+    es_relay_batch_destroy(svc->handoff);
     es_buf_fini(&svc->scratch);
     es_arena_fini(&svc->arena);
     if (svc->own_codec) {
@@ -143,6 +147,27 @@ static void outbox_reset(es_service_t *svc)
     es_pg_array_reset(&svc->ob_key);
     es_pg_array_reset(&svc->ob_value);
     es_pg_array_reset(&svc->ob_headers);
+    svc->ob_idx = -1;
+    svc->handoff_bad = 0;
+    es_relay_batch_destroy(svc->handoff);
+    svc->handoff = NULL;
+}
+
+/* Add an outbox row to the batch: the insert's arrays and the relay's copy. */
+static void outbox_add(es_service_t *svc, const char *topic, const void *key, size_t key_len,
+                       const void *value, size_t value_len, const void *headers, size_t headers_len)
+{
+    es_pg_array_add_text(&svc->ob_topic, topic);
+    es_pg_array_add_bytes(&svc->ob_key, key, key_len);
+    es_pg_array_add_bytes(&svc->ob_value, value, value_len);
+    es_pg_array_add_bytes(&svc->ob_headers, headers, headers_len);
+    if (!svc->handoff && !svc->handoff_bad && !(svc->handoff = es_relay_batch_new())) {
+        svc->handoff_bad = 1;
+    }
+    if (!svc->handoff_bad && es_relay_batch_add(svc->handoff, topic, key, key_len, value, value_len,
+                                                headers, headers_len) != 0) {
+        svc->handoff_bad = 1;
+    }
 }
 
 int es_service_emit(es_service_t *svc, const es_input_t *cause, uint32_t index,
@@ -164,11 +189,9 @@ int es_service_emit(es_service_t *svc, const es_input_t *cause, uint32_t index,
         goto out;
     }
     if (!svc->offline) {
-        es_pg_array_add_text(&svc->ob_topic, es_type_topic(type));
-        es_pg_array_add_bytes(&svc->ob_key, aggregate_id, strlen(aggregate_id));
-        es_pg_array_add_bytes(&svc->ob_value, svc->scratch.data, svc->scratch.len);
         /* no stored headers: the relay rebuilds them from the envelope in the value */
-        es_pg_array_add_bytes(&svc->ob_headers, NULL, 0);
+        outbox_add(svc, es_type_topic(type), aggregate_id, strlen(aggregate_id), svc->scratch.data,
+                   svc->scratch.len, NULL, 0);
     }
     rc = 0;
 out:
@@ -206,12 +229,10 @@ static void dead_letter_raw(es_service_t *svc, const es_raw_t *raw, const char *
     headers_put(b, "es-dlq-partition", num, strlen(num));
     snprintf(num, sizeof(num), "%lld", (long long)raw->offset);
     headers_put(b, "es-dlq-offset", num, strlen(num));
-    es_pg_array_add_text(&svc->ob_topic, svc->def->dlq_topic);
     /* the key as it came, bytes and all (bytea: a key need not be valid UTF-8) */
-    es_pg_array_add_bytes(&svc->ob_key, rkm ? rkm->key : NULL, rkm ? rkm->key_len : 0);
-    es_pg_array_add_bytes(&svc->ob_value, raw->value ? raw->value : "",
-                          raw->value ? raw->value_len : 0);
-    es_pg_array_add_bytes(&svc->ob_headers, b->data ? b->data : (unsigned char *)"", b->len);
+    outbox_add(svc, svc->def->dlq_topic, rkm ? rkm->key : NULL, rkm ? rkm->key_len : 0,
+               raw->value ? raw->value : "", raw->value ? raw->value_len : 0,
+               b->data ? b->data : (unsigned char *)"", b->len);
 }
 
 int es_service_dead_letter(es_service_t *svc, const es_input_t *input, const char *reason)
@@ -408,14 +429,43 @@ static int queue_outbox(es_service_t *svc)
     int lens[4] = {(int)svc->ob_topic.buf.len, (int)svc->ob_key.buf.len, (int)svc->ob_value.buf.len,
                    (int)svc->ob_headers.buf.len};
     int fmts[4] = {1, 1, 1, 1};
-    /* WITH ORDINALITY keeps the emission order in seq */
-    return es_pg_pipeline_add(&svc->pl,
-                              "INSERT INTO outbox (topic, key, value, headers) SELECT t, k, v, h "
-                              "FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::bytea[]) WITH "
-                              "ORDINALITY AS u(t, k, v, h, n) ORDER BY n",
-                              4, vals, lens, fmts) < 0
-               ? -1
-               : 0;
+    /* WITH ORDINALITY keeps the emission order in seq; the seqs come back for the relay */
+    svc->ob_idx = es_pg_pipeline_add(
+        &svc->pl,
+        "INSERT INTO outbox (topic, key, value, headers) SELECT t, k, v, h FROM "
+        "unnest($1::text[], $2::bytea[], $3::bytea[], $4::bytea[]) WITH ORDINALITY AS u(t, k, v, "
+        "h, n) ORDER BY n RETURNING seq, key",
+        4, vals, lens, fmts);
+    return svc->ob_idx < 0 ? -1 : 0;
+}
+
+/* Give the relay's copy of the rows their seqs, checking that the insert returned the rows in
+ * the order they were sent (keys and rising seqs); otherwise the copy is not handed over. */
+static void handoff_seqs(es_service_t *svc, const PGresult *res)
+{
+    es_relay_batch_t *b = svc->handoff;
+    if (svc->handoff_bad || !b || !res || (size_t)PQntuples(res) != es_relay_batch_count(b)) {
+        svc->handoff_bad = 1;
+        return;
+    }
+    int64_t prev = 0;
+    for (size_t i = 0; i < es_relay_batch_count(b); i++) {
+        size_t klen;
+        const void *key = es_relay_batch_key(b, i, &klen);
+        int64_t seq = es_pg_get_int8(res, (int)i, 0);
+        int same_key = key ? !PQgetisnull(res, (int)i, 1) &&
+                                 (size_t)PQgetlength(res, (int)i, 1) == klen &&
+                                 !memcmp(PQgetvalue(res, (int)i, 1), key, klen)
+                           : PQgetisnull(res, (int)i, 1);
+        if (!same_key || seq <= prev) {
+            es_log_warn("outbox insert returned rows out of order: relaying them by rounds",
+                        "row=%zu", i);
+            svc->handoff_bad = 1;
+            return;
+        }
+        es_relay_batch_set_seq(b, i, seq);
+        prev = seq;
+    }
 }
 
 static int queue_positions(es_service_t *svc)
@@ -562,7 +612,10 @@ static int apply_batch(es_service_t *svc, PGconn *pg, const es_raw_t *raws, size
         snprintf(errstr, errstr_size, "out of memory queueing the batch's writes");
         return -1;
     }
-    int rc = es_pg_pipeline_run(pg, &svc->pl, 0, errstr, errstr_size);
+    int rc = es_pg_pipeline_run(pg, &svc->pl, 1, errstr, errstr_size);
+    if (rc == 0 && svc->ob_idx >= 0) {
+        handoff_seqs(svc, es_pg_pipeline_result(&svc->pl, svc->ob_idx));
+    }
     es_pg_pipeline_reset(&svc->pl);
     return rc;
 }
@@ -586,6 +639,25 @@ es_pg_pipeline_t *es_service_pipeline(es_service_t *svc)
 /* ---- Kafka wiring ---------------------------------------------------------------------- */
 
 static int reconnect(es_service_t *svc);
+
+/* Whether `parts` holds every partition of every input topic (then no other instance handles
+ * input, and the relay may take its fast path). When in doubt, no. */
+static int handles_every_partition(es_service_t *svc, const rd_kafka_topic_partition_list_t *parts)
+{
+    int total = 0;
+    for (size_t i = 0; svc->def->topics[i]; i++) {
+        char errstr[256];
+        int n = es_kafka_partition_count(svc->consumer, svc->def->topics[i], 5000, errstr,
+                                         sizeof(errstr));
+        if (n <= 0) {
+            es_log_warn("could not count partitions", "topic=%s error=\"%s\"", svc->def->topics[i],
+                        errstr);
+            return 0;
+        }
+        total += n;
+    }
+    return parts->cnt == total;
+}
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
@@ -625,9 +697,14 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             service_run = 0;
         }
         PQclear(res);
-        es_log_info("partitions assigned", "count=%d", parts->cnt);
+        int sole = handles_every_partition(svc, parts);
+        es_log_info("partitions assigned", "count=%d every_partition=%s", parts->cnt,
+                    sole ? "yes" : "no");
         rd_kafka_assign(rk, parts);
+        es_relay_set_sole(svc->relay, sole);
     } else {
+        /* before anyone else can take them: the relay leaves its fast path */
+        es_relay_set_sole(svc->relay, 0);
         es_log_info("partitions revoked", "count=%d", parts->cnt);
         rd_kafka_assign(rk, NULL);
     }
@@ -639,10 +716,18 @@ static int run_batch_tx(es_service_t *svc, const es_raw_t *raws, size_t cnt, cha
     if (apply_batch(svc, svc->pg, raws, cnt, 1, errstr, errstr_size) != 0) {
         char tmp[256];
         es_pg_exec(svc->pg, "ROLLBACK", tmp, sizeof(tmp));
+        /* the COMMIT may have gone through unseen: its rows must not be overtaken */
+        es_relay_suspend_fast(svc->relay);
         return -1;
     }
     if (svc->ob_topic.count > 0) {
-        es_relay_notify(svc->relay);
+        if (svc->handoff_bad || !svc->handoff) {
+            es_relay_suspend_fast(svc->relay);
+            es_relay_notify(svc->relay);
+        } else {
+            es_relay_submit(svc->relay, svc->handoff);
+            svc->handoff = NULL;
+        }
     }
     return 0;
 }
@@ -777,6 +862,7 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
     es_log_info("ready", "group=%s schema=%s", group, def->schema);
 
     int64_t batches = 0, records = 0;
+    int64_t age_sum = 0, age_max = 0; /* ms records waited before their batch, this window */
     es_window_t win;
     es_window_init(&win);
     while (service_run) {
@@ -813,6 +899,18 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
             n++;
         }
         if (n > 0) {
+            /* how long records waited between their producer and this batch (their Kafka
+             * timestamps are the producer's clock: the same machine in the dev stack) */
+            struct timespec now;
+            clock_gettime(CLOCK_REALTIME, &now);
+            int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+            for (size_t i = 0; i < n; i++) {
+                int64_t ts = rd_kafka_message_timestamp(msgs[i], NULL);
+                if (ts > 0 && now_ms >= ts) {
+                    age_sum += now_ms - ts;
+                    age_max = now_ms - ts > age_max ? now_ms - ts : age_max;
+                }
+            }
             int64_t t0 = es_mono_us();
             if (process_batch(svc, raws, n) != 0) {
                 svc->fatal = 1;
@@ -824,12 +922,16 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
         }
         if (es_window_due(&win, 10000000)) {
             /* one line per 10 s of work: how big batches are and how long they take */
-            es_log_info(
-                "batches", "count=%lld records=%lld avg_records=%.1f avg_ms=%.2f max_ms=%.2f",
-                (long long)win.rounds, (long long)win.records,
-                (double)win.records / (double)win.rounds,
-                (double)win.total_us / 1000.0 / (double)win.rounds, (double)win.max_us / 1000.0);
+            es_log_info("batches",
+                        "count=%lld records=%lld avg_records=%.1f avg_ms=%.2f max_ms=%.2f "
+                        "age_avg_ms=%.1f age_max_ms=%lld",
+                        (long long)win.rounds, (long long)win.records,
+                        (double)win.records / (double)win.rounds,
+                        (double)win.total_us / 1000.0 / (double)win.rounds,
+                        (double)win.max_us / 1000.0, (double)age_sum / (double)win.records,
+                        (long long)age_max);
             es_window_init(&win);
+            age_sum = age_max = 0;
         }
         for (size_t i = 0; i < n; i++) {
             rd_kafka_message_destroy(msgs[i]);

@@ -11,9 +11,10 @@
  *   5. insert the emitted records into <schema>.outbox, store the next offset of every
  *      partition in <schema>.positions, COMMIT: effects, dedup marks, outbox and positions are
  *      one transaction, so a crash anywhere leaves either all of them or none,
- *   6. the relay (relay.c, a thread with its own connection) publishes committed outbox rows
- *      to Kafka in seq order with an idempotent producer, deleting them in a transaction that
- *      commits only once Kafka acknowledged them.
+ *   6. the relay (relay.c, a thread with its own connection and idempotent producer) publishes
+ *      the committed rows and deletes them once Kafka acknowledged them: straight from memory
+ *      when this instance handles every partition (the batch is handed over after COMMIT),
+ *      otherwise by reading them back in seq order (see relay.h).
  * Steps 3 and 5 are pipelined: a batch costs three round trips to PostgreSQL whatever its size.
  *
  * Positions come from <schema>.positions when partitions are assigned, never from the

@@ -29,6 +29,9 @@ settled_assignment() {
 
 LOG1="$ES_DATA/log/es-accounts.log"
 LOG2="$ES_DATA/log/es-accounts-2.log"
+# alone, the instance publishes committed batches from memory
+wait_until 30 "grep -q 'msg=\"relay on the fast path' '$LOG1'"
+pass "alone, the first instance's relay takes the fast path"
 "$ES_BIN/es-accounts" </dev/null >>"$LOG2" 2>&1 &
 PID2=$!
 at_exit "kill -KILL $PID2 2>/dev/null; wait $PID2 2>/dev/null"
@@ -39,6 +42,10 @@ wait_until 60 "settled_assignment '$LOG1' && settled_assignment '$LOG2' &&
     [ \$(last_assigned '$LOG1') -gt 0 ] && [ \$(last_assigned '$LOG2') -gt 0 ] &&
     [ \$((\$(last_assigned '$LOG1') + \$(last_assigned '$LOG2'))) = $PARTITIONS_TOTAL ]"
 pass "partitions split between the instances: $(last_assigned "$LOG1") + $(last_assigned "$LOG2")"
+# sharing the partitions, the first instance's relay reads rows back in seq order again
+grep -q 'msg="relay back to rounds through PostgreSQL".*no longer handles every partition' "$LOG1" ||
+    fail "the first instance's relay kept its fast path after sharing the partitions"
+pass "the relay left its fast path when a second instance joined"
 
 bank_open "$N_ACCOUNTS"
 
@@ -68,6 +75,8 @@ note "$N_TRANSFERS transfers settled in $((SECONDS - t0)) s"
 grep -q 'msg="this instance relays the outbox"' "$LOG2" ||
     fail "the surviving instance never took over the outbox relay"
 pass "the surviving instance took over the outbox relay"
+wait_until 30 "grep -q 'msg=\"relay on the fast path' '$LOG2'"
+pass "alone again, the survivor's relay took the fast path"
 assert_eq "$N_TRANSFERS" "$(sql "SELECT count(*) FROM transfers.transfers")" "transfers known to the service"
 ledger_check
 
