@@ -10,127 +10,43 @@
 #include <string.h>
 #include <time.h>
 
-#include "buf.h"
 #include "envelope.h"
 #include "ids.h"
 #include "kafka.h"
 #include "log.h"
+#include "outbox.h"
 #include "pg.h"
 #include "window.h"
 
-#define RELAY_BATCH 5000
+#define ROUND_ROWS 64        /* outbox rows (each one transaction's records) per round */
 #define IDLE_POLL_MS 20      /* rows committed by another instance are found this fast */
 #define FAST_DELETE_MS 20    /* acknowledged rows are deleted this often on the fast path */
-#define FAST_DELETE_MAX 5000 /* ... or as soon as this many are waiting */
+#define FAST_DELETE_MAX 1000 /* ... or as soon as this many are waiting */
 #define FAST_CHECK_MS 250    /* how often the fast path looks for rows it did not write */
-#define FAST_RING (1u << 18) /* rows produced and not yet deleted, at most */
+#define FAST_RING 65536u     /* rows produced and not yet deleted, at most */
 
-/* ---- batches handed over by the service thread -------------------------------------------- */
-
-typedef struct batch_row {
-    size_t topic, key, value, headers; /* offsets into data */
-    size_t key_len, value_len, headers_len;
-    int key_null, has_headers;
+/* A batch handed over by the service thread: one outbox row. */
+typedef struct handoff {
     int64_t seq;
-} batch_row_t;
+    es_buf_t records; /* outbox.h format */
+    size_t count;
+    struct handoff *next;
+} handoff_t;
 
-struct es_relay_batch {
-    es_buf_t data;
-    batch_row_t *rows;
-    size_t cnt, cap;
-    es_relay_batch_t *next;
-};
-
-es_relay_batch_t *es_relay_batch_new(void)
+static void handoff_list_destroy(handoff_t *h)
 {
-    es_relay_batch_t *b = calloc(1, sizeof(*b));
-    if (b) {
-        es_buf_init(&b->data);
-    }
-    return b;
-}
-
-int es_relay_batch_add(es_relay_batch_t *b, const char *topic, const void *key, size_t key_len,
-                       const void *value, size_t value_len, const void *headers, size_t headers_len)
-{
-    if (b->cnt == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 16;
-        batch_row_t *n = realloc(b->rows, cap * sizeof(*n));
-        if (!n) {
-            return -1;
-        }
-        b->rows = n;
-        b->cap = cap;
-    }
-    batch_row_t *row = &b->rows[b->cnt];
-    memset(row, 0, sizeof(*row));
-    row->topic = b->data.len;
-    if (es_buf_append(&b->data, topic, strlen(topic) + 1) != 0) {
-        return -1;
-    }
-    row->key = b->data.len;
-    row->key_null = key == NULL;
-    row->key_len = key ? key_len : 0;
-    if (key && es_buf_append(&b->data, key, key_len) != 0) {
-        return -1;
-    }
-    row->value = b->data.len;
-    row->value_len = value_len;
-    if (es_buf_append(&b->data, value, value_len) != 0) {
-        return -1;
-    }
-    row->headers = b->data.len;
-    row->has_headers = headers != NULL;
-    row->headers_len = headers ? headers_len : 0;
-    if (headers && es_buf_append(&b->data, headers, headers_len) != 0) {
-        return -1;
-    }
-    row->seq = -1;
-    b->cnt++;
-    return 0;
-}
-
-size_t es_relay_batch_count(const es_relay_batch_t *b)
-{
-    return b->cnt;
-}
-
-const void *es_relay_batch_key(const es_relay_batch_t *b, size_t i, size_t *len)
-{
-    *len = b->rows[i].key_len;
-    return b->rows[i].key_null ? NULL : b->data.data + b->rows[i].key;
-}
-
-void es_relay_batch_set_seq(es_relay_batch_t *b, size_t i, int64_t seq)
-{
-    b->rows[i].seq = seq;
-}
-
-void es_relay_batch_destroy(es_relay_batch_t *b)
-{
-    if (!b) {
-        return;
-    }
-    es_buf_fini(&b->data);
-    free(b->rows);
-    free(b);
-}
-
-static void batch_list_destroy(es_relay_batch_t *b)
-{
-    while (b) {
-        es_relay_batch_t *next = b->next;
-        es_relay_batch_destroy(b);
-        b = next;
+    while (h) {
+        handoff_t *next = h->next;
+        es_buf_fini(&h->records);
+        free(h);
+        h = next;
     }
 }
-
-/* ---- the relay ----------------------------------------------------------------------------- */
 
 enum { RING_INFLIGHT, RING_ACKED, RING_DELETED };
 
-/* Fast-path deliveries carry their production index with this bit set; a round's carry the
- * row number of its result. */
+/* Delivery-report tags: fast-path records carry their row's production index with this bit
+ * set; a round's carry (row number in the round's result << 32 | record number in the row). */
 #define FAST_TAG ((uint64_t)1 << 63)
 
 struct es_relay {
@@ -145,9 +61,9 @@ struct es_relay {
     int notified;
     int stopping;
     int64_t drain_until_us;
-    int sole;                          /* this instance handles every input partition */
-    unsigned suspend_epoch;            /* bumped by es_relay_suspend_fast() */
-    es_relay_batch_t *q_head, *q_tail; /* handed over, not yet taken */
+    int sole;                   /* this instance handles every input partition */
+    unsigned suspend_epoch;     /* bumped by es_relay_suspend_fast() */
+    handoff_t *q_head, *q_tail; /* handed over, not yet taken */
 
     /* the relay thread's own */
     PGconn *pg;
@@ -155,9 +71,9 @@ struct es_relay {
     int leader;
     es_pg_pipeline_t pl;
     int failed; /* deliveries that failed in the current round and will be retried */
-    /* rows Kafka refused for good in the current round (too large, invalid): parked */
+    /* records Kafka refused for good in the current round (too large, invalid): parked */
     struct parked {
-        int row;
+        int row, idx;
         rd_kafka_resp_err_t err;
     } * parked;
     size_t parked_cnt, parked_cap;
@@ -166,11 +82,12 @@ struct es_relay {
     /* the fast path: every row produced and not yet deleted, by production index */
     int fast;
     unsigned fast_epoch;
-    int64_t *ring;             /* seq */
-    unsigned char *ring_state; /* RING_* */
-    uint64_t ring_head;        /* oldest production index not yet deleted */
-    uint64_t ring_tail;        /* next production index */
-    uint64_t *acked;           /* production indexes acknowledged and not yet deleted */
+    int64_t *ring_seq;
+    uint32_t *ring_left; /* records of the row not yet acknowledged */
+    unsigned char *ring_state;
+    uint64_t ring_head; /* oldest production index not yet deleted */
+    uint64_t ring_tail; /* next production index */
+    uint64_t *acked;    /* production indexes acknowledged and not yet deleted */
     size_t acked_cnt;
     int fast_failed;
     int64_t max_seen_seq;
@@ -186,7 +103,7 @@ static int permanent(rd_kafka_resp_err_t err)
            err == RD_KAFKA_RESP_ERR__INVALID_ARG;
 }
 
-static void park(es_relay_t *r, int row, rd_kafka_resp_err_t err)
+static void park(es_relay_t *r, int row, int idx, rd_kafka_resp_err_t err)
 {
     if (r->parked_cnt == r->parked_cap) {
         size_t cap = r->parked_cap ? r->parked_cap * 2 : 8;
@@ -199,6 +116,7 @@ static void park(es_relay_t *r, int row, rd_kafka_resp_err_t err)
         r->parked_cap = cap;
     }
     r->parked[r->parked_cnt].row = row;
+    r->parked[r->parked_cnt].idx = idx;
     r->parked[r->parked_cnt].err = err;
     r->parked_cnt++;
 }
@@ -218,14 +136,14 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
             es_log_warn("outbox record not delivered, leaving the fast path",
                         "topic=%s error=\"%s\"", rd_kafka_topic_name(rkm->rkt),
                         rd_kafka_err2str(rkm->err));
-            return;
+        } else if (--r->ring_left[idx % FAST_RING] == 0) {
+            r->ring_state[idx % FAST_RING] = RING_ACKED;
+            r->acked[r->acked_cnt++] = idx;
         }
-        r->ring_state[idx % FAST_RING] = RING_ACKED;
-        r->acked[r->acked_cnt++] = idx;
         return;
     }
     if (rkm->err && permanent(rkm->err)) {
-        park(r, (int)tag, rkm->err);
+        park(r, (int)(tag >> 32), (int)(tag & 0xffffffffu), rkm->err);
     } else if (rkm->err) {
         r->failed++;
         es_log_warn("outbox record not delivered, the round will be retried",
@@ -258,21 +176,48 @@ static rd_kafka_headers_t *headers_parse(const unsigned char *p, size_t len)
     return hdrs;
 }
 
-/* A row's Kafka headers: stored ones (dead letters carry their own), or rebuilt from the
- * envelope at the front of the value (every emitted event). */
-static rd_kafka_headers_t *row_headers(const PGresult *res, int row)
+/* Produce one record; `tag` comes back with its delivery report. Its Kafka headers are the
+ * stored ones (dead letters carry their own) or rebuilt from the envelope at the front of the
+ * value (every emitted event). Returns what producev returned once the queue had room. */
+static rd_kafka_resp_err_t produce_record(es_relay_t *r, const es_outbox_record_t *rec,
+                                          uint64_t tag)
 {
-    if (!PQgetisnull(res, row, 4)) {
-        return headers_parse((const unsigned char *)PQgetvalue(res, row, 4),
-                             (size_t)PQgetlength(res, row, 4));
-    }
+    rd_kafka_headers_t *hdrs;
     es_envelope_t env;
-    if (es_envelope_peek(PQgetvalue(res, row, 3), (size_t)PQgetlength(res, row, 3), &env) != 0) {
+    if (rec->headers) {
+        hdrs = headers_parse(rec->headers, rec->headers_len);
+    } else if (es_envelope_peek(rec->value, rec->value_len, &env) == 0) {
+        hdrs = es_envelope_headers_new(&env);
+    } else {
         es_log_warn("outbox record without a readable envelope: published without headers",
-                    "seq=%lld", (long long)es_pg_get_int8(res, row, 0));
-        return rd_kafka_headers_new(0);
+                    "schema=%s topic=%s", r->schema, rec->topic);
+        hdrs = rd_kafka_headers_new(0);
     }
-    return es_envelope_headers_new(&env);
+    rd_kafka_resp_err_t err;
+    while ((err = rd_kafka_producev(
+                r->rk, RD_KAFKA_V_TOPIC(rec->topic), RD_KAFKA_V_KEY(rec->key, rec->key_len),
+                RD_KAFKA_V_VALUE((void *)rec->value, rec->value_len),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
+                RD_KAFKA_V_OPAQUE((void *)(uintptr_t)tag), RD_KAFKA_V_END)) ==
+           RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        rd_kafka_poll(r->rk, 5);
+    }
+    if (err) {
+        rd_kafka_headers_destroy(hdrs);
+    }
+    return err;
+}
+
+/* Record number `idx` of a stored row, or -1 when the row holds fewer or is malformed. */
+static int record_at(const unsigned char *blob, size_t len, int idx, es_outbox_record_t *rec)
+{
+    size_t pos = 0;
+    for (int i = 0; i <= idx; i++) {
+        if (es_outbox_next(blob, len, &pos, rec) != 1) {
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static int connect_pg(es_relay_t *r)
@@ -312,7 +257,44 @@ static int cmp_seq(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* One round. Returns the rows published, or -1 (rolled back: they will be published again). */
+/* Park a record (or, with idx -1, a whole row that is not in the outbox format) in
+ * outbox_parked, inside the round's transaction. Returns 0 or -1. */
+static int park_insert(es_relay_t *r, const PGresult *res, int row, int idx, const char *why,
+                       char *errstr, size_t errstr_size)
+{
+    es_outbox_record_t rec;
+    const unsigned char *blob = (const unsigned char *)PQgetvalue(res, row, 1);
+    size_t len = (size_t)PQgetlength(res, row, 1);
+    if (idx < 0 || record_at(blob, len, idx, &rec) != 0) {
+        memset(&rec, 0, sizeof(rec));
+        rec.topic = "";
+        rec.value = blob;
+        rec.value_len = len;
+        idx = -1;
+    }
+    char seq[32], num[16];
+    snprintf(seq, sizeof(seq), "%lld", (long long)es_pg_get_int8(res, row, 0));
+    snprintf(num, sizeof(num), "%d", idx);
+    const char *vals[7] = {seq, num, rec.topic, rec.key, rec.value, rec.headers, why};
+    int lens[7] = {0, 0, 0, (int)rec.key_len, (int)rec.value_len, (int)rec.headers_len, 0};
+    int fmts[7] = {0, 0, 0, 1, 1, 1, 0};
+    PGresult *pr = es_pg_query(r->pg,
+                               "INSERT INTO outbox_parked (seq, idx, topic, key, value, headers, "
+                               "error) VALUES ($1::bigint, $2::int, $3::text, $4::bytea, "
+                               "$5::bytea, $6::bytea, $7::text) ON CONFLICT DO NOTHING",
+                               7, vals, lens, fmts, 0, errstr, errstr_size);
+    if (!pr) {
+        return -1;
+    }
+    PQclear(pr);
+    es_log_error("outbox record parked: Kafka refused it",
+                 "schema=%s seq=%s record=%d topic=%s bytes=%zu error=\"%s\"", r->schema, seq, idx,
+                 rec.topic, rec.value_len, why);
+    return 0;
+}
+
+/* One round. Returns the records published (at least the rows taken, so 0 means the outbox
+ * was empty), or -1 (rolled back: they will be published again). */
 static int relay_round(es_relay_t *r)
 {
     char errstr[1024];
@@ -322,8 +304,8 @@ static int relay_round(es_relay_t *r)
      * visible rows up to the bound go. */
     snprintf(sql, sizeof(sql),
              "DELETE FROM outbox WHERE seq <= (SELECT max(seq) FROM (SELECT seq FROM outbox "
-             "ORDER BY seq LIMIT %d) b) RETURNING seq, topic, key, value, headers",
-             RELAY_BATCH);
+             "ORDER BY seq LIMIT %d) b) RETURNING seq, records",
+             ROUND_ROWS);
     /* BEGIN and the DELETE in one round trip */
     es_pg_pipeline_reset(&r->pl);
     es_pg_pipeline_add(&r->pl, "BEGIN", 0, NULL, NULL, NULL);
@@ -335,6 +317,10 @@ static int relay_round(es_relay_t *r)
     int n = PQntuples(res);
     /* RETURNING does not promise an order: publish by seq */
     int64_t(*order)[2] = n ? malloc((size_t)n * sizeof(*order)) : NULL;
+    if (n && !order) {
+        snprintf(errstr, sizeof(errstr), "out of memory");
+        goto rollback;
+    }
     for (int i = 0; i < n; i++) {
         order[i][0] = es_pg_get_int8(res, i, 0);
         order[i][1] = i;
@@ -344,36 +330,35 @@ static int relay_round(es_relay_t *r)
     }
     r->failed = 0;
     r->parked_cnt = 0;
+    int records = 0;
     for (int k = 0; k < n; k++) {
         int row = (int)order[k][1];
-        int key_null = PQgetisnull(res, row, 2);
-        rd_kafka_headers_t *hdrs = row_headers(res, row);
-        rd_kafka_resp_err_t err;
-        while ((err = rd_kafka_producev(
-                    r->rk, RD_KAFKA_V_TOPIC(PQgetvalue(res, row, 1)),
-                    RD_KAFKA_V_KEY(key_null ? NULL : PQgetvalue(res, row, 2),
-                                   key_null ? 0 : (size_t)PQgetlength(res, row, 2)),
-                    RD_KAFKA_V_VALUE(PQgetvalue(res, row, 3), (size_t)PQgetlength(res, row, 3)),
-                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
-                    RD_KAFKA_V_OPAQUE((void *)(intptr_t)row), RD_KAFKA_V_END)) ==
-               RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            rd_kafka_poll(r->rk, 5);
+        const unsigned char *blob = (const unsigned char *)PQgetvalue(res, row, 1);
+        size_t len = (size_t)PQgetlength(res, row, 1), pos = 0;
+        es_outbox_record_t rec;
+        int got, idx = 0;
+        while ((got = es_outbox_next(blob, len, &pos, &rec)) == 1) {
+            rd_kafka_resp_err_t err = produce_record(r, &rec, (uint64_t)row << 32 | (uint32_t)idx);
+            if (err && permanent(err)) {
+                park(r, row, idx, err);
+            } else if (err) {
+                snprintf(errstr, sizeof(errstr), "could not produce to %s: %s", rec.topic,
+                         rd_kafka_err2str(err));
+                free(order);
+                goto rollback;
+            }
+            idx++;
+            records++;
         }
-        if (err && permanent(err)) {
-            rd_kafka_headers_destroy(hdrs);
-            park(r, row, err);
-        } else if (err) {
-            rd_kafka_headers_destroy(hdrs);
-            snprintf(errstr, sizeof(errstr), "could not produce to %s: %s", PQgetvalue(res, row, 1),
-                     rd_kafka_err2str(err));
-            free(order);
-            goto rollback;
+        if (got < 0) {
+            park(r, row, -1, RD_KAFKA_RESP_ERR__BAD_MSG);
         }
     }
     free(order);
     /* every record acknowledged before the rows go for good */
     int64_t f0 = es_mono_us();
-    rd_kafka_resp_err_t ferr = n > 0 ? rd_kafka_flush(r->rk, 30000) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    rd_kafka_resp_err_t ferr =
+        records > 0 ? rd_kafka_flush(r->rk, 30000) : RD_KAFKA_RESP_ERR_NO_ERROR;
     r->flush_us += es_mono_us() - f0;
     if (ferr != RD_KAFKA_RESP_ERR_NO_ERROR) {
         snprintf(errstr, sizeof(errstr), "Kafka did not acknowledge %d records in time",
@@ -387,35 +372,18 @@ static int relay_round(es_relay_t *r)
     /* A record Kafka refuses for good must not stall every record behind it: it is parked,
      * with the reason, in outbox_parked (in this same transaction) and reported loudly. */
     for (size_t i = 0; i < r->parked_cnt; i++) {
-        int row = r->parked[i].row;
-        const char *vals[6] = {PQgetvalue(res, row, 0),
-                               PQgetvalue(res, row, 1),
-                               PQgetisnull(res, row, 2) ? NULL : PQgetvalue(res, row, 2),
-                               PQgetvalue(res, row, 3),
-                               PQgetvalue(res, row, 4),
-                               rd_kafka_err2str(r->parked[i].err)};
-        int lens[6] = {PQgetlength(res, row, 0), PQgetlength(res, row, 1), PQgetlength(res, row, 2),
-                       PQgetlength(res, row, 3), PQgetlength(res, row, 4), 0};
-        int fmts[6] = {1, 1, 1, 1, 1, 0};
-        PGresult *pr = es_pg_query(r->pg,
-                                   "INSERT INTO outbox_parked (seq, topic, key, value, headers, "
-                                   "error) VALUES ($1::bigint, $2::text, $3::bytea, $4::bytea, "
-                                   "$5::bytea, $6::text) ON CONFLICT DO NOTHING",
-                                   6, vals, lens, fmts, 0, errstr, sizeof(errstr));
-        if (!pr) {
+        const char *why = r->parked[i].idx < 0 ? "the outbox row is not in the outbox format"
+                                               : rd_kafka_err2str(r->parked[i].err);
+        if (park_insert(r, res, r->parked[i].row, r->parked[i].idx, why, errstr, sizeof(errstr)) !=
+            0) {
             goto rollback;
         }
-        PQclear(pr);
-        es_log_error("outbox record parked: Kafka refused it",
-                     "schema=%s seq=%lld topic=%s bytes=%d error=\"%s\"", r->schema,
-                     (long long)es_pg_get_int8(res, row, 0), PQgetvalue(res, row, 1),
-                     PQgetlength(res, row, 3), rd_kafka_err2str(r->parked[i].err));
     }
     es_pg_pipeline_reset(&r->pl);
     if (es_pg_exec(r->pg, "COMMIT", errstr, sizeof(errstr)) != 0) {
         goto fail;
     }
-    return n;
+    return records > n ? records : n;
 rollback:;
     char tmp[256];
     es_pg_exec(r->pg, "ROLLBACK", tmp, sizeof(tmp));
@@ -439,7 +407,7 @@ static int fast_delete(es_relay_t *r)
     es_pg_array_t seqs;
     es_pg_array_init(&seqs, ES_PG_INT8);
     for (size_t i = 0; i < r->acked_cnt; i++) {
-        es_pg_array_add_int8(&seqs, r->ring[r->acked[i] % FAST_RING]);
+        es_pg_array_add_int8(&seqs, r->ring_seq[r->acked[i] % FAST_RING]);
     }
     es_pg_array_finish(&seqs);
     const char *vals[1] = {(const char *)seqs.buf.data};
@@ -475,7 +443,7 @@ static int fast_check(es_relay_t *r)
 {
     r->last_check_us = es_mono_us();
     int64_t below =
-        r->ring_head < r->ring_tail ? r->ring[r->ring_head % FAST_RING] : r->max_seen_seq + 1;
+        r->ring_head < r->ring_tail ? r->ring_seq[r->ring_head % FAST_RING] : r->max_seen_seq + 1;
     char num[32], errstr[512];
     snprintf(num, sizeof(num), "%lld", (long long)below);
     const char *vals[1] = {num};
@@ -491,54 +459,37 @@ static int fast_check(es_relay_t *r)
     return found;
 }
 
-/* Produce one handed-over batch, in order. Returns 0, or -1 (leave the fast path: the rows
- * are still in the outbox and a round publishes them). */
-static int fast_produce(es_relay_t *r, const es_relay_batch_t *b)
+/* Produce one handed-over row's records, in order. Returns 0, or -1 (leave the fast path: the
+ * row is still in the outbox and a round publishes it). */
+static int fast_produce(es_relay_t *r, const handoff_t *h)
 {
-    for (size_t i = 0; i < b->cnt; i++) {
-        const batch_row_t *row = &b->rows[i];
-        while (r->ring_tail - r->ring_head >= FAST_RING) {
-            rd_kafka_poll(r->rk, 5); /* full: wait for acknowledgements, then delete */
-            if (r->fast_failed || fast_delete(r) != 0) {
-                return -1;
-            }
+    while (r->ring_tail - r->ring_head >= FAST_RING) {
+        rd_kafka_poll(r->rk, 5); /* full: wait for acknowledgements, then delete */
+        if (r->fast_failed || fast_delete(r) != 0) {
+            return -1;
         }
-        const unsigned char *value = b->data.data + row->value;
-        rd_kafka_headers_t *hdrs;
-        es_envelope_t env;
-        if (row->has_headers) {
-            hdrs = headers_parse(b->data.data + row->headers, row->headers_len);
-        } else if (es_envelope_peek(value, row->value_len, &env) == 0) {
-            hdrs = es_envelope_headers_new(&env);
-        } else {
-            hdrs = rd_kafka_headers_new(0);
-        }
-        uint64_t idx = r->ring_tail;
-        rd_kafka_resp_err_t err;
-        while ((err = rd_kafka_producev(
-                    r->rk, RD_KAFKA_V_TOPIC((const char *)b->data.data + row->topic),
-                    RD_KAFKA_V_KEY(row->key_null ? NULL : b->data.data + row->key, row->key_len),
-                    RD_KAFKA_V_VALUE((void *)value, row->value_len),
-                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
-                    RD_KAFKA_V_OPAQUE((void *)(uintptr_t)(idx | FAST_TAG)), RD_KAFKA_V_END)) ==
-               RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            rd_kafka_poll(r->rk, 5);
-        }
+    }
+    uint64_t idx = r->ring_tail++;
+    r->ring_seq[idx % FAST_RING] = h->seq;
+    r->ring_left[idx % FAST_RING] = (uint32_t)h->count;
+    r->ring_state[idx % FAST_RING] = RING_INFLIGHT;
+    if (h->seq > r->max_seen_seq) {
+        r->max_seen_seq = h->seq;
+    }
+    size_t pos = 0, n = 0;
+    es_outbox_record_t rec;
+    int got;
+    while ((got = es_outbox_next(h->records.data, h->records.len, &pos, &rec)) == 1) {
+        rd_kafka_resp_err_t err = produce_record(r, &rec, idx | FAST_TAG);
         if (err) {
-            rd_kafka_headers_destroy(hdrs);
             es_log_warn("could not produce an outbox record, leaving the fast path",
-                        "schema=%s seq=%lld error=\"%s\"", r->schema, (long long)row->seq,
+                        "schema=%s seq=%lld error=\"%s\"", r->schema, (long long)h->seq,
                         rd_kafka_err2str(err));
             return -1;
         }
-        r->ring[idx % FAST_RING] = row->seq;
-        r->ring_state[idx % FAST_RING] = RING_INFLIGHT;
-        r->ring_tail++;
-        if (row->seq > r->max_seen_seq) {
-            r->max_seen_seq = row->seq;
-        }
+        n++;
     }
-    return 0;
+    return got < 0 || n != h->count ? -1 : 0;
 }
 
 /* Back to rounds: wait for every delivery, delete what was acknowledged; the rounds publish
@@ -562,38 +513,37 @@ static void fast_leave(es_relay_t *r, const char *why)
 }
 
 /* Take the handed-over batches (caller holds the lock). */
-static es_relay_batch_t *queue_take(es_relay_t *r)
+static handoff_t *queue_take(es_relay_t *r)
 {
-    es_relay_batch_t *q = r->q_head;
+    handoff_t *q = r->q_head;
     r->q_head = r->q_tail = NULL;
     return q;
 }
 
 /* One step of the fast path: produce what was handed over, collect acknowledgements, delete,
- * check. Returns the rows produced (0 when it left the fast path or had nothing). */
+ * check. Returns the records produced (0 when it left the fast path or had nothing). */
 static int fast_step(es_relay_t *r)
 {
     pthread_mutex_lock(&r->lock);
-    const char *leave = !r->sole                            ? "this instance no longer handles "
-                                                              "every partition"
+    const char *leave = !r->sole ? "this instance no longer handles every partition"
                         : r->suspend_epoch != r->fast_epoch ? "a commit could not be confirmed"
                                                             : NULL;
-    es_relay_batch_t *q = leave ? NULL : queue_take(r);
+    handoff_t *q = leave ? NULL : queue_take(r);
     pthread_mutex_unlock(&r->lock);
     if (leave) {
         fast_leave(r, leave);
         return 0;
     }
     int n = 0;
-    for (es_relay_batch_t *b = q; b; b = b->next) {
-        if (fast_produce(r, b) != 0) {
-            batch_list_destroy(q);
+    for (handoff_t *h = q; h; h = h->next) {
+        if (fast_produce(r, h) != 0) {
+            handoff_list_destroy(q);
             fast_leave(r, "a record could not be produced");
             return 0;
         }
-        n += (int)b->cnt;
+        n += (int)h->count;
     }
-    batch_list_destroy(q);
+    handoff_list_destroy(q);
     rd_kafka_poll(r->rk, 0);
     if (r->fast_failed) {
         fast_leave(r, "a delivery failed");
@@ -697,7 +647,7 @@ static void *relay_main(void *arg)
         }
         if (!r->leader) {
             pthread_mutex_lock(&r->lock);
-            batch_list_destroy(queue_take(r)); /* the leader's rounds publish them */
+            handoff_list_destroy(queue_take(r)); /* the leader's rounds publish them */
             pthread_mutex_unlock(&r->lock);
             if (es_mono_us() - last_try < 500000 || (last_try = es_mono_us(), !try_leadership(r))) {
                 relay_wait(r, 100);
@@ -719,7 +669,7 @@ static void *relay_main(void *arg)
         /* A round reads back everything committed so far: batches handed over until now are
          * covered by it (or were by an earlier one). */
         pthread_mutex_lock(&r->lock);
-        batch_list_destroy(queue_take(r));
+        handoff_list_destroy(queue_take(r));
         unsigned epoch = r->suspend_epoch;
         pthread_mutex_unlock(&r->lock);
         int n = relay_round(r);
@@ -750,10 +700,11 @@ es_relay_t *es_relay_start(es_config_t *cfg, const char *schema, const char *cli
         snprintf(errstr, errstr_size, "out of memory");
         return NULL;
     }
-    r->ring = calloc(FAST_RING, sizeof(*r->ring));
+    r->ring_seq = calloc(FAST_RING, sizeof(*r->ring_seq));
+    r->ring_left = calloc(FAST_RING, sizeof(*r->ring_left));
     r->ring_state = calloc(FAST_RING, 1);
     r->acked = calloc(FAST_RING, sizeof(*r->acked));
-    if (!r->ring || !r->ring_state || !r->acked) {
+    if (!r->ring_seq || !r->ring_left || !r->ring_state || !r->acked) {
         snprintf(errstr, errstr_size, "out of memory");
         goto err;
     }
@@ -774,7 +725,8 @@ es_relay_t *es_relay_start(es_config_t *cfg, const char *schema, const char *cli
     }
     return r;
 err:
-    free(r->ring);
+    free(r->ring_seq);
+    free(r->ring_left);
     free(r->ring_state);
     free(r->acked);
     free(r);
@@ -789,19 +741,30 @@ void es_relay_notify(es_relay_t *r)
     pthread_mutex_unlock(&r->lock);
 }
 
-void es_relay_submit(es_relay_t *r, es_relay_batch_t *b)
+int es_relay_submit(es_relay_t *r, int64_t seq, es_buf_t *records, size_t count)
 {
-    b->next = NULL;
+    handoff_t *h = malloc(sizeof(*h));
+    if (!h) {
+        es_relay_suspend_fast(r);
+        es_relay_notify(r);
+        return -1;
+    }
+    h->seq = seq;
+    h->records = *records;
+    h->count = count;
+    h->next = NULL;
+    es_buf_init(records);
     pthread_mutex_lock(&r->lock);
     if (r->q_tail) {
-        r->q_tail->next = b;
+        r->q_tail->next = h;
     } else {
-        r->q_head = b;
+        r->q_head = h;
     }
-    r->q_tail = b;
+    r->q_tail = h;
     r->notified = 1;
     pthread_cond_signal(&r->cond);
     pthread_mutex_unlock(&r->lock);
+    return 0;
 }
 
 void es_relay_set_sole(es_relay_t *r, int sole)
@@ -833,9 +796,10 @@ void es_relay_stop(es_relay_t *r, int drain_ms)
     rd_kafka_destroy(r->rk);
     PQfinish(r->pg);
     es_pg_pipeline_fini(&r->pl);
-    batch_list_destroy(r->q_head);
+    handoff_list_destroy(r->q_head);
     free(r->parked);
-    free(r->ring);
+    free(r->ring_seq);
+    free(r->ring_left);
     free(r->ring_state);
     free(r->acked);
     pthread_mutex_destroy(&r->lock);

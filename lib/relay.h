@@ -5,8 +5,8 @@
  * advisory lock): two relays could interleave one aggregate's records.
  *
  * Round trips through PostgreSQL (always correct, used whenever the fast path is not):
- *   BEGIN; DELETE the oldest rows RETURNING them; produce them in seq order; wait until Kafka
- *   acknowledged every one; COMMIT.
+ *   BEGIN; DELETE the oldest rows RETURNING them; produce their records in seq order (each row
+ *   holds one transaction's records, outbox.h); wait until Kafka acknowledged every one; COMMIT.
  *   A crash or a failed delivery before COMMIT puts the rows back, and they are published again
  *   (consumers drop the copies by event id): nothing is lost, nothing is applied twice.
  *   Order: rows of one aggregate are inserted by transactions serialised on that aggregate's
@@ -30,35 +30,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "config.h"
 
 typedef struct es_relay es_relay_t;
-
-/* Rows one transaction wrote to the outbox, in the order they were inserted. */
-typedef struct es_relay_batch es_relay_batch_t;
-
-/* An empty batch (use es_relay_batch_destroy() or hand it to es_relay_submit()), or NULL when
- * out of memory. */
-es_relay_batch_t *es_relay_batch_new(void);
-
-/* Add a row (everything copied). `key` NULL means a null key; `headers` (NULL: rebuilt from
- * the envelope in the value) uses the outbox's stored-headers format. Returns 0, or -1 when
- * out of memory. */
-int es_relay_batch_add(es_relay_batch_t *b, const char *topic, const void *key, size_t key_len,
-                       const void *value, size_t value_len, const void *headers,
-                       size_t headers_len);
-
-/* Rows in the batch. */
-size_t es_relay_batch_count(const es_relay_batch_t *b);
-
-/* The key of row `i` (borrowed; NULL for a null key) and its length in `*len`. */
-const void *es_relay_batch_key(const es_relay_batch_t *b, size_t i, size_t *len);
-
-/* Give row `i` the seq the outbox assigned to it. */
-void es_relay_batch_set_seq(es_relay_batch_t *b, size_t i, int64_t seq);
-
-/* NULL is a no-op. */
-void es_relay_batch_destroy(es_relay_batch_t *b);
 
 /* Start relaying `schema`.outbox (borrowed strings are copied). Returns NULL with errstr. */
 es_relay_t *es_relay_start(es_config_t *cfg, const char *schema, const char *client_id,
@@ -67,10 +42,12 @@ es_relay_t *es_relay_start(es_config_t *cfg, const char *schema, const char *cli
 /* Tell the relay that rows were just committed (wakes it at once instead of at its next poll). */
 void es_relay_notify(es_relay_t *relay);
 
-/* Hand over the rows of a batch that has just committed, every row's seq set (steals `b`):
- * published from memory on the fast path, dropped otherwise (a round reads them back). Call in
- * commit order, from one thread. Wakes the relay. */
-void es_relay_submit(es_relay_t *relay, es_relay_batch_t *b);
+/* Hand over the outbox row just committed as `seq`: its `count` records in the outbox format
+ * (outbox.h). The contents of `records` are stolen (it is left empty and reusable). Published
+ * from memory on the fast path, dropped otherwise (a round reads the row back). Call in commit
+ * order, from one thread; wakes the relay. Returns 0, or -1 when out of memory (the fast path
+ * is then suspended, so a round publishes the row). */
+int es_relay_submit(es_relay_t *relay, int64_t seq, es_buf_t *records, size_t count);
 
 /* Whether this instance now handles every input partition (from the rebalance callback: set
  * on assignment, cleared on revocation, before any other instance can take them over). */

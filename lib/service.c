@@ -15,6 +15,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "pg.h"
+#include "outbox.h"
 #include "relay.h"
 #include "window.h"
 
@@ -44,12 +45,13 @@ struct es_service {
     size_t input_cnt, input_cap;
     position_t pos[MAX_POSITIONS];
     size_t pos_cnt;
-    es_pg_array_t ids;                                    /* uuid[] for dedup */
-    es_pg_pipeline_t pl;                                  /* the batch's statements */
-    es_pg_array_t ob_topic, ob_key, ob_value, ob_headers; /* outbox rows to insert */
-    int ob_idx;                /* the outbox insert's place in the pipeline, or -1 */
-    es_relay_batch_t *handoff; /* the same rows, for the relay's fast path */
-    int handoff_bad;           /* the outbox did not return what was sent: do not hand over */
+    es_pg_array_t ids;   /* uuid[] for dedup */
+    es_pg_pipeline_t pl; /* the batch's statements */
+    es_buf_t ob_records; /* the batch's emitted records: its outbox row (outbox.h) */
+    size_t ob_count;
+    int ob_failed;  /* a record could not be added: the batch fails */
+    int ob_idx;     /* the outbox insert's place in the pipeline, or -1 */
+    int64_t ob_seq; /* the seq the insert returned, or -1 */
     es_buf_t scratch;
     es_arena_t arena; /* the handler's memory for one batch */
 
@@ -78,10 +80,7 @@ static es_service_t *service_alloc(const es_service_def_t *def)
     svc->def = def;
     es_pg_array_init(&svc->ids, ES_PG_UUID);
     es_pg_pipeline_init(&svc->pl);
-    es_pg_array_init(&svc->ob_topic, ES_PG_TEXT);
-    es_pg_array_init(&svc->ob_key, ES_PG_BYTEA);
-    es_pg_array_init(&svc->ob_value, ES_PG_BYTEA);
-    es_pg_array_init(&svc->ob_headers, ES_PG_BYTEA);
+    es_buf_init(&svc->ob_records);
     es_buf_init(&svc->scratch);
     es_arena_init(&svc->arena);
     return svc;
@@ -114,11 +113,7 @@ void es_service_destroy(es_service_t *svc)
     free(svc->inputs);
     es_pg_array_fini(&svc->ids);
     es_pg_pipeline_fini(&svc->pl);
-    es_pg_array_fini(&svc->ob_topic);
-    es_pg_array_fini(&svc->ob_key);
-    es_pg_array_fini(&svc->ob_value);
-    es_pg_array_fini(&svc->ob_headers);
-    es_relay_batch_destroy(svc->handoff);
+    es_buf_fini(&svc->ob_records);
     es_buf_fini(&svc->scratch);
     es_arena_fini(&svc->arena);
     if (svc->own_codec) {
@@ -143,31 +138,24 @@ static void headers_put(es_buf_t *b, const char *name, const void *val, size_t l
 
 static void outbox_reset(es_service_t *svc)
 {
-    es_pg_array_reset(&svc->ob_topic);
-    es_pg_array_reset(&svc->ob_key);
-    es_pg_array_reset(&svc->ob_value);
-    es_pg_array_reset(&svc->ob_headers);
+    es_buf_reset(&svc->ob_records);
+    svc->ob_count = 0;
+    svc->ob_failed = 0;
     svc->ob_idx = -1;
-    svc->handoff_bad = 0;
-    es_relay_batch_destroy(svc->handoff);
-    svc->handoff = NULL;
+    svc->ob_seq = -1;
 }
 
-/* Add an outbox row to the batch: the insert's arrays and the relay's copy. */
+/* Add a record to the batch's outbox row. */
 static void outbox_add(es_service_t *svc, const char *topic, const void *key, size_t key_len,
                        const void *value, size_t value_len, const void *headers, size_t headers_len)
 {
-    es_pg_array_add_text(&svc->ob_topic, topic);
-    es_pg_array_add_bytes(&svc->ob_key, key, key_len);
-    es_pg_array_add_bytes(&svc->ob_value, value, value_len);
-    es_pg_array_add_bytes(&svc->ob_headers, headers, headers_len);
-    if (!svc->handoff && !svc->handoff_bad && !(svc->handoff = es_relay_batch_new())) {
-        svc->handoff_bad = 1;
+    if (es_outbox_append(&svc->ob_records, topic, key, key_len, value, value_len, headers,
+                         headers_len) != 0) {
+        es_log_error("could not add a record to the outbox row", "topic=%s", topic);
+        svc->ob_failed = 1;
+        return;
     }
-    if (!svc->handoff_bad && es_relay_batch_add(svc->handoff, topic, key, key_len, value, value_len,
-                                                headers, headers_len) != 0) {
-        svc->handoff_bad = 1;
-    }
+    svc->ob_count++;
 }
 
 int es_service_emit(es_service_t *svc, const es_input_t *cause, uint32_t index,
@@ -247,7 +235,7 @@ int es_service_dead_letter(es_service_t *svc, const es_input_t *input, const cha
 int es_service_create_tables(const es_service_def_t *def, PGconn *pg, char *errstr,
                              size_t errstr_size)
 {
-    char sql[4096];
+    char sql[8192];
     snprintf(sql, sizeof(sql),
              "CREATE SCHEMA IF NOT EXISTS %s;"
              "SET search_path TO %s;"
@@ -257,17 +245,34 @@ int es_service_create_tables(const es_service_def_t *def, PGconn *pg, char *errs
              "CREATE TABLE IF NOT EXISTS positions (topic text NOT NULL, partition int NOT "
              "NULL, next_offset bigint NOT NULL, high_watermark bigint NOT NULL DEFAULT 0, "
              "updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (topic, partition));"
-             /* records emitted and not yet acknowledged by Kafka */
-             "CREATE TABLE IF NOT EXISTS outbox (seq bigserial PRIMARY KEY, topic text NOT NULL, "
-             "key bytea, value bytea NOT NULL, headers bytea);"
+             /* An outbox from before rows held a whole transaction's records (one row per
+              * record, with a "value" column): replaced when empty, refused otherwise. */
+             "DO $$ BEGIN IF EXISTS (SELECT 1 FROM information_schema.columns WHERE "
+             "table_schema = current_schema() AND table_name = 'outbox' AND column_name = "
+             "'value') THEN IF EXISTS (SELECT 1 FROM outbox) THEN RAISE EXCEPTION 'the outbox "
+             "holds rows in the format of an older version: publish them with that version, or "
+             "reset the data'; END IF; DROP TABLE outbox; END IF; IF EXISTS (SELECT 1 FROM "
+             "information_schema.tables WHERE table_schema = current_schema() AND table_name = "
+             "'outbox_parked') AND NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE "
+             "table_schema = current_schema() AND table_name = 'outbox_parked' AND "
+             "column_name = 'idx') THEN ALTER TABLE outbox_parked ADD COLUMN idx int NOT NULL "
+             "DEFAULT 0, DROP CONSTRAINT outbox_parked_pkey, ADD PRIMARY KEY (seq, idx); END IF; "
+             "END $$;"
+             /* emitted records not yet acknowledged by Kafka: one row per transaction, its
+              * records in one value (outbox.h), compressed with lz4 (ids and type names repeat) */
+             "CREATE TABLE IF NOT EXISTS outbox (seq bigserial PRIMARY KEY, records bytea NOT "
+             "NULL);"
+             "DO $$ BEGIN ALTER TABLE outbox ALTER COLUMN records SET COMPRESSION lz4; "
+             "EXCEPTION WHEN OTHERS THEN NULL; END $$;"
              /* a queue: vacuum it after a few thousand deletes, not after a fifth of its size, or
               * the relay's oldest-first scan walks ever more dead rows */
-             /* records Kafka refused for good (too large...), kept with the reason */
-             "CREATE TABLE IF NOT EXISTS outbox_parked (seq bigint PRIMARY KEY, topic text NOT "
-             "NULL, key bytea, value bytea NOT NULL, headers bytea, error text NOT NULL, "
-             "parked_at timestamptz NOT NULL DEFAULT now());"
              "ALTER TABLE outbox SET (autovacuum_vacuum_threshold = 2000, "
-             "autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_cost_delay = 0);",
+             "autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_cost_delay = 0);"
+             /* records Kafka refused for good (too large...), kept with the reason; idx is the
+              * record's place in its outbox row (-1: the whole row, unreadable) */
+             "CREATE TABLE IF NOT EXISTS outbox_parked (seq bigint NOT NULL, idx int NOT NULL, "
+             "topic text NOT NULL, key bytea, value bytea NOT NULL, headers bytea, error text NOT "
+             "NULL, parked_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (seq, idx));",
              def->schema, def->schema);
     /* concurrent instances may race on CREATE ... IF NOT EXISTS: serialise them */
     if (es_pg_exec(pg, "SELECT pg_advisory_lock(7401)", errstr, errstr_size) != 0) {
@@ -414,58 +419,22 @@ static int dedup_filter(es_service_t *svc, const PGresult *res, char *errstr, si
     return 0;
 }
 
+/* Queue the batch's outbox row: every emitted record in one value, in emission order. */
 static int queue_outbox(es_service_t *svc)
 {
-    if (svc->ob_topic.count == 0) {
+    if (svc->ob_failed) {
+        return -1;
+    }
+    if (svc->ob_count == 0) {
         return 0;
     }
-    es_pg_array_finish(&svc->ob_topic);
-    es_pg_array_finish(&svc->ob_key);
-    es_pg_array_finish(&svc->ob_value);
-    es_pg_array_finish(&svc->ob_headers);
-    const char *vals[4] = {(const char *)svc->ob_topic.buf.data, (const char *)svc->ob_key.buf.data,
-                           (const char *)svc->ob_value.buf.data,
-                           (const char *)svc->ob_headers.buf.data};
-    int lens[4] = {(int)svc->ob_topic.buf.len, (int)svc->ob_key.buf.len, (int)svc->ob_value.buf.len,
-                   (int)svc->ob_headers.buf.len};
-    int fmts[4] = {1, 1, 1, 1};
-    /* WITH ORDINALITY keeps the emission order in seq; the seqs come back for the relay */
+    const char *vals[1] = {(const char *)svc->ob_records.data};
+    int lens[1] = {(int)svc->ob_records.len};
+    int fmts[1] = {1};
     svc->ob_idx = es_pg_pipeline_add(
-        &svc->pl,
-        "INSERT INTO outbox (topic, key, value, headers) SELECT t, k, v, h FROM "
-        "unnest($1::text[], $2::bytea[], $3::bytea[], $4::bytea[]) WITH ORDINALITY AS u(t, k, v, "
-        "h, n) ORDER BY n RETURNING seq, key",
-        4, vals, lens, fmts);
+        &svc->pl, "INSERT INTO outbox (records) VALUES ($1::bytea) RETURNING seq", 1, vals, lens,
+        fmts);
     return svc->ob_idx < 0 ? -1 : 0;
-}
-
-/* Give the relay's copy of the rows their seqs, checking that the insert returned the rows in
- * the order they were sent (keys and rising seqs); otherwise the copy is not handed over. */
-static void handoff_seqs(es_service_t *svc, const PGresult *res)
-{
-    es_relay_batch_t *b = svc->handoff;
-    if (svc->handoff_bad || !b || !res || (size_t)PQntuples(res) != es_relay_batch_count(b)) {
-        svc->handoff_bad = 1;
-        return;
-    }
-    int64_t prev = 0;
-    for (size_t i = 0; i < es_relay_batch_count(b); i++) {
-        size_t klen;
-        const void *key = es_relay_batch_key(b, i, &klen);
-        int64_t seq = es_pg_get_int8(res, (int)i, 0);
-        int same_key = key ? !PQgetisnull(res, (int)i, 1) &&
-                                 (size_t)PQgetlength(res, (int)i, 1) == klen &&
-                                 !memcmp(PQgetvalue(res, (int)i, 1), key, klen)
-                           : PQgetisnull(res, (int)i, 1);
-        if (!same_key || seq <= prev) {
-            es_log_warn("outbox insert returned rows out of order: relaying them by rounds",
-                        "row=%zu", i);
-            svc->handoff_bad = 1;
-            return;
-        }
-        es_relay_batch_set_seq(b, i, seq);
-        prev = seq;
-    }
 }
 
 static int queue_positions(es_service_t *svc)
@@ -614,7 +583,8 @@ static int apply_batch(es_service_t *svc, PGconn *pg, const es_raw_t *raws, size
     }
     int rc = es_pg_pipeline_run(pg, &svc->pl, 1, errstr, errstr_size);
     if (rc == 0 && svc->ob_idx >= 0) {
-        handoff_seqs(svc, es_pg_pipeline_result(&svc->pl, svc->ob_idx));
+        const PGresult *res = es_pg_pipeline_result(&svc->pl, svc->ob_idx);
+        svc->ob_seq = res && PQntuples(res) == 1 ? es_pg_get_int8(res, 0, 0) : -1;
     }
     es_pg_pipeline_reset(&svc->pl);
     return rc;
@@ -720,13 +690,12 @@ static int run_batch_tx(es_service_t *svc, const es_raw_t *raws, size_t cnt, cha
         es_relay_suspend_fast(svc->relay);
         return -1;
     }
-    if (svc->ob_topic.count > 0) {
-        if (svc->handoff_bad || !svc->handoff) {
-            es_relay_suspend_fast(svc->relay);
+    if (svc->ob_count > 0) {
+        if (svc->ob_seq < 0) {
+            es_relay_suspend_fast(svc->relay); /* cannot happen: let a round find the row */
             es_relay_notify(svc->relay);
         } else {
-            es_relay_submit(svc->relay, svc->handoff);
-            svc->handoff = NULL;
+            es_relay_submit(svc->relay, svc->ob_seq, &svc->ob_records, svc->ob_count);
         }
     }
     return 0;

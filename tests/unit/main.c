@@ -15,6 +15,7 @@
     X(codec)                                                                                       \
     X(envelope)                                                                                    \
     X(journal)                                                                                     \
+    X(outbox)                                                                                      \
     X(pg_array)                                                                                    \
     X(accounts_domain)                                                                             \
     X(transfers_domain)                                                                            \
