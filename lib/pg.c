@@ -232,14 +232,13 @@ PGresult *es_pg_pipeline_result(const es_pg_pipeline_t *pl, int idx)
     return idx >= 0 && (size_t)idx < pl->cnt ? pl->stmts[idx].res : NULL;
 }
 
-int es_pg_pipeline_run(PGconn *pg, es_pg_pipeline_t *pl, int result_binary, char *errstr,
-                       size_t errstr_size)
+int es_pg_pipeline_send(PGconn *pg, es_pg_pipeline_t *pl, int result_binary, char *errstr,
+                        size_t errstr_size)
 {
     char names[64][32];
-    int failed = 0;
-    if (pl->cnt == 0) {
-        return 0;
-    }
+    pl->failed = 0;
+    pl->err[0] = '\0';
+    pl->sent = 0;
     if (pl->cnt > 64) {
         snprintf(errstr, errstr_size, "pipeline of %zu statements is too long", pl->cnt);
         return -1;
@@ -255,7 +254,7 @@ int es_pg_pipeline_run(PGconn *pg, es_pg_pipeline_t *pl, int result_binary, char
         snprintf(errstr, errstr_size, "could not enter pipeline mode: %s", PQerrorMessage(pg));
         return -1;
     }
-    for (size_t i = 0; i < pl->cnt && !failed; i++) {
+    for (size_t i = 0; i < pl->cnt && !pl->failed; i++) {
         es_pg_stmt_t *st = &pl->stmts[i];
         const char *vals[16];
         for (int k = 0; k < st->nparams; k++) {
@@ -266,16 +265,29 @@ int es_pg_pipeline_run(PGconn *pg, es_pg_pipeline_t *pl, int result_binary, char
                                            result_binary)
                      : PQsendQueryParams(pg, st->sql, 0, NULL, NULL, NULL, NULL, result_binary);
         if (!ok) {
-            snprintf(errstr, errstr_size, "could not send a statement: %s", PQerrorMessage(pg));
-            failed = 1;
+            snprintf(pl->err, sizeof(pl->err), "could not send a statement: %s",
+                     PQerrorMessage(pg));
+            pl->failed = 1;
         }
     }
     if (!PQpipelineSync(pg)) {
-        if (!failed) {
-            snprintf(errstr, errstr_size, "could not send the pipeline: %s", PQerrorMessage(pg));
+        if (!pl->failed) {
+            snprintf(pl->err, sizeof(pl->err), "could not send the pipeline: %s",
+                     PQerrorMessage(pg));
         }
-        failed = 1;
+        pl->failed = 1;
     }
+    pl->sent = 1;
+    return 0;
+}
+
+int es_pg_pipeline_collect(PGconn *pg, es_pg_pipeline_t *pl, char *errstr, size_t errstr_size)
+{
+    int failed = pl->failed;
+    if (failed) {
+        snprintf(errstr, errstr_size, "%s", pl->err);
+    }
+    pl->sent = 0;
     /* read every statement's results, each ended by a NULL, then the sync point */
     for (size_t i = 0; i < pl->cnt; i++) {
         PGresult *r;
@@ -314,6 +326,18 @@ int es_pg_pipeline_run(PGconn *pg, es_pg_pipeline_t *pl, int result_binary, char
 synced:
     PQexitPipelineMode(pg);
     return failed ? -1 : 0;
+}
+
+int es_pg_pipeline_run(PGconn *pg, es_pg_pipeline_t *pl, int result_binary, char *errstr,
+                       size_t errstr_size)
+{
+    if (pl->cnt == 0) {
+        return 0;
+    }
+    if (es_pg_pipeline_send(pg, pl, result_binary, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    return es_pg_pipeline_collect(pg, pl, errstr, errstr_size);
 }
 
 PGresult *es_pg_load_by_ids(PGconn *pg, const char *sql, const char *const *ids, size_t n,

@@ -51,6 +51,9 @@ typedef struct es_pg_pipeline {
     size_t cnt, cap;
     struct es_pg_stmt *stmts;
     es_buf_t arena; /* parameter bytes */
+    int sent;       /* sent and not yet collected */
+    int failed;     /* a send failed: collect reports err */
+    char err[512];
 } es_pg_pipeline_t;
 
 void es_pg_pipeline_init(es_pg_pipeline_t *pl);
@@ -65,6 +68,14 @@ int es_pg_pipeline_add(es_pg_pipeline_t *pl, const char *sql, int nparams,
  * errstr (the transaction, if one is open, is then aborted: roll it back). */
 int es_pg_pipeline_run(PGconn *pg, es_pg_pipeline_t *pl, int result_binary, char *errstr,
                        size_t errstr_size);
+/* The same in two halves, to do other work while the server executes: _send queues everything
+ * on the connection and returns (the parameters are copied out; the pipeline keeps the slots
+ * for the results, so it is not reset, and the connection is used for nothing else, until
+ * _collect, which waits for them). _send returns -1 with errstr when nothing could be sent
+ * (no _collect then). */
+int es_pg_pipeline_send(PGconn *pg, es_pg_pipeline_t *pl, int result_binary, char *errstr,
+                        size_t errstr_size);
+int es_pg_pipeline_collect(PGconn *pg, es_pg_pipeline_t *pl, char *errstr, size_t errstr_size);
 /* The result of statement `idx` after a successful run (borrowed until reset), or NULL. */
 PGresult *es_pg_pipeline_result(const es_pg_pipeline_t *pl, int idx);
 

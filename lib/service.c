@@ -49,13 +49,33 @@ struct es_service {
     es_pg_pipeline_t pl; /* the batch's statements */
     es_buf_t ob_records; /* the batch's emitted records: its outbox row (outbox.h) */
     size_t ob_count;
-    int ob_failed;  /* a record could not be added: the batch fails */
-    int ob_idx;     /* the outbox insert's place in the pipeline, or -1 */
-    int64_t ob_seq; /* the seq the insert returned, or -1 */
+    int ob_failed;           /* a record could not be added: the batch fails */
+    int ob_idx;              /* the outbox insert's place in the pipeline, or -1 */
+    int64_t ob_seq;          /* the seq the insert returned, or -1 */
+    const es_raw_t *decoded; /* the raws the working state was decoded from */
+
+    /* the batch whose writes and COMMIT are on their way while the next one is decoded */
+    struct {
+        const es_raw_t *raws;
+        rd_kafka_message_t **msgs; /* destroyed once it committed */
+        size_t cnt;
+        int64_t start_us;
+        es_buf_t records; /* its outbox row, for the relay once committed */
+        size_t ob_count;
+        int ob_idx;
+    } pend;
+    es_window_t win;          /* batches since the last stats line */
+    int64_t age_sum, age_max; /* ms records waited before their batch, this window */
+    int64_t batches, records;
     es_buf_t scratch;
     es_arena_t arena; /* the handler's memory for one batch */
 
     int fatal;
+    /* where batches spent their time since the last stats line: decoding, the first round
+     * trip (BEGIN, dedup), the handler (its reads and decisions), the writes and COMMIT */
+    struct {
+        int64_t decode_us, begin_us, handle_us, commit_us;
+    } spent;
 };
 
 static volatile sig_atomic_t service_run = 1;
@@ -81,6 +101,8 @@ static es_service_t *service_alloc(const es_service_def_t *def)
     es_pg_array_init(&svc->ids, ES_PG_UUID);
     es_pg_pipeline_init(&svc->pl);
     es_buf_init(&svc->ob_records);
+    es_buf_init(&svc->pend.records);
+    es_window_init(&svc->win);
     es_buf_init(&svc->scratch);
     es_arena_init(&svc->arena);
     return svc;
@@ -114,6 +136,7 @@ void es_service_destroy(es_service_t *svc)
     es_pg_array_fini(&svc->ids);
     es_pg_pipeline_fini(&svc->pl);
     es_buf_fini(&svc->ob_records);
+    es_buf_fini(&svc->pend.records);
     es_buf_fini(&svc->scratch);
     es_arena_fini(&svc->arena);
     if (svc->own_codec) {
@@ -532,19 +555,13 @@ static void decode_raws(es_service_t *svc, const es_raw_t *raws, size_t cnt)
     }
 }
 
-/*
- * One batch in two pipelined round trips plus the handler's loads:
- *   1. [BEGIN, begin_sql,] the dedup insert          -> which inputs are new
- *   2. the handler loads what it needs and queues its writes
- *   3. the handler's writes, the outbox rows, the positions[, COMMIT]
- * With own_tx the transaction is opened and committed here; otherwise the caller owns it.
- */
-static int apply_batch(es_service_t *svc, PGconn *pg, const es_raw_t *raws, size_t cnt, int own_tx,
-                       char *errstr, size_t errstr_size)
+/* Decode a batch into the working state (inputs, positions). No database work: it can
+ * overlap the previous batch's COMMIT. */
+static void batch_decode(es_service_t *svc, const es_raw_t *raws, size_t cnt)
 {
+    int64_t t0 = es_mono_us();
     inputs_clear(svc);
     outbox_reset(svc);
-    es_pg_pipeline_reset(&svc->pl);
     es_arena_reset(&svc->arena);
     svc->pos_cnt = 0;
     decode_raws(svc, raws, cnt);
@@ -557,6 +574,22 @@ static int apply_batch(es_service_t *svc, PGconn *pg, const es_raw_t *raws, size
             }
         }
     }
+    svc->decoded = raws;
+    svc->spent.decode_us += es_mono_us() - t0;
+}
+
+/*
+ * The decoded batch up to its last round trip, which is queued on svc->pl for the caller:
+ *   1. [BEGIN, begin_sql,] the dedup insert          -> which inputs are new
+ *   2. the handler loads what it needs and queues its writes
+ *   3. (queued) the handler's writes, the outbox row, the positions[, COMMIT]
+ * With own_tx the transaction is opened and committed; otherwise the caller owns it.
+ */
+static int batch_prepare(es_service_t *svc, PGconn *pg, int own_tx, char *errstr,
+                         size_t errstr_size)
+{
+    int64_t t0 = es_mono_us();
+    es_pg_pipeline_reset(&svc->pl);
     if (own_tx) {
         es_pg_pipeline_add(&svc->pl, "BEGIN", 0, NULL, NULL, NULL);
         if (svc->def->begin_sql) {
@@ -567,6 +600,8 @@ static int apply_batch(es_service_t *svc, PGconn *pg, const es_raw_t *raws, size
     if (es_pg_pipeline_run(pg, &svc->pl, 1, errstr, errstr_size) != 0) {
         return -1;
     }
+    int64_t t1 = es_mono_us();
+    svc->spent.begin_us += t1 - t0;
     if (dedup_idx >= 0 &&
         dedup_filter(svc, es_pg_pipeline_result(&svc->pl, dedup_idx), errstr, errstr_size) != 0) {
         return -1;
@@ -578,13 +613,33 @@ static int apply_batch(es_service_t *svc, PGconn *pg, const es_raw_t *raws, size
     }
     if ((!svc->offline && queue_outbox(svc) != 0) || queue_positions(svc) != 0 ||
         (own_tx && es_pg_pipeline_add(&svc->pl, "COMMIT", 0, NULL, NULL, NULL) < 0)) {
-        snprintf(errstr, errstr_size, "out of memory queueing the batch's writes");
+        snprintf(errstr, errstr_size, "could not queue the batch's writes");
         return -1;
     }
+    svc->spent.handle_us += es_mono_us() - t1;
+    return 0;
+}
+
+/* The seq the outbox insert at pipeline index `idx` returned, or -1. */
+static int64_t outbox_seq(const es_service_t *svc, int idx)
+{
+    const PGresult *res = idx >= 0 ? es_pg_pipeline_result(&svc->pl, idx) : NULL;
+    return res && PQntuples(res) == 1 ? es_pg_get_int8(res, 0, 0) : -1;
+}
+
+/* A whole batch, waiting for its last round trip. */
+static int apply_batch(es_service_t *svc, PGconn *pg, const es_raw_t *raws, size_t cnt, int own_tx,
+                       char *errstr, size_t errstr_size)
+{
+    batch_decode(svc, raws, cnt);
+    if (batch_prepare(svc, pg, own_tx, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    int64_t t0 = es_mono_us();
     int rc = es_pg_pipeline_run(pg, &svc->pl, 1, errstr, errstr_size);
-    if (rc == 0 && svc->ob_idx >= 0) {
-        const PGresult *res = es_pg_pipeline_result(&svc->pl, svc->ob_idx);
-        svc->ob_seq = res && PQntuples(res) == 1 ? es_pg_get_int8(res, 0, 0) : -1;
+    svc->spent.commit_us += es_mono_us() - t0;
+    if (rc == 0) {
+        svc->ob_seq = outbox_seq(svc, svc->ob_idx);
     }
     es_pg_pipeline_reset(&svc->pl);
     return rc;
@@ -609,6 +664,8 @@ es_pg_pipeline_t *es_service_pipeline(es_service_t *svc)
 /* ---- Kafka wiring ---------------------------------------------------------------------- */
 
 static int reconnect(es_service_t *svc);
+static int pending_finish(es_service_t *svc);
+static void outbox_handoff(es_service_t *svc, int64_t seq, es_buf_t *records, size_t count);
 
 /* Whether `parts` holds every partition of every input topic (then no other instance handles
  * input, and the relay may take its fast path). When in doubt, no. */
@@ -633,6 +690,12 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     es_service_t *svc = opaque;
+    /* the batch in flight commits (or is redone) before partitions move: its positions and
+     * outbox row belong to this assignment, and the connection must be free */
+    if (pending_finish(svc) != 0) {
+        svc->fatal = 1;
+        service_run = 0;
+    }
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         /* positions come from PostgreSQL, where they were stored with the effects */
         char errstr[512];
@@ -690,14 +753,7 @@ static int run_batch_tx(es_service_t *svc, const es_raw_t *raws, size_t cnt, cha
         es_relay_suspend_fast(svc->relay);
         return -1;
     }
-    if (svc->ob_count > 0) {
-        if (svc->ob_seq < 0) {
-            es_relay_suspend_fast(svc->relay); /* cannot happen: let a round find the row */
-            es_relay_notify(svc->relay);
-        } else {
-            es_relay_submit(svc->relay, svc->ob_seq, &svc->ob_records, svc->ob_count);
-        }
-    }
+    outbox_handoff(svc, svc->ob_seq, &svc->ob_records, svc->ob_count);
     return 0;
 }
 
@@ -750,6 +806,104 @@ static int process_batch(es_service_t *svc, const es_raw_t *raws, size_t cnt)
     return -1;
 }
 
+/* Hand a committed batch's outbox row to the relay (the buffer's contents are stolen). */
+static void outbox_handoff(es_service_t *svc, int64_t seq, es_buf_t *records, size_t count)
+{
+    if (count == 0) {
+        return;
+    }
+    if (seq < 0) {
+        es_relay_suspend_fast(svc->relay); /* cannot happen: let a round find the row */
+        es_relay_notify(svc->relay);
+        return;
+    }
+    es_relay_submit(svc->relay, seq, records, count);
+}
+
+/* Send the decoded batch up to its COMMIT without waiting for it: the next batch is polled and
+ * decoded meanwhile, and pending_finish() waits. Returns 0 (in flight), or -1 with errstr
+ * (nothing in flight; the transaction, if open, must be rolled back). */
+static int batch_send(es_service_t *svc, const es_raw_t *raws, rd_kafka_message_t **msgs,
+                      size_t cnt, char *errstr, size_t errstr_size)
+{
+    int64_t t0 = es_mono_us();
+    if (batch_prepare(svc, svc->pg, 1, errstr, errstr_size) != 0 ||
+        es_pg_pipeline_send(svc->pg, &svc->pl, 1, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    /* the outbox row waits with the batch; the next batch fills the other buffer */
+    es_buf_t tmp = svc->pend.records;
+    svc->pend.records = svc->ob_records;
+    svc->ob_records = tmp;
+    svc->pend.ob_count = svc->ob_count;
+    svc->pend.ob_idx = svc->ob_idx;
+    svc->pend.raws = raws;
+    svc->pend.msgs = msgs;
+    svc->pend.cnt = cnt;
+    svc->pend.start_us = t0;
+    return 0;
+}
+
+/* One line per 10 s of work: how big batches are, how long records waited for them, and
+ * where their time went. */
+static void batch_stats(es_service_t *svc)
+{
+    es_window_t *w = &svc->win;
+    if (!es_window_due(w, 10000000)) {
+        return;
+    }
+    double rounds = (double)w->rounds;
+    es_log_info("batches",
+                "count=%lld records=%lld avg_records=%.1f avg_ms=%.2f max_ms=%.2f "
+                "age_avg_ms=%.1f age_max_ms=%lld decode_ms=%.2f begin_ms=%.2f handle_ms=%.2f "
+                "commit_ms=%.2f",
+                (long long)w->rounds, (long long)w->records, (double)w->records / rounds,
+                (double)w->total_us / 1000.0 / rounds, (double)w->max_us / 1000.0,
+                (double)svc->age_sum / (double)w->records, (long long)svc->age_max,
+                (double)svc->spent.decode_us / 1000.0 / rounds,
+                (double)svc->spent.begin_us / 1000.0 / rounds,
+                (double)svc->spent.handle_us / 1000.0 / rounds,
+                (double)svc->spent.commit_us / 1000.0 / rounds);
+    memset(&svc->spent, 0, sizeof(svc->spent));
+    svc->age_sum = svc->age_max = 0;
+    es_window_init(w);
+}
+
+/* Wait for the batch in flight: once committed its outbox row goes to the relay; if it failed
+ * it is rolled back and redone the ordinary way (with retries). Its messages are freed.
+ * Returns 0, or -1 when it failed for good. */
+static int pending_finish(es_service_t *svc)
+{
+    if (svc->pend.cnt == 0) {
+        return 0;
+    }
+    char errstr[1024];
+    int rc = es_pg_pipeline_collect(svc->pg, &svc->pl, errstr, sizeof(errstr));
+    int64_t now = es_mono_us();
+    svc->spent.commit_us += now - svc->pend.start_us;
+    int64_t seq = rc == 0 ? outbox_seq(svc, svc->pend.ob_idx) : -1;
+    es_pg_pipeline_reset(&svc->pl);
+    if (rc == 0) {
+        outbox_handoff(svc, seq, &svc->pend.records, svc->pend.ob_count);
+    } else {
+        char tmp[256];
+        es_pg_exec(svc->pg, "ROLLBACK", tmp, sizeof(tmp));
+        /* the COMMIT may have gone through unseen: its rows must not be overtaken */
+        es_relay_suspend_fast(svc->relay);
+        es_log_warn("batch failed, retrying", "attempt=1 records=%zu error=\"%s\"", svc->pend.cnt,
+                    errstr);
+        rc = process_batch(svc, svc->pend.raws, svc->pend.cnt);
+    }
+    es_window_add(&svc->win, (int64_t)svc->pend.cnt, es_mono_us() - svc->pend.start_us);
+    svc->batches++;
+    svc->records += (int64_t)svc->pend.cnt;
+    for (size_t i = 0; i < svc->pend.cnt; i++) {
+        rd_kafka_message_destroy(svc->pend.msgs[i]);
+    }
+    svc->pend.cnt = 0;
+    return rc;
+}
+
 static void raw_from_message(es_raw_t *raw, const rd_kafka_message_t *rkm, char *type_buf,
                              size_t type_size)
 {
@@ -769,11 +923,15 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
     char errstr[1024];
     int rc = -1;
     size_t max_batch = def->max_batch > 0 ? (size_t)def->max_batch : DEFAULT_MAX_BATCH;
-    rd_kafka_message_t **msgs = calloc(max_batch, sizeof(*msgs));
-    es_raw_t *raws = calloc(max_batch, sizeof(*raws));
-    char(*types)[ES_TYPE_MAX] = calloc(max_batch, sizeof(*types));
+    rd_kafka_message_t **slot_msgs[2] = {calloc(max_batch, sizeof(**slot_msgs)),
+                                         calloc(max_batch, sizeof(**slot_msgs))};
+    es_raw_t *slot_raws[2] = {calloc(max_batch, sizeof(**slot_raws)),
+                              calloc(max_batch, sizeof(**slot_raws))};
+    char(*slot_types[2])[ES_TYPE_MAX] = {calloc(max_batch, sizeof(*slot_types[0])),
+                                         calloc(max_batch, sizeof(*slot_types[0]))};
     es_service_t *svc = service_alloc(def);
-    if (!svc || !msgs || !raws || !types) {
+    if (!svc || !slot_msgs[0] || !slot_msgs[1] || !slot_raws[0] || !slot_raws[1] ||
+        !slot_types[0] || !slot_types[1]) {
         es_log_error("out of memory", "%s", "");
         goto err;
     }
@@ -830,13 +988,16 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
     }
     es_log_info("ready", "group=%s schema=%s", group, def->schema);
 
-    int64_t batches = 0, records = 0;
-    int64_t age_sum = 0, age_max = 0; /* ms records waited before their batch, this window */
-    es_window_t win;
-    es_window_init(&win);
+    /* Two slots of messages: while one batch's writes and COMMIT travel to PostgreSQL, the next
+     * is polled and decoded into the other. */
+    int slot = 0;
     while (service_run) {
-        /* wait briefly for the first record; then take whatever else is already here */
-        int timeout = 100;
+        rd_kafka_message_t **msgs = slot_msgs[slot];
+        es_raw_t *raws = slot_raws[slot];
+        char(*types)[ES_TYPE_MAX] = slot_types[slot];
+        /* wait briefly for the first record (not at all while a batch is in flight); then take
+         * whatever else is already here */
+        int timeout = svc->pend.cnt ? 0 : 100;
         size_t n = 0;
         while (n < max_batch) {
             rd_kafka_message_t *rkm = rd_kafka_consumer_poll(svc->consumer, n == 0 ? timeout : 0);
@@ -876,32 +1037,40 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
             for (size_t i = 0; i < n; i++) {
                 int64_t ts = rd_kafka_message_timestamp(msgs[i], NULL);
                 if (ts > 0 && now_ms >= ts) {
-                    age_sum += now_ms - ts;
-                    age_max = now_ms - ts > age_max ? now_ms - ts : age_max;
+                    svc->age_sum += now_ms - ts;
+                    svc->age_max = now_ms - ts > svc->age_max ? now_ms - ts : svc->age_max;
                 }
             }
-            int64_t t0 = es_mono_us();
-            if (process_batch(svc, raws, n) != 0) {
-                svc->fatal = 1;
-                service_run = 0;
+            batch_decode(svc, raws, n);
+        }
+        if (pending_finish(svc) != 0) {
+            svc->fatal = 1;
+            service_run = 0;
+        }
+        if (n > 0 && !svc->fatal) {
+            if (svc->decoded != raws) {
+                batch_decode(svc, raws, n); /* a retry of the previous batch used the state */
             }
-            es_window_add(&win, (int64_t)n, es_mono_us() - t0);
-            batches++;
-            records += (int64_t)n;
+            if (batch_send(svc, raws, msgs, n, errstr, sizeof(errstr)) == 0) {
+                slot ^= 1; /* in flight: its messages stay until it committed */
+                n = 0;
+            } else {
+                char tmp[256];
+                es_pg_exec(svc->pg, "ROLLBACK", tmp, sizeof(tmp));
+                es_relay_suspend_fast(svc->relay);
+                es_log_warn("batch failed, retrying", "attempt=1 records=%zu error=\"%s\"", n,
+                            errstr);
+                int64_t t0 = es_mono_us();
+                if (process_batch(svc, raws, n) != 0) {
+                    svc->fatal = 1;
+                    service_run = 0;
+                }
+                es_window_add(&svc->win, (int64_t)n, es_mono_us() - t0);
+                svc->batches++;
+                svc->records += (int64_t)n;
+            }
         }
-        if (es_window_due(&win, 10000000)) {
-            /* one line per 10 s of work: how big batches are and how long they take */
-            es_log_info("batches",
-                        "count=%lld records=%lld avg_records=%.1f avg_ms=%.2f max_ms=%.2f "
-                        "age_avg_ms=%.1f age_max_ms=%lld",
-                        (long long)win.rounds, (long long)win.records,
-                        (double)win.records / (double)win.rounds,
-                        (double)win.total_us / 1000.0 / (double)win.rounds,
-                        (double)win.max_us / 1000.0, (double)age_sum / (double)win.records,
-                        (long long)age_max);
-            es_window_init(&win);
-            age_sum = age_max = 0;
-        }
+        batch_stats(svc);
         for (size_t i = 0; i < n; i++) {
             rd_kafka_message_destroy(msgs[i]);
         }
@@ -909,9 +1078,13 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
             break;
         }
     }
+    if (pending_finish(svc) != 0) {
+        svc->fatal = 1;
+    }
 
     /* graceful stop: the batch in hand is committed; now publish what the outbox holds */
-    es_log_info("stopping", "batches=%lld records=%lld", (long long)batches, (long long)records);
+    es_log_info("stopping", "batches=%lld records=%lld", (long long)svc->batches,
+                (long long)svc->records);
     if (svc->consumer) {
         rd_kafka_consumer_close(svc->consumer);
     }
@@ -925,8 +1098,10 @@ err:
         PQfinish(svc->pg);
     }
     es_service_destroy(svc);
-    free(msgs);
-    free(raws);
-    free(types);
+    for (int k = 0; k < 2; k++) {
+        free(slot_msgs[k]);
+        free(slot_raws[k]);
+        free(slot_types[k]);
+    }
     return rc;
 }

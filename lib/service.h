@@ -8,14 +8,16 @@
  *      (the broker can append a record twice; the outbox can republish after a crash),
  *   4. call the service's handler with the new inputs: it loads the state it needs, applies
  *      its pure decide/evolve functions, writes the state and emits events,
- *   5. insert the emitted records into <schema>.outbox, store the next offset of every
- *      partition in <schema>.positions, COMMIT: effects, dedup marks, outbox and positions are
- *      one transaction, so a crash anywhere leaves either all of them or none,
+ *   5. insert the emitted records into <schema>.outbox (one row holding them all, outbox.h),
+ *      store the next offset of every partition in <schema>.positions, COMMIT: effects, dedup
+ *      marks, outbox and positions are one transaction, so a crash anywhere leaves either all
+ *      of them or none,
  *   6. the relay (relay.c, a thread with its own connection and idempotent producer) publishes
  *      the committed rows and deletes them once Kafka acknowledged them: straight from memory
  *      when this instance handles every partition (the batch is handed over after COMMIT),
  *      otherwise by reading them back in seq order (see relay.h).
- * Steps 3 and 5 are pipelined: a batch costs three round trips to PostgreSQL whatever its size.
+ * Steps 3 and 5 are pipelined: a batch costs three round trips to PostgreSQL whatever its size,
+ * and while step 5 travels the next batch is polled and decoded (steps 1-2).
  *
  * Positions come from <schema>.positions when partitions are assigned, never from the
  * broker's group offsets. Only one instance of a service relays at a time (a PostgreSQL

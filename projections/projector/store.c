@@ -160,8 +160,9 @@ int projector_save_accounts(es_pg_pipeline_t *pl, const account_view_t *v,
     return cols_exec(
         &c, pl,
         "INSERT INTO accounts (account_id, owner, currency, balance, status, version, opened_at, "
-        "updated_at) SELECT i, o, c, b, s, v, to_timestamp(oa / 1000.0), to_timestamp(ua / "
-        "1000.0) FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], "
+        "updated_at) SELECT i, o, c, b, s, v, to_timestamp(oa::float8 / 1000), "
+        "to_timestamp(ua::float8 / "
+        "1000) FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], "
         "$6::bigint[], $7::bigint[], $8::bigint[]) AS u(i, o, c, b, s, v, oa, ua) "
         "ON CONFLICT (account_id) DO UPDATE SET balance = EXCLUDED.balance, status = "
         "EXCLUDED.status, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at");
@@ -193,7 +194,7 @@ int projector_save_transfers(es_pg_pipeline_t *pl, const transfer_view_t *v,
         &c, pl,
         "INSERT INTO transfers (transfer_id, from_account, to_account, amount, currency, status, "
         "reason, compensated, requested_at, updated_at) SELECT i, f, t, a, c, s, r, x, "
-        "to_timestamp(ra / 1000.0), to_timestamp(ua / 1000.0) FROM unnest($1::text[], "
+        "to_timestamp(ra::float8 / 1000), to_timestamp(ua::float8 / 1000) FROM unnest($1::text[], "
         "$2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::bool[], "
         "$9::bigint[], $10::bigint[]) AS u(i, f, t, a, c, s, r, x, ra, ua) "
         "ON CONFLICT (transfer_id) DO UPDATE SET status = EXCLUDED.status, reason = "
@@ -219,8 +220,8 @@ int projector_insert_entries(es_pg_pipeline_t *pl, const entry_view_t *e, size_t
     }
     return cols_exec(&c, pl,
                      "INSERT INTO entries (account_id, seq, event_id, kind, amount, balance_after, "
-                     "transfer_id, occurred_at) SELECT a, s, e, k, m, b, t, to_timestamp(o / "
-                     "1000.0) FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], "
+                     "transfer_id, occurred_at) SELECT a, s, e, k, m, b, t, to_timestamp(o::float8 "
+                     "/ 1000) FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], "
                      "$5::bigint[], $6::bigint[], $7::text[], $8::bigint[]) AS u(a, s, e, k, m, "
                      "b, t, o) ON CONFLICT DO NOTHING");
 }
@@ -241,10 +242,11 @@ int projector_insert_commands(es_pg_pipeline_t *pl, const command_view_t *cv, si
         es_pg_array_add_int8(&c.a[6], cv[i].recorded_at);
     }
     /* DISTINCT ON: one outcome per command even if a batch holds two events for it */
-    return cols_exec(&c, pl,
-                     "INSERT INTO commands (command_id, command_type, aggregate_id, status, "
-                     "reason, event_type, recorded_at) SELECT DISTINCT ON (i) i, t, a, s, r, e, "
-                     "to_timestamp(o / 1000.0) FROM unnest($1::text[], $2::text[], $3::text[], "
-                     "$4::text[], $5::text[], $6::text[], $7::bigint[]) AS u(i, t, a, s, r, e, o) "
-                     "ORDER BY i ON CONFLICT DO NOTHING");
+    return cols_exec(
+        &c, pl,
+        "INSERT INTO commands (command_id, command_type, aggregate_id, status, "
+        "reason, event_type, recorded_at) SELECT DISTINCT ON (i) i, t, a, s, r, e, "
+        "to_timestamp(o::float8 / 1000) FROM unnest($1::text[], $2::text[], $3::text[], "
+        "$4::text[], $5::text[], $6::text[], $7::bigint[]) AS u(i, t, a, s, r, e, o) "
+        "ORDER BY i ON CONFLICT DO NOTHING");
 }
