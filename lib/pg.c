@@ -94,8 +94,11 @@ int es_pg_exec(PGconn *pg, const char *sql, char *errstr, size_t errstr_size)
  */
 #define STMT_CACHE 128
 
+/* The statements prepared on this thread's connection, which is known by its address and its
+ * server process: a new connection can reuse a closed one's address. */
 static _Thread_local struct {
     const PGconn *pg;
+    int backend_pid;
     size_t cnt;
     char *sql[STMT_CACHE];
 } stmts;
@@ -103,12 +106,13 @@ static _Thread_local struct {
 static int stmt_name(PGconn *pg, const char *sql, int nparams, char name[32], char *errstr,
                      size_t errstr_size)
 {
-    if (stmts.pg != pg) {
+    if (stmts.pg != pg || stmts.backend_pid != PQbackendPID(pg)) {
         for (size_t i = 0; i < stmts.cnt; i++) {
             free(stmts.sql[i]);
         }
         stmts.cnt = 0;
         stmts.pg = pg;
+        stmts.backend_pid = PQbackendPID(pg);
     }
     for (size_t i = 0; i < stmts.cnt; i++) {
         if (!strcmp(stmts.sql[i], sql)) {

@@ -30,3 +30,21 @@ grep -q 'batch failed, retrying' "$ES_DATA"/log/es-*.log ||
     fail "no service noticed the outage (the test did not test anything)"
 pass "the services retried their batches through the outage"
 ledger_check
+# The relays reconnected with fresh prepared statements and went back to their fast path
+# (a reused connection address once kept a stale statement cache: every fast-path statement
+# failed and the relay bounced between its two paths).
+restarted_at="$(date -u +%Y-%m-%dT%H:%M:%S)"
+sleep 2
+if grep -q 'prepared statement .* does not exist' "$ES_DATA"/log/es-*.log; then
+    grep -h 'prepared statement' "$ES_DATA"/log/es-*.log | head -3 | sed 's/^/    /' >&2
+    fail "a service used a prepared statement from before the restart"
+fi
+pass "no statement prepared before the restart was used after it"
+for s in accounts transfers; do
+    last="$(grep -h 'msg="relay \(on the fast path\|back to rounds\)' "$ES_DATA/log/es-$s.log" | tail -n 1)"
+    case "$last" in
+    *'on the fast path'*) ;;
+    *) fail "es-$s's relay did not return to its fast path after the restart (last: ${last:-none}; at $restarted_at)" ;;
+    esac
+done
+pass "both relays are back on their fast path"
