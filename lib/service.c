@@ -15,6 +15,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "pg.h"
+#include "journal.h"
 #include "outbox.h"
 #include "relay.h"
 #include "window.h"
@@ -22,6 +23,7 @@
 #define DEFAULT_MAX_BATCH 2000
 #define MAX_POSITIONS 512
 #define MAX_RETRIES 20
+#define MAX_GAPS 64 /* partitions found out of the broker's window in one poll */
 
 typedef struct position {
     const char *topic; /* borrowed from def->topics or the raw record */
@@ -241,9 +243,8 @@ static void dead_letter_raw(es_service_t *svc, const es_raw_t *raw, const char *
     snprintf(num, sizeof(num), "%lld", (long long)raw->offset);
     headers_put(b, "es-dlq-offset", num, strlen(num));
     /* the key as it came, bytes and all (bytea: a key need not be valid UTF-8) */
-    outbox_add(svc, svc->def->dlq_topic, rkm ? rkm->key : NULL, rkm ? rkm->key_len : 0,
-               raw->value ? raw->value : "", raw->value ? raw->value_len : 0,
-               b->data ? b->data : (unsigned char *)"", b->len);
+    outbox_add(svc, svc->def->dlq_topic, raw->key, raw->key_len, raw->value ? raw->value : "",
+               raw->value ? raw->value_len : 0, b->data ? b->data : (unsigned char *)"", b->len);
 }
 
 int es_service_dead_letter(es_service_t *svc, const es_input_t *input, const char *reason)
@@ -686,6 +687,44 @@ static int handles_every_partition(es_service_t *svc, const rd_kafka_topic_parti
     return parts->cnt == total;
 }
 
+/* Set every partition of `parts` to its position stored in PostgreSQL (0 when none), waiting
+ * out a PostgreSQL outage for up to 30 s. Returns 0, or -1 (logged) when they cannot be read. */
+static int load_positions(es_service_t *svc, rd_kafka_topic_partition_list_t *parts)
+{
+    char errstr[512];
+    PGresult *res = NULL;
+    for (int attempt = 0; attempt < 30 && !res; attempt++) {
+        res = es_pg_query(svc->pg, "SELECT topic, partition, next_offset FROM positions", 0, NULL,
+                          NULL, NULL, 0, errstr, sizeof(errstr));
+        if (!res) {
+            /* PostgreSQL away: wait for it rather than guess positions */
+            es_log_warn("could not load positions, retrying", "attempt=%d error=\"%s\"",
+                        attempt + 1, errstr);
+            struct timespec ts = {1, 0};
+            nanosleep(&ts, NULL);
+            if (PQstatus(svc->pg) != CONNECTION_OK) {
+                reconnect(svc);
+            }
+        }
+    }
+    if (!res) {
+        es_log_error("could not load positions: stopping", "error=\"%s\"", errstr);
+        return -1;
+    }
+    for (int i = 0; i < parts->cnt; i++) {
+        int64_t off = 0;
+        for (int r = 0; r < PQntuples(res); r++) {
+            if (!strcmp(PQgetvalue(res, r, 0), parts->elems[i].topic) &&
+                atoi(PQgetvalue(res, r, 1)) == parts->elems[i].partition) {
+                off = strtoll(PQgetvalue(res, r, 2), NULL, 10);
+            }
+        }
+        parts->elems[i].offset = off;
+    }
+    PQclear(res);
+    return 0;
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -697,39 +736,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         service_run = 0;
     }
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        /* positions come from PostgreSQL, where they were stored with the effects */
-        char errstr[512];
-        PGresult *res = NULL;
-        for (int attempt = 0; attempt < 30 && !res; attempt++) {
-            res = es_pg_query(svc->pg, "SELECT topic, partition, next_offset FROM positions", 0,
-                              NULL, NULL, NULL, 0, errstr, sizeof(errstr));
-            if (!res) {
-                /* PostgreSQL away: wait for it rather than guess positions */
-                es_log_warn("could not load positions, retrying", "attempt=%d error=\"%s\"",
-                            attempt + 1, errstr);
-                struct timespec ts = {1, 0};
-                nanosleep(&ts, NULL);
-                if (PQstatus(svc->pg) != CONNECTION_OK) {
-                    reconnect(svc);
-                }
-            }
-        }
-        for (int i = 0; i < parts->cnt; i++) {
-            int64_t off = 0;
-            for (int r = 0; res && r < PQntuples(res); r++) {
-                if (!strcmp(PQgetvalue(res, r, 0), parts->elems[i].topic) &&
-                    atoi(PQgetvalue(res, r, 1)) == parts->elems[i].partition) {
-                    off = strtoll(PQgetvalue(res, r, 2), NULL, 10);
-                }
-            }
-            parts->elems[i].offset = off;
-        }
-        if (!res) {
-            es_log_error("could not load positions: stopping", "error=\"%s\"", errstr);
+        if (load_positions(svc, parts) != 0) {
             svc->fatal = 1;
             service_run = 0;
         }
-        PQclear(res);
         int sole = handles_every_partition(svc, parts);
         es_log_info("partitions assigned", "count=%d every_partition=%s", parts->cnt,
                     sole ? "yes" : "no");
@@ -913,9 +923,147 @@ static void raw_from_message(es_raw_t *raw, const rd_kafka_message_t *rkm, char 
     raw->value = rkm->payload;
     raw->value_len = rkm->len;
     raw->rkm = rkm;
+    raw->key = rkm->key;
+    raw->key_len = rkm->key_len;
     /* the type is peeked from the value: parsing Kafka headers costs an allocation each */
     raw->type_hdr =
         es_envelope_peek_type(rkm->payload, rkm->len, type_buf, type_size) == 0 ? type_buf : NULL;
+}
+
+/* ---- the archive tier ---------------------------------------------------------------------- */
+
+/* A partition whose stored position the broker no longer holds. */
+typedef struct gap {
+    char topic[256];
+    int32_t partition;
+} gap_t;
+
+/* The stored position of a partition (0 when none is stored), or -1 with errstr. */
+static int64_t stored_position(es_service_t *svc, const char *topic, int32_t partition,
+                               char *errstr, size_t errstr_size)
+{
+    char part[16];
+    snprintf(part, sizeof(part), "%d", (int)partition);
+    const char *vals[2] = {topic, part};
+    PGresult *res = es_pg_query(svc->pg,
+                                "SELECT next_offset FROM positions WHERE topic = $1 AND "
+                                "partition = $2::int",
+                                2, vals, NULL, NULL, 0, errstr, errstr_size);
+    if (!res) {
+        return -1;
+    }
+    int64_t pos = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    PQclear(res);
+    return pos;
+}
+
+/* Read a partition from its stored position to the end of the dev broker's journal, in
+ * batches handled the ordinary way (dedup, effects, positions in one transaction each), then
+ * point the consumer at the next offset. Returns the records read (>= 0), or -1 with errstr:
+ * no journal (real Kafka), a hole in it, or a batch that failed for good. */
+static int64_t archive_catch_up(es_service_t *svc, const gap_t *g, size_t max_batch, char *errstr,
+                                size_t errstr_size)
+{
+    int64_t from = stored_position(svc, g->topic, g->partition, errstr, errstr_size);
+    if (from < 0) {
+        return -1;
+    }
+    es_journal_reader_t *jr =
+        es_journal_reader_open(svc->cfg->data_dir, g->topic, g->partition, errstr, errstr_size);
+    if (!jr) {
+        return -1;
+    }
+    es_raw_t *raws = calloc(max_batch, sizeof(*raws));
+    size_t *voff = calloc(max_batch, sizeof(*voff)), *koff = calloc(max_batch, sizeof(*koff));
+    char(*types)[ES_TYPE_MAX] = calloc(max_batch, sizeof(*types));
+    es_buf_t bytes;
+    es_buf_init(&bytes);
+    int64_t next = from, total = 0;
+    int rc = raws && voff && koff && types && es_journal_reader_seek(jr, from) == 0 ? 0 : -1;
+    if (rc != 0) {
+        snprintf(errstr, errstr_size, "could not read the journal of %.200s [%d] from offset %lld",
+                 g->topic, (int)g->partition, (long long)from);
+    }
+    while (rc == 0) {
+        size_t n = 0;
+        es_buf_reset(&bytes);
+        es_journal_record_t rec;
+        int got = 0;
+        while (n < max_batch &&
+               (got = es_journal_reader_next(jr, &rec, errstr, errstr_size)) == 1) {
+            if (rec.offset != next) {
+                snprintf(errstr, errstr_size,
+                         "the journal of %.200s [%d] has no record at offset %lld (next is %lld)",
+                         g->topic, (int)g->partition, (long long)next, (long long)rec.offset);
+                got = -1;
+                break;
+            }
+            es_raw_t *raw = &raws[n];
+            memset(raw, 0, sizeof(*raw));
+            raw->topic = g->topic;
+            raw->partition = g->partition;
+            raw->offset = rec.offset;
+            raw->value_len = rec.value_len > 0 ? (size_t)rec.value_len : 0;
+            raw->key_len = rec.key_len > 0 ? (size_t)rec.key_len : 0;
+            voff[n] = rec.value ? bytes.len : (size_t)-1;
+            if (rec.value && es_buf_append(&bytes, rec.value, raw->value_len) != 0) {
+                got = -1;
+            }
+            koff[n] = rec.key_len >= 0 ? bytes.len : (size_t)-1;
+            if (rec.key_len >= 0 && es_buf_append(&bytes, rec.key, raw->key_len) != 0) {
+                got = -1;
+            }
+            n++;
+            next = rec.offset + 1;
+        }
+        for (size_t i = 0; i < n; i++) {
+            raws[i].value = voff[i] == (size_t)-1 ? NULL : bytes.data + voff[i];
+            raws[i].key = koff[i] == (size_t)-1 ? NULL : bytes.data + koff[i];
+            raws[i].type_hdr =
+                raws[i].value && es_envelope_peek_type(raws[i].value, raws[i].value_len, types[i],
+                                                       ES_TYPE_MAX) == 0
+                    ? types[i]
+                    : NULL;
+        }
+        if (got < 0) {
+            rc = -1;
+        } else if (n > 0 && process_batch(svc, raws, n) != 0) {
+            snprintf(errstr, errstr_size, "a batch read from the journal failed for good");
+            rc = -1;
+        }
+        total += (int64_t)n;
+        if (got == 0) {
+            break; /* the end of what the journal holds */
+        }
+    }
+    es_journal_reader_close(jr);
+    free(raws);
+    free(voff);
+    free(koff);
+    free(types);
+    es_buf_fini(&bytes);
+    if (rc != 0) {
+        return -1;
+    }
+    /* go on from the broker: every assigned partition restarts at its stored position (a
+     * partition that failed its fetch does not resume on a seek) */
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    rd_kafka_resp_err_t kerr = rd_kafka_assignment(svc->consumer, &parts);
+    if (!kerr && load_positions(svc, parts) == 0) {
+        kerr = rd_kafka_assign(svc->consumer, parts);
+    } else if (!kerr) {
+        kerr = RD_KAFKA_RESP_ERR__FAIL;
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    if (kerr) {
+        snprintf(errstr, errstr_size, "could not resume from the broker at offset %lld: %s",
+                 (long long)next, rd_kafka_err2str(kerr));
+        return -1;
+    }
+    es_log_info("caught up from the archive (the dev broker's journal)",
+                "topic=%s partition=%d from=%lld to=%lld records=%lld", g->topic, (int)g->partition,
+                (long long)from, (long long)next, (long long)total);
+    return total;
 }
 
 int es_service_run(const es_service_def_t *def, es_config_t *cfg)
@@ -991,6 +1139,8 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
     /* Two slots of messages: while one batch's writes and COMMIT travel to PostgreSQL, the next
      * is polled and decoded into the other. */
     int slot = 0;
+    gap_t gaps[MAX_GAPS];
+    size_t gap_cnt = 0;
     while (service_run) {
         rd_kafka_message_t **msgs = slot_msgs[slot];
         es_raw_t *raws = slot_raws[slot];
@@ -1009,19 +1159,19 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
                     rd_kafka_message_destroy(rkm);
                     continue;
                 }
-                int fatal_pos = rkm->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
-                                rkm->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE;
-                es_log_error(fatal_pos ? "stored position is no longer in the log: stopping "
-                                         "(records would be skipped)"
-                                       : "consumer error",
-                             "topic=%s partition=%d offset=%lld error=\"%s\"",
-                             rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : "-", rkm->partition,
-                             (long long)rkm->offset, rd_kafka_message_errstr(rkm));
-                rd_kafka_message_destroy(rkm);
-                if (fatal_pos) {
-                    svc->fatal = 1;
-                    service_run = 0;
+                int lost_pos = rkm->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+                               rkm->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE;
+                if (lost_pos && rkm->rkt && gap_cnt < MAX_GAPS) {
+                    /* read from the archive once the batch in hand is done */
+                    snprintf(gaps[gap_cnt].topic, sizeof(gaps[gap_cnt].topic), "%s",
+                             rd_kafka_topic_name(rkm->rkt));
+                    gaps[gap_cnt++].partition = rkm->partition;
+                } else {
+                    es_log_error("consumer error", "topic=%s partition=%d offset=%lld error=\"%s\"",
+                                 rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : "-", rkm->partition,
+                                 (long long)rkm->offset, rd_kafka_message_errstr(rkm));
                 }
+                rd_kafka_message_destroy(rkm);
                 continue;
             }
             msgs[n] = rkm;
@@ -1074,6 +1224,19 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
         for (size_t i = 0; i < n; i++) {
             rd_kafka_message_destroy(msgs[i]);
         }
+        /* positions the broker no longer holds: read them from the archive */
+        for (size_t g = 0; g < gap_cnt && !svc->fatal; g++) {
+            if (pending_finish(svc) != 0 ||
+                archive_catch_up(svc, &gaps[g], max_batch, errstr, sizeof(errstr)) < 0) {
+                es_log_error("stored position is no longer in the log and cannot be read from "
+                             "an archive: stopping (records would be skipped)",
+                             "topic=%s partition=%d error=\"%s\"", gaps[g].topic,
+                             (int)gaps[g].partition, errstr);
+                svc->fatal = 1;
+                service_run = 0;
+            }
+        }
+        gap_cnt = 0;
         if (svc->fatal) {
             break;
         }

@@ -20,7 +20,10 @@
  * and while step 5 travels the next batch is polled and decoded (steps 1-2).
  *
  * Positions come from <schema>.positions when partitions are assigned, never from the
- * broker's group offsets. Only one instance of a service relays at a time (a PostgreSQL
+ * broker's group offsets. A position the broker no longer holds (it keeps a window) is read
+ * from the dev broker's journal, the archive tier, the ordinary way, and the service then goes
+ * on from the broker; with no journal (real Kafka) the service stops with a clear error rather
+ * than skip records. Only one instance of a service relays at a time (a PostgreSQL
  * advisory lock), so the events of one aggregate reach Kafka in the order they were committed
  * even with several instances running in one consumer group.
  */
@@ -125,8 +128,11 @@ typedef struct es_raw {
     int64_t offset;
     const void *value;
     size_t value_len;
+    const void *key; /* NULL: a null key */
+    size_t key_len;
     const char *type_hdr;          /* the type peeked from the value (or a header), or NULL */
-    const rd_kafka_message_t *rkm; /* the Kafka message when there is one (for the DLQ) */
+    const rd_kafka_message_t *rkm; /* the Kafka message when there is one (its headers go to
+                                    * the DLQ with it) */
 } es_raw_t;
 
 /* Create an offline service over `codec` (borrowed). `def` is borrowed for the lifetime.
