@@ -3,7 +3,8 @@
  *
  * main.c owns the lifecycle (flags, lock, mock cluster, publishing the address, signals),
  * restore.c re-produces the journals into a fresh cluster, journaler.c appends every record
- * the cluster holds to the journals, nodelay.c sets TCP_NODELAY on the mock's sockets.
+ * the cluster holds to the journals, nodelay.c sets TCP_NODELAY on the mock's sockets,
+ * window.c bounds how many message sets the mock keeps in memory per partition.
  */
 #ifndef ES_BROKER_H
 #define ES_BROKER_H
@@ -35,6 +36,12 @@ typedef struct broker {
     size_t topic_cnt;
     rd_kafka_mock_cluster_t *mcluster;
     int sync_interval_ms;
+    /* the mock's in-memory window (window.c): message sets kept per partition, 0 = the mock's
+     * own limits; where its count limits live (NULL when not found), the limit in force */
+    uint64_t window;
+    uint64_t **limits;
+    size_t limit_cnt;
+    uint64_t applied;
 } broker_t;
 
 /* Re-produce every journaled record into the fresh cluster, then check that every
@@ -53,6 +60,14 @@ int broker_journaler_drain(broker_journaler_t *j, int timeout_ms);
 /* Records journaled since start. */
 int64_t broker_journaler_count(const broker_journaler_t *j);
 void broker_journaler_destroy(broker_journaler_t *j);
+
+/* Find the mock's per-partition count limits (window.c explains why and how carefully); call
+ * right after creating the topics, before anything is produced. Returns 0, or -1 with errstr
+ * (then nothing is tuned). */
+int broker_window_find(broker_t *b, char *errstr, size_t errstr_size);
+/* Keep b->window message sets per partition in memory, plus `unjournaled` (the most records
+ * any partition holds that are not journaled yet). No-op when the limits were not found. */
+void broker_window_apply(broker_t *b, int64_t unjournaled);
 
 /* Add a topic (not yet known) with `partition_cnt` partitions: opens its journal writers
  * (creating the topic in the mock is the caller's business). Returns its index or -1. */

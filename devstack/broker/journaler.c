@@ -271,6 +271,29 @@ static void discover_topics(broker_journaler_t *j)
     }
 }
 
+/* Keep every record not yet journaled in the mock's memory: the window grows by the largest
+ * lag of any partition (high watermarks as of the last fetch). */
+static void window_follow(broker_journaler_t *j)
+{
+    broker_t *b = j->b;
+    if (!b->limits) {
+        return;
+    }
+    int64_t lag = 0;
+    for (size_t t = 0; t < b->topic_cnt; t++) {
+        for (int p = 0; p < b->topics[t].partition_cnt; p++) {
+            int64_t lo, hi;
+            if (rd_kafka_get_watermark_offsets(j->rk, b->topics[t].name, p, &lo, &hi) ==
+                    RD_KAFKA_RESP_ERR_NO_ERROR &&
+                hi >= 0) {
+                int64_t behind = hi - es_journal_writer_next_offset(b->topics[t].parts[p].writer);
+                lag = behind > lag ? behind : lag;
+            }
+        }
+    }
+    broker_window_apply(b, lag);
+}
+
 int broker_journaler_run_once(broker_journaler_t *j, int timeout_ms)
 {
     int rc = 0;
@@ -281,6 +304,7 @@ int broker_journaler_run_once(broker_journaler_t *j, int timeout_ms)
         }
         rd_kafka_message_destroy(j->msgs[i]);
     }
+    window_follow(j);
     int64_t now = now_ms();
     if (now - j->last_sync_ms >= j->b->sync_interval_ms && sync_dirty(j) != 0) {
         rc = -1;

@@ -24,12 +24,14 @@
 #include "log.h"
 
 #define DEFAULT_BROKERS 1
+#define DEFAULT_WINDOW 300
 #define DRAIN_TIMEOUT_MS 30000
 
 typedef struct options {
     int partitions;
     int partitions_explicit; /* from a flag or ES_PARTITIONS: a journal disagreeing is an error */
     int brokers;
+    int window; /* message sets kept in memory per partition (window.c), 0 = the mock's own */
     char topics[4096]; /* extra topics, comma separated */
 } options_t;
 
@@ -55,13 +57,16 @@ static void usage(FILE *out)
             "                        a topic already journaled keeps its partition count\n"
             "      --brokers N       mock brokers in the cluster (ES_BROKERS, default %d)\n"
             "      --topics A,B,...  extra topics to create     (ES_TOPICS)\n"
+            "      --window N        message sets kept in memory per partition; older records\n"
+            "                        are read from the journal (ES_BROKER_WINDOW, default %d;\n"
+            "                        0 keeps the mock's own limits: 100,000 or 5 MiB)\n"
             "  -h, --help            this text\n"
             "\n"
             "Topics: <context>.commands, <context>.events and <context>.dlq for every schema\n"
             "context, every topic found in the journal, and the extras.\n"
             "ES_BROKER_NAGLE=1 leaves Nagle's algorithm on the mock's sockets (for latency\n"
             "comparisons only). ES_LOG_LEVEL=debug|info|warn|error.\n",
-            DEFAULT_BROKERS);
+            DEFAULT_BROKERS, DEFAULT_WINDOW);
 }
 
 static int parse_int(const char *s, int min, int max, int *out)
@@ -211,13 +216,22 @@ static int parse_options(int argc, char **argv, options_t *o, es_config_t *cfg)
         fprintf(stderr, "es-broker: ES_BROKERS must be an integer in 1..16, not \"%s\"\n", v);
         return -1;
     }
+    o->window = DEFAULT_WINDOW;
+    if ((v = getenv("ES_BROKER_WINDOW")) && *v && parse_int(v, 0, 100000, &o->window) != 0) {
+        fprintf(stderr, "es-broker: ES_BROKER_WINDOW must be an integer in 0..100000, not \"%s\"\n",
+                v);
+        return -1;
+    }
     if ((v = getenv("ES_TOPICS"))) {
         snprintf(o->topics, sizeof(o->topics), "%s", v);
     }
-    static const struct option longopts[] = {
-        {"data", required_argument, NULL, 'd'},    {"partitions", required_argument, NULL, 'p'},
-        {"brokers", required_argument, NULL, 'B'}, {"topics", required_argument, NULL, 'T'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"data", required_argument, NULL, 'd'},
+                                             {"partitions", required_argument, NULL, 'p'},
+                                             {"brokers", required_argument, NULL, 'B'},
+                                             {"topics", required_argument, NULL, 'T'},
+                                             {"window", required_argument, NULL, 'W'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "d:p:h", longopts, NULL)) != -1) {
         switch (c) {
@@ -234,6 +248,12 @@ static int parse_options(int argc, char **argv, options_t *o, es_config_t *cfg)
         case 'B':
             if (parse_int(optarg, 1, 16, &o->brokers) != 0) {
                 fprintf(stderr, "es-broker: --brokers must be an integer in 1..16\n");
+                return -1;
+            }
+            break;
+        case 'W':
+            if (parse_int(optarg, 0, 100000, &o->window) != 0) {
+                fprintf(stderr, "es-broker: --window must be an integer in 0..100000\n");
                 return -1;
             }
             break;
@@ -338,6 +358,18 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    b.window = (uint64_t)o.window;
+    if (b.window > 0) {
+        if (broker_window_find(&b, errstr, sizeof(errstr)) != 0) {
+            es_log_warn("keeping the mock's own in-memory limits (100,000 message sets or 5 MiB "
+                        "per partition)",
+                        "reason=\"%s\"", errstr);
+        } else {
+            broker_window_apply(&b, 0);
+            es_log_info("in-memory window set; older records are read from the journal",
+                        "message_sets_per_partition=%d", o.window);
+        }
+    }
     snprintf(b.cfg.brokers, sizeof(b.cfg.brokers), "%s",
              rd_kafka_mock_cluster_bootstraps(b.mcluster));
     es_log_info("mock cluster up", "bootstrap=%s brokers=%d topics=%zu", b.cfg.brokers, o.brokers,
@@ -399,6 +431,7 @@ out:
         free(b.topics[t].parts);
     }
     free(b.topics);
+    free(b.limits);
     if (lock_fd >= 0) {
         if (published) {
             unlink(pid_path);

@@ -43,4 +43,7 @@ ledger_check() {
         "transfers whose ledger entries do not match their outcome"
     assert_eq 0 "$(sql "SELECT count(*) FROM (SELECT transfer_id, kind FROM projections.entries WHERE transfer_id IS NOT NULL GROUP BY 1, 2 HAVING count(*) > 1) x")" \
         "ledger entries applied twice"
+    # the archive is whole: the dev broker journaled every record before it left its window
+    assert_eq 0 "$(grep -c 'JOURNAL GAP' "$ES_DATA/log/es-broker.log" 2>/dev/null || true)" \
+        "journal gaps reported by the dev broker"
 }
