@@ -50,9 +50,11 @@ rd_kafka_t *es_kafka_producer_new(es_config_t *cfg, const char *client_id,
                                   void (*dr_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *),
                                   void *opaque, char *errstr, size_t errstr_size)
 {
-    /* linger.ms=0 with idempotence is slower at load on the dev broker: 1 ms batches better. */
+    /* linger.ms=0 with idempotence is slower at load on the dev broker; 0.5 ms still batches
+     * what arrives together and took a tenth off send-to-visible against 1 ms (dev stack,
+     * 200 and 1,000 transfers/s, same throughput). */
     static const char *const pairs[] = {
-        "enable.idempotence", "true", "acks", "all", "linger.ms", "1", "batch.num.messages",
+        "enable.idempotence", "true", "acks", "all", "linger.ms", "0.5", "batch.num.messages",
         "10000", "queue.buffering.max.messages", "1000000", "message.timeout.ms", "30000",
         /* the partitioner Java clients use: keys land on the
          * same partitions whichever client wrote them */
@@ -89,7 +91,7 @@ rd_kafka_t *es_kafka_consumer_new(es_config_t *cfg, const char *client_id, const
                                         "auto.offset.reset",
                                         "error",
                                         "fetch.wait.max.ms",
-                                        "2",
+                                        "1",
                                         "fetch.error.backoff.ms",
                                         "10",
                                         "queued.min.messages",

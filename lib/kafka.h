@@ -10,7 +10,7 @@
 
 #include "config.h"
 
-/* An idempotent producer (acks=all, ordered per partition, linger 1 ms).
+/* An idempotent producer (acks=all, ordered per partition, linger 0.5 ms).
  * `dr_cb` may be NULL. Returns NULL with errstr filled. Use rd_kafka_destroy(). */
 rd_kafka_t *es_kafka_producer_new(es_config_t *cfg, const char *client_id,
                                   void (*dr_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *),
