@@ -1,0 +1,542 @@
+/*
+ * batch.c: one batch as one PostgreSQL transaction, the unit of exactly-once effects (see
+ * service.h): decoding the records (undecodable ones to the dead-letter topic), dropping
+ * duplicates by event id, the handler's reads and writes, the emitted records as one outbox
+ * row (outbox.h), and the positions. The loop around it is service.c.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ids.h"
+#include "log.h"
+#include "outbox.h"
+#include "pg.h"
+#include "service_int.h"
+
+es_codec_t *es_service_codec(es_service_t *svc)
+{
+    return svc->codec;
+}
+
+void es_batch_inputs_clear(es_service_t *svc)
+{
+    for (size_t i = 0; i < svc->input_cnt; i++) {
+        json_decref(svc->inputs[i].payload);
+    }
+    svc->input_cnt = 0;
+}
+
+/* ---- outbox rows ---------------------------------------------------------------------- */
+
+/* Headers are stored as one bytea: repeated u16 name length, name, u16 value length, value. */
+static void headers_put(es_buf_t *b, const char *name, const void *val, size_t len)
+{
+    size_t nlen = strlen(name);
+    unsigned char n[2] = {(unsigned char)(nlen >> 8), (unsigned char)nlen};
+    unsigned char v[2] = {(unsigned char)(len >> 8), (unsigned char)len};
+    es_buf_append(b, n, 2);
+    es_buf_append(b, name, nlen);
+    es_buf_append(b, v, 2);
+    es_buf_append(b, val, len);
+}
+
+static void outbox_reset(es_service_t *svc)
+{
+    es_buf_reset(&svc->ob_records);
+    svc->ob_count = 0;
+    svc->ob_failed = 0;
+    svc->ob_idx = -1;
+    svc->ob_seq = -1;
+}
+
+/* Add a record to the batch's outbox row. */
+static void outbox_add(es_service_t *svc, const char *topic, const void *key, size_t key_len,
+                       const void *value, size_t value_len, const void *headers, size_t headers_len)
+{
+    if (es_outbox_append(&svc->ob_records, topic, key, key_len, value, value_len, headers,
+                         headers_len) != 0) {
+        es_log_error("could not add a record to the outbox row", "topic=%s", topic);
+        svc->ob_failed = 1;
+        return;
+    }
+    svc->ob_count++;
+}
+
+int es_service_emit(es_service_t *svc, const es_input_t *cause, uint32_t index,
+                    const char *type_name, const char *aggregate_id, int64_t aggregate_version,
+                    json_t *payload, char *errstr, size_t errstr_size)
+{
+    int rc = -1;
+    const es_type_t *type = es_codec_type(svc->codec, type_name);
+    if (!type) {
+        snprintf(errstr, errstr_size, "cannot emit unknown type \"%s\"", type_name);
+        goto out;
+    }
+    es_envelope_t env;
+    es_envelope_caused_by(&env, &cause->env, svc->def->name, index, type_name, aggregate_id,
+                          aggregate_version);
+    es_buf_reset(&svc->scratch);
+    if (es_envelope_encode(svc->codec, &env, type, payload, &svc->scratch, errstr, errstr_size) !=
+        0) {
+        goto out;
+    }
+    if (!svc->offline) {
+        /* no stored headers: the relay rebuilds them from the envelope in the value */
+        outbox_add(svc, es_type_topic(type), aggregate_id, strlen(aggregate_id), svc->scratch.data,
+                   svc->scratch.len, NULL, 0);
+    }
+    rc = 0;
+out:
+    json_decref(payload);
+    return rc;
+}
+
+/* Queue a record for the dead-letter topic: original key, value and headers, plus the reason
+ * and where it came from. */
+static void dead_letter_raw(es_service_t *svc, const es_raw_t *raw, const char *reason)
+{
+    es_log_warn("record dead-lettered", "topic=%s partition=%d offset=%lld reason=\"%s\"",
+                raw->topic, raw->partition, (long long)raw->offset, reason);
+    if (svc->offline || !svc->def->dlq_topic) {
+        return;
+    }
+    const rd_kafka_message_t *rkm = raw->rkm;
+    es_buf_t *b = &svc->scratch;
+    es_buf_reset(b);
+    rd_kafka_headers_t *hdrs = NULL;
+    if (rkm && rd_kafka_message_headers(rkm, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        const char *name;
+        const void *val;
+        size_t len;
+        for (size_t i = 0; !rd_kafka_header_get_all(hdrs, i, &name, &val, &len); i++) {
+            if (len < 65536 && strlen(name) < 65536) {
+                headers_put(b, name, val ? val : "", val ? len : 0);
+            }
+        }
+    }
+    char num[32];
+    headers_put(b, "es-dlq-reason", reason, strlen(reason));
+    headers_put(b, "es-dlq-topic", raw->topic, strlen(raw->topic));
+    snprintf(num, sizeof(num), "%d", raw->partition);
+    headers_put(b, "es-dlq-partition", num, strlen(num));
+    snprintf(num, sizeof(num), "%lld", (long long)raw->offset);
+    headers_put(b, "es-dlq-offset", num, strlen(num));
+    /* the key as it came, bytes and all (bytea: a key need not be valid UTF-8) */
+    outbox_add(svc, svc->def->dlq_topic, raw->key, raw->key_len, raw->value ? raw->value : "",
+               raw->value ? raw->value_len : 0, b->data ? b->data : (unsigned char *)"", b->len);
+}
+
+int es_service_dead_letter(es_service_t *svc, const es_input_t *input, const char *reason)
+{
+    /* the record goes as it came: original key, value and headers */
+    dead_letter_raw(svc, input->raw, reason);
+    return 0;
+}
+
+/* ---- tables ---------------------------------------------------------------------------- */
+
+int es_service_create_tables(const es_service_def_t *def, PGconn *pg, char *errstr,
+                             size_t errstr_size)
+{
+    char sql[8192];
+    snprintf(sql, sizeof(sql),
+             "CREATE SCHEMA IF NOT EXISTS %s;"
+             "SET search_path TO %s;"
+             /* one row per input handled: the dedup mark, written with the effects */
+             "CREATE TABLE IF NOT EXISTS processed (event_id uuid PRIMARY KEY);"
+             /* the next offset to read per partition, stored with the effects */
+             "CREATE TABLE IF NOT EXISTS positions (topic text NOT NULL, partition int NOT "
+             "NULL, next_offset bigint NOT NULL, high_watermark bigint NOT NULL DEFAULT 0, "
+             "updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (topic, partition));"
+             /* An outbox from before rows held a whole transaction's records (one row per
+              * record, with a "value" column): replaced when empty, refused otherwise. */
+             "DO $$ BEGIN IF EXISTS (SELECT 1 FROM information_schema.columns WHERE "
+             "table_schema = current_schema() AND table_name = 'outbox' AND column_name = "
+             "'value') THEN IF EXISTS (SELECT 1 FROM outbox) THEN RAISE EXCEPTION 'the outbox "
+             "holds rows in the format of an older version: publish them with that version, or "
+             "reset the data'; END IF; DROP TABLE outbox; END IF; IF EXISTS (SELECT 1 FROM "
+             "information_schema.tables WHERE table_schema = current_schema() AND table_name = "
+             "'outbox_parked') AND NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE "
+             "table_schema = current_schema() AND table_name = 'outbox_parked' AND "
+             "column_name = 'idx') THEN ALTER TABLE outbox_parked ADD COLUMN idx int NOT NULL "
+             "DEFAULT 0, DROP CONSTRAINT outbox_parked_pkey, ADD PRIMARY KEY (seq, idx); END IF; "
+             "END $$;"
+             /* emitted records not yet acknowledged by Kafka: one row per transaction, its
+              * records in one value (outbox.h), compressed with lz4 (ids and type names repeat) */
+             "CREATE TABLE IF NOT EXISTS outbox (seq bigserial PRIMARY KEY, records bytea NOT "
+             "NULL);"
+             "DO $$ BEGIN ALTER TABLE outbox ALTER COLUMN records SET COMPRESSION lz4; "
+             "EXCEPTION WHEN OTHERS THEN NULL; END $$;"
+             /* a queue: vacuum it after a few thousand deletes, not after a fifth of its size, or
+              * the relay's oldest-first scan walks ever more dead rows */
+             "ALTER TABLE outbox SET (autovacuum_vacuum_threshold = 2000, "
+             "autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_cost_delay = 0);"
+             /* records Kafka refused for good (too large...), kept with the reason; idx is the
+              * record's place in its outbox row (-1: the whole row, unreadable) */
+             "CREATE TABLE IF NOT EXISTS outbox_parked (seq bigint NOT NULL, idx int NOT NULL, "
+             "topic text NOT NULL, key bytea, value bytea NOT NULL, headers bytea, error text NOT "
+             "NULL, parked_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (seq, idx));",
+             def->schema, def->schema);
+    /* concurrent instances may race on CREATE ... IF NOT EXISTS: serialise them */
+    if (es_pg_exec(pg, "SELECT pg_advisory_lock(7401)", errstr, errstr_size) != 0) {
+        return -1;
+    }
+    int rc = es_pg_exec(pg, sql, errstr, errstr_size);
+    if (rc == 0 && def->ddl) {
+        rc = es_pg_exec(pg, def->ddl, errstr, errstr_size);
+    }
+    char tmp[256];
+    es_pg_exec(pg, "SELECT pg_advisory_unlock(7401)", tmp, sizeof(tmp));
+    return rc;
+}
+
+/* ---- one batch ------------------------------------------------------------------------- */
+
+static position_t *position_get(es_service_t *svc, const char *topic, int32_t partition)
+{
+    for (size_t i = 0; i < svc->pos_cnt; i++) {
+        if (svc->pos[i].partition == partition && !strcmp(svc->pos[i].topic, topic)) {
+            return &svc->pos[i];
+        }
+    }
+    if (svc->pos_cnt == MAX_POSITIONS) {
+        return NULL;
+    }
+    position_t *p = &svc->pos[svc->pos_cnt++];
+    p->topic = topic;
+    p->partition = partition;
+    p->next_offset = -1;
+    p->high_watermark = 0;
+    return p;
+}
+
+static int inputs_push(es_service_t *svc, es_input_t **out)
+{
+    if (svc->input_cnt == svc->input_cap) {
+        size_t cap = svc->input_cap ? svc->input_cap * 2 : 256;
+        es_input_t *n = realloc(svc->inputs, cap * sizeof(*n));
+        if (!n) {
+            return -1;
+        }
+        svc->inputs = n;
+        svc->input_cap = cap;
+    }
+    *out = &svc->inputs[svc->input_cnt++];
+    memset(*out, 0, sizeof(**out));
+    return 0;
+}
+
+/* Drop inputs whose event id was handled before (or earlier in this batch): one INSERT ..
+ * ON CONFLICT DO NOTHING RETURNING for the whole batch; the ids it returns are new. They are
+ * matched back to the inputs through a small open-addressing set of 16-byte ids. */
+static uint64_t id_hash(const unsigned char *id)
+{
+    uint64_t h;
+    memcpy(&h, id, 8);
+    return h ^ (h >> 29);
+}
+
+static int id_bytes(const char *hex, unsigned char out[16])
+{
+    for (int i = 0; i < 16; i++) {
+        unsigned v = 0;
+        for (int k = 0; k < 2; k++) {
+            char c = hex[2 * i + k];
+            v <<= 4;
+            if (c >= '0' && c <= '9') {
+                v |= (unsigned)(c - '0');
+            } else if (c >= 'a' && c <= 'f') {
+                v |= (unsigned)(c - 'a' + 10);
+            } else {
+                return -1;
+            }
+        }
+        out[i] = (unsigned char)v;
+    }
+    return 0;
+}
+
+/* Queue the dedup statement for the batch's inputs; returns its pipeline index or -1. */
+static int dedup_queue(es_service_t *svc)
+{
+    es_pg_array_reset(&svc->ids);
+    for (size_t i = 0; i < svc->input_cnt; i++) {
+        es_pg_array_add_uuid(&svc->ids, svc->inputs[i].env.event_id);
+    }
+    es_pg_array_finish(&svc->ids);
+    const char *vals[1] = {(const char *)svc->ids.buf.data};
+    int lens[1] = {(int)svc->ids.buf.len};
+    int fmts[1] = {1};
+    return es_pg_pipeline_add(&svc->pl,
+                              "INSERT INTO processed (event_id) SELECT unnest($1::uuid[]) "
+                              "ON CONFLICT DO NOTHING RETURNING event_id",
+                              1, vals, lens, fmts);
+}
+
+/* Keep the inputs whose ids the dedup statement returned (binary uuids), first copy only. */
+static int dedup_filter(es_service_t *svc, const PGresult *res, char *errstr, size_t errstr_size)
+{
+    int n = PQntuples(res);
+    size_t cap = 16;
+    while (cap < (size_t)n * 2 + 2) {
+        cap *= 2;
+    }
+    unsigned char(*set)[17] = calloc(cap, sizeof(*set)); /* 16 id bytes + "used" flag */
+    if (!set) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return -1;
+    }
+    for (int r = 0; r < n; r++) {
+        const unsigned char *id = (const unsigned char *)PQgetvalue(res, r, 0);
+        size_t h = (size_t)id_hash(id) & (cap - 1);
+        while (set[h][16]) {
+            h = (h + 1) & (cap - 1);
+        }
+        memcpy(set[h], id, 16);
+        set[h][16] = 1;
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < svc->input_cnt; i++) {
+        es_input_t *in = &svc->inputs[i];
+        unsigned char id[16];
+        int fresh = 0;
+        if (id_bytes(in->env.event_id, id) == 0) {
+            size_t h = (size_t)id_hash(id) & (cap - 1);
+            while (set[h][16]) {
+                if (set[h][16] == 1 && !memcmp(set[h], id, 16)) {
+                    set[h][16] = 2; /* claimed: a later copy in this batch is a duplicate */
+                    fresh = 1;
+                    break;
+                }
+                h = (h + 1) & (cap - 1);
+            }
+        }
+        if (fresh) {
+            svc->inputs[kept++] = *in;
+        } else {
+            json_decref(in->payload);
+        }
+    }
+    free(set);
+    svc->input_cnt = kept;
+    return 0;
+}
+
+/* Queue the batch's outbox row: every emitted record in one value, in emission order. */
+static int queue_outbox(es_service_t *svc)
+{
+    if (svc->ob_failed) {
+        return -1;
+    }
+    if (svc->ob_count == 0) {
+        return 0;
+    }
+    const char *vals[1] = {(const char *)svc->ob_records.data};
+    int lens[1] = {(int)svc->ob_records.len};
+    int fmts[1] = {1};
+    svc->ob_idx = es_pg_pipeline_add(
+        &svc->pl, "INSERT INTO outbox (records) VALUES ($1::bytea) RETURNING seq", 1, vals, lens,
+        fmts);
+    return svc->ob_idx < 0 ? -1 : 0;
+}
+
+static int queue_positions(es_service_t *svc)
+{
+    es_pg_array_t t, p, o, h;
+    es_pg_array_init(&t, ES_PG_TEXT);
+    es_pg_array_init(&p, ES_PG_INT4);
+    es_pg_array_init(&o, ES_PG_INT8);
+    es_pg_array_init(&h, ES_PG_INT8);
+    for (size_t i = 0; i < svc->pos_cnt; i++) {
+        if (svc->pos[i].next_offset < 0) {
+            continue;
+        }
+        es_pg_array_add_text(&t, svc->pos[i].topic);
+        es_pg_array_add_int4(&p, svc->pos[i].partition);
+        es_pg_array_add_int8(&o, svc->pos[i].next_offset);
+        int64_t hw = svc->pos[i].high_watermark;
+        es_pg_array_add_int8(&h, hw > svc->pos[i].next_offset ? hw : svc->pos[i].next_offset);
+    }
+    int rc = 0;
+    if (t.count > 0) {
+        es_pg_array_finish(&t);
+        es_pg_array_finish(&p);
+        es_pg_array_finish(&o);
+        es_pg_array_finish(&h);
+        const char *vals[4] = {(const char *)t.buf.data, (const char *)p.buf.data,
+                               (const char *)o.buf.data, (const char *)h.buf.data};
+        int lens[4] = {(int)t.buf.len, (int)p.buf.len, (int)o.buf.len, (int)h.buf.len};
+        int fmts[4] = {1, 1, 1, 1};
+        rc =
+            es_pg_pipeline_add(
+                &svc->pl,
+                "INSERT INTO positions (topic, partition, next_offset, high_watermark, updated_at) "
+                "SELECT t, p, o, h, now() FROM unnest($1::text[], $2::int[], $3::bigint[], "
+                "$4::bigint[]) AS u(t, p, o, h) ON CONFLICT (topic, partition) DO UPDATE SET "
+                "next_offset = GREATEST(positions.next_offset, EXCLUDED.next_offset), "
+                "high_watermark = EXCLUDED.high_watermark, updated_at = now()",
+                4, vals, lens, fmts) < 0
+                ? -1
+                : 0;
+    }
+    es_pg_array_fini(&t);
+    es_pg_array_fini(&p);
+    es_pg_array_fini(&o);
+    es_pg_array_fini(&h);
+    return rc;
+}
+
+/* Decode the raws into svc->inputs (or the DLQ) and note the positions they advance. */
+static void decode_raws(es_service_t *svc, const es_raw_t *raws, size_t cnt)
+{
+    for (size_t i = 0; i < cnt; i++) {
+        const es_raw_t *raw = &raws[i];
+        position_t *pos = position_get(svc, raw->topic, raw->partition);
+        if (pos && raw->offset + 1 > pos->next_offset) {
+            pos->next_offset = raw->offset + 1;
+        }
+        /* skip, undecoded, what is not ours; a type nobody knows is decoded (and fails) so a
+         * bogus header cannot carry garbage past the dead-letter topic */
+        if (raw->type_hdr && svc->def->wants && !svc->def->wants(raw->type_hdr) &&
+            es_codec_type(svc->codec, raw->type_hdr)) {
+            continue;
+        }
+        es_input_t tmp;
+        memset(&tmp, 0, sizeof(tmp));
+        char err[512];
+        if (!raw->value) {
+            dead_letter_raw(svc, raw, "record has no value");
+            continue;
+        }
+        if (es_envelope_decode(svc->codec, raw->value, raw->value_len, &tmp.env, &tmp.type,
+                               &tmp.payload, err, sizeof(err)) != 0) {
+            dead_letter_raw(svc, raw, err);
+            continue;
+        }
+        if (!es_id_valid(tmp.env.event_id)) {
+            json_decref(tmp.payload);
+            dead_letter_raw(svc, raw, "envelope event_id is not a 32-character hex id");
+            continue;
+        }
+        if (svc->def->wants && !svc->def->wants(tmp.env.type)) {
+            json_decref(tmp.payload);
+            continue;
+        }
+        es_input_t *in;
+        if (inputs_push(svc, &in) != 0) {
+            json_decref(tmp.payload);
+            continue;
+        }
+        *in = tmp;
+        in->raw = raw;
+        in->topic = raw->topic;
+        in->partition = raw->partition;
+        in->offset = raw->offset;
+    }
+}
+
+/* Decode a batch into the working state (inputs, positions). No database work: it can
+ * overlap the previous batch's COMMIT. */
+void es_batch_decode(es_service_t *svc, const es_raw_t *raws, size_t cnt)
+{
+    int64_t t0 = es_mono_us();
+    es_batch_inputs_clear(svc);
+    outbox_reset(svc);
+    es_arena_reset(&svc->arena);
+    svc->pos_cnt = 0;
+    decode_raws(svc, raws, cnt);
+    if (svc->consumer) {
+        for (size_t i = 0; i < svc->pos_cnt; i++) {
+            int64_t lo, hi;
+            if (!rd_kafka_get_watermark_offsets(svc->consumer, svc->pos[i].topic,
+                                                svc->pos[i].partition, &lo, &hi)) {
+                svc->pos[i].high_watermark = hi;
+            }
+        }
+    }
+    svc->decoded = raws;
+    svc->spent.decode_us += es_mono_us() - t0;
+}
+
+/*
+ * The decoded batch up to its last round trip, which is queued on svc->pl for the caller:
+ *   1. [BEGIN, begin_sql,] the dedup insert          -> which inputs are new
+ *   2. the handler loads what it needs and queues its writes
+ *   3. (queued) the handler's writes, the outbox row, the positions[, COMMIT]
+ * With own_tx the transaction is opened and committed; otherwise the caller owns it.
+ */
+int es_batch_prepare(es_service_t *svc, PGconn *pg, int own_tx, char *errstr, size_t errstr_size)
+{
+    int64_t t0 = es_mono_us();
+    es_pg_pipeline_reset(&svc->pl);
+    if (own_tx) {
+        es_pg_pipeline_add(&svc->pl, "BEGIN", 0, NULL, NULL, NULL);
+        if (svc->def->begin_sql) {
+            es_pg_pipeline_add(&svc->pl, svc->def->begin_sql, 0, NULL, NULL, NULL);
+        }
+    }
+    int dedup_idx = !svc->def->idempotent && svc->input_cnt > 0 ? dedup_queue(svc) : -1;
+    if (es_pg_pipeline_run(pg, &svc->pl, 1, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    int64_t t1 = es_mono_us();
+    svc->spent.begin_us += t1 - t0;
+    if (dedup_idx >= 0 &&
+        dedup_filter(svc, es_pg_pipeline_result(&svc->pl, dedup_idx), errstr, errstr_size) != 0) {
+        return -1;
+    }
+    es_pg_pipeline_reset(&svc->pl);
+    if (svc->input_cnt > 0 && svc->def->handle(svc, pg, svc->inputs, svc->input_cnt,
+                                               svc->def->opaque, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    if ((!svc->offline && queue_outbox(svc) != 0) || queue_positions(svc) != 0 ||
+        (own_tx && es_pg_pipeline_add(&svc->pl, "COMMIT", 0, NULL, NULL, NULL) < 0)) {
+        snprintf(errstr, errstr_size, "could not queue the batch's writes");
+        return -1;
+    }
+    svc->spent.handle_us += es_mono_us() - t1;
+    return 0;
+}
+
+/* The seq the outbox insert at pipeline index `idx` returned, or -1. */
+int64_t es_batch_outbox_seq(const es_service_t *svc, int idx)
+{
+    const PGresult *res = idx >= 0 ? es_pg_pipeline_result(&svc->pl, idx) : NULL;
+    return res && PQntuples(res) == 1 ? es_pg_get_int8(res, 0, 0) : -1;
+}
+
+/* A whole batch, waiting for its last round trip. */
+int es_batch_apply(es_service_t *svc, PGconn *pg, const es_raw_t *raws, size_t cnt, int own_tx,
+                   char *errstr, size_t errstr_size)
+{
+    es_batch_decode(svc, raws, cnt);
+    if (es_batch_prepare(svc, pg, own_tx, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    int64_t t0 = es_mono_us();
+    int rc = es_pg_pipeline_run(pg, &svc->pl, 1, errstr, errstr_size);
+    svc->spent.commit_us += es_mono_us() - t0;
+    if (rc == 0) {
+        svc->ob_seq = es_batch_outbox_seq(svc, svc->ob_idx);
+    }
+    es_pg_pipeline_reset(&svc->pl);
+    return rc;
+}
+
+int es_service_apply(es_service_t *svc, PGconn *pg, const es_raw_t *raws, size_t cnt, char *errstr,
+                     size_t errstr_size)
+{
+    return es_batch_apply(svc, pg, raws, cnt, 0, errstr, errstr_size);
+}
+
+es_arena_t *es_service_arena(es_service_t *svc)
+{
+    return &svc->arena;
+}
+
+es_pg_pipeline_t *es_service_pipeline(es_service_t *svc)
+{
+    return &svc->pl;
+}

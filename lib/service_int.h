@@ -1,0 +1,89 @@
+/*
+ * service_int.h: what lib/service.c (the loop) and lib/batch.c (one batch's transaction) share.
+ * Private to lib/: services see service.h only.
+ */
+#ifndef ES_SERVICE_INT_H
+#define ES_SERVICE_INT_H
+
+#include "relay.h"
+#include "service.h"
+#include "window.h"
+
+#define MAX_POSITIONS 512
+
+typedef struct position {
+    const char *topic; /* borrowed from def->topics or the raw record */
+    int32_t partition;
+    int64_t next_offset;
+    int64_t high_watermark;
+} position_t;
+
+struct es_service {
+    const es_service_def_t *def;
+    es_config_t *cfg;
+    es_codec_t *codec;
+    int own_codec;
+    int offline;
+    PGconn *pg;
+    rd_kafka_t *consumer;
+    es_relay_t *relay;
+
+    /* current batch */
+    es_input_t *inputs;
+    size_t input_cnt, input_cap;
+    position_t pos[MAX_POSITIONS];
+    size_t pos_cnt;
+    es_pg_array_t ids;   /* uuid[] for dedup */
+    es_pg_pipeline_t pl; /* the batch's statements */
+    es_buf_t ob_records; /* the batch's emitted records: its outbox row (outbox.h) */
+    size_t ob_count;
+    int ob_failed;           /* a record could not be added: the batch fails */
+    int ob_idx;              /* the outbox insert's place in the pipeline, or -1 */
+    int64_t ob_seq;          /* the seq the insert returned, or -1 */
+    const es_raw_t *decoded; /* the raws the working state was decoded from */
+
+    /* the batch whose writes and COMMIT are on their way while the next one is decoded */
+    struct {
+        const es_raw_t *raws;
+        rd_kafka_message_t **msgs; /* destroyed once it committed */
+        size_t cnt;
+        int64_t start_us;
+        es_buf_t records; /* its outbox row, for the relay once committed */
+        size_t ob_count;
+        int ob_idx;
+    } pend;
+    es_window_t win;          /* batches since the last stats line */
+    int64_t age_sum, age_max; /* ms records waited before their batch, this window */
+    int64_t batches, records;
+    es_buf_t scratch;
+    es_arena_t arena; /* the handler's memory for one batch */
+
+    int fatal;
+    /* where batches spent their time since the last stats line: decoding, the first round
+     * trip (BEGIN, dedup), the handler (its reads and decisions), the writes and COMMIT */
+    struct {
+        int64_t decode_us, begin_us, handle_us, commit_us;
+    } spent;
+};
+
+/* Drop the inputs of the batch in hand (their payloads are released). */
+void es_batch_inputs_clear(es_service_t *svc);
+
+/* Decode a batch into the working state (inputs, positions). No database work: it can overlap
+ * the previous batch's COMMIT. */
+void es_batch_decode(es_service_t *svc, const es_raw_t *raws, size_t cnt);
+
+/* The decoded batch up to its last round trip, which is left queued on svc->pl: [BEGIN,
+ * begin_sql,] the dedup insert; the handler (its reads, its decisions, its writes queued); then
+ * the outbox row, the positions[, COMMIT] queued. Returns 0, or -1 with errstr (roll back). */
+int es_batch_prepare(es_service_t *svc, PGconn *pg, int own_tx, char *errstr, size_t errstr_size);
+
+/* The seq the outbox insert at pipeline index `idx` returned, or -1. */
+int64_t es_batch_outbox_seq(const es_service_t *svc, int idx);
+
+/* A whole batch, waiting for its last round trip (svc->ob_seq is set). With own_tx the
+ * transaction is opened and committed; otherwise the caller owns it. Returns 0 or -1. */
+int es_batch_apply(es_service_t *svc, PGconn *pg, const es_raw_t *raws, size_t cnt, int own_tx,
+                   char *errstr, size_t errstr_size);
+
+#endif
