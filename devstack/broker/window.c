@@ -30,6 +30,7 @@
 #define MOCK_MAX_SIZE ((uint64_t)5 * 1024 * 1024)
 #define MOCK_MAX_CNT ((uint64_t)100000)
 #define SCAN_CHUNK (1 << 20)
+#define SCAN_OVERLAP 64
 
 /* An empty partition's fields in that version: msgsets.tqh_first (NULL), msgsets.tqh_last
  * (pointing at tqh_first), size 0, cnt 0, max_size, max_cnt. `w` points at max_size. */
@@ -57,6 +58,7 @@ int broker_window_find(broker_t *b, char *errstr, size_t errstr_size)
     FILE *maps = fopen("/proc/self/maps", "r");
     int mem = open("/proc/self/mem", O_RDONLY);
     size_t nfound = 0;
+    uint64_t last = 0;
     int rc = -1;
     if (!found || !buf || !maps || mem < 0) {
         snprintf(errstr, errstr_size, "could not read the process's own memory map");
@@ -70,20 +72,26 @@ int broker_window_find(broker_t *b, char *errstr, size_t errstr_size)
             continue;
         }
         /* pread through /proc/self/mem: a region that vanished meanwhile reads as an error,
-         * never as a crash */
-        for (unsigned long at = lo; at < hi; at += SCAN_CHUNK) {
+         * never as a crash. Chunks overlap by SCAN_OVERLAP bytes so that no 48-byte pattern
+         * falls between two; one seen twice in an overlap is counted once. */
+        for (unsigned long at = lo; at < hi; at += SCAN_CHUNK - SCAN_OVERLAP) {
             size_t len = hi - at < SCAN_CHUNK ? hi - at : SCAN_CHUNK;
             ssize_t got = pread(mem, buf, len, (off_t)at);
             if (got <= 0) {
                 break;
             }
             for (size_t i = 4; i + 1 < (size_t)got / 8; i++) {
-                if (looks_like_limits(buf + i, at + i * 8)) {
+                uint64_t addr = at + i * 8;
+                if (addr > last && looks_like_limits(buf + i, addr)) {
                     if (nfound < want) {
-                        found[nfound] = (uint64_t *)(uintptr_t)(at + i * 8);
+                        found[nfound] = (uint64_t *)(uintptr_t)addr;
                     }
                     nfound++;
+                    last = addr;
                 }
+            }
+            if (len < SCAN_CHUNK) {
+                break;
             }
         }
     }

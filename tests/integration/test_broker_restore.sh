@@ -107,6 +107,9 @@ broker_stop
 broker_start
 grep -q 'msg="journal restored"' "$T_TMP/broker.log" || fail "no restore logged"
 pass "restored: $(grep 'msg="journal restored"' "$T_TMP/broker.log" | tail -1 | sed 's/.*records=/records=/')"
+# every start found the mock's limits and set the in-memory window (window.c): both starts
+assert_eq 2 "$(grep -c 'msg="in-memory window set' "$T_TMP/broker.log")" \
+    "starts that set the in-memory window"
 check_same "after SIGTERM and start" "$T_TMP/small.txt" probe.small accounts.events
 check_same "probe.big after SIGTERM and start" "$T_TMP/big.txt" probe.big
 hi="$(probe watermarks probe.big | awk '$1 == 0 { print $3 }')"
