@@ -347,6 +347,14 @@ int es_pg_pipeline_run(PGconn *pg, es_pg_pipeline_t *pl, int result_binary, char
 PGresult *es_pg_load_by_ids(PGconn *pg, const char *sql, const char *const *ids, size_t n,
                             es_strmap_t *idx, char *errstr, size_t errstr_size)
 {
+    if (n == 0) {
+        /* nothing to load: no round trip (a projector batch often touches one kind only) */
+        PGresult *empty = PQmakeEmptyPGresult(pg, PGRES_TUPLES_OK);
+        if (!empty) {
+            snprintf(errstr, errstr_size, "out of memory");
+        }
+        return empty;
+    }
     es_pg_array_t a;
     es_pg_array_init(&a, ES_PG_TEXT);
     for (size_t i = 0; i < n; i++) {

@@ -30,7 +30,7 @@ PGresult *es_pg_query(PGconn *pg, const char *sql, int nparams, const char *cons
 
 /* Run `sql`, whose only parameter $1 is a text[] of ids[0..n) (join it with unnest), and map
  * each id to its index in `idx` (cleared by the caller). Returns the result (PQclear() it) or
- * NULL with errstr. */
+ * NULL with errstr. With no ids it returns an empty result without a round trip. */
 PGresult *es_pg_load_by_ids(PGconn *pg, const char *sql, const char *const *ids, size_t n,
                             es_strmap_t *idx, char *errstr, size_t errstr_size);
 
