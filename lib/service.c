@@ -168,14 +168,20 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
+/* Roll back a batch whose transaction failed. Its COMMIT may have gone through unseen, so its
+ * outbox row must not be overtaken: the relay leaves its fast path until a round found it. */
+static void batch_rollback(es_service_t *svc)
+{
+    char tmp[256];
+    es_pg_exec(svc->pg, "ROLLBACK", tmp, sizeof(tmp));
+    es_relay_suspend_fast(svc->relay);
+}
+
 static int run_batch_tx(es_service_t *svc, const es_raw_t *raws, size_t cnt, char *errstr,
                         size_t errstr_size)
 {
     if (es_batch_apply(svc, svc->pg, raws, cnt, 1, errstr, errstr_size) != 0) {
-        char tmp[256];
-        es_pg_exec(svc->pg, "ROLLBACK", tmp, sizeof(tmp));
-        /* the COMMIT may have gone through unseen: its rows must not be overtaken */
-        es_relay_suspend_fast(svc->relay);
+        batch_rollback(svc);
         return -1;
     }
     outbox_handoff(svc, svc->ob_seq, &svc->ob_records, svc->ob_count);
@@ -229,6 +235,23 @@ static int process_batch(es_service_t *svc, const es_raw_t *raws, size_t cnt)
     }
     es_log_error("batch failed too many times: stopping", "records=%zu", cnt);
     return -1;
+}
+
+/* Count a finished batch for the stats line. */
+static void batch_count(es_service_t *svc, size_t cnt, int64_t start_us)
+{
+    es_window_add(&svc->win, (int64_t)cnt, es_mono_us() - start_us);
+    svc->batches++;
+    svc->records += (int64_t)cnt;
+}
+
+/* A batch sent ahead (batch_send) that failed, with the reason in `errstr`: rolled back and
+ * redone the ordinary way, with retries. Returns 0, or -1 when it failed for good. */
+static int batch_redo(es_service_t *svc, const es_raw_t *raws, size_t cnt, const char *errstr)
+{
+    batch_rollback(svc);
+    es_log_warn("batch failed, retrying", "attempt=1 records=%zu error=\"%s\"", cnt, errstr);
+    return process_batch(svc, raws, cnt);
 }
 
 /* Hand a committed batch's outbox row to the relay (the buffer's contents are stolen). */
@@ -311,17 +334,9 @@ static int pending_finish(es_service_t *svc)
     if (rc == 0) {
         outbox_handoff(svc, seq, &svc->pend.records, svc->pend.ob_count);
     } else {
-        char tmp[256];
-        es_pg_exec(svc->pg, "ROLLBACK", tmp, sizeof(tmp));
-        /* the COMMIT may have gone through unseen: its rows must not be overtaken */
-        es_relay_suspend_fast(svc->relay);
-        es_log_warn("batch failed, retrying", "attempt=1 records=%zu error=\"%s\"", svc->pend.cnt,
-                    errstr);
-        rc = process_batch(svc, svc->pend.raws, svc->pend.cnt);
+        rc = batch_redo(svc, svc->pend.raws, svc->pend.cnt, errstr);
     }
-    es_window_add(&svc->win, (int64_t)svc->pend.cnt, es_mono_us() - svc->pend.start_us);
-    svc->batches++;
-    svc->records += (int64_t)svc->pend.cnt;
+    batch_count(svc, svc->pend.cnt, svc->pend.start_us);
     for (size_t i = 0; i < svc->pend.cnt; i++) {
         rd_kafka_message_destroy(svc->pend.msgs[i]);
     }
@@ -620,19 +635,12 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
                 slot ^= 1; /* in flight: its messages stay until it committed */
                 n = 0;
             } else {
-                char tmp[256];
-                es_pg_exec(svc->pg, "ROLLBACK", tmp, sizeof(tmp));
-                es_relay_suspend_fast(svc->relay);
-                es_log_warn("batch failed, retrying", "attempt=1 records=%zu error=\"%s\"", n,
-                            errstr);
                 int64_t t0 = es_mono_us();
-                if (process_batch(svc, raws, n) != 0) {
+                if (batch_redo(svc, raws, n, errstr) != 0) {
                     svc->fatal = 1;
                     service_run = 0;
                 }
-                es_window_add(&svc->win, (int64_t)n, es_mono_us() - t0);
-                svc->batches++;
-                svc->records += (int64_t)n;
+                batch_count(svc, n, t0);
             }
         }
         batch_stats(svc);
