@@ -1,7 +1,8 @@
 /*
- * rebuild.c: `esctl rebuild <projection>...`: run the es-projector that sits next to esctl's
- * own executable in rebuild mode, once per projection, in order:
- *   es-projector --rebuild P [-d DIR] [-b BROKERS] [-X P=V]...
+ * rebuild.c: `esctl rebuild <projection>...`: run the projection's projector, which sits next
+ * to esctl's own executable, in rebuild mode, once per projection, in order:
+ *   es-projector --rebuild ledger [-d DIR] [-b BROKERS] [-X P=V]...
+ *   es-shop-projector --rebuild shop [...]
  * One projection: esctl becomes the projector (exec). Several: each runs to completion and the
  * first failure stops the rest. The common flags given to esctl are passed through as given;
  * the environment is inherited. The projector does the work and draws its own progress bar.
@@ -19,13 +20,30 @@
 
 #define REBUILD_MAX_ARGS 256
 
+/* Which program keeps which projection. */
+static const struct {
+    const char *name, *program;
+} projectors[] = {{"ledger", "es-projector"}, {"shop", "es-shop-projector"}};
+
+static const char *projector_of(const char *projection)
+{
+    for (size_t i = 0; i < sizeof(projectors) / sizeof(projectors[0]); i++) {
+        if (!strcmp(projectors[i].name, projection)) {
+            return projectors[i].program;
+        }
+    }
+    return NULL;
+}
+
 static void help(FILE *out)
 {
     fprintf(out, "usage: esctl rebuild <projection> [<projection>...]\n"
                  "\n"
-                 "Rebuilds read models from the complete log (journal + broker) by running\n"
-                 "  es-projector --rebuild <projection>\n"
-                 "found next to esctl. The common flags below are passed on to it.\n"
+                 "Rebuilds read models from the complete log (journal + broker) while the\n"
+                 "platform runs, and swaps them in atomically. Projections:\n"
+                 "  ledger   accounts, entries, transfers (es-projector --rebuild ledger)\n"
+                 "  shop     users, products, orders (es-shop-projector --rebuild shop)\n"
+                 "The projector is found next to esctl; the common flags below are passed on.\n"
                  "\n");
     esctl_common_help(out);
     fprintf(out, "\nenvironment: ES_PG (the read models' PostgreSQL) and everything else is\n"
@@ -56,6 +74,12 @@ int esctl_rebuild_main(esctl_t *ctx, int argc, char **argv)
         return ESCTL_USAGE;
     }
 
+    for (int i = optind; i < argc; i++) {
+        if (!projector_of(argv[i])) {
+            esctl_err(ctx, "unknown projection \"%s\" (known: ledger, shop)", argv[i]);
+            return ESCTL_USAGE;
+        }
+    }
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (n < 0) {
@@ -64,11 +88,11 @@ int esctl_rebuild_main(esctl_t *ctx, int argc, char **argv)
     }
     self[n] = '\0';
     char *slash = strrchr(self, '/');
-    char projector[PATH_MAX + 32];
-    snprintf(projector, sizeof(projector), "%.*s/es-projector", slash ? (int)(slash - self) : 1,
-             slash ? self : ".");
+    int dirlen = slash ? (int)(slash - self) : 1;
+    const char *dir = slash ? self : ".";
 
     static char rebuild_flag[] = "--rebuild";
+    char projector[PATH_MAX + 32];
     char *args[REBUILD_MAX_ARGS];
     int a = 0;
     args[a++] = projector;
@@ -79,14 +103,14 @@ int esctl_rebuild_main(esctl_t *ctx, int argc, char **argv)
     }
     args[a] = NULL;
     fflush(stdout);
-    if (npos == 1) {
-        args[proj_idx] = argv[optind];
-        execv(projector, args);
-        esctl_err(ctx, "could not run %s: %s", projector, strerror(errno));
-        return ESCTL_FAIL;
-    }
     for (int i = optind; i < argc; i++) {
+        snprintf(projector, sizeof(projector), "%.*s/%s", dirlen, dir, projector_of(argv[i]));
         args[proj_idx] = argv[i];
+        if (npos == 1) {
+            execv(projector, args);
+            esctl_err(ctx, "could not run %s: %s", projector, strerror(errno));
+            return ESCTL_FAIL;
+        }
         pid_t pid = fork();
         if (pid < 0) {
             esctl_err(ctx, "could not start %s: %s", projector, strerror(errno));

@@ -2,7 +2,8 @@
  * wait.c: `esctl send --wait`: follow one delivered command through the query service until
  * it has been handled, then describe the outcome:
  *   GET /commands/{command_id}        until it exists (ACCEPTED or REJECTED, with a reason)
- *   GET /<context>/{aggregate_id}     the aggregate's view (/accounts/A1, /transfers/T1),
+ *   GET /<context>/{aggregate_id}     the aggregate's view (/accounts/A1, /transfers/T1,
+ *                                     /orders/O1; the catalog's are /products/P1),
  *                                     until it exists and its status is not PENDING
  * A rejected command's aggregate may not exist: then its view is null. Polls back off from
  * 5 ms to 100 ms; one deadline bounds everything.
@@ -117,6 +118,13 @@ static void put_field(es_buf_t *out, const char *name, const json_t *v)
     esctl_jw_json(out, v ? v : json_null());
 }
 
+/* The query service's collection holding a context's aggregates: the context's own name,
+ * except the catalog's, whose aggregates are products. */
+static const char *view_collection(const char *context)
+{
+    return !strcmp(context, "catalog") ? "products" : context;
+}
+
 int esctl_wait_outcome(const char *url, const char *command_id, const es_type_t *type,
                        const char *aggregate_id, int64_t deadline_us, const char *tail,
                        es_buf_t *out, char *errstr, size_t errstr_size)
@@ -135,7 +143,7 @@ int esctl_wait_outcome(const char *url, const char *command_id, const es_type_t 
         goto out;
     }
     const char *status = json_string_value(json_object_get(cmdv, "status"));
-    const char *context = es_type_context(type);
+    const char *context = view_collection(es_type_context(type));
     es_buf_reset(&path);
     es_buf_puts(&path, "/");
     path_segment(&path, context);

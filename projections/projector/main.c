@@ -2,7 +2,7 @@
  * main.c: the ledger projector: keeps projections.accounts, entries, transfers and commands
  * up to date from accounts.events and transfers.events, exactly once (the shared runtime's
  * dedup, positions and effects commit together). With --rebuild it recomputes them from the
- * complete log instead (rebuild.c).
+ * complete log instead (lib/projection.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,11 +10,14 @@
 
 #include "domain.h"
 #include "log.h"
-#include "projector.h"
+#include "projection.h"
 #include "store.h"
 #include "strmap.h"
 
 static const char *const topics[] = {"accounts.events", "transfers.events", NULL};
+
+/* The advisory lock every live batch takes shared and a rebuild's swap takes exclusively. */
+#define PROJECTOR_SWAP_LOCK 74020
 
 /* Per-batch working set, in the batch's arena. */
 typedef struct batch {
@@ -113,7 +116,8 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
     return 0;
 }
 
-void projector_def_init(es_service_def_t *def, const char *schema)
+/* Fill `def` for the ledger projection writing into `schema` (borrowed). */
+static void projector_def_init(es_service_def_t *def, const char *schema)
 {
     static char begin_sql[96];
     snprintf(begin_sql, sizeof(begin_sql), "SELECT pg_advisory_xact_lock_shared(%d)",
@@ -138,7 +142,7 @@ void projector_def_init(es_service_def_t *def, const char *schema)
     def->async_commit = 1;
 }
 
-void projector_def_fini(es_service_def_t *def)
+static void projector_def_fini(es_service_def_t *def)
 {
     batch_t *b = def->opaque;
     if (!b) {
@@ -150,53 +154,19 @@ void projector_def_fini(es_service_def_t *def)
     def->opaque = NULL;
 }
 
+static const es_projection_t ledger = {
+    .name = "ledger",
+    .program = "es-projector",
+    .schema = "projections",
+    .topics = topics,
+    .swap_lock = PROJECTOR_SWAP_LOCK,
+    .def_init = projector_def_init,
+    .def_fini = projector_def_fini,
+    .about = "The ledger projector: keeps the read models (accounts, ledger entries, transfers,\n"
+             "command outcomes) in PostgreSQL schema \"projections\" from the event log.\n"
+             "  --rebuild ledger    recompute them from the complete log and swap them in"};
+
 int main(int argc, char **argv)
 {
-    /* es-projector --rebuild <projection> [common flags] */
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--rebuild")) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "es-projector: --rebuild needs a projection name (ledger)\n");
-                return 2;
-            }
-            const char *projection = argv[i + 1];
-            /* drop the two words and parse the rest like any service */
-            for (int k = i; k + 2 <= argc; k++) {
-                argv[k] = argv[k + 2];
-            }
-            argc -= 2;
-            es_log_init("rebuild");
-            es_config_t cfg;
-            char errstr[512];
-            if (es_config_init(&cfg, errstr, sizeof(errstr)) != 0) {
-                fprintf(stderr, "es-projector: %s\n", errstr);
-                return 2;
-            }
-            for (int k = 1; k < argc; k++) {
-                if (!strcmp(argv[k], "-d") && k + 1 < argc) {
-                    snprintf(cfg.data_dir, sizeof(cfg.data_dir), "%s", argv[++k]);
-                } else if (!strcmp(argv[k], "-b") && k + 1 < argc) {
-                    snprintf(cfg.brokers, sizeof(cfg.brokers), "%s", argv[++k]);
-                } else if (!strcmp(argv[k], "-X") && k + 1 < argc) {
-                    if (es_config_add_prop(&cfg, argv[++k], errstr, sizeof(errstr)) != 0) {
-                        fprintf(stderr, "es-projector: %s\n", errstr);
-                        return 2;
-                    }
-                } else {
-                    fprintf(stderr, "es-projector: unexpected argument \"%s\"\n", argv[k]);
-                    return 2;
-                }
-            }
-            return projector_rebuild(&cfg, projection) == 0 ? 0 : 1;
-        }
-    }
-    es_service_def_t def;
-    projector_def_init(&def, "projections");
-    int rc = es_service_main(
-        argc, argv, &def,
-        "The ledger projector: keeps the read models (accounts, ledger entries, transfers,\n"
-        "command outcomes) in PostgreSQL schema \"projections\" from the event log.\n"
-        "  --rebuild ledger    recompute them from the complete log and swap them in");
-    projector_def_fini(&def);
-    return rc;
+    return es_projection_main(argc, argv, &ledger);
 }

@@ -85,3 +85,14 @@ int es_query_json_bool(es_buf_t *buf, const char *key, const PGresult *res, int 
     }
     return es_buf_puts(buf, PQgetvalue(res, row, col)[0] == 't' ? "true" : "false");
 }
+
+int es_query_json_raw(es_buf_t *buf, const char *key, const PGresult *res, int row, int col)
+{
+    if (put_key(buf, key) != 0) {
+        return -1;
+    }
+    if (PQgetisnull(res, row, col)) {
+        return es_buf_puts(buf, "null");
+    }
+    return es_buf_puts(buf, PQgetvalue(res, row, col));
+}

@@ -21,6 +21,10 @@ int es_query_json_text(es_buf_t *buf, const char *key, const PGresult *res, int 
  * anything else becomes null). */
 int es_query_json_int(es_buf_t *buf, const char *key, const PGresult *res, int row, int col);
 
+/* The same for a column holding JSON text (a jsonb cast to text: valid JSON by construction),
+ * copied as it is; NULL -> null. */
+int es_query_json_raw(es_buf_t *buf, const char *key, const PGresult *res, int row, int col);
+
 /* The same for a boolean column ("t"/"f" -> true/false). */
 int es_query_json_bool(es_buf_t *buf, const char *key, const PGresult *res, int row, int col);
 

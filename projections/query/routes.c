@@ -18,6 +18,10 @@ static const char *const route_names[ES_ROUTE__CNT] = {
     [ES_ROUTE_ENTRIES] = "/accounts/{id}/entries",
     [ES_ROUTE_TRANSFER] = "/transfers/{id}",
     [ES_ROUTE_COMMAND] = "/commands/{id}",
+    [ES_ROUTE_USER] = "/users/{id}",
+    [ES_ROUTE_USER_ORDERS] = "/users/{id}/orders",
+    [ES_ROUTE_PRODUCT] = "/products/{id}",
+    [ES_ROUTE_ORDER] = "/orders/{id}",
     [ES_ROUTE_HEALTH] = "/health",
     [ES_ROUTE_METRICS] = "/metrics",
 };
@@ -168,6 +172,19 @@ int es_query_route_parse(const char *path, es_query_path_t *out, char *errstr, s
     } else if (seg_is(dec[0], declen[0], "commands") && n == 2) {
         what = "command";
         route = ES_ROUTE_COMMAND;
+    } else if (seg_is(dec[0], declen[0], "users")) {
+        what = "user";
+        if (n == 2) {
+            route = ES_ROUTE_USER;
+        } else if (seg_is(dec[2], declen[2], "orders")) {
+            route = ES_ROUTE_USER_ORDERS;
+        }
+    } else if (seg_is(dec[0], declen[0], "products") && n == 2) {
+        what = "product";
+        route = ES_ROUTE_PRODUCT;
+    } else if (seg_is(dec[0], declen[0], "orders") && n == 2) {
+        what = "order";
+        route = ES_ROUTE_ORDER;
     }
     if (route == ES_ROUTE_NONE) {
         return 0;

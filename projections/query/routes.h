@@ -11,13 +11,17 @@
 #define ES_QUERY_ID_MAX 128
 
 typedef enum {
-    ES_ROUTE_NONE = 0, /* no such route */
-    ES_ROUTE_ACCOUNT,  /* /accounts/{id} */
-    ES_ROUTE_ENTRIES,  /* /accounts/{id}/entries */
-    ES_ROUTE_TRANSFER, /* /transfers/{id} */
-    ES_ROUTE_COMMAND,  /* /commands/{id} */
-    ES_ROUTE_HEALTH,   /* /health */
-    ES_ROUTE_METRICS,  /* /metrics */
+    ES_ROUTE_NONE = 0,    /* no such route */
+    ES_ROUTE_ACCOUNT,     /* /accounts/{id} */
+    ES_ROUTE_ENTRIES,     /* /accounts/{id}/entries */
+    ES_ROUTE_TRANSFER,    /* /transfers/{id} */
+    ES_ROUTE_COMMAND,     /* /commands/{id} */
+    ES_ROUTE_USER,        /* /users/{id} */
+    ES_ROUTE_USER_ORDERS, /* /users/{id}/orders */
+    ES_ROUTE_PRODUCT,     /* /products/{id} */
+    ES_ROUTE_ORDER,       /* /orders/{id} */
+    ES_ROUTE_HEALTH,      /* /health */
+    ES_ROUTE_METRICS,     /* /metrics */
     ES_ROUTE__CNT
 } es_query_route_t;
 

@@ -40,7 +40,26 @@
 
 /* Statements, in the order of the enum below. Always schema-qualified: a rebuild swaps the
  * projections schema by renaming, and the pool prepares again after such a swap. */
-enum { Q_ACCOUNT, Q_ENTRIES, Q_TRANSFER, Q_COMMAND, Q_HEALTH, Q_POSITIONS, Q__CNT };
+enum {
+    Q_ACCOUNT,
+    Q_ENTRIES,
+    Q_TRANSFER,
+    Q_COMMAND,
+    Q_SHOP_COMMAND,
+    Q_USER,
+    Q_USER_ORDERS,
+    Q_PRODUCT,
+    Q_ORDER,
+    Q_HEALTH,
+    Q_POSITIONS,
+    Q__CNT
+};
+
+/* An order's columns, for both order statements (x: the orders table's alias). */
+#define ORDER_COLUMNS(x)                                                                           \
+    x ".order_id, " x ".user_id, " x ".account_id, " x ".items::text, " x ".total, " x             \
+      ".status, NULLIF(" x ".reason, ''), NULLIF(" x ".stock, ''), NULLIF(" x ".payment, ''), " x  \
+      ".version"
 
 static const es_query_stmt_t statements[Q__CNT] = {
     [Q_ACCOUNT] = {"es_query_account",
@@ -70,6 +89,40 @@ static const es_query_stmt_t statements[Q__CNT] = {
                    "SELECT command_id, command_type, aggregate_id, status, reason, event_type"
                    " FROM projections.commands WHERE command_id = $1",
                    1},
+    /* the shop's commands, looked up when the ledger does not know the command */
+    [Q_SHOP_COMMAND] = {"es_query_shop_command",
+                        "SELECT command_id, command_type, aggregate_id, status, reason, event_type"
+                        " FROM shop_views.commands WHERE command_id = $1",
+                        1},
+    [Q_USER] = {"es_query_user",
+                "SELECT user_id, email, name, status, version FROM shop_views.users"
+                " WHERE user_id = $1",
+                1},
+    /* Like Q_ENTRIES: one row per order, newest first, or one row of NULLs when the user has
+     * none (before the cursor); none when the user is unknown. The cursor is the order's
+     * placed_at in microseconds and its id ($2, $3); $4 is the page size plus one. */
+    [Q_USER_ORDERS] =
+        {"es_query_user_orders",
+         "SELECT u.user_id, " ORDER_COLUMNS(
+             "o") ", o.cur"
+                  " FROM shop_views.users u LEFT JOIN LATERAL"
+                  " (SELECT x.*, floor(extract(epoch FROM x.placed_at) * 1000000)::bigint"
+                  " AS cur FROM shop_views.orders x"
+                  " WHERE x.user_id = u.user_id AND x.status <> ''"
+                  " AND (floor(extract(epoch FROM x.placed_at) * 1000000)::bigint,"
+                  " x.order_id) < ($2::bigint, $3::text)"
+                  " ORDER BY x.placed_at DESC, x.order_id DESC LIMIT $4::bigint) o ON true"
+                  " WHERE u.user_id = $1 ORDER BY o.placed_at DESC, o.order_id DESC",
+         4},
+    [Q_PRODUCT] = {"es_query_product",
+                   "SELECT product_id, name, price, on_hand, reserved, on_hand - reserved,"
+                   " version FROM shop_views.products WHERE product_id = $1",
+                   1},
+    /* status '' is an order whose saga steps were seen before its OrderPlaced */
+    [Q_ORDER] = {"es_query_order",
+                 "SELECT " ORDER_COLUMNS("o") " FROM shop_views.orders o"
+                                              " WHERE o.order_id = $1 AND o.status <> ''",
+                 1},
     [Q_HEALTH] = {"es_query_health", "SELECT 1", 0},
     [Q_POSITIONS] = {"es_query_positions",
                      "SELECT topic, partition, next_offset,"
@@ -106,6 +159,7 @@ typedef struct query_req {
     struct timespec t0;
     char id[ES_QUERY_ID_MAX + 1];
     int64_t limit;
+    int shop_tried; /* /commands/{id}: the shop's commands were asked too */
 } query_req_t;
 
 static double elapsed_s(const struct timespec *from, const struct timespec *to)
@@ -254,7 +308,7 @@ static int shape_ok(query_req_t *qr, const PGresult *res, int nfields)
 /* A row of a result as a JSON object: column col0 + i is fields[i]. */
 typedef struct field {
     const char *name;
-    char kind; /* 't' text (NULL -> null), 'i' integer, 'b' boolean */
+    char kind; /* 't' text (NULL -> null), 'i' integer, 'b' boolean, 'j' JSON from jsonb */
 } field_t;
 
 static const field_t account_fields[] = {{"account_id", 't'}, {"owner", 't'},  {"currency", 't'},
@@ -268,6 +322,14 @@ static const field_t transfer_fields[] = {
 static const field_t command_fields[] = {{"command_id", 't'},   {"command_type", 't'},
                                          {"aggregate_id", 't'}, {"status", 't'},
                                          {"reason", 't'},       {"event_type", 't'}};
+static const field_t user_fields[] = {
+    {"user_id", 't'}, {"email", 't'}, {"name", 't'}, {"status", 't'}, {"version", 'i'}};
+static const field_t product_fields[] = {{"product_id", 't'}, {"name", 't'},     {"price", 'i'},
+                                         {"on_hand", 'i'},    {"reserved", 'i'}, {"available", 'i'},
+                                         {"version", 'i'}};
+static const field_t order_fields[] = {
+    {"order_id", 't'}, {"user_id", 't'}, {"account_id", 't'}, {"items", 'j'},   {"total", 'i'},
+    {"status", 't'},   {"reason", 't'},  {"stock", 't'},      {"payment", 't'}, {"version", 'i'}};
 #define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
 
 static void row_json(es_buf_t *b, const PGresult *res, int row, int col0, const field_t *fields,
@@ -283,6 +345,8 @@ static void row_json(es_buf_t *b, const PGresult *res, int row, int col0, const 
             es_query_json_int(b, fields[i].name, res, row, col);
         } else if (fields[i].kind == 'b') {
             es_query_json_bool(b, fields[i].name, res, row, col);
+        } else if (fields[i].kind == 'j') {
+            es_query_json_raw(b, fields[i].name, res, row, col);
         } else {
             es_query_json_text(b, fields[i].name, res, row, col);
         }
@@ -364,9 +428,92 @@ static void on_transfer(es_query_status_t status, const PGresult *res, const cha
 }
 
 static void on_command(es_query_status_t status, const PGresult *res, const char *errmsg,
+                       void *opaque);
+
+/* A command unknown to the ledger may be the shop's: ask its read model once. Returns 1 when
+ * the question was sent (on_command answers later). */
+static int ask_shop_command(query_req_t *qr)
+{
+    const char *params[1] = {qr->id};
+    const char *why = NULL;
+    qr->shop_tried = 1;
+    return es_query_pool_submit(qr->srv->pool, Q_SHOP_COMMAND, params, on_command, qr, &why) == 0;
+}
+
+static void on_command(es_query_status_t status, const PGresult *res, const char *errmsg,
                        void *opaque)
 {
-    reply_row(opaque, status, res, errmsg, "command", command_fields, NFIELDS(command_fields));
+    query_req_t *qr = opaque;
+    if (!qr->shop_tried && status == ES_QUERY_OK && PQntuples(res) == 0 && ask_shop_command(qr)) {
+        return;
+    }
+    if (qr->shop_tried && status == ES_QUERY_MISSING) {
+        /* no shop running: the ledger's answer (not found) stands */
+        reply_not_found(qr, "command");
+        free(qr);
+        return;
+    }
+    reply_row(qr, status, res, errmsg, "command", command_fields, NFIELDS(command_fields));
+}
+
+static void on_user(es_query_status_t status, const PGresult *res, const char *errmsg, void *opaque)
+{
+    reply_row(opaque, status, res, errmsg, "user", user_fields, NFIELDS(user_fields));
+}
+
+static void on_product(es_query_status_t status, const PGresult *res, const char *errmsg,
+                       void *opaque)
+{
+    reply_row(opaque, status, res, errmsg, "product", product_fields, NFIELDS(product_fields));
+}
+
+static void on_order(es_query_status_t status, const PGresult *res, const char *errmsg,
+                     void *opaque)
+{
+    reply_row(opaque, status, res, errmsg, "order", order_fields, NFIELDS(order_fields));
+}
+
+static void on_user_orders(es_query_status_t status, const PGresult *res, const char *errmsg,
+                           void *opaque)
+{
+    query_req_t *qr = opaque;
+    es_buf_t *b = &qr->srv->body;
+    int ncols = 1 + (int)NFIELDS(order_fields) + 1;
+    if (status != ES_QUERY_OK) {
+        reply_db_error(qr, status, errmsg);
+    } else if (!shape_ok(qr, res, ncols)) {
+        /* answered */
+    } else if (PQntuples(res) == 0) {
+        reply_not_found(qr, "user");
+    } else {
+        int rows = PQntuples(res);
+        if (rows == 1 && PQgetisnull(res, 0, 1)) {
+            rows = 0; /* the user exists but has no orders (before this point) */
+        }
+        int shown = rows > qr->limit ? (int)qr->limit : rows;
+        es_buf_reset(b);
+        es_buf_puts(b, "{\"user_id\":");
+        es_query_json_str(b, qr->id);
+        es_buf_puts(b, ",\"orders\":[");
+        for (int i = 0; i < shown; i++) {
+            if (i) {
+                es_buf_puts(b, ",");
+            }
+            row_json(b, res, i, 1, order_fields, NFIELDS(order_fields));
+        }
+        es_buf_puts(b, "],\"next\":");
+        if (rows > shown && shown > 0) {
+            /* ids are [A-Za-z0-9._:-] only: no escaping needed in a path or in JSON */
+            es_buf_printf(b, "\"/users/%s/orders?limit=%" PRId64 "&before=%s:%s\"", qr->id,
+                          qr->limit, PQgetvalue(res, shown - 1, ncols - 1),
+                          PQgetvalue(res, shown - 1, 1));
+        } else {
+            es_buf_puts(b, "null");
+        }
+        es_buf_puts(b, "}\n");
+        reply_json(qr, 200);
+    }
+    free(qr);
 }
 
 static void reply_health_down(query_req_t *qr, const char *reason)
@@ -458,12 +605,17 @@ static void on_positions(es_query_status_t status, const PGresult *res, const ch
     free(qr);
 }
 
-/* Parse ?limit=N&before=SEQ. 0, or -1 with a message. */
-static int parse_entries_query(struct evhttp_request *req, query_req_t *qr, char *before,
-                               size_t before_size, char *errstr, size_t errstr_size)
+/* The paging query string of /accounts/{id}/entries (`limit`, `before` = an entry's seq) and
+ * of /users/{id}/orders (`limit`, `before` = "<placed_at in us>:<order id>", as the previous
+ * page's `next` gives it): fills qr->limit, before (an integer as text) and before_id (the
+ * order id, "" for entries). Returns 0, or -1 with errstr. */
+static int parse_page_query(struct evhttp_request *req, query_req_t *qr, char *before,
+                            size_t before_size, char *before_id, size_t before_id_size,
+                            char *errstr, size_t errstr_size)
 {
     qr->limit = ENTRIES_LIMIT_DEFAULT;
     snprintf(before, before_size, "%" PRId64, INT64_MAX);
+    before_id[0] = '\0';
     const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
     if (!q || !*q) {
         return 0;
@@ -489,12 +641,32 @@ static int parse_entries_query(struct evhttp_request *req, query_req_t *qr, char
     }
     v = evhttp_find_header(&args, "before");
     if (rc == 0 && v) {
+        int orders = qr->route == ES_ROUTE_USER_ORDERS;
+        char num[24];
+        const char *colon = orders ? strchr(v, ':') : NULL;
+        size_t numlen = colon ? (size_t)(colon - v) : strlen(v);
         int64_t n;
-        if (es_query_parse_uint(v, INT64_MAX, &n) != 0) {
-            snprintf(errstr, errstr_size, "malformed before: expected a non-negative integer");
+        int ok = numlen < sizeof(num);
+        if (ok) {
+            memcpy(num, v, numlen);
+            num[numlen] = '\0';
+            ok = es_query_parse_uint(num, INT64_MAX, &n) == 0;
+        }
+        if (ok && orders) {
+            ok = colon && es_query_id_valid(colon + 1, strlen(colon + 1)) &&
+                 strlen(colon + 1) < before_id_size;
+        }
+        if (!ok) {
+            snprintf(errstr, errstr_size, "%s",
+                     orders ? "malformed before: expected <microseconds>:<order id>, as the "
+                              "previous page's next link gives it"
+                            : "malformed before: expected a non-negative integer");
             rc = -1;
         } else {
             snprintf(before, before_size, "%" PRId64, n);
+            if (orders) {
+                snprintf(before_id, before_id_size, "%s", colon + 1);
+            }
         }
     }
     evhttp_clear_headers(&args);
@@ -558,8 +730,8 @@ static void on_request(struct evhttp_request *req, void *arg)
     qr->t0 = t0;
     memcpy(qr->id, path.id, sizeof(qr->id));
 
-    const char *params[3] = {qr->id, NULL, NULL};
-    char before[24], limit_plus_one[24];
+    const char *params[4] = {qr->id, NULL, NULL, NULL};
+    char before[24], limit_plus_one[24], before_id[ES_QUERY_ID_MAX + 1];
     int stmt;
     es_query_cb_t *cb;
     switch (path.route) {
@@ -568,16 +740,37 @@ static void on_request(struct evhttp_request *req, void *arg)
         cb = on_account;
         break;
     case ES_ROUTE_ENTRIES:
-        if (parse_entries_query(req, qr, before, sizeof(before), errstr, sizeof(errstr)) != 0) {
+    case ES_ROUTE_USER_ORDERS:
+        if (parse_page_query(req, qr, before, sizeof(before), before_id, sizeof(before_id), errstr,
+                             sizeof(errstr)) != 0) {
             reply_error(srv, req, path.route, &t0, 400, errstr);
             free(qr);
             return;
         }
         snprintf(limit_plus_one, sizeof(limit_plus_one), "%" PRId64, qr->limit + 1);
         params[1] = before;
-        params[2] = limit_plus_one;
-        stmt = Q_ENTRIES;
-        cb = on_entries;
+        if (path.route == ES_ROUTE_ENTRIES) {
+            params[2] = limit_plus_one;
+            stmt = Q_ENTRIES;
+            cb = on_entries;
+        } else {
+            params[2] = before_id;
+            params[3] = limit_plus_one;
+            stmt = Q_USER_ORDERS;
+            cb = on_user_orders;
+        }
+        break;
+    case ES_ROUTE_USER:
+        stmt = Q_USER;
+        cb = on_user;
+        break;
+    case ES_ROUTE_PRODUCT:
+        stmt = Q_PRODUCT;
+        cb = on_product;
+        break;
+    case ES_ROUTE_ORDER:
+        stmt = Q_ORDER;
+        cb = on_order;
         break;
     case ES_ROUTE_TRANSFER:
         stmt = Q_TRANSFER;

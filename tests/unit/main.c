@@ -20,6 +20,11 @@
     X(accounts_domain)                                                                             \
     X(transfers_domain)                                                                            \
     X(projection_domain)                                                                           \
+    X(users_domain)                                                                                \
+    X(catalog_domain)                                                                              \
+    X(orders_domain)                                                                               \
+    X(payments_domain)                                                                             \
+    X(shop_projection_domain)                                                                      \
     X(query_routes)
 
 #define DECLARE(name) Suite *name##_suite(void) __attribute__((weak));
