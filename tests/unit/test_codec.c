@@ -169,6 +169,36 @@ static const struct {
     {"TransferCompleted", "transfers.events", "transfer_id", ES_KIND_EVENT},
     {"TransferFailed", "transfers.events", "transfer_id", ES_KIND_EVENT},
     {"TransferCommandRejected", "transfers.events", "transfer_id", ES_KIND_EVENT},
+    {"ChangeEmail", "users.commands", "user_id", ES_KIND_COMMAND},
+    {"DeactivateUser", "users.commands", "user_id", ES_KIND_COMMAND},
+    {"RegisterUser", "users.commands", "user_id", ES_KIND_COMMAND},
+    {"EmailChanged", "users.events", "user_id", ES_KIND_EVENT},
+    {"UserCommandRejected", "users.events", "user_id", ES_KIND_EVENT},
+    {"UserDeactivated", "users.events", "user_id", ES_KIND_EVENT},
+    {"UserRegistered", "users.events", "user_id", ES_KIND_EVENT},
+    {"AddProduct", "catalog.commands", "product_id", ES_KIND_COMMAND},
+    {"ChangePrice", "catalog.commands", "product_id", ES_KIND_COMMAND},
+    {"RestockProduct", "catalog.commands", "product_id", ES_KIND_COMMAND},
+    {"CatalogCommandRejected", "catalog.events", "product_id", ES_KIND_EVENT},
+    {"PriceChanged", "catalog.events", "product_id", ES_KIND_EVENT},
+    {"ProductAdded", "catalog.events", "product_id", ES_KIND_EVENT},
+    {"ProductRestocked", "catalog.events", "product_id", ES_KIND_EVENT},
+    {"StockCommitted", "catalog.events", "order_id", ES_KIND_EVENT},
+    {"StockReleased", "catalog.events", "order_id", ES_KIND_EVENT},
+    {"StockReservationRejected", "catalog.events", "order_id", ES_KIND_EVENT},
+    {"StockReserved", "catalog.events", "order_id", ES_KIND_EVENT},
+    {"CancelOrder", "orders.commands", "order_id", ES_KIND_COMMAND},
+    {"PlaceOrder", "orders.commands", "order_id", ES_KIND_COMMAND},
+    {"OrderCancelled", "orders.events", "order_id", ES_KIND_EVENT},
+    {"OrderCommandRejected", "orders.events", "order_id", ES_KIND_EVENT},
+    {"OrderConfirmed", "orders.events", "order_id", ES_KIND_EVENT},
+    {"OrderPlaced", "orders.events", "order_id", ES_KIND_EVENT},
+    {"OrderRejected", "orders.events", "order_id", ES_KIND_EVENT},
+    {"PaymentCaptured", "payments.events", "order_id", ES_KIND_EVENT},
+    {"PaymentDeclined", "payments.events", "order_id", ES_KIND_EVENT},
+    {"PaymentRefundFailed", "payments.events", "order_id", ES_KIND_EVENT},
+    {"PaymentRefunded", "payments.events", "order_id", ES_KIND_EVENT},
+    {"PaymentRequested", "payments.events", "order_id", ES_KIND_EVENT},
 };
 #define CATALOG_N ((int)(sizeof(catalog) / sizeof(catalog[0])))
 
@@ -195,9 +225,12 @@ START_TEST(test_registry_listing)
         n++;
     }
     ck_assert_int_eq(n, CATALOG_N);
-    ck_assert_str_eq(es_codec_context_at(codec, 0), "accounts");
-    ck_assert_str_eq(es_codec_context_at(codec, 1), "transfers");
-    ck_assert_ptr_null(es_codec_context_at(codec, 2));
+    static const char *const contexts[] = {"accounts", "catalog",   "orders",
+                                           "payments", "transfers", "users"};
+    for (size_t c = 0; c < sizeof(contexts) / sizeof(contexts[0]); c++) {
+        ck_assert_str_eq(es_codec_context_at(codec, c), contexts[c]);
+    }
+    ck_assert_ptr_null(es_codec_context_at(codec, sizeof(contexts) / sizeof(contexts[0])));
     ck_assert_ptr_null(es_codec_type(codec, "Envelope"));
     ck_assert_ptr_null(es_codec_type(codec, "NoSuchType"));
 
@@ -213,39 +246,70 @@ END_TEST
 
 /* ---- round trips ---- */
 
-/* A sample payload for any of our schemas, built from its JSON: `variant` picks between
- * alternatives (union branches, enum symbols) so that both sides get exercised. */
-static json_t *sample_payload(const es_type_t *type, int variant)
+/* A sample value of schema `t` (a field named `name`): `variant` picks between alternatives
+ * (union branches, enum symbols) so that both sides get exercised. */
+static json_t *sample_value(const es_type_t *type, const char *name, const json_t *t, int variant);
+
+/* A sample record of the fields `fields`. */
+static json_t *sample_record(const es_type_t *type, const json_t *fields, int variant)
 {
-    json_t *schema = json_loads(es_type_schema_json(type), 0, NULL);
     json_t *out = json_object();
     size_t i;
     json_t *field;
-
-    ck_assert_ptr_nonnull(schema);
-    json_array_foreach(json_object_get(schema, "fields"), i, field)
+    json_array_foreach(fields, i, field)
     {
         const char *name = json_string_value(json_object_get(field, "name"));
-        json_t *t = json_object_get(field, "type");
-        json_t *v = NULL;
-        char s[64];
-
-        if (json_is_array(t)) { /* ["null", "string"] */
-            v = variant % 2 ? json_string("USD") : json_null();
-        } else if (json_is_object(t)) { /* enum */
-            json_t *syms = json_object_get(t, "symbols");
-            v = json_incref(json_array_get(syms, (size_t)variant % json_array_size(syms)));
-        } else if (strcmp(json_string_value(t), "string") == 0) {
-            snprintf(s, sizeof(s), "%s-%d-\xc3\xa9\xe2\x82\xac", name, variant);
-            v = json_string(s);
-        } else if (strcmp(json_string_value(t), "long") == 0) {
-            v = json_integer(variant % 2 ? INT64_C(-9007199254740993) : 123456789012 + variant);
-        } else if (strcmp(json_string_value(t), "boolean") == 0) {
-            v = json_boolean(variant % 2);
-        }
+        json_t *v = sample_value(type, name, json_object_get(field, "type"), variant);
         ck_assert_msg(v != NULL, "no sample for %s.%s", es_type_name(type), name);
         json_object_set_new(out, name, v);
     }
+    return out;
+}
+
+static json_t *sample_value(const es_type_t *type, const char *name, const json_t *t, int variant)
+{
+    char s[64];
+    if (json_is_array(t)) { /* ["null", "string"] */
+        return variant % 2 ? json_string("USD") : json_null();
+    }
+    if (json_is_object(t)) {
+        const char *kind = json_string_value(json_object_get(t, "type"));
+        if (kind && !strcmp(kind, "enum")) {
+            json_t *syms = json_object_get(t, "symbols");
+            return json_incref(json_array_get(syms, (size_t)variant % json_array_size(syms)));
+        }
+        if (kind && !strcmp(kind, "array")) { /* of records: one or two of them */
+            json_t *arr = json_array();
+            for (int k = 0; k <= variant % 2; k++) {
+                json_array_append_new(
+                    arr, sample_value(type, name, json_object_get(t, "items"), variant + k));
+            }
+            return arr;
+        }
+        if (kind && !strcmp(kind, "record")) {
+            return sample_record(type, json_object_get(t, "fields"), variant);
+        }
+        return NULL;
+    }
+    if (strcmp(json_string_value(t), "string") == 0) {
+        snprintf(s, sizeof(s), "%s-%d-\xc3\xa9\xe2\x82\xac", name, variant);
+        return json_string(s);
+    }
+    if (strcmp(json_string_value(t), "long") == 0) {
+        return json_integer(variant % 2 ? INT64_C(-9007199254740993) : 123456789012 + variant);
+    }
+    if (strcmp(json_string_value(t), "boolean") == 0) {
+        return json_boolean(variant % 2);
+    }
+    return NULL;
+}
+
+/* A sample payload for any of our schemas, built from its JSON. */
+static json_t *sample_payload(const es_type_t *type, int variant)
+{
+    json_t *schema = json_loads(es_type_schema_json(type), 0, NULL);
+    ck_assert_ptr_nonnull(schema);
+    json_t *out = sample_record(type, json_object_get(schema, "fields"), variant);
     json_decref(schema);
     return out;
 }

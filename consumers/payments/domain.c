@@ -1,0 +1,313 @@
+/*
+ * domain.c: the payments context's decide/evolve (see domain.h). Pure: no I/O, no clock.
+ */
+#include "str.h"
+#include "domain.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const input_types[PAY_IN__COUNT] = {
+    "OrderPlaced",       "OrderCancelled", "StockReserved",          "StockReservationRejected",
+    "TransferCompleted", "TransferFailed", "TransferCommandRejected"};
+
+static const char *const state_names[PAYMENT__COUNT] = {
+    "NONE",      "AWAITING_STOCK", "AWAITING_ORDER", "CHARGING",  "CAPTURED", "DECLINED",
+    "REFUNDING", "REFUNDED",       "REFUND_FAILED",  "CANCELLED", "CLOSED"};
+
+#define CHARGE_PREFIX "pay-"
+#define REFUND_PREFIX "refund-"
+
+int payments_input_kind(const char *type)
+{
+    for (int i = 0; i < PAY_IN__COUNT; i++) {
+        if (!strcmp(type, input_types[i])) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+const char *payments_state_name(payment_state_t state)
+{
+    return (unsigned)state < PAYMENT__COUNT ? state_names[state] : "?";
+}
+
+int payments_state_from_name(const char *name)
+{
+    for (int i = 0; i < PAYMENT__COUNT; i++) {
+        if (!strcmp(name, state_names[i])) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+int payments_id_valid(const char *id)
+{
+    return es_str_id_valid(id, strlen(id), PAY_ID_VALID_MAX);
+}
+
+int payments_event_silent(payments_event_kind_t kind)
+{
+    return kind >= PAY_EV_ORDER_RECORDED;
+}
+
+payments_leg_t payments_transfer_leg(const char *transfer_id, char *order_id, size_t size)
+{
+    payments_leg_t leg = PAY_LEG_NONE;
+    const char *rest = NULL;
+    if (!strncmp(transfer_id, CHARGE_PREFIX, strlen(CHARGE_PREFIX))) {
+        leg = PAY_LEG_CHARGE;
+        rest = transfer_id + strlen(CHARGE_PREFIX);
+    } else if (!strncmp(transfer_id, REFUND_PREFIX, strlen(REFUND_PREFIX))) {
+        leg = PAY_LEG_REFUND;
+        rest = transfer_id + strlen(REFUND_PREFIX);
+    }
+    if (leg == PAY_LEG_NONE || !payments_id_valid(rest) || strlen(rest) >= size) {
+        order_id[0] = '\0';
+        return PAY_LEG_NONE;
+    }
+    es_str_copy(order_id, size, rest);
+    return leg;
+}
+
+/* The id of the payment's transfer of kind `leg`, into out[PAY_ID_MAX] (an order id is at
+ * most 100 characters, so the prefixed id fits). */
+static void transfer_id_of(char *out, const char *order_id, payments_leg_t leg)
+{
+    const char *prefix = leg == PAY_LEG_REFUND ? REFUND_PREFIX : CHARGE_PREFIX;
+    size_t n = strlen(prefix);
+    memcpy(out, prefix, n);
+    es_str_copy(out + n, PAY_ID_MAX - n, order_id);
+}
+
+/* An event of `kind` carrying the payment's figures (those in `st`). */
+static void event_from_state(payments_event_t *ev, payments_event_kind_t kind, const payment_t *st,
+                             const char *order_id)
+{
+    ev->kind = kind;
+    es_str_copy(ev->order_id, sizeof(ev->order_id), order_id);
+    es_str_copy(ev->account_id, sizeof(ev->account_id), st->account_id);
+    es_str_copy(ev->merchant_account, sizeof(ev->merchant_account), st->merchant_account);
+    ev->amount = st->amount;
+}
+
+/* The charge: the customer's account and total, to the merchant. */
+static void charge(payments_event_t *ev, const char *order_id, const char *account_id,
+                   int64_t amount, const char *merchant)
+{
+    ev->kind = PAY_EV_CHARGE_REQUESTED;
+    es_str_copy(ev->order_id, sizeof(ev->order_id), order_id);
+    es_str_copy(ev->account_id, sizeof(ev->account_id), account_id);
+    es_str_copy(ev->merchant_account, sizeof(ev->merchant_account), merchant);
+    ev->amount = amount;
+    transfer_id_of(ev->transfer_id, order_id, PAY_LEG_CHARGE);
+}
+
+/* The refund of a capture: the same amount, from the merchant the charge went to. */
+static void refund(payments_event_t *ev, const payment_t *st, const char *order_id)
+{
+    event_from_state(ev, PAY_EV_REFUND_REQUESTED, st, order_id);
+    transfer_id_of(ev->transfer_id, order_id, PAY_LEG_REFUND);
+}
+
+/* True while the payment has not charged and is still open: none or awaiting a fact. */
+static int awaiting(const payment_t *st)
+{
+    return st->state == PAYMENT_NONE || st->state == PAYMENT_AWAITING_STOCK ||
+           st->state == PAYMENT_AWAITING_ORDER;
+}
+
+/* A transfer's outcome for the payment: only the transfer the payment waits for counts. */
+static int decide_transfer(const payment_t *st, const payments_input_t *in,
+                           payments_event_t out[PAY_EV_MAX])
+{
+    const char *id = in->order_id;
+    int charging = in->leg == PAY_LEG_CHARGE && st->state == PAYMENT_CHARGING;
+    int refunding = in->leg == PAY_LEG_REFUND && st->state == PAYMENT_REFUNDING;
+    if (!charging && !refunding) {
+        return 0; /* not ours, late or duplicated */
+    }
+    if (in->kind == PAY_IN_TRANSFER_COMPLETED) {
+        event_from_state(&out[0], charging ? PAY_EV_CAPTURED : PAY_EV_REFUNDED, st, id);
+        transfer_id_of(out[0].transfer_id, id, in->leg);
+        if (charging && st->refund_owed) {
+            refund(&out[1], st, id); /* cancelled while charging: give it back at once */
+            return 2;
+        }
+        return 1;
+    }
+    event_from_state(&out[0], charging ? PAY_EV_DECLINED : PAY_EV_REFUND_FAILED, st, id);
+    transfer_id_of(out[0].transfer_id, id, in->leg);
+    if (charging && in->kind == PAY_IN_TRANSFER_FAILED && in->compensated) {
+        /* the debit went through and came back: the merchant side failed */
+        static const char merchant[] = "MERCHANT_";
+        memcpy(out[0].reason, merchant, sizeof(merchant) - 1);
+        es_str_copy(out[0].reason + sizeof(merchant) - 1,
+                    sizeof(out[0].reason) - (sizeof(merchant) - 1), in->reason);
+    } else {
+        es_str_copy(out[0].reason, sizeof(out[0].reason), in->reason);
+    }
+    return 1;
+}
+
+int payments_decide(const payment_t *state, const payments_input_t *in, const char *merchant,
+                    payments_event_t out[PAY_EV_MAX])
+{
+    const payment_t *st = state;
+    const char *id = in->order_id;
+    memset(out, 0, PAY_EV_MAX * sizeof(*out));
+    switch (in->kind) {
+    case PAY_IN_ORDER_PLACED:
+        if (st->state == PAYMENT_NONE) {
+            out[0].kind = PAY_EV_ORDER_RECORDED;
+            es_str_copy(out[0].order_id, sizeof(out[0].order_id), id);
+            es_str_copy(out[0].account_id, sizeof(out[0].account_id), in->account_id);
+            out[0].amount = in->amount;
+            return 1;
+        }
+        if (st->state == PAYMENT_AWAITING_ORDER) {
+            charge(&out[0], id, in->account_id, in->amount, merchant);
+            return 1;
+        }
+        return 0;
+    case PAY_IN_STOCK_RESERVED:
+        if (st->state == PAYMENT_NONE) {
+            event_from_state(&out[0], PAY_EV_STOCK_RECORDED, st, id);
+            return 1;
+        }
+        if (st->state == PAYMENT_AWAITING_STOCK) {
+            charge(&out[0], id, st->account_id, st->amount, merchant);
+            return 1;
+        }
+        return 0;
+    case PAY_IN_STOCK_REJECTED:
+        if (awaiting(st)) {
+            event_from_state(&out[0], PAY_EV_CLOSED, st, id);
+            return 1;
+        }
+        return 0;
+    case PAY_IN_ORDER_CANCELLED:
+        if (awaiting(st)) {
+            event_from_state(&out[0], PAY_EV_CANCELLED, st, id);
+            return 1;
+        }
+        if (st->state == PAYMENT_CHARGING && !st->refund_owed) {
+            event_from_state(&out[0], PAY_EV_REFUND_OWED, st, id);
+            return 1;
+        }
+        if (st->state == PAYMENT_CAPTURED) {
+            refund(&out[0], st, id);
+            return 1;
+        }
+        return 0;
+    case PAY_IN_TRANSFER_COMPLETED:
+    case PAY_IN_TRANSFER_FAILED:
+    case PAY_IN_TRANSFER_REJECTED:
+        return decide_transfer(st, in, out);
+    default:
+        return 0;
+    }
+}
+
+void payments_evolve(payment_t *state, const payments_event_t *ev)
+{
+    if (state->state == PAYMENT_NONE) {
+        es_str_copy(state->order_id, sizeof(state->order_id), ev->order_id);
+    }
+    switch (ev->kind) {
+    case PAY_EV_ORDER_RECORDED:
+        state->state = PAYMENT_AWAITING_STOCK;
+        es_str_copy(state->account_id, sizeof(state->account_id), ev->account_id);
+        state->amount = ev->amount;
+        break;
+    case PAY_EV_STOCK_RECORDED:
+        state->state = PAYMENT_AWAITING_ORDER;
+        break;
+    case PAY_EV_CHARGE_REQUESTED:
+        state->state = PAYMENT_CHARGING;
+        es_str_copy(state->account_id, sizeof(state->account_id), ev->account_id);
+        es_str_copy(state->merchant_account, sizeof(state->merchant_account), ev->merchant_account);
+        state->amount = ev->amount;
+        break;
+    case PAY_EV_CAPTURED:
+        state->state = PAYMENT_CAPTURED;
+        break;
+    case PAY_EV_DECLINED:
+        state->state = PAYMENT_DECLINED;
+        state->refund_owed = 0; /* nothing was taken, nothing is owed */
+        es_str_copy(state->reason, sizeof(state->reason), ev->reason);
+        break;
+    case PAY_EV_REFUND_REQUESTED:
+        state->state = PAYMENT_REFUNDING;
+        state->refund_owed = 0; /* asked for: REFUNDING says the rest */
+        break;
+    case PAY_EV_REFUNDED:
+        state->state = PAYMENT_REFUNDED;
+        break;
+    case PAY_EV_REFUND_FAILED:
+        state->state = PAYMENT_REFUND_FAILED;
+        es_str_copy(state->reason, sizeof(state->reason), ev->reason);
+        break;
+    case PAY_EV_CANCELLED:
+        state->state = PAYMENT_CANCELLED;
+        break;
+    case PAY_EV_CLOSED:
+        state->state = PAYMENT_CLOSED;
+        break;
+    case PAY_EV_REFUND_OWED:
+        state->refund_owed = 1;
+        break;
+    default:
+        return;
+    }
+    if (!payments_event_silent(ev->kind)) {
+        state->version++;
+    }
+}
+
+/* A transfer outcome's figures against the payment's: the charge goes customer -> merchant,
+ * the refund back, both for the payment's amount. */
+static int transfer_matches(const payment_t *st, const payments_input_t *in)
+{
+    int charge_leg = in->leg == PAY_LEG_CHARGE;
+    const char *from = charge_leg ? st->account_id : st->merchant_account;
+    const char *to = charge_leg ? st->merchant_account : st->account_id;
+    return !strcmp(in->from_account, from) && !strcmp(in->to_account, to) &&
+           in->amount == st->amount;
+}
+
+const char *payments_input_invalid(const payment_t *state, const payments_input_t *in)
+{
+    switch (in->kind) {
+    case PAY_IN_TRANSFER_COMPLETED:
+    case PAY_IN_TRANSFER_FAILED:
+        /* only once the payment charged does it know what its transfers look like */
+        if (in->leg != PAY_LEG_NONE && state->merchant_account[0] && !transfer_matches(state, in)) {
+            return "transfer under the payment's id does not match its accounts or amount";
+        }
+        return NULL;
+    case PAY_IN_TRANSFER_REJECTED:
+        return NULL; /* carries no figures; foreign ids never reach here */
+    default:
+        break;
+    }
+    if (!payments_id_valid(in->order_id)) {
+        return "invalid order id";
+    }
+    if (in->kind != PAY_IN_ORDER_PLACED) {
+        return NULL;
+    }
+    if (in->amount <= 0) {
+        return "order placed with a non-positive total";
+    }
+    if (!payments_id_valid(in->account_id)) {
+        return "order placed with an invalid account id";
+    }
+    if (state->account_id[0] &&
+        (strcmp(state->account_id, in->account_id) != 0 || state->amount != in->amount)) {
+        return "order placed twice with different account or total";
+    }
+    return NULL;
+}
