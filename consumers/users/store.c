@@ -1,0 +1,189 @@
+/*
+ * store.c: the users and emails tables, loaded and saved per batch (see store.h).
+ */
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pg.h"
+#include "str.h"
+#include "strmap.h"
+
+const char users_store_ddl[] =
+    "CREATE TABLE IF NOT EXISTS users ("
+    " user_id text PRIMARY KEY, email text NOT NULL, name text NOT NULL,"
+    " status text NOT NULL CHECK (status IN ('ACTIVE', 'INACTIVE')), version bigint NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS emails (email text PRIMARY KEY, user_id text NOT NULL);";
+
+int users_store_load(PGconn *pg, const char *const *ids, size_t n, user_t *out, char *errstr,
+                     size_t errstr_size)
+{
+    es_strmap_t idx;
+    es_strmap_init(&idx);
+    for (size_t i = 0; i < n; i++) {
+        memset(&out[i], 0, sizeof(out[i]));
+        es_str_copy(out[i].id, sizeof(out[i].id), ids[i]);
+    }
+    PGresult *res = es_pg_load_by_ids(pg,
+                                      "SELECT user_id, email, name, status, version "
+                                      "FROM unnest($1::text[]) AS u(id) JOIN users t ON "
+                                      "t.user_id = u.id ORDER BY user_id FOR UPDATE OF t",
+                                      ids, n, &idx, errstr, errstr_size);
+    if (!res) {
+        es_strmap_fini(&idx);
+        return -1;
+    }
+    for (int r = 0; r < PQntuples(res); r++) {
+        size_t i = es_strmap_get(&idx, PQgetvalue(res, r, 0));
+        if (i == (size_t)-1) {
+            continue;
+        }
+        user_t *u = &out[i];
+        es_str_copy(u->email, sizeof(u->email), PQgetvalue(res, r, 1));
+        es_str_copy(u->name, sizeof(u->name), PQgetvalue(res, r, 2));
+        u->status = !strcmp(PQgetvalue(res, r, 3), "INACTIVE") ? USER_INACTIVE : USER_ACTIVE;
+        u->version = strtoll(PQgetvalue(res, r, 4), NULL, 10);
+    }
+    PQclear(res);
+    es_strmap_fini(&idx);
+    return 0;
+}
+
+int users_store_load_claims(PGconn *pg, users_claims_t *claims, char *errstr, size_t errstr_size)
+{
+    size_t n = claims->cnt; /* loading adds no slot: every row is a tracked email */
+    if (n == 0) {
+        return 0;
+    }
+    es_pg_array_t emails;
+    es_pg_array_init(&emails, ES_PG_TEXT);
+    for (size_t i = 0; i < n; i++) {
+        es_pg_array_add_text(&emails, claims->slots[i].email);
+    }
+    if (es_pg_array_finish(&emails) != 0) {
+        es_pg_array_fini(&emails);
+        snprintf(errstr, errstr_size, "out of memory loading %zu email claims", n);
+        return -1;
+    }
+    const char *vals[1] = {(const char *)emails.buf.data};
+    int lens[1] = {(int)emails.buf.len};
+    int fmts[1] = {1};
+    PGresult *res = es_pg_query(pg,
+                                "SELECT e.email, e.user_id FROM unnest($1::text[]) AS u(email) "
+                                "JOIN emails e ON e.email = u.email",
+                                1, vals, lens, fmts, 0, errstr, errstr_size);
+    es_pg_array_fini(&emails);
+    if (!res) {
+        return -1;
+    }
+    int rc = 0;
+    for (int r = 0; r < PQntuples(res) && rc == 0; r++) {
+        if (users_claims_load(claims, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1)) != 0) {
+            snprintf(errstr, errstr_size, "out of memory loading email claims");
+            rc = -1;
+        }
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* Finish arrays a[0..k) and queue `sql` with them as its binary parameters $1..$k. Returns 0,
+ * or -1 (out of memory). */
+static int queue_arrays(es_pg_pipeline_t *pl, const char *sql, es_pg_array_t *a, int k)
+{
+    const char *vals[5];
+    int lens[5], fmts[5];
+    for (int j = 0; j < k; j++) {
+        if (es_pg_array_finish(&a[j]) != 0) {
+            return -1;
+        }
+        vals[j] = (const char *)a[j].buf.data;
+        lens[j] = (int)a[j].buf.len;
+        fmts[j] = 1;
+    }
+    return es_pg_pipeline_add(pl, sql, k, vals, lens, fmts) < 0 ? -1 : 0;
+}
+
+int users_store_save(es_pg_pipeline_t *pl, const user_t *users, const unsigned char *dirty,
+                     size_t n)
+{
+    static const es_pg_oid_t oids[5] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT, ES_PG_INT8};
+    es_pg_array_t a[5];
+    for (int j = 0; j < 5; j++) {
+        es_pg_array_init(&a[j], oids[j]);
+    }
+    int rc = 0;
+    /* pass 1 inserts the new users (a plain INSERT: a row another instance created meanwhile
+     * fails the batch, and the retry sees it), pass 2 updates the existing ones */
+    for (int pass = 1; pass <= 2 && rc == 0; pass++) {
+        unsigned char want = pass == 1 ? 2 : 1;
+        for (int j = 0; j < 5; j++) {
+            es_pg_array_reset(&a[j]);
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (dirty[i] != want) {
+                continue;
+            }
+            es_pg_array_add_text(&a[0], users[i].id);
+            es_pg_array_add_text(&a[1], users[i].email);
+            es_pg_array_add_text(&a[2], users[i].name);
+            es_pg_array_add_text(&a[3], users_status_name(users[i].status));
+            es_pg_array_add_int8(&a[4], users[i].version);
+        }
+        if (a[0].count == 0) {
+            continue;
+        }
+        rc = queue_arrays(pl,
+                          pass == 1 ? "INSERT INTO users (user_id, email, name, status, version) "
+                                      "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
+                                      "$4::text[], $5::bigint[]) AS u(id, e, n, s, v) ORDER BY id"
+                                    : "UPDATE users t SET email = u.e, status = u.s, version = u.v "
+                                      "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+                                      "$5::bigint[]) AS u(id, e, n, s, v) WHERE t.user_id = u.id",
+                          a, 5);
+    }
+    for (int j = 0; j < 5; j++) {
+        es_pg_array_fini(&a[j]);
+    }
+    return rc;
+}
+
+int users_store_save_claims(es_pg_pipeline_t *pl, const users_claims_t *claims)
+{
+    es_pg_array_t a[2];
+    es_pg_array_init(&a[0], ES_PG_TEXT);
+    es_pg_array_init(&a[1], ES_PG_TEXT);
+    int rc = 0;
+    /* pass 1 deletes the released claims (guarded by their owner), pass 2 inserts the new
+     * ones: an email released by one user and taken by another in this batch is deleted,
+     * then inserted again. Inserts go in email order, so two instances claiming the same
+     * emails wait for each other in one order instead of deadlocking. */
+    for (int pass = 1; pass <= 2 && rc == 0; pass++) {
+        es_pg_array_reset(&a[0]);
+        es_pg_array_reset(&a[1]);
+        for (size_t i = 0; i < claims->cnt; i++) {
+            const users_claim_t *cl = &claims->slots[i];
+            if (pass == 1 ? users_claim_released(cl) : users_claim_claimed(cl)) {
+                es_pg_array_add_text(&a[0], cl->email);
+                es_pg_array_add_text(&a[1], pass == 1 ? cl->before : cl->owner);
+            }
+        }
+        if (a[0].count == 0) {
+            continue;
+        }
+        rc = queue_arrays(pl,
+                          pass == 1
+                              ? "DELETE FROM emails e USING unnest($1::text[], $2::text[]) "
+                                "AS u(email, user_id) WHERE e.email = u.email AND "
+                                "e.user_id = u.user_id"
+                              : "INSERT INTO emails (email, user_id) "
+                                "SELECT * FROM unnest($1::text[], $2::text[]) AS u(email, user_id) "
+                                "ORDER BY email",
+                          a, 2);
+    }
+    es_pg_array_fini(&a[0]);
+    es_pg_array_fini(&a[1]);
+    return rc;
+}
