@@ -1,0 +1,401 @@
+/*
+ * main.c: the catalog service's wiring. It consumes catalog.commands (AddProduct,
+ * ChangePrice, RestockProduct) and the order saga's steps (OrderPlaced and OrderCancelled on
+ * orders.events, PaymentCaptured and PaymentDeclined on payments.events), runs each input
+ * through the pure rules in domain.c against the batch's working set of products and
+ * reservations, and emits the resulting events on catalog.events. Batching, dedup, outbox and
+ * positions are the shared runtime's (lib/service.c).
+ *
+ * One batch costs two reads whatever its size: the reservations of every order it names,
+ * then every product named by its commands, its new orders and those reservations, both
+ * locked FOR UPDATE in id order; the writes go out set-based on the batch's pipeline.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "domain.h"
+#include "log.h"
+#include "service.h"
+#include "store.h"
+#include "str.h"
+#include "strmap.h"
+
+static const char *const topics[] = {"catalog.commands", "orders.events", "payments.events", NULL};
+
+/* The service's `wants`: the catalog's commands and the saga steps it reacts to. */
+static int wants(const char *type)
+{
+    return catalog_input_kind(type) >= 0;
+}
+
+/* The string field `field` of `obj` (borrowed), or "" when absent. */
+static const char *str(const json_t *obj, const char *field)
+{
+    const char *s = json_string_value(json_object_get(obj, field));
+    return s ? s : "";
+}
+
+/* Map a decoded input to the rules' view of it; OrderPlaced's items go to memory from
+ * `arena`. The codec validated the payload against its schema, so fields are present and
+ * typed (missing ones read as "" and 0 anyway). Returns 0, or -1 when out of memory. */
+static int input_from_json(es_arena_t *arena, const es_input_t *rec, catalog_input_t *in)
+{
+    const json_t *p = rec->payload;
+    memset(in, 0, sizeof(*in));
+    in->kind = (catalog_input_kind_t)catalog_input_kind(rec->env.type);
+    es_str_copy(in->command_id, sizeof(in->command_id), rec->env.event_id);
+    es_str_copy(in->product_id, sizeof(in->product_id), str(p, "product_id"));
+    es_str_copy(in->order_id, sizeof(in->order_id), str(p, "order_id"));
+    in->price = json_integer_value(json_object_get(p, "price"));
+    switch (in->kind) {
+    case CAT_IN_ADD_PRODUCT:
+        in->name = str(p, "name");
+        in->quantity = json_integer_value(json_object_get(p, "stock"));
+        break;
+    case CAT_IN_RESTOCK_PRODUCT:
+        in->quantity = json_integer_value(json_object_get(p, "quantity"));
+        break;
+    case CAT_IN_ORDER_PLACED: {
+        const json_t *items = json_object_get(p, "items");
+        in->nlines = json_array_size(items);
+        if (in->nlines == 0 || in->nlines > CAT_LINES_MAX) {
+            break; /* malformed: catalog_input_malformed() says so */
+        }
+        catalog_line_t *lines = es_arena_calloc(arena, in->nlines, sizeof(*lines));
+        if (!lines) {
+            return -1;
+        }
+        for (size_t k = 0; k < in->nlines; k++) {
+            const json_t *item = json_array_get(items, k);
+            es_str_copy(lines[k].product_id, sizeof(lines[k].product_id), str(item, "product_id"));
+            lines[k].quantity = json_integer_value(json_object_get(item, "quantity"));
+        }
+        in->lines = lines;
+        break;
+    }
+    default:
+        break;
+    }
+    return 0;
+}
+
+/* The lines of a saga event with each product's figures after it (new reference, or NULL
+ * when out of memory). `prods` is aligned with ev->lines. */
+static json_t *lines_to_json(const catalog_event_t *ev, catalog_product_t *const *prods)
+{
+    json_t *arr = json_array();
+    for (size_t k = 0; arr && k < ev->nlines; k++) {
+        const catalog_product_t *p = prods[k];
+        json_t *line = json_pack("{ss sI sI sI sI}", "product_id", ev->lines[k].product_id,
+                                 "quantity", (json_int_t)ev->lines[k].quantity, "on_hand",
+                                 (json_int_t)p->on_hand, "reserved", (json_int_t)p->reserved,
+                                 "product_version", (json_int_t)p->version);
+        if (json_array_append_new(arr, line) != 0) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    return arr;
+}
+
+/* The payload of `ev` (new reference, or NULL when out of memory); `prods` as above. */
+static json_t *event_to_json(const catalog_event_t *ev, catalog_product_t *const *prods)
+{
+    const char *pid = ev->product_id;
+    switch (ev->kind) {
+    case CAT_EV_PRODUCT_ADDED:
+        return json_pack("{ss ss sI sI}", "product_id", pid, "name", ev->name, "price",
+                         (json_int_t)ev->price, "on_hand", (json_int_t)ev->on_hand);
+    case CAT_EV_PRICE_CHANGED:
+        return json_pack("{ss sI sI}", "product_id", pid, "price", (json_int_t)ev->price,
+                         "old_price", (json_int_t)ev->old_price);
+    case CAT_EV_PRODUCT_RESTOCKED:
+        return json_pack("{ss sI sI sI}", "product_id", pid, "quantity", (json_int_t)ev->quantity,
+                         "on_hand", (json_int_t)ev->on_hand, "reserved", (json_int_t)ev->reserved);
+    case CAT_EV_COMMAND_REJECTED:
+        return json_pack("{ss ss ss ss}", "command_id", ev->command_id, "command_type",
+                         ev->command_type, "product_id", pid, "reason", ev->reason);
+    case CAT_EV_STOCK_RESERVED:
+    case CAT_EV_STOCK_COMMITTED:
+        return json_pack("{ss so}", "order_id", ev->order_id, "lines", lines_to_json(ev, prods));
+    case CAT_EV_STOCK_RELEASED:
+        return json_pack("{ss so ss}", "order_id", ev->order_id, "lines", lines_to_json(ev, prods),
+                         "reason", ev->reason);
+    case CAT_EV_STOCK_RESERVATION_REJECTED:
+        return json_pack("{ss ss ss}", "order_id", ev->order_id, "reason", ev->reason, "product_id",
+                         pid);
+    default:
+        return NULL;
+    }
+}
+
+/* A batch's working set of one table: rows by id, in the batch's arena. */
+typedef struct rows {
+    const char **ids;
+    unsigned char *existed; /* the row was in the table when loaded */
+    unsigned char *dirty;   /* 0 untouched, 1 existed and changed, 2 created */
+    size_t n, cap;
+    es_strmap_t index; /* id -> slot */
+} rows_t;
+
+/* Per-batch state: the inputs' views, their malformed reasons, and the working sets. */
+typedef struct batch {
+    catalog_input_t *ins;
+    const char **malformed;
+    rows_t orders;
+    catalog_reservation_t *reservations; /* aligned with orders.ids */
+    rows_t products;
+    catalog_product_t *items; /* aligned with products.ids */
+} batch_t;
+
+/* Make room for `cap` rows from `arena` and forget the previous batch's. Returns 0 or -1. */
+static int rows_reset(rows_t *r, es_arena_t *arena, size_t cap)
+{
+    es_strmap_clear(&r->index);
+    r->n = 0;
+    r->cap = cap;
+    r->ids = es_arena_calloc(arena, cap ? cap : 1, sizeof(*r->ids));
+    r->existed = es_arena_calloc(arena, cap ? cap : 1, 1);
+    r->dirty = es_arena_calloc(arena, cap ? cap : 1, 1);
+    return r->ids && r->existed && r->dirty ? 0 : -1;
+}
+
+/* Add `id` (borrowed: it must live as long as the batch) unless present. Returns 0 or -1. */
+static int rows_add(rows_t *r, const char *id)
+{
+    if (es_strmap_get(&r->index, id) != (size_t)-1) {
+        return 0;
+    }
+    if (r->n == r->cap || es_strmap_put(&r->index, id, r->n) != 0) {
+        return -1;
+    }
+    r->ids[r->n++] = id;
+    return 0;
+}
+
+/* Mark slot `i` as changed. */
+static void rows_touch(rows_t *r, size_t i)
+{
+    if (!r->dirty[i]) {
+        r->dirty[i] = r->existed[i] ? 1 : 2;
+    }
+}
+
+/* Load the reservations of every well-formed saga input's order, then every product the
+ * batch may touch (commands, new orders' items, lines of reservations that hold units). */
+static int load_working_set(batch_t *b, es_arena_t *arena, PGconn *pg, size_t cnt, char *errstr,
+                            size_t errstr_size)
+{
+    size_t pcap = 0;
+    if (rows_reset(&b->orders, arena, cnt) != 0) {
+        goto oom;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        const catalog_input_t *in = &b->ins[i];
+        if (catalog_input_is_command(in)) {
+            pcap++;
+        } else if (!b->malformed[i]) {
+            pcap += in->kind == CAT_IN_ORDER_PLACED ? in->nlines : 0;
+            if (rows_add(&b->orders, in->order_id) != 0) {
+                goto oom;
+            }
+        }
+    }
+    b->reservations = es_arena_calloc(arena, cnt ? cnt : 1, sizeof(*b->reservations));
+    if (!b->reservations) {
+        goto oom;
+    }
+    if (catalog_store_load_reservations(pg, arena, b->orders.ids, b->orders.n, b->reservations,
+                                        errstr, errstr_size) != 0) {
+        return -1;
+    }
+    for (size_t r = 0; r < b->orders.n; r++) {
+        const catalog_reservation_t *rv = &b->reservations[r];
+        b->orders.existed[r] = rv->status != CAT_RES_NONE;
+        if (rv->status == CAT_RES_RESERVED || rv->status == CAT_RES_COMMITTED) {
+            pcap += rv->nlines;
+        }
+    }
+    b->items = es_arena_calloc(arena, pcap ? pcap : 1, sizeof(*b->items));
+    if (!b->items || rows_reset(&b->products, arena, pcap) != 0) {
+        goto oom;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        const catalog_input_t *in = &b->ins[i];
+        if (catalog_input_is_command(in)) {
+            if (rows_add(&b->products, in->product_id) != 0) {
+                goto oom;
+            }
+        } else if (!b->malformed[i] && in->kind == CAT_IN_ORDER_PLACED) {
+            for (size_t k = 0; k < in->nlines; k++) {
+                if (rows_add(&b->products, in->lines[k].product_id) != 0) {
+                    goto oom;
+                }
+            }
+        }
+    }
+    for (size_t r = 0; r < b->orders.n; r++) {
+        const catalog_reservation_t *rv = &b->reservations[r];
+        if (rv->status != CAT_RES_RESERVED && rv->status != CAT_RES_COMMITTED) {
+            continue;
+        }
+        for (size_t k = 0; k < rv->nlines; k++) {
+            if (rows_add(&b->products, rv->lines[k].product_id) != 0) {
+                goto oom;
+            }
+        }
+    }
+    if (catalog_store_load_products(pg, b->products.ids, b->products.n, b->items, errstr,
+                                    errstr_size) != 0) {
+        return -1;
+    }
+    for (size_t p = 0; p < b->products.n; p++) {
+        b->products.existed[p] = b->items[p].version != 0;
+    }
+    return 0;
+oom:
+    snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
+    return -1;
+}
+
+/* Decide, apply and emit one command. */
+static int handle_command(es_service_t *svc, batch_t *b, const es_input_t *rec,
+                          const catalog_input_t *in, char *errstr, size_t errstr_size)
+{
+    size_t slot = es_strmap_get(&b->products.index, in->product_id);
+    if (slot == (size_t)-1) {
+        snprintf(errstr, errstr_size, "product \"%s\" missing from the working set",
+                 in->product_id);
+        return -1;
+    }
+    catalog_product_t *p = &b->items[slot];
+    catalog_event_t ev;
+    catalog_product_decide(p, in, &ev);
+    catalog_product_evolve(p, &ev);
+    if (ev.kind != CAT_EV_COMMAND_REJECTED) {
+        rows_touch(&b->products, slot);
+    }
+    return es_service_emit(svc, rec, 0, catalog_event_type(ev.kind), ev.product_id, p->version,
+                           event_to_json(&ev, NULL), errstr, errstr_size);
+}
+
+/* Decide, apply and emit one saga step (or dead-letter it, or ignore it). */
+static int handle_saga(es_service_t *svc, batch_t *b, const es_input_t *rec,
+                       const catalog_input_t *in, char *errstr, size_t errstr_size)
+{
+    size_t r = es_strmap_get(&b->orders.index, in->order_id);
+    if (r == (size_t)-1) {
+        snprintf(errstr, errstr_size, "order \"%s\" missing from the working set", in->order_id);
+        return -1;
+    }
+    catalog_reservation_t *res = &b->reservations[r];
+    catalog_product_t *prods[CAT_LINES_MAX];
+    size_t slots[CAT_LINES_MAX];
+    size_t n;
+    const catalog_line_t *lines = catalog_stock_lines(res, in, &n);
+    if (n > CAT_LINES_MAX) {
+        snprintf(errstr, errstr_size, "order \"%s\" has %zu lines", in->order_id, n);
+        return -1;
+    }
+    for (size_t k = 0; k < n; k++) {
+        slots[k] = es_strmap_get(&b->products.index, lines[k].product_id);
+        if (slots[k] == (size_t)-1) {
+            snprintf(errstr, errstr_size,
+                     "product \"%s\" of order \"%s\" missing from the "
+                     "working set",
+                     lines[k].product_id, in->order_id);
+            return -1;
+        }
+        prods[k] = &b->items[slots[k]];
+    }
+    const char *invalid = catalog_input_invalid(res, prods, in);
+    if (invalid) {
+        es_service_dead_letter(svc, rec, invalid);
+        return 0;
+    }
+    catalog_event_t ev;
+    if (!catalog_stock_decide(res, prods, in, &ev)) {
+        if (res->status == CAT_RES_NONE) {
+            es_log_debug("saga step for an order without a reservation ignored",
+                         "order_id=%s type=%s topic=%s partition=%d offset=%lld", in->order_id,
+                         rec->env.type, rec->topic, rec->partition, (long long)rec->offset);
+        }
+        return 0;
+    }
+    catalog_stock_evolve(res, prods, &ev);
+    rows_touch(&b->orders, r);
+    if (ev.kind != CAT_EV_STOCK_RESERVATION_REJECTED) {
+        for (size_t k = 0; k < n; k++) {
+            rows_touch(&b->products, slots[k]);
+        }
+    }
+    return es_service_emit(svc, rec, 0, catalog_event_type(ev.kind), ev.order_id, res->version,
+                           event_to_json(&ev, prods), errstr, errstr_size);
+}
+
+/* The service's handler (see es_service_def_t.handle). */
+static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
+                  char *errstr, size_t errstr_size)
+{
+    batch_t *b = opaque;
+    es_arena_t *arena = es_service_arena(svc);
+    b->ins = es_arena_calloc(arena, cnt ? cnt : 1, sizeof(*b->ins));
+    b->malformed = es_arena_calloc(arena, cnt ? cnt : 1, sizeof(*b->malformed));
+    if (!b->ins || !b->malformed) {
+        snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
+        return -1;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        if (input_from_json(arena, &inputs[i], &b->ins[i]) != 0) {
+            snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
+            return -1;
+        }
+        b->malformed[i] = catalog_input_malformed(&b->ins[i]);
+    }
+    if (load_working_set(b, arena, pg, cnt, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        const catalog_input_t *in = &b->ins[i];
+        if (b->malformed[i]) {
+            es_service_dead_letter(svc, &inputs[i], b->malformed[i]);
+            continue;
+        }
+        int rc = catalog_input_is_command(in)
+                     ? handle_command(svc, b, &inputs[i], in, errstr, errstr_size)
+                     : handle_saga(svc, b, &inputs[i], in, errstr, errstr_size);
+        if (rc != 0) {
+            return -1;
+        }
+    }
+    es_pg_pipeline_t *pl = es_service_pipeline(svc);
+    if (catalog_store_save_reservations(pl, b->reservations, b->orders.dirty, b->orders.n) != 0 ||
+        catalog_store_save_products(pl, b->items, b->products.dirty, b->products.n) != 0) {
+        snprintf(errstr, errstr_size, "out of memory queueing catalog writes");
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    batch_t batch;
+    memset(&batch, 0, sizeof(batch));
+    es_strmap_init(&batch.orders.index);
+    es_strmap_init(&batch.products.index);
+    es_service_def_t def = {.name = "catalog",
+                            .schema = "catalog",
+                            .dlq_topic = "catalog.dlq",
+                            .topics = topics,
+                            .ddl = catalog_store_ddl,
+                            .wants = wants,
+                            .handle = handle,
+                            .opaque = &batch};
+    int rc = es_service_main(argc, argv, &def,
+                             "The catalog service: keeps products, prices and stock, and holds, "
+                             "sells or\nreleases each order's units for the order saga.");
+    es_strmap_fini(&batch.orders.index);
+    es_strmap_fini(&batch.products.index);
+    return rc;
+}

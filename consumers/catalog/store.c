@@ -1,0 +1,278 @@
+/*
+ * store.c: the products and reservations tables, loaded and saved per batch (see store.h).
+ */
+#include "store.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pg.h"
+#include "str.h"
+#include "strmap.h"
+
+const char catalog_store_ddl[] =
+    "CREATE TABLE IF NOT EXISTS products ("
+    " product_id text PRIMARY KEY, name text NOT NULL, price bigint NOT NULL,"
+    " on_hand bigint NOT NULL, reserved bigint NOT NULL, version bigint NOT NULL,"
+    " CHECK (reserved >= 0 AND reserved <= on_hand)) WITH (fillfactor = 80);"
+    "CREATE TABLE IF NOT EXISTS reservations ("
+    " order_id text PRIMARY KEY, status text NOT NULL"
+    " CHECK (status IN ('RESERVED', 'COMMITTED', 'RELEASED', 'REJECTED')),"
+    " lines jsonb NOT NULL, version bigint NOT NULL) WITH (fillfactor = 80);";
+
+/* Parse a reservation's stored lines (`text`, a JSON array) into memory from `arena`.
+ * Returns 0, or -1 when they are not what the service writes. */
+static int lines_parse(es_arena_t *arena, const char *text, catalog_reservation_t *res)
+{
+    json_error_t jerr;
+    json_t *arr = json_loads(text, 0, &jerr);
+    size_t n = json_array_size(arr);
+    int rc = -1;
+    if (!json_is_array(arr) || n > CAT_LINES_MAX) {
+        goto out;
+    }
+    catalog_line_t *lines = n ? es_arena_calloc(arena, n, sizeof(*lines)) : NULL;
+    if (n && !lines) {
+        goto out;
+    }
+    for (size_t k = 0; k < n; k++) {
+        const json_t *line = json_array_get(arr, k);
+        const char *pid = json_string_value(json_object_get(line, "product_id"));
+        const json_t *q = json_object_get(line, "quantity");
+        if (!pid || !json_is_integer(q)) {
+            goto out;
+        }
+        es_str_copy(lines[k].product_id, sizeof(lines[k].product_id), pid);
+        lines[k].quantity = json_integer_value(q);
+    }
+    res->lines = lines;
+    res->nlines = n;
+    rc = 0;
+out:
+    json_decref(arr);
+    return rc;
+}
+
+int catalog_store_load_reservations(PGconn *pg, es_arena_t *arena, const char *const *ids, size_t n,
+                                    catalog_reservation_t *out, char *errstr, size_t errstr_size)
+{
+    es_strmap_t idx;
+    es_strmap_init(&idx);
+    for (size_t i = 0; i < n; i++) {
+        memset(&out[i], 0, sizeof(out[i]));
+        es_str_copy(out[i].order_id, sizeof(out[i].order_id), ids[i]);
+    }
+    PGresult *res = es_pg_load_by_ids(pg,
+                                      "SELECT order_id, status, lines::text, version "
+                                      "FROM unnest($1::text[]) AS u(id) JOIN reservations t ON "
+                                      "t.order_id = u.id ORDER BY order_id FOR UPDATE OF t",
+                                      ids, n, &idx, errstr, errstr_size);
+    if (!res) {
+        es_strmap_fini(&idx);
+        return -1;
+    }
+    int rc = 0;
+    for (int r = 0; r < PQntuples(res); r++) {
+        size_t i = es_strmap_get(&idx, PQgetvalue(res, r, 0));
+        if (i == (size_t)-1) {
+            continue;
+        }
+        catalog_reservation_t *rv = &out[i];
+        rv->status = catalog_res_status(PQgetvalue(res, r, 1));
+        rv->version = strtoll(PQgetvalue(res, r, 3), NULL, 10);
+        if (rv->status == CAT_RES_NONE || lines_parse(arena, PQgetvalue(res, r, 2), rv) != 0) {
+            snprintf(errstr, errstr_size, "could not read the reservation of order \"%s\"",
+                     rv->order_id);
+            rc = -1;
+            break;
+        }
+    }
+    PQclear(res);
+    es_strmap_fini(&idx);
+    return rc;
+}
+
+int catalog_store_load_products(PGconn *pg, const char *const *ids, size_t n,
+                                catalog_product_t *out, char *errstr, size_t errstr_size)
+{
+    es_strmap_t idx;
+    es_strmap_init(&idx);
+    for (size_t i = 0; i < n; i++) {
+        memset(&out[i], 0, sizeof(out[i]));
+        es_str_copy(out[i].id, sizeof(out[i].id), ids[i]);
+    }
+    PGresult *res = es_pg_load_by_ids(pg,
+                                      "SELECT product_id, price, on_hand, reserved, version "
+                                      "FROM unnest($1::text[]) AS u(id) JOIN products t ON "
+                                      "t.product_id = u.id ORDER BY product_id FOR UPDATE OF t",
+                                      ids, n, &idx, errstr, errstr_size);
+    if (!res) {
+        es_strmap_fini(&idx);
+        return -1;
+    }
+    for (int r = 0; r < PQntuples(res); r++) {
+        size_t i = es_strmap_get(&idx, PQgetvalue(res, r, 0));
+        if (i == (size_t)-1) {
+            continue;
+        }
+        catalog_product_t *p = &out[i];
+        p->price = strtoll(PQgetvalue(res, r, 1), NULL, 10);
+        p->on_hand = strtoll(PQgetvalue(res, r, 2), NULL, 10);
+        p->reserved = strtoll(PQgetvalue(res, r, 3), NULL, 10);
+        p->version = strtoll(PQgetvalue(res, r, 4), NULL, 10);
+    }
+    PQclear(res);
+    es_strmap_fini(&idx);
+    return 0;
+}
+
+/* Finish the arrays a[0..n) and queue `sql` with them as its binary parameters $1..$n, unless
+ * they are empty. Returns 0, or -1 (out of memory). */
+static int queue_arrays(es_pg_pipeline_t *pl, const char *sql, es_pg_array_t *a, int n)
+{
+    const char *vals[8];
+    int lens[8], fmts[8];
+    if (a[0].count == 0) {
+        return 0;
+    }
+    for (int k = 0; k < n; k++) {
+        if (es_pg_array_finish(&a[k]) != 0) {
+            return -1;
+        }
+        vals[k] = (const char *)a[k].buf.data;
+        lens[k] = (int)a[k].buf.len;
+        fmts[k] = 1;
+    }
+    return es_pg_pipeline_add(pl, sql, n, vals, lens, fmts) < 0 ? -1 : 0;
+}
+
+int catalog_store_save_products(es_pg_pipeline_t *pl, const catalog_product_t *products,
+                                const unsigned char *dirty, size_t n)
+{
+    /* inserts: id, name, price, on_hand, reserved, version; updates: the same without name */
+    es_pg_array_t ins[6], upd[5];
+    static const es_pg_oid_t ins_oids[6] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_INT8,
+                                            ES_PG_INT8, ES_PG_INT8, ES_PG_INT8};
+    static const es_pg_oid_t upd_oids[5] = {ES_PG_TEXT, ES_PG_INT8, ES_PG_INT8, ES_PG_INT8,
+                                            ES_PG_INT8};
+    for (int k = 0; k < 6; k++) {
+        es_pg_array_init(&ins[k], ins_oids[k]);
+    }
+    for (int k = 0; k < 5; k++) {
+        es_pg_array_init(&upd[k], upd_oids[k]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const catalog_product_t *p = &products[i];
+        if (dirty[i] == 2) {
+            es_pg_array_add_text(&ins[0], p->id);
+            es_pg_array_add_text(&ins[1], p->name ? p->name : "");
+            es_pg_array_add_int8(&ins[2], p->price);
+            es_pg_array_add_int8(&ins[3], p->on_hand);
+            es_pg_array_add_int8(&ins[4], p->reserved);
+            es_pg_array_add_int8(&ins[5], p->version);
+        } else if (dirty[i] == 1) {
+            es_pg_array_add_text(&upd[0], p->id);
+            es_pg_array_add_int8(&upd[1], p->price);
+            es_pg_array_add_int8(&upd[2], p->on_hand);
+            es_pg_array_add_int8(&upd[3], p->reserved);
+            es_pg_array_add_int8(&upd[4], p->version);
+        }
+    }
+    int rc = queue_arrays(pl,
+                          "INSERT INTO products (product_id, name, price, on_hand, reserved, "
+                          "version) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], "
+                          "$4::bigint[], $5::bigint[], $6::bigint[])",
+                          ins, 6);
+    if (rc == 0) {
+        rc = queue_arrays(pl,
+                          "UPDATE products p SET price = u.pr, on_hand = u.oh, reserved = u.rs, "
+                          "version = u.v FROM unnest($1::text[], $2::bigint[], $3::bigint[], "
+                          "$4::bigint[], $5::bigint[]) AS u(id, pr, oh, rs, v) "
+                          "WHERE p.product_id = u.id",
+                          upd, 5);
+    }
+    for (int k = 0; k < 6; k++) {
+        es_pg_array_fini(&ins[k]);
+    }
+    for (int k = 0; k < 5; k++) {
+        es_pg_array_fini(&upd[k]);
+    }
+    return rc;
+}
+
+/* The JSON text of a reservation's lines, as lines_parse() reads it back (a new string:
+ * free() it), or NULL when out of memory. */
+static char *lines_json(const catalog_reservation_t *res)
+{
+    json_t *arr = json_array();
+    for (size_t k = 0; arr && k < res->nlines; k++) {
+        json_t *line = json_pack("{ss sI}", "product_id", res->lines[k].product_id, "quantity",
+                                 (json_int_t)res->lines[k].quantity);
+        if (json_array_append_new(arr, line) != 0) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    char *text = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
+    json_decref(arr);
+    return text;
+}
+
+int catalog_store_save_reservations(es_pg_pipeline_t *pl, const catalog_reservation_t *res,
+                                    const unsigned char *dirty, size_t n)
+{
+    /* inserts: id, status, lines, version; updates: id, status, version */
+    es_pg_array_t ins[4], upd[3];
+    static const es_pg_oid_t ins_oids[4] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT, ES_PG_INT8};
+    static const es_pg_oid_t upd_oids[3] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_INT8};
+    int rc = 0;
+    for (int k = 0; k < 4; k++) {
+        es_pg_array_init(&ins[k], ins_oids[k]);
+    }
+    for (int k = 0; k < 3; k++) {
+        es_pg_array_init(&upd[k], upd_oids[k]);
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const catalog_reservation_t *r = &res[i];
+        const char *status = catalog_res_status_name(r->status);
+        if (dirty[i] == 2) {
+            char *lines = lines_json(r);
+            if (!lines) {
+                rc = -1;
+                break;
+            }
+            es_pg_array_add_text(&ins[0], r->order_id);
+            es_pg_array_add_text(&ins[1], status);
+            es_pg_array_add_text(&ins[2], lines);
+            es_pg_array_add_int8(&ins[3], r->version);
+            free(lines);
+        } else if (dirty[i] == 1) {
+            es_pg_array_add_text(&upd[0], r->order_id);
+            es_pg_array_add_text(&upd[1], status);
+            es_pg_array_add_int8(&upd[2], r->version);
+        }
+    }
+    if (rc == 0) {
+        rc = queue_arrays(pl,
+                          "INSERT INTO reservations (order_id, status, lines, version) "
+                          "SELECT u.id, u.s, u.l::jsonb, u.v FROM unnest($1::text[], $2::text[], "
+                          "$3::text[], $4::bigint[]) AS u(id, s, l, v)",
+                          ins, 4);
+    }
+    if (rc == 0) {
+        rc = queue_arrays(pl,
+                          "UPDATE reservations r SET status = u.s, version = u.v "
+                          "FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(id, s, v) "
+                          "WHERE r.order_id = u.id",
+                          upd, 3);
+    }
+    for (int k = 0; k < 4; k++) {
+        es_pg_array_fini(&ins[k]);
+    }
+    for (int k = 0; k < 3; k++) {
+        es_pg_array_fini(&upd[k]);
+    }
+    return rc;
+}
