@@ -1,0 +1,309 @@
+/*
+ * store.c: the orders, users and prices tables, loaded and saved per batch (see store.h).
+ */
+#include "store.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "pg.h"
+#include "str.h"
+#include "strmap.h"
+
+/* orders: fillfactor 80 leaves room on each page for the status updates to stay HOT. */
+const char orders_store_ddl[] =
+    "CREATE TABLE IF NOT EXISTS orders ("
+    " order_id text PRIMARY KEY, user_id text NOT NULL, account_id text NOT NULL,"
+    " items jsonb NOT NULL, total bigint NOT NULL, status text NOT NULL CHECK (status IN"
+    " ('PENDING', 'CONFIRMED', 'REJECTED', 'CANCELLED')), reason text NOT NULL,"
+    " version bigint NOT NULL) WITH (fillfactor = 80);"
+    "CREATE TABLE IF NOT EXISTS users ("
+    " user_id text PRIMARY KEY, active boolean NOT NULL, version bigint NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS prices ("
+    " product_id text PRIMARY KEY, price bigint NOT NULL, version bigint NOT NULL);";
+
+#define MAX_COLS 8
+
+/* Finish the arrays a[0..n) and queue `sql` with them as binary parameters $1..$n. Returns 0,
+ * or -1 when an array ran out of memory or the statement could not be queued. */
+static int queue_arrays(es_pg_pipeline_t *pl, const char *sql, es_pg_array_t *a, int n)
+{
+    const char *vals[MAX_COLS];
+    int lens[MAX_COLS], fmts[MAX_COLS];
+    for (int k = 0; k < n; k++) {
+        if (es_pg_array_finish(&a[k]) != 0) {
+            return -1;
+        }
+        vals[k] = (const char *)a[k].buf.data;
+        lens[k] = (int)a[k].buf.len;
+        fmts[k] = 1;
+    }
+    return es_pg_pipeline_add(pl, sql, n, vals, lens, fmts) < 0 ? -1 : 0;
+}
+
+/* Initialise a[0..n) with the element types oids[0..n). */
+static void arrays_init(es_pg_array_t *a, const es_pg_oid_t *oids, int n)
+{
+    for (int k = 0; k < n; k++) {
+        es_pg_array_init(&a[k], oids[k]);
+    }
+}
+
+/* Free a[0..n). */
+static void arrays_fini(es_pg_array_t *a, int n)
+{
+    for (int k = 0; k < n; k++) {
+        es_pg_array_fini(&a[k]);
+    }
+}
+
+int orders_store_load(PGconn *pg, const char *const *ids, size_t n, order_t *out, char *errstr,
+                      size_t errstr_size)
+{
+    es_strmap_t idx;
+    es_strmap_init(&idx);
+    for (size_t i = 0; i < n; i++) {
+        memset(&out[i], 0, sizeof(out[i]));
+        es_str_copy(out[i].id, sizeof(out[i].id), ids[i]);
+    }
+    PGresult *res = es_pg_load_by_ids(pg,
+                                      "SELECT order_id, user_id, account_id, total, status, "
+                                      "reason, version FROM unnest($1::text[]) AS u(id) "
+                                      "JOIN orders t ON t.order_id = u.id "
+                                      "ORDER BY order_id FOR UPDATE OF t",
+                                      ids, n, &idx, errstr, errstr_size);
+    if (!res) {
+        es_strmap_fini(&idx);
+        return -1;
+    }
+    for (int r = 0; r < PQntuples(res); r++) {
+        size_t i = es_strmap_get(&idx, PQgetvalue(res, r, 0));
+        if (i == (size_t)-1) {
+            continue;
+        }
+        order_t *o = &out[i];
+        es_str_copy(o->user_id, sizeof(o->user_id), PQgetvalue(res, r, 1));
+        es_str_copy(o->account_id, sizeof(o->account_id), PQgetvalue(res, r, 2));
+        o->total = strtoll(PQgetvalue(res, r, 3), NULL, 10);
+        o->status = orders_status_parse(PQgetvalue(res, r, 4));
+        es_str_copy(o->reason, sizeof(o->reason), PQgetvalue(res, r, 5));
+        o->version = strtoll(PQgetvalue(res, r, 6), NULL, 10);
+    }
+    PQclear(res);
+    es_strmap_fini(&idx);
+    return 0;
+}
+
+int orders_store_load_users(PGconn *pg, const char *const *ids, size_t n, orders_user_t *out,
+                            char *errstr, size_t errstr_size)
+{
+    es_strmap_t idx;
+    es_strmap_init(&idx);
+    for (size_t i = 0; i < n; i++) {
+        memset(&out[i], 0, sizeof(out[i]));
+        es_str_copy(out[i].id, sizeof(out[i].id), ids[i]);
+    }
+    PGresult *res = es_pg_load_by_ids(pg,
+                                      "SELECT user_id, active, version FROM unnest($1::text[]) "
+                                      "AS u(id) JOIN users t ON t.user_id = u.id",
+                                      ids, n, &idx, errstr, errstr_size);
+    if (!res) {
+        es_strmap_fini(&idx);
+        return -1;
+    }
+    for (int r = 0; r < PQntuples(res); r++) {
+        size_t i = es_strmap_get(&idx, PQgetvalue(res, r, 0));
+        if (i == (size_t)-1) {
+            continue;
+        }
+        out[i].active = PQgetvalue(res, r, 1)[0] == 't';
+        out[i].version = strtoll(PQgetvalue(res, r, 2), NULL, 10);
+    }
+    PQclear(res);
+    es_strmap_fini(&idx);
+    return 0;
+}
+
+int orders_store_load_prices(PGconn *pg, const char *const *ids, size_t n, orders_price_t *out,
+                             char *errstr, size_t errstr_size)
+{
+    es_strmap_t idx;
+    es_strmap_init(&idx);
+    for (size_t i = 0; i < n; i++) {
+        memset(&out[i], 0, sizeof(out[i]));
+        es_str_copy(out[i].id, sizeof(out[i].id), ids[i]);
+    }
+    PGresult *res = es_pg_load_by_ids(pg,
+                                      "SELECT product_id, price, version FROM unnest($1::text[]) "
+                                      "AS u(id) JOIN prices t ON t.product_id = u.id",
+                                      ids, n, &idx, errstr, errstr_size);
+    if (!res) {
+        es_strmap_fini(&idx);
+        return -1;
+    }
+    for (int r = 0; r < PQntuples(res); r++) {
+        size_t i = es_strmap_get(&idx, PQgetvalue(res, r, 0));
+        if (i == (size_t)-1) {
+            continue;
+        }
+        out[i].price = strtoll(PQgetvalue(res, r, 1), NULL, 10);
+        out[i].version = strtoll(PQgetvalue(res, r, 2), NULL, 10);
+    }
+    PQclear(res);
+    es_strmap_fini(&idx);
+    return 0;
+}
+
+/* Write an order's lines as a JSON array into `buf` (reset first). Product ids are valid ids
+ * ([A-Za-z0-9._:-], checked before an order is placed), so they need no escaping. Returns 0
+ * or -1 (out of memory). */
+static int lines_json(es_buf_t *buf, const order_t *o)
+{
+    es_buf_reset(buf);
+    int rc = es_buf_puts(buf, "[");
+    for (size_t k = 0; k < o->nlines && rc == 0; k++) {
+        const order_line_t *l = &o->lines[k];
+        rc = es_buf_printf(
+            buf, "%s{\"product_id\":\"%s\",\"quantity\":%" PRId64 ",\"unit_price\":%" PRId64 "}",
+            k ? "," : "", l->product_id, l->quantity, l->unit_price);
+    }
+    return rc == 0 ? es_buf_puts(buf, "]") : -1;
+}
+
+/* Queue the INSERT of the orders placed by this batch (dirty 2). Returns 0 or -1. */
+static int save_placed(es_pg_pipeline_t *pl, const order_t *orders, const unsigned char *dirty,
+                       size_t n)
+{
+    static const es_pg_oid_t oids[8] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT,
+                                        ES_PG_INT8, ES_PG_TEXT, ES_PG_TEXT, ES_PG_INT8};
+    es_pg_array_t a[8];
+    es_buf_t items;
+    es_buf_init(&items);
+    arrays_init(a, oids, 8);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (dirty[i] != 2) {
+            continue;
+        }
+        const order_t *o = &orders[i];
+        rc = lines_json(&items, o);
+        es_pg_array_add_text(&a[0], o->id);
+        es_pg_array_add_text(&a[1], o->user_id);
+        es_pg_array_add_text(&a[2], o->account_id);
+        es_pg_array_add_bytes(&a[3], items.data, items.len);
+        es_pg_array_add_int8(&a[4], o->total);
+        es_pg_array_add_text(&a[5], orders_status_name(o->status));
+        es_pg_array_add_text(&a[6], o->reason);
+        es_pg_array_add_int8(&a[7], o->version);
+    }
+    if (rc == 0 && a[0].count > 0) {
+        rc = queue_arrays(pl,
+                          "INSERT INTO orders (order_id, user_id, account_id, items, total, "
+                          "status, reason, version) SELECT u.id, u.uid, u.acc, u.items::jsonb, "
+                          "u.total, u.st, u.r, u.v FROM unnest($1::text[], $2::text[], "
+                          "$3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], "
+                          "$8::bigint[]) AS u(id, uid, acc, items, total, st, r, v)",
+                          a, 8);
+    }
+    arrays_fini(a, 8);
+    es_buf_fini(&items);
+    return rc;
+}
+
+/* Queue the UPDATE of the stored orders this batch changed (dirty 1). Returns 0 or -1. */
+static int save_changed(es_pg_pipeline_t *pl, const order_t *orders, const unsigned char *dirty,
+                        size_t n)
+{
+    static const es_pg_oid_t oids[4] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT, ES_PG_INT8};
+    es_pg_array_t a[4];
+    arrays_init(a, oids, 4);
+    for (size_t i = 0; i < n; i++) {
+        if (dirty[i] != 1) {
+            continue;
+        }
+        es_pg_array_add_text(&a[0], orders[i].id);
+        es_pg_array_add_text(&a[1], orders_status_name(orders[i].status));
+        es_pg_array_add_text(&a[2], orders[i].reason);
+        es_pg_array_add_int8(&a[3], orders[i].version);
+    }
+    int rc = 0;
+    if (a[0].count > 0) {
+        rc = queue_arrays(pl,
+                          "UPDATE orders o SET status = u.st, reason = u.r, version = u.v FROM "
+                          "unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) "
+                          "AS u(id, st, r, v) WHERE o.order_id = u.id",
+                          a, 4);
+    }
+    arrays_fini(a, 4);
+    return rc;
+}
+
+int orders_store_save(es_pg_pipeline_t *pl, const order_t *orders, const unsigned char *dirty,
+                      size_t n)
+{
+    if (save_placed(pl, orders, dirty, n) != 0) {
+        return -1;
+    }
+    return save_changed(pl, orders, dirty, n);
+}
+
+int orders_store_save_users(es_pg_pipeline_t *pl, const orders_user_t *users,
+                            const unsigned char *dirty, size_t n)
+{
+    static const es_pg_oid_t oids[3] = {ES_PG_TEXT, ES_PG_BOOL, ES_PG_INT8};
+    es_pg_array_t a[3];
+    arrays_init(a, oids, 3);
+    for (size_t i = 0; i < n; i++) {
+        if (!dirty[i]) {
+            continue;
+        }
+        es_pg_array_add_text(&a[0], users[i].id);
+        es_pg_array_add_bool(&a[1], users[i].active);
+        es_pg_array_add_int8(&a[2], users[i].version);
+    }
+    int rc = 0;
+    if (a[0].count > 0) {
+        /* in id order, so that two writers of the same rows never deadlock */
+        rc = queue_arrays(pl,
+                          "INSERT INTO users AS t (user_id, active, version) SELECT * FROM "
+                          "unnest($1::text[], $2::bool[], $3::bigint[]) AS u(id, a, v) "
+                          "ORDER BY u.id ON CONFLICT (user_id) DO UPDATE SET "
+                          "active = EXCLUDED.active, version = EXCLUDED.version "
+                          "WHERE t.version < EXCLUDED.version",
+                          a, 3);
+    }
+    arrays_fini(a, 3);
+    return rc;
+}
+
+int orders_store_save_prices(es_pg_pipeline_t *pl, const orders_price_t *prices,
+                             const unsigned char *dirty, size_t n)
+{
+    static const es_pg_oid_t oids[3] = {ES_PG_TEXT, ES_PG_INT8, ES_PG_INT8};
+    es_pg_array_t a[3];
+    arrays_init(a, oids, 3);
+    for (size_t i = 0; i < n; i++) {
+        if (!dirty[i]) {
+            continue;
+        }
+        es_pg_array_add_text(&a[0], prices[i].id);
+        es_pg_array_add_int8(&a[1], prices[i].price);
+        es_pg_array_add_int8(&a[2], prices[i].version);
+    }
+    int rc = 0;
+    if (a[0].count > 0) {
+        /* in id order, so that two writers of the same rows never deadlock */
+        rc = queue_arrays(pl,
+                          "INSERT INTO prices AS t (product_id, price, version) SELECT * FROM "
+                          "unnest($1::text[], $2::bigint[], $3::bigint[]) AS u(id, p, v) "
+                          "ORDER BY u.id ON CONFLICT (product_id) DO UPDATE SET "
+                          "price = EXCLUDED.price, version = EXCLUDED.version "
+                          "WHERE t.version < EXCLUDED.version",
+                          a, 3);
+    }
+    arrays_fini(a, 3);
+    return rc;
+}
