@@ -3,7 +3,12 @@
 #   bin/esctl         producers/esctl/      CLI: send, replay, rebuild
 #   bin/es-accounts   consumers/accounts/   accounts service
 #   bin/es-transfers  consumers/transfers/  transfers service
-#   bin/es-projector  projections/projector/ read models in PostgreSQL
+#   bin/es-users      consumers/users/      users service (shop)
+#   bin/es-catalog    consumers/catalog/    catalog and inventory service (shop)
+#   bin/es-orders     consumers/orders/     orders service (shop)
+#   bin/es-payments   consumers/payments/   payments service (shop)
+#   bin/es-projector  projections/projector/ the ledger's read models in PostgreSQL
+#   bin/es-shop-projector projections/shop/ the shop's read models in PostgreSQL
 #   bin/es-query      projections/query/    HTTP query service
 # Everything shares lib/ (built once into build/libes.a) and schemas/ (embedded at build time).
 
@@ -24,7 +29,9 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o) $(B)/gen/schemas_embedded.o
 SCHEMAS  := $(shell find schemas -name '*.avsc' | sort)
 
 PROGS := es-broker:devstack/broker esctl:producers/esctl es-accounts:consumers/accounts \
-         es-transfers:consumers/transfers es-projector:projections/projector es-query:projections/query \
+         es-transfers:consumers/transfers es-users:consumers/users es-catalog:consumers/catalog \
+         es-orders:consumers/orders es-payments:consumers/payments es-projector:projections/projector \
+         es-shop-projector:projections/shop es-query:projections/query \
          es-loadgen:bench
 prog_name = $(word 1,$(subst :, ,$1))
 prog_dir  = $(word 2,$(subst :, ,$1))

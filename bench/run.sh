@@ -134,8 +134,9 @@ step "machine: $M_NPROC x $M_CPU, ${M_MEM_GB} GiB; load average $M_LOAD1 $M_LOAD
 [ -z "$M_TOP" ] || note "biggest CPU users (average over their lifetime): $M_TOP"
 [ "$M_OTHER_STACKS" -eq 0 ] || note "$M_OTHER_STACKS other es-broker process(es) running: other stacks share this machine"
 step "starting a private stack in $ES_DATA (postgresql :$ES_PG_PORT, es-query :$ES_HTTP_PORT)"
+note "the ledger's services only: the shop's idle consumers would share the two cores"
 STACK_UP=1
-if ! bash "$ES_ROOT/scripts/devstack.sh" up >"$W/devstack-up.log" 2>&1; then
+if ! ES_SERVICES="es-accounts es-transfers es-projector es-query" bash "$ES_ROOT/scripts/devstack.sh" up >"$W/devstack-up.log" 2>&1; then
     sed 's/^/    /' "$W/devstack-up.log" >&2
     es_die "the stack did not start"
 fi

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# demo.sh: a scripted scenario against the running platform (make demo starts it first):
-# accounts are opened and funded, money moves between them, one transfer fails for lack of
-# funds and one is compensated because its destination is closed. Every step goes through
-# esctl (Kafka) and every result is read back from the query service (the projections).
+# demo.sh: a scripted scenario against the running platform (make demo starts it first).
+# The ledger: accounts are opened and funded, money moves between them, one transfer fails for
+# lack of funds and one is compensated because its destination is closed. The shop: users and
+# products are added and four orders run the order saga: one confirmed, one out of stock, one
+# declined for lack of funds, one cancelled after it was paid (refunded, stock given back).
+# Every step goes through esctl (Kafka) and every result is read back from the query service
+# (the projections).
 #
 # Environment: ES_DATA (default ./.data), ES_HTTP_PORT (default 8080). Safe to run again:
 # each run uses fresh ids.
@@ -117,9 +120,95 @@ section "7. The compensated transfer t4-$run, event by event (esctl replay --cor
         printf '  %s  %-20s %-18s %s\n' "${ts:11:12}" "$topic" "$type" "$reason"
     done
 
+section "8. The shop: customers, their accounts, products (users, accounts, catalog)"
+"$ESCTL" send OpenAccount '{"account_id":"shop-merchant","owner":"The shop","currency":"EUR"}' \
+    --wait --timeout 30 >/dev/null || true
+dan="dan-$run"
+eve="eve-$run"
+for who in "$dan:Dan:30000" "$eve:Eve:500"; do
+    IFS=: read -r id name amount <<<"$who"
+    send OpenAccount "{\"account_id\":\"acc-$id\",\"owner\":\"$name\",\"currency\":\"EUR\"}" >/dev/null
+    send DepositFunds "{\"account_id\":\"acc-$id\",\"amount\":$amount}" >/dev/null
+    out="$(send RegisterUser "{\"user_id\":\"$id\",\"email\":\"$id@example.com\",\"name\":\"$name\"}")"
+    printf '  user %-16s %s  account acc-%s with %s EUR\n' "$id" "$(outcome "$(jq -r .status <<<"$out")")" "$id" "$(money "$amount")"
+done
+out="$(send RegisterUser "{\"user_id\":\"copy-$run\",\"email\":\"$dan@example.com\",\"name\":\"Copycat\"}")"
+printf '  user %-16s %s %s %s(the email is %s'"'"'s)%s\n' "copy-$run" "$(outcome "$(jq -r .status <<<"$out")")" \
+    "$(jq -r .reason <<<"$out")" "$D" "$dan" "$O"
+lamp="lamp-$run"
+chair="chair-$run"
+for p in "$lamp:Lamp:4500:10" "$chair:Chair:12000:1"; do
+    IFS=: read -r id name price stock <<<"$p"
+    out="$(send AddProduct "{\"product_id\":\"$id\",\"name\":\"$name\",\"price\":$price,\"stock\":$stock}")"
+    printf '  product %-14s %s  %s EUR, %s in stock\n' "$id" "$(outcome "$(jq -r .status <<<"$out")")" "$(money "$price")" "$stock"
+done
+
+section "9. Orders: a choreography saga each (orders -> catalog -> payments -> ledger -> orders)"
+printf '  %s%-18s %-14s %-26s %10s  %s%s\n' "$D" order customer items total outcome "$O"
+declare -A ocorr
+place() { # ORDER USER ITEMS_JSON LABEL
+    local out status reason tries=0
+    while :; do
+        out="$(send PlaceOrder "{\"order_id\":\"$1\",\"user_id\":\"$2\",\"account_id\":\"acc-$2\",\"items\":$3}")"
+        reason="$(jq -r '.order.reason // .reason // empty' <<<"$out")"
+        # the orders service prices from its own copy of the catalog, which may lag by a few ms
+        case "$reason" in
+        UNKNOWN_PRODUCT | UNKNOWN_USER)
+            # refused, so no order exists: the same id can be placed again
+            if [ $((tries += 1)) -lt 20 ]; then
+                sleep 0.1
+                continue
+            fi
+            ;;
+        esac
+        break
+    done
+    status="$(jq -r '.order.status // .status' <<<"$out")"
+    ocorr[$1]="$(jq -r .command_id <<<"$out")"
+    printf '  %-18s %-14s %-26s %10s  %s' "$1" "$2" "$4" "$(money "$(jq -r '.order.total // 0' <<<"$out")")" "$(outcome "$status")"
+    [ -n "$reason" ] && printf ' %s' "$reason"
+    printf '\n'
+    LAST_ORDER="$1"
+}
+item() { printf '[{"product_id":"%s","quantity":%s}]' "$1" "$2"; }
+place "o1-$run" "$dan" "$(item "$lamp" 2)" "2 x lamp"
+place "o2-$run" "$dan" "$(item "$chair" 3)" "3 x chair (1 in stock)"
+place "o3-$run" "$eve" "$(item "$lamp" 1)" "1 x lamp (eve has 5 EUR)"
+place "o4-$run" "$dan" "$(item "$chair" 1)" "1 x chair"
+cancelled="$LAST_ORDER"
+out="$(send CancelOrder "{\"order_id\":\"$cancelled\"}")"
+printf '  %-18s %s cancelled after it was paid: %s\n' "$cancelled" "$D$(jq -r .order.status <<<"$out")$O" \
+    "the charge is refunded and the chair goes back to stock"
+
+section "10. What the shop's read models say (GET /orders, /products, /accounts)"
+sleep 0.3
+for o in "o1-$run" "o2-$run" "o3-$run" "$cancelled"; do
+    curl -fsS "$QUERY/orders/$o" | jq -r '[.order_id, .status, (.reason // "-"), (.stock // "-"), (.payment // "-")] | @tsv' |
+        while IFS=$'\t' read -r id status reason stock payment; do
+            printf '  order %-18s %-10s %-20s stock %-10s payment %s\n' "$id" "$status" "$reason" "$stock" "$payment"
+        done
+done
+for p in "$lamp" "$chair"; do
+    curl -fsS "$QUERY/products/$p" | jq -r '[.product_id, .on_hand, .reserved, .available] | @tsv' |
+        while IFS=$'\t' read -r id on res av; do
+            printf '  product %-16s on hand %3s  reserved %s  available %s\n' "$id" "$on" "$res" "$av"
+        done
+done
+for a in "acc-$dan" "acc-$eve" shop-merchant; do
+    printf '  account %-16s %10s EUR\n' "$a" "$(money "$(curl -fsS "$QUERY/accounts/$a" | jq -r .balance)")"
+done
+
+section "11. The confirmed order o1-$run, event by event (esctl replay --correlation)"
+"$ESCTL" replay --correlation "${ocorr[o1-$run]}" |
+    jq -r '[.timestamp, .topic, .type] | @tsv' | sort |
+    while IFS=$'\t' read -r ts topic type; do
+        printf '  %s  %-20s %s\n' "${ts:11:12}" "$topic" "$type"
+    done
+
 section "Look further"
 cat <<TXT
   curl $QUERY/transfers/t4-$run
+  curl $QUERY/orders/o1-$run      curl $QUERY/users/$dan/orders
   curl $QUERY/metrics
   bin/esctl replay --context accounts --aggregate $alice
   bin/esctl send DepositFunds '{"account_id":"$bob","amount":100}' --wait

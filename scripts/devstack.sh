@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # devstack.sh: the whole platform on one machine, for development and integration tests.
 #
-#   scripts/devstack.sh up       start whatever is not running: es-broker, PostgreSQL, es-accounts,
-#                                es-transfers, es-projector, es-query; wait for es-query /health
+#   scripts/devstack.sh up       start whatever is not running: es-broker, PostgreSQL, the ledger
+#                                (es-accounts, es-transfers, es-projector), the shop (es-users,
+#                                es-catalog, es-orders, es-payments, es-shop-projector) and
+#                                es-query; wait for es-query /health
 #   scripts/devstack.sh down     stop services (SIGTERM, 10 s, then KILL), es-broker, PostgreSQL;
 #                                data is kept
 #   scripts/devstack.sh status   each component running or stopped, with its pid
@@ -13,6 +15,8 @@
 # Environment: ES_DATA (default ./.data), ES_HTTP_PORT (es-query, default 8080), ES_PARTITIONS
 # (es-broker), ES_PG_PORT (scripts/pg.sh), ES_BIN (programs, default <repo>/bin),
 # ES_START_TIMEOUT (seconds to wait for the broker and for /health, default 60),
+# ES_SERVICES (the services `up` starts, space separated, default all of them: the ledger's
+# benchmark runs without the shop, for instance),
 # ES_STOP_TIMEOUT (seconds a service gets after SIGTERM, default 10; es-broker gets 3 times that).
 #
 # Files: $ES_DATA/log/<name>.log (stdout and stderr, appended), $ES_DATA/run/<name>.pid,
@@ -25,7 +29,13 @@ ES_PROG=devstack
 # shellcheck source=scripts/common.sh
 . "$(dirname "$0")/common.sh"
 
-SERVICES=(es-accounts es-transfers es-projector es-query)
+ALL_SERVICES=(es-accounts es-transfers es-projector es-users es-catalog es-orders es-payments
+    es-shop-projector es-query)
+if [ -n "${ES_SERVICES:-}" ]; then
+    read -r -a SERVICES <<<"$ES_SERVICES"
+else
+    SERVICES=("${ALL_SERVICES[@]}")
+fi
 COMPONENTS=(es-broker postgresql "${SERVICES[@]}")
 ES_BIN="${ES_BIN:-$ES_ROOT/bin}"
 START_TIMEOUT="${ES_START_TIMEOUT:-60}"
@@ -195,7 +205,7 @@ start_one() {
         wait_health
         ;;
     es-*) start_service "$1" ;;
-    *) es_die "unknown component '$1' (one of: ${COMPONENTS[*]})" ;;
+    *) es_die "unknown component '$1' (one of: es-broker postgresql ${ALL_SERVICES[*]})" ;;
     esac
 }
 
@@ -259,14 +269,14 @@ stop_one() {
         fi
         ;;
     es-*) stop_procs "$STOP_TIMEOUT" "$1" ;;
-    *) es_die "unknown component '$1' (one of: ${COMPONENTS[*]})" ;;
+    *) es_die "unknown component '$1' (one of: es-broker postgresql ${ALL_SERVICES[*]})" ;;
     esac
 }
 
 print_table() {
     local name pid state where
-    printf '\n%s%-13s %-8s %-8s %s%s\n' "$ES_C_BOLD" COMPONENT STATE PID WHERE "$ES_C_OFF"
-    for name in "${COMPONENTS[@]}"; do
+    printf '\n%s%-18s %-8s %-8s %s%s\n' "$ES_C_BOLD" COMPONENT STATE PID WHERE "$ES_C_OFF"
+    for name in es-broker postgresql "${ALL_SERVICES[@]}"; do
         if pid="$(proc_pid "$name")"; then
             state="${ES_C_GREEN}running${ES_C_OFF}"
         else
@@ -287,7 +297,7 @@ print_table() {
         *) where="log/$name.log" ;;
         esac
         # The colour codes are invisible: pad the state by hand.
-        printf '%-13s %s%*s %-8s %s\n' "$name" "$state" $((8 - 7)) '' "$pid" "$where"
+        printf '%-18s %s%*s %-8s %s\n' "$name" "$state" $((8 - 7)) '' "$pid" "$where"
     done
     printf '\ndata:  %s\nlogs:  %s/\n' "$ES_DATA" "$ES_LOG_DIR"
 }
@@ -335,7 +345,7 @@ cmd_down() {
         return 0
     fi
     ds_lock
-    stop_procs "$STOP_TIMEOUT" "${SERVICES[@]}"
+    stop_procs "$STOP_TIMEOUT" "${ALL_SERVICES[@]}"
     stop_one es-broker
     stop_one postgresql
     es_info "stopped; data kept in $ES_DATA"

@@ -116,7 +116,8 @@ static const es_query_stmt_t statements[Q__CNT] = {
          4},
     [Q_PRODUCT] = {"es_query_product",
                    "SELECT product_id, name, price, on_hand, reserved, on_hand - reserved,"
-                   " version FROM shop_views.products WHERE product_id = $1",
+                   " version FROM shop_views.products WHERE product_id = $1"
+                   " AND price_version > 0", /* 0: only stock lines seen so far */
                    1},
     /* status '' is an order whose saga steps were seen before its OrderPlaced */
     [Q_ORDER] = {"es_query_order",

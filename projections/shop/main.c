@@ -1,0 +1,274 @@
+/*
+ * main.c: the shop projector: keeps shop_views.users, products, orders and commands up to date
+ * from users.events, catalog.events, orders.events and payments.events, exactly once (the
+ * shared runtime's positions and the views commit together; every write is version-guarded,
+ * so duplicates change nothing). With --rebuild shop it recomputes them from the complete log
+ * instead (lib/projection.c).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "domain.h"
+#include "projection.h"
+#include "store.h"
+#include "strmap.h"
+
+static const char *const topics[] = {"users.events", "catalog.events", "orders.events",
+                                     "payments.events", NULL};
+
+/* The advisory lock every live batch takes shared and a rebuild's swap takes exclusively. */
+#define SHOP_PROJECTOR_SWAP_LOCK 74021
+
+/* Per-batch working set: the arrays come from the batch's arena, the maps live across batches
+ * (cleared at the start of each). */
+typedef struct batch {
+    user_view_t *users;
+    product_view_t *products;
+    order_view_t *orders;
+    const char **uids, **pids, **oids; /* borrowed from the inputs */
+    size_t nu, np, no;
+    es_strmap_t uidx, pidx, oidx;
+} batch_t;
+
+/* Only the events the projection reads are decoded (service.h). */
+static int wants(const char *type)
+{
+    return shop_event_target(type) != SHOP_TARGET_NONE;
+}
+
+/* Add `id` (borrowed) to a working set's id list unless it is there. Returns 0 or -1 (out of
+ * memory). */
+static int index_id(es_strmap_t *idx, const char **ids, size_t *n, const char *id)
+{
+    if (es_strmap_get(idx, id) != (size_t)-1) {
+        return 0;
+    }
+    if (es_strmap_put(idx, id, *n) != 0) {
+        return -1;
+    }
+    ids[(*n)++] = id;
+    return 0;
+}
+
+/* The batch's product view named `id`, or NULL (shop_views_t's lookup). */
+static product_view_t *find_product(void *ctx, const char *id)
+{
+    batch_t *b = ctx;
+    size_t i = es_strmap_get(&b->pidx, id);
+    return i == (size_t)-1 ? NULL : &b->products[i];
+}
+
+/* The projection's view of an input (borrowing from it). */
+static shop_event_t event_of(const es_input_t *in)
+{
+    return (shop_event_t){.type = in->env.type,
+                          .causation_id = in->env.causation_id,
+                          .aggregate_id = in->env.aggregate_id,
+                          .version = in->env.aggregate_version,
+                          .occurred_at = in->env.occurred_at,
+                          .payload = in->payload};
+}
+
+/* Collect the ids of the views the batch's well-formed inputs touch; `skip[i]` is set for the
+ * malformed ones, which are dead-lettered. Returns 0 or -1 with errstr. */
+static int collect_ids(batch_t *b, es_service_t *svc, es_input_t *inputs, size_t cnt,
+                       unsigned char *skip, char *errstr, size_t errstr_size)
+{
+    es_arena_t *arena = es_service_arena(svc);
+    size_t nlines = 0;
+    for (size_t i = 0; i < cnt; i++) {
+        shop_event_t ev = event_of(&inputs[i]);
+        const char *why = shop_event_malformed(&ev);
+        if (why) {
+            skip[i] = 1;
+            if (es_service_dead_letter(svc, &inputs[i], why) != 0) {
+                snprintf(errstr, errstr_size, "could not dead-letter a %s: out of memory", ev.type);
+                return -1;
+            }
+            continue;
+        }
+        nlines += json_array_size(json_object_get(inputs[i].payload, "lines"));
+    }
+    b->uids = es_arena_calloc(arena, cnt, sizeof(*b->uids));
+    b->oids = es_arena_calloc(arena, cnt, sizeof(*b->oids));
+    b->pids = es_arena_calloc(arena, cnt + nlines, sizeof(*b->pids));
+    if (!b->uids || !b->oids || !b->pids) {
+        snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
+        return -1;
+    }
+    es_strmap_clear(&b->uidx);
+    es_strmap_clear(&b->pidx);
+    es_strmap_clear(&b->oidx);
+    b->nu = b->np = b->no = 0;
+    int rc = 0;
+    for (size_t i = 0; i < cnt && rc == 0; i++) {
+        if (skip[i]) {
+            continue;
+        }
+        const char *id = inputs[i].env.aggregate_id;
+        switch (shop_event_target(inputs[i].env.type)) {
+        case SHOP_TARGET_USER:
+            rc = index_id(&b->uidx, b->uids, &b->nu, id);
+            break;
+        case SHOP_TARGET_PRODUCT:
+            rc = index_id(&b->pidx, b->pids, &b->np, id);
+            break;
+        case SHOP_TARGET_STOCK: {
+            rc = index_id(&b->oidx, b->oids, &b->no, id);
+            const json_t *lines = json_object_get(inputs[i].payload, "lines");
+            size_t k;
+            const json_t *line;
+            json_array_foreach(lines, k, line)
+            {
+                const char *pid = json_string_value(json_object_get(line, "product_id"));
+                if (rc == 0 && pid) {
+                    rc = index_id(&b->pidx, b->pids, &b->np, pid);
+                }
+            }
+            break;
+        }
+        case SHOP_TARGET_ORDER:
+        case SHOP_TARGET_PAYMENT:
+            rc = index_id(&b->oidx, b->oids, &b->no, id);
+            break;
+        case SHOP_TARGET_COMMAND:
+        case SHOP_TARGET_NONE:
+            break;
+        }
+    }
+    if (rc != 0) {
+        snprintf(errstr, errstr_size, "out of memory indexing a batch of %zu", cnt);
+        return -1;
+    }
+    return 0;
+}
+
+/* The runtime's handler (service.h): load the views the batch touches, project every
+ * well-formed input onto them in log order, queue the writes. */
+static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
+                  char *errstr, size_t errstr_size)
+{
+    batch_t *b = opaque;
+    if (!b) {
+        snprintf(errstr, errstr_size, "out of memory for the batch's working set");
+        return -1;
+    }
+    es_arena_t *arena = es_service_arena(svc);
+    unsigned char *skip = es_arena_calloc(arena, cnt, 1);
+    shop_command_view_t *commands = es_arena_calloc(arena, cnt, sizeof(*commands));
+    if (!skip || !commands) {
+        snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
+        return -1;
+    }
+    if (collect_ids(b, svc, inputs, cnt, skip, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    b->users = es_arena_calloc(arena, b->nu ? b->nu : 1, sizeof(*b->users));
+    b->products = es_arena_calloc(arena, b->np ? b->np : 1, sizeof(*b->products));
+    b->orders = es_arena_calloc(arena, b->no ? b->no : 1, sizeof(*b->orders));
+    if (!b->users || !b->products || !b->orders) {
+        snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
+        return -1;
+    }
+    if (shop_store_load_users(pg, b->uids, b->nu, b->users, errstr, errstr_size) != 0 ||
+        shop_store_load_products(pg, b->pids, b->np, b->products, errstr, errstr_size) != 0 ||
+        shop_store_load_orders(pg, b->oids, b->no, b->orders, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    size_t nc = 0;
+    for (size_t i = 0; i < cnt; i++) {
+        if (skip[i]) {
+            continue;
+        }
+        shop_event_t ev = event_of(&inputs[i]);
+        shop_target_t target = shop_event_target(ev.type);
+        int on_order = target == SHOP_TARGET_STOCK || target == SHOP_TARGET_ORDER ||
+                       target == SHOP_TARGET_PAYMENT;
+        size_t ui =
+            target == SHOP_TARGET_USER ? es_strmap_get(&b->uidx, ev.aggregate_id) : (size_t)-1;
+        size_t oi = on_order ? es_strmap_get(&b->oidx, ev.aggregate_id) : (size_t)-1;
+        shop_views_t views = {.user = ui != (size_t)-1 ? &b->users[ui] : NULL,
+                              .order = oi != (size_t)-1 ? &b->orders[oi] : NULL,
+                              .product = find_product,
+                              .ctx = b};
+        shop_effect_t eff;
+        const char *why = shop_project(&ev, &views, &eff);
+        if (why && es_service_dead_letter(svc, &inputs[i], why) != 0) {
+            snprintf(errstr, errstr_size, "could not dead-letter a %s: out of memory", ev.type);
+            return -1;
+        }
+        if (eff.has_command) {
+            commands[nc++] = eff.command;
+        }
+    }
+    es_pg_pipeline_t *pl = es_service_pipeline(svc);
+    if (shop_store_save_users(pl, b->users, b->nu) != 0 ||
+        shop_store_save_products(pl, b->products, b->np) != 0 ||
+        shop_store_save_orders(pl, b->orders, b->no) != 0 ||
+        shop_store_insert_commands(pl, commands, nc) != 0) {
+        snprintf(errstr, errstr_size, "out of memory queueing projection writes");
+        return -1;
+    }
+    return 0;
+}
+
+/* Fill `def` for the shop projection writing into `schema` (borrowed). */
+static void shop_def_init(es_service_def_t *def, const char *schema)
+{
+    static char begin_sql[96];
+    snprintf(begin_sql, sizeof(begin_sql), "SELECT pg_advisory_xact_lock_shared(%d)",
+             SHOP_PROJECTOR_SWAP_LOCK);
+    batch_t *b = calloc(1, sizeof(*b));
+    if (b) {
+        es_strmap_init(&b->uidx);
+        es_strmap_init(&b->pidx);
+        es_strmap_init(&b->oidx);
+    }
+    memset(def, 0, sizeof(*def));
+    def->name = "shop-projector";
+    def->schema = schema;
+    def->dlq_topic = "projections.dlq";
+    def->topics = topics;
+    def->ddl = shop_store_ddl;
+    def->wants = wants;
+    def->begin_sql = begin_sql;
+    def->handle = handle;
+    def->opaque = b;
+    def->max_batch = 5000;
+    /* every column group of a view is guarded by its stream's version, command outcomes by
+     * the command id: a duplicate changes nothing */
+    def->idempotent = 1;
+    def->async_commit = 1;
+}
+
+/* Free what shop_def_init allocated. */
+static void shop_def_fini(es_service_def_t *def)
+{
+    batch_t *b = def->opaque;
+    if (!b) {
+        return;
+    }
+    es_strmap_fini(&b->uidx);
+    es_strmap_fini(&b->pidx);
+    es_strmap_fini(&b->oidx);
+    free(b);
+    def->opaque = NULL;
+}
+
+static const es_projection_t shop = {
+    .name = "shop",
+    .program = "es-shop-projector",
+    .schema = "shop_views",
+    .topics = topics,
+    .swap_lock = SHOP_PROJECTOR_SWAP_LOCK,
+    .def_init = shop_def_init,
+    .def_fini = shop_def_fini,
+    .about = "The shop projector: keeps the shop's read models (users, products, orders, command\n"
+             "outcomes) in PostgreSQL schema \"shop_views\" from the event log.\n"
+             "  --rebuild shop      recompute them from the complete log and swap them in"};
+
+int main(int argc, char **argv)
+{
+    return es_projection_main(argc, argv, &shop);
+}

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# test_order_saga.sh: every path of the order saga (docs/SHOP.md), end to end through the real
+# users, catalog, orders, payments, transfers and accounts services, then the shop's and the
+# ledger's invariants, and a rebuild of the shop projection that must equal the live one.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/ledger.sh"
+. "$(dirname "$0")/shop.sh"
+
+stack_start
+
+send_wait() { esctl send "$1" "$2" --wait --timeout 30; }
+field() { jq -r "$1" <<<"$2"; }
+outcome() { field '.status + " " + (.reason // "-")' "$1"; }
+order_outcome() { field '.order.status + " " + (.order.reason // "-")' "$1"; }
+
+# ---- the cast ----
+shop_open_merchant
+for a in ann:100000 bob:300; do
+    send_wait OpenAccount "{\"account_id\":\"acc-${a%%:*}\",\"owner\":\"${a%%:*}\",\"currency\":\"EUR\"}" >/dev/null
+    send_wait DepositFunds "{\"account_id\":\"acc-${a%%:*}\",\"amount\":${a##*:}}" >/dev/null
+done
+send_wait OpenAccount '{"account_id":"acc-cid","owner":"cid","currency":"EUR"}' >/dev/null
+out="$(send_wait CloseAccount '{"account_id":"acc-cid"}')"
+assert_eq "ACCEPTED CLOSED" "$(field '.status + " " + .account.status' "$out")" "cid's account closed"
+
+out="$(send_wait RegisterUser '{"user_id":"u-ann","email":" Ann@Example.COM ","name":"Ann"}')"
+assert_eq "ACCEPTED ann@example.com" "$(field '.status + " " + .user.email' "$out")" "RegisterUser ann (email normalized)"
+send_wait RegisterUser '{"user_id":"u-bob","email":"bob@example.com","name":"Bob"}' >/dev/null
+send_wait RegisterUser '{"user_id":"u-cid","email":"cid@example.com","name":"Cid"}' >/dev/null
+out="$(send_wait RegisterUser '{"user_id":"u-copy","email":"ANN@example.com","name":"Copycat"}')"
+assert_eq "REJECTED EMAIL_TAKEN" "$(outcome "$out")" "registering ann's email again"
+out="$(send_wait RegisterUser '{"user_id":"u-bad","email":"not-an-email","name":"Bad"}')"
+assert_eq "REJECTED INVALID_EMAIL" "$(outcome "$out")" "registering a malformed email"
+send_wait RegisterUser '{"user_id":"u-gone","email":"gone@example.com","name":"Gone"}' >/dev/null
+out="$(send_wait DeactivateUser '{"user_id":"u-gone"}')"
+assert_eq "ACCEPTED INACTIVE" "$(field '.status + " " + .user.status' "$out")" "DeactivateUser"
+
+out="$(send_wait AddProduct '{"product_id":"p-widget","name":"Widget","price":1500,"stock":10}')"
+assert_eq "ACCEPTED 10" "$(field '.status + " " + (.product.available|tostring)' "$out")" "AddProduct widget"
+send_wait AddProduct '{"product_id":"p-gadget","name":"Gadget","price":2500,"stock":5}' >/dev/null
+send_wait AddProduct '{"product_id":"p-rare","name":"Rare","price":9900,"stock":1}' >/dev/null
+send_wait AddProduct '{"product_id":"p-bulk","name":"Bulk","price":100,"stock":0}' >/dev/null
+out="$(send_wait RestockProduct '{"product_id":"p-bulk","quantity":50}')"
+assert_eq "ACCEPTED 50" "$(field '.status + " " + (.product.on_hand|tostring)' "$out")" "RestockProduct"
+out="$(send_wait ChangePrice '{"product_id":"p-gadget","price":2000}')"
+assert_eq "ACCEPTED 2000" "$(field '.status + " " + (.product.price|tostring)' "$out")" "ChangePrice"
+out="$(send_wait AddProduct '{"product_id":"p-free","name":"Free","price":0,"stock":1}')"
+assert_eq "REJECTED INVALID_PRICE" "$(outcome "$out")" "a product priced 0"
+shop_wait_copies 4 4
+wait_until 30 "[ \"\$(sql \"SELECT price FROM orders.prices WHERE product_id = 'p-gadget'\")\" = 2000 ]"
+
+# ---- the saga's paths ----
+out="$(shop_order o-ok u-ann acc-ann 'p-widget:2 p-gadget:1')"
+assert_eq "CONFIRMED -" "$(order_outcome "$out")" "an order that goes through"
+assert_eq 5000 "$(field .order.total "$out")" "its total (2 x 1500 + 1 x 2000, the new price)"
+wait_until 30 "[ \"\$(http GET /products/p-widget | jq -c '[.on_hand, .reserved, .available]')\" = '[8,0,8]' ]"
+pass "the widgets it bought left the stock"
+
+out="$(shop_order o-oos u-ann acc-ann 'p-gadget:1 p-widget:100')"
+assert_eq "REJECTED OUT_OF_STOCK" "$(order_outcome "$out")" "more widgets than there are"
+assert_eq 4 "$(http GET /products/p-gadget | jq .available)" "nothing reserved by the rejected order (all or none: 5 - 1 sold)"
+
+out="$(shop_order o-nope u-ann acc-ann 'p-nope:1')"
+assert_eq "REJECTED UNKNOWN_PRODUCT" "$(outcome "$out")" "an unknown product"
+out="$(shop_order o-who u-nobody acc-ann 'p-widget:1')"
+assert_eq "REJECTED UNKNOWN_USER" "$(outcome "$out")" "an unknown user"
+out="$(shop_order o-gone u-gone acc-ann 'p-widget:1')"
+assert_eq "REJECTED USER_INACTIVE" "$(outcome "$out")" "a deactivated user"
+out="$(shop_order o-zero u-ann acc-ann 'p-widget:0')"
+assert_eq "REJECTED INVALID_ORDER" "$(outcome "$out")" "a line of 0 units"
+
+out="$(shop_order o-poor u-bob acc-bob 'p-widget:1')"
+assert_eq "REJECTED INSUFFICIENT_FUNDS" "$(order_outcome "$out")" "a customer who cannot pay"
+out="$(shop_order o-closed u-cid acc-cid 'p-widget:1')"
+assert_eq "REJECTED ACCOUNT_CLOSED" "$(order_outcome "$out")" "a closed account"
+out="$(shop_order o-noacc u-bob acc-missing 'p-widget:1')"
+assert_eq "REJECTED ACCOUNT_NOT_FOUND" "$(order_outcome "$out")" "an account that does not exist"
+wait_until 30 "[ \"\$(http GET /products/p-widget | jq .reserved)\" = 0 ]"
+pass "declined orders gave their widgets back"
+
+# cancel after confirm: refunded, the units back in stock
+out="$(shop_order o-cancel u-ann acc-ann 'p-bulk:5')"
+assert_eq "CONFIRMED -" "$(order_outcome "$out")" "an order to cancel later"
+before="$(http GET /accounts/acc-ann | jq .balance)"
+out="$(send_wait CancelOrder '{"order_id":"o-cancel"}')"
+assert_eq "ACCEPTED CANCELLED" "$(field '.status + " " + .order.status' "$out")" "cancelling a confirmed order"
+wait_until 30 "[ \"\$(http GET /accounts/acc-ann | jq .balance)\" = $((before + 500)) ]"
+pass "the charge went back to the customer"
+wait_until 30 "[ \"\$(http GET /products/p-bulk | jq -c '[.on_hand, .reserved]')\" = '[50,0]' ]"
+pass "the units went back to stock"
+wait_until 30 "[ \"\$(http GET /orders/o-cancel | jq -r .payment)\" = REFUNDED ]"
+pass "the order shows its payment REFUNDED"
+out="$(send_wait CancelOrder '{"order_id":"o-cancel"}')"
+assert_eq "REJECTED ORDER_CLOSED" "$(outcome "$out")" "cancelling it twice"
+out="$(send_wait CancelOrder '{"order_id":"o-never"}')"
+assert_eq "REJECTED ORDER_NOT_FOUND" "$(outcome "$out")" "cancelling an order that does not exist"
+
+# cancel while pending: payments is held stopped, so the order waits after its reservation
+svc_stop payments
+esctl send PlaceOrder "{\"order_id\":\"o-pend\",\"user_id\":\"u-ann\",\"account_id\":\"acc-ann\",\"items\":$(shop_items 'p-rare:1')}" >/dev/null
+wait_until 30 "[ \"\$(sql \"SELECT status FROM catalog.reservations WHERE order_id = 'o-pend'\")\" = RESERVED ]"
+assert_eq PENDING "$(http GET /orders/o-pend | jq -r .status)" "the order waits for its payment"
+before="$(http GET /accounts/acc-ann | jq .balance)"
+out="$(send_wait CancelOrder '{"order_id":"o-pend"}')"
+assert_eq "ACCEPTED CANCELLED" "$(field '.status + " " + .order.status' "$out")" "cancelling a pending order"
+wait_until 30 "[ \"\$(http GET /products/p-rare | jq .available)\" = 1 ]"
+pass "its reservation was released"
+svc_start payments
+# back, payments finds OrderPlaced, StockReserved and OrderCancelled waiting on two topics: it
+# either never charges (the cancel came first) or charges and refunds at once
+wait_until 30 "sql \"SELECT state FROM payments.payments WHERE order_id = 'o-pend'\" | grep -qx 'CANCELLED\\|REFUNDED'"
+pass "payments, back, ends the cancelled order's payment $(sql "SELECT state FROM payments.payments WHERE order_id = 'o-pend'")"
+wait_until 30 "[ \"\$(http GET /accounts/acc-ann | jq .balance)\" = $before ]"
+pass "the customer's balance is what it was before the order"
+
+# a race for the last unit: five orders at once, one wins
+for i in 1 2 3 4 5; do
+    printf '{"order_id":"o-race-%d","user_id":"u-ann","account_id":"acc-ann","items":[{"product_id":"p-rare","quantity":1}]}\n' "$i"
+done | esctl send --batch PlaceOrder >/dev/null
+wait_until 60 "[ \"\$(sql \"SELECT count(*) FROM shop_views.orders WHERE order_id LIKE 'o-race-%' AND status IN ('CONFIRMED', 'REJECTED')\")\" = 5 ]"
+assert_eq "CONFIRMED:1 REJECTED:4" "$(sql "SELECT string_agg(status || ':' || n, ' ' ORDER BY status) FROM (SELECT status, count(*) n FROM shop_views.orders WHERE order_id LIKE 'o-race-%' GROUP BY 1) x")" \
+    "five orders for the last unit"
+assert_eq OUT_OF_STOCK "$(sql "SELECT DISTINCT reason FROM shop_views.orders WHERE order_id LIKE 'o-race-%' AND status = 'REJECTED'")" "the losers' reason"
+
+# two registrations of one email at once, on two partitions: exactly one wins
+for i in 1 2 3 4; do
+    printf '{"user_id":"u-twin-%d","email":"twin@example.com","name":"Twin %d"}\n' "$i" "$i"
+done | esctl send --batch RegisterUser >/dev/null
+wait_until 30 "[ \"\$(sql \"SELECT count(*) FROM shop_views.commands WHERE command_type = 'RegisterUser' AND aggregate_id LIKE 'u-twin-%'\")\" = 4 ]"
+assert_eq 1 "$(sql "SELECT count(*) FROM users.users WHERE email = 'twin@example.com'")" "users holding twin@example.com"
+assert_eq 3 "$(sql "SELECT count(*) FROM shop_views.commands WHERE aggregate_id LIKE 'u-twin-%' AND reason = 'EMAIL_TAKEN'")" "registrations refused with EMAIL_TAKEN"
+
+# a user's orders, newest first, paginated
+page="$(http GET '/users/u-ann/orders?limit=3')"
+assert_eq 3 "$(jq '.orders | length' <<<"$page")" "first page of ann's orders"
+next="$(jq -r .next <<<"$page")"
+all="$(jq -r '.orders[].order_id' <<<"$page")"
+while [ "$next" != null ]; do
+    page="$(http GET "$next")"
+    all="$all"$'\n'"$(jq -r '.orders[].order_id' <<<"$page")"
+    next="$(jq -r .next <<<"$page")"
+done
+assert_eq "$(sql "SELECT count(*) FROM shop_views.orders WHERE user_id = 'u-ann' AND status <> ''")" "$(grep -c . <<<"$all")" "ann's orders over all pages"
+assert_eq 404 "$(http_status GET /users/u-nobody/orders)" "orders of an unknown user"
+assert_eq 400 "$(http_status GET '/users/u-ann/orders?before=12')" "a malformed cursor"
+
+shop_wait_settled
+ledger_check
+shop_check
+
+# the order saga's events share one correlation id
+corr="$(esctl replay --topic orders.events --type OrderPlaced --aggregate o-ok | jq -r .correlation_id)"
+types="$(esctl replay --correlation "$corr" | jq -r .type | sort -u | tr '\n' ' ')"
+assert_eq "FundsCredited FundsDebited OrderConfirmed OrderPlaced PaymentCaptured PaymentRequested PlaceOrder RequestTransfer StockCommitted StockReserved TransferCompleted TransferRequested " \
+    "$types" "events of a confirmed order's saga"
+
+# a rebuild of the shop projection equals the live one
+shop_snapshot shop_live
+out="$(esctl rebuild shop 2>&1)" || fail "esctl rebuild shop failed: $out"
+grep -q 'rebuilt projection "shop" from [0-9]* events' <<<"$out" || fail "the rebuild did not say it swapped in: $out"
+shop_rebuild_matches shop_live
