@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# test_shop_crash.sh: the order saga under crashes. While 2,000 random orders (1 to 3 lines
+# over 10 products, some scarce, from 20 customers, some poor) and a few hundred cancels run,
+# es-catalog, es-payments and es-orders are killed (-9) at random moments and restarted, in
+# turns. Afterwards every order is terminal, the shop's and the ledger's invariants hold
+# (stock, charges, refunds, money), and the shop projection equals a rebuild from the log.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/ledger.sh"
+. "$(dirname "$0")/bank.sh"
+. "$(dirname "$0")/shop.sh"
+
+N_ORDERS="${SHOP_CRASH_ORDERS:-2000}"
+N_CANCELS="${SHOP_CRASH_CANCELS:-200}"
+KILLS="${SHOP_CRASH_KILLS:-9}" # in all, spread over the three services
+CHUNKS="${SHOP_CRASH_CHUNKS:-40}"               # a restarted service rejoins its group in
+CHUNK_PAUSE="${SHOP_CRASH_CHUNK_PAUSE:-2.5}"     # ~10 s: the traffic lasts ~100 s, so every
+                                                 # kill lands while orders flow
+SEED="${SHOP_CRASH_SEED:-$RANDOM}"
+
+stack_start
+
+shop_open_merchant
+bank_open 20 acc-u 200000
+# a few customers who can pay for little
+printf '{"account_id":"acc-u%d","amount":%d}\n' 17 199000 18 199500 19 199900 |
+    esctl send --batch WithdrawFunds >/dev/null
+for ((i = 0; i < 20; i++)); do
+    printf '{"user_id":"u%d","email":"u%d@example.com","name":"User %d"}\n' "$i" "$i" "$i"
+done | esctl send --batch RegisterUser >/dev/null
+for ((i = 0; i < 10; i++)); do
+    printf '{"product_id":"p%d","name":"Product %d","price":%d,"stock":%d}\n' "$i" "$i" $((100 + i * 250)) \
+        $((i < 3 ? 15 : 400))
+done | esctl send --batch AddProduct >/dev/null
+shop_wait_copies 20 10
+note "seed $SEED: 20 customers, 10 products (p0-p2 scarce), $N_ORDERS orders, $N_CANCELS cancels"
+
+ORDERS="$ES_DATA/orders.jsonl"
+awk -v n="$N_ORDERS" -v seed="$SEED" 'BEGIN {
+    srand(seed)
+    for (i = 1; i <= n; i++) {
+        lines = 1 + int(rand() * 3); items = ""
+        for (l = 0; l < lines; l++)
+            items = items (l ? "," : "") sprintf("{\"product_id\":\"p%d\",\"quantity\":%d}", int(rand() * 10), 1 + int(rand() * 3))
+        u = int(rand() * 20)
+        printf "{\"order_id\":\"o-%d\",\"user_id\":\"u%d\",\"account_id\":\"acc-u%d\",\"items\":[%s]}\n", i, u, u, items
+    }
+}' >"$ORDERS"
+CANCELS="$ES_DATA/cancels.jsonl"
+awk -v n="$N_ORDERS" -v c="$N_CANCELS" -v seed="$SEED" 'BEGIN {
+    srand(seed + 1)
+    for (i = 0; i < c; i++) printf "{\"order_id\":\"o-%d\"}\n", 1 + int(rand() * n)
+}' | sort -u >"$CANCELS"
+
+# send_orders: the orders in CHUNKS pieces, with the cancels spread among them (a cancel may
+# reach an order that is pending, confirmed, rejected or not yet placed: all are fine)
+# cancels LINES: send the cancels of that sed range, if any
+cancels() {
+    local batch
+    batch="$(sed -n "$1" "$CANCELS")"
+    [ -z "$batch" ] || esctl send --batch CancelOrder <<<"$batch" >/dev/null
+}
+
+send_orders() {
+    local per i=0 part
+    per=$(((N_ORDERS + CHUNKS - 1) / CHUNKS))
+    split -l "$per" -d -a 3 -- "$ORDERS" "$ORDERS.part-"
+    for part in "$ORDERS".part-*; do
+        esctl send --batch PlaceOrder <"$part" >/dev/null
+        cancels "$((i * 5 + 1)),$((i * 5 + 5))p"
+        i=$((i + 1))
+        sleep "$CHUNK_PAUSE"
+    done
+    cancels "$((i * 5 + 1)),\$p"
+}
+
+settled() { sql "SELECT count(*) FROM orders.orders WHERE status <> 'PENDING'"; }
+assigned() { grep -c 'partitions assigned' "$ES_DATA/log/es-$1.log" 2>/dev/null || echo 0; }
+
+t0=$SECONDS
+(send_orders) &
+SENDER=$!
+victims=(catalog payments orders)
+for ((k = 0; k < KILLS; k++)); do
+    name="${victims[$((k % 3))]}"
+    before="$(assigned "$name")"
+    sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", 0.3 + r / 32767 * 2.5 }')"
+    svc_kill9 "$name"
+    note "kill $((k + 1))/$KILLS ($name); $(settled) orders settled"
+    svc_start "$name"
+    wait_until 60 "[ \$(assigned $name) -gt $before ]"
+done
+wait "$SENDER" || fail "sending the orders failed"
+note "all sent after $((SECONDS - t0)) s; $(settled) settled"
+
+shop_wait_settled 300
+note "settled $((SECONDS - t0)) s after the first order was sent"
+assert_eq "$N_ORDERS" "$(sql "SELECT count(*) FROM orders.orders")" "orders known to the orders service"
+note "outcomes: $(sql "SELECT string_agg(status || coalesce(' ' || nullif(reason, ''), '') || ': ' || n, ', ') FROM
+    (SELECT status, reason, count(*) n FROM shop_views.orders GROUP BY 1, 2 ORDER BY 1, 2) x")"
+assert "[ \"\$(sql \"SELECT count(*) FROM orders.orders WHERE status = 'CONFIRMED'\")\" -gt 0 ]" "some orders were confirmed"
+assert "[ \"\$(sql \"SELECT count(*) FROM orders.orders WHERE status = 'CANCELLED'\")\" -gt 0 ]" "some orders were cancelled"
+ledger_check
+shop_check
+
+shop_snapshot shop_live
+out="$(esctl rebuild shop 2>&1)" || {
+    printf '%s\n' "$out" | tail -n 20 | sed 's/^/    /' >&2
+    fail "esctl rebuild shop failed"
+}
+shop_rebuild_matches shop_live
