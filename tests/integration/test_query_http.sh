@@ -302,6 +302,17 @@ expect "rejected command" 200 '.status == "REJECTED" and .reason == "insufficien
 get /commands/c-404
 expect_error "unknown command" 404 '.error == "command \"c-404\" not found"'
 
+# ---- the shop's routes: ids are checked before any query; without the shop's read models
+# (no es-shop-projector ever ran here) they answer 503, and commands fall back to not found ----
+for p in '/users/bad%20id' '/users/bad%20id/orders' '/products/bad%20id' '/orders/bad%20id'; do
+    get "$p"
+    expect_error "malformed id in $p" 400
+done
+for p in /users/u-1 /users/u-1/orders /products/p-1 /orders/o-1; do
+    get "$p"
+    expect_error "$p without the shop's read models" 503 '(.error | startswith("read model not available"))'
+done
+
 # ---- routes, methods, limits ----
 for p in / /nope /accounts /accounts/acc-1/ /accounts/acc-1/bar /accounts/acc-1/entries/x \
     /transfers/t-1/x /health/ /metricsx '/accounts/../health' /a/b/c/d/e; do
