@@ -4,6 +4,7 @@
 #include "kafka.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
@@ -151,4 +152,42 @@ int es_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, 
     }
     rd_kafka_metadata_destroy(md);
     return cnt;
+}
+
+int es_kafka_topics_warm(rd_kafka_t *rk, int timeout_ms, rd_kafka_topic_t ***rkts, size_t *cnt,
+                         char *errstr, size_t errstr_size)
+{
+    *rkts = NULL;
+    *cnt = 0;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
+    if (err) {
+        snprintf(errstr, errstr_size, "could not read the cluster's metadata: %s",
+                 rd_kafka_err2str(err));
+        return -1;
+    }
+    rd_kafka_topic_t **out = calloc(md->topic_cnt ? (size_t)md->topic_cnt : 1, sizeof(*out));
+    size_t n = 0;
+    for (int i = 0; out && i < md->topic_cnt; i++) {
+        if (md->topics[i].err || md->topics[i].topic[0] == '_') {
+            continue;
+        }
+        /* a new handle takes its partitions' leaders from the metadata just cached */
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, md->topics[i].topic, NULL);
+        if (rkt) {
+            out[n++] = rkt;
+        }
+    }
+    rd_kafka_metadata_destroy(md);
+    *rkts = out;
+    *cnt = n;
+    return 0;
+}
+
+void es_kafka_topics_release(rd_kafka_topic_t **rkts, size_t cnt)
+{
+    for (size_t i = 0; i < cnt; i++) {
+        rd_kafka_topic_destroy(rkts[i]);
+    }
+    free(rkts);
 }

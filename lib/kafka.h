@@ -28,6 +28,15 @@ rd_kafka_t *es_kafka_consumer_new(es_config_t *cfg, const char *client_id, const
                                   void *opaque, char *errstr, size_t errstr_size);
 
 /* Partition count of `topic` from the cluster's metadata, or -1 with errstr. */
+/* Learn where every topic the cluster has is led, so that a producer's first record to a
+ * topic does not wait for a metadata round trip of its own (on the dev broker the first
+ * lookup of a topic can take most of a second). Keeps a handle on each topic in *rkts (new
+ * array, *cnt entries; release with es_kafka_topics_release). Best effort: returns 0, or -1
+ * with errstr when the cluster did not answer within timeout_ms (nothing to release then). */
+int es_kafka_topics_warm(rd_kafka_t *rk, int timeout_ms, rd_kafka_topic_t ***rkts, size_t *cnt,
+                         char *errstr, size_t errstr_size);
+void es_kafka_topics_release(rd_kafka_topic_t **rkts, size_t cnt);
+
 int es_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, char *errstr,
                              size_t errstr_size);
 

@@ -626,6 +626,13 @@ static void *relay_main(void *arg)
     int64_t last_try = 0;
     es_window_t win;
     es_window_init(&win);
+    rd_kafka_topic_t **warm = NULL;
+    size_t warm_cnt = 0;
+    char werr[256];
+    if (es_kafka_topics_warm(r->rk, 5000, &warm, &warm_cnt, werr, sizeof(werr)) != 0) {
+        es_log_warn("could not learn the topics' leaders ahead of time", "schema=%s error=\"%s\"",
+                    r->schema, werr);
+    }
     for (;;) {
         pthread_mutex_lock(&r->lock);
         int stopping = r->stopping;
@@ -689,6 +696,7 @@ static void *relay_main(void *arg)
             }
         }
     }
+    es_kafka_topics_release(warm, warm_cnt);
     return NULL;
 }
 
