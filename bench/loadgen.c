@@ -1,13 +1,15 @@
 /*
  * loadgen.c: es-loadgen, the fixed-rate load generator of `make bench` (bench/run.sh).
  *
- * Publishes RequestTransfer commands between random accounts at a fixed rate, built exactly as
+ * Publishes RequestTransfer commands between random accounts (or, with --kind orders,
+ * PlaceOrder commands of two lines each from random customers) at a fixed rate, built exactly as
  * `esctl send` builds a command (a random command id that is also the correlation id, an
  * envelope, the envelope headers, the transfer id as key) through the platform's idempotent
  * producer. Pacing uses the monotonic clock: every millisecond it sends however many commands
  * are due by then, so the rate holds on average and a late wake-up is caught up at once.
  * Each command's wall-clock send time is kept and, once every delivery report is in, written
- * as CSV lines "transfer_id,sent_at_us" (delivered commands only) for the caller to join with
+ * as CSV lines "<transfer or order id>,sent_at_us" (delivered commands only) for the caller to
+ * join with
  * the read model's visible_at. The summary goes to stderr.
  */
 #include <errno.h>
@@ -34,6 +36,10 @@
 #define LG_CONNECT_TIMEOUT_MS 5000
 
 typedef struct lg_opts {
+    int orders; /* --kind orders */
+    int products;
+    const char *product_prefix;
+    const char *user_prefix;
     double rate;
     double seconds;
     int accounts;
@@ -78,18 +84,24 @@ static void help(FILE *out)
     fprintf(out,
             "usage: es-loadgen [flags] > sent.csv\n"
             "\n"
-            "Publishes RequestTransfer commands between random accounts at a fixed rate, then\n"
-            "prints \"transfer_id,sent_at_us\" (wall clock, microseconds since the epoch) for\n"
-            "every delivered command. A summary (achieved rate, worst pacing lag, failures)\n"
-            "goes to stderr.\n"
+            "Publishes RequestTransfer commands between random accounts (--kind orders:\n"
+            "PlaceOrder commands of two lines, one unit each of two different products, from\n"
+            "customer N paying from account N) at a fixed rate, then prints\n"
+            "\"<id>,sent_at_us\" (wall clock, microseconds since the epoch) for every\n"
+            "delivered command. A summary (achieved rate, worst pacing lag, failures) goes to\n"
+            "stderr.\n"
             "\n"
             "flags:\n"
+            "  -k, --kind K             transfers or orders                default: transfers\n"
+            "  -P, --products N         orders: products to pick from      default: 100\n"
+            "      --product-prefix P   orders: product ids P0 ..     default: bench-prod-\n"
+            "      --user-prefix P      orders: customer ids P0 ..    default: bench-user-\n"
             "  -r, --rate N             commands per second       env BENCH_RATE     default: "
             "1000\n"
             "  -s, --seconds S          for how long              env BENCH_SECONDS  default: 20\n"
-            "  -n, --accounts N         accounts to pick from                       default: 50\n"
+            "  -n, --accounts N         accounts (orders: customers) to pick from   default: 50\n"
             "  -A, --account-prefix P   account ids are P0 .. P<N-1>   default: bench-acct-\n"
-            "  -p, --prefix P           transfer ids are P<seq>        default: lat-<pid>-\n"
+            "  -p, --prefix P           transfer/order ids are P<seq>  default: lat-<pid>-\n"
             "  -m, --amount N           amount of each transfer                    default: 1\n"
             "  -o, --out FILE           write the CSV to FILE                default: stdout\n"
             "  -b, --brokers LIST       Kafka bootstrap servers     env KAFKA_BROKERS\n"
@@ -129,6 +141,10 @@ static int parse_args(lg_state_t *s, int argc, char **argv)
                                              {"brokers", required_argument, NULL, 'b'},
                                              {"property", required_argument, NULL, 'X'},
                                              {"data", required_argument, NULL, 'd'},
+                                             {"kind", required_argument, NULL, 'k'},
+                                             {"products", required_argument, NULL, 'P'},
+                                             {"product-prefix", required_argument, NULL, 1},
+                                             {"user-prefix", required_argument, NULL, 2},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     char errstr[512];
@@ -138,6 +154,9 @@ static int parse_args(lg_state_t *s, int argc, char **argv)
     o->seconds = 20;
     o->accounts = 50;
     o->account_prefix = "bench-acct-";
+    o->products = 100;
+    o->product_prefix = "bench-prod-";
+    o->user_prefix = "bench-user-";
     o->prefix = NULL;
     o->amount = 1;
     const char *env = getenv("BENCH_RATE");
@@ -153,7 +172,7 @@ static int parse_args(lg_state_t *s, int argc, char **argv)
         }
     }
     int opt;
-    while ((opt = getopt_long(argc, argv, "r:s:n:A:p:m:o:b:X:d:h", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "r:s:n:A:p:m:o:b:X:d:k:P:h", longopts, NULL)) != -1) {
         switch (opt) {
         case 'r':
             if (parse_num("--rate", optarg, 1, 1e6, &o->rate) != 0) {
@@ -186,6 +205,25 @@ static int parse_args(lg_state_t *s, int argc, char **argv)
         case 'o':
             o->out = optarg;
             break;
+        case 'k':
+            if (strcmp(optarg, "transfers") != 0 && strcmp(optarg, "orders") != 0) {
+                fprintf(stderr, "es-loadgen: --kind is transfers or orders, not \"%s\"\n", optarg);
+                return -1;
+            }
+            o->orders = !strcmp(optarg, "orders");
+            break;
+        case 'P':
+            if (parse_num("--products", optarg, 2, 1e6, &v) != 0) {
+                return -1;
+            }
+            o->products = (int)v;
+            break;
+        case 1:
+            o->product_prefix = optarg;
+            break;
+        case 2:
+            o->user_prefix = optarg;
+            break;
         case 'b':
             snprintf(s->cfg.brokers, sizeof(s->cfg.brokers), "%s", optarg);
             break;
@@ -210,8 +248,9 @@ static int parse_args(lg_state_t *s, int argc, char **argv)
         fprintf(stderr, "es-loadgen: unexpected argument \"%s\" (try --help)\n", argv[optind]);
         return -1;
     }
-    if (strlen(o->account_prefix) > 100) {
-        fprintf(stderr, "es-loadgen: --account-prefix is longer than 100 bytes\n");
+    if (strlen(o->account_prefix) > 80 || strlen(o->product_prefix) > 80 ||
+        strlen(o->user_prefix) > 80) {
+        fprintf(stderr, "es-loadgen: an id prefix is longer than 80 bytes\n");
         return -1;
     }
     if (o->prefix) {
@@ -271,18 +310,43 @@ static void transfer_id(const lg_state_t *s, size_t seq, char out[LG_TID_MAX])
     snprintf(out, LG_TID_MAX, "%s%07zu", s->prefix, seq);
 }
 
+/* Two different values in [0, n): a random pair. */
+static void pick_pair(lg_state_t *s, int n, int *a, int *b)
+{
+    *a = (int)(rng_next(&s->rng) % (uint64_t)n);
+    *b = (*a + 1 + (int)(rng_next(&s->rng) % (uint64_t)(n - 1))) % n;
+}
+
+/* The payload of command `id`: a transfer between two accounts, or an order of two lines. */
+static json_t *payload_new(lg_state_t *s, const char *id)
+{
+    char x[128], y[128];
+    int a, b;
+    if (!s->opt.orders) {
+        pick_pair(s, s->opt.accounts, &a, &b);
+        snprintf(x, sizeof(x), "%s%d", s->opt.account_prefix, a);
+        snprintf(y, sizeof(y), "%s%d", s->opt.account_prefix, b);
+        return json_pack("{s:s, s:s, s:s, s:I}", "transfer_id", id, "from_account", x, "to_account",
+                         y, "amount", (json_int_t)s->opt.amount);
+    }
+    int c = (int)(rng_next(&s->rng) % (uint64_t)s->opt.accounts);
+    char user[128], account[128];
+    snprintf(user, sizeof(user), "%s%d", s->opt.user_prefix, c);
+    snprintf(account, sizeof(account), "%s%d", s->opt.account_prefix, c);
+    pick_pair(s, s->opt.products, &a, &b);
+    snprintf(x, sizeof(x), "%s%d", s->opt.product_prefix, a);
+    snprintf(y, sizeof(y), "%s%d", s->opt.product_prefix, b);
+    return json_pack("{s:s, s:s, s:s, s:[{s:s, s:i}, {s:s, s:i}]}", "order_id", id, "user_id", user,
+                     "account_id", account, "items", "product_id", x, "quantity", 1, "product_id",
+                     y, "quantity", 1);
+}
+
 /* Build, encode and produce command number `seq`. Returns 0, or -1 with errstr. */
 static int send_one(lg_state_t *s, size_t seq, char *errstr, size_t errstr_size)
 {
-    char tid[LG_TID_MAX], from[128], to[128];
-    int n = s->opt.accounts;
-    int a = (int)(rng_next(&s->rng) % (uint64_t)n);
-    int b = (a + 1 + (int)(rng_next(&s->rng) % (uint64_t)(n - 1))) % n;
+    char tid[LG_TID_MAX];
     transfer_id(s, seq, tid);
-    snprintf(from, sizeof(from), "%s%d", s->opt.account_prefix, a);
-    snprintf(to, sizeof(to), "%s%d", s->opt.account_prefix, b);
-    json_t *payload = json_pack("{s:s, s:s, s:s, s:I}", "transfer_id", tid, "from_account", from,
-                                "to_account", to, "amount", (json_int_t)s->opt.amount);
+    json_t *payload = payload_new(s, tid);
     if (!payload) {
         snprintf(errstr, errstr_size, "could not build the payload of %s: out of memory", tid);
         return -1;
@@ -418,9 +482,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "es-loadgen: %s\n", errstr);
         goto err;
     }
-    s.type = es_codec_type(s.codec, "RequestTransfer");
+    const char *command = s.opt.orders ? "PlaceOrder" : "RequestTransfer";
+    s.type = es_codec_type(s.codec, command);
     if (!s.type) {
-        fprintf(stderr, "es-loadgen: the schema registry has no RequestTransfer command\n");
+        fprintf(stderr, "es-loadgen: the schema registry has no %s command\n", command);
         goto err;
     }
     s.sent = calloc(s.total, sizeof(*s.sent));
@@ -452,8 +517,8 @@ int main(int argc, char **argv)
 
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    fprintf(stderr, "es-loadgen: sending %zu RequestTransfer at %.0f/s for %g s (ids %s*)\n",
-            s.total, s.opt.rate, s.opt.seconds, s.prefix);
+    fprintf(stderr, "es-loadgen: sending %zu %s at %.0f/s for %g s (ids %s*)\n", s.total, command,
+            s.opt.rate, s.opt.seconds, s.prefix);
     int64_t t_start = mono_ns();
     if (pace(&s) != 0) {
         goto err;

@@ -10,12 +10,18 @@
 #      BENCH_SECONDS seconds and records each send time; latency = visible_at - sent_at, joined
 #      in PostgreSQL. p50/p90/p99/max and the achieved rate.
 #   3. replay decode rate: `esctl replay --stats` over the whole log, median of BENCH_REPLAYS.
-#   4. a summary against the targets and the reference figures, an ASCII chart, and
+#   4. the shop (BENCH_SHOP=0 skips it): the shop's services join the stack; BENCH_SHOP_N
+#      orders of two lines (esctl send --batch PlaceOrder) until every one is CONFIRMED or
+#      REJECTED in shop_views.orders, BENCH_RUNS runs, median; then es-loadgen --kind orders
+#      at BENCH_SHOP_RATE orders/s for BENCH_SECONDS: latency = visible_at - sent_at.
+#   5. a summary against the targets and the reference figures, an ASCII chart, and
 #      docs/bench/results.json + docs/bench/results.svg (bench/svg.awk draws it).
 #
 # Environment (defaults): BENCH_N (20000), BENCH_RUNS (3), BENCH_RATE (1000), BENCH_SECONDS (20),
 # BENCH_ACCOUNTS (50), BENCH_REPLAYS (3), BENCH_TIMEOUT (seconds a step may wait for the read
-# model, 180), BENCH_OUT (where results go, docs/bench), BENCH_KEEP=1 keeps the data folder
+# model, 180), BENCH_SHOP (1), BENCH_SHOP_N (10000), BENCH_SHOP_RATE (500), BENCH_SHOP_USERS
+# (50), BENCH_SHOP_PRODUCTS (100), BENCH_OUT (where results go, docs/bench), BENCH_KEEP=1 keeps
+# the data folder
 # (.data/bench-<pid>). ES_PARTITIONS and the other platform variables pass through.
 #
 # Progress goes to stderr; the summary to stdout.
@@ -34,6 +40,11 @@ SECS="${BENCH_SECONDS:-20}"
 ACCOUNTS="${BENCH_ACCOUNTS:-50}"
 REPLAYS="${BENCH_REPLAYS:-3}"
 TIMEOUT="${BENCH_TIMEOUT:-180}"
+SHOP="${BENCH_SHOP:-1}"
+SHOP_N="${BENCH_SHOP_N:-10000}"
+SHOP_RATE="${BENCH_SHOP_RATE:-500}"
+SHOP_USERS="${BENCH_SHOP_USERS:-50}"
+SHOP_PRODUCTS="${BENCH_SHOP_PRODUCTS:-100}"
 OUT="${BENCH_OUT:-$ES_ROOT/docs/bench}"
 PSQL=/usr/lib/postgresql/15/bin/psql
 [ -x "$PSQL" ] || PSQL=psql
@@ -46,14 +57,17 @@ REF_PY_P99_RATE=200
 TARGET_TPUT=8000
 TARGET_P99_MS=20
 TARGET_REPLAY=500000
+TARGET_ORDERS_TPUT=5000
+TARGET_ORDERS_P99_MS=30
 
-for v in N RUNS RATE SECS ACCOUNTS REPLAYS TIMEOUT; do
+for v in N RUNS RATE SECS ACCOUNTS REPLAYS TIMEOUT SHOP_N SHOP_RATE SHOP_USERS SHOP_PRODUCTS; do
     case "${!v}" in
     '' | *[!0-9]* | 0) es_die "BENCH_$v must be a positive integer, not '${!v}'" ;;
     esac
 done
 [ "$ACCOUNTS" -ge 2 ] || es_die "BENCH_ACCOUNTS must be at least 2"
-for b in esctl es-loadgen es-broker es-accounts es-transfers es-projector es-query; do
+for b in esctl es-loadgen es-broker es-accounts es-transfers es-projector es-query es-users \
+    es-catalog es-orders es-payments es-shop-projector; do
     [ -x "$ES_BIN/$b" ] || es_die "$ES_BIN/$b is not built: run make"
 done
 
@@ -158,15 +172,27 @@ terminal_count() {
             AND transfer_id < '$1~' AND status IN ('COMPLETED', 'FAILED')"
 }
 
-# wait_terminal PREFIX COUNT LABEL: poll every 0.5 s until COUNT transfers of PREFIX are
+# orders_terminal_count PREFIX: the same for orders (CONFIRMED or REJECTED).
+orders_terminal_count() {
+    sql -c "SELECT count(*) FROM shop_views.orders WHERE order_id >= '$1'
+            AND order_id < '$1~' AND status IN ('CONFIRMED', 'REJECTED')"
+}
+
+# wait_terminal [--orders] PREFIX COUNT LABEL: poll every 0.5 s until COUNT transfers (with
+# --orders: orders) of PREFIX are
 # terminal; progress every 2 s. Prints the wall-clock time (us) the poll saw them all. The
 # figures come from the rows' visible_at, not from when the poll noticed, so the poll can be
 # slow: each count reads every row of the run, and polling every 50 ms took a tenth of the
 # database's time away from the platform being measured.
 wait_terminal() {
+    local count=terminal_count
+    if [ "$1" = --orders ]; then
+        count=orders_terminal_count
+        shift
+    fi
     local prefix="$1" want="$2" label="$3" got=0 i=0 t0=$SECONDS last=-1 since=$SECONDS
     while :; do
-        got="$(terminal_count "$prefix")"
+        got="$($count "$prefix")"
         if [ "$got" -ge "$want" ]; then
             now_us
             return 0
@@ -182,7 +208,7 @@ wait_terminal() {
             printf '    %s: %s / %s terminal (%s s)\n' "$label" "$got" "$want" $((SECONDS - t0)) >&2
         fi
         [ $((SECONDS - t0)) -lt "$TIMEOUT" ] ||
-            es_die "$label: only $got of $want transfers terminal after $TIMEOUT s"
+            es_die "$label: only $got of $want terminal after $TIMEOUT s"
         sleep 0.5
     done
 }
@@ -318,7 +344,101 @@ for ((r = 1; r <= REPLAYS; r++)); do
 done
 REPLAY_MED="$(median "${REPLAY[@]}")"
 
-# ---- 5. results -------------------------------------------------------------------------------
+# ---- 5. the shop -------------------------------------------------------------------------------
+
+# percentiles FILE: "p50 p90 p99 max mean" (nearest rank) of a sorted column of numbers.
+percentiles() {
+    awk '{ v[NR] = $1; s += $1 }
+        function pct(q,  k) { k = int(q * NR); if (k < q * NR) k++; if (k < 1) k = 1; return v[k] }
+        END { printf "%.1f %.1f %.1f %.1f %.1f\n", pct(0.5), pct(0.9), pct(0.99), v[NR], s / NR }' "$1"
+}
+
+if [ "$SHOP" = 1 ]; then
+    step "the shop: starting its services (users, catalog, orders, payments, shop projector)"
+    for svc in es-users es-catalog es-orders es-payments es-shop-projector; do
+        bash "$ES_ROOT/scripts/devstack.sh" start "$svc" >>"$W/devstack-up.log" 2>&1 ||
+            es_die "$svc did not start (log: $ES_DATA/log/$svc.log)"
+    done
+    t0=$SECONDS
+    esctl send OpenAccount '{"account_id":"shop-merchant","owner":"The shop","currency":"EUR"}' >/dev/null
+    awk -v n="$SHOP_USERS" 'BEGIN { for (i = 0; i < n; i++)
+        printf "{\"account_id\":\"bench-cust-%d\",\"owner\":\"Customer %d\",\"currency\":\"EUR\"}\n", i, i }' |
+        esctl send --batch OpenAccount >/dev/null
+    awk -v n="$SHOP_USERS" 'BEGIN { for (i = 0; i < n; i++)
+        printf "{\"user_id\":\"bench-user-%d\",\"email\":\"bench-user-%d@example.com\",\"name\":\"Customer %d\"}\n", i, i, i }' |
+        esctl send --batch RegisterUser >/dev/null
+    awk -v n="$SHOP_PRODUCTS" 'BEGIN { for (i = 0; i < n; i++)
+        printf "{\"product_id\":\"bench-prod-%d\",\"name\":\"Product %d\",\"price\":100,\"stock\":1000000000000}\n", i, i }' |
+        esctl send --batch AddProduct >/dev/null
+    until [ "$(sql -c "SELECT count(*) FROM accounts.accounts WHERE account_id >= 'bench-cust-' AND account_id < 'bench-cust-~'")" -ge "$SHOP_USERS" ]; do
+        [ $((SECONDS - t0)) -lt "$TIMEOUT" ] || es_die "the customers' accounts were not opened within $TIMEOUT s"
+        sleep 0.1
+    done
+    awk -v n="$SHOP_USERS" -v big="$BIG" 'BEGIN { for (i = 0; i < n; i++)
+        printf "{\"account_id\":\"bench-cust-%d\",\"amount\":%s}\n", i, big }' |
+        esctl send --batch DepositFunds >/dev/null
+    # the orders service prices and checks orders from its own copies of users and prices
+    until [ "$(sql -c "SELECT count(*) FROM orders.users")" -ge "$SHOP_USERS" ] &&
+        [ "$(sql -c "SELECT count(*) FROM orders.prices")" -ge "$SHOP_PRODUCTS" ] &&
+        [ "$(sql -c "SELECT count(*) FROM accounts.accounts WHERE account_id >= 'bench-cust-' AND account_id < 'bench-cust-~' AND balance >= $BIG")" -ge "$SHOP_USERS" ] &&
+        [ "$(sql -c "SELECT count(*) FROM accounts.accounts WHERE account_id = 'shop-merchant'")" = 1 ]; do
+        [ $((SECONDS - t0)) -lt "$TIMEOUT" ] || es_die "the shop was not set up within $TIMEOUT s"
+        sleep 0.1
+    done
+    note "$SHOP_USERS customers with funded accounts, $SHOP_PRODUCTS products, in $((SECONDS - t0)) s"
+
+    step "orders end to end: $RUNS runs of $SHOP_N orders of two lines (esctl send --batch PlaceOrder)"
+    OTPUT=()
+    for ((r = 1; r <= RUNS; r++)); do
+        prefix="op$$-$r-"
+        awk -v n="$SHOP_N" -v u="$SHOP_USERS" -v np="$SHOP_PRODUCTS" -v p="$prefix" -v seed="$$$r" 'BEGIN { srand(seed)
+            for (i = 0; i < n; i++) {
+                c = int(rand() * u); a = int(rand() * np); b = (a + 1 + int(rand() * (np - 1))) % np
+                printf "{\"order_id\":\"%s%07d\",\"user_id\":\"bench-user-%d\",\"account_id\":\"bench-cust-%d\",", p, i, c, c
+                printf "\"items\":[{\"product_id\":\"bench-prod-%d\",\"quantity\":1},{\"product_id\":\"bench-prod-%d\",\"quantity\":1}]}\n", a, b } }' \
+            >"$W/orders$r.jsonl"
+        sleep 1
+        t_start="$(now_us)"
+        esctl send --batch PlaceOrder <"$W/orders$r.jsonl" >/dev/null
+        wait_terminal --orders "$prefix" "$SHOP_N" "orders run $r" >/dev/null
+        IFS='|' read -r t_end confirmed rejected < <(sql -c "SELECT
+            (extract(epoch FROM max(visible_at)) * 1e6)::bigint,
+            count(*) FILTER (WHERE status = 'CONFIRMED'), count(*) FILTER (WHERE status = 'REJECTED')
+            FROM shop_views.orders WHERE order_id >= '$prefix' AND order_id < '$prefix~'")
+        otput="$(awk -v n="$SHOP_N" -v a="$t_start" -v b="$t_end" 'BEGIN { printf "%.0f", n * 1e6 / (b - a) }')"
+        OTPUT+=("$otput")
+        note "orders run $r: all terminal after $(awk -v a="$t_start" -v b="$t_end" 'BEGIN { printf "%.3f", (b - a) / 1e6 }') s:" \
+            "$otput orders/s; $confirmed confirmed, $rejected rejected"
+        [ "$rejected" -eq 0 ] || es_warn "orders run $r: $rejected orders REJECTED (stock and money are plenty: expected 0)"
+    done
+    OTPUT_MED="$(median "${OTPUT[@]}")"
+    note "median: $OTPUT_MED orders/s (runs: ${OTPUT[*]})"
+
+    step "order latency at a fixed rate: $SHOP_RATE orders/s for $SECS s (es-loadgen --kind orders)"
+    sleep 1
+    prefix="olat$$-"
+    "$ES_BIN/es-loadgen" --kind orders --rate "$SHOP_RATE" --seconds "$SECS" --accounts "$SHOP_USERS" \
+        --account-prefix bench-cust- --products "$SHOP_PRODUCTS" --prefix "$prefix" \
+        --out "$W/osent.csv" 2>"$W/oloadgen.log" || {
+        sed 's/^/    /' "$W/oloadgen.log" >&2
+        es_die "es-loadgen --kind orders failed"
+    }
+    sed 's/^/    /' "$W/oloadgen.log" >&2
+    OLAT_N="$(wc -l <"$W/osent.csv")"
+    OLAT_ACHIEVED="$(sed -n 's/.*: \([0-9.]*\)\/s (target.*/\1/p' "$W/oloadgen.log" | tail -n 1)"
+    wait_terminal --orders "$prefix" "$OLAT_N" "orders at a fixed rate" >/dev/null
+    sql >/dev/null <<EOF
+CREATE TEMP TABLE osent (order_id text PRIMARY KEY, sent_us bigint NOT NULL);
+\copy osent FROM '$W/osent.csv' WITH (FORMAT csv)
+\copy (SELECT round((extract(epoch FROM o.visible_at) * 1e6 - s.sent_us) / 1e3, 3) FROM osent s JOIN shop_views.orders o USING (order_id) ORDER BY 1) TO '$W/olatency.txt'
+EOF
+    [ "$(wc -l <"$W/olatency.txt")" -eq "$OLAT_N" ] ||
+        es_die "only $(wc -l <"$W/olatency.txt") of $OLAT_N sent orders found in shop_views.orders"
+    read -r OLAT_P50 OLAT_P90 OLAT_P99 OLAT_MAX OLAT_MEAN < <(percentiles "$W/olatency.txt")
+    note "$OLAT_N orders at $OLAT_ACHIEVED/s: p50 $OLAT_P50 ms, p90 $OLAT_P90 ms, p99 $OLAT_P99 ms, max $OLAT_MAX ms"
+fi
+
+# ---- 6. results -------------------------------------------------------------------------------
 
 verdict() { # verdict VALUE OP TARGET
     if awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN { exit !(op == ">=" ? v >= t : v < t) }'; then
@@ -330,6 +450,10 @@ verdict() { # verdict VALUE OP TARGET
 V_TPUT="$(verdict "$TPUT_MED" '>=' "$TARGET_TPUT")"
 V_P99="$(verdict "$LAT_P99" '<' "$TARGET_P99_MS")"
 V_REPLAY="$(verdict "$REPLAY_MED" '>=' "$TARGET_REPLAY")"
+if [ "$SHOP" = 1 ]; then
+    V_OTPUT="$(verdict "$OTPUT_MED" '>=' "$TARGET_ORDERS_TPUT")"
+    V_OP99="$(verdict "$OLAT_P99" '<' "$TARGET_ORDERS_P99_MS")"
+fi
 xf() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", a / b }'; }
 
 {
@@ -349,6 +473,15 @@ xf() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", a / b }'; }
     printf '%-34s %14s %14s %8s\n' "replay decode, events/s (median)" "$REPLAY_MED" \
         ">= $TARGET_REPLAY" "$V_REPLAY"
     printf '%-34s %14s\n' "  each run ($REPLAY_EVENTS events)" "${REPLAY[*]}"
+    if [ "$SHOP" = 1 ]; then
+        printf '%-34s %14s %14s %8s\n' "orders end to end, orders/s" "$OTPUT_MED" \
+            ">= $TARGET_ORDERS_TPUT" "$V_OTPUT"
+        printf '%-34s %14s\n' "  each run ($SHOP_N orders, 2 lines)" "${OTPUT[*]}"
+        printf '%-34s %14s %14s %8s\n' "p99 placed->visible at $SHOP_RATE/s, ms" "$OLAT_P99" \
+            "< $TARGET_ORDERS_P99_MS" "$V_OP99"
+        printf '%-34s %14s\n' "  p50 / p90 / max, ms" "$OLAT_P50 / $OLAT_P90 / $OLAT_MAX"
+        printf '%-34s %14s\n' "  achieved rate, orders/s" "$OLAT_ACHIEVED"
+    fi
     printf '\n'
     # ASCII bars: throughput against the target and the references, then the latency histogram.
     printf 'transfers/s end to end\n'
@@ -399,6 +532,13 @@ jarr() { local IFS=,; printf '[%s]' "$*"; }
         "$SAGA_P50" "$SAGA_P99"
     printf '  "replay": {"unit": "events/s", "median": %s, "runs": %s, "events": %s, "target": %s, "verdict": "%s"},\n' \
         "$REPLAY_MED" "$(jarr "${REPLAY[@]}")" "${REPLAY_EVENTS:-0}" "$TARGET_REPLAY" "$V_REPLAY"
+    if [ "$SHOP" = 1 ]; then
+        printf '  "orders": {"what": "PlaceOrder of two lines until CONFIRMED or REJECTED is visible in shop_views.orders", "orders_per_run": %s,\n' "$SHOP_N"
+        printf '    "throughput": {"unit": "orders/s", "median": %s, "runs": %s, "target": %s, "verdict": "%s"},\n' \
+            "$OTPUT_MED" "$(jarr "${OTPUT[@]}")" "$TARGET_ORDERS_TPUT" "$V_OTPUT"
+        printf '    "latency": {"unit": "ms", "rate_target": %s, "rate_achieved": %s, "count": %s, "p50": %s, "p90": %s, "p99": %s, "max": %s, "mean": %s, "target_p99": %s, "verdict": "%s"}},\n' \
+            "$SHOP_RATE" "$OLAT_ACHIEVED" "$OLAT_N" "$OLAT_P50" "$OLAT_P90" "$OLAT_P99" "$OLAT_MAX" "$OLAT_MEAN" "$TARGET_ORDERS_P99_MS" "$V_OP99"
+    fi
     printf '  "reference": {"what": "tutorial-style Python saga on this machine", "single_tx_per_message": %s, "batched": %s, "p99_ms": %s, "p99_at_rate": %s}\n' \
         "$REF_PY_SINGLE" "$REF_PY_BATCHED" "$REF_PY_P99_MS" "$REF_PY_P99_RATE"
     printf '}\n'
