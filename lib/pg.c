@@ -344,22 +344,19 @@ int es_pg_pipeline_run(PGconn *pg, es_pg_pipeline_t *pl, int result_binary, char
     return es_pg_pipeline_collect(pg, pl, errstr, errstr_size);
 }
 
-PGresult *es_pg_load_by_ids(PGconn *pg, const char *sql, const char *const *ids, size_t n,
-                            es_strmap_t *idx, char *errstr, size_t errstr_size)
+int es_pg_load_rows(PGconn *pg, const char *sql, const char *const *ids, size_t n,
+                    es_pg_row_fn *row, void *opaque, char *errstr, size_t errstr_size)
 {
     if (n == 0) {
-        /* nothing to load: no round trip (a projector batch often touches one kind only) */
-        PGresult *empty = PQmakeEmptyPGresult(pg, PGRES_TUPLES_OK);
-        if (!empty) {
-            snprintf(errstr, errstr_size, "out of memory");
-        }
-        return empty;
+        return 0; /* nothing to load: no round trip (a projector batch often touches one kind) */
     }
+    es_strmap_t idx;
+    es_strmap_init(&idx);
     es_pg_array_t a;
     es_pg_array_init(&a, ES_PG_TEXT);
     for (size_t i = 0; i < n; i++) {
         es_pg_array_add_text(&a, ids[i]);
-        es_strmap_put(idx, ids[i], i);
+        es_strmap_put(&idx, ids[i], i);
     }
     es_pg_array_finish(&a);
     const char *vals[1] = {(const char *)a.buf.data};
@@ -367,7 +364,19 @@ PGresult *es_pg_load_by_ids(PGconn *pg, const char *sql, const char *const *ids,
     int fmts[1] = {1};
     PGresult *res = es_pg_query(pg, sql, 1, vals, lens, fmts, 0, errstr, errstr_size);
     es_pg_array_fini(&a);
-    return res;
+    if (!res) {
+        es_strmap_fini(&idx);
+        return -1;
+    }
+    for (int r = 0; r < PQntuples(res); r++) {
+        size_t i = es_strmap_get(&idx, PQgetvalue(res, r, 0));
+        if (i != (size_t)-1) {
+            row(res, r, i, opaque);
+        }
+    }
+    PQclear(res);
+    es_strmap_fini(&idx);
+    return 0;
 }
 
 int es_pg_retriable(PGconn *pg, const PGresult *res)

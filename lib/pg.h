@@ -28,11 +28,16 @@ PGresult *es_pg_query(PGconn *pg, const char *sql, int nparams, const char *cons
                       const int *lens, const int *formats, int result_binary, char *errstr,
                       size_t errstr_size);
 
-/* Run `sql`, whose only parameter $1 is a text[] of ids[0..n) (join it with unnest), and map
- * each id to its index in `idx` (cleared by the caller). Returns the result (PQclear() it) or
- * NULL with errstr. With no ids it returns an empty result without a round trip. */
-PGresult *es_pg_load_by_ids(PGconn *pg, const char *sql, const char *const *ids, size_t n,
-                            es_strmap_t *idx, char *errstr, size_t errstr_size);
+/* Called by es_pg_load_rows() for each row of `res` (borrowed, valid during the call) whose
+ * first column is ids[i]. */
+typedef void es_pg_row_fn(const PGresult *res, int row, size_t i, void *opaque);
+
+/* The load every store does: run `sql`, whose only parameter $1 is a text[] of ids[0..n)
+ * (join it with unnest; the first column must be the id), and hand each row to `row` with the
+ * index of its id. Rows whose first column is not one of ids are skipped. Returns 0, or -1
+ * with errstr. With no ids there is no round trip. */
+int es_pg_load_rows(PGconn *pg, const char *sql, const char *const *ids, size_t n,
+                    es_pg_row_fn *row, void *opaque, char *errstr, size_t errstr_size);
 
 /* Forget the statements prepared so far (call after PQfinish of the connection they were
  * prepared on, before a new connection may reuse its address). */

@@ -9,7 +9,6 @@
 
 #include "pg.h"
 #include "str.h"
-#include "strmap.h"
 
 const char accounts_store_ddl[] =
     "CREATE TABLE IF NOT EXISTS accounts ("
@@ -21,40 +20,30 @@ static const char *status_name(account_status_t s)
     return s == ACCOUNT_CLOSED ? "CLOSED" : "OPEN";
 }
 
+/* One row of accounts_store_load(): fills out[i]. */
+static void accounts_store_load_row(const PGresult *res, int r, size_t i, void *opaque)
+{
+    account_t *out = opaque;
+    account_t *acc = &out[i];
+    snprintf(acc->owner, sizeof(acc->owner), "%s", PQgetvalue(res, r, 1));
+    snprintf(acc->currency, sizeof(acc->currency), "%s", PQgetvalue(res, r, 2));
+    acc->balance = strtoll(PQgetvalue(res, r, 3), NULL, 10);
+    acc->status = !strcmp(PQgetvalue(res, r, 4), "CLOSED") ? ACCOUNT_CLOSED : ACCOUNT_OPEN;
+    acc->version = strtoll(PQgetvalue(res, r, 5), NULL, 10);
+}
+
 int accounts_store_load(PGconn *pg, const char *const *ids, size_t n, account_t *out, char *errstr,
                         size_t errstr_size)
 {
-    es_strmap_t idx;
-    es_strmap_init(&idx);
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof(out[i]));
         es_str_copy(out[i].id, sizeof(out[i].id), ids[i]);
     }
-    PGresult *res =
-        es_pg_load_by_ids(pg,
-                          "SELECT account_id, owner, currency, balance, status, version "
-                          "FROM unnest($1::text[]) AS u(id) JOIN accounts t ON "
-                          "t.account_id = u.id ORDER BY account_id FOR UPDATE OF t",
-                          ids, n, &idx, errstr, errstr_size);
-    if (!res) {
-        es_strmap_fini(&idx);
-        return -1;
-    }
-    for (int r = 0; r < PQntuples(res); r++) {
-        size_t i = es_strmap_get(&idx, PQgetvalue(res, r, 0));
-        if (i == (size_t)-1) {
-            continue;
-        }
-        account_t *acc = &out[i];
-        snprintf(acc->owner, sizeof(acc->owner), "%s", PQgetvalue(res, r, 1));
-        snprintf(acc->currency, sizeof(acc->currency), "%s", PQgetvalue(res, r, 2));
-        acc->balance = strtoll(PQgetvalue(res, r, 3), NULL, 10);
-        acc->status = !strcmp(PQgetvalue(res, r, 4), "CLOSED") ? ACCOUNT_CLOSED : ACCOUNT_OPEN;
-        acc->version = strtoll(PQgetvalue(res, r, 5), NULL, 10);
-    }
-    PQclear(res);
-    es_strmap_fini(&idx);
-    return 0;
+    return es_pg_load_rows(pg,
+                           "SELECT account_id, owner, currency, balance, status, version "
+                           "FROM unnest($1::text[]) AS u(id) JOIN accounts t ON "
+                           "t.account_id = u.id ORDER BY account_id FOR UPDATE OF t",
+                           ids, n, accounts_store_load_row, out, errstr, errstr_size);
 }
 
 int accounts_store_save(es_pg_pipeline_t *pl, const account_t *accounts, const unsigned char *dirty,

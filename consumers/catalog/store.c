@@ -10,7 +10,6 @@
 
 #include "pg.h"
 #include "str.h"
-#include "strmap.h"
 
 const char catalog_store_ddl[] =
     "CREATE TABLE IF NOT EXISTS products ("
@@ -55,77 +54,75 @@ out:
     return rc;
 }
 
+/* What catalog_store_load_reservations() hands each row. */
+typedef struct reservations_ctx {
+    catalog_reservation_t *out;
+    es_arena_t *arena; /* the lines' storage */
+    char *errstr;
+    size_t errstr_size;
+    int failed;
+} reservations_ctx_t;
+
+/* One row of catalog_store_load_reservations(): fills out[i], or fails on a status or lines
+ * it cannot read. */
+static void reservations_row(const PGresult *res, int r, size_t i, void *opaque)
+{
+    reservations_ctx_t *ctx = opaque;
+    catalog_reservation_t *rv = &ctx->out[i];
+    if (ctx->failed) {
+        return;
+    }
+    rv->status = catalog_res_status(PQgetvalue(res, r, 1));
+    rv->version = strtoll(PQgetvalue(res, r, 3), NULL, 10);
+    if (rv->status == CAT_RES_NONE || lines_parse(ctx->arena, PQgetvalue(res, r, 2), rv) != 0) {
+        snprintf(ctx->errstr, ctx->errstr_size, "could not read the reservation of order \"%s\"",
+                 rv->order_id);
+        ctx->failed = 1;
+    }
+}
+
 int catalog_store_load_reservations(PGconn *pg, es_arena_t *arena, const char *const *ids, size_t n,
                                     catalog_reservation_t *out, char *errstr, size_t errstr_size)
 {
-    es_strmap_t idx;
-    es_strmap_init(&idx);
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof(out[i]));
         es_str_copy(out[i].order_id, sizeof(out[i].order_id), ids[i]);
     }
-    PGresult *res = es_pg_load_by_ids(pg,
-                                      "SELECT order_id, status, lines::text, version "
-                                      "FROM unnest($1::text[]) AS u(id) JOIN reservations t ON "
-                                      "t.order_id = u.id ORDER BY order_id FOR UPDATE OF t",
-                                      ids, n, &idx, errstr, errstr_size);
-    if (!res) {
-        es_strmap_fini(&idx);
+    reservations_ctx_t ctx = {
+        .out = out, .arena = arena, .errstr = errstr, .errstr_size = errstr_size, .failed = 0};
+    if (es_pg_load_rows(pg,
+                        "SELECT order_id, status, lines::text, version "
+                        "FROM unnest($1::text[]) AS u(id) JOIN reservations t ON "
+                        "t.order_id = u.id ORDER BY order_id FOR UPDATE OF t",
+                        ids, n, reservations_row, &ctx, errstr, errstr_size) != 0) {
         return -1;
     }
-    int rc = 0;
-    for (int r = 0; r < PQntuples(res); r++) {
-        size_t i = es_strmap_get(&idx, PQgetvalue(res, r, 0));
-        if (i == (size_t)-1) {
-            continue;
-        }
-        catalog_reservation_t *rv = &out[i];
-        rv->status = catalog_res_status(PQgetvalue(res, r, 1));
-        rv->version = strtoll(PQgetvalue(res, r, 3), NULL, 10);
-        if (rv->status == CAT_RES_NONE || lines_parse(arena, PQgetvalue(res, r, 2), rv) != 0) {
-            snprintf(errstr, errstr_size, "could not read the reservation of order \"%s\"",
-                     rv->order_id);
-            rc = -1;
-            break;
-        }
-    }
-    PQclear(res);
-    es_strmap_fini(&idx);
-    return rc;
+    return ctx.failed ? -1 : 0;
+}
+
+/* One row of catalog_store_load_products(): fills out[i]. */
+static void catalog_store_load_products_row(const PGresult *res, int r, size_t i, void *opaque)
+{
+    catalog_product_t *out = opaque;
+    catalog_product_t *p = &out[i];
+    p->price = strtoll(PQgetvalue(res, r, 1), NULL, 10);
+    p->on_hand = strtoll(PQgetvalue(res, r, 2), NULL, 10);
+    p->reserved = strtoll(PQgetvalue(res, r, 3), NULL, 10);
+    p->version = strtoll(PQgetvalue(res, r, 4), NULL, 10);
 }
 
 int catalog_store_load_products(PGconn *pg, const char *const *ids, size_t n,
                                 catalog_product_t *out, char *errstr, size_t errstr_size)
 {
-    es_strmap_t idx;
-    es_strmap_init(&idx);
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof(out[i]));
         es_str_copy(out[i].id, sizeof(out[i].id), ids[i]);
     }
-    PGresult *res = es_pg_load_by_ids(pg,
-                                      "SELECT product_id, price, on_hand, reserved, version "
-                                      "FROM unnest($1::text[]) AS u(id) JOIN products t ON "
-                                      "t.product_id = u.id ORDER BY product_id FOR UPDATE OF t",
-                                      ids, n, &idx, errstr, errstr_size);
-    if (!res) {
-        es_strmap_fini(&idx);
-        return -1;
-    }
-    for (int r = 0; r < PQntuples(res); r++) {
-        size_t i = es_strmap_get(&idx, PQgetvalue(res, r, 0));
-        if (i == (size_t)-1) {
-            continue;
-        }
-        catalog_product_t *p = &out[i];
-        p->price = strtoll(PQgetvalue(res, r, 1), NULL, 10);
-        p->on_hand = strtoll(PQgetvalue(res, r, 2), NULL, 10);
-        p->reserved = strtoll(PQgetvalue(res, r, 3), NULL, 10);
-        p->version = strtoll(PQgetvalue(res, r, 4), NULL, 10);
-    }
-    PQclear(res);
-    es_strmap_fini(&idx);
-    return 0;
+    return es_pg_load_rows(pg,
+                           "SELECT product_id, price, on_hand, reserved, version "
+                           "FROM unnest($1::text[]) AS u(id) JOIN products t ON "
+                           "t.product_id = u.id ORDER BY product_id FOR UPDATE OF t",
+                           ids, n, catalog_store_load_products_row, out, errstr, errstr_size);
 }
 
 /* Finish the arrays a[0..n) and queue `sql` with them as its binary parameters $1..$n, unless

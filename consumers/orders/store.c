@@ -11,7 +11,6 @@
 #include "buf.h"
 #include "pg.h"
 #include "str.h"
-#include "strmap.h"
 
 /* orders: fillfactor 80 leaves room on each page for the status updates to stay HOT. */
 const char orders_store_ddl[] =
@@ -60,101 +59,74 @@ static void arrays_fini(es_pg_array_t *a, int n)
     }
 }
 
+/* One row of orders_store_load(): fills out[i]. */
+static void orders_store_load_row(const PGresult *res, int r, size_t i, void *opaque)
+{
+    order_t *out = opaque;
+    order_t *o = &out[i];
+    es_str_copy(o->user_id, sizeof(o->user_id), PQgetvalue(res, r, 1));
+    es_str_copy(o->account_id, sizeof(o->account_id), PQgetvalue(res, r, 2));
+    o->total = strtoll(PQgetvalue(res, r, 3), NULL, 10);
+    o->status = orders_status_parse(PQgetvalue(res, r, 4));
+    es_str_copy(o->reason, sizeof(o->reason), PQgetvalue(res, r, 5));
+    o->version = strtoll(PQgetvalue(res, r, 6), NULL, 10);
+}
+
 int orders_store_load(PGconn *pg, const char *const *ids, size_t n, order_t *out, char *errstr,
                       size_t errstr_size)
 {
-    es_strmap_t idx;
-    es_strmap_init(&idx);
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof(out[i]));
         es_str_copy(out[i].id, sizeof(out[i].id), ids[i]);
     }
-    PGresult *res = es_pg_load_by_ids(pg,
-                                      "SELECT order_id, user_id, account_id, total, status, "
-                                      "reason, version FROM unnest($1::text[]) AS u(id) "
-                                      "JOIN orders t ON t.order_id = u.id "
-                                      "ORDER BY order_id FOR UPDATE OF t",
-                                      ids, n, &idx, errstr, errstr_size);
-    if (!res) {
-        es_strmap_fini(&idx);
-        return -1;
-    }
-    for (int r = 0; r < PQntuples(res); r++) {
-        size_t i = es_strmap_get(&idx, PQgetvalue(res, r, 0));
-        if (i == (size_t)-1) {
-            continue;
-        }
-        order_t *o = &out[i];
-        es_str_copy(o->user_id, sizeof(o->user_id), PQgetvalue(res, r, 1));
-        es_str_copy(o->account_id, sizeof(o->account_id), PQgetvalue(res, r, 2));
-        o->total = strtoll(PQgetvalue(res, r, 3), NULL, 10);
-        o->status = orders_status_parse(PQgetvalue(res, r, 4));
-        es_str_copy(o->reason, sizeof(o->reason), PQgetvalue(res, r, 5));
-        o->version = strtoll(PQgetvalue(res, r, 6), NULL, 10);
-    }
-    PQclear(res);
-    es_strmap_fini(&idx);
-    return 0;
+    return es_pg_load_rows(pg,
+                           "SELECT order_id, user_id, account_id, total, status, "
+                           "reason, version FROM unnest($1::text[]) AS u(id) "
+                           "JOIN orders t ON t.order_id = u.id "
+                           "ORDER BY order_id FOR UPDATE OF t",
+                           ids, n, orders_store_load_row, out, errstr, errstr_size);
+}
+
+/* One row of orders_store_load_users(): fills out[i]. */
+static void orders_store_load_users_row(const PGresult *res, int r, size_t i, void *opaque)
+{
+    orders_user_t *out = opaque;
+    out[i].active = PQgetvalue(res, r, 1)[0] == 't';
+    out[i].version = strtoll(PQgetvalue(res, r, 2), NULL, 10);
 }
 
 int orders_store_load_users(PGconn *pg, const char *const *ids, size_t n, orders_user_t *out,
                             char *errstr, size_t errstr_size)
 {
-    es_strmap_t idx;
-    es_strmap_init(&idx);
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof(out[i]));
         es_str_copy(out[i].id, sizeof(out[i].id), ids[i]);
     }
-    PGresult *res = es_pg_load_by_ids(pg,
-                                      "SELECT user_id, active, version FROM unnest($1::text[]) "
-                                      "AS u(id) JOIN users t ON t.user_id = u.id",
-                                      ids, n, &idx, errstr, errstr_size);
-    if (!res) {
-        es_strmap_fini(&idx);
-        return -1;
-    }
-    for (int r = 0; r < PQntuples(res); r++) {
-        size_t i = es_strmap_get(&idx, PQgetvalue(res, r, 0));
-        if (i == (size_t)-1) {
-            continue;
-        }
-        out[i].active = PQgetvalue(res, r, 1)[0] == 't';
-        out[i].version = strtoll(PQgetvalue(res, r, 2), NULL, 10);
-    }
-    PQclear(res);
-    es_strmap_fini(&idx);
-    return 0;
+    return es_pg_load_rows(pg,
+                           "SELECT user_id, active, version FROM unnest($1::text[]) "
+                           "AS u(id) JOIN users t ON t.user_id = u.id",
+                           ids, n, orders_store_load_users_row, out, errstr, errstr_size);
+}
+
+/* One row of orders_store_load_prices(): fills out[i]. */
+static void orders_store_load_prices_row(const PGresult *res, int r, size_t i, void *opaque)
+{
+    orders_price_t *out = opaque;
+    out[i].price = strtoll(PQgetvalue(res, r, 1), NULL, 10);
+    out[i].version = strtoll(PQgetvalue(res, r, 2), NULL, 10);
 }
 
 int orders_store_load_prices(PGconn *pg, const char *const *ids, size_t n, orders_price_t *out,
                              char *errstr, size_t errstr_size)
 {
-    es_strmap_t idx;
-    es_strmap_init(&idx);
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof(out[i]));
         es_str_copy(out[i].id, sizeof(out[i].id), ids[i]);
     }
-    PGresult *res = es_pg_load_by_ids(pg,
-                                      "SELECT product_id, price, version FROM unnest($1::text[]) "
-                                      "AS u(id) JOIN prices t ON t.product_id = u.id",
-                                      ids, n, &idx, errstr, errstr_size);
-    if (!res) {
-        es_strmap_fini(&idx);
-        return -1;
-    }
-    for (int r = 0; r < PQntuples(res); r++) {
-        size_t i = es_strmap_get(&idx, PQgetvalue(res, r, 0));
-        if (i == (size_t)-1) {
-            continue;
-        }
-        out[i].price = strtoll(PQgetvalue(res, r, 1), NULL, 10);
-        out[i].version = strtoll(PQgetvalue(res, r, 2), NULL, 10);
-    }
-    PQclear(res);
-    es_strmap_fini(&idx);
-    return 0;
+    return es_pg_load_rows(pg,
+                           "SELECT product_id, price, version FROM unnest($1::text[]) "
+                           "AS u(id) JOIN prices t ON t.product_id = u.id",
+                           ids, n, orders_store_load_prices_row, out, errstr, errstr_size);
 }
 
 /* Write an order's lines as a JSON array into `buf` (reset first). Product ids are valid ids

@@ -9,7 +9,6 @@
 
 #include "pg.h"
 #include "str.h"
-#include "strmap.h"
 
 /* fillfactor 80: every payment is updated a few times; room on its page keeps the updates
  * HOT (no index write). */
@@ -21,50 +20,55 @@ const char payments_store_ddl[] =
 
 #define COLS 8
 
+/* What payments_store_load() hands each row: where to put it and how a bad one fails. */
+typedef struct load_ctx {
+    payment_t *out;
+    char *errstr;
+    size_t errstr_size;
+    int failed;
+} load_ctx_t;
+
+/* One row of payments_store_load(): fills out[i], or fails on a state this build does not
+ * know (never guessed). */
+static void payments_store_load_row(const PGresult *res, int r, size_t i, void *opaque)
+{
+    load_ctx_t *ctx = opaque;
+    payment_t *p = &ctx->out[i];
+    int state = payments_state_from_name(PQgetvalue(res, r, 1));
+    if (ctx->failed) {
+        return;
+    }
+    if (state <= PAYMENT_NONE) {
+        snprintf(ctx->errstr, ctx->errstr_size, "payment \"%s\" has an unknown state \"%s\"",
+                 p->order_id, PQgetvalue(res, r, 1));
+        ctx->failed = 1;
+        return;
+    }
+    p->state = (payment_state_t)state;
+    es_str_copy(p->account_id, sizeof(p->account_id), PQgetvalue(res, r, 2));
+    es_str_copy(p->merchant_account, sizeof(p->merchant_account), PQgetvalue(res, r, 3));
+    p->amount = strtoll(PQgetvalue(res, r, 4), NULL, 10);
+    p->refund_owed = PQgetvalue(res, r, 5)[0] == 't';
+    es_str_copy(p->reason, sizeof(p->reason), PQgetvalue(res, r, 6));
+    p->version = strtoll(PQgetvalue(res, r, 7), NULL, 10);
+}
+
 int payments_store_load(PGconn *pg, const char *const *ids, size_t n, payment_t *out, char *errstr,
                         size_t errstr_size)
 {
-    es_strmap_t idx;
-    es_strmap_init(&idx);
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof(out[i]));
         es_str_copy(out[i].order_id, sizeof(out[i].order_id), ids[i]);
     }
-    PGresult *res = es_pg_load_by_ids(
-        pg,
-        "SELECT order_id, state, account_id, merchant_account, amount, refund_owed, reason, "
-        "version FROM unnest($1::text[]) AS u(id) JOIN payments p ON p.order_id = u.id "
-        "ORDER BY order_id FOR UPDATE OF p",
-        ids, n, &idx, errstr, errstr_size);
-    if (!res) {
-        es_strmap_fini(&idx);
+    load_ctx_t ctx = {.out = out, .errstr = errstr, .errstr_size = errstr_size, .failed = 0};
+    if (es_pg_load_rows(pg,
+                        "SELECT order_id, state, account_id, merchant_account, amount, "
+                        "refund_owed, reason, version FROM unnest($1::text[]) AS u(id) "
+                        "JOIN payments p ON p.order_id = u.id ORDER BY order_id FOR UPDATE OF p",
+                        ids, n, payments_store_load_row, &ctx, errstr, errstr_size) != 0) {
         return -1;
     }
-    int rc = 0;
-    for (int r = 0; r < PQntuples(res); r++) {
-        size_t i = es_strmap_get(&idx, PQgetvalue(res, r, 0));
-        if (i == (size_t)-1) {
-            continue;
-        }
-        payment_t *p = &out[i];
-        int state = payments_state_from_name(PQgetvalue(res, r, 1));
-        if (state <= PAYMENT_NONE) {
-            snprintf(errstr, errstr_size, "payment \"%s\" has an unknown state \"%s\"", p->order_id,
-                     PQgetvalue(res, r, 1));
-            rc = -1;
-            break;
-        }
-        p->state = (payment_state_t)state;
-        es_str_copy(p->account_id, sizeof(p->account_id), PQgetvalue(res, r, 2));
-        es_str_copy(p->merchant_account, sizeof(p->merchant_account), PQgetvalue(res, r, 3));
-        p->amount = strtoll(PQgetvalue(res, r, 4), NULL, 10);
-        p->refund_owed = PQgetvalue(res, r, 5)[0] == 't';
-        es_str_copy(p->reason, sizeof(p->reason), PQgetvalue(res, r, 6));
-        p->version = strtoll(PQgetvalue(res, r, 7), NULL, 10);
-    }
-    PQclear(res);
-    es_strmap_fini(&idx);
-    return rc;
+    return ctx.failed ? -1 : 0;
 }
 
 int payments_store_save(es_pg_pipeline_t *pl, const payment_t *payments, const unsigned char *dirty,

@@ -9,7 +9,6 @@
 
 #include "pg.h"
 #include "str.h"
-#include "strmap.h"
 
 const char transfers_store_ddl[] =
     "CREATE TABLE IF NOT EXISTS transfers ("
@@ -17,47 +16,37 @@ const char transfers_store_ddl[] =
     " amount bigint NOT NULL, currency text NOT NULL, status text NOT NULL, reason text NOT NULL,"
     " compensated boolean NOT NULL, version bigint NOT NULL);";
 
+/* One row of transfers_store_load(): fills out[i]. */
+static void transfers_store_load_row(const PGresult *res, int r, size_t i, void *opaque)
+{
+    transfer_t *out = opaque;
+    transfer_t *t = &out[i];
+    snprintf(t->from_account, sizeof(t->from_account), "%s", PQgetvalue(res, r, 1));
+    snprintf(t->to_account, sizeof(t->to_account), "%s", PQgetvalue(res, r, 2));
+    t->amount = strtoll(PQgetvalue(res, r, 3), NULL, 10);
+    snprintf(t->currency, sizeof(t->currency), "%s", PQgetvalue(res, r, 4));
+    const char *st = PQgetvalue(res, r, 5);
+    t->status = !strcmp(st, "PENDING")     ? TRANSFER_PENDING
+                : !strcmp(st, "COMPLETED") ? TRANSFER_COMPLETED
+                                           : TRANSFER_FAILED;
+    snprintf(t->reason, sizeof(t->reason), "%s", PQgetvalue(res, r, 6));
+    t->compensated = PQgetvalue(res, r, 7)[0] == 't';
+    t->version = strtoll(PQgetvalue(res, r, 8), NULL, 10);
+}
+
 int transfers_store_load(PGconn *pg, const char *const *ids, size_t n, transfer_t *out,
                          char *errstr, size_t errstr_size)
 {
-    es_strmap_t idx;
-    es_strmap_init(&idx);
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof(out[i]));
         es_str_copy(out[i].id, sizeof(out[i].id), ids[i]);
     }
-    PGresult *res =
-        es_pg_load_by_ids(pg,
-                          "SELECT transfer_id, from_account, to_account, amount, currency, "
-                          "status, reason, compensated, version FROM unnest($1::text[]) "
-                          "AS u(id) JOIN transfers t ON t.transfer_id = u.id "
-                          "ORDER BY transfer_id FOR UPDATE OF t",
-                          ids, n, &idx, errstr, errstr_size);
-    if (!res) {
-        es_strmap_fini(&idx);
-        return -1;
-    }
-    for (int r = 0; r < PQntuples(res); r++) {
-        size_t i = es_strmap_get(&idx, PQgetvalue(res, r, 0));
-        if (i == (size_t)-1) {
-            continue;
-        }
-        transfer_t *t = &out[i];
-        snprintf(t->from_account, sizeof(t->from_account), "%s", PQgetvalue(res, r, 1));
-        snprintf(t->to_account, sizeof(t->to_account), "%s", PQgetvalue(res, r, 2));
-        t->amount = strtoll(PQgetvalue(res, r, 3), NULL, 10);
-        snprintf(t->currency, sizeof(t->currency), "%s", PQgetvalue(res, r, 4));
-        const char *st = PQgetvalue(res, r, 5);
-        t->status = !strcmp(st, "PENDING")     ? TRANSFER_PENDING
-                    : !strcmp(st, "COMPLETED") ? TRANSFER_COMPLETED
-                                               : TRANSFER_FAILED;
-        snprintf(t->reason, sizeof(t->reason), "%s", PQgetvalue(res, r, 6));
-        t->compensated = PQgetvalue(res, r, 7)[0] == 't';
-        t->version = strtoll(PQgetvalue(res, r, 8), NULL, 10);
-    }
-    PQclear(res);
-    es_strmap_fini(&idx);
-    return 0;
+    return es_pg_load_rows(pg,
+                           "SELECT transfer_id, from_account, to_account, amount, currency, "
+                           "status, reason, compensated, version FROM unnest($1::text[]) "
+                           "AS u(id) JOIN transfers t ON t.transfer_id = u.id "
+                           "ORDER BY transfer_id FOR UPDATE OF t",
+                           ids, n, transfers_store_load_row, out, errstr, errstr_size);
 }
 
 int transfers_store_save(es_pg_pipeline_t *pl, const transfer_t *transfers,

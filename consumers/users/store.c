@@ -9,7 +9,6 @@
 
 #include "pg.h"
 #include "str.h"
-#include "strmap.h"
 
 const char users_store_ddl[] =
     "CREATE TABLE IF NOT EXISTS users ("
@@ -17,38 +16,29 @@ const char users_store_ddl[] =
     " status text NOT NULL CHECK (status IN ('ACTIVE', 'INACTIVE')), version bigint NOT NULL);"
     "CREATE TABLE IF NOT EXISTS emails (email text PRIMARY KEY, user_id text NOT NULL);";
 
+/* One row of users_store_load(): fills out[i]. */
+static void users_store_load_row(const PGresult *res, int r, size_t i, void *opaque)
+{
+    user_t *out = opaque;
+    user_t *u = &out[i];
+    es_str_copy(u->email, sizeof(u->email), PQgetvalue(res, r, 1));
+    es_str_copy(u->name, sizeof(u->name), PQgetvalue(res, r, 2));
+    u->status = !strcmp(PQgetvalue(res, r, 3), "INACTIVE") ? USER_INACTIVE : USER_ACTIVE;
+    u->version = strtoll(PQgetvalue(res, r, 4), NULL, 10);
+}
+
 int users_store_load(PGconn *pg, const char *const *ids, size_t n, user_t *out, char *errstr,
                      size_t errstr_size)
 {
-    es_strmap_t idx;
-    es_strmap_init(&idx);
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof(out[i]));
         es_str_copy(out[i].id, sizeof(out[i].id), ids[i]);
     }
-    PGresult *res = es_pg_load_by_ids(pg,
-                                      "SELECT user_id, email, name, status, version "
-                                      "FROM unnest($1::text[]) AS u(id) JOIN users t ON "
-                                      "t.user_id = u.id ORDER BY user_id FOR UPDATE OF t",
-                                      ids, n, &idx, errstr, errstr_size);
-    if (!res) {
-        es_strmap_fini(&idx);
-        return -1;
-    }
-    for (int r = 0; r < PQntuples(res); r++) {
-        size_t i = es_strmap_get(&idx, PQgetvalue(res, r, 0));
-        if (i == (size_t)-1) {
-            continue;
-        }
-        user_t *u = &out[i];
-        es_str_copy(u->email, sizeof(u->email), PQgetvalue(res, r, 1));
-        es_str_copy(u->name, sizeof(u->name), PQgetvalue(res, r, 2));
-        u->status = !strcmp(PQgetvalue(res, r, 3), "INACTIVE") ? USER_INACTIVE : USER_ACTIVE;
-        u->version = strtoll(PQgetvalue(res, r, 4), NULL, 10);
-    }
-    PQclear(res);
-    es_strmap_fini(&idx);
-    return 0;
+    return es_pg_load_rows(pg,
+                           "SELECT user_id, email, name, status, version "
+                           "FROM unnest($1::text[]) AS u(id) JOIN users t ON "
+                           "t.user_id = u.id ORDER BY user_id FOR UPDATE OF t",
+                           ids, n, users_store_load_row, out, errstr, errstr_size);
 }
 
 int users_store_load_claims(PGconn *pg, users_claims_t *claims, char *errstr, size_t errstr_size)

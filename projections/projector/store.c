@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "pg.h"
-#include "strmap.h"
 
 const char projector_store_ddl[] =
     "CREATE TABLE IF NOT EXISTS accounts (account_id text PRIMARY KEY, owner text NOT NULL,"
@@ -68,73 +67,62 @@ static int cols_exec(cols_t *c, es_pg_pipeline_t *pl, const char *sql)
     return rc;
 }
 
+/* One row of projector_load_accounts(): fills out[i]. */
+static void projector_load_accounts_row(const PGresult *res, int r, size_t i, void *opaque)
+{
+    account_view_t *v = &((account_view_t *)opaque)[i];
+    snprintf(v->owner, sizeof(v->owner), "%s", PQgetvalue(res, r, 1));
+    snprintf(v->currency, sizeof(v->currency), "%s", PQgetvalue(res, r, 2));
+    v->balance = strtoll(PQgetvalue(res, r, 3), NULL, 10);
+    snprintf(v->status, sizeof(v->status), "%s", PQgetvalue(res, r, 4));
+    v->version = strtoll(PQgetvalue(res, r, 5), NULL, 10);
+    v->opened_at = strtoll(PQgetvalue(res, r, 6), NULL, 10);
+}
+
 int projector_load_accounts(PGconn *pg, const char *const *ids, size_t n, account_view_t *out,
                             char *errstr, size_t errstr_size)
 {
-    es_strmap_t idx;
-    es_strmap_init(&idx);
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof(out[i]));
         snprintf(out[i].account_id, sizeof(out[i].account_id), "%s", ids[i]);
     }
-    PGresult *res =
-        es_pg_load_by_ids(pg,
-                          "SELECT account_id, owner, currency, balance, status, version, "
-                          "(extract(epoch FROM opened_at) * 1000)::bigint FROM unnest($1::text[]) "
-                          "AS u(id) JOIN accounts t ON t.account_id = u.id ORDER BY account_id "
-                          "FOR UPDATE OF t",
-                          ids, n, &idx, errstr, errstr_size);
-    if (res) {
-        for (int r = 0; r < PQntuples(res); r++) {
-            size_t i = es_strmap_get(&idx, PQgetvalue(res, r, 0));
-            account_view_t *v = &out[i];
-            snprintf(v->owner, sizeof(v->owner), "%s", PQgetvalue(res, r, 1));
-            snprintf(v->currency, sizeof(v->currency), "%s", PQgetvalue(res, r, 2));
-            v->balance = strtoll(PQgetvalue(res, r, 3), NULL, 10);
-            snprintf(v->status, sizeof(v->status), "%s", PQgetvalue(res, r, 4));
-            v->version = strtoll(PQgetvalue(res, r, 5), NULL, 10);
-            v->opened_at = strtoll(PQgetvalue(res, r, 6), NULL, 10);
-        }
-    }
-    PQclear(res);
-    es_strmap_fini(&idx);
-    return res ? 0 : -1;
+    return es_pg_load_rows(pg,
+                           "SELECT account_id, owner, currency, balance, status, version, "
+                           "(extract(epoch FROM opened_at) * 1000)::bigint FROM unnest($1::text[]) "
+                           "AS u(id) JOIN accounts t ON t.account_id = u.id ORDER BY account_id "
+                           "FOR UPDATE OF t",
+                           ids, n, projector_load_accounts_row, out, errstr, errstr_size);
+}
+
+/* One row of projector_load_transfers(): fills out[i]. */
+static void projector_load_transfers_row(const PGresult *res, int r, size_t i, void *opaque)
+{
+    transfer_view_t *v = &((transfer_view_t *)opaque)[i];
+    snprintf(v->from_account, sizeof(v->from_account), "%s", PQgetvalue(res, r, 1));
+    snprintf(v->to_account, sizeof(v->to_account), "%s", PQgetvalue(res, r, 2));
+    v->amount = strtoll(PQgetvalue(res, r, 3), NULL, 10);
+    snprintf(v->currency, sizeof(v->currency), "%s", PQgetvalue(res, r, 4));
+    snprintf(v->status, sizeof(v->status), "%s", PQgetvalue(res, r, 5));
+    snprintf(v->reason, sizeof(v->reason), "%s", PQgetvalue(res, r, 6));
+    v->compensated = PQgetvalue(res, r, 7)[0] == 't';
+    v->requested_at = strtoll(PQgetvalue(res, r, 8), NULL, 10);
 }
 
 int projector_load_transfers(PGconn *pg, const char *const *ids, size_t n, transfer_view_t *out,
                              char *errstr, size_t errstr_size)
 {
-    es_strmap_t idx;
-    es_strmap_init(&idx);
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof(out[i]));
         snprintf(out[i].transfer_id, sizeof(out[i].transfer_id), "%s", ids[i]);
     }
-    PGresult *res = es_pg_load_by_ids(
+    return es_pg_load_rows(
         pg,
         "SELECT transfer_id, from_account, to_account, amount, "
         "coalesce(currency, ''), status, coalesce(reason, ''), compensated, "
         "(extract(epoch FROM requested_at) * 1000)::bigint FROM unnest($1::text[]) "
         "AS u(id) JOIN transfers t ON t.transfer_id = u.id ORDER BY transfer_id "
         "FOR UPDATE OF t",
-        ids, n, &idx, errstr, errstr_size);
-    if (res) {
-        for (int r = 0; r < PQntuples(res); r++) {
-            size_t i = es_strmap_get(&idx, PQgetvalue(res, r, 0));
-            transfer_view_t *v = &out[i];
-            snprintf(v->from_account, sizeof(v->from_account), "%s", PQgetvalue(res, r, 1));
-            snprintf(v->to_account, sizeof(v->to_account), "%s", PQgetvalue(res, r, 2));
-            v->amount = strtoll(PQgetvalue(res, r, 3), NULL, 10);
-            snprintf(v->currency, sizeof(v->currency), "%s", PQgetvalue(res, r, 4));
-            snprintf(v->status, sizeof(v->status), "%s", PQgetvalue(res, r, 5));
-            snprintf(v->reason, sizeof(v->reason), "%s", PQgetvalue(res, r, 6));
-            v->compensated = PQgetvalue(res, r, 7)[0] == 't';
-            v->requested_at = strtoll(PQgetvalue(res, r, 8), NULL, 10);
-        }
-    }
-    PQclear(res);
-    es_strmap_fini(&idx);
-    return res ? 0 : -1;
+        ids, n, projector_load_transfers_row, out, errstr, errstr_size);
 }
 
 int projector_save_accounts(es_pg_pipeline_t *pl, const account_view_t *v,

@@ -10,7 +10,6 @@
 
 #include "pg.h"
 #include "str.h"
-#include "strmap.h"
 
 const char shop_store_ddl[] =
     "CREATE TABLE IF NOT EXISTS users (user_id text PRIMARY KEY, email text NOT NULL,"
@@ -96,117 +95,96 @@ static int64_t int8_at(const PGresult *res, int row, int col)
 
 #define MS(col) "(extract(epoch FROM " col ") * 1000)::bigint"
 
+/* One row of shop_store_load_users(): fills out[i]. */
+static void shop_store_load_users_row(const PGresult *res, int r, size_t i, void *opaque)
+{
+    user_view_t *v = &((user_view_t *)opaque)[i];
+    es_str_copy(v->email, sizeof(v->email), PQgetvalue(res, r, 1));
+    es_str_copy(v->name, sizeof(v->name), PQgetvalue(res, r, 2));
+    es_str_copy(v->status, sizeof(v->status), PQgetvalue(res, r, 3));
+    v->version = int8_at(res, r, 4);
+    v->registered_at = int8_at(res, r, 5);
+    v->updated_at = int8_at(res, r, 6);
+}
+
 int shop_store_load_users(PGconn *pg, const char *const *ids, size_t n, user_view_t *out,
                           char *errstr, size_t errstr_size)
 {
-    es_strmap_t idx;
-    es_strmap_init(&idx);
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof(out[i]));
         es_str_copy(out[i].user_id, sizeof(out[i].user_id), ids[i]);
     }
-    PGresult *res = es_pg_load_by_ids(
+    return es_pg_load_rows(
         pg,
         "SELECT user_id, email, name, status, version, " MS("registered_at") ", " MS(
             "updated_at") " FROM unnest($1::text[]) AS u(id) JOIN users t ON t.user_id = u.id "
                           "ORDER BY user_id FOR UPDATE OF t",
-        ids, n, &idx, errstr, errstr_size);
-    for (int r = 0; res && r < PQntuples(res); r++) {
-        size_t i = es_strmap_get(&idx, PQgetvalue(res, r, 0));
-        if (i >= n) {
-            continue;
-        }
-        user_view_t *v = &out[i];
-        es_str_copy(v->email, sizeof(v->email), PQgetvalue(res, r, 1));
-        es_str_copy(v->name, sizeof(v->name), PQgetvalue(res, r, 2));
-        es_str_copy(v->status, sizeof(v->status), PQgetvalue(res, r, 3));
-        v->version = int8_at(res, r, 4);
-        v->registered_at = int8_at(res, r, 5);
-        v->updated_at = int8_at(res, r, 6);
-    }
-    int rc = res ? 0 : -1;
-    PQclear(res);
-    es_strmap_fini(&idx);
-    return rc;
+        ids, n, shop_store_load_users_row, out, errstr, errstr_size);
+}
+
+/* One row of shop_store_load_products(): fills out[i]. */
+static void shop_store_load_products_row(const PGresult *res, int r, size_t i, void *opaque)
+{
+    product_view_t *v = &((product_view_t *)opaque)[i];
+    es_str_copy(v->name, sizeof(v->name), PQgetvalue(res, r, 1));
+    v->price = int8_at(res, r, 2);
+    v->on_hand = int8_at(res, r, 3);
+    v->reserved = int8_at(res, r, 4);
+    v->version = int8_at(res, r, 5);
+    v->price_version = int8_at(res, r, 6);
+    v->stock_version = int8_at(res, r, 7);
+    v->updated_at = int8_at(res, r, 8);
 }
 
 int shop_store_load_products(PGconn *pg, const char *const *ids, size_t n, product_view_t *out,
                              char *errstr, size_t errstr_size)
 {
-    es_strmap_t idx;
-    es_strmap_init(&idx);
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof(out[i]));
         es_str_copy(out[i].product_id, sizeof(out[i].product_id), ids[i]);
     }
-    PGresult *res = es_pg_load_by_ids(
+    return es_pg_load_rows(
         pg,
         "SELECT product_id, name, price, on_hand, reserved, version, price_version, "
         "stock_version, " MS("updated_at") " FROM unnest($1::text[]) AS u(id) JOIN products t "
                                            "ON t.product_id = u.id ORDER BY product_id "
                                            "FOR UPDATE OF t",
-        ids, n, &idx, errstr, errstr_size);
-    for (int r = 0; res && r < PQntuples(res); r++) {
-        size_t i = es_strmap_get(&idx, PQgetvalue(res, r, 0));
-        if (i >= n) {
-            continue;
-        }
-        product_view_t *v = &out[i];
-        es_str_copy(v->name, sizeof(v->name), PQgetvalue(res, r, 1));
-        v->price = int8_at(res, r, 2);
-        v->on_hand = int8_at(res, r, 3);
-        v->reserved = int8_at(res, r, 4);
-        v->version = int8_at(res, r, 5);
-        v->price_version = int8_at(res, r, 6);
-        v->stock_version = int8_at(res, r, 7);
-        v->updated_at = int8_at(res, r, 8);
-    }
-    int rc = res ? 0 : -1;
-    PQclear(res);
-    es_strmap_fini(&idx);
-    return rc;
+        ids, n, shop_store_load_products_row, out, errstr, errstr_size);
+}
+
+/* One row of shop_store_load_orders(): fills out[i]. */
+static void shop_store_load_orders_row(const PGresult *res, int r, size_t i, void *opaque)
+{
+    order_view_t *v = &((order_view_t *)opaque)[i];
+    es_str_copy(v->user_id, sizeof(v->user_id), PQgetvalue(res, r, 1));
+    es_str_copy(v->account_id, sizeof(v->account_id), PQgetvalue(res, r, 2));
+    v->total = int8_at(res, r, 3);
+    es_str_copy(v->status, sizeof(v->status), PQgetvalue(res, r, 4));
+    es_str_copy(v->reason, sizeof(v->reason), PQgetvalue(res, r, 5));
+    v->version = int8_at(res, r, 6);
+    es_str_copy(v->stock, sizeof(v->stock), PQgetvalue(res, r, 7));
+    v->stock_version = int8_at(res, r, 8);
+    es_str_copy(v->payment, sizeof(v->payment), PQgetvalue(res, r, 9));
+    v->payment_version = int8_at(res, r, 10);
+    v->placed_at = int8_at(res, r, 11);
+    v->updated_at = int8_at(res, r, 12);
 }
 
 int shop_store_load_orders(PGconn *pg, const char *const *ids, size_t n, order_view_t *out,
                            char *errstr, size_t errstr_size)
 {
-    es_strmap_t idx;
-    es_strmap_init(&idx);
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof(out[i]));
         es_str_copy(out[i].order_id, sizeof(out[i].order_id), ids[i]);
     }
-    PGresult *res = es_pg_load_by_ids(
+    return es_pg_load_rows(
         pg,
         "SELECT order_id, coalesce(user_id, ''), coalesce(account_id, ''), total, status, "
         "coalesce(reason, ''), version, stock, stock_version, payment, payment_version, "
         "coalesce(" MS("placed_at") ", 0), " MS(
             "updated_at") " FROM unnest($1::text[]) AS u(id) JOIN orders t "
                           "ON t.order_id = u.id ORDER BY order_id FOR UPDATE OF t",
-        ids, n, &idx, errstr, errstr_size);
-    for (int r = 0; res && r < PQntuples(res); r++) {
-        size_t i = es_strmap_get(&idx, PQgetvalue(res, r, 0));
-        if (i >= n) {
-            continue;
-        }
-        order_view_t *v = &out[i];
-        es_str_copy(v->user_id, sizeof(v->user_id), PQgetvalue(res, r, 1));
-        es_str_copy(v->account_id, sizeof(v->account_id), PQgetvalue(res, r, 2));
-        v->total = int8_at(res, r, 3);
-        es_str_copy(v->status, sizeof(v->status), PQgetvalue(res, r, 4));
-        es_str_copy(v->reason, sizeof(v->reason), PQgetvalue(res, r, 5));
-        v->version = int8_at(res, r, 6);
-        es_str_copy(v->stock, sizeof(v->stock), PQgetvalue(res, r, 7));
-        v->stock_version = int8_at(res, r, 8);
-        es_str_copy(v->payment, sizeof(v->payment), PQgetvalue(res, r, 9));
-        v->payment_version = int8_at(res, r, 10);
-        v->placed_at = int8_at(res, r, 11);
-        v->updated_at = int8_at(res, r, 12);
-    }
-    int rc = res ? 0 : -1;
-    PQclear(res);
-    es_strmap_fini(&idx);
-    return rc;
+        ids, n, shop_store_load_orders_row, out, errstr, errstr_size);
 }
 
 int shop_store_save_users(es_pg_pipeline_t *pl, const user_view_t *v, size_t n)
