@@ -344,6 +344,44 @@ int es_pg_pipeline_run(PGconn *pg, es_pg_pipeline_t *pl, int result_binary, char
     return es_pg_pipeline_collect(pg, pl, errstr, errstr_size);
 }
 
+void es_pg_cols_init(es_pg_cols_t *c, const es_pg_oid_t *oids, int n)
+{
+    c->n = n;
+    for (int i = 0; i < n; i++) {
+        es_pg_array_init(&c->a[i], oids[i]);
+    }
+}
+
+void es_pg_cols_fini(es_pg_cols_t *c)
+{
+    for (int i = 0; i < c->n; i++) {
+        es_pg_array_fini(&c->a[i]);
+    }
+    c->n = 0;
+}
+
+int es_pg_cols_queue(es_pg_cols_t *c, es_pg_pipeline_t *pl, const char *sql)
+{
+    int rc = 0;
+    if (c->n > 0 && c->a[0].count > 0) {
+        const char *vals[ES_PG_COLS_MAX];
+        int lens[ES_PG_COLS_MAX], fmts[ES_PG_COLS_MAX];
+        for (int i = 0; i < c->n; i++) {
+            if (es_pg_array_finish(&c->a[i]) != 0) {
+                rc = -1;
+            }
+            vals[i] = (const char *)c->a[i].buf.data;
+            lens[i] = (int)c->a[i].buf.len;
+            fmts[i] = 1;
+        }
+        if (rc == 0 && es_pg_pipeline_add(pl, sql, c->n, vals, lens, fmts) < 0) {
+            rc = -1;
+        }
+    }
+    es_pg_cols_fini(c);
+    return rc;
+}
+
 int es_pg_load_rows(PGconn *pg, const char *sql, const char *const *ids, size_t n,
                     es_pg_row_fn *row, void *opaque, char *errstr, size_t errstr_size)
 {

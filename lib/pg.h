@@ -135,4 +135,19 @@ int es_pg_array_finish(es_pg_array_t *a);
 int64_t es_pg_get_int8(const PGresult *res, int row, int col);
 int32_t es_pg_get_int4(const PGresult *res, int row, int col);
 
+/* A row set as parallel binary arrays, one per column, sent as the parameters of one
+ * statement (INSERT ... SELECT FROM unnest($1, $2, ...)): the set-based write of a batch. */
+#define ES_PG_COLS_MAX 16
+typedef struct es_pg_cols {
+    es_pg_array_t a[ES_PG_COLS_MAX];
+    int n;
+} es_pg_cols_t;
+
+/* Start `n` (at most ES_PG_COLS_MAX) empty columns of types oids[0..n) in caller storage. */
+void es_pg_cols_init(es_pg_cols_t *c, const es_pg_oid_t *oids, int n);
+void es_pg_cols_fini(es_pg_cols_t *c);
+/* Queue `sql` (borrowed) on `pl` with the columns as its parameters, unless there are no rows,
+ * then free the columns (es_pg_cols_fini). Returns 0, or -1 when out of memory. */
+int es_pg_cols_queue(es_pg_cols_t *c, es_pg_pipeline_t *pl, const char *sql);
+
 #endif

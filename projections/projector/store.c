@@ -28,45 +28,6 @@ const char projector_store_ddl[] =
     " NULL, aggregate_id text NOT NULL, status text NOT NULL, reason text,"
     " event_type text NOT NULL, recorded_at timestamptz NOT NULL);";
 
-/* A set of parallel binary arrays, one per column, sent as the parameters of one statement. */
-typedef struct cols {
-    es_pg_array_t a[10];
-    int n;
-} cols_t;
-
-static void cols_init(cols_t *c, const es_pg_oid_t *oids, int n)
-{
-    c->n = n;
-    for (int i = 0; i < n; i++) {
-        es_pg_array_init(&c->a[i], oids[i]);
-    }
-}
-
-static void cols_fini(cols_t *c)
-{
-    for (int i = 0; i < c->n; i++) {
-        es_pg_array_fini(&c->a[i]);
-    }
-}
-
-static int cols_exec(cols_t *c, es_pg_pipeline_t *pl, const char *sql)
-{
-    int rc = 0;
-    if (c->a[0].count > 0) {
-        const char *vals[10];
-        int lens[10], fmts[10];
-        for (int i = 0; i < c->n; i++) {
-            es_pg_array_finish(&c->a[i]);
-            vals[i] = (const char *)c->a[i].buf.data;
-            lens[i] = (int)c->a[i].buf.len;
-            fmts[i] = 1;
-        }
-        rc = es_pg_pipeline_add(pl, sql, c->n, vals, lens, fmts) < 0 ? -1 : 0;
-    }
-    cols_fini(c);
-    return rc;
-}
-
 /* One row of projector_load_accounts(): fills out[i]. */
 static void projector_load_accounts_row(const PGresult *res, int r, size_t i, void *opaque)
 {
@@ -130,8 +91,8 @@ int projector_save_accounts(es_pg_pipeline_t *pl, const account_view_t *v,
 {
     static const es_pg_oid_t oids[] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT, ES_PG_INT8,
                                        ES_PG_TEXT, ES_PG_INT8, ES_PG_INT8, ES_PG_INT8};
-    cols_t c;
-    cols_init(&c, oids, 8);
+    es_pg_cols_t c;
+    es_pg_cols_init(&c, oids, 8);
     for (size_t i = 0; i < n; i++) {
         if (!dirty[i]) {
             continue;
@@ -145,7 +106,7 @@ int projector_save_accounts(es_pg_pipeline_t *pl, const account_view_t *v,
         es_pg_array_add_int8(&c.a[6], v[i].opened_at);
         es_pg_array_add_int8(&c.a[7], v[i].updated_at);
     }
-    return cols_exec(
+    return es_pg_cols_queue(
         &c, pl,
         "INSERT INTO accounts (account_id, owner, currency, balance, status, version, opened_at, "
         "updated_at) SELECT i, o, c, b, s, v, to_timestamp(oa::float8 / 1000), "
@@ -161,8 +122,8 @@ int projector_save_transfers(es_pg_pipeline_t *pl, const transfer_view_t *v,
 {
     static const es_pg_oid_t oids[] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT, ES_PG_INT8, ES_PG_TEXT,
                                        ES_PG_TEXT, ES_PG_TEXT, ES_PG_BOOL, ES_PG_INT8, ES_PG_INT8};
-    cols_t c;
-    cols_init(&c, oids, 10);
+    es_pg_cols_t c;
+    es_pg_cols_init(&c, oids, 10);
     for (size_t i = 0; i < n; i++) {
         if (!dirty[i]) {
             continue;
@@ -178,7 +139,7 @@ int projector_save_transfers(es_pg_pipeline_t *pl, const transfer_view_t *v,
         es_pg_array_add_int8(&c.a[8], v[i].requested_at);
         es_pg_array_add_int8(&c.a[9], v[i].updated_at);
     }
-    return cols_exec(
+    return es_pg_cols_queue(
         &c, pl,
         "INSERT INTO transfers (transfer_id, from_account, to_account, amount, currency, status, "
         "reason, compensated, requested_at, updated_at) SELECT i, f, t, a, c, s, r, x, "
@@ -194,8 +155,8 @@ int projector_insert_entries(es_pg_pipeline_t *pl, const entry_view_t *e, size_t
 {
     static const es_pg_oid_t oids[] = {ES_PG_TEXT, ES_PG_INT8, ES_PG_TEXT, ES_PG_TEXT,
                                        ES_PG_INT8, ES_PG_INT8, ES_PG_TEXT, ES_PG_INT8};
-    cols_t c;
-    cols_init(&c, oids, 8);
+    es_pg_cols_t c;
+    es_pg_cols_init(&c, oids, 8);
     for (size_t i = 0; i < n; i++) {
         es_pg_array_add_text(&c.a[0], e[i].account_id);
         es_pg_array_add_int8(&c.a[1], e[i].seq);
@@ -206,20 +167,21 @@ int projector_insert_entries(es_pg_pipeline_t *pl, const entry_view_t *e, size_t
         es_pg_array_add_text(&c.a[6], e[i].transfer_id[0] ? e[i].transfer_id : NULL);
         es_pg_array_add_int8(&c.a[7], e[i].occurred_at);
     }
-    return cols_exec(&c, pl,
-                     "INSERT INTO entries (account_id, seq, event_id, kind, amount, balance_after, "
-                     "transfer_id, occurred_at) SELECT a, s, e, k, m, b, t, to_timestamp(o::float8 "
-                     "/ 1000) FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], "
-                     "$5::bigint[], $6::bigint[], $7::text[], $8::bigint[]) AS u(a, s, e, k, m, "
-                     "b, t, o) ON CONFLICT DO NOTHING");
+    return es_pg_cols_queue(
+        &c, pl,
+        "INSERT INTO entries (account_id, seq, event_id, kind, amount, balance_after, "
+        "transfer_id, occurred_at) SELECT a, s, e, k, m, b, t, to_timestamp(o::float8 "
+        "/ 1000) FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], "
+        "$5::bigint[], $6::bigint[], $7::text[], $8::bigint[]) AS u(a, s, e, k, m, "
+        "b, t, o) ON CONFLICT DO NOTHING");
 }
 
 int projector_insert_commands(es_pg_pipeline_t *pl, const command_view_t *cv, size_t n)
 {
     static const es_pg_oid_t oids[] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT,
                                        ES_PG_TEXT, ES_PG_TEXT, ES_PG_INT8};
-    cols_t c;
-    cols_init(&c, oids, 7);
+    es_pg_cols_t c;
+    es_pg_cols_init(&c, oids, 7);
     for (size_t i = 0; i < n; i++) {
         es_pg_array_add_text(&c.a[0], cv[i].command_id);
         es_pg_array_add_text(&c.a[1], cv[i].command_type);
@@ -230,7 +192,7 @@ int projector_insert_commands(es_pg_pipeline_t *pl, const command_view_t *cv, si
         es_pg_array_add_int8(&c.a[6], cv[i].recorded_at);
     }
     /* DISTINCT ON: one outcome per command even if a batch holds two events for it */
-    return cols_exec(
+    return es_pg_cols_queue(
         &c, pl,
         "INSERT INTO commands (command_id, command_type, aggregate_id, status, "
         "reason, event_type, recorded_at) SELECT DISTINCT ON (i) i, t, a, s, r, e, "

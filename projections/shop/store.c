@@ -35,53 +35,6 @@ const char shop_store_ddl[] =
     " NULL, aggregate_id text NOT NULL, status text NOT NULL, reason text,"
     " event_type text NOT NULL, recorded_at timestamptz NOT NULL);";
 
-#define COLS_MAX 16
-
-/* A set of parallel binary arrays, one per column, sent as the parameters of one statement. */
-typedef struct cols {
-    es_pg_array_t a[COLS_MAX];
-    int n;
-} cols_t;
-
-static void cols_init(cols_t *c, const es_pg_oid_t *oids, int n)
-{
-    c->n = n;
-    for (int i = 0; i < n; i++) {
-        es_pg_array_init(&c->a[i], oids[i]);
-    }
-}
-
-static void cols_fini(cols_t *c)
-{
-    for (int i = 0; i < c->n; i++) {
-        es_pg_array_fini(&c->a[i]);
-    }
-}
-
-/* Queue `sql` with the columns as its parameters (nothing when there are no rows) and free
- * them. Returns 0, or -1 when out of memory. */
-static int cols_exec(cols_t *c, es_pg_pipeline_t *pl, const char *sql)
-{
-    int rc = 0;
-    if (c->a[0].count > 0) {
-        const char *vals[COLS_MAX];
-        int lens[COLS_MAX], fmts[COLS_MAX];
-        for (int i = 0; i < c->n; i++) {
-            if (es_pg_array_finish(&c->a[i]) != 0) {
-                rc = -1;
-            }
-            vals[i] = (const char *)c->a[i].buf.data;
-            lens[i] = (int)c->a[i].buf.len;
-            fmts[i] = 1;
-        }
-        if (rc == 0 && es_pg_pipeline_add(pl, sql, c->n, vals, lens, fmts) < 0) {
-            rc = -1;
-        }
-    }
-    cols_fini(c);
-    return rc;
-}
-
 /* A text value to store, NULL for "". */
 static const char *or_null(const char *s)
 {
@@ -191,8 +144,8 @@ int shop_store_save_users(es_pg_pipeline_t *pl, const user_view_t *v, size_t n)
 {
     static const es_pg_oid_t oids[] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT,
                                        ES_PG_INT8, ES_PG_INT8, ES_PG_INT8};
-    cols_t c;
-    cols_init(&c, oids, 7);
+    es_pg_cols_t c;
+    es_pg_cols_init(&c, oids, 7);
     for (size_t i = 0; i < n; i++) {
         if (!v[i].dirty) {
             continue;
@@ -205,7 +158,7 @@ int shop_store_save_users(es_pg_pipeline_t *pl, const user_view_t *v, size_t n)
         es_pg_array_add_int8(&c.a[5], v[i].registered_at);
         es_pg_array_add_int8(&c.a[6], v[i].updated_at);
     }
-    return cols_exec(
+    return es_pg_cols_queue(
         &c, pl,
         "INSERT INTO users AS t (user_id, email, name, status, version, registered_at, updated_at) "
         "SELECT i, e, n, s, v, to_timestamp(ra::float8 / 1000), to_timestamp(ua::float8 / 1000) "
@@ -273,8 +226,8 @@ int shop_store_save_products(es_pg_pipeline_t *pl, const product_view_t *v, size
 {
     static const es_pg_oid_t oids[] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_INT8, ES_PG_INT8, ES_PG_INT8,
                                        ES_PG_INT8, ES_PG_INT8, ES_PG_INT8, ES_PG_INT8};
-    cols_t c;
-    cols_init(&c, oids, 9);
+    es_pg_cols_t c;
+    es_pg_cols_init(&c, oids, 9);
     for (size_t i = 0; i < n; i++) {
         if (!v[i].dirty) {
             continue;
@@ -289,7 +242,7 @@ int shop_store_save_products(es_pg_pipeline_t *pl, const product_view_t *v, size
         es_pg_array_add_int8(&c.a[7], v[i].stock_version);
         es_pg_array_add_int8(&c.a[8], v[i].updated_at);
     }
-    return cols_exec(&c, pl, save_products_sql);
+    return es_pg_cols_queue(&c, pl, save_products_sql);
 }
 
 int shop_store_save_orders(es_pg_pipeline_t *pl, const order_view_t *v, size_t n)
@@ -297,9 +250,9 @@ int shop_store_save_orders(es_pg_pipeline_t *pl, const order_view_t *v, size_t n
     static const es_pg_oid_t oids[] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT, ES_PG_INT8,
                                        ES_PG_TEXT, ES_PG_TEXT, ES_PG_INT8, ES_PG_TEXT, ES_PG_INT8,
                                        ES_PG_TEXT, ES_PG_INT8, ES_PG_INT8, ES_PG_INT8};
-    cols_t c;
+    es_pg_cols_t c;
     int rc = 0;
-    cols_init(&c, oids, 14);
+    es_pg_cols_init(&c, oids, 14);
     for (size_t i = 0; i < n; i++) {
         if (!v[i].dirty) {
             continue;
@@ -328,18 +281,18 @@ int shop_store_save_orders(es_pg_pipeline_t *pl, const order_view_t *v, size_t n
         free(items);
     }
     if (rc != 0) {
-        cols_fini(&c);
+        es_pg_cols_fini(&c);
         return -1;
     }
-    return cols_exec(&c, pl, save_orders_sql);
+    return es_pg_cols_queue(&c, pl, save_orders_sql);
 }
 
 int shop_store_insert_commands(es_pg_pipeline_t *pl, const shop_command_view_t *cv, size_t n)
 {
     static const es_pg_oid_t oids[] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT,
                                        ES_PG_TEXT, ES_PG_TEXT, ES_PG_INT8};
-    cols_t c;
-    cols_init(&c, oids, 7);
+    es_pg_cols_t c;
+    es_pg_cols_init(&c, oids, 7);
     for (size_t i = 0; i < n; i++) {
         es_pg_array_add_text(&c.a[0], cv[i].command_id);
         es_pg_array_add_text(&c.a[1], cv[i].command_type);
@@ -350,7 +303,7 @@ int shop_store_insert_commands(es_pg_pipeline_t *pl, const shop_command_view_t *
         es_pg_array_add_int8(&c.a[6], cv[i].recorded_at);
     }
     /* DISTINCT ON: one outcome per command even if a batch holds two events for it */
-    return cols_exec(
+    return es_pg_cols_queue(
         &c, pl,
         "INSERT INTO commands (command_id, command_type, aggregate_id, status, "
         "reason, event_type, recorded_at) SELECT DISTINCT ON (i) i, t, a, s, r, e, "
