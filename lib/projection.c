@@ -266,6 +266,25 @@ static int catch_up_and_swap(const rebuild_t *rb, PGconn *pg, es_logreader_t *lr
     return 0;
 }
 
+/* Fill `def` for `proj` writing into `schema` (borrowed): the projection's own part, then
+ * what every projection shares (projection.h). */
+static void projection_def_init(const es_projection_t *proj, es_service_def_t *def,
+                                const char *schema)
+{
+    static char begin_sql[96];
+    snprintf(begin_sql, sizeof(begin_sql), "SELECT pg_advisory_xact_lock_shared(%d)",
+             proj->swap_lock);
+    memset(def, 0, sizeof(*def));
+    proj->def_init(def);
+    def->schema = schema;
+    def->topics = proj->topics;
+    def->dlq_topic = "projections.dlq";
+    def->begin_sql = begin_sql;
+    def->max_batch = 5000;
+    def->idempotent = 1;
+    def->async_commit = 1;
+}
+
 int es_projection_rebuild(es_config_t *cfg, const es_projection_t *proj)
 {
     char errstr[1024];
@@ -284,7 +303,7 @@ int es_projection_rebuild(es_config_t *cfg, const es_projection_t *proj)
     pending_t *pd = calloc(1, sizeof(*pd));
     reached_t *reached = calloc(1, sizeof(*reached));
     es_service_def_t def;
-    proj->def_init(&def, rb.shadow);
+    projection_def_init(proj, &def, rb.shadow);
     if (!pd || !reached) {
         fprintf(stderr, "%s: out of memory\n", prog_name);
         goto out;
@@ -440,7 +459,7 @@ int es_projection_main(int argc, char **argv, const es_projection_t *proj)
         return es_projection_rebuild(&cfg, proj) == 0 ? 0 : 1;
     }
     es_service_def_t def;
-    proj->def_init(&def, proj->schema);
+    projection_def_init(proj, &def, proj->schema);
     int rc = es_service_main(argc, argv, &def, proj->about);
     proj->def_fini(&def);
     return rc;

@@ -22,9 +22,13 @@ typedef struct es_projection {
     const char *const *topics; /* what it reads, NULL-terminated, at most 8 */
     int swap_lock;             /* advisory lock id: every live batch takes it shared (the
                                 * def's begin_sql), the swap takes it exclusively */
-    /* Fill `def` for the projection writing into `schema` (borrowed); def_fini frees what
-     * def_init allocated. */
-    void (*def_init)(es_service_def_t *def, const char *schema);
+    /* Fill the projection's own part of `def` (name, ddl, wants, handle, opaque); def_fini
+     * frees what def_init allocated. What every projection shares is filled in by this
+     * module: the schema, the topics, the dead-letter topic projections.dlq, the shared swap
+     * lock taken by every batch, batches of up to 5000, idempotent handling (every write is
+     * guarded by a version, a key or a terminal state) and asynchronous commits (a commit lost
+     * in an OS crash is redone from the positions before it). */
+    void (*def_init)(es_service_def_t *def);
     void (*def_fini)(es_service_def_t *def);
     const char *about; /* --help's description */
 } es_projection_t;

@@ -116,30 +116,20 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
     return 0;
 }
 
-/* Fill `def` for the ledger projection writing into `schema` (borrowed). */
-static void projector_def_init(es_service_def_t *def, const char *schema)
+/* Fill the ledger projection's own part of `def` (lib/projection.c fills in what every
+ * projection shares). */
+static void projector_def_init(es_service_def_t *def)
 {
-    static char begin_sql[96];
-    snprintf(begin_sql, sizeof(begin_sql), "SELECT pg_advisory_xact_lock_shared(%d)",
-             PROJECTOR_SWAP_LOCK);
     batch_t *b = calloc(1, sizeof(*b));
-    es_strmap_init(&b->aidx);
-    es_strmap_init(&b->tidx);
-    memset(def, 0, sizeof(*def));
+    if (b) {
+        es_strmap_init(&b->aidx);
+        es_strmap_init(&b->tidx);
+    }
     def->name = "projector";
-    def->schema = schema;
-    def->dlq_topic = "projections.dlq";
-    def->topics = topics;
     def->ddl = projector_store_ddl;
     def->wants = wants;
-    def->begin_sql = begin_sql;
     def->handle = handle;
     def->opaque = b;
-    def->max_batch = 5000;
-    /* views are guarded by aggregate versions and terminal states, entries by (account, seq),
-     * command outcomes by command id: a duplicate changes nothing */
-    def->idempotent = 1;
-    def->async_commit = 1;
 }
 
 static void projector_def_fini(es_service_def_t *def)

@@ -213,33 +213,21 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
     return 0;
 }
 
-/* Fill `def` for the shop projection writing into `schema` (borrowed). */
-static void shop_def_init(es_service_def_t *def, const char *schema)
+/* Fill the shop projection's own part of `def` (lib/projection.c fills in what every
+ * projection shares). */
+static void shop_def_init(es_service_def_t *def)
 {
-    static char begin_sql[96];
-    snprintf(begin_sql, sizeof(begin_sql), "SELECT pg_advisory_xact_lock_shared(%d)",
-             SHOP_PROJECTOR_SWAP_LOCK);
     batch_t *b = calloc(1, sizeof(*b));
     if (b) {
         es_strmap_init(&b->uidx);
         es_strmap_init(&b->pidx);
         es_strmap_init(&b->oidx);
     }
-    memset(def, 0, sizeof(*def));
     def->name = "shop-projector";
-    def->schema = schema;
-    def->dlq_topic = "projections.dlq";
-    def->topics = topics;
     def->ddl = shop_store_ddl;
     def->wants = wants;
-    def->begin_sql = begin_sql;
     def->handle = handle;
     def->opaque = b;
-    def->max_batch = 5000;
-    /* every column group of a view is guarded by its stream's version, command outcomes by
-     * the command id: a duplicate changes nothing */
-    def->idempotent = 1;
-    def->async_commit = 1;
 }
 
 /* Free what shop_def_init allocated. */
