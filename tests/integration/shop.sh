@@ -8,6 +8,8 @@
 #   shop_wait_settled               wait until every order, reservation and payment is at rest
 #                                   and the shop projection has caught up with the services
 #   shop_check                      every shop invariant, each a pass/fail line
+#   shop_invariants LABEL           settle, then every shop and ledger invariant, as one line
+#                                   (the failing check's lines when one fails)
 #   shop_snapshot SCHEMA / shop_rebuild_matches SCHEMA
 #                                   copy the shop projection, later compare it row by row
 
@@ -135,4 +137,14 @@ shop_rebuild_matches() {
         fail "the rebuilt shop projection differs from the live one (rows above)"
     fi
     pass "rebuilt shop projection equals the live one row by row (users, products, orders, commands)"
+}
+
+shop_invariants() {
+    local out rc=0
+    out="$( (shop_wait_settled 60 && ledger_check && shop_check) 2>&1)" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        printf '%s\n' "$out" | grep -v '^  ok \|^  \.\. ' | sed 's/^/    /' >&2
+        fail "invariants after $1"
+    fi
+    pass "invariants after $1 ($(grep -c '^  ok ' <<<"$out") checks)"
 }

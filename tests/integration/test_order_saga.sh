@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_order_saga.sh: every path of the order saga (docs/SHOP.md), end to end through the real
-# users, catalog, orders, payments, transfers and accounts services, then the shop's and the
-# ledger's invariants, and a rebuild of the shop projection that must equal the live one.
+# users, catalog, orders, payments, transfers and accounts services; after each scenario the
+# shop's and the ledger's invariants (shop_invariants), at the end every one of them line by
+# line, and a rebuild of the shop projection that must equal the live one.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ledger.sh"
 . "$(dirname "$0")/shop.sh"
@@ -55,6 +56,7 @@ assert_eq "CONFIRMED -" "$(order_outcome "$out")" "an order that goes through"
 assert_eq 5000 "$(field .order.total "$out")" "its total (2 x 1500 + 1 x 2000, the new price)"
 wait_until 30 "[ \"\$(http GET /products/p-widget | jq -c '[.on_hand, .reserved, .available]')\" = '[8,0,8]' ]"
 pass "the widgets it bought left the stock"
+shop_invariants "a confirmed order"
 
 out="$(shop_order o-oos u-ann acc-ann 'p-gadget:1 p-widget:100')"
 assert_eq "REJECTED OUT_OF_STOCK" "$(order_outcome "$out")" "more widgets than there are"
@@ -68,6 +70,7 @@ out="$(shop_order o-gone u-gone acc-ann 'p-widget:1')"
 assert_eq "REJECTED USER_INACTIVE" "$(outcome "$out")" "a deactivated user"
 out="$(shop_order o-zero u-ann acc-ann 'p-widget:0')"
 assert_eq "REJECTED INVALID_ORDER" "$(outcome "$out")" "a line of 0 units"
+shop_invariants "orders short of stock or refused at once"
 
 out="$(shop_order o-poor u-bob acc-bob 'p-widget:1')"
 assert_eq "REJECTED INSUFFICIENT_FUNDS" "$(order_outcome "$out")" "a customer who cannot pay"
@@ -77,6 +80,7 @@ out="$(shop_order o-noacc u-bob acc-missing 'p-widget:1')"
 assert_eq "REJECTED ACCOUNT_NOT_FOUND" "$(order_outcome "$out")" "an account that does not exist"
 wait_until 30 "[ \"\$(http GET /products/p-widget | jq .reserved)\" = 0 ]"
 pass "declined orders gave their widgets back"
+shop_invariants "declined orders"
 
 # cancel after confirm: refunded, the units back in stock
 out="$(shop_order o-cancel u-ann acc-ann 'p-bulk:5')"
@@ -94,6 +98,7 @@ out="$(send_wait CancelOrder '{"order_id":"o-cancel"}')"
 assert_eq "REJECTED ORDER_CLOSED" "$(outcome "$out")" "cancelling it twice"
 out="$(send_wait CancelOrder '{"order_id":"o-never"}')"
 assert_eq "REJECTED ORDER_NOT_FOUND" "$(outcome "$out")" "cancelling an order that does not exist"
+shop_invariants "a cancel after confirm"
 
 # cancel while pending: payments is held stopped, so the order waits after its reservation
 svc_stop payments
@@ -112,6 +117,7 @@ wait_until 30 "sql \"SELECT state FROM payments.payments WHERE order_id = 'o-pen
 pass "payments, back, ends the cancelled order's payment $(sql "SELECT state FROM payments.payments WHERE order_id = 'o-pend'")"
 wait_until 30 "[ \"\$(http GET /accounts/acc-ann | jq .balance)\" = $before ]"
 pass "the customer's balance is what it was before the order"
+shop_invariants "a cancel while pending"
 
 # a race for the last unit: five orders at once, one wins
 for i in 1 2 3 4 5; do
@@ -121,6 +127,7 @@ wait_until 60 "[ \"\$(sql \"SELECT count(*) FROM shop_views.orders WHERE order_i
 assert_eq "CONFIRMED:1 REJECTED:4" "$(sql "SELECT string_agg(status || ':' || n, ' ' ORDER BY status) FROM (SELECT status, count(*) n FROM shop_views.orders WHERE order_id LIKE 'o-race-%' GROUP BY 1) x")" \
     "five orders for the last unit"
 assert_eq OUT_OF_STOCK "$(sql "SELECT DISTINCT reason FROM shop_views.orders WHERE order_id LIKE 'o-race-%' AND status = 'REJECTED'")" "the losers' reason"
+shop_invariants "the race for the last unit"
 
 # two registrations of one email at once, on two partitions: exactly one wins
 for i in 1 2 3 4; do
@@ -129,6 +136,7 @@ done | esctl send --batch RegisterUser >/dev/null
 wait_until 30 "[ \"\$(sql \"SELECT count(*) FROM shop_views.commands WHERE command_type = 'RegisterUser' AND aggregate_id LIKE 'u-twin-%'\")\" = 4 ]"
 assert_eq 1 "$(sql "SELECT count(*) FROM users.users WHERE email = 'twin@example.com'")" "users holding twin@example.com"
 assert_eq 3 "$(sql "SELECT count(*) FROM shop_views.commands WHERE aggregate_id LIKE 'u-twin-%' AND reason = 'EMAIL_TAKEN'")" "registrations refused with EMAIL_TAKEN"
+shop_invariants "the race for one email"
 
 # a user's orders, newest first, paginated
 page="$(http GET '/users/u-ann/orders?limit=3')"
