@@ -551,6 +551,9 @@ awk -f "$ES_ROOT/bench/svg.awk" -v tput="$TPUT_MED" -v tput_runs="${TPUT[*]}" -v
     -v target_p99="$TARGET_P99_MS" -v py_p99="$REF_PY_P99_MS" -v py_rate="$REF_PY_P99_RATE" \
     -v rate="$RATE" -v achieved="$LAT_ACHIEVED" -v replay="$REPLAY_MED" \
     -v target_replay="$TARGET_REPLAY" \
+    -v orders_tput="${OTPUT_MED:-}" -v orders_runs="${OTPUT[*]:-}" -v target_orders_tput="$TARGET_ORDERS_TPUT" \
+    -v orders_p99="${OLAT_P99:-}" -v orders_p50="${OLAT_P50:-}" -v orders_rate="$SHOP_RATE" \
+    -v target_orders_p99="$TARGET_ORDERS_P99_MS" \
     -v machine="$M_DATE; $M_NPROC x $M_CPU; before start: load average $M_LOAD1, CPU $M_BUSY% busy, $M_OTHER_STACKS other es-broker running" \
     "$W/latency.txt" >"$W/results.svg"
 cp -- "$W/results.svg" "$OUT/results.svg"

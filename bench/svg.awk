@@ -3,11 +3,14 @@
 #   awk -f bench/svg.awk -v tput=.. -v tput_runs="a b c" -v target_tput=.. -v py_batched=..
 #       -v py_single=.. -v p50=.. -v p90=.. -v p99=.. -v pmax=.. -v target_p99=.. -v py_p99=..
 #       -v py_rate=.. -v rate=.. [-v saga_tput=..] -v achieved=.. -v replay=.. -v target_replay=.. -v machine=..
+#       [-v orders_tput=.. -v orders_runs="a b c" -v target_orders_tput=.. -v orders_p99=..
+#        -v orders_p50=.. -v orders_rate=.. -v target_orders_p99=..]
 #       latency.txt > results.svg
 #
 # Input: one latency in ms a line (the fixed-rate run), sorted ascending. Output: three panels:
 # throughput bars against the target and the Python references (each run as a dot), p99 latency
-# and replay bars against theirs, and the latency histogram of the fixed-rate run with its CDF.
+# and replay bars against theirs, the latency histogram of the fixed-rate run with its CDF, and
+# (with orders_tput) the shop's orders throughput and p99 against their targets.
 
 function esc(s) {
     gsub(/&/, "\\&amp;", s); gsub(/</, "\\&lt;", s); gsub(/>/, "\\&gt;", s)
@@ -74,6 +77,8 @@ function hbars(x, y, w, n, labels, vals, kinds, unit,  i, m, sx, by, bw, lw, att
 
 END {
     W = 960; H = 792
+    shop = orders_tput != ""
+    if (shop) H = 792 + 190
     printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\">\n", W, H, W, H
     print "<style>"
     print ".title{font-size:20px;font-weight:bold;fill:#222}.sub{font-size:12px;fill:#666}"
@@ -84,7 +89,7 @@ END {
     print ".cdf{fill:none;stroke:#c0392b;stroke-width:2}.mark{stroke-width:1.5;stroke-dasharray:4 3}"
     print "</style>"
     rect(0, 0, W, H, "fill=\"#ffffff\"")
-    text(30, 34, "es platform: transfer saga benchmark", "class=\"title\"")
+    text(30, 34, shop ? "es platform: transfer and order saga benchmark" : "es platform: transfer saga benchmark", "class=\"title\"")
     text(30, 54, machine, "class=\"sub\"")
 
     # Panel 1: throughput.
@@ -184,6 +189,27 @@ END {
     }
     if (over > 0)
         text(px + pw - 4, py + 14, sprintf("%s beyond %g ms (max %s ms)", fmt(over), hi, pmax), "text-anchor=\"end\" class=\"lab\"")
+    if (shop) {
+        # Panel 4: the shop.
+        sy = 784
+        text(30, sy, "The shop: orders/s end to end (higher is better)", "class=\"h\"")
+        delete labels; delete vals; delete kinds; delete ext
+        labels[1] = "ours (median)"; vals[1] = orders_tput; kinds[1] = "ours"
+        labels[2] = "target"; vals[2] = target_orders_tput; kinds[2] = "target"
+        nr = split(orders_runs, oruns, " ")
+        for (i = 1; i <= nr; i++) if (oruns[i] > ext[1]) ext[1] = oruns[i]
+        osx = hbars(30, sy + 12, 450, 2, labels, vals, kinds, "")
+        delete ext
+        for (i = 1; i <= nr; i++)
+            printf "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"#fff\" stroke=\"#123\" stroke-width=\"1.2\"><title>run %d: %s orders/s</title></circle>\n", 30 + 150 + oruns[i] * osx, sy + 12 + 14, i, oruns[i]
+        text(500, sy, "p99 placed-to-visible (ms, lower is better)", "class=\"h\"")
+        delete labels; delete vals; delete kinds
+        labels[1] = "ours at " fmt(orders_rate) "/s"; vals[1] = orders_p99; kinds[1] = "ours"
+        labels[2] = "target"; vals[2] = target_orders_p99; kinds[2] = "target"
+        hbars(500, sy + 12, 440, 2, labels, vals, kinds, " ms")
+        text(180, sy + 98, "orders of two lines; dots: each run. An order crosses ten hops (orders, catalog, payments, the ledger's", "class=\"sub\"")
+        text(180, sy + 112, "transfer saga, payments, orders, the shop projector); p50 at " fmt(orders_rate) "/s: " orders_p50 " ms.", "class=\"sub\"")
+    }
     text(30, H - 30, sprintf("Fixed-rate run: p50 %s ms, p90 %s ms, p99 %s ms, max %s ms. Reference: the tutorial-style Python saga on", p50, p90, p99, pmax), "class=\"sub\"")
     text(30, H - 14, "this machine (one transaction per message, batched; p99 at " py_rate "/s). Drawn by bench/run.sh with bench/svg.awk.", "class=\"sub\"")
     print "</svg>"
