@@ -396,6 +396,17 @@ static int worth_repreparing(const PGresult *res)
            !strcmp(state, "26000") || !strcmp(state, "42703");
 }
 
+/* What a failed statement's result says, for a client: PostgreSQL's primary message (not the
+ * statement text and caret that follow it in the full message). */
+static const char *result_message(const PGresult *res)
+{
+    if (!res) {
+        return "no result";
+    }
+    const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    return primary ? primary : PQresultErrorMessage(res);
+}
+
 static void job_finish(pool_job_t *job, es_query_status_t status, const PGresult *res,
                        const char *errmsg)
 {
@@ -455,7 +466,7 @@ static void conn_command_done(pool_conn_t *c)
             return;
         }
         c->job = NULL;
-        job_finish(job, classify(res), NULL, res ? PQresultErrorMessage(res) : "no result");
+        job_finish(job, classify(res), NULL, result_message(res));
         PQclear(res);
         conn_become_idle(c);
         return;
@@ -474,7 +485,7 @@ static void conn_command_done(pool_conn_t *c)
         if (ok) {
             job_finish(job, ES_QUERY_OK, res, NULL);
         } else {
-            job_finish(job, classify(res), NULL, res ? PQresultErrorMessage(res) : "no result");
+            job_finish(job, classify(res), NULL, result_message(res));
         }
         PQclear(res);
         conn_become_idle(c);
