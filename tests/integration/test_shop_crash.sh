@@ -16,20 +16,22 @@ CHUNKS="${SHOP_CRASH_CHUNKS:-40}"               # a restarted service rejoins it
 CHUNK_PAUSE="${SHOP_CRASH_CHUNK_PAUSE:-2.5}"     # ~10 s: the traffic lasts ~100 s, so every
                                                  # kill lands while orders flow
 SEED="${SHOP_CRASH_SEED:-$RANDOM}"
+DEPOSIT="${SHOP_CRASH_DEPOSIT:-200000}" # each customer's money, cents
+STOCK="${SHOP_CRASH_STOCK:-400}"        # units of each plentiful product (p0-p2 have 15)
 
 stack_start
 
 shop_open_merchant
-bank_open 20 acc-u 200000
+bank_open 20 acc-u "$DEPOSIT"
 # a few customers who can pay for little
-printf '{"account_id":"acc-u%d","amount":%d}\n' 17 199000 18 199500 19 199900 |
+printf '{"account_id":"acc-u%d","amount":%d}\n' 17 $((DEPOSIT - 1000)) 18 $((DEPOSIT - 500)) 19 $((DEPOSIT - 100)) |
     esctl send --batch WithdrawFunds >/dev/null
 for ((i = 0; i < 20; i++)); do
     printf '{"user_id":"u%d","email":"u%d@example.com","name":"User %d"}\n' "$i" "$i" "$i"
 done | esctl send --batch RegisterUser >/dev/null
 for ((i = 0; i < 10; i++)); do
     printf '{"product_id":"p%d","name":"Product %d","price":%d,"stock":%d}\n' "$i" "$i" $((100 + i * 250)) \
-        $((i < 3 ? 15 : 400))
+        $((i < 3 ? 15 : STOCK))
 done | esctl send --batch AddProduct >/dev/null
 shop_wait_copies 20 10
 note "seed $SEED: 20 customers, 10 products (p0-p2 scarce), $N_ORDERS orders, $N_CANCELS cancels"
@@ -61,16 +63,16 @@ cancels() {
 }
 
 send_orders() {
-    local per i=0 part
+    local per i=0 part cper=$(((N_CANCELS + CHUNKS - 1) / CHUNKS))
     per=$(((N_ORDERS + CHUNKS - 1) / CHUNKS))
     split -l "$per" -d -a 3 -- "$ORDERS" "$ORDERS.part-"
     for part in "$ORDERS".part-*; do
         esctl send --batch PlaceOrder <"$part" >/dev/null
-        cancels "$((i * 5 + 1)),$((i * 5 + 5))p"
+        cancels "$((i * cper + 1)),$((i * cper + cper))p"
         i=$((i + 1))
         sleep "$CHUNK_PAUSE"
     done
-    cancels "$((i * 5 + 1)),\$p"
+    cancels "$((i * cper + 1)),\$p"
 }
 
 settled() { sql "SELECT count(*) FROM orders.orders WHERE status <> 'PENDING'"; }
@@ -92,7 +94,7 @@ done
 wait "$SENDER" || fail "sending the orders failed"
 note "all sent after $((SECONDS - t0)) s; $(settled) settled"
 
-shop_wait_settled 300
+shop_wait_settled "${SHOP_CRASH_SETTLE_TIMEOUT:-300}"
 note "settled $((SECONDS - t0)) s after the first order was sent"
 assert_eq "$N_ORDERS" "$(sql "SELECT count(*) FROM orders.orders")" "orders known to the orders service"
 note "outcomes: $(sql "SELECT string_agg(status || coalesce(' ' || nullif(reason, ''), '') || ': ' || n, ', ') FROM
