@@ -52,6 +52,7 @@ enum {
     Q_ORDER,
     Q_HEALTH,
     Q_POSITIONS,
+    Q_SHOP_POSITIONS,
     Q__CNT
 };
 
@@ -130,6 +131,11 @@ static const es_query_stmt_t statements[Q__CNT] = {
                      " GREATEST(high_watermark - next_offset, 0)"
                      " FROM projections.positions ORDER BY topic, partition",
                      0},
+    [Q_SHOP_POSITIONS] = {"es_query_shop_positions",
+                          "SELECT topic, partition, next_offset,"
+                          " GREATEST(high_watermark - next_offset, 0)"
+                          " FROM shop_views.positions ORDER BY topic, partition",
+                          0},
 };
 
 struct es_query_server {
@@ -139,8 +145,10 @@ struct es_query_server {
     int port;
     es_query_pool_t *pool;
     es_query_metrics_t metrics;
-    es_buf_t body;      /* reused for every reply: single-threaded */
-    es_buf_t positions; /* projection gauges from the last positions query */
+    es_buf_t body; /* reused for every reply: single-threaded */
+    /* projection gauges from the last positions queries, per projection (0 ledger, 1 shop):
+     * the lag lines and the position lines */
+    es_buf_t lag[2], pos[2];
     int debug;
     size_t inflight;  /* requests not answered yet */
     size_t unflushed; /* answered, reply still being written */
@@ -160,7 +168,7 @@ typedef struct query_req {
     struct timespec t0;
     char id[ES_QUERY_ID_MAX + 1];
     int64_t limit;
-    int shop_tried; /* /commands/{id}: the shop's commands were asked too */
+    int shop_tried; /* /commands/{id}, /metrics: the shop's read model was asked too */
 } query_req_t;
 
 static double elapsed_s(const struct timespec *from, const struct timespec *to)
@@ -542,29 +550,27 @@ static void on_health(es_query_status_t status, const PGresult *res, const char 
     free(qr);
 }
 
-/* Rebuild the cached projection gauges from the positions query (`res` NULL: none known). */
-static void positions_cache_update(es_query_server_t *srv, const PGresult *res)
+static const char *const projection_names[2] = {"ledger", "shop"};
+
+/* Rebuild projection `p`'s cached gauges from its positions query (`res` NULL: none known). */
+static void positions_cache_update(es_query_server_t *srv, int p, const PGresult *res)
 {
-    es_buf_t *b = &srv->positions;
-    es_buf_reset(b);
+    es_buf_reset(&srv->lag[p]);
+    es_buf_reset(&srv->pos[p]);
     if (!res || PQnfields(res) < 4) {
         return;
     }
-    int rows = PQntuples(res);
-    es_buf_puts(b, "# HELP es_projection_lag_records Records the projector has yet to apply "
-                   "(high watermark - next offset).\n"
-                   "# TYPE es_projection_lag_records gauge\n");
-    for (int i = 0; i < rows; i++) {
-        es_buf_puts(b, "es_projection_lag_records{topic=\"");
-        es_query_metrics_label(b, PQgetvalue(res, i, 0));
-        es_buf_printf(b, "\",partition=\"%s\"} %s\n", PQgetvalue(res, i, 1), PQgetvalue(res, i, 3));
-    }
-    es_buf_puts(b, "# HELP es_projection_position Next offset the projector will apply.\n"
-                   "# TYPE es_projection_position gauge\n");
-    for (int i = 0; i < rows; i++) {
-        es_buf_puts(b, "es_projection_position{topic=\"");
-        es_query_metrics_label(b, PQgetvalue(res, i, 0));
-        es_buf_printf(b, "\",partition=\"%s\"} %s\n", PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+    for (int i = 0; i < PQntuples(res); i++) {
+        es_buf_printf(&srv->lag[p], "es_projection_lag_records{projection=\"%s\",topic=\"",
+                      projection_names[p]);
+        es_query_metrics_label(&srv->lag[p], PQgetvalue(res, i, 0));
+        es_buf_printf(&srv->lag[p], "\",partition=\"%s\"} %s\n", PQgetvalue(res, i, 1),
+                      PQgetvalue(res, i, 3));
+        es_buf_printf(&srv->pos[p], "es_projection_position{projection=\"%s\",topic=\"",
+                      projection_names[p]);
+        es_query_metrics_label(&srv->pos[p], PQgetvalue(res, i, 0));
+        es_buf_printf(&srv->pos[p], "\",partition=\"%s\"} %s\n", PQgetvalue(res, i, 1),
+                      PQgetvalue(res, i, 2));
     }
 }
 
@@ -588,20 +594,43 @@ static void reply_metrics(query_req_t *qr)
                   "# TYPE es_http_queue_depth gauge\n"
                   "es_http_queue_depth %zu\n",
                   st.idle, st.busy, st.down, st.queued);
-    if (srv->positions.len > 0) {
-        es_buf_append(b, srv->positions.data, srv->positions.len);
+    if (srv->lag[0].len + srv->lag[1].len > 0) {
+        es_buf_puts(b, "# HELP es_projection_lag_records Records a projector has yet to apply "
+                       "(high watermark - next offset).\n"
+                       "# TYPE es_projection_lag_records gauge\n");
+        for (int p = 0; p < 2; p++) {
+            es_buf_append(b, srv->lag[p].data, srv->lag[p].len);
+        }
+        es_buf_puts(b, "# HELP es_projection_position Next offset a projector will apply.\n"
+                       "# TYPE es_projection_position gauge\n");
+        for (int p = 0; p < 2; p++) {
+            es_buf_append(b, srv->pos[p].data, srv->pos[p].len);
+        }
     }
     reply(srv, qr->req, qr->route, &qr->t0, 200, "text/plain; version=0.0.4; charset=utf-8");
 }
 
+/* The metrics wait for the ledger's positions, then the shop's (absent without its projector). */
 static void on_positions(es_query_status_t status, const PGresult *res, const char *errmsg,
                          void *opaque)
 {
     query_req_t *qr = opaque;
+    int p = qr->shop_tried; /* 0: the ledger's answer, 1: the shop's */
     if (status != ES_QUERY_OK && status != ES_QUERY_MISSING) {
-        es_log_warn("could not read projection positions", "error=\"%s\"", errmsg ? errmsg : "");
+        es_log_warn("could not read projection positions", "projection=%s error=\"%s\"",
+                    projection_names[p], errmsg ? errmsg : "");
     }
-    positions_cache_update(qr->srv, status == ES_QUERY_OK ? res : NULL);
+    positions_cache_update(qr->srv, p, status == ES_QUERY_OK ? res : NULL);
+    if (p == 0) {
+        const char *why = NULL;
+        const char *params[1] = {NULL};
+        qr->shop_tried = 1;
+        if (es_query_pool_submit(qr->srv->pool, Q_SHOP_POSITIONS, params, on_positions, qr, &why) ==
+            0) {
+            return;
+        }
+        positions_cache_update(qr->srv, 1, NULL);
+    }
     reply_metrics(qr);
     free(qr);
 }
@@ -810,7 +839,8 @@ static void on_request(struct evhttp_request *req, void *arg)
         if (path.route == ES_ROUTE_HEALTH) {
             reply_health_down(qr, why);
         } else if (path.route == ES_ROUTE_METRICS) {
-            positions_cache_update(srv, NULL);
+            positions_cache_update(srv, 0, NULL);
+            positions_cache_update(srv, 1, NULL);
             reply_metrics(qr);
         } else {
             reply_db_error(qr, ES_QUERY_UNAVAILABLE, why);
@@ -831,7 +861,10 @@ es_query_server_t *es_query_server_new(struct event_base *base, const es_query_s
     }
     srv->base = base;
     es_buf_init(&srv->body);
-    es_buf_init(&srv->positions);
+    for (int p = 0; p < 2; p++) {
+        es_buf_init(&srv->lag[p]);
+        es_buf_init(&srv->pos[p]);
+    }
     es_query_metrics_init(&srv->metrics);
     const char *lvl = getenv("ES_LOG_LEVEL");
     srv->debug = lvl && !strcmp(lvl, "debug");
@@ -951,6 +984,9 @@ void es_query_server_destroy(es_query_server_t *srv)
         event_free(srv->drain_timer);
     }
     es_buf_fini(&srv->body);
-    es_buf_fini(&srv->positions);
+    for (int p = 0; p < 2; p++) {
+        es_buf_fini(&srv->lag[p]);
+        es_buf_fini(&srv->pos[p]);
+    }
     free(srv);
 }

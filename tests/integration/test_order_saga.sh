@@ -162,6 +162,13 @@ types="$(esctl replay --correlation "$corr" | jq -r .type | sort -u | tr '\n' ' 
 assert_eq "FundsCredited FundsDebited OrderConfirmed OrderPlaced PaymentCaptured PaymentRequested PlaceOrder RequestTransfer StockCommitted StockReserved TransferCompleted TransferRequested " \
     "$types" "events of a confirmed order's saga"
 
+# /metrics shows how far each projection is behind, the shop's too
+metrics="$(http GET /metrics)"
+assert "grep -q '^es_projection_lag_records{projection=\"shop\",topic=\"orders.events\",partition=\"[0-9]*\"} 0$' <<<\"\$metrics\"" \
+    "/metrics shows the shop projection's lag (0 at rest)"
+assert "grep -q '^es_projection_position{projection=\"ledger\",topic=\"accounts.events\"' <<<\"\$metrics\"" \
+    "/metrics shows the ledger projection's positions"
+
 # a rebuild of the shop projection equals the live one
 shop_snapshot shop_live
 out="$(esctl rebuild shop 2>&1)" || fail "esctl rebuild shop failed: $out"
