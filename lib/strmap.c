@@ -101,3 +101,41 @@ int es_strmap_put(es_strmap_t *m, const char *key, size_t val)
     m->cnt++;
     return 0;
 }
+
+void es_idset_init(es_idset_t *s)
+{
+    s->ids = NULL;
+    s->n = s->cap = 0;
+    es_strmap_init(&s->index);
+}
+
+void es_idset_fini(es_idset_t *s)
+{
+    es_strmap_fini(&s->index);
+}
+
+int es_idset_reset(es_idset_t *s, es_arena_t *arena, size_t cap)
+{
+    es_strmap_clear(&s->index);
+    s->n = 0;
+    s->cap = cap;
+    s->ids = es_arena_calloc(arena, cap ? cap : 1, sizeof(*s->ids));
+    return s->ids ? 0 : -1;
+}
+
+int es_idset_add(es_idset_t *s, const char *id)
+{
+    if (es_strmap_get(&s->index, id) != (size_t)-1) {
+        return 0;
+    }
+    if (s->n == s->cap || es_strmap_put(&s->index, id, s->n) != 0) {
+        return -1;
+    }
+    s->ids[s->n++] = id;
+    return 0;
+}
+
+size_t es_idset_find(const es_idset_t *s, const char *id)
+{
+    return es_strmap_get(&s->index, id);
+}

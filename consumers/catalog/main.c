@@ -132,11 +132,9 @@ static json_t *event_to_json(const catalog_event_t *ev, catalog_product_t *const
 
 /* A batch's working set of one table: rows by id, in the batch's arena. */
 typedef struct rows {
-    const char **ids;
+    es_idset_t set;
     unsigned char *existed; /* the row was in the table when loaded */
     unsigned char *dirty;   /* 0 untouched, 1 existed and changed, 2 created */
-    size_t n, cap;
-    es_strmap_t index; /* id -> slot */
 } rows_t;
 
 /* Per-batch state: the inputs' views, their malformed reasons, and the working sets. */
@@ -144,34 +142,17 @@ typedef struct batch {
     catalog_input_t *ins;
     const char **malformed;
     rows_t orders;
-    catalog_reservation_t *reservations; /* aligned with orders.ids */
+    catalog_reservation_t *reservations; /* aligned with orders.set.ids */
     rows_t products;
-    catalog_product_t *items; /* aligned with products.ids */
+    catalog_product_t *items; /* aligned with products.set.ids */
 } batch_t;
 
 /* Make room for `cap` rows from `arena` and forget the previous batch's. Returns 0 or -1. */
 static int rows_reset(rows_t *r, es_arena_t *arena, size_t cap)
 {
-    es_strmap_clear(&r->index);
-    r->n = 0;
-    r->cap = cap;
-    r->ids = es_arena_calloc(arena, cap ? cap : 1, sizeof(*r->ids));
     r->existed = es_arena_calloc(arena, cap ? cap : 1, 1);
     r->dirty = es_arena_calloc(arena, cap ? cap : 1, 1);
-    return r->ids && r->existed && r->dirty ? 0 : -1;
-}
-
-/* Add `id` (borrowed: it must live as long as the batch) unless present. Returns 0 or -1. */
-static int rows_add(rows_t *r, const char *id)
-{
-    if (es_strmap_get(&r->index, id) != (size_t)-1) {
-        return 0;
-    }
-    if (r->n == r->cap || es_strmap_put(&r->index, id, r->n) != 0) {
-        return -1;
-    }
-    r->ids[r->n++] = id;
-    return 0;
+    return es_idset_reset(&r->set, arena, cap) == 0 && r->existed && r->dirty ? 0 : -1;
 }
 
 /* Mark slot `i` as changed. */
@@ -197,7 +178,7 @@ static int load_working_set(batch_t *b, es_arena_t *arena, PGconn *pg, size_t cn
             pcap++;
         } else if (!b->malformed[i]) {
             pcap += in->kind == CAT_IN_ORDER_PLACED ? in->nlines : 0;
-            if (rows_add(&b->orders, in->order_id) != 0) {
+            if (es_idset_add(&b->orders.set, in->order_id) != 0) {
                 goto oom;
             }
         }
@@ -206,11 +187,11 @@ static int load_working_set(batch_t *b, es_arena_t *arena, PGconn *pg, size_t cn
     if (!b->reservations) {
         goto oom;
     }
-    if (catalog_store_load_reservations(pg, arena, b->orders.ids, b->orders.n, b->reservations,
-                                        errstr, errstr_size) != 0) {
+    if (catalog_store_load_reservations(pg, arena, b->orders.set.ids, b->orders.set.n,
+                                        b->reservations, errstr, errstr_size) != 0) {
         return -1;
     }
-    for (size_t r = 0; r < b->orders.n; r++) {
+    for (size_t r = 0; r < b->orders.set.n; r++) {
         const catalog_reservation_t *rv = &b->reservations[r];
         b->orders.existed[r] = rv->status != CAT_RES_NONE;
         if (rv->status == CAT_RES_RESERVED || rv->status == CAT_RES_COMMITTED) {
@@ -224,33 +205,33 @@ static int load_working_set(batch_t *b, es_arena_t *arena, PGconn *pg, size_t cn
     for (size_t i = 0; i < cnt; i++) {
         const catalog_input_t *in = &b->ins[i];
         if (catalog_input_is_command(in)) {
-            if (rows_add(&b->products, in->product_id) != 0) {
+            if (es_idset_add(&b->products.set, in->product_id) != 0) {
                 goto oom;
             }
         } else if (!b->malformed[i] && in->kind == CAT_IN_ORDER_PLACED) {
             for (size_t k = 0; k < in->nlines; k++) {
-                if (rows_add(&b->products, in->lines[k].product_id) != 0) {
+                if (es_idset_add(&b->products.set, in->lines[k].product_id) != 0) {
                     goto oom;
                 }
             }
         }
     }
-    for (size_t r = 0; r < b->orders.n; r++) {
+    for (size_t r = 0; r < b->orders.set.n; r++) {
         const catalog_reservation_t *rv = &b->reservations[r];
         if (rv->status != CAT_RES_RESERVED && rv->status != CAT_RES_COMMITTED) {
             continue;
         }
         for (size_t k = 0; k < rv->nlines; k++) {
-            if (rows_add(&b->products, rv->lines[k].product_id) != 0) {
+            if (es_idset_add(&b->products.set, rv->lines[k].product_id) != 0) {
                 goto oom;
             }
         }
     }
-    if (catalog_store_load_products(pg, b->products.ids, b->products.n, b->items, errstr,
+    if (catalog_store_load_products(pg, b->products.set.ids, b->products.set.n, b->items, errstr,
                                     errstr_size) != 0) {
         return -1;
     }
-    for (size_t p = 0; p < b->products.n; p++) {
+    for (size_t p = 0; p < b->products.set.n; p++) {
         b->products.existed[p] = b->items[p].version != 0;
     }
     return 0;
@@ -263,7 +244,7 @@ oom:
 static int handle_command(es_service_t *svc, batch_t *b, const es_input_t *rec,
                           const catalog_input_t *in, char *errstr, size_t errstr_size)
 {
-    size_t slot = es_strmap_get(&b->products.index, in->product_id);
+    size_t slot = es_idset_find(&b->products.set, in->product_id);
     if (slot == (size_t)-1) {
         snprintf(errstr, errstr_size, "product \"%s\" missing from the working set",
                  in->product_id);
@@ -284,7 +265,7 @@ static int handle_command(es_service_t *svc, batch_t *b, const es_input_t *rec,
 static int handle_saga(es_service_t *svc, batch_t *b, const es_input_t *rec,
                        const catalog_input_t *in, char *errstr, size_t errstr_size)
 {
-    size_t r = es_strmap_get(&b->orders.index, in->order_id);
+    size_t r = es_idset_find(&b->orders.set, in->order_id);
     if (r == (size_t)-1) {
         snprintf(errstr, errstr_size, "order \"%s\" missing from the working set", in->order_id);
         return -1;
@@ -299,7 +280,7 @@ static int handle_saga(es_service_t *svc, batch_t *b, const es_input_t *rec,
         return -1;
     }
     for (size_t k = 0; k < n; k++) {
-        slots[k] = es_strmap_get(&b->products.index, lines[k].product_id);
+        slots[k] = es_idset_find(&b->products.set, lines[k].product_id);
         if (slots[k] == (size_t)-1) {
             snprintf(errstr, errstr_size,
                      "product \"%s\" of order \"%s\" missing from the "
@@ -370,8 +351,9 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
         }
     }
     es_pg_pipeline_t *pl = es_service_pipeline(svc);
-    if (catalog_store_save_reservations(pl, b->reservations, b->orders.dirty, b->orders.n) != 0 ||
-        catalog_store_save_products(pl, b->items, b->products.dirty, b->products.n) != 0) {
+    if (catalog_store_save_reservations(pl, b->reservations, b->orders.dirty, b->orders.set.n) !=
+            0 ||
+        catalog_store_save_products(pl, b->items, b->products.dirty, b->products.set.n) != 0) {
         snprintf(errstr, errstr_size, "out of memory queueing catalog writes");
         return -1;
     }
@@ -382,8 +364,8 @@ int main(int argc, char **argv)
 {
     batch_t batch;
     memset(&batch, 0, sizeof(batch));
-    es_strmap_init(&batch.orders.index);
-    es_strmap_init(&batch.products.index);
+    es_idset_init(&batch.orders.set);
+    es_idset_init(&batch.products.set);
     es_service_def_t def = {.name = "catalog",
                             .schema = "catalog",
                             .dlq_topic = "catalog.dlq",
@@ -395,7 +377,7 @@ int main(int argc, char **argv)
     int rc = es_service_main(argc, argv, &def,
                              "The catalog service: keeps products, prices and stock, and holds, "
                              "sells or\nreleases each order's units for the order saga.");
-    es_strmap_fini(&batch.orders.index);
-    es_strmap_fini(&batch.products.index);
+    es_idset_fini(&batch.orders.set);
+    es_idset_fini(&batch.products.set);
     return rc;
 }

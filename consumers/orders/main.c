@@ -119,31 +119,10 @@ static json_t *event_to_json(const orders_event_t *ev)
     }
 }
 
-/* One table's slice of the batch's working set: the distinct ids the batch mentions, in the
- * order first mentioned, and a map from id to slot. */
-typedef struct id_set {
-    const char **ids; /* borrowed from the inputs */
-    size_t n, cap;
-    es_strmap_t index;
-} id_set_t;
-
-/* Add `id` (borrowed) unless present. Returns 0, or -1 when out of memory. */
-static int id_set_add(id_set_t *s, const char *id)
-{
-    if (es_strmap_get(&s->index, id) != (size_t)-1) {
-        return 0;
-    }
-    if (s->n == s->cap || es_strmap_put(&s->index, id, s->n) != 0) {
-        return -1;
-    }
-    s->ids[s->n++] = id;
-    return 0;
-}
-
 /* Per-batch working set, in the batch's arena (the maps are reused across batches). */
 typedef struct batch {
     orders_input_t *ins;
-    id_set_t orders, users, products;
+    es_idset_t orders, users, products;
     order_t *order;
     orders_user_t *user;
     orders_price_t *price;
@@ -157,25 +136,15 @@ typedef struct batch {
 static const orders_user_t *lookup_user(const void *ctx, const char *id)
 {
     const batch_t *b = ctx;
-    size_t i = es_strmap_get(&b->users.index, id);
+    size_t i = es_idset_find(&b->users, id);
     return i == (size_t)-1 ? NULL : &b->user[i];
 }
 
 static const orders_price_t *lookup_price(const void *ctx, const char *id)
 {
     const batch_t *b = ctx;
-    size_t i = es_strmap_get(&b->products.index, id);
+    size_t i = es_idset_find(&b->products, id);
     return i == (size_t)-1 ? NULL : &b->price[i];
-}
-
-/* Empty `s` and give it room for `cap` ids from the batch's arena. Returns 0 or -1. */
-static int id_set_prepare(es_arena_t *arena, id_set_t *s, size_t cap)
-{
-    es_strmap_clear(&s->index);
-    s->n = 0;
-    s->cap = cap;
-    s->ids = es_arena_calloc(arena, cap ? cap : 1, sizeof(*s->ids));
-    return s->ids ? 0 : -1;
 }
 
 /* Parse the inputs and collect the ids of every table they mention; the ids of users and
@@ -192,8 +161,8 @@ static int collect(batch_t *b, es_arena_t *arena, es_input_t *inputs, size_t cnt
             nlines += b->ins[i].nitems;
         }
     }
-    if (id_set_prepare(arena, &b->orders, cnt) != 0 || id_set_prepare(arena, &b->users, cnt) != 0 ||
-        id_set_prepare(arena, &b->products, cnt + nlines) != 0) {
+    if (es_idset_reset(&b->orders, arena, cnt) != 0 || es_idset_reset(&b->users, arena, cnt) != 0 ||
+        es_idset_reset(&b->products, arena, cnt + nlines) != 0) {
         return -1;
     }
     for (size_t i = 0; i < cnt; i++) {
@@ -201,19 +170,19 @@ static int collect(batch_t *b, es_arena_t *arena, es_input_t *inputs, size_t cnt
         int rc = 0;
         switch (orders_input_target(in->kind)) {
         case ORD_TARGET_USER:
-            rc = orders_id_valid(in->user_id) ? id_set_add(&b->users, in->user_id) : 0;
+            rc = orders_id_valid(in->user_id) ? es_idset_add(&b->users, in->user_id) : 0;
             break;
         case ORD_TARGET_PRODUCT:
-            rc = orders_id_valid(in->product_id) ? id_set_add(&b->products, in->product_id) : 0;
+            rc = orders_id_valid(in->product_id) ? es_idset_add(&b->products, in->product_id) : 0;
             break;
         default:
-            rc = id_set_add(&b->orders, in->order_id);
+            rc = es_idset_add(&b->orders, in->order_id);
             if (rc == 0 && in->kind == ORD_IN_PLACE_ORDER && orders_id_valid(in->user_id)) {
-                rc = id_set_add(&b->users, in->user_id);
+                rc = es_idset_add(&b->users, in->user_id);
             }
             for (size_t k = 0; rc == 0 && in->items && k < in->nitems; k++) {
                 if (orders_id_valid(in->items[k].product_id)) {
-                    rc = id_set_add(&b->products, in->items[k].product_id);
+                    rc = es_idset_add(&b->products, in->items[k].product_id);
                 }
             }
             break;
@@ -237,7 +206,7 @@ static int collect(batch_t *b, es_arena_t *arena, es_input_t *inputs, size_t cnt
 static int handle_order_input(es_service_t *svc, batch_t *b, const es_input_t *rec,
                               const orders_input_t *in, char *errstr, size_t errstr_size)
 {
-    size_t slot = es_strmap_get(&b->orders.index, in->order_id);
+    size_t slot = es_idset_find(&b->orders, in->order_id);
     order_t *order = &b->order[slot];
     const char *invalid = orders_input_invalid(order, in);
     if (invalid) {
@@ -305,10 +274,10 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
             continue;
         }
         if (target == ORD_TARGET_USER) {
-            size_t u = es_strmap_get(&b->users.index, in->user_id);
+            size_t u = es_idset_find(&b->users, in->user_id);
             b->user_dirty[u] |= (unsigned char)orders_user_apply(&b->user[u], in);
         } else {
-            size_t p = es_strmap_get(&b->products.index, in->product_id);
+            size_t p = es_idset_find(&b->products, in->product_id);
             b->price_dirty[p] |= (unsigned char)orders_price_apply(&b->price[p], in);
         }
     }
@@ -326,9 +295,9 @@ int main(int argc, char **argv)
 {
     batch_t batch;
     memset(&batch, 0, sizeof(batch));
-    es_strmap_init(&batch.orders.index);
-    es_strmap_init(&batch.users.index);
-    es_strmap_init(&batch.products.index);
+    es_idset_init(&batch.orders);
+    es_idset_init(&batch.users);
+    es_idset_init(&batch.products);
     es_service_def_t def = {.name = "orders",
                             .schema = "orders",
                             .dlq_topic = "orders.dlq",
@@ -341,8 +310,8 @@ int main(int argc, char **argv)
                              "The orders service: places and cancels orders, priced from its "
                              "copy of the\ncatalog and checked against its copy of the users, "
                              "and follows each order's saga.");
-    es_strmap_fini(&batch.orders.index);
-    es_strmap_fini(&batch.users.index);
-    es_strmap_fini(&batch.products.index);
+    es_idset_fini(&batch.orders);
+    es_idset_fini(&batch.users);
+    es_idset_fini(&batch.products);
     return rc;
 }

@@ -24,23 +24,14 @@ typedef struct batch {
     account_view_t *accounts;
     transfer_view_t *transfers;
     unsigned char *adirty, *tdirty;
-    const char **aids, **tids;
     entry_view_t *entries;
     command_view_t *commands;
-    es_strmap_t aidx, tidx;
+    es_idset_t aset, tset; /* the accounts and transfers the batch touches */
 } batch_t;
 
 static int wants(const char *type)
 {
     return ledger_event_target(type) != 0;
-}
-
-static void index_id(es_strmap_t *idx, const char **ids, size_t *n, const char *id)
-{
-    if (es_strmap_get(idx, id) == (size_t)-1) {
-        es_strmap_put(idx, id, *n);
-        ids[(*n)++] = id;
-    }
 }
 
 static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
@@ -52,28 +43,31 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
     b->transfers = es_arena_calloc(arena, cnt, sizeof(*b->transfers));
     b->adirty = es_arena_calloc(arena, cnt, 1);
     b->tdirty = es_arena_calloc(arena, cnt, 1);
-    b->aids = es_arena_calloc(arena, cnt, sizeof(*b->aids));
-    b->tids = es_arena_calloc(arena, cnt, sizeof(*b->tids));
     b->entries = es_arena_calloc(arena, cnt, sizeof(*b->entries));
     b->commands = es_arena_calloc(arena, cnt, sizeof(*b->commands));
-    if (!b->accounts || !b->transfers || !b->adirty || !b->tdirty || !b->aids || !b->tids ||
-        !b->entries || !b->commands) {
+    if (!b->accounts || !b->transfers || !b->adirty || !b->tdirty || !b->entries || !b->commands ||
+        es_idset_reset(&b->aset, arena, cnt) != 0 || es_idset_reset(&b->tset, arena, cnt) != 0) {
         snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
         return -1;
     }
-    es_strmap_clear(&b->aidx);
-    es_strmap_clear(&b->tidx);
-    size_t na = 0, nt = 0, ne = 0, nc = 0;
-    for (size_t i = 0; i < cnt; i++) {
+    size_t ne = 0, nc = 0;
+    int rc = 0;
+    for (size_t i = 0; i < cnt && rc == 0; i++) {
         char target = ledger_event_target(inputs[i].env.type);
         if (target == 'a') {
-            index_id(&b->aidx, b->aids, &na, inputs[i].env.aggregate_id);
+            rc = es_idset_add(&b->aset, inputs[i].env.aggregate_id);
         } else if (target == 't') {
-            index_id(&b->tidx, b->tids, &nt, inputs[i].env.aggregate_id);
+            rc = es_idset_add(&b->tset, inputs[i].env.aggregate_id);
         }
     }
-    if (projector_load_accounts(pg, b->aids, na, b->accounts, errstr, errstr_size) != 0 ||
-        projector_load_transfers(pg, b->tids, nt, b->transfers, errstr, errstr_size) != 0) {
+    if (rc != 0) {
+        snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
+        return -1;
+    }
+    if (projector_load_accounts(pg, b->aset.ids, b->aset.n, b->accounts, errstr, errstr_size) !=
+            0 ||
+        projector_load_transfers(pg, b->tset.ids, b->tset.n, b->transfers, errstr, errstr_size) !=
+            0) {
         return -1;
     }
     for (size_t i = 0; i < cnt; i++) {
@@ -85,8 +79,8 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
                              .version = env->aggregate_version,
                              .occurred_at = env->occurred_at,
                              .payload = inputs[i].payload};
-        size_t ai = es_strmap_get(&b->aidx, env->aggregate_id);
-        size_t ti = es_strmap_get(&b->tidx, env->aggregate_id);
+        size_t ai = es_idset_find(&b->aset, env->aggregate_id);
+        size_t ti = es_idset_find(&b->tset, env->aggregate_id);
         char target = ledger_event_target(env->type);
         account_view_t *acc = target == 'a' && ai != (size_t)-1 ? &b->accounts[ai] : NULL;
         transfer_view_t *tr = target == 't' && ti != (size_t)-1 ? &b->transfers[ti] : NULL;
@@ -106,8 +100,8 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
         }
     }
     es_pg_pipeline_t *pl = es_service_pipeline(svc);
-    if (projector_save_accounts(pl, b->accounts, b->adirty, na) != 0 ||
-        projector_save_transfers(pl, b->transfers, b->tdirty, nt) != 0 ||
+    if (projector_save_accounts(pl, b->accounts, b->adirty, b->aset.n) != 0 ||
+        projector_save_transfers(pl, b->transfers, b->tdirty, b->tset.n) != 0 ||
         projector_insert_entries(pl, b->entries, ne) != 0 ||
         projector_insert_commands(pl, b->commands, nc) != 0) {
         snprintf(errstr, errstr_size, "out of memory queueing projection writes");
@@ -122,8 +116,8 @@ static void projector_def_init(es_service_def_t *def)
 {
     batch_t *b = calloc(1, sizeof(*b));
     if (b) {
-        es_strmap_init(&b->aidx);
-        es_strmap_init(&b->tidx);
+        es_idset_init(&b->aset);
+        es_idset_init(&b->tset);
     }
     def->name = "projector";
     def->ddl = projector_store_ddl;
@@ -138,8 +132,8 @@ static void projector_def_fini(es_service_def_t *def)
     if (!b) {
         return;
     }
-    es_strmap_fini(&b->aidx);
-    es_strmap_fini(&b->tidx);
+    es_idset_fini(&b->aset);
+    es_idset_fini(&b->tset);
     free(b);
     def->opaque = NULL;
 }

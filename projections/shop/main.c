@@ -26,9 +26,7 @@ typedef struct batch {
     user_view_t *users;
     product_view_t *products;
     order_view_t *orders;
-    const char **uids, **pids, **oids; /* borrowed from the inputs */
-    size_t nu, np, no;
-    es_strmap_t uidx, pidx, oidx;
+    es_idset_t uset, pset, oset; /* the ids of users, products and orders the batch touches */
 } batch_t;
 
 /* Only the events the projection reads are decoded (service.h). */
@@ -37,25 +35,11 @@ static int wants(const char *type)
     return shop_event_target(type) != SHOP_TARGET_NONE;
 }
 
-/* Add `id` (borrowed) to a working set's id list unless it is there. Returns 0 or -1 (out of
- * memory). */
-static int index_id(es_strmap_t *idx, const char **ids, size_t *n, const char *id)
-{
-    if (es_strmap_get(idx, id) != (size_t)-1) {
-        return 0;
-    }
-    if (es_strmap_put(idx, id, *n) != 0) {
-        return -1;
-    }
-    ids[(*n)++] = id;
-    return 0;
-}
-
 /* The batch's product view named `id`, or NULL (shop_views_t's lookup). */
 static product_view_t *find_product(void *ctx, const char *id)
 {
     batch_t *b = ctx;
-    size_t i = es_strmap_get(&b->pidx, id);
+    size_t i = es_idset_find(&b->pset, id);
     return i == (size_t)-1 ? NULL : &b->products[i];
 }
 
@@ -90,17 +74,11 @@ static int collect_ids(batch_t *b, es_service_t *svc, es_input_t *inputs, size_t
         }
         nlines += json_array_size(json_object_get(inputs[i].payload, "lines"));
     }
-    b->uids = es_arena_calloc(arena, cnt, sizeof(*b->uids));
-    b->oids = es_arena_calloc(arena, cnt, sizeof(*b->oids));
-    b->pids = es_arena_calloc(arena, cnt + nlines, sizeof(*b->pids));
-    if (!b->uids || !b->oids || !b->pids) {
+    if (es_idset_reset(&b->uset, arena, cnt) != 0 || es_idset_reset(&b->oset, arena, cnt) != 0 ||
+        es_idset_reset(&b->pset, arena, cnt + nlines) != 0) {
         snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
         return -1;
     }
-    es_strmap_clear(&b->uidx);
-    es_strmap_clear(&b->pidx);
-    es_strmap_clear(&b->oidx);
-    b->nu = b->np = b->no = 0;
     int rc = 0;
     for (size_t i = 0; i < cnt && rc == 0; i++) {
         if (skip[i]) {
@@ -109,13 +87,13 @@ static int collect_ids(batch_t *b, es_service_t *svc, es_input_t *inputs, size_t
         const char *id = inputs[i].env.aggregate_id;
         switch (shop_event_target(inputs[i].env.type)) {
         case SHOP_TARGET_USER:
-            rc = index_id(&b->uidx, b->uids, &b->nu, id);
+            rc = es_idset_add(&b->uset, id);
             break;
         case SHOP_TARGET_PRODUCT:
-            rc = index_id(&b->pidx, b->pids, &b->np, id);
+            rc = es_idset_add(&b->pset, id);
             break;
         case SHOP_TARGET_STOCK: {
-            rc = index_id(&b->oidx, b->oids, &b->no, id);
+            rc = es_idset_add(&b->oset, id);
             const json_t *lines = json_object_get(inputs[i].payload, "lines");
             size_t k;
             const json_t *line;
@@ -123,14 +101,14 @@ static int collect_ids(batch_t *b, es_service_t *svc, es_input_t *inputs, size_t
             {
                 const char *pid = json_string_value(json_object_get(line, "product_id"));
                 if (rc == 0 && pid) {
-                    rc = index_id(&b->pidx, b->pids, &b->np, pid);
+                    rc = es_idset_add(&b->pset, pid);
                 }
             }
             break;
         }
         case SHOP_TARGET_ORDER:
         case SHOP_TARGET_PAYMENT:
-            rc = index_id(&b->oidx, b->oids, &b->no, id);
+            rc = es_idset_add(&b->oset, id);
             break;
         case SHOP_TARGET_COMMAND:
         case SHOP_TARGET_NONE:
@@ -164,16 +142,17 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
     if (collect_ids(b, svc, inputs, cnt, skip, errstr, errstr_size) != 0) {
         return -1;
     }
-    b->users = es_arena_calloc(arena, b->nu ? b->nu : 1, sizeof(*b->users));
-    b->products = es_arena_calloc(arena, b->np ? b->np : 1, sizeof(*b->products));
-    b->orders = es_arena_calloc(arena, b->no ? b->no : 1, sizeof(*b->orders));
+    b->users = es_arena_calloc(arena, b->uset.n ? b->uset.n : 1, sizeof(*b->users));
+    b->products = es_arena_calloc(arena, b->pset.n ? b->pset.n : 1, sizeof(*b->products));
+    b->orders = es_arena_calloc(arena, b->oset.n ? b->oset.n : 1, sizeof(*b->orders));
     if (!b->users || !b->products || !b->orders) {
         snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
         return -1;
     }
-    if (shop_store_load_users(pg, b->uids, b->nu, b->users, errstr, errstr_size) != 0 ||
-        shop_store_load_products(pg, b->pids, b->np, b->products, errstr, errstr_size) != 0 ||
-        shop_store_load_orders(pg, b->oids, b->no, b->orders, errstr, errstr_size) != 0) {
+    if (shop_store_load_users(pg, b->uset.ids, b->uset.n, b->users, errstr, errstr_size) != 0 ||
+        shop_store_load_products(pg, b->pset.ids, b->pset.n, b->products, errstr, errstr_size) !=
+            0 ||
+        shop_store_load_orders(pg, b->oset.ids, b->oset.n, b->orders, errstr, errstr_size) != 0) {
         return -1;
     }
     size_t nc = 0;
@@ -186,8 +165,8 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
         int on_order = target == SHOP_TARGET_STOCK || target == SHOP_TARGET_ORDER ||
                        target == SHOP_TARGET_PAYMENT;
         size_t ui =
-            target == SHOP_TARGET_USER ? es_strmap_get(&b->uidx, ev.aggregate_id) : (size_t)-1;
-        size_t oi = on_order ? es_strmap_get(&b->oidx, ev.aggregate_id) : (size_t)-1;
+            target == SHOP_TARGET_USER ? es_idset_find(&b->uset, ev.aggregate_id) : (size_t)-1;
+        size_t oi = on_order ? es_idset_find(&b->oset, ev.aggregate_id) : (size_t)-1;
         shop_views_t views = {.user = ui != (size_t)-1 ? &b->users[ui] : NULL,
                               .order = oi != (size_t)-1 ? &b->orders[oi] : NULL,
                               .product = find_product,
@@ -203,9 +182,9 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
         }
     }
     es_pg_pipeline_t *pl = es_service_pipeline(svc);
-    if (shop_store_save_users(pl, b->users, b->nu) != 0 ||
-        shop_store_save_products(pl, b->products, b->np) != 0 ||
-        shop_store_save_orders(pl, b->orders, b->no) != 0 ||
+    if (shop_store_save_users(pl, b->users, b->uset.n) != 0 ||
+        shop_store_save_products(pl, b->products, b->pset.n) != 0 ||
+        shop_store_save_orders(pl, b->orders, b->oset.n) != 0 ||
         shop_store_insert_commands(pl, commands, nc) != 0) {
         snprintf(errstr, errstr_size, "out of memory queueing projection writes");
         return -1;
@@ -219,9 +198,9 @@ static void shop_def_init(es_service_def_t *def)
 {
     batch_t *b = calloc(1, sizeof(*b));
     if (b) {
-        es_strmap_init(&b->uidx);
-        es_strmap_init(&b->pidx);
-        es_strmap_init(&b->oidx);
+        es_idset_init(&b->uset);
+        es_idset_init(&b->pset);
+        es_idset_init(&b->oset);
     }
     def->name = "shop-projector";
     def->ddl = shop_store_ddl;
@@ -237,9 +216,9 @@ static void shop_def_fini(es_service_def_t *def)
     if (!b) {
         return;
     }
-    es_strmap_fini(&b->uidx);
-    es_strmap_fini(&b->pidx);
-    es_strmap_fini(&b->oidx);
+    es_idset_fini(&b->uset);
+    es_idset_fini(&b->pset);
+    es_idset_fini(&b->oset);
     free(b);
     def->opaque = NULL;
 }

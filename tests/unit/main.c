@@ -9,6 +9,7 @@
 
 #define SUITES(X)                                                                                  \
     X(arena)                                                                                       \
+    X(strmap)                                                                                      \
     X(buf)                                                                                         \
     X(config)                                                                                      \
     X(ids)                                                                                         \
