@@ -10,6 +10,7 @@
 #   bin/es-projector  projections/projector/ the ledger's read models in PostgreSQL
 #   bin/es-shop-projector projections/shop/ the shop's read models in PostgreSQL
 #   bin/es-query      projections/query/    HTTP query service
+#   bin/es-sagas      saga-coordinator/     saga coordinator: timelines, deadlines, SagaTimedOut
 # Everything shares lib/ (built once into build/libes.a) and schemas/ (embedded at build time).
 
 PKGS      := rdkafka avro-c jansson libpq libevent
@@ -32,6 +33,7 @@ PROGS := es-broker:devstack/broker esctl:producers/esctl es-accounts:consumers/a
          es-transfers:consumers/transfers es-users:consumers/users es-catalog:consumers/catalog \
          es-orders:consumers/orders es-payments:consumers/payments es-projector:projections/projector \
          es-shop-projector:projections/shop es-query:projections/query \
+         es-sagas:saga-coordinator \
          es-loadgen:bench
 prog_name = $(word 1,$(subst :, ,$1))
 prog_dir  = $(word 2,$(subst :, ,$1))
@@ -40,7 +42,8 @@ BINS := $(foreach p,$(PROGS),$(BIN)/$(call prog_name,$p))
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o)
 # Unit tests may exercise a program's pure domain files (domain_*.c); wiring stays out.
-DOMAIN_SRC := $(wildcard consumers/*/domain*.c projections/*/domain*.c) projections/query/routes.c
+DOMAIN_SRC := $(wildcard consumers/*/domain*.c projections/*/domain*.c saga-coordinator/domain*.c \
+              projections/query/timeline.c producers/esctl/saga_view.c) projections/query/routes.c
 DOMAIN_OBJ := $(DOMAIN_SRC:%.c=$(B)/%.o)
 
 .PHONY: all test unit asan integration bench soak fmt fmt-check lint clean up down reset demo status deps
@@ -126,7 +129,8 @@ fmt-check:
 	clang-format --dry-run -Werror $$(find lib producers consumers projections devstack tests saga-coordinator bench -name '*.[ch]')
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
-	  --suppress=missingIncludeSystem -Ilib lib producers consumers projections devstack
+	  --suppress=missingIncludeSystem -Ilib lib producers consumers projections devstack \
+	  saga-coordinator
 
 clean:
 	rm -rf build build-asan bin

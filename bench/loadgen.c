@@ -374,7 +374,7 @@ static int send_one(lg_state_t *s, size_t seq, char *errstr, size_t errstr_size)
         return -1;
     }
     lg_sent_t *e = &s->sent[seq];
-    rd_kafka_headers_t *hdrs = es_envelope_headers_new(&env);
+    rd_kafka_headers_t *hdrs = es_envelope_headers_new(&env, "es-loadgen");
     size_t key_len = strlen(env.aggregate_id);
     rd_kafka_resp_err_t err;
     for (;;) {

@@ -525,6 +525,31 @@ int es_batch_apply(es_service_t *svc, PGconn *pg, const es_raw_t *raws, size_t c
     return rc;
 }
 
+int es_batch_tick(es_service_t *svc, PGconn *pg, char *errstr, size_t errstr_size)
+{
+    es_batch_inputs_clear(svc);
+    outbox_reset(svc);
+    es_arena_reset(&svc->arena);
+    svc->pos_cnt = 0;
+    svc->decoded = NULL; /* the working state is the tick's now */
+    es_pg_pipeline_reset(&svc->pl);
+    if (es_pg_exec(pg, "BEGIN", errstr, errstr_size) != 0 ||
+        (svc->def->begin_sql && es_pg_exec(pg, svc->def->begin_sql, errstr, errstr_size) != 0) ||
+        svc->def->tick(svc, pg, svc->def->opaque, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    if (queue_outbox(svc) != 0 || es_pg_pipeline_add(&svc->pl, "COMMIT", 0, NULL, NULL, NULL) < 0) {
+        snprintf(errstr, errstr_size, "could not queue the tick's writes");
+        return -1;
+    }
+    int rc = es_pg_pipeline_run(pg, &svc->pl, 1, errstr, errstr_size);
+    if (rc == 0) {
+        svc->ob_seq = es_batch_outbox_seq(svc, svc->ob_idx);
+    }
+    es_pg_pipeline_reset(&svc->pl);
+    return rc;
+}
+
 int es_service_apply(es_service_t *svc, PGconn *pg, const es_raw_t *raws, size_t cnt, char *errstr,
                      size_t errstr_size)
 {

@@ -281,9 +281,9 @@ static void header_add(rd_kafka_headers_t *hdrs, const char *name, const char *v
     rd_kafka_header_add(hdrs, name, -1, value, (ssize_t)strlen(value));
 }
 
-rd_kafka_headers_t *es_envelope_headers_new(const es_envelope_t *env)
+rd_kafka_headers_t *es_envelope_headers_new(const es_envelope_t *env, const char *producer)
 {
-    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(8);
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(9);
     char num[32];
 
     if (hdrs == NULL) {
@@ -299,6 +299,9 @@ rd_kafka_headers_t *es_envelope_headers_new(const es_envelope_t *env)
     header_add(hdrs, "traceparent", env->traceparent);
     snprintf(num, sizeof(num), "%" PRId64, env->occurred_at);
     header_add(hdrs, "es-occurred-at", num);
+    if (producer) {
+        header_add(hdrs, "es-producer", producer);
+    }
     return hdrs;
 }
 

@@ -5,7 +5,8 @@
  * the metadata below plus `payload`, the single-object encoding of the command or event.
  * The same metadata is copied into headers so that tools can filter without decoding:
  *   es-event-id, es-type, es-aggregate-id, es-aggregate-version, es-correlation-id,
- *   es-causation-id, traceparent, es-occurred-at (ms since epoch, decimal)
+ *   es-causation-id, traceparent, es-occurred-at (ms since epoch, decimal), and es-producer
+ *   (who published it: a service's name, or esctl; not part of the envelope)
  * Dead-letter records add es-dlq-reason, es-dlq-topic, es-dlq-partition, es-dlq-offset and
  * keep the original key and value untouched.
  */
@@ -56,9 +57,11 @@ int es_envelope_peek_type(const void *value, size_t len, char *out, size_t size)
  * value does not parse. */
 int es_envelope_peek(const void *value, size_t len, es_envelope_t *env);
 
-/* Build Kafka headers from the envelope. Returns a new list: hand it to rd_kafka_producev()
- * (which takes ownership on success) or rd_kafka_headers_destroy() it. */
-rd_kafka_headers_t *es_envelope_headers_new(const es_envelope_t *env);
+/* Build Kafka headers from the envelope (borrowed), plus es-producer: `producer` (borrowed),
+ * the program that publishes the record ("payments", "esctl"), or none when NULL. Returns a
+ * new list: hand it to rd_kafka_producev() (which takes ownership on success) or
+ * rd_kafka_headers_destroy() it. */
+rd_kafka_headers_t *es_envelope_headers_new(const es_envelope_t *env, const char *producer);
 
 /* Fill an envelope for a record emitted while handling `cause` (borrowed): a derived event id
  * (es_id_derive(cause->event_id, salt, index)), the same correlation id, causation = the

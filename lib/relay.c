@@ -53,6 +53,7 @@ struct es_relay {
     es_config_t *cfg;
     char schema[64];
     char client_id[64];
+    const char *producer; /* the es-producer header: client_id without its "es-" */
     pthread_t thread;
 
     /* shared with the service thread: under lock */
@@ -187,7 +188,7 @@ static rd_kafka_resp_err_t produce_record(es_relay_t *r, const es_outbox_record_
     if (rec->headers) {
         hdrs = headers_parse(rec->headers, rec->headers_len);
     } else if (es_envelope_peek(rec->value, rec->value_len, &env) == 0) {
-        hdrs = es_envelope_headers_new(&env);
+        hdrs = es_envelope_headers_new(&env, r->producer);
     } else {
         es_log_warn("outbox record without a readable envelope: published without headers",
                     "schema=%s topic=%s", r->schema, rec->topic);
@@ -719,6 +720,7 @@ es_relay_t *es_relay_start(es_config_t *cfg, const char *schema, const char *cli
     r->cfg = cfg;
     snprintf(r->schema, sizeof(r->schema), "%s", schema);
     snprintf(r->client_id, sizeof(r->client_id), "%s", client_id);
+    r->producer = strncmp(r->client_id, "es-", 3) == 0 ? r->client_id + 3 : r->client_id;
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->cond, NULL);
     es_pg_pipeline_init(&r->pl);

@@ -237,6 +237,27 @@ static int process_batch(es_service_t *svc, const es_raw_t *raws, size_t cnt)
     return -1;
 }
 
+/* One timer tick (def->tick), after the batch in flight committed. A failed tick is rolled
+ * back and simply tried again at the next one. Returns -1 only when the batch in flight
+ * failed for good. */
+static int run_tick(es_service_t *svc)
+{
+    if (pending_finish(svc) != 0) {
+        return -1;
+    }
+    char errstr[1024];
+    if (es_batch_tick(svc, svc->pg, errstr, sizeof(errstr)) != 0) {
+        batch_rollback(svc);
+        es_log_warn("timer tick failed, trying again at the next one", "error=\"%s\"", errstr);
+        if (PQstatus(svc->pg) != CONNECTION_OK) {
+            reconnect(svc);
+        }
+        return 0;
+    }
+    outbox_handoff(svc, svc->ob_seq, &svc->ob_records, svc->ob_count);
+    return 0;
+}
+
 /* Count a finished batch for the stats line. */
 static void batch_count(es_service_t *svc, size_t cnt, int64_t start_us)
 {
@@ -569,6 +590,8 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
     /* Two slots of messages: while one batch's writes and COMMIT travel to PostgreSQL, the next
      * is polled and decoded into the other. */
     int slot = 0;
+    int64_t tick_us = (def->tick_ms > 0 ? def->tick_ms : 250) * 1000LL;
+    int64_t next_tick = es_mono_us() + tick_us;
     gap_t gaps[MAX_GAPS];
     size_t gap_cnt = 0;
     while (service_run) {
@@ -578,7 +601,7 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
         /* wait briefly for the first record (not at all while a batch is in flight); then take
          * whatever else is already here */
         int timeout = svc->pend.cnt ? 0 : 100;
-        size_t n = 0;
+        size_t n = 0, polled;
         while (n < max_batch) {
             rd_kafka_message_t *rkm = rd_kafka_consumer_poll(svc->consumer, n == 0 ? timeout : 0);
             if (!rkm) {
@@ -608,6 +631,7 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
             raw_from_message(&raws[n], rkm, types[n], ES_TYPE_MAX);
             n++;
         }
+        polled = n;
         if (n > 0) {
             /* how long records waited between their producer and this batch (their Kafka
              * timestamps are the producer's clock: the same machine in the dev stack) */
@@ -660,6 +684,14 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
             }
         }
         gap_cnt = 0;
+        /* timers: not while a backlog is read (a full poll), see tick in service.h */
+        if (def->tick && !svc->fatal && polled < max_batch && es_mono_us() >= next_tick) {
+            if (run_tick(svc) != 0) {
+                svc->fatal = 1;
+                service_run = 0;
+            }
+            next_tick = es_mono_us() + tick_us;
+        }
         if (svc->fatal) {
             break;
         }

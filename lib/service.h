@@ -86,6 +86,16 @@ typedef struct es_service_def {
      * it, so its transactions need not wait for the disk (synchronous_commit = off). Never for
      * a service whose decisions others act on. */
     int async_commit;
+    /* Timers (the saga coordinator's deadlines), or NULL: called about every tick_ms (0: 250)
+     * in a transaction of its own between two batches, once the batch in flight committed,
+     * and not while the service is catching up on a backlog (its last poll filled a whole
+     * batch: a deadline seen to pass then may belong to work whose end is still unread). It
+     * keeps its timers in its tables and emits with es_service_emit(), with a cause of its own
+     * making; its writes and the records it emits commit together, so a timer that fired is
+     * never fired again, and one that did not survives any crash. Return 0, or -1 with errstr
+     * to roll back (the tick is tried again at the next one). */
+    int (*tick)(es_service_t *svc, PGconn *pg, void *opaque, char *errstr, size_t errstr_size);
+    int tick_ms;
 } es_service_def_t;
 
 /* Run the service until SIGINT/SIGTERM or a fatal error (Kafka position lost, schema
@@ -154,5 +164,11 @@ int es_service_create_tables(const es_service_def_t *def, PGconn *pg, char *errs
  * --pg conninfo, -h help; `about` is the help's description), then es_service_run().
  * Returns the process exit status (0 ok, 1 fatal error, 2 usage). */
 int es_service_main(int argc, char **argv, const es_service_def_t *def, const char *about);
+
+/* Take a service's own option "--name VALUE" / "--name=VALUE" out of argv before
+ * es_service_main() parses the shared ones: *value is set (borrowed from argv) when the flag
+ * is there, left alone otherwise; argc and argv are compacted. Returns 0, or -1 when the flag
+ * has no value. */
+int es_service_take_flag(int *argc, char **argv, const char *flag, const char **value);
 
 #endif

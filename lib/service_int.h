@@ -81,6 +81,10 @@ int es_batch_prepare(es_service_t *svc, PGconn *pg, int own_tx, char *errstr, si
 /* The seq the outbox insert at pipeline index `idx` returned, or -1. */
 int64_t es_batch_outbox_seq(const es_service_t *svc, int idx);
 
+/* One timer tick (def->tick) in a transaction of its own, committed. Returns 0 (svc->ob_seq
+ * set), or -1 with errstr (the transaction must be rolled back). */
+int es_batch_tick(es_service_t *svc, PGconn *pg, char *errstr, size_t errstr_size);
+
 /* A whole batch, waiting for its last round trip (svc->ob_seq is set). With own_tx the
  * transaction is opened and committed; otherwise the caller owns it. Returns 0 or -1. */
 int es_batch_apply(es_service_t *svc, PGconn *pg, const es_raw_t *raws, size_t cnt, int own_tx,

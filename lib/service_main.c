@@ -3,6 +3,7 @@
  */
 #include <getopt.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "log.h"
 #include "service.h"
@@ -21,6 +22,34 @@ static void usage(FILE *out, const char *prog, const char *about)
             "Logs go to stderr (ES_LOG_LEVEL=debug|info|warn|error). SIGTERM or SIGINT stops\n"
             "it gracefully: the batch in hand is committed and the outbox flushed.\n",
             prog, about);
+}
+
+int es_service_take_flag(int *argc, char **argv, const char *flag, const char **value)
+{
+    size_t flen = strlen(flag);
+    int out = 1;
+    for (int i = 1; i < *argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--")) {
+            while (i < *argc) {
+                argv[out++] = argv[i++];
+            }
+            break;
+        }
+        if (!strncmp(a, flag, flen) && a[flen] == '=') {
+            *value = a + flen + 1;
+        } else if (!strcmp(a, flag)) {
+            if (i + 1 >= *argc) {
+                return -1;
+            }
+            *value = argv[++i];
+        } else {
+            argv[out++] = argv[i];
+        }
+    }
+    *argc = out;
+    argv[out] = NULL;
+    return 0;
 }
 
 int es_service_main(int argc, char **argv, const es_service_def_t *def, const char *about)

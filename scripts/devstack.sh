@@ -3,8 +3,8 @@
 #
 #   scripts/devstack.sh up       start whatever is not running: es-broker, PostgreSQL, the ledger
 #                                (es-accounts, es-transfers, es-projector), the shop (es-users,
-#                                es-catalog, es-orders, es-payments, es-shop-projector) and
-#                                es-query; wait for es-query /health
+#                                es-catalog, es-orders, es-payments, es-shop-projector), the
+#                                saga coordinator (es-sagas) and es-query; wait for /health
 #   scripts/devstack.sh down     stop services (SIGTERM, 10 s, then KILL), es-broker, PostgreSQL;
 #                                data is kept
 #   scripts/devstack.sh status   each component running or stopped, with its pid
@@ -30,7 +30,7 @@ ES_PROG=devstack
 . "$(dirname "$0")/common.sh"
 
 ALL_SERVICES=(es-accounts es-transfers es-projector es-users es-catalog es-orders es-payments
-    es-shop-projector es-query)
+    es-shop-projector es-sagas es-query)
 if [ -n "${ES_SERVICES:-}" ]; then
     read -r -a SERVICES <<<"$ES_SERVICES"
 else

@@ -220,36 +220,6 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
     return 0;
 }
 
-/* Take "--merchant ID" / "--merchant=ID" out of argv (the shared command line does not know
- * it), setting *merchant (borrowed from argv). Returns 0, or -1 when the flag has no value. */
-static int take_merchant_flag(int *argc, char **argv, const char **merchant)
-{
-    static const char flag[] = "--merchant";
-    int out = 1;
-    for (int i = 1; i < *argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--")) {
-            while (i < *argc) {
-                argv[out++] = argv[i++];
-            }
-            break;
-        }
-        if (!strncmp(a, flag, strlen(flag)) && a[strlen(flag)] == '=') {
-            *merchant = a + strlen(flag) + 1;
-        } else if (!strcmp(a, flag)) {
-            if (i + 1 >= *argc) {
-                return -1;
-            }
-            *merchant = argv[++i];
-        } else {
-            argv[out++] = argv[i];
-        }
-    }
-    *argc = out;
-    argv[out] = NULL;
-    return 0;
-}
-
 /* Read the merchant account once (--merchant > ES_MERCHANT_ACCOUNT > shop-merchant), refuse an
  * invalid one (exit 2), then run the shared service loop. */
 int main(int argc, char **argv)
@@ -258,7 +228,7 @@ int main(int argc, char **argv)
     if (!merchant || !merchant[0]) {
         merchant = DEFAULT_MERCHANT;
     }
-    if (take_merchant_flag(&argc, argv, &merchant) != 0) {
+    if (es_service_take_flag(&argc, argv, "--merchant", &merchant) != 0) {
         fprintf(stderr, "es-payments: option --merchant needs an account id\n");
         return 2;
     }

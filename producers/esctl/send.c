@@ -461,7 +461,7 @@ static rd_kafka_resp_err_t produce_one(rd_kafka_t *rk, send_cmd_t *c)
     env.causation_id[0] = '\0';
     memcpy(env.traceparent, c->traceparent, sizeof(env.traceparent));
     env.occurred_at = c->occurred_at;
-    rd_kafka_headers_t *hdrs = es_envelope_headers_new(&env);
+    rd_kafka_headers_t *hdrs = es_envelope_headers_new(&env, "esctl");
     rd_kafka_resp_err_t err;
     for (;;) {
         /* No copy flag: the arena outlives every delivery report. */

@@ -26,7 +26,10 @@
     X(orders_domain)                                                                               \
     X(payments_domain)                                                                             \
     X(shop_projection_domain)                                                                      \
-    X(query_routes)
+    X(query_routes)                                                                                \
+    X(query_timeline)                                                                              \
+    X(saga_domain)                                                                                 \
+    X(saga_view)
 
 #define DECLARE(name) Suite *name##_suite(void) __attribute__((weak));
 SUITES(DECLARE)

@@ -265,7 +265,7 @@ START_TEST(test_headers)
     sample_envelope(&env, "DepositFunds", "acc-9");
     env.aggregate_version = 0;
     snprintf(env.causation_id, sizeof(env.causation_id), "%s", "");
-    hdrs = es_envelope_headers_new(&env);
+    hdrs = es_envelope_headers_new(&env, NULL);
     ck_assert_ptr_nonnull(hdrs);
     ck_assert_uint_eq(rd_kafka_header_cnt(hdrs), 8);
     ck_assert_str_eq(header(hdrs, "es-event-id"), env.event_id);
