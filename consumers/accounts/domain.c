@@ -8,8 +8,8 @@
 #include <string.h>
 
 static const char *const input_types[ACC_IN__COUNT] = {
-    "OpenAccount",       "DepositFunds", "WithdrawFunds", "CloseAccount",
-    "TransferRequested", "FundsDebited", "CreditRejected"};
+    "OpenAccount",       "DepositFunds", "WithdrawFunds",  "CloseAccount",
+    "TransferRequested", "FundsDebited", "CreditRejected", "SagaTimedOut"};
 
 static const char *const event_types[ACC_EV__COUNT] = {
     "AccountOpened", "FundsDeposited", "FundsWithdrawn", "AccountClosed", "FundsDebited",
@@ -156,7 +156,10 @@ static void decide_saga(const account_t *st, const accounts_input_t *in, account
     case ACC_IN_TRANSFER_REQUESTED:
         es_str_copy(out->other_account, sizeof(out->other_account), in->to_account);
         es_str_copy(out->currency, sizeof(out->currency), st->currency);
-        if ((why = require_open(st))) {
+        if (in->timed_out) {
+            out->kind = ACC_EV_DEBIT_REJECTED;
+            es_str_copy(out->reason, sizeof(out->reason), "TIMEOUT");
+        } else if ((why = require_open(st))) {
             out->kind = ACC_EV_DEBIT_REJECTED;
             es_str_copy(out->reason, sizeof(out->reason), why);
         } else if (in->currency[0] && strcmp(in->currency, st->currency) != 0) {

@@ -8,6 +8,11 @@
  * wiring can load, lock and save just that row. The transfer saga's account steps live here:
  * debit the source on TransferRequested, credit the destination on FundsDebited, refund the
  * source on CreditRejected.
+ *
+ * The debit is the transfer saga's point of no return, so the accounts context decides what a
+ * timed-out transfer saga becomes (docs/SAGAS.md): SagaTimedOut leaves a fence on the transfer
+ * id (the wiring keeps it); a TransferRequested that meets a fence is refused with TIMEOUT. One
+ * that was debited before the timeout goes through: the credit (or its reversal) finishes it.
  */
 #ifndef ACCOUNTS_DOMAIN_H
 #define ACCOUNTS_DOMAIN_H
@@ -38,6 +43,7 @@ typedef enum {
     ACC_IN_TRANSFER_REQUESTED, /* saga: debit the source */
     ACC_IN_FUNDS_DEBITED,      /* saga: credit the destination */
     ACC_IN_CREDIT_REJECTED,    /* saga: refund the source */
+    ACC_IN_SAGA_TIMED_OUT,     /* fence the transfer (wiring only: concerns no account) */
     ACC_IN__COUNT
 } accounts_input_kind_t;
 
@@ -53,6 +59,7 @@ typedef struct accounts_input {
     char from_account[ACC_ID_MAX];
     char to_account[ACC_ID_MAX];
     char reason[ACC_REASON_MAX]; /* CreditRejected: why */
+    int timed_out; /* TransferRequested: the transfer's saga timed out before this debit */
 } accounts_input_t;
 
 typedef enum {

@@ -16,7 +16,7 @@
 #include "strmap.h"
 
 static const char *const topics[] = {"accounts.commands", "transfers.events", "accounts.events",
-                                     NULL};
+                                     "sagas.events", NULL};
 
 static int wants(const char *type)
 {
@@ -53,6 +53,11 @@ static void input_from_json(const es_input_t *rec, accounts_input_t *in)
         es_str_copy(in->from_account, sizeof(in->from_account), str(p, "from_account"));
         es_str_copy(in->to_account, sizeof(in->to_account), str(p, "account_id"));
         es_str_copy(in->reason, sizeof(in->reason), str(p, "reason"));
+        break;
+    case ACC_IN_SAGA_TIMED_OUT:
+        /* a transfer saga's subject is its transfer; other sagas' timeouts are not ours */
+        es_str_copy(in->transfer_id, sizeof(in->transfer_id),
+                    strcmp(str(p, "saga_type"), "transfer") ? "" : str(p, "subject"));
         break;
     default:
         es_str_copy(in->account_id, sizeof(in->account_id), str(p, "account_id"));
@@ -108,7 +113,54 @@ typedef struct batch {
     unsigned char *dirty; /* 0 untouched, 1 existed and changed, 2 created */
     const char **ids;
     es_strmap_t index; /* account id -> its slot in accounts[] */
+    /* the transfers the batch debits or fences, and whether each is fenced */
+    es_idset_t transfers;
+    unsigned char *fenced;
+    const char **new_fences, **new_fence_sagas;
+    size_t nnew_fences;
 } batch_t;
+
+/* The fences the batch needs: those already stored for the transfers it debits, in
+ * b->fenced by the slot of b->transfers. Returns 0 or -1 with errstr. */
+static int load_fences(batch_t *b, PGconn *pg, es_arena_t *arena, size_t cnt, char *errstr,
+                       size_t errstr_size)
+{
+    if (es_idset_reset(&b->transfers, arena, cnt) != 0) {
+        snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
+        return -1;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        const accounts_input_t *in = &b->ins[i];
+        if ((in->kind == ACC_IN_TRANSFER_REQUESTED || in->kind == ACC_IN_SAGA_TIMED_OUT) &&
+            in->transfer_id[0] && es_idset_add(&b->transfers, in->transfer_id) != 0) {
+            snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
+            return -1;
+        }
+    }
+    b->fenced = es_arena_calloc(arena, b->transfers.n + 1, 1);
+    b->new_fences = es_arena_calloc(arena, b->transfers.n + 1, sizeof(*b->new_fences));
+    b->new_fence_sagas = es_arena_calloc(arena, b->transfers.n + 1, sizeof(*b->new_fence_sagas));
+    b->nnew_fences = 0;
+    if (!b->fenced || !b->new_fences || !b->new_fence_sagas) {
+        snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
+        return -1;
+    }
+    return accounts_store_load_fences(pg, b->transfers.ids, b->transfers.n, b->fenced, errstr,
+                                      errstr_size);
+}
+
+/* SagaTimedOut of a transfer saga: fence the transfer, so that its debit, if it has not
+ * happened yet, never does. Nothing is published: the fenced TransferRequested answers. */
+static void fence(batch_t *b, const es_input_t *rec, const accounts_input_t *in)
+{
+    size_t t = in->transfer_id[0] ? es_idset_find(&b->transfers, in->transfer_id) : (size_t)-1;
+    if (t == (size_t)-1 || b->fenced[t]) {
+        return;
+    }
+    b->fenced[t] = 1;
+    b->new_fences[b->nnew_fences] = in->transfer_id;
+    b->new_fence_sagas[b->nnew_fences++] = rec->env.correlation_id;
+}
 
 static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
                   char *errstr, size_t errstr_size)
@@ -127,16 +179,28 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
     size_t naccounts = 0;
     for (size_t i = 0; i < cnt; i++) {
         input_from_json(&inputs[i], &b->ins[i]);
+        if (b->ins[i].kind == ACC_IN_SAGA_TIMED_OUT) {
+            continue; /* concerns a transfer, not an account */
+        }
         const char *id = accounts_input_account(&b->ins[i]);
         if (es_strmap_get(&b->index, id) == (size_t)-1) {
             es_strmap_put(&b->index, id, naccounts);
             b->ids[naccounts++] = id;
         }
     }
-    if (accounts_store_load(pg, b->ids, naccounts, b->accounts, errstr, errstr_size) != 0) {
+    if (accounts_store_load(pg, b->ids, naccounts, b->accounts, errstr, errstr_size) != 0 ||
+        load_fences(b, pg, arena, cnt, errstr, errstr_size) != 0) {
         return -1;
     }
     for (size_t i = 0; i < cnt; i++) {
+        if (b->ins[i].kind == ACC_IN_SAGA_TIMED_OUT) {
+            fence(b, &inputs[i], &b->ins[i]);
+            continue;
+        }
+        if (b->ins[i].kind == ACC_IN_TRANSFER_REQUESTED) {
+            size_t t = es_idset_find(&b->transfers, b->ins[i].transfer_id);
+            b->ins[i].timed_out = t != (size_t)-1 && b->fenced[t];
+        }
         size_t a = es_strmap_get(&b->index, accounts_input_account(&b->ins[i]));
         account_t *acc = &b->accounts[a];
         int existed = acc->status != ACCOUNT_NONE;
@@ -156,7 +220,9 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
             return -1;
         }
     }
-    if (accounts_store_save(es_service_pipeline(svc), b->accounts, b->dirty, naccounts) != 0) {
+    if (accounts_store_save(es_service_pipeline(svc), b->accounts, b->dirty, naccounts) != 0 ||
+        accounts_store_save_fences(es_service_pipeline(svc), b->new_fences, b->new_fence_sagas,
+                                   b->nnew_fences) != 0) {
         snprintf(errstr, errstr_size, "out of memory queueing account writes");
         return -1;
     }
@@ -168,6 +234,7 @@ int main(int argc, char **argv)
     batch_t batch;
     memset(&batch, 0, sizeof(batch));
     es_strmap_init(&batch.index);
+    es_idset_init(&batch.transfers);
     es_service_def_t def = {.name = "accounts",
                             .schema = "accounts",
                             .dlq_topic = "accounts.dlq",
@@ -180,5 +247,6 @@ int main(int argc, char **argv)
                              "The accounts service: opens, credits, debits and closes accounts, "
                              "and takes\nthe account steps of the transfer saga.");
     es_strmap_fini(&batch.index);
+    es_idset_fini(&batch.transfers);
     return rc;
 }

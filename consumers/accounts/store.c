@@ -13,7 +13,11 @@
 const char accounts_store_ddl[] =
     "CREATE TABLE IF NOT EXISTS accounts ("
     " account_id text PRIMARY KEY, owner text NOT NULL, currency text NOT NULL,"
-    " balance bigint NOT NULL, status text NOT NULL, version bigint NOT NULL);";
+    " balance bigint NOT NULL, status text NOT NULL, version bigint NOT NULL);"
+    /* transfers whose saga timed out before their debit (docs/SAGAS.md) */
+    "CREATE TABLE IF NOT EXISTS timed_out_transfers ("
+    " transfer_id text PRIMARY KEY, saga_id text NOT NULL,"
+    " fenced_at timestamptz NOT NULL DEFAULT now());";
 
 static const char *status_name(account_status_t s)
 {
@@ -109,4 +113,37 @@ int accounts_store_save(es_pg_pipeline_t *pl, const account_t *accounts, const u
     es_pg_array_fini(&st);
     es_pg_array_fini(&ver);
     return rc;
+}
+
+/* One row of accounts_store_load_fences(): marks fenced[i]. */
+static void fence_row(const PGresult *res, int r, size_t i, void *opaque)
+{
+    (void)res;
+    (void)r;
+    ((unsigned char *)opaque)[i] = 1;
+}
+
+int accounts_store_load_fences(PGconn *pg, const char *const *ids, size_t n, unsigned char *fenced,
+                               char *errstr, size_t errstr_size)
+{
+    memset(fenced, 0, n);
+    return es_pg_load_rows(pg,
+                           "SELECT transfer_id FROM unnest($1::text[]) AS u(id) "
+                           "JOIN timed_out_transfers t ON t.transfer_id = u.id",
+                           ids, n, fence_row, fenced, errstr, errstr_size);
+}
+
+int accounts_store_save_fences(es_pg_pipeline_t *pl, const char *const *ids,
+                               const char *const *saga_ids, size_t n)
+{
+    static const es_pg_oid_t oids[2] = {ES_PG_TEXT, ES_PG_TEXT};
+    es_pg_cols_t c;
+    es_pg_cols_init(&c, oids, 2);
+    for (size_t i = 0; i < n; i++) {
+        es_pg_array_add_text(&c.a[0], ids[i]);
+        es_pg_array_add_text(&c.a[1], saga_ids[i]);
+    }
+    return es_pg_cols_queue(&c, pl,
+                            "INSERT INTO timed_out_transfers (transfer_id, saga_id) SELECT * "
+                            "FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING");
 }

@@ -8,8 +8,8 @@
 #include "str.h"
 
 static const char *const input_types[CAT_IN__COUNT] = {
-    "AddProduct",     "ChangePrice",     "RestockProduct", "OrderPlaced",
-    "OrderCancelled", "PaymentCaptured", "PaymentDeclined"};
+    "AddProduct",     "ChangePrice",     "RestockProduct",  "OrderPlaced",
+    "OrderCancelled", "PaymentCaptured", "PaymentDeclined", "OrderRejected"};
 
 static const char *const event_types[CAT_EV__COUNT] = {
     "ProductAdded",           "PriceChanged",  "ProductRestocked",
@@ -166,13 +166,21 @@ static int units_total(const catalog_line_t *lines, size_t n, size_t k, int64_t 
     return 0;
 }
 
+/* An order saga that timed out is undone like a cancel (docs/SAGAS.md); other rejections
+ * come after the stock was refused or already released. */
+static int undoes(const catalog_input_t *in)
+{
+    return in->kind == CAT_IN_ORDER_CANCELLED ||
+           (in->kind == CAT_IN_ORDER_REJECTED && !strcmp(in->reason, "TIMEOUT"));
+}
+
 const char *catalog_input_invalid(const catalog_reservation_t *res,
                                   catalog_product_t *const *products, const catalog_input_t *in)
 {
     int sells = in->kind == CAT_IN_PAYMENT_CAPTURED && res->status == CAT_RES_RESERVED;
-    int unreserves = (in->kind == CAT_IN_PAYMENT_DECLINED || in->kind == CAT_IN_ORDER_CANCELLED) &&
-                     res->status == CAT_RES_RESERVED;
-    int restores = in->kind == CAT_IN_ORDER_CANCELLED && res->status == CAT_RES_COMMITTED;
+    int unreserves =
+        (in->kind == CAT_IN_PAYMENT_DECLINED || undoes(in)) && res->status == CAT_RES_RESERVED;
+    int restores = undoes(in) && res->status == CAT_RES_COMMITTED;
     if (!sells && !unreserves && !restores) {
         return NULL; /* reserving checks stock itself; everything else changes nothing */
     }
@@ -350,11 +358,12 @@ int catalog_stock_decide(const catalog_reservation_t *res, catalog_product_t *co
         out->reason = "PAYMENT_DECLINED";
         break;
     case CAT_IN_ORDER_CANCELLED:
-        if (res->status != CAT_RES_RESERVED && res->status != CAT_RES_COMMITTED) {
+    case CAT_IN_ORDER_REJECTED:
+        if (!undoes(in) || (res->status != CAT_RES_RESERVED && res->status != CAT_RES_COMMITTED)) {
             return 0;
         }
         out->kind = CAT_EV_STOCK_RELEASED;
-        out->reason = "ORDER_CANCELLED";
+        out->reason = in->kind == CAT_IN_ORDER_CANCELLED ? "ORDER_CANCELLED" : "TIMEOUT";
         break;
     default: /* commands are not saga inputs */
         return 0;

@@ -24,6 +24,7 @@
 #define CAT_NAME_CHARS 200 /* product names: 1..200 characters (UTF-8 code points) */
 #define CAT_LINES_MAX 100  /* lines of one order */
 #define CAT_COMMAND_ID_MAX 40
+#define CAT_REASON_MAX 64
 
 typedef struct catalog_product {
     char id[CAT_ID_MAX];
@@ -69,6 +70,7 @@ typedef enum {
     CAT_IN_ORDER_CANCELLED,  /* saga: give the units back */
     CAT_IN_PAYMENT_CAPTURED, /* saga: the reserved units are sold */
     CAT_IN_PAYMENT_DECLINED, /* saga: release the reserved units */
+    CAT_IN_ORDER_REJECTED,   /* saga: with reason TIMEOUT, undone like a cancel */
     CAT_IN__COUNT
 } catalog_input_kind_t;
 
@@ -81,6 +83,7 @@ typedef struct catalog_input {
     int64_t price;                       /* AddProduct, ChangePrice */
     int64_t quantity;                    /* AddProduct: the first stock; RestockProduct: units */
     char order_id[CAT_ID_MAX];           /* saga inputs */
+    char reason[CAT_REASON_MAX];         /* OrderRejected: why */
     /* OrderPlaced: its items, borrowed; NULL when there are none or more than CAT_LINES_MAX
      * (nlines still says how many there were, so the input is seen to be malformed). */
     const catalog_line_t *lines;

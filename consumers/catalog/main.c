@@ -47,6 +47,7 @@ static int input_from_json(es_arena_t *arena, const es_input_t *rec, catalog_inp
     es_str_copy(in->command_id, sizeof(in->command_id), rec->env.event_id);
     es_str_copy(in->product_id, sizeof(in->product_id), str(p, "product_id"));
     es_str_copy(in->order_id, sizeof(in->order_id), str(p, "order_id"));
+    es_str_copy(in->reason, sizeof(in->reason), str(p, "reason"));
     in->price = json_integer_value(json_object_get(p, "price"));
     switch (in->kind) {
     case CAT_IN_ADD_PRODUCT:

@@ -8,9 +8,9 @@
 #include <string.h>
 
 static const char *const input_types[ORD_IN__COUNT] = {
-    "PlaceOrder",     "CancelOrder",  "UserRegistered",           "UserDeactivated",
-    "ProductAdded",   "PriceChanged", "StockReservationRejected", "PaymentCaptured",
-    "PaymentDeclined"};
+    "PlaceOrder",      "CancelOrder",  "UserRegistered",           "UserDeactivated",
+    "ProductAdded",    "PriceChanged", "StockReservationRejected", "PaymentCaptured",
+    "PaymentDeclined", "SagaTimedOut"};
 
 static const char *const event_types[ORD_EV__COUNT] = {
     "OrderPlaced", "OrderConfirmed", "OrderRejected", "OrderCancelled", "OrderCommandRejected"};
@@ -142,7 +142,7 @@ static int decide_place(const order_t *order, const orders_input_t *in,
         return reject_command(why, out);
     }
     if (order->status != ORDER_NONE) {
-        return reject_command("ORDER_EXISTS", out);
+        return reject_command(orders_is_fence(order) ? "TIMEOUT" : "ORDER_EXISTS", out);
     }
     const orders_user_t *user = copies ? copies->user(copies->ctx, in->user_id) : NULL;
     if (!user || user->version == 0) {
@@ -209,6 +209,24 @@ static int decide_outcome(const order_t *order, const orders_input_t *in, orders
     return 1;
 }
 
+int orders_is_fence(const order_t *order)
+{
+    return order->status == ORDER_REJECTED && !order->user_id[0] &&
+           !strcmp(order->reason, "TIMEOUT");
+}
+
+/* SagaTimedOut: the orders service decides how the saga ends (see domain.h). */
+static int decide_timeout(const order_t *order, const orders_input_t *in, orders_event_t *out)
+{
+    if (!orders_id_valid(in->order_id) ||
+        (order->status != ORDER_PENDING && order->status != ORDER_NONE)) {
+        return 0;
+    }
+    out->kind = ORD_EV_ORDER_REJECTED;
+    es_str_copy(out->reason, sizeof(out->reason), "TIMEOUT");
+    return 1;
+}
+
 int orders_decide(const order_t *order, const orders_input_t *in, const orders_copies_t *copies,
                   order_line_t *lines, orders_event_t *out)
 {
@@ -225,6 +243,8 @@ int orders_decide(const order_t *order, const orders_input_t *in, const orders_c
     case ORD_IN_PAYMENT_CAPTURED:
     case ORD_IN_PAYMENT_DECLINED:
         return decide_outcome(order, in, out);
+    case ORD_IN_SAGA_TIMED_OUT:
+        return decide_timeout(order, in, out);
     default:
         return 0; /* copy events are applied with orders_user_apply / orders_price_apply */
     }
@@ -247,6 +267,9 @@ void orders_evolve(order_t *order, const orders_event_t *ev)
         order->status = ORDER_CONFIRMED;
         break;
     case ORD_EV_ORDER_REJECTED:
+        if (order->status == ORDER_NONE) { /* a timeout's fence */
+            es_str_copy(order->id, sizeof(order->id), ev->order_id);
+        }
         order->status = ORDER_REJECTED;
         es_str_copy(order->reason, sizeof(order->reason), ev->reason);
         break;

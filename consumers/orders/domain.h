@@ -10,6 +10,11 @@
  * batch loop, in log order with the commands, and only ever move to a newer version of the
  * user or product. The saga's outcomes (stock rejected, payment captured or declined) move a
  * PENDING order only: a late or duplicated outcome never moves a closed order.
+ *
+ * The orders service decides what a timed-out order saga becomes (docs/SAGAS.md): a PENDING
+ * order is rejected with TIMEOUT (the others compensate on OrderRejected); an order not placed
+ * yet is fenced, rejected with TIMEOUT before it exists, so that its PlaceOrder, when it comes,
+ * is refused with TIMEOUT instead of starting work nobody waits for any more.
  */
 #ifndef ORDERS_DOMAIN_H
 #define ORDERS_DOMAIN_H
@@ -53,6 +58,9 @@ typedef struct order {
     order_status_t status;
     char reason[ORD_REASON_MAX]; /* REJECTED: why */
     int64_t version;             /* events of this order so far, rejections included */
+    /* The order's saga (the PlaceOrder's correlation id): its cancellation joins it. "" for
+     * orders stored before it was kept. Set by the wiring, not by the rules. */
+    char correlation_id[40];
 } order_t;
 
 /* The local copy of one user: version 0 means the copy has never heard of it. */
@@ -79,6 +87,7 @@ typedef enum {
     ORD_IN_STOCK_RESERVATION_REJECTED, /* catalog.events: saga outcome */
     ORD_IN_PAYMENT_CAPTURED,           /* payments.events: saga outcome */
     ORD_IN_PAYMENT_DECLINED,           /* payments.events: saga outcome */
+    ORD_IN_SAGA_TIMED_OUT,             /* sagas.events: the order's saga missed its deadline */
     ORD_IN__COUNT
 } orders_input_kind_t;
 
@@ -162,8 +171,12 @@ const char *orders_input_invalid(const order_t *order, const orders_input_t *in)
  *
  * PlaceOrder's refusals, checked in this order: INVALID_ID (order, user or account id),
  * INVALID_ORDER (no lines, more than ORD_ITEMS_MAX, a quantity <= 0, an invalid product id),
- * ORDER_EXISTS, UNKNOWN_USER, USER_INACTIVE, UNKNOWN_PRODUCT, then INVALID_ORDER again when
- * the total overflows int64 (pricing needs every product known first). */
+ * ORDER_EXISTS (TIMEOUT when the order is a timeout's fence), UNKNOWN_USER, USER_INACTIVE,
+ * UNKNOWN_PRODUCT, then INVALID_ORDER again when the total overflows int64 (pricing needs
+ * every product known first).
+ *
+ * SagaTimedOut (in->order_id: the saga's subject): a PENDING order, or one that does not exist
+ * yet, is rejected with TIMEOUT; anything else (an invalid id, a closed order) changes nothing. */
 int orders_decide(const order_t *order, const orders_input_t *in, const orders_copies_t *copies,
                   order_line_t *lines, orders_event_t *out);
 
@@ -187,6 +200,9 @@ const char *orders_status_name(order_status_t status);
 int orders_input_kind(const char *type);
 /* The status for a stored name, or ORDER_NONE when unknown. */
 order_status_t orders_status_parse(const char *name);
+
+/* True when `order` is a timeout's fence: rejected with TIMEOUT before it was ever placed. */
+int orders_is_fence(const order_t *order);
 
 /* True when `id` is usable as an id: 1..ORD_ID_VALID_MAX characters of [A-Za-z0-9._:-]. */
 int orders_id_valid(const char *id);

@@ -19,9 +19,9 @@
 #include "strmap.h"
 
 static const char *const topics[] = {"orders.commands", "users.events", "catalog.events",
-                                     "payments.events", NULL};
+                                     "payments.events", "sagas.events", NULL};
 
-/* The runtime's filter: only the nine input types the rules know are decoded. */
+/* The runtime's filter: only the input types the rules know are decoded. */
 static int wants(const char *type)
 {
     return orders_input_kind(type) >= 0;
@@ -73,6 +73,11 @@ static int input_from_json(es_arena_t *arena, const es_input_t *rec, orders_inpu
     in->amount = json_integer_value(json_object_get(p, "amount"));
     in->price = json_integer_value(json_object_get(p, "price"));
     in->version = rec->env.aggregate_version;
+    if (in->kind == ORD_IN_SAGA_TIMED_OUT) {
+        /* an order saga's subject is its order; other sagas' timeouts are not ours ("") */
+        es_str_copy(in->order_id, sizeof(in->order_id),
+                    strcmp(str(p, "saga_type"), "order") ? "" : str(p, "subject"));
+    }
     if (in->kind == ORD_IN_PLACE_ORDER) {
         return items_from_json(arena, json_object_get(p, "items"), in);
     }
@@ -231,13 +236,23 @@ static int handle_order_input(es_service_t *svc, batch_t *b, const es_input_t *r
     if (order->status != ORDER_NONE && !b->order_dirty[slot]) {
         b->order_dirty[slot] = existed ? 1 : 2;
     }
+    if (!existed && order->status != ORDER_NONE) {
+        /* placed, or fenced by a timeout: either way the record's saga is the order's */
+        es_str_copy(order->correlation_id, sizeof(order->correlation_id), rec->env.correlation_id);
+    }
     json_t *payload = event_to_json(&ev);
     if (!payload) {
         snprintf(errstr, errstr_size, "out of memory building %s for order %s",
                  orders_event_type(ev.kind), ev.order_id);
         return -1;
     }
-    return es_service_emit(svc, rec, 0, orders_event_type(ev.kind), ev.order_id, order->version,
+    /* A cancellation joins the order's saga: its compensations (stock released, refund) are
+     * steps of the saga they undo, on one timeline (docs/SAGAS.md). */
+    es_input_t cause = *rec;
+    if (ev.kind == ORD_EV_ORDER_CANCELLED && order->correlation_id[0]) {
+        memcpy(cause.env.correlation_id, order->correlation_id, sizeof(cause.env.correlation_id));
+    }
+    return es_service_emit(svc, &cause, 0, orders_event_type(ev.kind), ev.order_id, order->version,
                            payload, errstr, errstr_size);
 }
 

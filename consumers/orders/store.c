@@ -19,12 +19,14 @@ const char orders_store_ddl[] =
     " items jsonb NOT NULL, total bigint NOT NULL, status text NOT NULL CHECK (status IN"
     " ('PENDING', 'CONFIRMED', 'REJECTED', 'CANCELLED')), reason text NOT NULL,"
     " version bigint NOT NULL) WITH (fillfactor = 80);"
+    /* the order's saga (PlaceOrder's correlation id), which its cancellation joins */
+    "ALTER TABLE orders ADD COLUMN IF NOT EXISTS correlation_id text NOT NULL DEFAULT '';"
     "CREATE TABLE IF NOT EXISTS users ("
     " user_id text PRIMARY KEY, active boolean NOT NULL, version bigint NOT NULL);"
     "CREATE TABLE IF NOT EXISTS prices ("
     " product_id text PRIMARY KEY, price bigint NOT NULL, version bigint NOT NULL);";
 
-#define MAX_COLS 8
+#define MAX_COLS 9
 
 /* Finish the arrays a[0..n) and queue `sql` with them as binary parameters $1..$n. Returns 0,
  * or -1 when an array ran out of memory or the statement could not be queued. */
@@ -70,6 +72,7 @@ static void orders_store_load_row(const PGresult *res, int r, size_t i, void *op
     o->status = orders_status_parse(PQgetvalue(res, r, 4));
     es_str_copy(o->reason, sizeof(o->reason), PQgetvalue(res, r, 5));
     o->version = strtoll(PQgetvalue(res, r, 6), NULL, 10);
+    es_str_copy(o->correlation_id, sizeof(o->correlation_id), PQgetvalue(res, r, 7));
 }
 
 int orders_store_load(PGconn *pg, const char *const *ids, size_t n, order_t *out, char *errstr,
@@ -81,7 +84,7 @@ int orders_store_load(PGconn *pg, const char *const *ids, size_t n, order_t *out
     }
     return es_pg_load_rows(pg,
                            "SELECT order_id, user_id, account_id, total, status, "
-                           "reason, version FROM unnest($1::text[]) AS u(id) "
+                           "reason, version, correlation_id FROM unnest($1::text[]) AS u(id) "
                            "JOIN orders t ON t.order_id = u.id "
                            "ORDER BY order_id FOR UPDATE OF t",
                            ids, n, orders_store_load_row, out, errstr, errstr_size);
@@ -149,12 +152,12 @@ static int lines_json(es_buf_t *buf, const order_t *o)
 static int save_placed(es_pg_pipeline_t *pl, const order_t *orders, const unsigned char *dirty,
                        size_t n)
 {
-    static const es_pg_oid_t oids[8] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT,
-                                        ES_PG_INT8, ES_PG_TEXT, ES_PG_TEXT, ES_PG_INT8};
-    es_pg_array_t a[8];
+    static const es_pg_oid_t oids[9] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT, ES_PG_INT8,
+                                        ES_PG_TEXT, ES_PG_TEXT, ES_PG_INT8, ES_PG_TEXT};
+    es_pg_array_t a[9];
     es_buf_t items;
     es_buf_init(&items);
-    arrays_init(a, oids, 8);
+    arrays_init(a, oids, 9);
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (dirty[i] != 2) {
@@ -170,17 +173,19 @@ static int save_placed(es_pg_pipeline_t *pl, const order_t *orders, const unsign
         es_pg_array_add_text(&a[5], orders_status_name(o->status));
         es_pg_array_add_text(&a[6], o->reason);
         es_pg_array_add_int8(&a[7], o->version);
+        es_pg_array_add_text(&a[8], o->correlation_id);
     }
     if (rc == 0 && a[0].count > 0) {
         rc = queue_arrays(pl,
                           "INSERT INTO orders (order_id, user_id, account_id, items, total, "
-                          "status, reason, version) SELECT u.id, u.uid, u.acc, u.items::jsonb, "
-                          "u.total, u.st, u.r, u.v FROM unnest($1::text[], $2::text[], "
-                          "$3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], "
-                          "$8::bigint[]) AS u(id, uid, acc, items, total, st, r, v)",
-                          a, 8);
+                          "status, reason, version, correlation_id) SELECT u.id, u.uid, u.acc, "
+                          "u.items::jsonb, u.total, u.st, u.r, u.v, u.c FROM unnest($1::text[], "
+                          "$2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], "
+                          "$7::text[], $8::bigint[], $9::text[]) AS u(id, uid, acc, items, "
+                          "total, st, r, v, c)",
+                          a, 9);
     }
-    arrays_fini(a, 8);
+    arrays_fini(a, 9);
     es_buf_fini(&items);
     return rc;
 }

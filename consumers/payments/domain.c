@@ -8,8 +8,8 @@
 #include <string.h>
 
 static const char *const input_types[PAY_IN__COUNT] = {
-    "OrderPlaced",       "OrderCancelled", "StockReserved",          "StockReservationRejected",
-    "TransferCompleted", "TransferFailed", "TransferCommandRejected"};
+    "OrderPlaced",       "OrderCancelled", "StockReserved",           "StockReservationRejected",
+    "TransferCompleted", "TransferFailed", "TransferCommandRejected", "OrderRejected"};
 
 static const char *const state_names[PAYMENT__COUNT] = {
     "NONE",      "AWAITING_STOCK", "AWAITING_ORDER", "CHARGING",  "CAPTURED", "DECLINED",
@@ -188,6 +188,13 @@ int payments_decide(const payment_t *state, const payments_input_t *in, const ch
             return 1;
         }
         return 0;
+    case PAY_IN_ORDER_REJECTED:
+        /* a timed-out order saga is undone like a cancel (docs/SAGAS.md); other rejections
+         * follow a refused stock or a declined charge, which closed the payment already */
+        if (strcmp(in->reason, "TIMEOUT") != 0) {
+            return 0;
+        }
+        /* fall through */
     case PAY_IN_ORDER_CANCELLED:
         if (awaiting(st)) {
             event_from_state(&out[0], PAY_EV_CANCELLED, st, id);

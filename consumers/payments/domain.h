@@ -58,6 +58,7 @@ typedef enum {
     PAY_IN_TRANSFER_COMPLETED, /* TransferCompleted */
     PAY_IN_TRANSFER_FAILED,    /* TransferFailed */
     PAY_IN_TRANSFER_REJECTED,  /* TransferCommandRejected */
+    PAY_IN_ORDER_REJECTED,     /* OrderRejected: with reason TIMEOUT, undone like a cancel */
     PAY_IN__COUNT
 } payments_input_kind_t;
 
@@ -74,7 +75,7 @@ typedef struct payments_input {
     int64_t amount;                /* OrderPlaced: total; TransferCompleted/Failed: amount */
     char from_account[PAY_ID_MAX]; /* TransferCompleted/Failed */
     char to_account[PAY_ID_MAX];
-    char reason[PAY_REASON_MAX]; /* TransferFailed, TransferCommandRejected */
+    char reason[PAY_REASON_MAX]; /* TransferFailed, TransferCommandRejected, OrderRejected */
     int compensated;             /* TransferFailed: the ledger reversed the debit */
 } payments_input_t;
 

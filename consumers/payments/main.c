@@ -65,6 +65,7 @@ static void input_from_json(const es_input_t *rec, payments_input_t *in)
         return;
     }
     es_str_copy(in->order_id, sizeof(in->order_id), str(p, "order_id"));
+    es_str_copy(in->reason, sizeof(in->reason), str(p, "reason"));
     if (in->kind == PAY_IN_ORDER_PLACED) {
         es_str_copy(in->account_id, sizeof(in->account_id), str(p, "account_id"));
         in->amount = json_integer_value(json_object_get(p, "total"));

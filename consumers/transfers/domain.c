@@ -7,10 +7,10 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const input_types[TR_IN__COUNT] = {"RequestTransfer", "DebitRejected",
-                                                      "FundsCredited", "DebitReversed"};
-static const char *const event_types[TR_EV__COUNT] = {"TransferRequested", "TransferCompleted",
-                                                      "TransferFailed", "TransferCommandRejected"};
+static const char *const input_types[TR_IN__COUNT] = {
+    "RequestTransfer", "DebitRejected", "FundsCredited", "DebitReversed", "SagaTimedOut"};
+static const char *const event_types[TR_EV__COUNT] = {
+    "TransferRequested", "TransferCompleted", "TransferFailed", "TransferCommandRejected", ""};
 
 const char *transfers_event_type(transfers_event_kind_t kind)
 {
@@ -29,7 +29,7 @@ int transfers_input_kind(const char *type)
 
 const char *transfers_status_name(transfer_status_t status)
 {
-    static const char *const names[] = {"NONE", "PENDING", "COMPLETED", "FAILED"};
+    static const char *const names[] = {"NONE", "PENDING", "COMPLETED", "FAILED", "TIMED_OUT"};
     return (unsigned)status < sizeof(names) / sizeof(names[0]) ? names[status] : "?";
 }
 
@@ -45,6 +45,12 @@ static int decide_request(const transfer_t *st, const transfers_input_t *in, tra
     es_str_copy(out->currency, sizeof(out->currency), in->currency);
     out->amount = in->amount;
     es_str_copy(out->command_id, sizeof(out->command_id), in->command_id);
+    if (st->status == TRANSFER_TIMED_OUT) {
+        /* its saga timed out before it started: it fails without starting */
+        out->kind = TR_EV_TRANSFER_FAILED;
+        es_str_copy(out->reason, sizeof(out->reason), "TIMEOUT");
+        return 1;
+    }
     if (st->status != TRANSFER_NONE || !id_valid(in->transfer_id)) {
         /* the transfer itself is not touched: only the command is refused */
         out->kind = TR_EV_COMMAND_REJECTED;
@@ -75,6 +81,13 @@ int transfers_decide(const transfer_t *state, const transfers_input_t *in, trans
     if (in->kind == TR_IN_REQUEST_TRANSFER) {
         return decide_request(state, in, out);
     }
+    if (in->kind == TR_IN_SAGA_TIMED_OUT) {
+        if (state->status != TRANSFER_NONE || !id_valid(in->transfer_id)) {
+            return 0; /* requested: the accounts context decides; or not ours */
+        }
+        out->kind = TR_EV_FENCED;
+        return 1;
+    }
     if (state->status != TRANSFER_PENDING) {
         return 0; /* unknown or already terminal: a late or duplicated outcome */
     }
@@ -101,7 +114,12 @@ void transfers_evolve(transfer_t *state, const transfers_event_t *ev)
     if (ev->kind == TR_EV_COMMAND_REJECTED) {
         return; /* not an event of the transfer's own stream */
     }
-    if (state->status == TRANSFER_NONE) {
+    if (ev->kind == TR_EV_FENCED) {
+        es_str_copy(state->id, sizeof(state->id), ev->transfer_id);
+        state->status = TRANSFER_TIMED_OUT; /* silent: no version */
+        return;
+    }
+    if (state->status == TRANSFER_NONE || state->status == TRANSFER_TIMED_OUT) {
         es_str_copy(state->id, sizeof(state->id), ev->transfer_id);
         es_str_copy(state->from_account, sizeof(state->from_account), ev->from_account);
         es_str_copy(state->to_account, sizeof(state->to_account), ev->to_account);

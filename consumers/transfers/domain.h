@@ -4,6 +4,11 @@
  * A transfer is requested by a command; the accounts context then debits and credits (or
  * rejects, or compensates) and transfers only reacts to those outcomes, ending every transfer
  * in exactly one terminal state. Late or duplicated outcomes never move a terminal transfer.
+ *
+ * A transfer saga that missed its deadline (SagaTimedOut, docs/SAGAS.md) before its
+ * RequestTransfer was handled is fenced: the transfer is recorded TIMED_OUT, silently, and the
+ * RequestTransfer that comes later fails at once with TIMEOUT instead of starting the saga.
+ * Once requested, the accounts context decides (it owns the debit).
  */
 #ifndef TRANSFERS_DOMAIN_H
 #define TRANSFERS_DOMAIN_H
@@ -18,7 +23,8 @@ typedef enum {
     TRANSFER_NONE = 0,
     TRANSFER_PENDING,
     TRANSFER_COMPLETED,
-    TRANSFER_FAILED
+    TRANSFER_FAILED,
+    TRANSFER_TIMED_OUT /* a timeout's fence: the saga timed out before it was requested */
 } transfer_status_t;
 
 typedef struct transfer {
@@ -38,6 +44,7 @@ typedef enum {
     TR_IN_DEBIT_REJECTED,
     TR_IN_FUNDS_CREDITED,
     TR_IN_DEBIT_REVERSED,
+    TR_IN_SAGA_TIMED_OUT, /* sagas.events; transfer_id: the saga's subject ("" if not ours) */
     TR_IN__COUNT
 } transfers_input_kind_t;
 
@@ -57,6 +64,7 @@ typedef enum {
     TR_EV_TRANSFER_COMPLETED,
     TR_EV_TRANSFER_FAILED,
     TR_EV_COMMAND_REJECTED,
+    TR_EV_FENCED, /* silent: the transfer becomes TIMED_OUT, nothing is published */
     TR_EV__COUNT
 } transfers_event_kind_t;
 

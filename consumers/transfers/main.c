@@ -14,7 +14,7 @@
 #include "store.h"
 #include "strmap.h"
 
-static const char *const topics[] = {"transfers.commands", "accounts.events", NULL};
+static const char *const topics[] = {"transfers.commands", "accounts.events", "sagas.events", NULL};
 
 static int wants(const char *type)
 {
@@ -39,6 +39,11 @@ static void input_from_json(const es_input_t *rec, transfers_input_t *in)
     es_str_copy(in->currency, sizeof(in->currency), str(p, "currency"));
     es_str_copy(in->reason, sizeof(in->reason), str(p, "reason"));
     in->amount = json_integer_value(json_object_get(p, "amount"));
+    if (in->kind == TR_IN_SAGA_TIMED_OUT) {
+        /* a transfer saga's subject is its transfer; other sagas' timeouts are not ours */
+        es_str_copy(in->transfer_id, sizeof(in->transfer_id),
+                    strcmp(str(p, "saga_type"), "transfer") ? "" : str(p, "subject"));
+    }
 }
 
 static json_t *event_to_json(const transfers_event_t *ev)
@@ -110,6 +115,9 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
         transfers_evolve(tr, &ev);
         if (ev.kind != TR_EV_COMMAND_REJECTED) {
             b->dirty[t] = 1;
+        }
+        if (ev.kind == TR_EV_FENCED) {
+            continue; /* a silent change of state */
         }
         if (es_service_emit(svc, &inputs[i], 0, transfers_event_type(ev.kind), ev.transfer_id,
                             tr->version, event_to_json(&ev), errstr, errstr_size) != 0) {

@@ -28,6 +28,7 @@ static void transfers_store_load_row(const PGresult *res, int r, size_t i, void 
     const char *st = PQgetvalue(res, r, 5);
     t->status = !strcmp(st, "PENDING")     ? TRANSFER_PENDING
                 : !strcmp(st, "COMPLETED") ? TRANSFER_COMPLETED
+                : !strcmp(st, "TIMED_OUT") ? TRANSFER_TIMED_OUT
                                            : TRANSFER_FAILED;
     snprintf(t->reason, sizeof(t->reason), "%s", PQgetvalue(res, r, 6));
     t->compensated = PQgetvalue(res, r, 7)[0] == 't';
@@ -91,7 +92,9 @@ int transfers_store_save(es_pg_pipeline_t *pl, const transfer_t *transfers,
                  "$3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::bool[], "
                  "$9::bigint[]) ON CONFLICT (transfer_id) DO UPDATE SET status = EXCLUDED.status, "
                  "reason = EXCLUDED.reason, compensated = EXCLUDED.compensated, "
-                 "version = EXCLUDED.version",
+                 "version = EXCLUDED.version, from_account = EXCLUDED.from_account, "
+                 "to_account = EXCLUDED.to_account, amount = EXCLUDED.amount, "
+                 "currency = EXCLUDED.currency",
                  9, vals, lens, fmts) < 0
                  ? -1
                  : 0;

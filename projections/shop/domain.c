@@ -322,7 +322,9 @@ static const char *project_order(const shop_event_t *ev, const shop_type_t *t, o
         o->items = json_object_get(p, "items");
         o->total = num(p, "total");
         o->placed_at = ev->occurred_at;
-    } else if (!o->status[0]) {
+    } else if (!o->status[0] &&
+               !(!strcmp(ev->type, "OrderRejected") && !strcmp(str(p, "reason"), "TIMEOUT"))) {
+        /* only a timeout's fence rejects an order before it is placed (docs/SAGAS.md) */
         return "order event before its OrderPlaced";
     } else if (!strcmp(ev->type, "OrderRejected")) {
         copy_text(o->reason, sizeof(o->reason), str(p, "reason"));

@@ -199,6 +199,7 @@ static const struct {
     {"PaymentRefundFailed", "payments.events", "order_id", ES_KIND_EVENT},
     {"PaymentRefunded", "payments.events", "order_id", ES_KIND_EVENT},
     {"PaymentRequested", "payments.events", "order_id", ES_KIND_EVENT},
+    {"SagaTimedOut", "sagas.events", "saga_id", ES_KIND_EVENT},
 };
 #define CATALOG_N ((int)(sizeof(catalog) / sizeof(catalog[0])))
 
@@ -225,8 +226,8 @@ START_TEST(test_registry_listing)
         n++;
     }
     ck_assert_int_eq(n, CATALOG_N);
-    static const char *const contexts[] = {"accounts", "catalog",   "orders",
-                                           "payments", "transfers", "users"};
+    static const char *const contexts[] = {"accounts", "catalog",   "orders", "payments",
+                                           "sagas",    "transfers", "users"};
     for (size_t c = 0; c < sizeof(contexts) / sizeof(contexts[0]); c++) {
         ck_assert_str_eq(es_codec_context_at(codec, c), contexts[c]);
     }
@@ -481,7 +482,7 @@ static const struct {
     {"DebitRejected",
      "{\"account_id\":\"a\",\"transfer_id\":\"t\",\"amount\":1,\"reason\":\"BROKE\"}",
      "field \"reason\": unknown symbol \"BROKE\" (expected one of INSUFFICIENT_FUNDS, "
-     "ACCOUNT_NOT_FOUND, ACCOUNT_CLOSED, CURRENCY_MISMATCH)"},
+     "ACCOUNT_NOT_FOUND, ACCOUNT_CLOSED, CURRENCY_MISMATCH, TIMEOUT)"},
     {"DebitRejected", "{\"account_id\":\"a\",\"transfer_id\":\"t\",\"amount\":1,\"reason\":3}",
      "field \"reason\": expected a symbol string, got an integer"},
     {"TransferFailed",

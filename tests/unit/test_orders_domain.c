@@ -661,9 +661,9 @@ END_TEST
 START_TEST(test_names)
 {
     static const char *const accepted[] = {
-        "PlaceOrder",     "CancelOrder",  "UserRegistered",           "UserDeactivated",
-        "ProductAdded",   "PriceChanged", "StockReservationRejected", "PaymentCaptured",
-        "PaymentDeclined"};
+        "PlaceOrder",      "CancelOrder",  "UserRegistered",           "UserDeactivated",
+        "ProductAdded",    "PriceChanged", "StockReservationRejected", "PaymentCaptured",
+        "PaymentDeclined", "SagaTimedOut"};
     for (int i = 0; i < ORD_IN__COUNT; i++) {
         ck_assert_int_eq(orders_input_kind(accepted[i]), i);
         ck_assert_str_eq(orders_input_type((orders_input_kind_t)i), accepted[i]);

@@ -709,15 +709,20 @@ END_TEST
 
 START_TEST(test_names)
 {
-    static const char *const types[] = {
-        "OrderPlaced",       "OrderCancelled", "StockReserved",          "StockReservationRejected",
-        "TransferCompleted", "TransferFailed", "TransferCommandRejected"};
+    static const char *const types[] = {"OrderPlaced",
+                                        "OrderCancelled",
+                                        "StockReserved",
+                                        "StockReservationRejected",
+                                        "TransferCompleted",
+                                        "TransferFailed",
+                                        "TransferCommandRejected",
+                                        "OrderRejected"};
     for (int i = 0; i < PAY_IN__COUNT; i++) {
         ck_assert_int_eq(payments_input_kind(types[i]), i);
     }
     static const char *const others[] = {"PaymentCaptured", "TransferRequested", "RequestTransfer",
                                          "StockCommitted",  "StockReleased",     "OrderConfirmed",
-                                         "OrderRejected",   "orderplaced",       ""};
+                                         "OrderPaid",       "orderplaced",       ""};
     for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
         ck_assert_int_eq(payments_input_kind(others[i]), -1);
     }
