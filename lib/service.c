@@ -155,6 +155,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             svc->fatal = 1;
             service_run = 0;
         }
+        if (svc->unread) {
+            rd_kafka_topic_partition_list_destroy(svc->unread);
+        }
+        svc->unread = rd_kafka_topic_partition_list_copy(parts);
         int sole = handles_every_partition(svc, parts);
         es_log_info("partitions assigned", "count=%d every_partition=%s", parts->cnt,
                     sole ? "yes" : "no");
@@ -164,6 +168,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         /* before anyone else can take them: the relay leaves its fast path */
         es_relay_set_sole(svc->relay, 0);
         es_log_info("partitions revoked", "count=%d", parts->cnt);
+        if (svc->unread) {
+            rd_kafka_topic_partition_list_destroy(svc->unread);
+            svc->unread = NULL;
+        }
         rd_kafka_assign(rk, NULL);
     }
 }
@@ -569,6 +577,12 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
         es_log_error("could not start", "error=\"%s\"", errstr);
         goto err;
     }
+    /* timers need to know when the partitions were read to their end (the relay's producer,
+     * created above, must not get this consumer property) */
+    if (def->tick && es_config_add_prop(cfg, "enable.partition.eof=true", errstr, sizeof(errstr))) {
+        es_log_error("could not start", "error=\"%s\"", errstr);
+        goto err;
+    }
     svc->consumer =
         es_kafka_consumer_new(cfg, client, group, on_rebalance, svc, errstr, sizeof(errstr));
     if (!svc->consumer) {
@@ -609,6 +623,10 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
             }
             if (rkm->err) {
                 if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                    if (svc->unread && rkm->rkt) {
+                        rd_kafka_topic_partition_list_del(
+                            svc->unread, rd_kafka_topic_name(rkm->rkt), rkm->partition);
+                    }
                     rd_kafka_message_destroy(rkm);
                     continue;
                 }
@@ -684,8 +702,10 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
             }
         }
         gap_cnt = 0;
-        /* timers: not while a backlog is read (a full poll), see tick in service.h */
-        if (def->tick && !svc->fatal && polled < max_batch && es_mono_us() >= next_tick) {
+        /* timers: once every assigned partition was read to its end, and not while a backlog
+         * is read (a full poll); see tick in service.h */
+        if (def->tick && !svc->fatal && svc->unread && svc->unread->cnt == 0 &&
+            polled < max_batch && es_mono_us() >= next_tick) {
             if (run_tick(svc) != 0) {
                 svc->fatal = 1;
                 service_run = 0;
@@ -713,6 +733,9 @@ err:
             rd_kafka_destroy(svc->consumer);
         }
         es_relay_stop(svc->relay, svc->fatal ? 0 : 10000);
+        if (svc->unread) {
+            rd_kafka_topic_partition_list_destroy(svc->unread);
+        }
         PQfinish(svc->pg);
     }
     es_service_destroy(svc);

@@ -58,6 +58,10 @@ struct es_service {
     es_buf_t scratch;
     es_arena_t arena; /* the handler's memory for one batch */
 
+    /* the assigned partitions the consumer has not yet read to their end since they were
+     * assigned (NULL: no assignment); timers wait until it is empty (see tick in service.h) */
+    rd_kafka_topic_partition_list_t *unread;
+
     int fatal;
     /* where batches spent their time since the last stats line: decoding, the first round
      * trip (BEGIN, dedup), the handler (its reads and decisions), the writes and COMMIT */
