@@ -20,7 +20,7 @@
 #include "strmap.h"
 
 #define DEFAULT_DEADLINE_MS 30000
-#define TIMEOUTS_PER_TICK 500
+#define TIMEOUTS_PER_TICK 100 /* a mass of due sagas fires over several ticks */
 
 static const char *const topics[] = {"orders.commands", "transfers.commands", "orders.events",
                                      "catalog.events",  "payments.events",    "transfers.events",

@@ -1,8 +1,9 @@
 /*
- * metrics.c: request counters and latency histograms (see metrics.h).
+ * metrics.c: request counters and latency histograms, and the saga families (see metrics.h).
  */
 #include "metrics.h"
 
+#include <inttypes.h>
 #include <string.h>
 
 static const double bucket_bounds[ES_QUERY_METRICS_BUCKETS] = {
@@ -102,6 +103,96 @@ int es_query_metrics_render(const es_query_metrics_t *m, es_buf_t *buf)
                             m->sum[r]);
         rc |= es_buf_printf(buf, "es_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
                             name, (unsigned long long)m->count[r]);
+    }
+    return rc ? -1 : 0;
+}
+
+/* ---- the saga coordinator's figures ---- */
+
+static const char *const saga_counter_names[ES_QUERY_SAGA__CNT] = {
+    [ES_QUERY_SAGA_STARTED] = "started",     [ES_QUERY_SAGA_COMPLETED] = "completed",
+    [ES_QUERY_SAGA_FAILED] = "failed",       [ES_QUERY_SAGA_CANCELLED] = "cancelled",
+    [ES_QUERY_SAGA_TIMED_OUT] = "timed_out", [ES_QUERY_SAGA_DURATION_MS_SUM] = "duration_ms_sum",
+};
+
+static const char *const saga_counter_help[ES_QUERY_SAGA_DURATION_MS_SUM] = {
+    [ES_QUERY_SAGA_STARTED] = "Sagas whose type became known, by type.",
+    [ES_QUERY_SAGA_COMPLETED] = "Sagas that completed, by type.",
+    [ES_QUERY_SAGA_FAILED] = "Sagas that failed (a timeout undone included), by type.",
+    [ES_QUERY_SAGA_CANCELLED] = "Sagas cancelled (orders), by type.",
+    [ES_QUERY_SAGA_TIMED_OUT] = "Sagas that missed their deadline (SagaTimedOut published), by "
+                                "type.",
+};
+
+/* The last bound is +Inf (-1 in the table). */
+static const int64_t saga_bucket_ms[ES_QUERY_SAGA_BUCKETS - 1] = {
+    10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000};
+static const char *const saga_bucket_labels[ES_QUERY_SAGA_BUCKETS] = {
+    "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30", "60", "+Inf"};
+
+int es_query_saga_counter(const char *name)
+{
+    for (int i = 0; i < ES_QUERY_SAGA__CNT; i++) {
+        if (!strcmp(name, saga_counter_names[i])) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+int es_query_saga_bucket(int64_t le_ms)
+{
+    if (le_ms >= 0) {
+        for (int i = 0; i < ES_QUERY_SAGA_BUCKETS - 1; i++) {
+            if (le_ms <= saga_bucket_ms[i]) {
+                return i;
+            }
+        }
+    }
+    return ES_QUERY_SAGA_BUCKETS - 1;
+}
+
+static int saga_type_label(es_buf_t *buf, const char *type)
+{
+    return es_query_metrics_label(buf, *type ? type : "unknown");
+}
+
+int es_query_metrics_render_sagas(const es_query_saga_stats_t *stats, size_t n, es_buf_t *buf)
+{
+    if (n == 0) {
+        return 0;
+    }
+    int rc = 0;
+    for (int c = 0; c < ES_QUERY_SAGA_DURATION_MS_SUM; c++) {
+        const char *name = saga_counter_names[c];
+        rc |= es_buf_printf(buf, "# HELP es_sagas_%s_total %s\n# TYPE es_sagas_%s_total counter\n",
+                            name, saga_counter_help[c], name);
+        for (size_t t = 0; t < n; t++) {
+            rc |= es_buf_printf(buf, "es_sagas_%s_total{type=\"", name);
+            rc |= saga_type_label(buf, stats[t].type);
+            rc |= es_buf_printf(buf, "\"} %" PRId64 "\n", stats[t].counters[c]);
+        }
+    }
+    rc |= es_buf_puts(buf, "# HELP es_saga_duration_seconds Time from a saga's first step to its "
+                           "end, by type.\n# TYPE es_saga_duration_seconds histogram\n");
+    for (size_t t = 0; t < n; t++) {
+        int64_t cum = 0;
+        for (int b = 0; b < ES_QUERY_SAGA_BUCKETS; b++) {
+            cum += stats[t].buckets[b];
+            rc |= es_buf_puts(buf, "es_saga_duration_seconds_bucket{type=\"");
+            rc |= saga_type_label(buf, stats[t].type);
+            rc |= es_buf_printf(buf, "\",le=\"%s\"} %" PRId64 "\n", saga_bucket_labels[b], cum);
+        }
+        /* milliseconds to seconds in integers: exact, whatever the size */
+        int64_t sum = stats[t].counters[ES_QUERY_SAGA_DURATION_MS_SUM];
+        const char *sign = sum < 0 ? "-" : "";
+        uint64_t mag = sum < 0 ? (uint64_t)0 - (uint64_t)sum : (uint64_t)sum;
+        rc |= es_buf_puts(buf, "es_saga_duration_seconds_sum{type=\"");
+        rc |= saga_type_label(buf, stats[t].type);
+        rc |= es_buf_printf(buf, "\"} %s%" PRIu64 ".%03" PRIu64 "\n", sign, mag / 1000, mag % 1000);
+        rc |= es_buf_puts(buf, "es_saga_duration_seconds_count{type=\"");
+        rc |= saga_type_label(buf, stats[t].type);
+        rc |= es_buf_printf(buf, "\"} %" PRId64 "\n", cum);
     }
     return rc ? -1 : 0;
 }

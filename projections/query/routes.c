@@ -22,6 +22,8 @@ static const char *const route_names[ES_ROUTE__CNT] = {
     [ES_ROUTE_USER_ORDERS] = "/users/{id}/orders",
     [ES_ROUTE_PRODUCT] = "/products/{id}",
     [ES_ROUTE_ORDER] = "/orders/{id}",
+    [ES_ROUTE_SAGA] = "/sagas/{id}",
+    [ES_ROUTE_SAGAS] = "/sagas",
     [ES_ROUTE_HEALTH] = "/health",
     [ES_ROUTE_METRICS] = "/metrics",
 };
@@ -56,6 +58,95 @@ int es_query_parse_uint(const char *s, int64_t max, int64_t *out)
         v = v * 10 + d;
     }
     *out = v;
+    return 0;
+}
+
+int es_query_parse_duration_ms(const char *s, int64_t *out_ms)
+{
+    static const struct {
+        const char *suffix;
+        int64_t ms;
+    } units[] = {{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60 * 1000}, {"h", 60 * 60 * 1000}};
+    if (!s) {
+        return -1;
+    }
+    /* Any value above the maximum in milliseconds is too long whatever its unit, which also
+     * keeps the arithmetic far from overflowing. */
+    int64_t v = 0;
+    size_t i = 0;
+    for (; s[i] >= '0' && s[i] <= '9'; i++) {
+        int d = s[i] - '0';
+        if (v > (ES_QUERY_DURATION_MAX_MS - d) / 10) {
+            return -1;
+        }
+        v = v * 10 + d;
+    }
+    if (i == 0) {
+        return -1;
+    }
+    for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
+        if (!strcmp(s + i, units[u].suffix)) {
+            if (v > ES_QUERY_DURATION_MAX_MS / units[u].ms) {
+                return -1;
+            }
+            *out_ms = v * units[u].ms;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static const char *const saga_statuses[] = {"PENDING", "TIMED_OUT", "COMPLETED", "FAILED",
+                                            "CANCELLED"};
+static const char *const saga_types[] = {"order", "transfer"};
+
+/* The static copy of `v` in `names` (n of them), or NULL. */
+static const char *one_of(const char *v, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(v, names[i])) {
+            return names[i];
+        }
+    }
+    return NULL;
+}
+
+int es_query_sagas_filter_parse(const char *status, const char *older_than, const char *type,
+                                const char *limit, es_query_sagas_filter_t *out, char *errstr,
+                                size_t errstr_size)
+{
+    out->status = NULL;
+    out->type = NULL;
+    out->older_than_ms = -1;
+    out->limit = ES_QUERY_SAGAS_LIMIT_DEFAULT;
+    if (status) {
+        out->status = one_of(status, saga_statuses, sizeof(saga_statuses) / sizeof(*saga_statuses));
+        if (!out->status) {
+            snprintf(errstr, errstr_size,
+                     "malformed status: expected one of PENDING, TIMED_OUT, COMPLETED, FAILED, "
+                     "CANCELLED");
+            return -1;
+        }
+    }
+    if (older_than && es_query_parse_duration_ms(older_than, &out->older_than_ms) != 0) {
+        snprintf(errstr, errstr_size,
+                 "malformed older_than: expected a duration such as 500ms, 10s, 2m, 1h or a "
+                 "number of seconds, at most 100 years");
+        return -1;
+    }
+    if (type) {
+        out->type = one_of(type, saga_types, sizeof(saga_types) / sizeof(*saga_types));
+        if (!out->type) {
+            snprintf(errstr, errstr_size, "malformed type: expected order or transfer");
+            return -1;
+        }
+    }
+    if (limit && (es_query_parse_uint(limit, ES_QUERY_SAGAS_LIMIT_MAX, &out->limit) != 0 ||
+                  out->limit < 1)) {
+        snprintf(errstr, errstr_size, "malformed limit: expected an integer 1..%d",
+                 ES_QUERY_SAGAS_LIMIT_MAX);
+        return -1;
+    }
     return 0;
 }
 
@@ -153,6 +244,8 @@ int es_query_route_parse(const char *path, es_query_path_t *out, char *errstr, s
             out->route = ES_ROUTE_HEALTH;
         } else if (seg_is(dec[0], declen[0], "metrics")) {
             out->route = ES_ROUTE_METRICS;
+        } else if (seg_is(dec[0], declen[0], "sagas")) {
+            out->route = ES_ROUTE_SAGAS;
         }
         return 0;
     }
@@ -185,6 +278,9 @@ int es_query_route_parse(const char *path, es_query_path_t *out, char *errstr, s
     } else if (seg_is(dec[0], declen[0], "orders") && n == 2) {
         what = "order";
         route = ES_ROUTE_ORDER;
+    } else if (seg_is(dec[0], declen[0], "sagas") && n == 2) {
+        what = "saga";
+        route = ES_ROUTE_SAGA;
     }
     if (route == ES_ROUTE_NONE) {
         return 0;

@@ -1,6 +1,7 @@
 /*
  * routes.h: the query service's URL space, parsed without any I/O: which route a path names,
- * the id it carries (percent-decoded and validated) and the strict integers of query strings.
+ * the id it carries (percent-decoded and validated), the strict integers and durations of query
+ * strings, and the filters of the saga list.
  */
 #ifndef ES_QUERY_ROUTES_H
 #define ES_QUERY_ROUTES_H
@@ -20,6 +21,8 @@ typedef enum {
     ES_ROUTE_USER_ORDERS, /* /users/{id}/orders */
     ES_ROUTE_PRODUCT,     /* /products/{id} */
     ES_ROUTE_ORDER,       /* /orders/{id} */
+    ES_ROUTE_SAGA,        /* /sagas/{id}: a saga id, or an order or transfer id */
+    ES_ROUTE_SAGAS,       /* /sagas: the list, filtered by its query string */
     ES_ROUTE_HEALTH,      /* /health */
     ES_ROUTE_METRICS,     /* /metrics */
     ES_ROUTE__CNT
@@ -44,5 +47,32 @@ int es_query_id_valid(const char *id, size_t len);
 
 /* Parse a decimal integer 0..max made of digits only (no sign, no spaces). 0 or -1. */
 int es_query_parse_uint(const char *s, int64_t max, int64_t *out);
+
+/* The longest duration a query string may name: 100 years, so that the database can always
+ * subtract it from now. */
+#define ES_QUERY_DURATION_MAX_MS INT64_C(3155760000000)
+
+/* Parse a duration `s` (borrowed): digits then an optional unit, "ms", "s", "m" or "h" (lower
+ * case); no unit means seconds. Fills *out_ms and returns 0, or returns -1 and leaves *out_ms
+ * untouched (empty, sign, spaces, fraction, other units, more than ES_QUERY_DURATION_MAX_MS). */
+int es_query_parse_duration_ms(const char *s, int64_t *out_ms);
+
+#define ES_QUERY_SAGAS_LIMIT_DEFAULT 100
+#define ES_QUERY_SAGAS_LIMIT_MAX 1000
+
+/* The filters of GET /sagas. Strings are static (never from the request). */
+typedef struct es_query_sagas_filter {
+    const char *status;    /* one of the five saga statuses, or NULL for any */
+    const char *type;      /* "order" or "transfer", or NULL for any */
+    int64_t older_than_ms; /* only sagas started before now minus this; -1 for any */
+    int64_t limit;         /* 1..ES_QUERY_SAGAS_LIMIT_MAX */
+} es_query_sagas_filter_t;
+
+/* Fill `out` (caller storage) from the raw values of the query string's parameters `status`,
+ * `older_than`, `type` and `limit` (each borrowed, NULL when absent). Returns 0, or -1 with a
+ * message naming the parameter and what it accepts in errstr (the first bad one). */
+int es_query_sagas_filter_parse(const char *status, const char *older_than, const char *type,
+                                const char *limit, es_query_sagas_filter_t *out, char *errstr,
+                                size_t errstr_size);
 
 #endif

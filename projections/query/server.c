@@ -28,6 +28,7 @@
 #include "metrics.h"
 #include "pool.h"
 #include "routes.h"
+#include "sagas.h"
 
 #define ENTRIES_LIMIT_DEFAULT 50
 #define ENTRIES_LIMIT_MAX 500
@@ -53,6 +54,9 @@ enum {
     Q_HEALTH,
     Q_POSITIONS,
     Q_SHOP_POSITIONS,
+    Q_SAGA,
+    Q_SAGAS,
+    Q_SAGA_METRICS,
     Q__CNT
 };
 
@@ -136,6 +140,10 @@ static const es_query_stmt_t statements[Q__CNT] = {
                           " GREATEST(high_watermark - next_offset, 0)"
                           " FROM shop_views.positions ORDER BY topic, partition",
                           0},
+    /* the saga coordinator's tables: the SQL lives with its rendering, in sagas.c */
+    [Q_SAGA] = {"es_query_saga", es_query_saga_sql, 1},
+    [Q_SAGAS] = {"es_query_sagas", es_query_sagas_sql, ES_QUERY_SAGAS_NPARAMS},
+    [Q_SAGA_METRICS] = {"es_query_saga_metrics", es_query_saga_metrics_sql, 0},
 };
 
 struct es_query_server {
@@ -149,6 +157,7 @@ struct es_query_server {
     /* projection gauges from the last positions queries, per projection (0 ledger, 1 shop):
      * the lag lines and the position lines */
     es_buf_t lag[2], pos[2];
+    es_buf_t saga_metrics; /* the saga families from the last saga metrics query */
     int debug;
     size_t inflight;  /* requests not answered yet */
     size_t unflushed; /* answered, reply still being written */
@@ -170,6 +179,8 @@ typedef struct query_req {
     int64_t limit;
     int shop_tried; /* /commands/{id}, /metrics: the shop's read model was asked too */
 } query_req_t;
+
+static void reply_metrics(query_req_t *qr);
 
 static double elapsed_s(const struct timespec *from, const struct timespec *to)
 {
@@ -525,6 +536,71 @@ static void on_user_orders(es_query_status_t status, const PGresult *res, const 
     free(qr);
 }
 
+static void on_saga(es_query_status_t status, const PGresult *res, const char *errmsg, void *opaque)
+{
+    query_req_t *qr = opaque;
+    es_buf_t *b = &qr->srv->body;
+    if (status != ES_QUERY_OK) {
+        reply_db_error(qr, status, errmsg);
+        free(qr);
+        return;
+    }
+    es_buf_reset(b);
+    int rc = es_query_saga_json(b, res);
+    if (rc == 0) {
+        reply_json(qr, 200);
+    } else if (rc == 1) {
+        char msg[300];
+        snprintf(msg, sizeof(msg),
+                 "no saga \"%s\": neither a saga id nor the id of an order or a transfer", qr->id);
+        reply_error(qr->srv, qr->req, qr->route, &qr->t0, 404, msg);
+    } else {
+        es_log_warn("could not render a saga", "saga=%s fields=%d", qr->id, PQnfields(res));
+        reply_error(qr->srv, qr->req, qr->route, &qr->t0, 500, "internal error: unexpected result");
+    }
+    free(qr);
+}
+
+static void on_sagas(es_query_status_t status, const PGresult *res, const char *errmsg,
+                     void *opaque)
+{
+    query_req_t *qr = opaque;
+    es_buf_t *b = &qr->srv->body;
+    if (status != ES_QUERY_OK) {
+        reply_db_error(qr, status, errmsg);
+    } else {
+        es_buf_reset(b);
+        if (es_query_sagas_json(b, res) == 0) {
+            reply_json(qr, 200);
+        } else {
+            es_log_warn("could not render the saga list", "fields=%d", PQnfields(res));
+            reply_error(qr->srv, qr->req, qr->route, &qr->t0, 500,
+                        "internal error: unexpected result");
+        }
+    }
+    free(qr);
+}
+
+/* The last stage of /metrics: the saga families, cached for when the pool is saturated. Their
+ * tables missing (no coordinator yet) leaves them out; the page is answered either way. */
+static void on_saga_metrics(es_query_status_t status, const PGresult *res, const char *errmsg,
+                            void *opaque)
+{
+    query_req_t *qr = opaque;
+    es_buf_t *cache = &qr->srv->saga_metrics;
+    es_buf_reset(cache);
+    if (status == ES_QUERY_OK) {
+        if (es_query_saga_metrics_text(cache, res) != 0) {
+            es_log_warn("could not render the saga metrics", "fields=%d", PQnfields(res));
+            es_buf_reset(cache);
+        }
+    } else if (status != ES_QUERY_MISSING) {
+        es_log_warn("could not read the saga metrics", "error=\"%s\"", errmsg ? errmsg : "");
+    }
+    reply_metrics(qr);
+    free(qr);
+}
+
 static void reply_health_down(query_req_t *qr, const char *reason)
 {
     es_buf_t *b = &qr->srv->body;
@@ -574,8 +650,8 @@ static void positions_cache_update(es_query_server_t *srv, int p, const PGresult
     }
 }
 
-/* The metrics page: HTTP counters, pool gauges and the projection gauges from the last
- * positions query. */
+/* The metrics page: HTTP counters, pool gauges, the saga families and the projection gauges
+ * from the last positions and saga metrics queries. */
 static void reply_metrics(query_req_t *qr)
 {
     es_query_server_t *srv = qr->srv;
@@ -594,6 +670,7 @@ static void reply_metrics(query_req_t *qr)
                   "# TYPE es_http_queue_depth gauge\n"
                   "es_http_queue_depth %zu\n",
                   st.idle, st.busy, st.down, st.queued);
+    es_buf_append(b, srv->saga_metrics.data, srv->saga_metrics.len);
     if (srv->lag[0].len + srv->lag[1].len > 0) {
         es_buf_puts(b, "# HELP es_projection_lag_records Records a projector has yet to apply "
                        "(high watermark - next offset).\n"
@@ -610,7 +687,8 @@ static void reply_metrics(query_req_t *qr)
     reply(srv, qr->req, qr->route, &qr->t0, 200, "text/plain; version=0.0.4; charset=utf-8");
 }
 
-/* The metrics wait for the ledger's positions, then the shop's (absent without its projector). */
+/* The metrics wait for the ledger's positions, then the shop's (absent without its projector),
+ * then the saga coordinator's figures (absent without it). */
 static void on_positions(es_query_status_t status, const PGresult *res, const char *errmsg,
                          void *opaque)
 {
@@ -621,9 +699,9 @@ static void on_positions(es_query_status_t status, const PGresult *res, const ch
                     projection_names[p], errmsg ? errmsg : "");
     }
     positions_cache_update(qr->srv, p, status == ES_QUERY_OK ? res : NULL);
+    const char *why = NULL;
+    const char *params[1] = {NULL};
     if (p == 0) {
-        const char *why = NULL;
-        const char *params[1] = {NULL};
         qr->shop_tried = 1;
         if (es_query_pool_submit(qr->srv->pool, Q_SHOP_POSITIONS, params, on_positions, qr, &why) ==
             0) {
@@ -631,6 +709,11 @@ static void on_positions(es_query_status_t status, const PGresult *res, const ch
         }
         positions_cache_update(qr->srv, 1, NULL);
     }
+    if (es_query_pool_submit(qr->srv->pool, Q_SAGA_METRICS, params, on_saga_metrics, qr, &why) ==
+        0) {
+        return;
+    }
+    es_buf_reset(&qr->srv->saga_metrics);
     reply_metrics(qr);
     free(qr);
 }
@@ -762,6 +845,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 
     const char *params[4] = {qr->id, NULL, NULL, NULL};
     char before[24], limit_plus_one[24], before_id[ES_QUERY_ID_MAX + 1];
+    es_query_sagas_params_t sagas_params;
     int stmt;
     es_query_cb_t *cb;
     switch (path.route) {
@@ -810,6 +894,23 @@ static void on_request(struct evhttp_request *req, void *arg)
         stmt = Q_COMMAND;
         cb = on_command;
         break;
+    case ES_ROUTE_SAGA:
+        stmt = Q_SAGA;
+        cb = on_saga;
+        break;
+    case ES_ROUTE_SAGAS:
+        if (es_query_sagas_params(evhttp_uri_get_query(uri), &sagas_params, errstr,
+                                  sizeof(errstr)) != 0) {
+            reply_error(srv, req, path.route, &t0, 400, errstr);
+            free(qr);
+            return;
+        }
+        for (int i = 0; i < ES_QUERY_SAGAS_NPARAMS; i++) {
+            params[i] = sagas_params.values[i];
+        }
+        stmt = Q_SAGAS;
+        cb = on_sagas;
+        break;
     case ES_ROUTE_HEALTH:
         stmt = Q_HEALTH;
         cb = on_health;
@@ -841,6 +942,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         } else if (path.route == ES_ROUTE_METRICS) {
             positions_cache_update(srv, 0, NULL);
             positions_cache_update(srv, 1, NULL);
+            es_buf_reset(&srv->saga_metrics);
             reply_metrics(qr);
         } else {
             reply_db_error(qr, ES_QUERY_UNAVAILABLE, why);
@@ -865,6 +967,7 @@ es_query_server_t *es_query_server_new(struct event_base *base, const es_query_s
         es_buf_init(&srv->lag[p]);
         es_buf_init(&srv->pos[p]);
     }
+    es_buf_init(&srv->saga_metrics);
     es_query_metrics_init(&srv->metrics);
     const char *lvl = getenv("ES_LOG_LEVEL");
     srv->debug = lvl && !strcmp(lvl, "debug");
@@ -988,5 +1091,6 @@ void es_query_server_destroy(es_query_server_t *srv)
         es_buf_fini(&srv->lag[p]);
         es_buf_fini(&srv->pos[p]);
     }
+    es_buf_fini(&srv->saga_metrics);
     free(srv);
 }

@@ -2,7 +2,8 @@
  * test_query_routes.c: the query service's URL parsing (projections/query/routes.c): every
  * route with plain and percent-encoded ids, paths that name no route, each way a path that
  * names a route can be malformed (bad escapes, empty, too long or badly charactered ids), id
- * validation on its own, the strict integers of query strings, and the routes' metric labels.
+ * validation on its own, the strict integers and durations of query strings, the saga list's
+ * filters, and the routes' metric labels.
  */
 #include <check.h>
 #include <inttypes.h>
@@ -55,6 +56,13 @@ static const struct {
     {"/%61ccounts/x", ES_ROUTE_ACCOUNT, "x"},
     {"/accounts/x/%65ntries", ES_ROUTE_ENTRIES, "x"},
     {"/h%65alth", ES_ROUTE_HEALTH, ""},
+    {"/sagas", ES_ROUTE_SAGAS, ""},
+    {"/sagas/s-1", ES_ROUTE_SAGA, "s-1"},
+    {"/sagas/6f1c2a9e-3b4d-4c5e-8f70-112233445566", ES_ROUTE_SAGA,
+     "6f1c2a9e-3b4d-4c5e-8f70-112233445566"},
+    {"/sagas/pay-o.1", ES_ROUTE_SAGA, "pay-o.1"},
+    {"/%73agas/o%2D1", ES_ROUTE_SAGA, "o-1"},
+    {"/saga%73", ES_ROUTE_SAGAS, ""},
 };
 #define VALID_N ((int)(sizeof(valid) / sizeof(valid[0])))
 
@@ -82,6 +90,7 @@ START_TEST(test_longest_id)
         {"/accounts/", "%7a", "/entries", ES_ROUTE_ENTRIES},
         {"/transfers/", "%7A", "", ES_ROUTE_TRANSFER},
         {"/commands/", "z", "", ES_ROUTE_COMMAND},
+        {"/sagas/", "%7a", "", ES_ROUTE_SAGA},
     };
     char path[1024], id[256];
     repeat(id, sizeof(id), "", "z", ES_QUERY_ID_MAX, "");
@@ -135,6 +144,13 @@ static const char *const no_route[] = {
     "/health%00",      /* a decoded NUL does not end a literal */
     "/%zzalth",        /* bad escape outside an id: simply no route */
     "/accounts/A/%zz", /* ditto in the third segment */
+    "/Sagas",
+    "/saga",
+    "/saga/s-1",
+    "/sagas/s-1/",
+    "/sagas/s-1/steps",
+    "/sagas/s-1/x/y",
+    "/sagas%2Fs-1", /* one segment that is not "sagas" */
 };
 #define NO_ROUTE_N ((int)(sizeof(no_route) / sizeof(no_route[0])))
 
@@ -198,6 +214,12 @@ static const struct {
     {"/transfers/t%7E1", ES_ROUTE_TRANSFER, "transfer"},
     {"/commands/c*", ES_ROUTE_COMMAND, "command"},
     {"/commands/%", ES_ROUTE_COMMAND, "command"},
+    {"/sagas/", ES_ROUTE_SAGA, "saga"},
+    {"/sagas/a%2Fb", ES_ROUTE_SAGA, "saga"},
+    {"/sagas/a b", ES_ROUTE_SAGA, "saga"},
+    {"/sagas/%", ES_ROUTE_SAGA, "saga"},
+    {"/sagas/o-1%00", ES_ROUTE_SAGA, "saga"},
+    {"/sagas/o-1?", ES_ROUTE_SAGA, "saga"},
 };
 #define MALFORMED_N ((int)(sizeof(malformed) / sizeof(malformed[0])))
 
@@ -236,6 +258,8 @@ START_TEST(test_too_long)
                     ES_ROUTE_TRANSFER, "transfer");
     check_malformed(repeat(path, sizeof(path), "/commands/", "z", 3000, ""), ES_ROUTE_COMMAND,
                     "command");
+    check_malformed(repeat(path, sizeof(path), "/sagas/", "z", ES_QUERY_ID_MAX + 1, ""),
+                    ES_ROUTE_SAGA, "saga");
     /* a huge first or last segment is simply no route */
     es_query_path_t out;
     char errstr[64];
@@ -383,6 +407,12 @@ static const struct {
     {ES_ROUTE_COMMAND, "/commands/{id}"},
     {ES_ROUTE_HEALTH, "/health"},
     {ES_ROUTE_METRICS, "/metrics"},
+    {ES_ROUTE_USER, "/users/{id}"},
+    {ES_ROUTE_USER_ORDERS, "/users/{id}/orders"},
+    {ES_ROUTE_PRODUCT, "/products/{id}"},
+    {ES_ROUTE_ORDER, "/orders/{id}"},
+    {ES_ROUTE_SAGA, "/sagas/{id}"},
+    {ES_ROUTE_SAGAS, "/sagas"},
     {ES_ROUTE__CNT, "other"},
     {(es_query_route_t)99, "other"},
     {(es_query_route_t)-1, "other"},
@@ -391,6 +421,187 @@ static const struct {
 START_TEST(test_route_name)
 {
     ck_assert_str_eq(es_query_route_name(names[_i].route), names[_i].name);
+}
+END_TEST
+
+/* Every route has a name of its own (a new route without one would be counted as "other"). */
+START_TEST(test_route_names_distinct)
+{
+    for (int a = 1; a < ES_ROUTE__CNT; a++) {
+        const char *na = es_query_route_name((es_query_route_t)a);
+        ck_assert_ptr_nonnull(na);
+        ck_assert_str_ne(na, "other");
+        for (int b = a + 1; b < ES_ROUTE__CNT; b++) {
+            ck_assert_str_ne(na, es_query_route_name((es_query_route_t)b));
+        }
+    }
+}
+END_TEST
+
+/* ---- es_query_parse_duration_ms ---- */
+
+static const struct {
+    const char *s;
+    int ok;
+    int64_t ms;
+} durations[] = {
+    {"10s", 1, 10000},
+    {"500ms", 1, 500},
+    {"2m", 1, 120000},
+    {"1h", 1, 3600000},
+    {"10", 1, 10000}, /* a plain number is seconds */
+    {"0", 1, 0},
+    {"0ms", 1, 0},
+    {"0h", 1, 0},
+    {"007s", 1, 7000},
+    {"1ms", 1, 1},
+    {"3155760000000ms", 1, ES_QUERY_DURATION_MAX_MS}, /* 100 years, the most */
+    {"3155760000", 1, ES_QUERY_DURATION_MAX_MS},
+    {"3155760000s", 1, ES_QUERY_DURATION_MAX_MS},
+    {"52596000m", 1, ES_QUERY_DURATION_MAX_MS},
+    {"876600h", 1, ES_QUERY_DURATION_MAX_MS},
+    {"0000000000000000000000000000001s", 1, 1000}, /* leading zeros are not an overflow */
+    {"3155760000001ms", 0, 0},
+    {"3155760001", 0, 0},
+    {"52596001m", 0, 0},
+    {"876601h", 0, 0},
+    {"9223372036854775807ms", 0, 0},
+    {"9223372036854775808", 0, 0},
+    {"99999999999999999999999999h", 0, 0},
+    {"", 0, 0},
+    {"s", 0, 0},
+    {"ms", 0, 0},
+    {"-1", 0, 0},
+    {"-1s", 0, 0},
+    {"+1s", 0, 0},
+    {" 1s", 0, 0},
+    {"1s ", 0, 0},
+    {"1 s", 0, 0},
+    {"1.5s", 0, 0},
+    {"1e3", 0, 0},
+    {"0x10", 0, 0},
+    {"10S", 0, 0},
+    {"10MS", 0, 0},
+    {"10H", 0, 0},
+    {"10sec", 0, 0},
+    {"10d", 0, 0},
+    {"10us", 0, 0},
+    {"10mss", 0, 0},
+    {"10sm", 0, 0},
+    {"1h30m", 0, 0},
+    {"10s\n", 0, 0},
+    {"\xd9\xa3s", 0, 0}, /* ARABIC-INDIC DIGIT THREE */
+};
+
+START_TEST(test_parse_duration)
+{
+    int64_t v = -7;
+    int rc = es_query_parse_duration_ms(durations[_i].s, &v);
+    if (durations[_i].ok) {
+        ck_assert_msg(rc == 0, "\"%s\": rc %d", durations[_i].s, rc);
+        ck_assert_int_eq(v, durations[_i].ms);
+    } else {
+        ck_assert_msg(rc == -1, "\"%s\": rc %d value %" PRId64, durations[_i].s, rc, v);
+        ck_assert_int_eq(v, -7); /* untouched on failure */
+    }
+}
+END_TEST
+
+START_TEST(test_parse_duration_null)
+{
+    int64_t v = -7;
+    ck_assert_int_eq(es_query_parse_duration_ms(NULL, &v), -1);
+    ck_assert_int_eq(v, -7);
+}
+END_TEST
+
+/* ---- es_query_sagas_filter_parse ---- */
+
+static const struct {
+    const char *status, *older_than, *type, *limit;
+    const char *err; /* NULL: valid; else a part of the message */
+    const char *want_status, *want_type;
+    int64_t want_older_ms, want_limit;
+} filters[] = {
+    {NULL, NULL, NULL, NULL, NULL, NULL, NULL, -1, 100},
+    {"PENDING", "10s", "order", "100", NULL, "PENDING", "order", 10000, 100},
+    {"TIMED_OUT", NULL, NULL, NULL, NULL, "TIMED_OUT", NULL, -1, 100},
+    {"COMPLETED", NULL, "transfer", "1", NULL, "COMPLETED", "transfer", -1, 1},
+    {"FAILED", "0", NULL, "1000", NULL, "FAILED", NULL, 0, 1000},
+    {"CANCELLED", "500ms", NULL, "0001", NULL, "CANCELLED", NULL, 500, 1},
+    {NULL, "2m", NULL, NULL, NULL, NULL, NULL, 120000, 100},
+    {NULL, "1h", NULL, NULL, NULL, NULL, NULL, 3600000, 100},
+    {"pending", NULL, NULL, NULL,
+     "status: expected one of PENDING, TIMED_OUT, COMPLETED, FAILED, "
+     "CANCELLED",
+     NULL, NULL, 0, 0},
+    {"", NULL, NULL, NULL, "malformed status", NULL, NULL, 0, 0},
+    {"PENDING ", NULL, NULL, NULL, "malformed status", NULL, NULL, 0, 0},
+    {"DONE", NULL, NULL, NULL, "malformed status", NULL, NULL, 0, 0},
+    {NULL, "-10s", NULL, NULL, "malformed older_than", NULL, NULL, 0, 0},
+    {NULL, "", NULL, NULL, "malformed older_than", NULL, NULL, 0, 0},
+    {NULL, "10x", NULL, NULL, "malformed older_than", NULL, NULL, 0, 0},
+    {NULL, "99999999999999999999", NULL, NULL, "malformed older_than", NULL, NULL, 0, 0},
+    {NULL, NULL, "ORDER", NULL, "malformed type: expected order or transfer", NULL, NULL, 0, 0},
+    {NULL, NULL, "", NULL, "malformed type", NULL, NULL, 0, 0},
+    {NULL, NULL, "payment", NULL, "malformed type", NULL, NULL, 0, 0},
+    {NULL, NULL, NULL, "0", "malformed limit: expected an integer 1..1000", NULL, NULL, 0, 0},
+    {NULL, NULL, NULL, "1001", "malformed limit", NULL, NULL, 0, 0},
+    {NULL, NULL, NULL, "-1", "malformed limit", NULL, NULL, 0, 0},
+    {NULL, NULL, NULL, "", "malformed limit", NULL, NULL, 0, 0},
+    {NULL, NULL, NULL, "10abc", "malformed limit", NULL, NULL, 0, 0},
+    {NULL, NULL, NULL, "99999999999999999999", "malformed limit", NULL, NULL, 0, 0},
+    /* the first bad parameter is named */
+    {"nope", "nope", "nope", "nope", "malformed status", NULL, NULL, 0, 0},
+    {"PENDING", "nope", "nope", "nope", "malformed older_than", NULL, NULL, 0, 0},
+    {"PENDING", "1s", "nope", "nope", "malformed type", NULL, NULL, 0, 0},
+    {"PENDING", "1s", "order", "nope", "malformed limit", NULL, NULL, 0, 0},
+};
+
+START_TEST(test_sagas_filter)
+{
+    es_query_sagas_filter_t f;
+    char errstr[256] = "";
+    memset(&f, 0x5a, sizeof(f));
+    int rc =
+        es_query_sagas_filter_parse(filters[_i].status, filters[_i].older_than, filters[_i].type,
+                                    filters[_i].limit, &f, errstr, sizeof(errstr));
+    if (!filters[_i].err) {
+        ck_assert_msg(rc == 0, "case %d: rc %d (%s)", _i, rc, errstr);
+        if (filters[_i].want_status) {
+            ck_assert_str_eq(f.status, filters[_i].want_status);
+        } else {
+            ck_assert_ptr_null(f.status);
+        }
+        if (filters[_i].want_type) {
+            ck_assert_str_eq(f.type, filters[_i].want_type);
+        } else {
+            ck_assert_ptr_null(f.type);
+        }
+        ck_assert_int_eq(f.older_than_ms, filters[_i].want_older_ms);
+        ck_assert_int_eq(f.limit, filters[_i].want_limit);
+    } else {
+        ck_assert_msg(rc == -1, "case %d: rc %d", _i, rc);
+        ck_assert_msg(strstr(errstr, filters[_i].err) != NULL, "case %d: message \"%s\"", _i,
+                      errstr);
+    }
+}
+END_TEST
+
+/* The statuses and types come back as static strings, never as the request's own. */
+START_TEST(test_sagas_filter_static)
+{
+    char status[] = "PENDING", type[] = "order";
+    es_query_sagas_filter_t f;
+    char errstr[64];
+    ck_assert_int_eq(
+        es_query_sagas_filter_parse(status, NULL, type, NULL, &f, errstr, sizeof(errstr)), 0);
+    ck_assert_ptr_ne(f.status, status);
+    ck_assert_ptr_ne(f.type, type);
+    status[0] = 'X';
+    type[0] = 'X';
+    ck_assert_str_eq(f.status, "PENDING");
+    ck_assert_str_eq(f.type, "order");
 }
 END_TEST
 
@@ -424,6 +635,18 @@ Suite *query_routes_suite(void)
 
     tc = tcase_create("names");
     tcase_add_loop_test(tc, test_route_name, 0, (int)(sizeof(names) / sizeof(names[0])));
+    tcase_add_test(tc, test_route_names_distinct);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("durations");
+    tcase_add_loop_test(tc, test_parse_duration, 0,
+                        (int)(sizeof(durations) / sizeof(durations[0])));
+    tcase_add_test(tc, test_parse_duration_null);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("saga_filters");
+    tcase_add_loop_test(tc, test_sagas_filter, 0, (int)(sizeof(filters) / sizeof(filters[0])));
+    tcase_add_test(tc, test_sagas_filter_static);
     suite_add_tcase(s, tc);
     return s;
 }

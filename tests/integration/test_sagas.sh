@@ -1,0 +1,270 @@
+#!/usr/bin/env bash
+# test_sagas.sh: the saga coordinator (docs/SAGAS.md), end to end with every real service.
+#   1. the timeline of every path of both sagas, read through GET /sagas/{id}: the steps, who
+#      emitted each, in causal order, every record of the saga's correlation id and no other;
+#   2. a timeout per saga type, with a participant held stopped past the deadline and started
+#      again: the saga ends FAILED with TIMEOUT (or COMPLETED where the money had moved), money
+#      and stock conserved;
+#   3. the coordinator killed (SIGKILL) again and again while 250 deadlines fire (100 a tick):
+#      every timer fires, none twice.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/ledger.sh"
+. "$(dirname "$0")/shop.sh"
+
+stack_start
+
+send_wait() { esctl send "$1" "$2" --wait --timeout 30; }
+field() { jq -r "$1" <<<"$2"; }
+cmd_id() { esctl send "$1" "$2" | jq -r .command_id; }
+saga() { http GET "/sagas/$1"; }
+saga_status() { saga "$1" | jq -r '.status + " " + (if .reason == "" then "-" else .reason end)'; }
+# the saga's step types in timeline order, space separated
+saga_steps() { saga "$1" | jq -r '[.steps[].type] | join(" ")'; }
+
+# saga_wait ID STATUS [TIMEOUT]: until the saga's status (and reason) is STATUS, e.g.
+# "FAILED TIMEOUT" or "COMPLETED -".
+saga_wait() {
+    wait_until "${3:-30}" "[ \"\$(saga_status $1 2>/dev/null)\" = \"$2\" ]"
+}
+
+# saga_timeline_ok ID: the timeline's shape holds: every record of the saga's correlation id in
+# the log is a step and nothing else is; each step comes after its cause; each was emitted by
+# the service that owns its type; the times each took are not negative.
+saga_timeline_ok() {
+    local id="$1" s logged steps bad
+    s="$(saga "$id")"
+    logged="$(esctl replay --correlation "$id" | jq -r .event_id | sort -u | tr '\n' ' ')"
+    steps="$(jq -r '.steps[].event_id' <<<"$s" | sort -u | tr '\n' ' ')"
+    assert_eq "$logged" "$steps" "saga $id: its steps are exactly the records of its correlation id"
+    bad="$(jq -r '.steps as $st | [range(0; $st | length) as $i | $st[$i] | select(.causation_id != "")
+        | .causation_id as $c | ($st | map(.event_id) | index($c)) as $k | select($k != null and $k > $i)
+        | .type] | join(" ")' <<<"$s")"
+    assert_eq "" "$bad" "saga $id: no step before its cause"
+    bad="$(jq -r '[.steps[] | . as $x | {
+            PlaceOrder: "esctl", OrderPlaced: "orders", OrderConfirmed: "orders", OrderRejected: "orders",
+            OrderCancelled: "orders", OrderCommandRejected: "orders", StockReserved: "catalog",
+            StockReservationRejected: "catalog", StockCommitted: "catalog", StockReleased: "catalog",
+            PaymentRequested: "payments", PaymentCaptured: "payments", PaymentDeclined: "payments",
+            PaymentRefunded: "payments", PaymentRefundFailed: "payments", TransferRequested: "transfers",
+            TransferCompleted: "transfers", TransferFailed: "transfers", TransferCommandRejected: "transfers",
+            FundsDebited: "accounts", DebitRejected: "accounts", FundsCredited: "accounts",
+            CreditRejected: "accounts", DebitReversed: "accounts", SagaTimedOut: "sagas",
+            RequestTransfer: (if $x.causation_id == "" then "esctl" else "payments" end)
+        }[.type] as $want | select($want != .service) | "\(.type) by \(.service)"] | join(", ")' <<<"$s")"
+    assert_eq "" "$bad" "saga $id: every step emitted by the service that owns its type"
+    assert_eq 0 "$(jq '[.steps[] | select(.took_ms != null and .took_ms < 0)] | length' <<<"$s")" \
+        "saga $id: no step took a negative time after its cause"
+}
+
+# sorted step types (for paths where two services react to one event in either order)
+sorted() { tr ' ' '\n' <<<"$1" | sort | tr '\n' ' '; }
+
+# ---- the cast ----
+shop_open_merchant
+for a in ann:100000 bob:300 eve:50000; do
+    send_wait OpenAccount "{\"account_id\":\"acc-${a%%:*}\",\"owner\":\"${a%%:*}\",\"currency\":\"EUR\"}" >/dev/null
+    send_wait DepositFunds "{\"account_id\":\"acc-${a%%:*}\",\"amount\":${a##*:}}" >/dev/null
+done
+send_wait OpenAccount '{"account_id":"acc-shut","owner":"shut","currency":"EUR"}' >/dev/null
+send_wait CloseAccount '{"account_id":"acc-shut"}' >/dev/null
+send_wait RegisterUser '{"user_id":"u-ann","email":"ann@example.com","name":"Ann"}' >/dev/null
+send_wait RegisterUser '{"user_id":"u-bob","email":"bob@example.com","name":"Bob"}' >/dev/null
+send_wait AddProduct '{"product_id":"p-widget","name":"Widget","price":1500,"stock":1000}' >/dev/null
+send_wait AddProduct '{"product_id":"p-one","name":"One","price":700,"stock":1}' >/dev/null
+shop_wait_copies 2 2
+
+# ---- 1. timelines: the transfer saga ----
+id="$(send_wait RequestTransfer '{"transfer_id":"t-ok","from_account":"acc-ann","to_account":"acc-eve","amount":250}' | jq -r .command_id)"
+saga_wait "$id" "COMPLETED -"
+assert_eq "RequestTransfer TransferRequested FundsDebited FundsCredited TransferCompleted" "$(saga_steps "$id")" \
+    "a transfer that goes through: its timeline"
+s="$(saga "$id")"
+assert_eq "transfer t-ok" "$(field '.type + " " + .subject' "$s")" "its type and subject"
+assert_eq "null RequestTransfer TransferRequested FundsDebited FundsCredited" "$(field '[.steps[] | .cause_type // "null"] | join(" ")' "$s")" \
+    "each step caused by the one before"
+assert_eq "esctl transfers accounts accounts transfers" "$(field '[.steps[].service] | join(" ")' "$s")" "the lanes: who did what"
+assert_eq "transfer t-ok" "$(saga t-ok | jq -r '.type + " " + .subject')" "/sagas/{id} also finds a saga by its transfer id"
+saga_timeline_ok "$id"
+
+id="$(cmd_id RequestTransfer '{"transfer_id":"t-poor","from_account":"acc-bob","to_account":"acc-eve","amount":99999}')"
+saga_wait "$id" "FAILED INSUFFICIENT_FUNDS"
+assert_eq "RequestTransfer TransferRequested DebitRejected TransferFailed" "$(saga_steps "$id")" "insufficient funds: its timeline"
+saga_timeline_ok "$id"
+
+id="$(cmd_id RequestTransfer '{"transfer_id":"t-shut","from_account":"acc-ann","to_account":"acc-shut","amount":100}')"
+saga_wait "$id" "FAILED ACCOUNT_CLOSED"
+assert_eq "RequestTransfer TransferRequested FundsDebited CreditRejected DebitReversed TransferFailed" "$(saga_steps "$id")" \
+    "a closed destination, compensated: its timeline"
+saga_timeline_ok "$id"
+
+id="$(cmd_id RequestTransfer '{"transfer_id":"t-self","from_account":"acc-ann","to_account":"acc-ann","amount":100}')"
+saga_wait "$id" "FAILED SAME_ACCOUNT"
+assert_eq "RequestTransfer TransferFailed" "$(saga_steps "$id")" "a transfer to self, refused at once: its timeline"
+
+id="$(cmd_id RequestTransfer '{"transfer_id":"t-ok","from_account":"acc-ann","to_account":"acc-eve","amount":1}')"
+saga_wait "$id" "FAILED TRANSFER_EXISTS"
+assert_eq "RequestTransfer TransferCommandRejected" "$(saga_steps "$id")" "a transfer id used twice: its timeline"
+
+# ---- 1. timelines: the order saga ----
+out="$(shop_order o-ok u-ann acc-ann 'p-widget:2')"
+id="$(field .command_id "$out")"
+saga_wait "$id" "COMPLETED -"
+assert_eq "$(sorted "PlaceOrder OrderPlaced StockReserved PaymentRequested RequestTransfer TransferRequested FundsDebited FundsCredited TransferCompleted PaymentCaptured OrderConfirmed StockCommitted")" \
+    "$(sorted "$(saga_steps "$id")")" "an order that goes through: its steps (the payment's transfer nested in it)"
+assert_eq "PlaceOrder OrderPlaced StockReserved" "$(saga_steps "$id" | cut -d' ' -f1-3)" "… in causal order"
+assert_eq "order o-ok" "$(saga o-ok | jq -r '.type + " " + .subject')" "/sagas/{id} also finds a saga by its order id"
+assert_eq 0 "$(sql "SELECT count(*) FROM sagas.sagas WHERE subject LIKE 'pay-%'")" "a payment's transfer is no saga of its own"
+saga_timeline_ok "$id"
+
+id="$(shop_order o-oos u-ann acc-ann 'p-widget:5000' | jq -r .command_id)"
+saga_wait "$id" "FAILED OUT_OF_STOCK"
+assert_eq "PlaceOrder OrderPlaced StockReservationRejected OrderRejected" "$(saga_steps "$id")" "out of stock: its timeline"
+saga_timeline_ok "$id"
+
+id="$(shop_order o-what u-ann acc-ann 'p-nope:1' | jq -r .command_id)"
+saga_wait "$id" "FAILED UNKNOWN_PRODUCT"
+assert_eq "PlaceOrder OrderCommandRejected" "$(saga_steps "$id")" "an unknown product, refused at once: its timeline"
+
+id="$(shop_order o-poor u-bob acc-bob 'p-widget:1' | jq -r .command_id)"
+saga_wait "$id" "FAILED INSUFFICIENT_FUNDS"
+assert_eq "$(sorted "PlaceOrder OrderPlaced StockReserved PaymentRequested RequestTransfer TransferRequested DebitRejected TransferFailed PaymentDeclined OrderRejected StockReleased")" \
+    "$(sorted "$(saga_steps "$id")")" "a declined payment, stock released: its steps"
+saga_timeline_ok "$id"
+
+id="$(shop_order o-shut u-ann acc-shut 'p-widget:1' | jq -r .command_id)"
+saga_wait "$id" "FAILED ACCOUNT_CLOSED"
+saga_timeline_ok "$id"
+
+id="$(shop_order o-back u-ann acc-ann 'p-widget:3' | jq -r .command_id)"
+saga_wait "$id" "COMPLETED -"
+send_wait CancelOrder '{"order_id":"o-back"}' >/dev/null
+saga_wait "$id" "CANCELLED -"
+wait_until 30 "saga $id | jq -e '[.steps[].type] | index(\"PaymentRefunded\")' >/dev/null"
+steps="$(saga_steps "$id")"
+assert_eq "$(sorted "PlaceOrder OrderPlaced StockReserved PaymentRequested RequestTransfer TransferRequested FundsDebited FundsCredited TransferCompleted PaymentCaptured OrderConfirmed StockCommitted OrderCancelled StockReleased RequestTransfer TransferRequested FundsDebited FundsCredited TransferCompleted PaymentRefunded")" \
+    "$(sorted "$steps")" "a cancel after confirm joins the order's saga: refund and restock on one timeline"
+assert_eq null "$(saga "$id" | jq -r '.steps[] | select(.type == "OrderCancelled") | .cause_type')" \
+    "the cancel's cause, the CancelOrder command, is not a step of the order's saga"
+saga_timeline_ok "$id"
+
+svc_stop payments
+id="$(cmd_id PlaceOrder "{\"order_id\":\"o-pend\",\"user_id\":\"u-ann\",\"account_id\":\"acc-ann\",\"items\":$(shop_items 'p-widget:1')}")"
+wait_until 30 "[ \"\$(sql \"SELECT status FROM catalog.reservations WHERE order_id = 'o-pend'\")\" = RESERVED ]"
+assert_eq "PENDING -" "$(saga_status "$id")" "an order waiting for payments: its saga is PENDING"
+assert "http GET '/sagas?status=PENDING&type=order' | jq -e --arg id '$id' '[.sagas[].saga_id] | index(\$id)' >/dev/null" \
+    "/sagas?status=PENDING lists it"
+send_wait CancelOrder '{"order_id":"o-pend"}' >/dev/null
+saga_wait "$id" "CANCELLED -"
+svc_start payments
+shop_invariants "the saga timelines"
+saga_timeline_ok "$id"
+
+# ---- 2. deadlines: the coordinator again, with deadlines of 3 s ----
+svc_stop sagas
+export ES_SAGA_DEADLINES=order=3s,transfer=3s
+svc_start sagas
+
+# an order saga, payments held stopped: the orders service rejects it with TIMEOUT, the
+# catalog releases its stock; payments, back, never keeps the money
+svc_stop payments
+before="$(http GET /accounts/acc-ann | jq .balance)"
+avail="$(http GET /products/p-widget | jq .available)"
+id="$(cmd_id PlaceOrder "{\"order_id\":\"o-slow\",\"user_id\":\"u-ann\",\"account_id\":\"acc-ann\",\"items\":$(shop_items 'p-widget:4')}")"
+saga_wait "$id" "FAILED TIMEOUT" 30
+assert_eq "REJECTED TIMEOUT" "$(http GET /orders/o-slow | jq -r '.status + " " + .reason')" "the order rejected with TIMEOUT"
+s="$(saga "$id")"
+assert_eq "sagas" "$(field '.steps[] | select(.type == "SagaTimedOut") | .service' "$s")" "the timeout on the timeline, from the coordinator"
+assert "[ \"\$(field '.timed_out_at' '$s')\" != null ]" "the saga says when it timed out"
+wait_until 30 "[ \"\$(http GET /products/p-widget | jq .available)\" = $avail ]"
+pass "the catalog released the timed-out order's stock"
+svc_start payments
+wait_until 60 "sql \"SELECT state FROM payments.payments WHERE order_id = 'o-slow'\" | grep -qx 'CANCELLED\\|REFUNDED'"
+pass "payments, back, ended the payment $(sql "SELECT state FROM payments.payments WHERE order_id = 'o-slow'")"
+wait_until 30 "[ \"\$(http GET /accounts/acc-ann | jq .balance)\" = $before ]"
+pass "the customer has every cent back"
+assert_eq "FAILED TIMEOUT" "$(saga_status "$id")" "late steps never moved the saga out of FAILED"
+shop_invariants "an order saga timed out"
+saga_timeline_ok "$id"
+
+# an order saga whose PlaceOrder the orders service has not read at the deadline: fenced
+svc_stop orders
+id="$(cmd_id PlaceOrder "{\"order_id\":\"o-fence\",\"user_id\":\"u-ann\",\"account_id\":\"acc-ann\",\"items\":$(shop_items 'p-widget:1')}")"
+saga_wait "$id" "TIMED_OUT -" 30
+svc_start orders
+saga_wait "$id" "FAILED TIMEOUT" 60
+assert_eq "REJECTED TIMEOUT" "$(sql "SELECT status || ' ' || reason FROM orders.orders WHERE order_id = 'o-fence'")" \
+    "the orders service, back, ended the order with TIMEOUT"
+shop_invariants "an order saga timed out before the order existed"
+
+# a transfer saga, transfers held stopped: the ledger fences the transfer, it never moves money
+svc_stop transfers
+ann="$(http GET /accounts/acc-ann | jq .balance)"
+id="$(cmd_id RequestTransfer '{"transfer_id":"t-slow","from_account":"acc-ann","to_account":"acc-eve","amount":100}')"
+saga_wait "$id" "TIMED_OUT -" 30
+svc_start transfers
+saga_wait "$id" "FAILED TIMEOUT" 60
+assert_eq "FAILED TIMEOUT" "$(http GET /transfers/t-slow | jq -r '.status + " " + .reason')" "the transfer failed with TIMEOUT"
+assert_eq "$ann" "$(http GET /accounts/acc-ann | jq .balance)" "no money moved"
+saga_timeline_ok "$id"
+
+# a transfer saga, accounts held stopped: whichever accounts reads first, the fence or the
+# request, decides; either way the saga's end agrees with the money
+svc_stop accounts
+id="$(cmd_id RequestTransfer '{"transfer_id":"t-late","from_account":"acc-ann","to_account":"acc-eve","amount":100}')"
+saga_wait "$id" "TIMED_OUT -" 30
+svc_start accounts
+wait_until 60 "saga_status $id | grep -qx 'COMPLETED -\\|FAILED TIMEOUT'"
+end="$(saga_status "$id")"
+case "$end" in
+"COMPLETED -") assert_eq "$((ann - 100))" "$(http GET /accounts/acc-ann | jq .balance)" "the request was read first: the transfer went through ($end)" ;;
+*) assert_eq "$ann" "$(http GET /accounts/acc-ann | jq .balance)" "the fence was read first: no money moved ($end)" ;;
+esac
+ledger_wait_settled 0 60
+ledger_check >/dev/null
+pass "ledger invariants after a transfer saga timed out"
+
+# ---- 3. the coordinator killed while 250 deadlines fire: none lost, none fired twice ----
+svc_stop payments
+for i in $(seq 1 250); do
+    printf '{"order_id":"o-due-%d","user_id":"u-ann","account_id":"acc-ann","items":[{"product_id":"p-widget","quantity":1}]}\n' "$i"
+done | esctl send --batch PlaceOrder >/dev/null
+wait_until 30 "[ \"\$(sql \"SELECT count(*) FROM sagas.sagas WHERE subject LIKE 'o-due-%' AND saga_type = 'order'\")\" = 250 ]"
+svc_kill9 sagas
+sleep 4 # every deadline passes while the coordinator is down
+due_fired() { sql "SELECT count(*) FROM sagas.sagas WHERE subject LIKE 'o-due-%' AND timed_out_at IS NOT NULL"; }
+fired=0
+kills=1
+for k in 1 2 3; do
+    svc_start sagas
+    # a tick fires at most 100: kill it as soon as one has, likely in the middle of the next
+    wait_until 60 "[ \"\$(due_fired)\" -gt $fired ]"
+    fired="$(due_fired)"
+    [ "$fired" -lt 250 ] || break
+    svc_kill9 sagas
+    kills=$((kills + 1))
+    note "the coordinator was killed with $fired of 250 timers fired"
+done
+svc_running sagas || svc_start sagas
+wait_until 60 "[ \"\$(sql \"SELECT count(*) FROM sagas.sagas WHERE subject LIKE 'o-due-%' AND status = 'FAILED' AND reason = 'TIMEOUT'\")\" = 250 ]"
+pass "all 250 sagas timed out and were undone, across $kills kills of the coordinator"
+fired="$(esctl replay --topic sagas.events --type SagaTimedOut | jq -r '[.data.subject, .event_id] | @tsv' | grep '^o-due-' | sort -u)"
+assert_eq 250 "$(cut -f1 <<<"$fired" | sort -u | grep -c .)" "sagas with a SagaTimedOut in the log"
+assert_eq 250 "$(grep -c . <<<"$fired")" "distinct SagaTimedOut events: one per saga, none fired twice"
+assert_eq 250 "$(sql "SELECT count(*) FROM orders.orders WHERE order_id LIKE 'o-due-%' AND status = 'REJECTED' AND reason = 'TIMEOUT'")" \
+    "orders rejected with TIMEOUT, each once"
+assert_eq "$(sql "SELECT count(*) FROM sagas.sagas WHERE saga_type = 'order' AND timed_out_at IS NOT NULL")" \
+    "$(sql "SELECT n FROM sagas.counters WHERE saga_type = 'order' AND name = 'timed_out'")" \
+    "the timed-out counter counted each timeout once"
+svc_start payments
+shop_invariants "250 timeouts across coordinator crashes"
+
+# ---- every saga agrees with its order or transfer ----
+assert_eq 0 "$(sql "SELECT count(*) FROM sagas.sagas s JOIN orders.orders o ON o.order_id = s.subject
+    WHERE s.saga_type = 'order' AND o.correlation_id = s.saga_id AND (s.status, s.reason) IS DISTINCT FROM
+    (CASE o.status WHEN 'CONFIRMED' THEN 'COMPLETED' WHEN 'REJECTED' THEN 'FAILED' ELSE o.status END, o.reason)")" \
+    "order sagas whose status or reason disagrees with their order's"
+assert_eq 0 "$(sql "SELECT count(*) FROM sagas.sagas WHERE saga_type <> '' AND status IN ('PENDING', 'TIMED_OUT')")" \
+    "sagas not terminal at rest"
+metrics="$(http GET /metrics)"
+assert "grep -q '^es_sagas_timed_out_total{type=\"order\"} [1-9]' <<<\"\$metrics\"" "/metrics counts the timed-out order sagas"
+assert "grep -q '^es_saga_duration_seconds_count{type=\"transfer\"} [1-9]' <<<\"\$metrics\"" "/metrics has the transfer sagas' duration histogram"
