@@ -81,6 +81,8 @@ int esctl_send_main(esctl_t *ctx, int argc, char **argv);
 int esctl_replay_main(esctl_t *ctx, int argc, char **argv);
 int esctl_rebuild_main(esctl_t *ctx, int argc, char **argv);
 int esctl_types_main(esctl_t *ctx, int argc, char **argv);
+int esctl_saga_main(esctl_t *ctx, int argc, char **argv);
+int esctl_sagas_main(esctl_t *ctx, int argc, char **argv);
 
 /*
  * Follow a delivered command through the query service at `url` (wait.c) until it has been
@@ -119,5 +121,9 @@ int esctl_jw_base64(es_buf_t *out, const void *data, size_t len);
  */
 int esctl_http_get(const char *base_url, const char *path, int timeout_ms, int *status,
                    es_buf_t *body, char *errstr, size_t errstr_size);
+
+/* The query service's base URL into buf[size]: ES_QUERY_URL, else the port the dev stack's
+ * es-query published in $ES_DATA/run/es-query.port, else ES_HTTP_PORT, else 8080. */
+void esctl_query_url(const es_config_t *cfg, char *buf, size_t size);
 
 #endif

@@ -280,3 +280,22 @@ out:
     close(fd);
     return ret;
 }
+
+/* ES_QUERY_URL, else the port the dev stack's es-query published, else ES_HTTP_PORT, else
+ * 8080 (the order scripts/devstack.sh uses). */
+void esctl_query_url(const es_config_t *cfg, char *buf, size_t size)
+{
+    const char *v = getenv("ES_QUERY_URL");
+    if (v && *v) {
+        snprintf(buf, size, "%s", v);
+        return;
+    }
+    char path[1200], port[32];
+    snprintf(path, sizeof(path), "%s/run/es-query.port", cfg->data_dir);
+    if (es_config_read_file(path, port, sizeof(port)) == 0 && port[0]) {
+        snprintf(buf, size, "http://127.0.0.1:%s", port);
+        return;
+    }
+    v = getenv("ES_HTTP_PORT");
+    snprintf(buf, size, "http://127.0.0.1:%s", v && *v ? v : "8080");
+}

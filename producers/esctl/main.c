@@ -26,6 +26,8 @@ static void usage(FILE *out)
                  "  replay    print the history of topics as JSON lines (journal + broker)\n"
                  "  rebuild   rebuild projections from the full log (runs es-projector)\n"
                  "  types     list every command and event type, its topic, key and fields\n"
+                 "  saga      draw one saga's timeline (terminal, or --svg FILE)\n"
+                 "  sagas     list sagas, e.g. the stuck ones: --status PENDING --older-than 10s\n"
                  "  help      this text; \"esctl <command> --help\" describes one command\n"
                  "\n");
     esctl_common_help(out);
@@ -247,10 +249,9 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*run)(esctl_t *, int, char **);
-    } cmds[] = {{"send", esctl_send_main},
-                {"replay", esctl_replay_main},
-                {"rebuild", esctl_rebuild_main},
-                {"types", esctl_types_main}};
+    } cmds[] = {{"send", esctl_send_main},       {"replay", esctl_replay_main},
+                {"rebuild", esctl_rebuild_main}, {"types", esctl_types_main},
+                {"saga", esctl_saga_main},       {"sagas", esctl_sagas_main}};
     const char *name = argv[optind];
     if (!strcmp(name, "help")) {
         usage(stdout);

@@ -594,25 +594,6 @@ static int out_write(es_buf_t *out)
     return ok ? 0 : -1;
 }
 
-/* ES_QUERY_URL, else the port the dev stack's es-query published, else ES_HTTP_PORT, else
- * 8080 (the order scripts/devstack.sh uses). */
-static void query_url_default(const es_config_t *cfg, char *buf, size_t size)
-{
-    const char *v = getenv("ES_QUERY_URL");
-    if (v && *v) {
-        snprintf(buf, size, "%s", v);
-        return;
-    }
-    char path[1200], port[32];
-    snprintf(path, sizeof(path), "%s/run/es-query.port", cfg->data_dir);
-    if (es_config_read_file(path, port, sizeof(port)) == 0 && port[0]) {
-        snprintf(buf, size, "http://127.0.0.1:%s", port);
-        return;
-    }
-    v = getenv("ES_HTTP_PORT");
-    snprintf(buf, size, "http://127.0.0.1:%s", v && *v ? v : "8080");
-}
-
 static int parse_args(send_state_t *s, int argc, char **argv)
 {
     static const struct option longopts[] = {ESCTL_COMMON_LONG,
@@ -775,7 +756,7 @@ int esctl_send_main(esctl_t *ctx, int argc, char **argv)
     }
     char query_url[1024];
     if (!s.opt.query_url) {
-        query_url_default(&ctx->cfg, query_url, sizeof(query_url));
+        esctl_query_url(&ctx->cfg, query_url, sizeof(query_url));
         s.opt.query_url = query_url;
     }
 

@@ -39,21 +39,25 @@ typedef struct query_main {
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: es-query [options]\n"
-            "HTTP query service over the read models in PostgreSQL (schema projections).\n"
-            "\n"
-            "  -p, --port PORT   port to listen on        env ES_HTTP_PORT   default %d\n"
-            "      --bind ADDR   address to listen on     env ES_HTTP_BIND   default %s\n"
-            "      --pool N      PostgreSQL connections   env ES_QUERY_POOL  default %d\n"
-            "  -h, --help        show this help\n"
-            "\n"
-            "PostgreSQL: env ES_PG, default the contents of $ES_DATA/pg.conninfo\n"
-            "(ES_DATA default ./.data). Logs: env ES_LOG_LEVEL=debug|info|warn|error,\n"
-            "default info; debug logs one line per request.\n"
-            "Routes: GET /accounts/{id}, /accounts/{id}/entries?limit=N&before=SEQ,\n"
-            "/transfers/{id}, /commands/{id}, /health, /metrics.\n",
-            DEFAULT_PORT, DEFAULT_BIND, DEFAULT_POOL);
+    fprintf(
+        out,
+        "usage: es-query [options]\n"
+        "HTTP query service over the read models in PostgreSQL (schemas projections,\n"
+        "shop_views and sagas).\n"
+        "\n"
+        "  -p, --port PORT   port to listen on        env ES_HTTP_PORT   default %d\n"
+        "      --bind ADDR   address to listen on     env ES_HTTP_BIND   default %s\n"
+        "      --pool N      PostgreSQL connections   env ES_QUERY_POOL  default %d\n"
+        "  -h, --help        show this help\n"
+        "\n"
+        "PostgreSQL: env ES_PG, default the contents of $ES_DATA/pg.conninfo\n"
+        "(ES_DATA default ./.data). Logs: env ES_LOG_LEVEL=debug|info|warn|error,\n"
+        "default info; debug logs one line per request.\n"
+        "Routes: GET /accounts/{id}, /accounts/{id}/entries?limit=N&before=SEQ,\n"
+        "/transfers/{id}, /commands/{id}, /users/{id}, /users/{id}/orders?limit=N&before=C,\n"
+        "/products/{id}, /orders/{id}, /sagas/{id}, /sagas?status=S&older_than=D&type=T&limit=N,\n"
+        "/health, /metrics.\n",
+        DEFAULT_PORT, DEFAULT_BIND, DEFAULT_POOL);
 }
 
 static int parse_int(const char *what, const char *s, long min, long max, int *out)

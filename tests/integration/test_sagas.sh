@@ -116,6 +116,22 @@ assert_eq "order o-ok" "$(saga o-ok | jq -r '.type + " " + .subject')" "/sagas/{
 assert_eq 0 "$(sql "SELECT count(*) FROM sagas.sagas WHERE subject LIKE 'pay-%'")" "a payment's transfer is no saga of its own"
 saga_timeline_ok "$id"
 
+# esctl draws it: lanes in the usual order, every step on a row of its own
+drawn="$(esctl saga o-ok)"
+assert "grep -q 'order saga o-ok .*COMPLETED after' <<<\"\$drawn\"" "esctl saga: the header says how it ended"
+assert "grep -Eq '^ +esctl +orders +catalog +payments +transfers +accounts *$' <<<\"\$drawn\"" "esctl saga: one lane per service, in the saga's order"
+assert_eq 12 "$(grep -cE '^ +\+[0-9.]+ (ms|s) ' <<<"$drawn")" "esctl saga: a row per step"
+assert "grep -q '●◀.*✔ OrderConfirmed' <<<\"\$drawn\"" "esctl saga: the confirmation, an arrow back from payments to orders"
+esctl saga "$id" --svg "$ES_DATA/o-ok.svg" 2>/dev/null
+assert "head -c 5 '$ES_DATA/o-ok.svg' | grep -q '<svg' && tail -n 1 '$ES_DATA/o-ok.svg' | grep -q '</svg>'" "esctl saga --svg writes a picture"
+assert_eq 12 "$(grep -c '<circle' "$ES_DATA/o-ok.svg")" "… with a dot per step"
+rc=0
+err="$(esctl saga o-nowhere 2>&1 >/dev/null)" || rc=$?
+assert_eq "1 esctl saga: no saga \"o-nowhere\" (neither a saga id nor an order or transfer id)" "$rc $err" "esctl saga of an unknown id"
+rc=0
+err="$(esctl saga 'bad id' 2>&1 >/dev/null)" || rc=$?
+assert_eq 2 "$rc" "esctl saga of a malformed id: a usage error ($err)"
+
 id="$(shop_order o-oos u-ann acc-ann 'p-widget:5000' | jq -r .command_id)"
 saga_wait "$id" "FAILED OUT_OF_STOCK"
 assert_eq "PlaceOrder OrderPlaced StockReservationRejected OrderRejected" "$(saga_steps "$id")" "out of stock: its timeline"
@@ -153,6 +169,10 @@ wait_until 30 "[ \"\$(sql \"SELECT status FROM catalog.reservations WHERE order_
 assert_eq "PENDING -" "$(saga_status "$id")" "an order waiting for payments: its saga is PENDING"
 assert "http GET '/sagas?status=PENDING&type=order' | jq -e --arg id '$id' '[.sagas[].saga_id] | index(\$id)' >/dev/null" \
     "/sagas?status=PENDING lists it"
+assert "esctl sagas --status PENDING --type order | grep -q '^$id  order  *o-pend  *PENDING'" "esctl sagas --status PENDING lists it"
+rc=0
+esctl sagas --status STUCK >/dev/null 2>&1 || rc=$?
+assert_eq 2 "$rc" "esctl sagas with an unknown status: a usage error"
 send_wait CancelOrder '{"order_id":"o-pend"}' >/dev/null
 saga_wait "$id" "CANCELLED -"
 svc_start payments

@@ -9,7 +9,7 @@
 
 N_ACCOUNTS=20
 N_TRANSFERS=1000
-PARTITIONS_TOTAL=18 # accounts.commands, transfers.events, accounts.events: 6 partitions each
+PARTITIONS_TOTAL=24 # accounts.commands, transfers.events, accounts.events, sagas.events: 6 each
 
 stack_start
 
@@ -37,7 +37,7 @@ PID2=$!
 at_exit "kill -KILL $PID2 2>/dev/null; wait $PID2 2>/dev/null"
 note "second es-accounts started (pid $PID2)"
 
-# both instances own a share of the 18 partitions
+# both instances own a share of the 24 partitions
 wait_until 60 "settled_assignment '$LOG1' && settled_assignment '$LOG2' &&
     [ \$(last_assigned '$LOG1') -gt 0 ] && [ \$(last_assigned '$LOG2') -gt 0 ] &&
     [ \$((\$(last_assigned '$LOG1') + \$(last_assigned '$LOG2'))) = $PARTITIONS_TOTAL ]"

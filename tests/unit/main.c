@@ -29,7 +29,7 @@
     X(query_routes)                                                                                \
     X(query_timeline)                                                                              \
     X(saga_domain)                                                                                 \
-    X(saga_view)
+    X(saga_draw)
 
 #define DECLARE(name) Suite *name##_suite(void) __attribute__((weak));
 SUITES(DECLARE)
