@@ -1,9 +1,10 @@
 /*
  * test_accounts_domain.c: the accounts context's pure rules (consumers/accounts/domain.c):
  * every command's success and every rejection reason, the saga steps (debit, credit, refund)
- * with each of their rejection reasons, how evolve moves balance, status and version, the
- * wire names, and a seeded random run of 10,000 inputs over 5 accounts that checks money is
- * never negative and always conserved.
+ * with each of their rejection reasons, a timed-out transfer's fenced debit (refused with
+ * TIMEOUT, moving no money) and its debited transfer still finishing, how evolve moves balance,
+ * status and version, the wire names, and a seeded random run of 10,000 inputs over 5 accounts that
+ * checks money is never negative and always conserved.
  */
 #include <check.h>
 #include <inttypes.h>
@@ -429,15 +430,112 @@ START_TEST(test_refund_after_close)
 }
 END_TEST
 
+/* ---- a timed-out transfer saga (docs/SAGAS.md) ---- */
+
+/* A TransferRequested that meets the transfer's fence (in.timed_out, set by the wiring) is
+ * refused with TIMEOUT whatever the source's state, and moves no money; the same input
+ * without the fence gets the rule it would have had. */
+static const struct {
+    const char *name;
+    setup_t setup;
+    int64_t balance;
+    int64_t amount;
+    const char *currency;
+    accounts_event_kind_t unfenced; /* what the same input gets without the fence */
+    int64_t balance_unfenced;
+} fenced_debits[] = {
+    {"open with enough funds", ST_OPEN, 100, 40, "USD", ACC_EV_FUNDS_DEBITED, 60},
+    {"open, any currency", ST_OPEN, 100, 40, "", ACC_EV_FUNDS_DEBITED, 60},
+    {"open, the whole balance", ST_OPEN, 100, 100, "USD", ACC_EV_FUNDS_DEBITED, 0},
+    {"open, insufficient", ST_OPEN, 100, 101, "USD", ACC_EV_DEBIT_REJECTED, 100},
+    {"open, currency mismatch", ST_OPEN, 100, 40, "EUR", ACC_EV_DEBIT_REJECTED, 100},
+    {"missing source", ST_MISSING, 0, 40, "USD", ACC_EV_DEBIT_REJECTED, 0},
+    {"closed source", ST_CLOSED, 0, 40, "USD", ACC_EV_DEBIT_REJECTED, 0},
+};
+#define FENCED_DEBITS_N ((int)(sizeof(fenced_debits) / sizeof(fenced_debits[0])))
+
+START_TEST(test_debit_timed_out)
+{
+    const char *name = fenced_debits[_i].name;
+    account_t st = make_account(fenced_debits[_i].setup, fenced_debits[_i].balance);
+    account_t before = st;
+    accounts_input_t in = saga(ACC_IN_TRANSFER_REQUESTED, "A", "B", fenced_debits[_i].amount,
+                               fenced_debits[_i].currency);
+    in.timed_out = 1;
+    ck_assert_ptr_null(accounts_input_invalid(&st, &in)); /* decided, not dead-lettered */
+
+    accounts_event_t ev;
+    accounts_decide(&st, &in, &ev);
+    ck_assert_msg(ev.kind == ACC_EV_DEBIT_REJECTED, "%s: kind %s", name,
+                  accounts_event_type(ev.kind));
+    ck_assert_msg(!strcmp(ev.reason, "TIMEOUT"), "%s: reason %s", name, ev.reason);
+    ck_assert_str_eq(ev.account_id, "A");
+    ck_assert_str_eq(ev.transfer_id, "t-1");
+    ck_assert_str_eq(ev.other_account, "B");
+    ck_assert_int_eq(ev.amount, fenced_debits[_i].amount);
+    ck_assert_int_eq(ev.balance, before.balance);
+
+    accounts_evolve(&st, &ev);
+    ck_assert_int_eq(st.status, before.status);
+    ck_assert_int_eq(st.balance, before.balance);
+    ck_assert_str_eq(st.currency, before.currency);
+    ck_assert_int_eq(st.version, fenced_debits[_i].setup == ST_MISSING ? 0 : before.version + 1);
+
+    /* the same input without the fence */
+    st = before;
+    in.timed_out = 0;
+    accounts_decide(&st, &in, &ev);
+    ck_assert_msg(ev.kind == fenced_debits[_i].unfenced, "%s unfenced: kind %s", name,
+                  accounts_event_type(ev.kind));
+    ck_assert_str_ne(ev.reason, "TIMEOUT");
+    accounts_evolve(&st, &ev);
+    ck_assert_int_eq(st.balance, fenced_debits[_i].balance_unfenced);
+}
+END_TEST
+
+/* Once the source was debited the money is moving: the credit, or its reversal, finishes the
+ * transfer even if the saga timed out in between (the fence flag changes nothing there). */
+START_TEST(test_timeout_after_debit_finishes)
+{
+    account_t src = make_account(ST_OPEN, 100);
+    account_t dst = make_account(ST_OPEN, 5);
+    accounts_input_t in = saga(ACC_IN_TRANSFER_REQUESTED, "A", "B", 30, "USD");
+    accounts_event_t debit = apply(&src, &in);
+    ck_assert_int_eq(debit.kind, ACC_EV_FUNDS_DEBITED);
+    ck_assert_int_eq(src.balance, 70);
+
+    in = saga(ACC_IN_FUNDS_DEBITED, "A", "B", debit.amount, debit.currency);
+    in.timed_out = 1;
+    accounts_event_t credit = apply(&dst, &in);
+    ck_assert_int_eq(credit.kind, ACC_EV_FUNDS_CREDITED);
+    ck_assert_int_eq(dst.balance, 35);
+
+    /* the other ending: the credit was refused, the refund still comes back in full */
+    in = saga(ACC_IN_CREDIT_REJECTED, "A", "B", 30, "");
+    snprintf(in.reason, sizeof(in.reason), "ACCOUNT_CLOSED");
+    in.timed_out = 1;
+    accounts_event_t refund = apply(&src, &in);
+    ck_assert_int_eq(refund.kind, ACC_EV_DEBIT_REVERSED);
+    ck_assert_str_eq(refund.reason, "ACCOUNT_CLOSED");
+    ck_assert_int_eq(src.balance, 100);
+}
+END_TEST
+
 /* ---- names and ids ---- */
 
 START_TEST(test_names)
 {
+    static const char *const inputs[] = {"OpenAccount",    "DepositFunds",      "WithdrawFunds",
+                                         "CloseAccount",   "TransferRequested", "FundsDebited",
+                                         "CreditRejected", "SagaTimedOut"};
+    ck_assert_int_eq((int)(sizeof(inputs) / sizeof(inputs[0])), ACC_IN__COUNT);
     for (int k = 0; k < ACC_IN__COUNT; k++) {
         const char *type = accounts_input_type((accounts_input_kind_t)k);
-        ck_assert_str_ne(type, "?");
+        ck_assert_str_eq(type, inputs[k]);
         ck_assert_int_eq(accounts_input_kind(type), k);
     }
+    ck_assert_int_eq(accounts_input_kind("SagaTimedOut"), ACC_IN_SAGA_TIMED_OUT);
+    ck_assert_str_eq(accounts_input_type(ACC_IN_SAGA_TIMED_OUT), "SagaTimedOut");
     ck_assert_int_eq(accounts_input_kind("NoSuchCommand"), -1);
     ck_assert_int_eq(accounts_input_kind(""), -1);
     ck_assert_int_eq(accounts_input_kind("openaccount"), -1);
@@ -705,6 +803,11 @@ Suite *accounts_domain_suite(void)
     tcase_add_loop_test(tc, test_debit_reversed_always_refunds, 0,
                         (int)(sizeof(credit_reasons) / sizeof(credit_reasons[0])));
     tcase_add_test(tc, test_refund_after_close);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("timeout");
+    tcase_add_loop_test(tc, test_debit_timed_out, 0, FENCED_DEBITS_N);
+    tcase_add_test(tc, test_timeout_after_debit_finishes);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("names");

@@ -5,7 +5,8 @@
  * PRICE_UNCHANGED) with the id and name length limits; reservations all or none (a short
  * second line holds nothing and names that product), duplicate lines checked as their sum,
  * UNKNOWN_PRODUCT before OUT_OF_STOCK, units already reserved by other orders; commit,
- * release from RESERVED (declined, cancelled) and from COMMITTED (on_hand back); table-driven
+ * release from RESERVED (declined, cancelled) and from COMMITTED (on_hand back); an order
+ * rejected with TIMEOUT undone like a cancel (any other rejection changing nothing); table-driven
  * sequences of duplicates and late events that must change nothing, with the invariant
  * 0 <= reserved <= on_hand and the versions checked after every step; the malformed and
  * invalid saga inputs the wiring dead-letters; the wire names; and a seeded random run of
@@ -603,6 +604,7 @@ END_TEST
 #define C CAT_IN_ORDER_CANCELLED
 #define OK CAT_IN_PAYMENT_CAPTURED
 #define NO CAT_IN_PAYMENT_DECLINED
+#define T CAT_IN_ORDER_REJECTED /* with reason TIMEOUT: the order's saga timed out */
 
 static const struct {
     const char *name;
@@ -649,6 +651,35 @@ static const struct {
      0,
      {{OK, NONE}, {NO, NONE}, {C, NONE}, {P, CAT_EV_STOCK_RESERVED}, {OK, CAT_EV_STOCK_COMMITTED}},
      5},
+    {"timed out while reserved, then late events",
+     0,
+     {{P, CAT_EV_STOCK_RESERVED},
+      {T, CAT_EV_STOCK_RELEASED},
+      {T, NONE},
+      {OK, NONE},
+      {NO, NONE},
+      {C, NONE},
+      {P, NONE}},
+     7},
+    {"timed out after the sale, then late events",
+     0,
+     {{P, CAT_EV_STOCK_RESERVED},
+      {OK, CAT_EV_STOCK_COMMITTED},
+      {T, CAT_EV_STOCK_RELEASED},
+      {T, NONE},
+      {C, NONE},
+      {OK, NONE}},
+     6},
+    {"cancelled, then timed out",
+     0,
+     {{P, CAT_EV_STOCK_RESERVED}, {C, CAT_EV_STOCK_RELEASED}, {T, NONE}},
+     3},
+    {"declined, then timed out",
+     0,
+     {{P, CAT_EV_STOCK_RESERVED}, {NO, CAT_EV_STOCK_RELEASED}, {T, NONE}},
+     3},
+    {"refused order, then timed out", 1, {{P, CAT_EV_STOCK_RESERVATION_REJECTED}, {T, NONE}}, 2},
+    {"a fence's timeout, no order", 0, {{T, NONE}, {T, NONE}}, 2},
 };
 #define SEQUENCES_N ((int)(sizeof(sequences) / sizeof(sequences[0])))
 
@@ -666,6 +697,9 @@ START_TEST(test_sequence)
         catalog_input_t in = kind != CAT_IN_ORDER_PLACED ? saga(kind, "o-1", NULL, 0)
                              : sequences[_i].short_stock ? saga(kind, "o-1", short_lines, 2)
                                                          : saga(kind, "o-1", ok_lines, 3);
+        if (kind == T) {
+            snprintf(in.reason, sizeof(in.reason), "TIMEOUT");
+        }
         shop_t before = s;
         catalog_reservation_t res_before = res;
         catalog_event_t ev;
@@ -689,6 +723,217 @@ END_TEST
 #undef C
 #undef OK
 #undef NO
+#undef T
+
+/* ---- a timed-out order saga: OrderRejected TIMEOUT undone like a cancel ---- */
+
+static catalog_input_t rejected(const char *order_id, const char *reason)
+{
+    catalog_input_t in = saga(CAT_IN_ORDER_REJECTED, order_id, NULL, 0);
+    snprintf(in.reason, sizeof(in.reason), "%s", reason);
+    return in;
+}
+
+/* OrderRejected for order `order_id` with `reason`; the event kind, or NONE. */
+static int step_rejected(shop_t *s, catalog_reservation_t *res, const char *order_id,
+                         const char *reason, catalog_event_t *ev)
+{
+    catalog_input_t in = rejected(order_id, reason);
+    return apply_saga(s, res, &in, ev) ? (int)ev->kind : NONE;
+}
+
+START_TEST(test_timeout_releases_reserved)
+{
+    shop_t s = {.n = 0};
+    catalog_product_t *a = add(&s, "A", 10, 5);
+    catalog_product_t *b = add(&s, "B", 10, 2);
+    static const catalog_line_t lines[] = {{"A", 3}, {"B", 1}, {"A", 1}};
+    catalog_reservation_t res = no_reservation();
+    ck_assert_int_eq(place(&s, &res, "o-1", lines, 3).kind, CAT_EV_STOCK_RESERVED);
+    ck_assert_int_eq(a->reserved, 4);
+    ck_assert_int_eq(b->reserved, 1);
+
+    catalog_event_t ev;
+    ck_assert_int_eq(step_rejected(&s, &res, "o-1", "TIMEOUT", &ev), CAT_EV_STOCK_RELEASED);
+    ck_assert_ptr_nonnull(ev.reason);
+    ck_assert_str_eq(ev.reason, "TIMEOUT");
+    ck_assert_str_eq(ev.order_id, "o-1");
+    ck_assert_ptr_eq(ev.lines, lines);
+    ck_assert_uint_eq(ev.nlines, 3);
+    ck_assert_int_eq(res.status, CAT_RES_RELEASED);
+    ck_assert_int_eq(res.version, 2);
+    /* the held units are available again, nothing left the warehouse */
+    ck_assert_int_eq(a->on_hand, 5);
+    ck_assert_int_eq(a->reserved, 0);
+    ck_assert_int_eq(b->on_hand, 2);
+    ck_assert_int_eq(b->reserved, 0);
+    ck_assert_int_eq(a->version, 3); /* added, reserved, released: once per event */
+    ck_assert_int_eq(b->version, 3);
+    check_invariants(&s, "timeout while reserved");
+}
+END_TEST
+
+START_TEST(test_timeout_restores_committed)
+{
+    shop_t s = {.n = 0};
+    catalog_product_t *a = add(&s, "A", 10, 5);
+    catalog_product_t *b = add(&s, "B", 10, 2);
+    static const catalog_line_t lines[] = {{"A", 3}, {"B", 1}};
+    catalog_reservation_t res = no_reservation();
+    place(&s, &res, "o-1", lines, 2);
+    catalog_event_t ev;
+    ck_assert_int_eq(step(&s, &res, CAT_IN_PAYMENT_CAPTURED, "o-1", &ev), CAT_EV_STOCK_COMMITTED);
+    /* another order holds one B meanwhile: the sold units come back on top of it */
+    static const catalog_line_t other[] = {{"B", 1}};
+    catalog_reservation_t res2 = no_reservation();
+    place(&s, &res2, "o-2", other, 1);
+    ck_assert_int_eq(a->on_hand, 2);
+    ck_assert_int_eq(b->on_hand, 1);
+    ck_assert_int_eq(b->reserved, 1);
+
+    ck_assert_int_eq(step_rejected(&s, &res, "o-1", "TIMEOUT", &ev), CAT_EV_STOCK_RELEASED);
+    ck_assert_str_eq(ev.reason, "TIMEOUT");
+    ck_assert_ptr_eq(ev.lines, lines);
+    ck_assert_int_eq(res.status, CAT_RES_RELEASED);
+    ck_assert_int_eq(res.version, 3);
+    ck_assert_int_eq(a->on_hand, 5);
+    ck_assert_int_eq(a->reserved, 0);
+    ck_assert_int_eq(b->on_hand, 2);
+    ck_assert_int_eq(b->reserved, 1); /* o-2's hold is untouched */
+    ck_assert_int_eq(a->version, 4);
+    ck_assert_int_eq(b->version, 5);
+    check_invariants(&s, "timeout after the sale");
+}
+END_TEST
+
+/* A reservation that holds nothing: no order yet (a fence's rejection), released (cancelled
+ * or declined) or refused. _i picks it. */
+START_TEST(test_timeout_on_empty_reservation_changes_nothing)
+{
+    static const catalog_line_t ok[] = {{"A", 2}};
+    static const catalog_line_t too_many[] = {{"A", 9}};
+    shop_t s = {.n = 0};
+    add(&s, "A", 10, 4);
+    catalog_reservation_t res = no_reservation();
+    catalog_event_t ev;
+    switch (_i) {
+    case 0:
+        break;
+    case 1:
+        place(&s, &res, "o-1", ok, 1);
+        ck_assert_int_eq(step(&s, &res, CAT_IN_ORDER_CANCELLED, "o-1", &ev), CAT_EV_STOCK_RELEASED);
+        break;
+    case 2:
+        place(&s, &res, "o-1", ok, 1);
+        ck_assert_int_eq(step(&s, &res, CAT_IN_PAYMENT_DECLINED, "o-1", &ev),
+                         CAT_EV_STOCK_RELEASED);
+        break;
+    default:
+        ck_assert_int_eq(place(&s, &res, "o-1", too_many, 1).kind,
+                         CAT_EV_STOCK_RESERVATION_REJECTED);
+        break;
+    }
+    static const catalog_res_status_t expect[] = {CAT_RES_NONE, CAT_RES_RELEASED, CAT_RES_RELEASED,
+                                                  CAT_RES_REJECTED};
+    ck_assert_int_eq(res.status, expect[_i]);
+    shop_t before = s;
+    catalog_reservation_t res_before = res;
+    ck_assert_int_eq(step_rejected(&s, &res, "o-1", "TIMEOUT", &ev), NONE);
+    ck_assert(!memcmp(&s, &before, sizeof(s)));
+    ck_assert(same_reservation(&res, &res_before));
+}
+END_TEST
+
+/* Any other rejection follows a refused stock or a declined charge, whose own events did the
+ * releasing: on a reservation that still holds units it changes nothing. */
+static const char *const other_rejections[] = {
+    "OUT_OF_STOCK", "PAYMENT_DECLINED", "INSUFFICIENT_FUNDS", "", "timeout", "TIMEOUT_"};
+
+START_TEST(test_other_rejection_changes_nothing)
+{
+    static const catalog_line_t lines[] = {{"A", 2}, {"B", 1}};
+    for (int committed = 0; committed < 2; committed++) {
+        shop_t s = {.n = 0};
+        add(&s, "A", 10, 4);
+        add(&s, "B", 10, 1);
+        catalog_reservation_t res = no_reservation();
+        catalog_event_t ev;
+        place(&s, &res, "o-1", lines, 2);
+        if (committed) {
+            ck_assert_int_eq(step(&s, &res, CAT_IN_PAYMENT_CAPTURED, "o-1", &ev),
+                             CAT_EV_STOCK_COMMITTED);
+        }
+        shop_t before = s;
+        catalog_reservation_t res_before = res;
+        ck_assert_msg(step_rejected(&s, &res, "o-1", other_rejections[_i], &ev) == NONE,
+                      "OrderRejected \"%s\" on %s: an event", other_rejections[_i],
+                      catalog_res_status_name(res_before.status));
+        ck_assert(!memcmp(&s, &before, sizeof(s)));
+        ck_assert(same_reservation(&res, &res_before));
+        /* the reservation is intact: a timeout still undoes it */
+        ck_assert_int_eq(step_rejected(&s, &res, "o-1", "TIMEOUT", &ev), CAT_EV_STOCK_RELEASED);
+        const catalog_product_t *a = shop_find(&s, "A");
+        ck_assert_int_eq(a->on_hand, 4);
+        ck_assert_int_eq(a->reserved, 0);
+    }
+}
+END_TEST
+
+/* The dead-letter checks see the TIMEOUT rejection as the cancel it is, and any other
+ * rejection as the no-op it is. */
+START_TEST(test_timeout_invalid_against_state)
+{
+    static const catalog_line_t lines[] = {{"A", 2}, {"A", 2}};
+    catalog_product_t a = {.id = "A", .price = 1, .on_hand = 10, .reserved = 4, .version = 3};
+    catalog_product_t *prods[] = {&a, &a};
+    catalog_reservation_t res = {
+        .order_id = "o-1", .status = CAT_RES_RESERVED, .lines = lines, .nlines = 2, .version = 1};
+    catalog_input_t timeout = rejected("o-1", "TIMEOUT");
+    catalog_input_t other = rejected("o-1", "OUT_OF_STOCK");
+    catalog_input_t can = saga(CAT_IN_ORDER_CANCELLED, "o-1", NULL, 0);
+    size_t n = 0;
+    ck_assert_ptr_eq(catalog_stock_lines(&res, &timeout, &n), lines);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_ptr_null(catalog_input_invalid(&res, prods, &timeout));
+
+    a.reserved = 3; /* the row holds fewer units than the reservation's sum */
+    ck_assert_str_eq(catalog_input_invalid(&res, prods, &timeout),
+                     "reservation holds more units than the product has reserved");
+    ck_assert_str_eq(catalog_input_invalid(&res, prods, &can),
+                     catalog_input_invalid(&res, prods, &timeout));
+    ck_assert_ptr_null(catalog_input_invalid(&res, prods, &other));
+
+    a.reserved = 4;
+    a.version = 0;
+    ck_assert_str_eq(catalog_input_invalid(&res, prods, &timeout),
+                     "reservation names a product that does not exist");
+    ck_assert_ptr_null(catalog_input_invalid(&res, prods, &other));
+
+    /* sold units coming back must fit */
+    a.version = 3;
+    a.reserved = 0;
+    a.on_hand = INT64_MAX - 3;
+    res.status = CAT_RES_COMMITTED;
+    ck_assert_str_eq(catalog_input_invalid(&res, prods, &timeout),
+                     "returning sold units would overflow on_hand");
+    ck_assert_ptr_null(catalog_input_invalid(&res, prods, &other));
+    a.on_hand = INT64_MAX - 4;
+    ck_assert_ptr_null(catalog_input_invalid(&res, prods, &timeout));
+
+    /* nothing held: nothing to check */
+    res.status = CAT_RES_RELEASED;
+    a.on_hand = INT64_MAX;
+    ck_assert_ptr_null(catalog_input_invalid(&res, prods, &timeout));
+
+    /* malformed: only the order id is checked */
+    ck_assert_ptr_null(catalog_input_malformed(&timeout));
+    ck_assert_ptr_null(catalog_input_malformed(&other));
+    timeout = rejected("", "TIMEOUT");
+    ck_assert_str_eq(catalog_input_malformed(&timeout), "saga event with an invalid order id");
+    timeout = rejected("o/1", "TIMEOUT");
+    ck_assert_str_eq(catalog_input_malformed(&timeout), "saga event with an invalid order id");
+}
+END_TEST
 
 /* ---- inputs the wiring dead-letters ---- */
 
@@ -977,6 +1222,15 @@ Suite *catalog_domain_suite(void)
                         (int)(sizeof(releases) / sizeof(releases[0])));
     tcase_add_test(tc, test_release_committed);
     tcase_add_loop_test(tc, test_sequence, 0, SEQUENCES_N);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("timeout");
+    tcase_add_test(tc, test_timeout_releases_reserved);
+    tcase_add_test(tc, test_timeout_restores_committed);
+    tcase_add_loop_test(tc, test_timeout_on_empty_reservation_changes_nothing, 0, 4);
+    tcase_add_loop_test(tc, test_other_rejection_changes_nothing, 0,
+                        (int)(sizeof(other_rejections) / sizeof(other_rejections[0])));
+    tcase_add_test(tc, test_timeout_invalid_against_state);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("dead letters");

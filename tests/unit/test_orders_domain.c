@@ -6,9 +6,12 @@
  * INT64_MAX and its overflow by multiplication and by addition), each saga outcome from
  * PENDING, late and duplicated outcomes on CONFIRMED / REJECTED / CANCELLED orders changing
  * nothing, the dead-letter checks (outcome for an unknown order, a capture of another amount,
- * broken copy events), cancelling from PENDING and CONFIRMED and its refusals, the local
- * copies' version rule (an older or repeated event never overwrites a newer copy), the wire
- * names, id validity, and a seeded random run that checks closed orders never move.
+ * broken copy events), a timed-out saga (a PENDING order rejected with TIMEOUT; an unknown
+ * one fenced, its later PlaceOrder refused with TIMEOUT; closed orders and foreign or invalid
+ * ids untouched; no outcome, a capture above all, moving a timed-out order), cancelling from
+ * PENDING and CONFIRMED and its refusals, the local copies' version rule (an older or repeated
+ * event never overwrites a newer copy), the wire names, id validity, and a seeded random run
+ * that checks closed orders never move.
  */
 #include <check.h>
 #include <inttypes.h>
@@ -509,6 +512,207 @@ START_TEST(test_outcome_dead_lettered)
 }
 END_TEST
 
+/* ---- a timed-out order saga (docs/SAGAS.md) ---- */
+
+static orders_input_t timed_out(const char *order_id)
+{
+    orders_input_t in;
+    memset(&in, 0, sizeof(in));
+    in.kind = ORD_IN_SAGA_TIMED_OUT;
+    snprintf(in.order_id, sizeof(in.order_id), "%s", order_id);
+    return in;
+}
+
+START_TEST(test_timeout_rejects_pending)
+{
+    order_line_t made[2], lines[2];
+    order_t o = make_order(ORDER_PENDING, made);
+    orders_input_t in = timed_out("o-1");
+    ck_assert_ptr_null(orders_input_invalid(&o, &in));
+    orders_event_t ev;
+    ck_assert_int_eq(orders_decide(&o, &in, NULL, NULL, &ev), 1);
+    ck_assert_int_eq(ev.kind, ORD_EV_ORDER_REJECTED);
+    ck_assert_str_eq(ev.reason, "TIMEOUT");
+    ck_assert_str_eq(ev.order_id, "o-1");
+    orders_evolve(&o, &ev);
+    ck_assert_int_eq(o.status, ORDER_REJECTED);
+    ck_assert_str_eq(o.reason, "TIMEOUT");
+    ck_assert_int_eq(o.version, 2);
+    ck_assert_int_eq(o.total, 450);
+    ck_assert_str_eq(o.user_id, "ann");
+    ck_assert(!orders_is_fence(&o)); /* it was placed: an ordinary rejection */
+
+    /* the timeout again changes nothing; a PlaceOrder finds an order that exists */
+    order_t before = o;
+    ck_assert_int_eq(apply(&o, &in, NULL, &ev), 0);
+    ck_assert(same_order(&o, &before));
+    orders_input_t again = place("o-1", "ann", "acc-1", two_lines, 2);
+    ck_assert_int_eq(apply(&o, &again, lines, &ev), 1);
+    ck_assert_int_eq(ev.kind, ORD_EV_COMMAND_REJECTED);
+    ck_assert_str_eq(ev.reason, "ORDER_EXISTS");
+}
+END_TEST
+
+START_TEST(test_timeout_fences_unknown)
+{
+    order_line_t lines[2];
+    order_t o;
+    memset(&o, 0, sizeof(o));
+    ck_assert(!orders_is_fence(&o));
+    orders_input_t in = timed_out("o-1");
+    ck_assert_ptr_null(orders_input_invalid(&o, &in)); /* unlike a saga outcome: decided */
+    orders_event_t ev;
+    ck_assert_int_eq(orders_decide(&o, &in, NULL, NULL, &ev), 1);
+    ck_assert_int_eq(ev.kind, ORD_EV_ORDER_REJECTED);
+    ck_assert_str_eq(ev.reason, "TIMEOUT");
+    ck_assert_str_eq(ev.order_id, "o-1");
+    orders_evolve(&o, &ev);
+    ck_assert_int_eq(o.status, ORDER_REJECTED);
+    ck_assert_str_eq(o.reason, "TIMEOUT");
+    ck_assert_str_eq(o.id, "o-1");
+    ck_assert_str_eq(o.user_id, "");
+    ck_assert_int_eq(o.total, 0);
+    ck_assert_uint_eq(o.nlines, 0);
+    ck_assert_int_eq(o.version, 1); /* the fence is the order's first event */
+    ck_assert(orders_is_fence(&o));
+
+    /* the PlaceOrder that comes later: refused with TIMEOUT, not ORDER_EXISTS */
+    order_t before = o;
+    in = place("o-1", "ann", "acc-1", two_lines, 2);
+    ck_assert_ptr_null(orders_input_invalid(&o, &in));
+    ck_assert_int_eq(apply(&o, &in, lines, &ev), 1);
+    ck_assert_int_eq(ev.kind, ORD_EV_COMMAND_REJECTED);
+    ck_assert_str_eq(ev.reason, "TIMEOUT");
+    ck_assert_str_eq(ev.command_type, "PlaceOrder");
+    ck_assert_str_eq(ev.command_id, in.command_id);
+    ck_assert_str_eq(ev.order_id, "o-1");
+    ck_assert_int_eq(o.status, ORDER_REJECTED);
+    ck_assert_str_eq(o.user_id, "");
+    ck_assert_int_eq(o.total, 0);
+    ck_assert_int_eq(o.version, before.version + 1);
+    ck_assert(orders_is_fence(&o)); /* and stays a fence: a retry is refused the same way */
+    ck_assert_int_eq(apply(&o, &in, lines, &ev), 1);
+    ck_assert_str_eq(ev.reason, "TIMEOUT");
+
+    /* the documented precedence: a malformed command is refused as such first */
+    orders_input_t bad = place("o-1", "ann", "a b", two_lines, 2);
+    ck_assert_int_eq(orders_decide(&o, &bad, &copies, lines, &ev), 1);
+    ck_assert_str_eq(ev.reason, "INVALID_ID");
+    bad = place("o-1", "ann", "acc-1", NULL, 0);
+    ck_assert_int_eq(orders_decide(&o, &bad, &copies, lines, &ev), 1);
+    ck_assert_str_eq(ev.reason, "INVALID_ORDER");
+    /* a fence is closed: it cannot be cancelled, and a second timeout changes nothing */
+    orders_input_t cancel = command(ORD_IN_CANCEL_ORDER, "o-1");
+    ck_assert_int_eq(orders_decide(&o, &cancel, NULL, NULL, &ev), 1);
+    ck_assert_str_eq(ev.reason, "ORDER_CLOSED");
+    before = o;
+    in = timed_out("o-1");
+    ck_assert_int_eq(apply(&o, &in, NULL, &ev), 0);
+    ck_assert(same_order(&o, &before));
+}
+END_TEST
+
+/* An ordinary rejection (a placed order, with its user) is not a fence: PlaceOrder again
+ * gets ORDER_EXISTS. Nor is anything but REJECTED with TIMEOUT and no user. */
+START_TEST(test_fence_is_only_a_timeout_before_placement)
+{
+    order_line_t made[2], lines[2];
+    order_t o = make_order(ORDER_REJECTED, made);
+    ck_assert_str_eq(o.reason, "OUT_OF_STOCK");
+    ck_assert(!orders_is_fence(&o));
+    orders_input_t in = place("o-1", "ann", "acc-1", two_lines, 2);
+    orders_event_t ev;
+    ck_assert_int_eq(orders_decide(&o, &in, &copies, lines, &ev), 1);
+    ck_assert_str_eq(ev.reason, "ORDER_EXISTS");
+
+    static const order_status_t others[] = {ORDER_NONE, ORDER_PENDING, ORDER_CONFIRMED,
+                                            ORDER_CANCELLED};
+    for (size_t k = 0; k < sizeof(others) / sizeof(others[0]); k++) {
+        o = make_order(others[k], made);
+        ck_assert_msg(!orders_is_fence(&o), "%s is a fence", orders_status_name(others[k]));
+    }
+    /* a rejection without a user but for another reason is not a fence either */
+    memset(&o, 0, sizeof(o));
+    o.status = ORDER_REJECTED;
+    snprintf(o.reason, sizeof(o.reason), "OUT_OF_STOCK");
+    ck_assert(!orders_is_fence(&o));
+    snprintf(o.reason, sizeof(o.reason), "TIMEOUT");
+    ck_assert(orders_is_fence(&o)); /* as loaded from the store: REJECTED, TIMEOUT, no user */
+}
+END_TEST
+
+/* A closed order: the saga already ended, the timeout changes nothing. */
+static const order_status_t timeout_closed[] = {ORDER_CONFIRMED, ORDER_REJECTED, ORDER_CANCELLED};
+
+START_TEST(test_timeout_on_closed_changes_nothing)
+{
+    order_line_t made[2];
+    order_t o = make_order(timeout_closed[_i], made);
+    order_t before = o;
+    orders_input_t in = timed_out("o-1");
+    ck_assert_ptr_null(orders_input_invalid(&o, &in));
+    orders_event_t ev;
+    ck_assert_msg(orders_decide(&o, &in, NULL, NULL, &ev) == 0, "timeout on %s emitted",
+                  orders_status_name(timeout_closed[_i]));
+    ck_assert(same_order(&o, &before));
+}
+END_TEST
+
+/* Not an order saga's timeout (the wiring leaves "" then), or an id no order can have: no
+ * fence is made. */
+START_TEST(test_timeout_invalid_id)
+{
+    char long_id[ORD_ID_VALID_MAX + 2];
+    memset(long_id, 'o', ORD_ID_VALID_MAX + 1);
+    long_id[ORD_ID_VALID_MAX + 1] = '\0';
+    const char *const ids[] = {"", "o 1", "o/1", "caf\xc3\xa9", long_id};
+    for (size_t k = 0; k < sizeof(ids) / sizeof(ids[0]); k++) {
+        order_t o;
+        memset(&o, 0, sizeof(o));
+        orders_input_t in = timed_out(ids[k]);
+        orders_event_t ev;
+        ck_assert_msg(orders_decide(&o, &in, NULL, NULL, &ev) == 0, "timeout of \"%s\" emitted",
+                      ids[k]);
+        ck_assert_int_eq(o.status, ORDER_NONE);
+        ck_assert_int_eq(o.version, 0);
+    }
+    /* the longest valid id is fenced */
+    long_id[ORD_ID_VALID_MAX] = '\0';
+    order_t o;
+    memset(&o, 0, sizeof(o));
+    orders_input_t in = timed_out(long_id);
+    orders_event_t ev;
+    ck_assert_int_eq(apply(&o, &in, NULL, &ev), 1);
+    ck_assert(orders_is_fence(&o));
+}
+END_TEST
+
+/* Outcomes reaching an order the timeout rejected (placed or fenced): none moves it; above
+ * all a PaymentCaptured never confirms it (payments refunds the charge). */
+START_TEST(test_outcome_after_timeout_changes_nothing)
+{
+    for (int fence = 0; fence < 2; fence++) {
+        order_line_t made[2];
+        order_t o = make_order(fence ? ORDER_NONE : ORDER_PENDING, made);
+        orders_input_t in = timed_out("o-1");
+        orders_event_t ev;
+        ck_assert_int_eq(apply(&o, &in, NULL, &ev), 1);
+        ck_assert_int_eq(o.status, ORDER_REJECTED);
+        ck_assert_int_eq(orders_is_fence(&o), fence);
+        order_t before = o;
+        for (int i = 0; i < OUTCOMES_N; i++) {
+            in = outcome(outcomes[i].kind, "o-1", outcomes[i].amount, outcomes[i].reason);
+            ck_assert_ptr_null(orders_input_invalid(&o, &in));
+            ck_assert_msg(orders_decide(&o, &in, NULL, NULL, &ev) == 0,
+                          "%s after a timeout (fence %d) emitted", outcomes[i].name, fence);
+            ck_assert(same_order(&o, &before));
+        }
+        ck_assert_int_eq(o.status, ORDER_REJECTED);
+        ck_assert_str_eq(o.reason, "TIMEOUT");
+    }
+}
+END_TEST
+
 /* ---- CancelOrder ---- */
 
 START_TEST(test_cancel)
@@ -692,6 +896,8 @@ START_TEST(test_names)
     ck_assert_int_eq(orders_input_target(ORD_IN_PRICE_CHANGED), ORD_TARGET_PRODUCT);
     ck_assert_int_eq(orders_input_target(ORD_IN_PAYMENT_CAPTURED), ORD_TARGET_ORDER);
     ck_assert_int_eq(orders_input_target(ORD_IN_CANCEL_ORDER), ORD_TARGET_ORDER);
+    ck_assert_int_eq(orders_input_target(ORD_IN_SAGA_TIMED_OUT), ORD_TARGET_ORDER);
+    ck_assert_int_eq(orders_input_kind("SagaTimedOut"), ORD_IN_SAGA_TIMED_OUT);
 }
 END_TEST
 
@@ -810,6 +1016,16 @@ Suite *orders_domain_suite(void)
     tcase_add_loop_test(tc, test_outcome_late_changes_nothing, 0, OUTCOMES_N);
     tcase_add_loop_test(tc, test_outcome_duplicate_changes_nothing, 0, OUTCOMES_N);
     tcase_add_test(tc, test_outcome_dead_lettered);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("timeout");
+    tcase_add_test(tc, test_timeout_rejects_pending);
+    tcase_add_test(tc, test_timeout_fences_unknown);
+    tcase_add_test(tc, test_fence_is_only_a_timeout_before_placement);
+    tcase_add_loop_test(tc, test_timeout_on_closed_changes_nothing, 0,
+                        (int)(sizeof(timeout_closed) / sizeof(timeout_closed[0])));
+    tcase_add_test(tc, test_timeout_invalid_id);
+    tcase_add_test(tc, test_outcome_after_timeout_changes_nothing);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("cancel");

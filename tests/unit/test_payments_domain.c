@@ -6,7 +6,9 @@
  * while awaiting, while charging (then captured and refunded at once, or declined and nothing
  * owed) and after the capture; the refund's outcomes; StockReservationRejected closing; the
  * whole state x input table of docs/SHOP.md (every other cell, late and duplicated inputs,
- * changes nothing); foreign transfer ids; the inputs dead-lettered as broken; versions; names.
+ * changes nothing); OrderRejected TIMEOUT deciding what OrderCancelled decides in every state,
+ * any other rejection nothing; foreign transfer ids; the inputs dead-lettered as broken;
+ * versions; names.
  */
 #include <check.h>
 #include <stdio.h>
@@ -536,6 +538,111 @@ START_TEST(test_table)
 }
 END_TEST
 
+/* ---- a timed-out order saga: OrderRejected TIMEOUT undone like a cancel ---- */
+
+static payments_input_t rejected_input(const char *reason)
+{
+    payments_input_t in = order_input(PAY_IN_ORDER_REJECTED);
+    snprintf(in.reason, sizeof(in.reason), "%s", reason);
+    return in;
+}
+
+/* In every state, OrderRejected TIMEOUT decides what OrderCancelled decides (the same events
+ * with the same figures) and leaves the payment as the cancel would. */
+START_TEST(test_timeout_like_cancel)
+{
+    payment_t st = make((setup_t)_i);
+    payments_input_t cancel = order_input(PAY_IN_ORDER_CANCELLED);
+    payments_input_t timeout = rejected_input("TIMEOUT");
+    ck_assert_ptr_null(payments_input_invalid(&st, &cancel));
+    ck_assert_ptr_null(payments_input_invalid(&st, &timeout));
+    payments_event_t by_cancel[PAY_EV_MAX], by_timeout[PAY_EV_MAX];
+    int nc = payments_decide(&st, &cancel, MERCHANT, by_cancel);
+    int nt = payments_decide(&st, &timeout, MERCHANT, by_timeout);
+    ck_assert_msg(nc == nt, "state %s: %d events for the cancel, %d for the timeout",
+                  payments_state_name(st.state), nc, nt);
+    /* the table's OrderCancelled column says whether anything happens */
+    ck_assert_int_eq(nt > 0, table[_i][3] != U);
+    for (int e = 0; e < nt; e++) {
+        ck_assert_int_eq(by_timeout[e].kind, by_cancel[e].kind);
+        ck_assert_str_eq(by_timeout[e].order_id, by_cancel[e].order_id);
+        ck_assert_str_eq(by_timeout[e].account_id, by_cancel[e].account_id);
+        ck_assert_str_eq(by_timeout[e].merchant_account, by_cancel[e].merchant_account);
+        ck_assert_int_eq(by_timeout[e].amount, by_cancel[e].amount);
+        ck_assert_str_eq(by_timeout[e].transfer_id, by_cancel[e].transfer_id);
+        ck_assert_str_eq(by_timeout[e].reason, by_cancel[e].reason);
+    }
+    payment_t after_cancel = st, after_timeout = st;
+    for (int e = 0; e < nc; e++) {
+        payments_evolve(&after_cancel, &by_cancel[e]);
+        payments_evolve(&after_timeout, &by_timeout[e]);
+    }
+    assert_same(&after_timeout, &after_cancel);
+    /* and the timeout again changes nothing more */
+    payments_event_t evs[PAY_EV_MAX];
+    payment_t before = after_timeout;
+    ck_assert_int_eq(apply(&after_timeout, &timeout, evs), 0);
+    assert_same(&after_timeout, &before);
+}
+END_TEST
+
+/* Every other rejection follows a refused stock or a declined charge, which closed the
+ * payment already: in no state does it change anything. */
+static const char *const other_rejections[] = {
+    "OUT_OF_STOCK", "PAYMENT_DECLINED", "INSUFFICIENT_FUNDS", "", "timeout", "TIMEOUT_"};
+#define OTHER_REJECTIONS_N ((int)(sizeof(other_rejections) / sizeof(other_rejections[0])))
+
+START_TEST(test_other_rejection_changes_nothing)
+{
+    setup_t from = (setup_t)(_i / OTHER_REJECTIONS_N);
+    const char *reason = other_rejections[_i % OTHER_REJECTIONS_N];
+    payment_t st = make(from);
+    payment_t before = st;
+    payments_input_t in = rejected_input(reason);
+    payments_event_t evs[PAY_EV_MAX];
+    ck_assert_msg(apply(&st, &in, evs) == 0, "OrderRejected \"%s\" in state %d: events", reason,
+                  (int)from);
+    assert_same(&st, &before);
+}
+END_TEST
+
+/* The story the equivalence implies, spelled out: a saga that times out while the charge is
+ * in flight gets its capture refunded at once. */
+START_TEST(test_timeout_while_charging_refunds_capture)
+{
+    payment_t st = make(S_CHARGING);
+    payments_input_t in = rejected_input("TIMEOUT");
+    apply_one(&st, &in, PAY_EV_REFUND_OWED);
+    ck_assert_int_eq(st.state, PAYMENT_CHARGING);
+    ck_assert_int_eq(st.refund_owed, 1);
+    in = transfer_input(PAY_IN_TRANSFER_COMPLETED, "pay-o-1", "", 0);
+    payments_event_t evs[PAY_EV_MAX];
+    ck_assert_int_eq(apply(&st, &in, evs), 2);
+    ck_assert_int_eq(evs[0].kind, PAY_EV_CAPTURED);
+    ck_assert_int_eq(evs[1].kind, PAY_EV_REFUND_REQUESTED);
+    ck_assert_str_eq(evs[1].transfer_id, "refund-o-1");
+    ck_assert_int_eq(evs[1].amount, AMOUNT);
+    ck_assert_int_eq(st.state, PAYMENT_REFUNDING);
+    ck_assert_int_eq(st.refund_owed, 0);
+}
+END_TEST
+
+START_TEST(test_rejection_invalid_order_id)
+{
+    payment_t st;
+    memset(&st, 0, sizeof(st));
+    static const char *const reasons[] = {"TIMEOUT", "OUT_OF_STOCK"};
+    static const char *const ids[] = {"", "o 1", "o/1"};
+    for (size_t r = 0; r < 2; r++) {
+        for (size_t k = 0; k < 3; k++) {
+            payments_input_t in = rejected_input(reasons[r]);
+            snprintf(in.order_id, sizeof(in.order_id), "%s", ids[k]);
+            ck_assert_ptr_nonnull(payments_input_invalid(&st, &in));
+        }
+    }
+}
+END_TEST
+
 /* ---- transfer ids ---- */
 
 static const struct {
@@ -771,6 +878,13 @@ Suite *payments_domain_suite(void)
     tc = tcase_create("table");
     tcase_add_loop_test(tc, test_table, 0, S__COUNT * COLS);
     tcase_add_test(tc, test_foreign_transfer_ignored);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("timeout");
+    tcase_add_loop_test(tc, test_timeout_like_cancel, 0, S__COUNT);
+    tcase_add_loop_test(tc, test_other_rejection_changes_nothing, 0, S__COUNT * OTHER_REJECTIONS_N);
+    tcase_add_test(tc, test_timeout_while_charging_refunds_capture);
+    tcase_add_test(tc, test_rejection_invalid_order_id);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("inputs");

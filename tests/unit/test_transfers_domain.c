@@ -1,7 +1,9 @@
 /*
  * test_transfers_domain.c: the transfers context's pure rules (consumers/transfers/domain.c):
  * requesting a transfer and each reason it is refused, each outcome taking a pending transfer
- * to its terminal state, and late, duplicated or unknown outcomes changing nothing.
+ * to its terminal state, and late, duplicated or unknown outcomes changing nothing; a timed-out
+ * saga fencing a transfer not requested yet (silently), its late RequestTransfer failing with
+ * TIMEOUT, and the timeout changing nothing once the transfer was requested.
  */
 #include <check.h>
 #include <stdio.h>
@@ -271,6 +273,151 @@ START_TEST(test_duplicate_outcome)
 }
 END_TEST
 
+/* ---- a timed-out transfer saga (docs/SAGAS.md) ---- */
+
+static transfers_input_t timed_out(const char *id)
+{
+    transfers_input_t in;
+    memset(&in, 0, sizeof(in));
+    in.kind = TR_IN_SAGA_TIMED_OUT;
+    snprintf(in.transfer_id, sizeof(in.transfer_id), "%s", id);
+    return in;
+}
+
+/* The transfer t-1 fenced: its saga timed out before its RequestTransfer was handled. */
+static transfer_t fenced(void)
+{
+    transfer_t st;
+    memset(&st, 0, sizeof(st));
+    transfers_input_t in = timed_out("t-1");
+    transfers_event_t ev;
+    ck_assert_int_eq(transfers_decide(&st, &in, &ev), 1);
+    ck_assert_int_eq(ev.kind, TR_EV_FENCED);
+    transfers_evolve(&st, &ev);
+    ck_assert_int_eq(st.status, TRANSFER_TIMED_OUT);
+    return st;
+}
+
+START_TEST(test_timeout_fences_unknown)
+{
+    transfer_t st;
+    memset(&st, 0, sizeof(st));
+    transfers_input_t in = timed_out("t-1");
+    transfers_event_t ev;
+    ck_assert_int_eq(transfers_decide(&st, &in, &ev), 1);
+    ck_assert_int_eq(ev.kind, TR_EV_FENCED);
+    ck_assert_str_eq(ev.transfer_id, "t-1");
+    ck_assert_str_eq(ev.reason, "");
+    transfers_evolve(&st, &ev);
+    ck_assert_int_eq(st.status, TRANSFER_TIMED_OUT);
+    ck_assert_str_eq(transfers_status_name(st.status), "TIMED_OUT");
+    ck_assert_str_eq(st.id, "t-1");
+    ck_assert_int_eq(st.version, 0); /* silent: nothing published, no version */
+    ck_assert_int_eq(st.amount, 0);
+    ck_assert_str_eq(st.from_account, "");
+
+    /* the timeout again, and outcomes no saga step can have caused: nothing */
+    transfer_t before = st;
+    ck_assert_int_eq(transfers_decide(&st, &in, &ev), 0);
+    assert_same(&st, &before);
+    for (size_t k = 0; k < sizeof(late_kinds) / sizeof(late_kinds[0]); k++) {
+        transfers_input_t o = outcome(late_kinds[k], "t-1", "LATE");
+        ck_assert_int_eq(transfers_decide(&st, &o, &ev), 0);
+        assert_same(&st, &before);
+    }
+}
+END_TEST
+
+START_TEST(test_request_after_timeout_fails)
+{
+    transfer_t st = fenced();
+    transfers_input_t in = request("t-1", "A", "B", 40);
+    transfers_event_t ev;
+    ck_assert_int_eq(transfers_decide(&st, &in, &ev), 1);
+    ck_assert_int_eq(ev.kind, TR_EV_TRANSFER_FAILED);
+    ck_assert_str_eq(ev.reason, "TIMEOUT");
+    ck_assert_int_eq(ev.compensated, 0);
+    ck_assert_str_eq(ev.transfer_id, "t-1");
+    ck_assert_str_eq(ev.from_account, "A");
+    ck_assert_str_eq(ev.to_account, "B");
+    ck_assert_int_eq(ev.amount, 40);
+    ck_assert_str_eq(ev.currency, "USD");
+    ck_assert_str_eq(ev.command_id, "cmd-1");
+
+    transfers_evolve(&st, &ev);
+    ck_assert_int_eq(st.status, TRANSFER_FAILED);
+    ck_assert_str_eq(st.reason, "TIMEOUT");
+    ck_assert_int_eq(st.compensated, 0);
+    ck_assert_str_eq(st.id, "t-1");
+    ck_assert_str_eq(st.from_account, "A");
+    ck_assert_str_eq(st.to_account, "B");
+    ck_assert_int_eq(st.amount, 40);
+    ck_assert_str_eq(st.currency, "USD");
+    ck_assert_int_eq(st.version, 1); /* TransferFailed is the stream's first event */
+
+    /* the RequestTransfer again: the transfer exists now, nothing moves */
+    transfer_t before = st;
+    ck_assert_int_eq(transfers_decide(&st, &in, &ev), 1);
+    ck_assert_int_eq(ev.kind, TR_EV_COMMAND_REJECTED);
+    ck_assert_str_eq(ev.reason, "TRANSFER_EXISTS");
+    transfers_evolve(&st, &ev);
+    assert_same(&st, &before);
+    /* and so does a late timeout */
+    in = timed_out("t-1");
+    ck_assert_int_eq(transfers_decide(&st, &in, &ev), 0);
+    assert_same(&st, &before);
+}
+END_TEST
+
+/* A request that would be refused for another reason still fails with TIMEOUT, keeping the
+ * command's figures: the saga is over before it started. */
+START_TEST(test_refused_request_after_timeout)
+{
+    transfer_t st = fenced();
+    transfers_input_t in = request("t-1", refused[_i].from, refused[_i].to, refused[_i].amount);
+    transfers_event_t ev;
+    ck_assert_int_eq(transfers_decide(&st, &in, &ev), 1);
+    ck_assert_int_eq(ev.kind, TR_EV_TRANSFER_FAILED);
+    ck_assert_str_eq(ev.reason, "TIMEOUT");
+    ck_assert_int_eq(ev.amount, refused[_i].amount);
+    transfers_evolve(&st, &ev);
+    ck_assert_int_eq(st.status, TRANSFER_FAILED);
+    ck_assert_str_eq(st.reason, "TIMEOUT");
+    ck_assert_int_eq(st.amount, refused[_i].amount);
+    ck_assert_str_eq(st.from_account, refused[_i].from);
+    ck_assert_str_eq(st.to_account, refused[_i].to);
+}
+END_TEST
+
+/* A requested transfer (pending or ended) is the accounts context's to decide: the timeout
+ * changes nothing here. _i: 0 pending, 1 completed, 2 failed, 3 failed and compensated. */
+START_TEST(test_timeout_after_request_ignored)
+{
+    transfer_t st = _i == 0 ? pending() : late_state(_i);
+    transfer_t before = st;
+    transfers_input_t in = timed_out("t-1");
+    transfers_event_t ev;
+    ck_assert_msg(transfers_decide(&st, &in, &ev) == 0, "timeout on %s: events produced",
+                  transfers_status_name(st.status));
+    assert_same(&st, &before);
+}
+END_TEST
+
+/* Not a transfer of ours (the wiring leaves "" for other sagas), or an id no transfer has. */
+static const char *const timeout_bad_ids[] = {"", "t 1", "t/1", "t\"1"};
+
+START_TEST(test_timeout_invalid_id)
+{
+    transfer_t st;
+    memset(&st, 0, sizeof(st));
+    transfer_t before = st;
+    transfers_input_t in = timed_out(timeout_bad_ids[_i]);
+    transfers_event_t ev;
+    ck_assert_int_eq(transfers_decide(&st, &in, &ev), 0);
+    assert_same(&st, &before);
+}
+END_TEST
+
 /* ---- names ---- */
 
 START_TEST(test_names)
@@ -279,6 +426,7 @@ START_TEST(test_names)
     ck_assert_int_eq(transfers_input_kind("DebitRejected"), TR_IN_DEBIT_REJECTED);
     ck_assert_int_eq(transfers_input_kind("FundsCredited"), TR_IN_FUNDS_CREDITED);
     ck_assert_int_eq(transfers_input_kind("DebitReversed"), TR_IN_DEBIT_REVERSED);
+    ck_assert_int_eq(transfers_input_kind("SagaTimedOut"), TR_IN_SAGA_TIMED_OUT);
     ck_assert_int_eq(transfers_input_kind("FundsDebited"), -1);
     ck_assert_int_eq(transfers_input_kind(""), -1);
     ck_assert_str_eq(transfers_event_type(TR_EV_TRANSFER_REQUESTED), "TransferRequested");
@@ -288,7 +436,12 @@ START_TEST(test_names)
     ck_assert_str_eq(transfers_event_type(TR_EV__COUNT), "?");
     ck_assert_str_eq(transfers_status_name(TRANSFER_NONE), "NONE");
     ck_assert_str_eq(transfers_status_name(TRANSFER_COMPLETED), "COMPLETED");
+    ck_assert_str_eq(transfers_status_name(TRANSFER_PENDING), "PENDING");
     ck_assert_str_eq(transfers_status_name(TRANSFER_FAILED), "FAILED");
+    ck_assert_str_eq(transfers_status_name(TRANSFER_TIMED_OUT), "TIMED_OUT");
+    ck_assert_str_eq(transfers_status_name((transfer_status_t)(TRANSFER_TIMED_OUT + 1)), "?");
+    /* the fence is silent: it has no wire name */
+    ck_assert_str_eq(transfers_event_type(TR_EV_FENCED), "");
 }
 END_TEST
 
@@ -310,6 +463,16 @@ Suite *transfers_domain_suite(void)
     tcase_add_loop_test(tc, test_outcome_from_pending, 0, OUTCOMES_N);
     tcase_add_loop_test(tc, test_late_outcome_ignored, 0, LATE_N);
     tcase_add_loop_test(tc, test_duplicate_outcome, 0, OUTCOMES_N);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("timeout");
+    tcase_add_test(tc, test_timeout_fences_unknown);
+    tcase_add_test(tc, test_request_after_timeout_fails);
+    tcase_add_loop_test(tc, test_refused_request_after_timeout, 0,
+                        (int)(sizeof(refused) / sizeof(refused[0])));
+    tcase_add_loop_test(tc, test_timeout_after_request_ignored, 0, LATE_STATES);
+    tcase_add_loop_test(tc, test_timeout_invalid_id, 0,
+                        (int)(sizeof(timeout_bad_ids) / sizeof(timeout_bad_ids[0])));
     suite_add_tcase(s, tc);
 
     tc = tcase_create("names");
