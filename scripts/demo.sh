@@ -4,6 +4,7 @@
 # lack of funds and one is compensated because its destination is closed. The shop: users and
 # products are added and four orders run the order saga: one confirmed, one out of stock, one
 # declined for lack of funds, one cancelled after it was paid (refunded, stock given back).
+# The saga coordinator's timelines of the compensated transfer and the cancelled order end it.
 # Every step goes through esctl (Kafka) and every result is read back from the query service
 # (the projections).
 #
@@ -113,12 +114,13 @@ curl -fsS "$QUERY/accounts/$alice/entries?limit=10" |
         printf '  #%-3s %-10s %10s  balance %10s  %s\n' "$seq" "$kind" "$(money "$amount")" "$(money "$after")" "$tid"
     done
 
-section "7. The compensated transfer t4-$run, event by event (esctl replay --correlation)"
-"$ESCTL" replay --correlation "${corr[t4-$run]}" |
-    jq -r '[.timestamp, .topic, .type, (.data.reason // "")] | @tsv' | sort |
-    while IFS=$'\t' read -r ts topic type reason; do
-        printf '  %s  %-20s %-18s %s\n' "${ts:11:12}" "$topic" "$type" "$reason"
-    done
+section "7. The compensated transfer t4-$run as the saga coordinator saw it (esctl saga)"
+# the coordinator may still be reading the last steps
+for _ in $(seq 1 50); do
+    [ "$(curl -fsS "$QUERY/sagas/${corr[t4-$run]}" 2>/dev/null | jq -r .status)" = FAILED ] && break
+    sleep 0.1
+done
+"$ESCTL" saga "${corr[t4-$run]}" | sed 's/^/  /'
 
 section "8. The shop: customers, their accounts, products (users, accounts, catalog)"
 "$ESCTL" send OpenAccount '{"account_id":"shop-merchant","owner":"The shop","currency":"EUR"}' \
@@ -198,15 +200,24 @@ for a in "acc-$dan" "acc-$eve" shop-merchant; do
     printf '  account %-16s %10s EUR\n' "$a" "$(money "$(curl -fsS "$QUERY/accounts/$a" | jq -r .balance)")"
 done
 
-section "11. The confirmed order o1-$run, event by event (esctl replay --correlation)"
-"$ESCTL" replay --correlation "${ocorr[o1-$run]}" |
-    jq -r '[.timestamp, .topic, .type] | @tsv' | sort |
-    while IFS=$'\t' read -r ts topic type; do
-        printf '  %s  %-20s %s\n' "${ts:11:12}" "$topic" "$type"
-    done
+section "11. The cancelled order $cancelled, one saga from order to refund (esctl saga)"
+for _ in $(seq 1 50); do
+    curl -fsS "$QUERY/sagas/${ocorr[$cancelled]}" 2>/dev/null |
+        jq -e '[.steps[].type] | index("PaymentRefunded")' >/dev/null && break
+    sleep 0.1
+done
+"$ESCTL" saga "${ocorr[$cancelled]}" | sed 's/^/  /'
+"$ESCTL" saga "${ocorr[$cancelled]}" --svg "$ES_DATA/saga-$cancelled.svg" 2>/dev/null &&
+    printf '  %sthe same as a picture: %s%s\n' "$D" "$ES_DATA/saga-$cancelled.svg" "$O"
+
+section "12. Every saga of this run (esctl sagas): none is stuck"
+"$ESCTL" sagas --limit 1000 | awk -v run="$run" 'NR == 1 || index($3, run)' | sed 's/^/  /'
 
 section "Look further"
 cat <<TXT
+  bin/esctl saga o1-$run               bin/esctl saga o1-$run --svg o1.svg
+  bin/esctl sagas --status PENDING --older-than 10s      curl '$QUERY/sagas?status=FAILED'
+  bin/esctl replay --correlation ${ocorr[o1-$run]}
   curl $QUERY/transfers/t4-$run
   curl $QUERY/orders/o1-$run      curl $QUERY/users/$dan/orders
   curl $QUERY/metrics
