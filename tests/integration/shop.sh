@@ -5,8 +5,9 @@
 #   shop_wait_copies U P            wait until the orders service's own copies hold U users and
 #                                   P prices (it prices orders from them: docs/SHOP.md)
 #   shop_order ID USER ACCOUNT ITEMS   PlaceOrder --wait; ITEMS like 'p-1:2 p-2:1'
-#   shop_wait_settled               wait until every order, reservation and payment is at rest
-#                                   and the shop projection has caught up with the services
+#   shop_wait_settled               wait until every order, reservation and payment is at rest,
+#                                   the shop projection has caught up with the services and the
+#                                   saga coordinator has seen every saga end
 #   shop_check                      every shop invariant, each a pass/fail line
 #   shop_invariants LABEL           settle, then every shop and ledger invariant, as one line
 #                                   (the failing check's lines when one fails)
@@ -48,6 +49,8 @@ shop_wait_settled() {
     wait_until 60 "[ \"\$(sql \"SELECT count(*) FROM orders.orders o FULL JOIN shop_views.orders v USING (order_id) WHERE v.status IS DISTINCT FROM o.status AND (o.order_id IS NOT NULL)\")\" = 0 ]"
     wait_until 60 "[ \"\$(sql \"SELECT count(*) FROM catalog.products c FULL JOIN shop_views.products v USING (product_id) WHERE (c.on_hand, c.reserved, c.version) IS DISTINCT FROM (v.on_hand, v.reserved, v.version)\")\" = 0 ]"
     ledger_wait_settled 0 60
+    # the saga coordinator has seen every saga end
+    wait_until 60 "[ \"\$(sql \"SELECT count(*) FROM sagas.sagas WHERE saga_type <> '' AND status IN ('PENDING', 'TIMED_OUT')\")\" = 0 ]"
 }
 
 # payment transfers of an order: pay-<id> and refund-<id>, COMPLETED or not
@@ -98,6 +101,11 @@ shop_check() {
         "users where the projection disagrees with the service"
     assert_eq 0 "$(sql "SELECT count(*) FROM (SELECT email FROM users.users GROUP BY 1 HAVING count(*) > 1) x")" \
         "emails held by two users"
+    # the saga coordinator's view of each order's saga agrees with the order
+    assert_eq 0 "$(sql "SELECT count(*) FROM orders.orders o LEFT JOIN sagas.sagas s ON s.saga_id = o.correlation_id
+        WHERE o.correlation_id <> '' AND (s.saga_type IS DISTINCT FROM 'order' OR (s.status, s.reason) IS DISTINCT FROM
+        (CASE o.status WHEN 'CONFIRMED' THEN 'COMPLETED' WHEN 'REJECTED' THEN 'FAILED' ELSE o.status END, o.reason))")" \
+        "orders whose saga (es-sagas) is missing or disagrees with the order"
 }
 
 # shop_added: a table of the units each product received (ProductAdded stock + restocks), read

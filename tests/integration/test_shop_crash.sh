@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # test_shop_crash.sh: the order saga under crashes. While 2,000 random orders (1 to 3 lines
 # over 10 products, some scarce, from 20 customers, some poor) and a few hundred cancels run,
-# es-catalog, es-payments and es-orders are killed (-9) at random moments and restarted, in
-# turns. Afterwards every order is terminal, the shop's and the ledger's invariants hold
-# (stock, charges, refunds, money), and the shop projection equals a rebuild from the log.
+# es-catalog, es-payments, es-orders and the saga coordinator es-sagas are killed (-9) at
+# random moments and restarted, in turns. Afterwards every order is terminal, the shop's and the
+# ledger's invariants hold (stock, charges, refunds, money), the coordinator's view of every
+# order's saga agrees with the order, and the shop projection equals a rebuild from the log.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ledger.sh"
 . "$(dirname "$0")/bank.sh"
@@ -11,7 +12,7 @@
 
 N_ORDERS="${SHOP_CRASH_ORDERS:-2000}"
 N_CANCELS="${SHOP_CRASH_CANCELS:-200}"
-KILLS="${SHOP_CRASH_KILLS:-9}" # in all, spread over the three services
+KILLS="${SHOP_CRASH_KILLS:-9}" # in all, spread over the four services
 CHUNKS="${SHOP_CRASH_CHUNKS:-40}"               # a restarted service rejoins its group in
 CHUNK_PAUSE="${SHOP_CRASH_CHUNK_PAUSE:-2.5}"     # ~10 s: the traffic lasts ~100 s, so every
                                                  # kill lands while orders flow
@@ -81,9 +82,9 @@ assigned() { grep -c 'partitions assigned' "$ES_DATA/log/es-$1.log" 2>/dev/null 
 t0=$SECONDS
 (send_orders) &
 SENDER=$!
-victims=(catalog payments orders)
+victims=(catalog payments orders sagas)
 for ((k = 0; k < KILLS; k++)); do
-    name="${victims[$((k % 3))]}"
+    name="${victims[$((k % ${#victims[@]}))]}"
     before="$(assigned "$name")"
     sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", 0.3 + r / 32767 * 2.5 }')"
     svc_kill9 "$name"
