@@ -57,11 +57,17 @@ static void sagas_help(FILE *out)
     esctl_common_help(out);
 }
 
-/* GET `path` from the query service and parse the JSON body. Returns the body (new
- * reference) with *status set, or NULL after reporting why. */
-static json_t *query(esctl_t *ctx, const char *url, const char *path, int *status, es_buf_t *body)
+/* GET `path` from the query service (at url_opt, or the default one) and parse the JSON body.
+ * Returns the body (new reference) with *status set, or NULL after reporting why. */
+static json_t *query(esctl_t *ctx, const char *url_opt, const char *path, int *status,
+                     es_buf_t *body)
 {
-    char errstr[512];
+    char errstr[512], url[1024];
+    if (url_opt) {
+        snprintf(url, sizeof(url), "%s", url_opt);
+    } else {
+        esctl_query_url(&ctx->cfg, url, sizeof(url));
+    }
     if (esctl_http_get(url, path, HTTP_TIMEOUT_MS, status, body, errstr, sizeof(errstr)) != 0) {
         esctl_err(ctx, "the query service at %s did not answer: %s", url, errstr);
         return NULL;
@@ -152,18 +158,13 @@ int esctl_saga_main(esctl_t *ctx, int argc, char **argv)
         esctl_err(ctx, "invalid id \"%s\": 1 to 128 characters of [A-Za-z0-9._:-]", id);
         return ESCTL_USAGE;
     }
-    char url[1024], path[256], errstr[512];
-    if (url_opt) {
-        snprintf(url, sizeof(url), "%s", url_opt);
-    } else {
-        esctl_query_url(&ctx->cfg, url, sizeof(url));
-    }
+    char path[256], errstr[512];
     snprintf(path, sizeof(path), "/sagas/%s", id);
     es_buf_t body, out;
     es_buf_init(&body);
     es_buf_init(&out);
     int status = 0, rc = ESCTL_FAIL;
-    json_t *saga = query(ctx, url, path, &status, &body);
+    json_t *saga = query(ctx, url_opt, path, &status, &body);
     if (!saga) {
         goto done;
     }
@@ -278,23 +279,18 @@ int esctl_sagas_main(esctl_t *ctx, int argc, char **argv)
         esctl_err(ctx, "unexpected argument \"%s\"", argv[optind]);
         return ESCTL_USAGE;
     }
-    char url[1024], path[512] = "/sagas";
+    char path[512] = "/sagas";
     if (query_param(ctx, path, sizeof(path), "status", status_f) != 0 ||
         query_param(ctx, path, sizeof(path), "older_than", older) != 0 ||
         query_param(ctx, path, sizeof(path), "type", type) != 0 ||
         query_param(ctx, path, sizeof(path), "limit", limit) != 0) {
         return ESCTL_USAGE;
     }
-    if (url_opt) {
-        snprintf(url, sizeof(url), "%s", url_opt);
-    } else {
-        esctl_query_url(&ctx->cfg, url, sizeof(url));
-    }
     es_buf_t body, out;
     es_buf_init(&body);
     es_buf_init(&out);
     int status = 0, rc = ESCTL_FAIL;
-    json_t *res = query(ctx, url, path, &status, &body);
+    json_t *res = query(ctx, url_opt, path, &status, &body);
     if (!res) {
         goto done;
     }

@@ -81,6 +81,16 @@ static long long iso_ms(const char *s)
     return t == (time_t)-1 ? -1 : (long long)t * 1000 + ms;
 }
 
+/* A saga's status drawn like the steps that lead to it. */
+static step_kind_t status_kind(const char *status)
+{
+    return !strcmp(status, "COMPLETED")   ? K_OK
+           : !strcmp(status, "FAILED")    ? K_FAIL
+           : !strcmp(status, "TIMED_OUT") ? K_TIMEOUT
+           : !strcmp(status, "CANCELLED") ? K_UNDO
+                                          : K_STEP;
+}
+
 static step_kind_t kind_of(const char *type)
 {
     if (!strcmp(type, "SagaTimedOut")) {
@@ -227,14 +237,7 @@ static void put_cols(es_buf_t *out, const char *s, size_t cols)
 static void text_header(const saga_view_t *v, int color, es_buf_t *out)
 {
     char a[32], b[32];
-    const char *st_color = "";
-    if (color) {
-        st_color = !strcmp(v->status, "COMPLETED")   ? ansi[K_OK]
-                   : !strcmp(v->status, "FAILED")    ? ansi[K_FAIL]
-                   : !strcmp(v->status, "TIMED_OUT") ? ansi[K_TIMEOUT]
-                   : !strcmp(v->status, "CANCELLED") ? ansi[K_UNDO]
-                                                     : "";
-    }
+    const char *st_color = color ? ansi[status_kind(v->status)] : "";
     es_buf_printf(out, "%s saga %s%s%s  %s%s%s%s%s", v->type[0] ? v->type : "(type unknown)",
                   v->subject, v->subject[0] ? "  " : "", color ? "\033[1m" : "", st_color,
                   v->status, v->reason[0] ? " " : "", v->reason, color ? "\033[0m" : "");
@@ -433,11 +436,7 @@ int esctl_saga_draw_svg(const json_t *saga, es_buf_t *out, char *errstr, size_t 
                   height);
     /* title: what the saga is about and how it ended */
     char a[32], b[32];
-    const char *st_color = !strcmp(v.status, "COMPLETED")   ? svg_color[K_OK]
-                           : !strcmp(v.status, "FAILED")    ? svg_color[K_FAIL]
-                           : !strcmp(v.status, "TIMED_OUT") ? svg_color[K_TIMEOUT]
-                           : !strcmp(v.status, "CANCELLED") ? svg_color[K_UNDO]
-                                                            : svg_color[K_STEP];
+    const char *st_color = svg_color[status_kind(v.status)];
     es_buf_puts(out, "<text x=\"16\" y=\"28\" font-size=\"17\" font-weight=\"bold\">");
     xml(out, v.type[0] ? v.type : "saga");
     es_buf_puts(out, " saga ");
