@@ -18,7 +18,7 @@
 #define LANE_W_MAX 11 /* columns per lane in the terminal: fits "transfers" */
 #define LANE_W_MIN 4
 #define TIME_W 9     /* "+1.25 s" right-aligned */
-#define LABEL_MIN 40 /* columns kept for the step's name, time and detail when lanes shrink */
+#define LABEL_MIN 28 /* columns kept for the step's name, time and detail when lanes shrink */
 
 typedef enum { K_STEP = 0, K_OK, K_FAIL, K_UNDO, K_TIMEOUT } step_kind_t;
 
