@@ -55,6 +55,11 @@ static int is(const saga_step_t *st, const char *type)
     return !strcmp(st->type, type);
 }
 
+int saga_step_counts(const saga_step_t *st)
+{
+    return !(is(st, "OrderCommandRejected") && strcmp(st->command_type, "PlaceOrder") != 0);
+}
+
 saga_type_t saga_step_reveals(const saga_step_t *st)
 {
     if ((is(st, "PlaceOrder") && !strcmp(st->event_id, st->correlation_id)) ||

@@ -77,6 +77,11 @@ typedef struct saga_change {
  * openings, price changes). Returns 1 when `type` is one of them. */
 int saga_follows(const char *type);
 
+/* Whether a followed record is a step of a saga at all: a refused CancelOrder's
+ * OrderCommandRejected is not (it carries the refused command's own correlation id, no saga
+ * ever starts there, and nothing happened). Returns 1 for a step. */
+int saga_step_counts(const saga_step_t *step);
+
 /* The saga type `step` reveals on its own, or SAGA_T_UNKNOWN: PlaceOrder (the client's),
  * OrderPlaced, OrderConfirmed, OrderRejected, OrderCancelled, OrderCommandRejected of a
  * PlaceOrder reveal an order saga; the client's RequestTransfer, and TransferRequested or

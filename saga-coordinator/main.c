@@ -144,6 +144,10 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
     es_buf_reset(&co->details);
     for (size_t i = 0; i < cnt; i++) {
         step_from_input(&inputs[i], &steps[i]);
+        if (!saga_step_counts(&steps[i])) {
+            steps[i].correlation_id[0] = '\0'; /* not a step of any saga: skipped below */
+            continue;
+        }
         if (!es_id_valid(steps[i].correlation_id)) {
             es_service_dead_letter(svc, &inputs[i], "envelope correlation_id is not an id");
             continue;
@@ -168,9 +172,10 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
     memset(tally, 0, sizeof(tally));
     size_t nrows = 0;
     for (size_t i = 0; i < cnt; i++) {
-        size_t slot = es_idset_find(&co->set, steps[i].correlation_id);
+        size_t slot = steps[i].correlation_id[0] ? es_idset_find(&co->set, steps[i].correlation_id)
+                                                 : (size_t)-1;
         if (slot == (size_t)-1) {
-            continue; /* dead-lettered above */
+            continue; /* not a saga's step, or dead-lettered above */
         }
         saga_change_t chg;
         saga_evolve(&sagas[slot], &steps[i], co->deadlines_ms, &chg);

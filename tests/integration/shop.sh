@@ -50,7 +50,7 @@ shop_wait_settled() {
     wait_until 60 "[ \"\$(sql \"SELECT count(*) FROM catalog.products c FULL JOIN shop_views.products v USING (product_id) WHERE (c.on_hand, c.reserved, c.version) IS DISTINCT FROM (v.on_hand, v.reserved, v.version)\")\" = 0 ]"
     ledger_wait_settled 0 60
     # the saga coordinator has seen every saga end
-    wait_until 60 "[ \"\$(sql \"SELECT count(*) FROM sagas.sagas WHERE saga_type <> '' AND status IN ('PENDING', 'TIMED_OUT')\")\" = 0 ]"
+    wait_until 60 "[ \"\$(sql \"SELECT count(*) FROM sagas.sagas WHERE status IN ('PENDING', 'TIMED_OUT')\")\" = 0 ]"
 }
 
 # payment transfers of an order: pay-<id> and refund-<id>, COMPLETED or not

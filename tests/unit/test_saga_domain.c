@@ -153,11 +153,16 @@ START_TEST(test_cancel_command_rejected_is_not_the_order)
     memset(&s, 0, sizeof(s));
     saga_step_t st = order_step("OrderCommandRejected", "e1", "saga", 3);
     snprintf(st.command_type, sizeof(st.command_type), "CancelOrder");
+    ck_assert_int_eq(saga_step_counts(&st), 0); /* a refused cancel: no saga's step */
     saga_change_t c = apply(&s, st);
     ck_assert_int_eq(s.type, SAGA_T_UNKNOWN);
     ck_assert_int_eq(s.status, SAGA_PENDING);
     ck_assert_int_eq(s.deadline_ms, 0);
     ck_assert_int_eq(c.started, 0);
+    snprintf(st.command_type, sizeof(st.command_type), "PlaceOrder");
+    ck_assert_int_eq(saga_step_counts(&st), 1);
+    st = order_step("OrderCancelled", "e1", "x", 0);
+    ck_assert_int_eq(saga_step_counts(&st), 1);
 }
 END_TEST
 
