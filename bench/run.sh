@@ -13,7 +13,9 @@
 #   4. the shop (BENCH_SHOP=0 skips it): the shop's services join the stack; BENCH_SHOP_N
 #      orders of two lines (esctl send --batch PlaceOrder) until every one is CONFIRMED or
 #      REJECTED in shop_views.orders, BENCH_RUNS runs, median; then es-loadgen --kind orders
-#      at BENCH_SHOP_RATE orders/s for BENCH_SECONDS: latency = visible_at - sent_at.
+#      at BENCH_SHOP_RATE orders/s for BENCH_SECONDS: latency = visible_at - sent_at. Then the
+#      saga coordinator (es-sagas), kept out of everything above, starts cold and follows the
+#      whole log of both sagas: steps recorded per second, until none came for 2 s.
 #   5. a summary against the targets and the reference figures, an ASCII chart, and
 #      docs/bench/results.json + docs/bench/results.svg (bench/svg.awk draws it).
 #
@@ -67,7 +69,7 @@ for v in N RUNS RATE SECS ACCOUNTS REPLAYS TIMEOUT SHOP_N SHOP_RATE SHOP_USERS S
 done
 [ "$ACCOUNTS" -ge 2 ] || es_die "BENCH_ACCOUNTS must be at least 2"
 for b in esctl es-loadgen es-broker es-accounts es-transfers es-projector es-query es-users \
-    es-catalog es-orders es-payments es-shop-projector; do
+    es-catalog es-orders es-payments es-shop-projector es-sagas; do
     [ -x "$ES_BIN/$b" ] || es_die "$ES_BIN/$b is not built: run make"
 done
 
@@ -436,6 +438,33 @@ EOF
         es_die "only $(wc -l <"$W/olatency.txt") of $OLAT_N sent orders found in shop_views.orders"
     read -r OLAT_P50 OLAT_P90 OLAT_P99 OLAT_MAX OLAT_MEAN < <(percentiles "$W/olatency.txt")
     note "$OLAT_N orders at $OLAT_ACHIEVED/s: p50 $OLAT_P50 ms, p90 $OLAT_P90 ms, p99 $OLAT_P99 ms, max $OLAT_MAX ms"
+
+    # The saga coordinator, started only now (it stays out of the figures above): how fast it
+    # follows the whole log of both sagas, from the journal and the broker, from cold.
+    step "the saga coordinator: es-sagas reads every step of every saga above, from cold"
+    bash "$ES_ROOT/scripts/devstack.sh" start es-sagas >>"$W/devstack-up.log" 2>&1 ||
+        es_die "es-sagas did not start (log: $ES_DATA/log/es-sagas.log)"
+    t0=$SECONDS
+    first_us='' first_n=0 last_us='' last_n=0
+    while [ $((SECONDS - t0)) -lt "$TIMEOUT" ]; do
+        n="$(sql -c 'SELECT count(*) FROM sagas.steps' 2>/dev/null || echo 0)"
+        now="$(now_us)"
+        if [ "$n" -gt 0 ] && [ -z "$first_us" ]; then
+            first_us="$now" first_n="$n"
+        fi
+        if [ "$n" != "$last_n" ]; then
+            last_us="$now" last_n="$n"
+        elif [ -n "$first_us" ] && [ $((now - last_us)) -gt 2000000 ]; then
+            break # no new step for 2 s: it has read everything
+        fi
+        sleep 0.2
+    done
+    [ -n "$first_us" ] && [ "$last_us" != "$first_us" ] || es_die "es-sagas recorded no steps"
+    SAGA_STEPS="$last_n"
+    SAGA_COUNT="$(sql -c 'SELECT count(*) FROM sagas.sagas')"
+    SAGA_OPEN="$(sql -c "SELECT count(*) FROM sagas.sagas WHERE status IN ('PENDING', 'TIMED_OUT')")"
+    SAGA_RATE="$(awk -v n=$((last_n - first_n)) -v a="$first_us" -v b="$last_us" 'BEGIN { printf "%.0f", n * 1e6 / (b - a) }')"
+    note "$SAGA_STEPS steps of $SAGA_COUNT sagas followed at $SAGA_RATE steps/s ($SAGA_OPEN not ended)"
 fi
 
 # ---- 6. results -------------------------------------------------------------------------------
@@ -481,6 +510,8 @@ xf() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", a / b }'; }
             "< $TARGET_ORDERS_P99_MS" "$V_OP99"
         printf '%-34s %14s\n' "  p50 / p90 / max, ms" "$OLAT_P50 / $OLAT_P90 / $OLAT_MAX"
         printf '%-34s %14s\n' "  achieved rate, orders/s" "$OLAT_ACHIEVED"
+        printf '%-34s %14s\n' "saga coordinator, steps/s from cold" "$SAGA_RATE"
+        printf '%-34s %14s\n' "  steps, sagas" "$SAGA_STEPS, $SAGA_COUNT"
     fi
     printf '\n'
     # ASCII bars: throughput against the target and the references, then the latency histogram.
@@ -538,6 +569,8 @@ jarr() { local IFS=,; printf '[%s]' "$*"; }
             "$OTPUT_MED" "$(jarr "${OTPUT[@]}")" "$TARGET_ORDERS_TPUT" "$V_OTPUT"
         printf '    "latency": {"unit": "ms", "rate_target": %s, "rate_achieved": %s, "count": %s, "p50": %s, "p90": %s, "p99": %s, "max": %s, "mean": %s, "target_p99": %s, "verdict": "%s"}},\n' \
             "$SHOP_RATE" "$OLAT_ACHIEVED" "$OLAT_N" "$OLAT_P50" "$OLAT_P90" "$OLAT_P99" "$OLAT_MAX" "$OLAT_MEAN" "$TARGET_ORDERS_P99_MS" "$V_OP99"
+        printf '  "saga_coordinator": {"what": "es-sagas started after every run above, following the whole log from cold (journal and broker)", "unit": "steps/s", "steps_per_s": %s, "steps": %s, "sagas": %s, "not_ended": %s},\n' \
+            "$SAGA_RATE" "$SAGA_STEPS" "$SAGA_COUNT" "$SAGA_OPEN"
     fi
     printf '  "reference": {"what": "tutorial-style Python saga on this machine", "single_tx_per_message": %s, "batched": %s, "p99_ms": %s, "p99_at_rate": %s}\n' \
         "$REF_PY_SINGLE" "$REF_PY_BATCHED" "$REF_PY_P99_MS" "$REF_PY_P99_RATE"
