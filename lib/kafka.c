@@ -81,7 +81,7 @@ rd_kafka_t *es_kafka_producer_new(es_config_t *cfg, const char *client_id,
 rd_kafka_t *es_kafka_consumer_new(es_config_t *cfg, const char *client_id, const char *group_id,
                                   void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
                                                        rd_kafka_topic_partition_list_t *, void *),
-                                  void *opaque, char *errstr, size_t errstr_size)
+                                  void *opaque, int partition_eof, char *errstr, size_t errstr_size)
 {
     /* The dev broker holds an empty fetch for the whole fetch.wait.max.ms: keep it short.
      * A session timeout under 6 s never forms a group on the dev broker. */
@@ -110,7 +110,9 @@ rd_kafka_t *es_kafka_consumer_new(es_config_t *cfg, const char *client_id, const
     if (!conf) {
         return NULL;
     }
-    if (group_id && conf_set(conf, "group.id", group_id, errstr, errstr_size) != 0) {
+    if ((group_id && conf_set(conf, "group.id", group_id, errstr, errstr_size) != 0) ||
+        (partition_eof &&
+         conf_set(conf, "enable.partition.eof", "true", errstr, errstr_size) != 0)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }

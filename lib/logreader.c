@@ -216,7 +216,8 @@ es_logreader_t *es_logreader_new(es_config_t *cfg, const char *const *topics, si
     char group[128];
     snprintf(group, sizeof(group), "es-logreader-%d-%d", (int)getpid(),
              atomic_fetch_add(&instance, 1));
-    lr->rk = es_kafka_consumer_new(&ccfg, "es-logreader", group, NULL, NULL, errstr, errstr_size);
+    lr->rk =
+        es_kafka_consumer_new(&ccfg, "es-logreader", group, NULL, NULL, 0, errstr, errstr_size);
     if (!lr->rk) {
         goto err;
     }

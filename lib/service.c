@@ -577,14 +577,9 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
         es_log_error("could not start", "error=\"%s\"", errstr);
         goto err;
     }
-    /* timers need to know when the partitions were read to their end (the relay's producer,
-     * created above, must not get this consumer property) */
-    if (def->tick && es_config_add_prop(cfg, "enable.partition.eof=true", errstr, sizeof(errstr))) {
-        es_log_error("could not start", "error=\"%s\"", errstr);
-        goto err;
-    }
-    svc->consumer =
-        es_kafka_consumer_new(cfg, client, group, on_rebalance, svc, errstr, sizeof(errstr));
+    /* timers need to know when the partitions were read to their end */
+    svc->consumer = es_kafka_consumer_new(cfg, client, group, on_rebalance, svc, def->tick != NULL,
+                                          errstr, sizeof(errstr));
     if (!svc->consumer) {
         es_log_error("could not start", "error=\"%s\"", errstr);
         goto err;

@@ -18,6 +18,7 @@
 #include "store.h"
 #include "str.h"
 #include "strmap.h"
+#include "json_get.h"
 
 #define DEFAULT_DEADLINE_MS 30000
 #define TIMEOUTS_PER_TICK 100 /* a mass of due sagas fires over several ticks */
@@ -38,12 +39,6 @@ static int wants(const char *type)
     return saga_follows(type);
 }
 
-static const char *str(const json_t *obj, const char *field)
-{
-    const char *s = json_string_value(json_object_get(obj, field));
-    return s ? s : "";
-}
-
 static void step_from_input(const es_input_t *in, saga_step_t *st)
 {
     const json_t *p = in->payload;
@@ -54,10 +49,10 @@ static void step_from_input(const es_input_t *in, saga_step_t *st)
     es_str_copy(st->causation_id, sizeof(st->causation_id), in->env.causation_id);
     es_str_copy(st->traceparent, sizeof(st->traceparent), in->env.traceparent);
     st->occurred_ms = in->env.occurred_at;
-    es_str_copy(st->order_id, sizeof(st->order_id), str(p, "order_id"));
-    es_str_copy(st->transfer_id, sizeof(st->transfer_id), str(p, "transfer_id"));
-    es_str_copy(st->command_type, sizeof(st->command_type), str(p, "command_type"));
-    es_str_copy(st->reason, sizeof(st->reason), str(p, "reason"));
+    es_str_copy(st->order_id, sizeof(st->order_id), es_json_str(p, "order_id"));
+    es_str_copy(st->transfer_id, sizeof(st->transfer_id), es_json_str(p, "transfer_id"));
+    es_str_copy(st->command_type, sizeof(st->command_type), es_json_str(p, "command_type"));
+    es_str_copy(st->reason, sizeof(st->reason), es_json_str(p, "reason"));
 }
 
 /* Who published the record: its es-producer header; without one (records from before the
@@ -93,7 +88,7 @@ static size_t detail_of(const es_input_t *in, es_buf_t *b)
     const char *sep = "";
     const char *text_fields[] = {"previous_status", "reason", "last_step", NULL};
     for (size_t k = 0; text_fields[k]; k++) {
-        const char *v = str(p, text_fields[k]);
+        const char *v = es_json_str(p, text_fields[k]);
         if (v[0]) {
             es_buf_printf(b, "%s%s %s", sep, text_fields[k], v);
             sep = ", ";
@@ -108,7 +103,7 @@ static size_t detail_of(const es_input_t *in, es_buf_t *b)
         es_buf_printf(b, "%samount %" JSON_INTEGER_FORMAT, sep, json_integer_value(amount));
         sep = ", ";
     }
-    const char *from = str(p, "from_account"), *to = str(p, "to_account");
+    const char *from = es_json_str(p, "from_account"), *to = es_json_str(p, "to_account");
     if (from[0] && to[0]) {
         es_buf_printf(b, "%s%s -> %s", sep, from, to);
         sep = ", ";
@@ -120,7 +115,7 @@ static size_t detail_of(const es_input_t *in, es_buf_t *b)
         es_buf_printf(b, "%s%zu line%s", sep, n, n == 1 ? "" : "s");
         sep = ", ";
     }
-    const char *tr = str(p, "transfer_id"), *ord = str(p, "order_id");
+    const char *tr = es_json_str(p, "transfer_id"), *ord = es_json_str(p, "order_id");
     if (tr[0] && ord[0]) {
         es_buf_printf(b, "%stransfer %s", sep, tr);
     }

@@ -14,6 +14,7 @@
 #include "service.h"
 #include "store.h"
 #include "strmap.h"
+#include "json_get.h"
 
 static const char *const topics[] = {"accounts.commands", "transfers.events", "accounts.events",
                                      "sagas.events", NULL};
@@ -21,12 +22,6 @@ static const char *const topics[] = {"accounts.commands", "transfers.events", "a
 static int wants(const char *type)
 {
     return accounts_input_kind(type) >= 0;
-}
-
-static const char *str(const json_t *obj, const char *field)
-{
-    const char *s = json_string_value(json_object_get(obj, field));
-    return s ? s : "";
 }
 
 /* Map a decoded input to the rules' view of it. The codec validated the payload against its
@@ -38,30 +33,31 @@ static void input_from_json(const es_input_t *rec, accounts_input_t *in)
     in->kind = (accounts_input_kind_t)accounts_input_kind(rec->env.type);
     es_str_copy(in->command_id, sizeof(in->command_id), rec->env.event_id);
     in->amount = json_integer_value(json_object_get(p, "amount"));
-    es_str_copy(in->transfer_id, sizeof(in->transfer_id), str(p, "transfer_id"));
-    es_str_copy(in->currency, sizeof(in->currency), str(p, "currency"));
+    es_str_copy(in->transfer_id, sizeof(in->transfer_id), es_json_str(p, "transfer_id"));
+    es_str_copy(in->currency, sizeof(in->currency), es_json_str(p, "currency"));
     switch (in->kind) {
     case ACC_IN_TRANSFER_REQUESTED:
-        es_str_copy(in->from_account, sizeof(in->from_account), str(p, "from_account"));
-        es_str_copy(in->to_account, sizeof(in->to_account), str(p, "to_account"));
+        es_str_copy(in->from_account, sizeof(in->from_account), es_json_str(p, "from_account"));
+        es_str_copy(in->to_account, sizeof(in->to_account), es_json_str(p, "to_account"));
         break;
     case ACC_IN_FUNDS_DEBITED:
-        es_str_copy(in->from_account, sizeof(in->from_account), str(p, "account_id"));
-        es_str_copy(in->to_account, sizeof(in->to_account), str(p, "to_account"));
+        es_str_copy(in->from_account, sizeof(in->from_account), es_json_str(p, "account_id"));
+        es_str_copy(in->to_account, sizeof(in->to_account), es_json_str(p, "to_account"));
         break;
     case ACC_IN_CREDIT_REJECTED:
-        es_str_copy(in->from_account, sizeof(in->from_account), str(p, "from_account"));
-        es_str_copy(in->to_account, sizeof(in->to_account), str(p, "account_id"));
-        es_str_copy(in->reason, sizeof(in->reason), str(p, "reason"));
+        es_str_copy(in->from_account, sizeof(in->from_account), es_json_str(p, "from_account"));
+        es_str_copy(in->to_account, sizeof(in->to_account), es_json_str(p, "account_id"));
+        es_str_copy(in->reason, sizeof(in->reason), es_json_str(p, "reason"));
         break;
     case ACC_IN_SAGA_TIMED_OUT:
         /* a transfer saga's subject is its transfer; other sagas' timeouts are not ours */
         es_str_copy(in->transfer_id, sizeof(in->transfer_id),
-                    strcmp(str(p, "saga_type"), "transfer") ? "" : str(p, "subject"));
+                    strcmp(es_json_str(p, "saga_type"), "transfer") ? ""
+                                                                    : es_json_str(p, "subject"));
         break;
     default:
-        es_str_copy(in->account_id, sizeof(in->account_id), str(p, "account_id"));
-        es_str_copy(in->owner, sizeof(in->owner), str(p, "owner"));
+        es_str_copy(in->account_id, sizeof(in->account_id), es_json_str(p, "account_id"));
+        es_str_copy(in->owner, sizeof(in->owner), es_json_str(p, "owner"));
         break;
     }
 }

@@ -20,6 +20,7 @@
 #include "store.h"
 #include "str.h"
 #include "strmap.h"
+#include "json_get.h"
 
 static const char *const topics[] = {"catalog.commands", "orders.events", "payments.events", NULL};
 
@@ -27,13 +28,6 @@ static const char *const topics[] = {"catalog.commands", "orders.events", "payme
 static int wants(const char *type)
 {
     return catalog_input_kind(type) >= 0;
-}
-
-/* The string field `field` of `obj` (borrowed), or "" when absent. */
-static const char *str(const json_t *obj, const char *field)
-{
-    const char *s = json_string_value(json_object_get(obj, field));
-    return s ? s : "";
 }
 
 /* Map a decoded input to the rules' view of it; OrderPlaced's items go to memory from
@@ -45,13 +39,13 @@ static int input_from_json(es_arena_t *arena, const es_input_t *rec, catalog_inp
     memset(in, 0, sizeof(*in));
     in->kind = (catalog_input_kind_t)catalog_input_kind(rec->env.type);
     es_str_copy(in->command_id, sizeof(in->command_id), rec->env.event_id);
-    es_str_copy(in->product_id, sizeof(in->product_id), str(p, "product_id"));
-    es_str_copy(in->order_id, sizeof(in->order_id), str(p, "order_id"));
-    es_str_copy(in->reason, sizeof(in->reason), str(p, "reason"));
+    es_str_copy(in->product_id, sizeof(in->product_id), es_json_str(p, "product_id"));
+    es_str_copy(in->order_id, sizeof(in->order_id), es_json_str(p, "order_id"));
+    es_str_copy(in->reason, sizeof(in->reason), es_json_str(p, "reason"));
     in->price = json_integer_value(json_object_get(p, "price"));
     switch (in->kind) {
     case CAT_IN_ADD_PRODUCT:
-        in->name = str(p, "name");
+        in->name = es_json_str(p, "name");
         in->quantity = json_integer_value(json_object_get(p, "stock"));
         break;
     case CAT_IN_RESTOCK_PRODUCT:
@@ -69,7 +63,8 @@ static int input_from_json(es_arena_t *arena, const es_input_t *rec, catalog_inp
         }
         for (size_t k = 0; k < in->nlines; k++) {
             const json_t *item = json_array_get(items, k);
-            es_str_copy(lines[k].product_id, sizeof(lines[k].product_id), str(item, "product_id"));
+            es_str_copy(lines[k].product_id, sizeof(lines[k].product_id),
+                        es_json_str(item, "product_id"));
             lines[k].quantity = json_integer_value(json_object_get(item, "quantity"));
         }
         in->lines = lines;

@@ -17,6 +17,7 @@
 #include "service.h"
 #include "store.h"
 #include "strmap.h"
+#include "json_get.h"
 
 static const char *const topics[] = {"orders.commands", "users.events", "catalog.events",
                                      "payments.events", "sagas.events", NULL};
@@ -25,13 +26,6 @@ static const char *const topics[] = {"orders.commands", "users.events", "catalog
 static int wants(const char *type)
 {
     return orders_input_kind(type) >= 0;
-}
-
-/* The string `field` of `obj` (borrowed), or "" when missing or not a string. */
-static const char *str(const json_t *obj, const char *field)
-{
-    const char *s = json_string_value(json_object_get(obj, field));
-    return s ? s : "";
 }
 
 /* Map PlaceOrder's items (borrowed from the payload) into arena storage. Only 1..ORD_ITEMS_MAX
@@ -49,7 +43,7 @@ static int items_from_json(es_arena_t *arena, const json_t *items, orders_input_
     }
     for (size_t k = 0; k < in->nitems; k++) {
         const json_t *item = json_array_get(items, k);
-        out[k].product_id = str(item, "product_id");
+        out[k].product_id = es_json_str(item, "product_id");
         out[k].quantity = json_integer_value(json_object_get(item, "quantity"));
     }
     in->items = out;
@@ -65,18 +59,18 @@ static int input_from_json(es_arena_t *arena, const es_input_t *rec, orders_inpu
     memset(in, 0, sizeof(*in));
     in->kind = (orders_input_kind_t)orders_input_kind(rec->env.type);
     es_str_copy(in->command_id, sizeof(in->command_id), rec->env.event_id);
-    es_str_copy(in->order_id, sizeof(in->order_id), str(p, "order_id"));
-    es_str_copy(in->user_id, sizeof(in->user_id), str(p, "user_id"));
-    es_str_copy(in->account_id, sizeof(in->account_id), str(p, "account_id"));
-    es_str_copy(in->product_id, sizeof(in->product_id), str(p, "product_id"));
-    es_str_copy(in->reason, sizeof(in->reason), str(p, "reason"));
+    es_str_copy(in->order_id, sizeof(in->order_id), es_json_str(p, "order_id"));
+    es_str_copy(in->user_id, sizeof(in->user_id), es_json_str(p, "user_id"));
+    es_str_copy(in->account_id, sizeof(in->account_id), es_json_str(p, "account_id"));
+    es_str_copy(in->product_id, sizeof(in->product_id), es_json_str(p, "product_id"));
+    es_str_copy(in->reason, sizeof(in->reason), es_json_str(p, "reason"));
     in->amount = json_integer_value(json_object_get(p, "amount"));
     in->price = json_integer_value(json_object_get(p, "price"));
     in->version = rec->env.aggregate_version;
     if (in->kind == ORD_IN_SAGA_TIMED_OUT) {
         /* an order saga's subject is its order; other sagas' timeouts are not ours ("") */
         es_str_copy(in->order_id, sizeof(in->order_id),
-                    strcmp(str(p, "saga_type"), "order") ? "" : str(p, "subject"));
+                    strcmp(es_json_str(p, "saga_type"), "order") ? "" : es_json_str(p, "subject"));
     }
     if (in->kind == ORD_IN_PLACE_ORDER) {
         return items_from_json(arena, json_object_get(p, "items"), in);
@@ -248,11 +242,13 @@ static int handle_order_input(es_service_t *svc, batch_t *b, const es_input_t *r
     }
     /* A cancellation joins the order's saga: its compensations (stock released, refund) are
      * steps of the saga they undo, on one timeline (docs/SAGAS.md). */
-    es_input_t cause = *rec;
+    es_input_t joined;
     if (ev.kind == ORD_EV_ORDER_CANCELLED && order->correlation_id[0]) {
-        memcpy(cause.env.correlation_id, order->correlation_id, sizeof(cause.env.correlation_id));
+        joined = *rec;
+        memcpy(joined.env.correlation_id, order->correlation_id, sizeof(joined.env.correlation_id));
+        rec = &joined;
     }
-    return es_service_emit(svc, &cause, 0, orders_event_type(ev.kind), ev.order_id, order->version,
+    return es_service_emit(svc, rec, 0, orders_event_type(ev.kind), ev.order_id, order->version,
                            payload, errstr, errstr_size);
 }
 

@@ -21,6 +21,7 @@
 #include "service.h"
 #include "store.h"
 #include "strmap.h"
+#include "json_get.h"
 
 #define DEFAULT_MERCHANT "shop-merchant"
 
@@ -30,13 +31,6 @@ static const char *const topics[] = {"orders.events", "catalog.events", "transfe
 static int wants(const char *type)
 {
     return payments_input_kind(type) >= 0;
-}
-
-/* obj[field] as a string (borrowed), or "" when missing or not a string. */
-static const char *str(const json_t *obj, const char *field)
-{
-    const char *s = json_string_value(json_object_get(obj, field));
-    return s ? s : "";
 }
 
 /* True for the inputs that come from transfers.events. */
@@ -55,19 +49,20 @@ static void input_from_json(const es_input_t *rec, payments_input_t *in)
     memset(in, 0, sizeof(*in));
     in->kind = (payments_input_kind_t)payments_input_kind(rec->env.type);
     if (is_transfer_outcome(in->kind)) {
-        es_str_copy(in->transfer_id, sizeof(in->transfer_id), str(p, "transfer_id"));
-        in->leg = payments_transfer_leg(str(p, "transfer_id"), in->order_id, sizeof(in->order_id));
-        es_str_copy(in->from_account, sizeof(in->from_account), str(p, "from_account"));
-        es_str_copy(in->to_account, sizeof(in->to_account), str(p, "to_account"));
+        es_str_copy(in->transfer_id, sizeof(in->transfer_id), es_json_str(p, "transfer_id"));
+        in->leg = payments_transfer_leg(es_json_str(p, "transfer_id"), in->order_id,
+                                        sizeof(in->order_id));
+        es_str_copy(in->from_account, sizeof(in->from_account), es_json_str(p, "from_account"));
+        es_str_copy(in->to_account, sizeof(in->to_account), es_json_str(p, "to_account"));
         in->amount = json_integer_value(json_object_get(p, "amount"));
-        es_str_copy(in->reason, sizeof(in->reason), str(p, "reason"));
+        es_str_copy(in->reason, sizeof(in->reason), es_json_str(p, "reason"));
         in->compensated = json_is_true(json_object_get(p, "compensated"));
         return;
     }
-    es_str_copy(in->order_id, sizeof(in->order_id), str(p, "order_id"));
-    es_str_copy(in->reason, sizeof(in->reason), str(p, "reason"));
+    es_str_copy(in->order_id, sizeof(in->order_id), es_json_str(p, "order_id"));
+    es_str_copy(in->reason, sizeof(in->reason), es_json_str(p, "reason"));
     if (in->kind == PAY_IN_ORDER_PLACED) {
-        es_str_copy(in->account_id, sizeof(in->account_id), str(p, "account_id"));
+        es_str_copy(in->account_id, sizeof(in->account_id), es_json_str(p, "account_id"));
         in->amount = json_integer_value(json_object_get(p, "total"));
     }
 }

@@ -13,6 +13,7 @@
 #include "service.h"
 #include "store.h"
 #include "strmap.h"
+#include "json_get.h"
 
 static const char *const topics[] = {"transfers.commands", "accounts.events", "sagas.events", NULL};
 
@@ -21,28 +22,23 @@ static int wants(const char *type)
     return transfers_input_kind(type) >= 0;
 }
 
-static const char *str(const json_t *obj, const char *field)
-{
-    const char *s = json_string_value(json_object_get(obj, field));
-    return s ? s : "";
-}
-
 static void input_from_json(const es_input_t *rec, transfers_input_t *in)
 {
     const json_t *p = rec->payload;
     memset(in, 0, sizeof(*in));
     in->kind = (transfers_input_kind_t)transfers_input_kind(rec->env.type);
     es_str_copy(in->command_id, sizeof(in->command_id), rec->env.event_id);
-    es_str_copy(in->transfer_id, sizeof(in->transfer_id), str(p, "transfer_id"));
-    es_str_copy(in->from_account, sizeof(in->from_account), str(p, "from_account"));
-    es_str_copy(in->to_account, sizeof(in->to_account), str(p, "to_account"));
-    es_str_copy(in->currency, sizeof(in->currency), str(p, "currency"));
-    es_str_copy(in->reason, sizeof(in->reason), str(p, "reason"));
+    es_str_copy(in->transfer_id, sizeof(in->transfer_id), es_json_str(p, "transfer_id"));
+    es_str_copy(in->from_account, sizeof(in->from_account), es_json_str(p, "from_account"));
+    es_str_copy(in->to_account, sizeof(in->to_account), es_json_str(p, "to_account"));
+    es_str_copy(in->currency, sizeof(in->currency), es_json_str(p, "currency"));
+    es_str_copy(in->reason, sizeof(in->reason), es_json_str(p, "reason"));
     in->amount = json_integer_value(json_object_get(p, "amount"));
     if (in->kind == TR_IN_SAGA_TIMED_OUT) {
         /* a transfer saga's subject is its transfer; other sagas' timeouts are not ours */
         es_str_copy(in->transfer_id, sizeof(in->transfer_id),
-                    strcmp(str(p, "saga_type"), "transfer") ? "" : str(p, "subject"));
+                    strcmp(es_json_str(p, "saga_type"), "transfer") ? ""
+                                                                    : es_json_str(p, "subject"));
     }
 }
 

@@ -15,19 +15,13 @@
 #include "store.h"
 #include "str.h"
 #include "strmap.h"
+#include "json_get.h"
 
 static const char *const topics[] = {"users.commands", NULL};
 
 static int wants(const char *type)
 {
     return users_input_kind(type) >= 0;
-}
-
-/* The string field `field` of `obj` (borrowed from it), or "" when absent or not a string. */
-static const char *str(const json_t *obj, const char *field)
-{
-    const char *s = json_string_value(json_object_get(obj, field));
-    return s ? s : "";
 }
 
 /* Map a decoded command to the rules' view of it; the strings are borrowed from the payload.
@@ -42,9 +36,9 @@ static int input_from_json(const es_input_t *rec, users_input_t *in)
     }
     in->kind = (users_input_kind_t)kind;
     es_str_copy(in->command_id, sizeof(in->command_id), rec->env.event_id);
-    in->user_id = str(p, "user_id");
-    in->email = str(p, "email");
-    in->name = str(p, "name");
+    in->user_id = es_json_str(p, "user_id");
+    in->email = es_json_str(p, "email");
+    in->name = es_json_str(p, "name");
     return 0;
 }
 

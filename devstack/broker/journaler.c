@@ -88,7 +88,7 @@ broker_journaler_t *broker_journaler_start(broker_t *b, char *errstr, size_t err
     char group[64];
     snprintf(group, sizeof(group), "es-broker-journal-%d", (int)getpid());
     j->rk =
-        es_kafka_consumer_new(&cfg, "es-broker-journal", group, NULL, NULL, errstr, errstr_size);
+        es_kafka_consumer_new(&cfg, "es-broker-journal", group, NULL, NULL, 0, errstr, errstr_size);
     if (!j->rk) {
         goto err;
     }

@@ -121,7 +121,7 @@ int esctl_broker_check(esctl_t *ctx, int timeout_ms)
 {
     char errstr[512];
     rd_kafka_t *rk =
-        es_kafka_consumer_new(&ctx->cfg, "esctl", NULL, NULL, NULL, errstr, sizeof(errstr));
+        es_kafka_consumer_new(&ctx->cfg, "esctl", NULL, NULL, NULL, 0, errstr, sizeof(errstr));
     if (!rk) {
         esctl_err(ctx, "%s", errstr);
         return -1;

@@ -13,6 +13,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "json_get.h"
 #include "saga_draw.h"
 #include "str.h"
 
@@ -102,6 +103,23 @@ static int out_write(const es_buf_t *buf)
     return fwrite(buf->data, 1, buf->len, stdout) == buf->len && fflush(stdout) == 0 ? 0 : -1;
 }
 
+/* What both subcommands do with the query service's answer before their own output: a non-200
+ * is reported (a 400 as a usage error), --json prints the body as it came. Returns -1 when the
+ * caller goes on with its own output, else the exit code to return. */
+static int answered(esctl_t *ctx, const json_t *res, int status, es_buf_t *body, int as_json)
+{
+    if (status != 200) {
+        const char *why = json_string_value(json_object_get(res, "error"));
+        esctl_err(ctx, "the query service answered %d: %s", status, why ? why : "no reason given");
+        return status == 400 ? ESCTL_USAGE : ESCTL_FAIL;
+    }
+    if (as_json) {
+        es_buf_append(body, "\n", 1);
+        return out_write(body) == 0 ? ESCTL_OK : ESCTL_FAIL;
+    }
+    return -1;
+}
+
 /* The terminal's width, or 120 when stdout is not a terminal. */
 static int term_width(void)
 {
@@ -172,16 +190,10 @@ int esctl_saga_main(esctl_t *ctx, int argc, char **argv)
         esctl_err(ctx, "no saga \"%s\" (neither a saga id nor an order or transfer id)", id);
         goto done;
     }
-    if (status != 200) {
-        const char *why = json_string_value(json_object_get(saga, "error"));
-        esctl_err(ctx, "the query service answered %d: %s", status, why ? why : "no reason given");
+    if ((rc = answered(ctx, saga, status, &body, as_json)) >= 0) {
         goto done;
     }
-    if (as_json) {
-        es_buf_append(&body, "\n", 1);
-        rc = out_write(&body) == 0 ? ESCTL_OK : ESCTL_FAIL;
-        goto done;
-    }
+    rc = ESCTL_FAIL;
     if (svg) {
         if (esctl_saga_draw_svg(saga, &out, errstr, sizeof(errstr)) != 0) {
             esctl_err(ctx, "cannot draw the saga: %s", errstr);
@@ -224,13 +236,6 @@ static int query_param(esctl_t *ctx, char *path, size_t size, const char *name, 
     size_t len = strlen(path);
     snprintf(path + len, size - len, "%s%s=%s", strchr(path, '?') ? "&" : "?", name, value);
     return 0;
-}
-
-/* The string `key` of `obj`, or `dflt`. */
-static const char *field(const json_t *obj, const char *key, const char *dflt)
-{
-    const char *v = json_string_value(json_object_get(obj, key));
-    return v ? v : dflt;
 }
 
 int esctl_sagas_main(esctl_t *ctx, int argc, char **argv)
@@ -294,17 +299,10 @@ int esctl_sagas_main(esctl_t *ctx, int argc, char **argv)
     if (!res) {
         goto done;
     }
-    if (status != 200) {
-        const char *why = json_string_value(json_object_get(res, "error"));
-        esctl_err(ctx, "the query service answered %d: %s", status, why ? why : "no reason given");
-        rc = status == 400 ? ESCTL_USAGE : ESCTL_FAIL;
+    if ((rc = answered(ctx, res, status, &body, as_json)) >= 0) {
         goto done;
     }
-    if (as_json) {
-        es_buf_append(&body, "\n", 1);
-        rc = out_write(&body) == 0 ? ESCTL_OK : ESCTL_FAIL;
-        goto done;
-    }
+    rc = ESCTL_FAIL;
     const json_t *list = json_object_get(res, "sagas");
     es_buf_printf(&out, "%-32s  %-8s  %-20s  %-9s  %-16s  %9s  %s\n", "SAGA", "TYPE", "SUBJECT",
                   "STATUS", "REASON", "AGE", "LAST STEP");
@@ -316,10 +314,11 @@ int esctl_sagas_main(esctl_t *ctx, int argc, char **argv)
         esctl_saga_elapsed((long long)json_integer_value(json_object_get(s, "age_ms")), age,
                            sizeof(age));
         const char *reason = json_string_value(json_object_get(s, "reason"));
-        es_buf_printf(&out, "%-32s  %-8s  %-20s  %-9s  %-16s  %9s  %s\n", field(s, "saga_id", "?"),
-                      field(s, "type", ""), field(s, "subject", ""), field(s, "status", "?"),
+        es_buf_printf(&out, "%-32s  %-8s  %-20s  %-9s  %-16s  %9s  %s\n",
+                      es_json_str_or(s, "saga_id", "?"), es_json_str_or(s, "type", ""),
+                      es_json_str_or(s, "subject", ""), es_json_str_or(s, "status", "?"),
                       reason && reason[0] ? reason : "-", age + (age[0] == '+'),
-                      field(s, "last_step", ""));
+                      es_json_str_or(s, "last_step", ""));
     }
     if (json_array_size(list) == 0) {
         es_buf_puts(&out, "(none)\n");

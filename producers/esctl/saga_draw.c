@@ -14,6 +14,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "json_get.h"
+
 #define MAX_LANES 12
 #define LANE_W_MAX 11 /* columns per lane in the terminal: fits "transfers" */
 #define LANE_W_MIN 4
@@ -41,12 +43,6 @@ typedef struct saga_view {
 /* The usual order of a saga's visits: the client first, the ledger last. */
 static const char *const lane_order[] = {"esctl",    "client",    "users",    "orders", "catalog",
                                          "payments", "transfers", "accounts", "sagas",  NULL};
-
-static const char *str_or(const json_t *obj, const char *key, const char *dflt)
-{
-    const char *s = json_string_value(json_object_get(obj, key));
-    return s ? s : dflt;
-}
 
 static long long int_or(const json_t *obj, const char *key, long long dflt)
 {
@@ -134,13 +130,13 @@ static int view_load(const json_t *saga, saga_view_t *v, char *errstr, size_t er
         snprintf(errstr, errstr_size, "not a saga: saga_id, status and steps are required");
         return -1;
     }
-    v->type = str_or(saga, "type", "");
-    v->subject = str_or(saga, "subject", "");
-    v->reason = str_or(saga, "reason", "");
+    v->type = es_json_str_or(saga, "type", "");
+    v->subject = es_json_str_or(saga, "subject", "");
+    v->reason = es_json_str_or(saga, "reason", "");
     v->duration_ms = int_or(saga, "duration_ms", -1);
-    long long start = iso_ms(str_or(saga, "started_at", NULL));
-    long long deadline = iso_ms(str_or(saga, "deadline_at", NULL));
-    long long timed_out = iso_ms(str_or(saga, "timed_out_at", NULL));
+    long long start = iso_ms(es_json_str_or(saga, "started_at", NULL));
+    long long deadline = iso_ms(es_json_str_or(saga, "deadline_at", NULL));
+    long long timed_out = iso_ms(es_json_str_or(saga, "timed_out_at", NULL));
     v->deadline_ms = start >= 0 && deadline >= 0 ? deadline - start : -1;
     v->timed_out_ms = start >= 0 && timed_out >= 0 ? timed_out - start : -1;
     v->n = json_array_size(steps);
@@ -172,7 +168,7 @@ static int view_load(const json_t *saga, saga_view_t *v, char *errstr, size_t er
         }
         step_view_t *s = &v->steps[i];
         s->type = type;
-        s->detail = str_or(st, "detail", "");
+        s->detail = es_json_str_or(st, "detail", "");
         s->at_ms = int_or(st, "at_ms", 0);
         s->took_ms = int_or(st, "took_ms", -1);
         s->lane = lane_of(v, svc);

@@ -3,15 +3,10 @@
  */
 #include "str.h"
 #include "domain.h"
+#include "json_get.h"
 
 #include <stdio.h>
 #include <string.h>
-
-static const char *str(const json_t *obj, const char *field)
-{
-    const char *s = json_string_value(json_object_get(obj, field));
-    return s ? s : "";
-}
 
 static int64_t num(const json_t *obj, const char *field)
 {
@@ -63,7 +58,7 @@ static void entry(const ledger_event_t *ev, ledger_effect_t *eff, const char *ki
     e->kind = kind;
     e->amount = amount;
     e->balance_after = num(ev->payload, "balance");
-    es_str_copy(e->transfer_id, sizeof(e->transfer_id), str(ev->payload, "transfer_id"));
+    es_str_copy(e->transfer_id, sizeof(e->transfer_id), es_json_str(ev->payload, "transfer_id"));
     e->occurred_at = ev->occurred_at;
 }
 
@@ -72,16 +67,18 @@ static void project_account(const ledger_event_t *ev, account_view_t *acc, ledge
     const json_t *p = ev->payload;
     const char *t = ev->type;
     if (!strcmp(t, "AccountCommandRejected")) {
-        command_outcome(ev, eff, "REJECTED", str(p, "command_type"), str(p, "reason"));
-        es_str_copy(eff->command.command_id, sizeof(eff->command.command_id), str(p, "command_id"));
+        command_outcome(ev, eff, "REJECTED", es_json_str(p, "command_type"),
+                        es_json_str(p, "reason"));
+        es_str_copy(eff->command.command_id, sizeof(eff->command.command_id),
+                    es_json_str(p, "command_id"));
     }
     /* events of a missing account (version 0) and replays leave the view alone */
     if (ev->version <= 0 || !acc || (acc->status[0] && ev->version <= acc->version)) {
         return;
     }
     if (!strcmp(t, "AccountOpened")) {
-        es_str_copy(acc->owner, sizeof(acc->owner), str(p, "owner"));
-        es_str_copy(acc->currency, sizeof(acc->currency), str(p, "currency"));
+        es_str_copy(acc->owner, sizeof(acc->owner), es_json_str(p, "owner"));
+        es_str_copy(acc->currency, sizeof(acc->currency), es_json_str(p, "currency"));
         acc->balance = 0;
         es_str_copy(acc->status, sizeof(acc->status), "OPEN");
         acc->opened_at = ev->occurred_at;
@@ -119,8 +116,10 @@ static void project_transfer(const ledger_event_t *ev, transfer_view_t *tr, ledg
     const json_t *p = ev->payload;
     const char *t = ev->type;
     if (!strcmp(t, "TransferCommandRejected")) {
-        command_outcome(ev, eff, "REJECTED", str(p, "command_type"), str(p, "reason"));
-        es_str_copy(eff->command.command_id, sizeof(eff->command.command_id), str(p, "command_id"));
+        command_outcome(ev, eff, "REJECTED", es_json_str(p, "command_type"),
+                        es_json_str(p, "reason"));
+        es_str_copy(eff->command.command_id, sizeof(eff->command.command_id),
+                    es_json_str(p, "command_id"));
         return;
     }
     if (!tr) {
@@ -131,10 +130,10 @@ static void project_transfer(const ledger_event_t *ev, transfer_view_t *tr, ledg
         return; /* terminal: nothing moves it */
     }
     if (is_new) {
-        es_str_copy(tr->from_account, sizeof(tr->from_account), str(p, "from_account"));
-        es_str_copy(tr->to_account, sizeof(tr->to_account), str(p, "to_account"));
+        es_str_copy(tr->from_account, sizeof(tr->from_account), es_json_str(p, "from_account"));
+        es_str_copy(tr->to_account, sizeof(tr->to_account), es_json_str(p, "to_account"));
         tr->amount = num(p, "amount");
-        es_str_copy(tr->currency, sizeof(tr->currency), str(p, "currency"));
+        es_str_copy(tr->currency, sizeof(tr->currency), es_json_str(p, "currency"));
         tr->requested_at = ev->occurred_at;
     }
     if (!strcmp(t, "TransferRequested")) {
@@ -147,7 +146,7 @@ static void project_transfer(const ledger_event_t *ev, transfer_view_t *tr, ledg
         es_str_copy(tr->status, sizeof(tr->status), "COMPLETED");
     } else if (!strcmp(t, "TransferFailed")) {
         es_str_copy(tr->status, sizeof(tr->status), "FAILED");
-        es_str_copy(tr->reason, sizeof(tr->reason), str(p, "reason"));
+        es_str_copy(tr->reason, sizeof(tr->reason), es_json_str(p, "reason"));
         tr->compensated = json_is_true(json_object_get(p, "compensated"));
         if (ev->version == 1) {
             /* refused at once: the request itself is the command's outcome */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "str.h"
+#include "json_get.h"
 
 /* What the projection knows of each event type it handles. */
 typedef struct shop_type {
@@ -55,13 +56,6 @@ static const shop_type_t *type_find(const char *type)
     return NULL;
 }
 
-/* A string field of `obj`, "" when missing or not a string. */
-static const char *str(const json_t *obj, const char *field)
-{
-    const char *s = json_string_value(json_object_get(obj, field));
-    return s ? s : "";
-}
-
 /* An integer field of `obj`, 0 when missing or not an integer. */
 static int64_t num(const json_t *obj, const char *field)
 {
@@ -109,7 +103,7 @@ const char *shop_event_malformed(const shop_event_t *ev)
     }
     const json_t *p = ev->payload;
     if (t->target == SHOP_TARGET_COMMAND) {
-        const char *cid = str(p, "command_id");
+        const char *cid = es_json_str(p, "command_id");
         size_t len = strnlen(cid, SV_COMMAND_ID_MAX);
         return es_str_id_valid(cid, len, SV_COMMAND_ID_MAX - 1) ? NULL : "invalid command id";
     }
@@ -117,7 +111,8 @@ const char *shop_event_malformed(const shop_event_t *ev)
         return "event without an aggregate version";
     }
     if (!strcmp(ev->type, "OrderPlaced")) {
-        if (!shop_id_valid(str(p, "user_id")) || !shop_id_valid(str(p, "account_id"))) {
+        if (!shop_id_valid(es_json_str(p, "user_id")) ||
+            !shop_id_valid(es_json_str(p, "account_id"))) {
             return "invalid user or account id in OrderPlaced";
         }
         const json_t *items = json_object_get(p, "items");
@@ -128,7 +123,7 @@ const char *shop_event_malformed(const shop_event_t *ev)
         const json_t *item;
         json_array_foreach(items, i, item)
         {
-            if (!shop_id_valid(str(item, "product_id"))) {
+            if (!shop_id_valid(es_json_str(item, "product_id"))) {
                 return "OrderPlaced item with an invalid product id";
             }
         }
@@ -142,7 +137,8 @@ const char *shop_event_malformed(const shop_event_t *ev)
         const json_t *line;
         json_array_foreach(lines, i, line)
         {
-            if (!shop_id_valid(str(line, "product_id")) || num(line, "product_version") <= 0) {
+            if (!shop_id_valid(es_json_str(line, "product_id")) ||
+                num(line, "product_version") <= 0) {
                 return "stock line with an invalid product id or version";
             }
         }
@@ -173,11 +169,11 @@ static void rejected(const shop_event_t *ev, shop_effect_t *eff)
     const json_t *p = ev->payload;
     shop_command_view_t *c = &eff->command;
     eff->has_command = 1;
-    es_str_copy(c->command_id, sizeof(c->command_id), str(p, "command_id"));
-    copy_text(c->command_type, sizeof(c->command_type), str(p, "command_type"));
+    es_str_copy(c->command_id, sizeof(c->command_id), es_json_str(p, "command_id"));
+    copy_text(c->command_type, sizeof(c->command_type), es_json_str(p, "command_type"));
     es_str_copy(c->aggregate_id, sizeof(c->aggregate_id), ev->aggregate_id);
     c->status = "REJECTED";
-    copy_text(c->reason, sizeof(c->reason), str(p, "reason"));
+    copy_text(c->reason, sizeof(c->reason), es_json_str(p, "reason"));
     es_str_copy(c->event_type, sizeof(c->event_type), ev->type);
     c->recorded_at = ev->occurred_at;
 }
@@ -193,13 +189,13 @@ static const char *project_user(const shop_event_t *ev, const shop_type_t *t, us
         if (u->status[0]) {
             return "UserRegistered of a registered user";
         }
-        copy_text(u->email, sizeof(u->email), str(p, "email"));
-        copy_text(u->name, sizeof(u->name), str(p, "name"));
+        copy_text(u->email, sizeof(u->email), es_json_str(p, "email"));
+        copy_text(u->name, sizeof(u->name), es_json_str(p, "name"));
         u->registered_at = ev->occurred_at;
     } else if (!u->status[0]) {
         return "user event before its UserRegistered";
     } else if (!strcmp(ev->type, "EmailChanged")) {
-        copy_text(u->email, sizeof(u->email), str(p, "email"));
+        copy_text(u->email, sizeof(u->email), es_json_str(p, "email"));
     }
     if (t->state) {
         es_str_copy(u->status, sizeof(u->status), t->state);
@@ -245,7 +241,7 @@ static const char *project_product(const shop_event_t *ev, const shop_views_t *v
     }
     if (price_new) {
         if (added) {
-            copy_text(pv->name, sizeof(pv->name), str(p, "name"));
+            copy_text(pv->name, sizeof(pv->name), es_json_str(p, "name"));
         }
         pv->price = num(p, "price");
         pv->price_version = ev->version;
@@ -278,7 +274,7 @@ static void project_stock(const shop_event_t *ev, const shop_type_t *t, const sh
     json_array_foreach(lines, i, line)
     {
         product_view_t *pv =
-            views->product ? views->product(views->ctx, str(line, "product_id")) : NULL;
+            views->product ? views->product(views->ctx, es_json_str(line, "product_id")) : NULL;
         int64_t version = num(line, "product_version");
         if (!pv || version <= pv->stock_version) {
             continue; /* not loaded, or older figures than the view's */
@@ -317,17 +313,17 @@ static const char *project_order(const shop_event_t *ev, const shop_type_t *t, o
         if (o->status[0]) {
             return "OrderPlaced of an order already placed";
         }
-        es_str_copy(o->user_id, sizeof(o->user_id), str(p, "user_id"));
-        es_str_copy(o->account_id, sizeof(o->account_id), str(p, "account_id"));
+        es_str_copy(o->user_id, sizeof(o->user_id), es_json_str(p, "user_id"));
+        es_str_copy(o->account_id, sizeof(o->account_id), es_json_str(p, "account_id"));
         o->items = json_object_get(p, "items");
         o->total = num(p, "total");
         o->placed_at = ev->occurred_at;
-    } else if (!o->status[0] &&
-               !(!strcmp(ev->type, "OrderRejected") && !strcmp(str(p, "reason"), "TIMEOUT"))) {
+    } else if (!o->status[0] && !(!strcmp(ev->type, "OrderRejected") &&
+                                  !strcmp(es_json_str(p, "reason"), "TIMEOUT"))) {
         /* only a timeout's fence rejects an order before it is placed (docs/SAGAS.md) */
         return "order event before its OrderPlaced";
     } else if (!strcmp(ev->type, "OrderRejected")) {
-        copy_text(o->reason, sizeof(o->reason), str(p, "reason"));
+        copy_text(o->reason, sizeof(o->reason), es_json_str(p, "reason"));
     }
     es_str_copy(o->status, sizeof(o->status), t->state);
     o->version = ev->version;
