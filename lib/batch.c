@@ -258,7 +258,7 @@ static int id_bytes(const char *hex, unsigned char out[16])
 }
 
 /* Queue the dedup statement for the batch's inputs; returns its pipeline index or -1. */
-static int dedup_queue(es_service_t *svc)
+static int dedup_queue(es_service_t *svc, es_pg_pipeline_t *pl)
 {
     es_pg_array_reset(&svc->ids);
     for (size_t i = 0; i < svc->input_cnt; i++) {
@@ -268,13 +268,27 @@ static int dedup_queue(es_service_t *svc)
     const char *vals[1] = {(const char *)svc->ids.buf.data};
     int lens[1] = {(int)svc->ids.buf.len};
     int fmts[1] = {1};
-    return es_pg_pipeline_add(&svc->pl,
+    return es_pg_pipeline_add(pl,
                               "INSERT INTO processed (event_id) SELECT unnest($1::uuid[]) "
                               "ON CONFLICT DO NOTHING RETURNING event_id",
                               1, vals, lens, fmts);
 }
 
-/* Keep the inputs whose ids the dedup statement returned (binary uuids), first copy only. */
+/* A uuid in PostgreSQL's text form (hyphens anywhere) as 16 bytes. Returns 0 or -1. */
+static int uuid_text_bytes(const char *s, unsigned char out[16])
+{
+    char hex[33];
+    size_t n = 0;
+    for (; *s && n < 32; s++) {
+        if (*s != '-') {
+            hex[n++] = *s;
+        }
+    }
+    hex[n] = '\0';
+    return n == 32 && !*s ? id_bytes(hex, out) : -1;
+}
+
+/* Keep the inputs whose ids the dedup statement returned (text uuids), first copy only. */
 static int dedup_filter(es_service_t *svc, const PGresult *res, char *errstr, size_t errstr_size)
 {
     int n = PQntuples(res);
@@ -288,7 +302,13 @@ static int dedup_filter(es_service_t *svc, const PGresult *res, char *errstr, si
         return -1;
     }
     for (int r = 0; r < n; r++) {
-        const unsigned char *id = (const unsigned char *)PQgetvalue(res, r, 0);
+        unsigned char id[16];
+        if (uuid_text_bytes(PQgetvalue(res, r, 0), id) != 0) {
+            free(set);
+            snprintf(errstr, errstr_size, "the dedup insert returned a malformed id \"%s\"",
+                     PQgetvalue(res, r, 0));
+            return -1;
+        }
         size_t h = (size_t)id_hash(id) & (cap - 1);
         while (set[h][16]) {
             h = (h + 1) & (cap - 1);
@@ -461,8 +481,9 @@ void es_batch_decode(es_service_t *svc, const es_raw_t *raws, size_t cnt)
 
 /*
  * The decoded batch up to its last round trip, which is queued on svc->pl for the caller:
- *   1. [BEGIN, begin_sql,] the dedup insert          -> which inputs are new
- *   2. the handler loads what it needs and queues its writes
+ *   1. [BEGIN, begin_sql,] the dedup insert, the handler's reads (load) -> which inputs are
+ *      new, and the rows they need
+ *   2. the handler decides (reading more if it must) and queues its writes
  *   3. (queued) the handler's writes, the outbox row, the positions[, COMMIT]
  * With own_tx the transaction is opened and committed; otherwise the caller owns it.
  */
@@ -470,25 +491,33 @@ int es_batch_prepare(es_service_t *svc, PGconn *pg, int own_tx, char *errstr, si
 {
     int64_t t0 = es_mono_us();
     es_pg_pipeline_reset(&svc->pl);
+    es_pg_pipeline_reset(&svc->rl);
     if (own_tx) {
-        es_pg_pipeline_add(&svc->pl, "BEGIN", 0, NULL, NULL, NULL);
+        es_pg_pipeline_add(&svc->rl, "BEGIN", 0, NULL, NULL, NULL);
         if (svc->def->begin_sql) {
-            es_pg_pipeline_add(&svc->pl, svc->def->begin_sql, 0, NULL, NULL, NULL);
+            es_pg_pipeline_add(&svc->rl, svc->def->begin_sql, 0, NULL, NULL, NULL);
         }
     }
-    int dedup_idx = !svc->def->idempotent && svc->input_cnt > 0 ? dedup_queue(svc) : -1;
-    if (es_pg_pipeline_run(pg, &svc->pl, 1, errstr, errstr_size) != 0) {
+    int dedup_idx = !svc->def->idempotent && svc->input_cnt > 0 ? dedup_queue(svc, &svc->rl) : -1;
+    if (svc->input_cnt > 0 && svc->def->load &&
+        svc->def->load(svc, &svc->rl, svc->inputs, svc->input_cnt, svc->def->opaque, errstr,
+                       errstr_size) != 0) {
+        return -1;
+    }
+    if (es_pg_pipeline_run(pg, &svc->rl, 0, errstr, errstr_size) != 0) {
         return -1;
     }
     int64_t t1 = es_mono_us();
     svc->spent.begin_us += t1 - t0;
     if (dedup_idx >= 0 &&
-        dedup_filter(svc, es_pg_pipeline_result(&svc->pl, dedup_idx), errstr, errstr_size) != 0) {
+        dedup_filter(svc, es_pg_pipeline_result(&svc->rl, dedup_idx), errstr, errstr_size) != 0) {
         return -1;
     }
-    es_pg_pipeline_reset(&svc->pl);
-    if (svc->input_cnt > 0 && svc->def->handle(svc, pg, svc->inputs, svc->input_cnt,
-                                               svc->def->opaque, errstr, errstr_size) != 0) {
+    int rc = svc->input_cnt > 0 ? svc->def->handle(svc, pg, svc->inputs, svc->input_cnt,
+                                                   svc->def->opaque, errstr, errstr_size)
+                                : 0;
+    es_pg_pipeline_reset(&svc->rl); /* the reads' results are the handler's no more */
+    if (rc != 0) {
         return -1;
     }
     if ((!svc->offline && queue_outbox(svc) != 0) || queue_positions(svc) != 0 ||
@@ -564,4 +593,9 @@ es_arena_t *es_service_arena(es_service_t *svc)
 es_pg_pipeline_t *es_service_pipeline(es_service_t *svc)
 {
     return &svc->pl;
+}
+
+es_pg_pipeline_t *es_service_reads(es_service_t *svc)
+{
+    return &svc->rl;
 }

@@ -382,29 +382,26 @@ int es_pg_cols_queue(es_pg_cols_t *c, es_pg_pipeline_t *pl, const char *sql)
     return rc;
 }
 
-int es_pg_load_rows(PGconn *pg, const char *sql, const char *const *ids, size_t n,
-                    es_pg_row_fn *row, void *opaque, char *errstr, size_t errstr_size)
+/* The ids as one binary text[] parameter value, in `a` (initialised here). */
+static int ids_param(es_pg_array_t *a, const char *const *ids, size_t n)
 {
-    if (n == 0) {
-        return 0; /* nothing to load: no round trip (a projector batch often touches one kind) */
+    es_pg_array_init(a, ES_PG_TEXT);
+    for (size_t i = 0; i < n; i++) {
+        es_pg_array_add_text(a, ids[i]);
+    }
+    return es_pg_array_finish(a);
+}
+
+void es_pg_load_rows_apply(const PGresult *res, const char *const *ids, size_t n, es_pg_row_fn *row,
+                           void *opaque)
+{
+    if (!res || n == 0 || PQntuples(res) == 0) {
+        return;
     }
     es_strmap_t idx;
     es_strmap_init(&idx);
-    es_pg_array_t a;
-    es_pg_array_init(&a, ES_PG_TEXT);
     for (size_t i = 0; i < n; i++) {
-        es_pg_array_add_text(&a, ids[i]);
         es_strmap_put(&idx, ids[i], i);
-    }
-    es_pg_array_finish(&a);
-    const char *vals[1] = {(const char *)a.buf.data};
-    int lens[1] = {(int)a.buf.len};
-    int fmts[1] = {1};
-    PGresult *res = es_pg_query(pg, sql, 1, vals, lens, fmts, 0, errstr, errstr_size);
-    es_pg_array_fini(&a);
-    if (!res) {
-        es_strmap_fini(&idx);
-        return -1;
     }
     for (int r = 0; r < PQntuples(res); r++) {
         size_t i = es_strmap_get(&idx, PQgetvalue(res, r, 0));
@@ -412,8 +409,48 @@ int es_pg_load_rows(PGconn *pg, const char *sql, const char *const *ids, size_t 
             row(res, r, i, opaque);
         }
     }
-    PQclear(res);
     es_strmap_fini(&idx);
+}
+
+int es_pg_load_rows_queue(es_pg_pipeline_t *pl, const char *sql, const char *const *ids, size_t n)
+{
+    if (n == 0) {
+        return ES_PG_NOTHING;
+    }
+    es_pg_array_t a;
+    int k = -1;
+    if (ids_param(&a, ids, n) == 0) {
+        const char *vals[1] = {(const char *)a.buf.data};
+        int lens[1] = {(int)a.buf.len};
+        int fmts[1] = {1};
+        k = es_pg_pipeline_add(pl, sql, 1, vals, lens, fmts);
+    }
+    es_pg_array_fini(&a);
+    return k;
+}
+
+int es_pg_load_rows(PGconn *pg, const char *sql, const char *const *ids, size_t n,
+                    es_pg_row_fn *row, void *opaque, char *errstr, size_t errstr_size)
+{
+    if (n == 0) {
+        return 0; /* nothing to load: no round trip (a projector batch often touches one kind) */
+    }
+    es_pg_array_t a;
+    if (ids_param(&a, ids, n) != 0) {
+        es_pg_array_fini(&a);
+        snprintf(errstr, errstr_size, "out of memory for %zu ids", n);
+        return -1;
+    }
+    const char *vals[1] = {(const char *)a.buf.data};
+    int lens[1] = {(int)a.buf.len};
+    int fmts[1] = {1};
+    PGresult *res = es_pg_query(pg, sql, 1, vals, lens, fmts, 0, errstr, errstr_size);
+    es_pg_array_fini(&a);
+    if (!res) {
+        return -1;
+    }
+    es_pg_load_rows_apply(res, ids, n, row, opaque);
+    PQclear(res);
     return 0;
 }
 

@@ -84,6 +84,16 @@ int es_pg_pipeline_collect(PGconn *pg, es_pg_pipeline_t *pl, char *errstr, size_
 /* The result of statement `idx` after a successful run (borrowed until reset), or NULL. */
 PGresult *es_pg_pipeline_result(const es_pg_pipeline_t *pl, int idx);
 
+/* es_pg_load_rows() in two halves, so that the load can travel in a pipeline with other statements:
+ * _queue adds `sql` with the ids to `pl` (text results: run it with result_binary 0) and
+ * returns its index, ES_PG_NOTHING when there are no ids (nothing is queued), or -1 (out of
+ * memory). _apply hands the rows of that statement's result (NULL and ES_PG_NOTHING: no rows)
+ * to `row` as es_pg_load_rows() does, with the same ids. */
+#define ES_PG_NOTHING (-2)
+int es_pg_load_rows_queue(es_pg_pipeline_t *pl, const char *sql, const char *const *ids, size_t n);
+void es_pg_load_rows_apply(const PGresult *res, const char *const *ids, size_t n, es_pg_row_fn *row,
+                           void *opaque);
+
 /* True when the failure that produced `res` (or the broken connection) is worth retrying:
  * serialization failure, deadlock, lost connection, admin shutdown, lock timeout. */
 int es_pg_retriable(PGconn *pg, const PGresult *res);

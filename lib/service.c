@@ -40,6 +40,7 @@ static es_service_t *service_alloc(const es_service_def_t *def)
     svc->def = def;
     es_pg_array_init(&svc->ids, ES_PG_UUID);
     es_pg_pipeline_init(&svc->pl);
+    es_pg_pipeline_init(&svc->rl);
     es_buf_init(&svc->ob_records);
     es_buf_init(&svc->pend.records);
     es_window_init(&svc->win);
@@ -67,6 +68,7 @@ void es_service_destroy(es_service_t *svc)
     free(svc->inputs);
     es_pg_array_fini(&svc->ids);
     es_pg_pipeline_fini(&svc->pl);
+    es_pg_pipeline_fini(&svc->rl);
     es_buf_fini(&svc->ob_records);
     es_buf_fini(&svc->pend.records);
     es_buf_fini(&svc->scratch);

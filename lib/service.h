@@ -75,6 +75,14 @@ typedef struct es_service_def {
      * after a pause (the failure is logged). */
     int (*handle)(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
                   char *errstr, size_t errstr_size);
+    /* Optional: queue the batch's reads on `pl` (es_pg_load_rows_queue), before the inputs
+     * are deduplicated, so they travel with BEGIN and the dedup insert in the batch's first
+     * round trip instead of one of their own; handle() then finds their results in
+     * es_service_reads(). `inputs` are all the batch's decoded inputs, duplicates included
+     * (loading a row more is harmless): handle() gets the new ones only, and must match them
+     * to what was loaded by key, not by position. Return 0, or -1 with errstr. */
+    int (*load)(es_service_t *svc, es_pg_pipeline_t *pl, const es_input_t *inputs, size_t cnt,
+                void *opaque, char *errstr, size_t errstr_size);
     void *opaque;
     int max_batch; /* 0 = default (2000) */
     /* Set when the handler is idempotent by itself (every write is guarded by a version, a
@@ -120,6 +128,10 @@ int es_service_dead_letter(es_service_t *svc, const es_input_t *input, const cha
  * (es_pg_pipeline_add) and the runtime sends them with the outbox rows, the positions and the
  * COMMIT in one round trip. Reads go straight to the connection. */
 es_pg_pipeline_t *es_service_pipeline(es_service_t *svc);
+
+/* The pipeline load() queued on, run (borrowed, valid during handle()): its statements'
+ * results by the indexes load() got, with es_pg_pipeline_result(). */
+es_pg_pipeline_t *es_service_reads(es_service_t *svc);
 
 /* The batch's memory (borrowed): handlers take their working arrays from it with
  * es_arena_calloc(); the runtime resets it after every batch. */

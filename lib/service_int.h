@@ -35,6 +35,7 @@ struct es_service {
     size_t pos_cnt;
     es_pg_array_t ids;   /* uuid[] for dedup */
     es_pg_pipeline_t pl; /* the batch's statements */
+    es_pg_pipeline_t rl; /* its first round trip: BEGIN, dedup, the handler's reads */
     es_buf_t ob_records; /* the batch's emitted records: its outbox row (outbox.h) */
     size_t ob_count;
     int ob_failed;           /* a record could not be added: the batch fails */

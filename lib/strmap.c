@@ -119,6 +119,7 @@ int es_idset_reset(es_idset_t *s, es_arena_t *arena, size_t cap)
     es_strmap_clear(&s->index);
     s->n = 0;
     s->cap = cap;
+    s->arena = arena;
     s->ids = es_arena_calloc(arena, cap ? cap : 1, sizeof(*s->ids));
     return s->ids ? 0 : -1;
 }
@@ -128,10 +129,13 @@ int es_idset_add(es_idset_t *s, const char *id)
     if (es_strmap_get(&s->index, id) != (size_t)-1) {
         return 0;
     }
-    if (s->n == s->cap || es_strmap_put(&s->index, id, s->n) != 0) {
+    size_t len = strlen(id) + 1;
+    char *copy = s->n < s->cap ? es_arena_calloc(s->arena, len, 1) : NULL;
+    if (!copy || es_strmap_put(&s->index, id, s->n) != 0) {
         return -1;
     }
-    s->ids[s->n++] = id;
+    memcpy(copy, id, len);
+    s->ids[s->n++] = copy;
     return 0;
 }
 

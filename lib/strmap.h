@@ -27,20 +27,21 @@ int es_strmap_put(es_strmap_t *m, const char *key, size_t val);
 
 /*
  * A batch's set of distinct ids, in the order first added, each with its slot: what a handler
- * loads, keeps in parallel arrays (slot i is ids[i]) and writes back. The ids array lives in
- * the batch's arena; the ids themselves are borrowed and must live as long as the batch.
+ * loads, keeps in parallel arrays (slot i is ids[i]) and writes back. The ids array and a
+ * copy of each id live in the batch's arena, so the inputs they came from may change.
  */
 typedef struct es_idset {
     const char **ids;
     size_t n, cap;
     es_strmap_t index; /* id -> slot */
+    es_arena_t *arena; /* borrowed from es_idset_reset() */
 } es_idset_t;
 
 void es_idset_init(es_idset_t *s);
 void es_idset_fini(es_idset_t *s);
 /* Empty `s` and give it room for `cap` ids from `arena` (borrowed). Returns 0 or -1. */
 int es_idset_reset(es_idset_t *s, es_arena_t *arena, size_t cap);
-/* Add `id` (borrowed) unless present. Returns 0, or -1 when full or out of memory. */
+/* Add a copy of `id` unless present. Returns 0, or -1 when full or out of memory. */
 int es_idset_add(es_idset_t *s, const char *id);
 /* The slot of `id`, or (size_t)-1. */
 size_t es_idset_find(const es_idset_t *s, const char *id);

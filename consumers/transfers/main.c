@@ -71,38 +71,52 @@ typedef struct batch {
     transfers_input_t *ins;
     transfer_t *transfers;
     unsigned char *dirty;
-    const char **ids;
-    es_strmap_t index; /* transfer id -> its slot in transfers[] */
+    es_idset_t set; /* the transfers the batch names: slot i is transfers[i] */
+    int load_idx;   /* their load's place in the batch's reads */
 } batch_t;
 
-static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
-                  char *errstr, size_t errstr_size)
+/* Every transfer the batch names, queued to be loaded with the batch's first round trip. */
+static int load(es_service_t *svc, es_pg_pipeline_t *pl, const es_input_t *inputs, size_t cnt,
+                void *opaque, char *errstr, size_t errstr_size)
 {
     batch_t *b = opaque;
     es_arena_t *arena = es_service_arena(svc);
     b->ins = es_arena_calloc(arena, cnt, sizeof(*b->ins));
     b->transfers = es_arena_calloc(arena, cnt, sizeof(*b->transfers));
     b->dirty = es_arena_calloc(arena, cnt, 1);
-    b->ids = es_arena_calloc(arena, cnt, sizeof(*b->ids));
-    if (!b->ins || !b->transfers || !b->dirty || !b->ids) {
-        snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
-        return -1;
+    if (!b->ins || !b->transfers || !b->dirty || es_idset_reset(&b->set, arena, cnt) != 0) {
+        goto oom;
     }
-    es_strmap_clear(&b->index);
-    size_t n = 0;
     for (size_t i = 0; i < cnt; i++) {
         input_from_json(&inputs[i], &b->ins[i]);
-        const char *id = b->ins[i].transfer_id;
-        if (es_strmap_get(&b->index, id) == (size_t)-1) {
-            es_strmap_put(&b->index, id, n);
-            b->ids[n++] = id;
+        if (es_idset_add(&b->set, b->ins[i].transfer_id) != 0) {
+            goto oom;
         }
     }
-    if (transfers_store_load(pg, b->ids, n, b->transfers, errstr, errstr_size) != 0) {
-        return -1;
+    b->load_idx = transfers_store_load_queue(pl, b->set.ids, b->set.n);
+    if (b->load_idx == -1) {
+        goto oom;
+    }
+    return 0;
+oom:
+    snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
+    return -1;
+}
+
+static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
+                  char *errstr, size_t errstr_size)
+{
+    (void)pg;
+    batch_t *b = opaque;
+    size_t n = b->set.n;
+    transfers_store_load_apply(es_pg_pipeline_result(es_service_reads(svc), b->load_idx),
+                               b->set.ids, n, b->transfers);
+    /* the new inputs only now: duplicates were dropped after load() saw them */
+    for (size_t i = 0; i < cnt; i++) {
+        input_from_json(&inputs[i], &b->ins[i]);
     }
     for (size_t i = 0; i < cnt; i++) {
-        size_t t = es_strmap_get(&b->index, b->ins[i].transfer_id);
+        size_t t = es_idset_find(&b->set, b->ins[i].transfer_id);
         transfer_t *tr = &b->transfers[t];
         transfers_event_t ev;
         if (transfers_decide(tr, &b->ins[i], &ev) == 0) {
@@ -131,18 +145,19 @@ int main(int argc, char **argv)
 {
     batch_t batch;
     memset(&batch, 0, sizeof(batch));
-    es_strmap_init(&batch.index);
+    es_idset_init(&batch.set);
     es_service_def_t def = {.name = "transfers",
                             .schema = "transfers",
                             .dlq_topic = "transfers.dlq",
                             .topics = topics,
                             .ddl = transfers_store_ddl,
                             .wants = wants,
+                            .load = load,
                             .handle = handle,
                             .opaque = &batch};
     int rc = es_service_main(argc, argv, &def,
                              "The transfers service: starts money transfers and records how each "
                              "ends,\nreacting to the accounts context's debit and credit events.");
-    es_strmap_fini(&batch.index);
+    es_idset_fini(&batch.set);
     return rc;
 }

@@ -35,19 +35,24 @@ static void transfers_store_load_row(const PGresult *res, int r, size_t i, void 
     t->version = strtoll(PQgetvalue(res, r, 8), NULL, 10);
 }
 
-int transfers_store_load(PGconn *pg, const char *const *ids, size_t n, transfer_t *out,
-                         char *errstr, size_t errstr_size)
+int transfers_store_load_queue(es_pg_pipeline_t *pl, const char *const *ids, size_t n)
+{
+    return es_pg_load_rows_queue(pl,
+                                 "SELECT transfer_id, from_account, to_account, amount, currency, "
+                                 "status, reason, compensated, version FROM unnest($1::text[]) "
+                                 "AS u(id) JOIN transfers t ON t.transfer_id = u.id "
+                                 "ORDER BY transfer_id FOR UPDATE OF t",
+                                 ids, n);
+}
+
+void transfers_store_load_apply(const PGresult *res, const char *const *ids, size_t n,
+                                transfer_t *out)
 {
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof(out[i]));
         es_str_copy(out[i].id, sizeof(out[i].id), ids[i]);
     }
-    return es_pg_load_rows(pg,
-                           "SELECT transfer_id, from_account, to_account, amount, currency, "
-                           "status, reason, compensated, version FROM unnest($1::text[]) "
-                           "AS u(id) JOIN transfers t ON t.transfer_id = u.id "
-                           "ORDER BY transfer_id FOR UPDATE OF t",
-                           ids, n, transfers_store_load_row, out, errstr, errstr_size);
+    es_pg_load_rows_apply(res, ids, n, transfers_store_load_row, out);
 }
 
 int transfers_store_save(es_pg_pipeline_t *pl, const transfer_t *transfers,

@@ -13,10 +13,13 @@
 
 extern const char transfers_store_ddl[];
 
-/* Load and lock the transfers named by ids[0..n) into out[i] (status TRANSFER_NONE when
- * unknown). Returns 0 or -1 with errstr. */
-int transfers_store_load(PGconn *pg, const char *const *ids, size_t n, transfer_t *out,
-                         char *errstr, size_t errstr_size);
+/* Queue on `pl` the load, with locks, of the transfers named by ids[0..n) (borrowed until
+ * the pipeline ran). Returns its index in `pl`, ES_PG_NOTHING or -1 (es_pg_load_rows_queue). */
+int transfers_store_load_queue(es_pg_pipeline_t *pl, const char *const *ids, size_t n);
+
+/* Fill out[i] from that load's result `res` (borrowed; status TRANSFER_NONE when unknown). */
+void transfers_store_load_apply(const PGresult *res, const char *const *ids, size_t n,
+                                transfer_t *out);
 
 /* Queue the upsert of transfers[i] whose dirty[i] is set on the batch's pipeline `pl`.
  * Returns 0, or -1 (out of memory). */
