@@ -107,29 +107,26 @@ typedef struct batch {
     accounts_input_t *ins;
     account_t *accounts;
     unsigned char *dirty; /* 0 untouched, 1 existed and changed, 2 created */
-    const char **ids;
-    es_strmap_t index; /* account id -> its slot in accounts[] */
+    es_idset_t accs;      /* the accounts the batch touches: slot i is accounts[i] */
     /* the transfers the batch debits or fences, and whether each is fenced */
     es_idset_t transfers;
+    int load_accounts, load_fences; /* the loads' places in the batch's reads */
     unsigned char *fenced;
     const char **new_fences, **new_fence_sagas;
     size_t nnew_fences;
 } batch_t;
 
-/* The fences the batch needs: those already stored for the transfers it debits, in
- * b->fenced by the slot of b->transfers. Returns 0 or -1 with errstr. */
-static int load_fences(batch_t *b, PGconn *pg, es_arena_t *arena, size_t cnt, char *errstr,
-                       size_t errstr_size)
+/* The transfers the batch debits or fences (their fences are loaded with the accounts), with
+ * room for their flags. Returns 0 or -1 (out of memory). */
+static int collect_transfers(batch_t *b, es_arena_t *arena, size_t cnt)
 {
     if (es_idset_reset(&b->transfers, arena, cnt) != 0) {
-        snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
         return -1;
     }
     for (size_t i = 0; i < cnt; i++) {
         const accounts_input_t *in = &b->ins[i];
         if ((in->kind == ACC_IN_TRANSFER_REQUESTED || in->kind == ACC_IN_SAGA_TIMED_OUT) &&
             in->transfer_id[0] && es_idset_add(&b->transfers, in->transfer_id) != 0) {
-            snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
             return -1;
         }
     }
@@ -137,12 +134,7 @@ static int load_fences(batch_t *b, PGconn *pg, es_arena_t *arena, size_t cnt, ch
     b->new_fences = es_arena_calloc(arena, b->transfers.n + 1, sizeof(*b->new_fences));
     b->new_fence_sagas = es_arena_calloc(arena, b->transfers.n + 1, sizeof(*b->new_fence_sagas));
     b->nnew_fences = 0;
-    if (!b->fenced || !b->new_fences || !b->new_fence_sagas) {
-        snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
-        return -1;
-    }
-    return accounts_store_load_fences(pg, b->transfers.ids, b->transfers.n, b->fenced, errstr,
-                                      errstr_size);
+    return b->fenced && b->new_fences && b->new_fence_sagas ? 0 : -1;
 }
 
 /* SagaTimedOut of a transfer saga: fence the transfer, so that its debit, if it has not
@@ -158,35 +150,52 @@ static void fence(batch_t *b, const es_input_t *rec, const accounts_input_t *in)
     b->new_fence_sagas[b->nnew_fences++] = rec->env.correlation_id;
 }
 
-static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
-                  char *errstr, size_t errstr_size)
+/* The batch's reads (see es_service_def_t.load): the accounts and the fences it needs, with
+ * the batch's first round trip. */
+static int load(es_service_t *svc, es_pg_pipeline_t *pl, const es_input_t *inputs, size_t cnt,
+                void *opaque, char *errstr, size_t errstr_size)
 {
     batch_t *b = opaque;
     es_arena_t *arena = es_service_arena(svc);
     b->ins = es_arena_calloc(arena, cnt, sizeof(*b->ins));
     b->accounts = es_arena_calloc(arena, cnt, sizeof(*b->accounts));
     b->dirty = es_arena_calloc(arena, cnt, 1);
-    b->ids = es_arena_calloc(arena, cnt, sizeof(*b->ids));
-    if (!b->ins || !b->accounts || !b->dirty || !b->ids) {
-        snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
-        return -1;
+    if (!b->ins || !b->accounts || !b->dirty || es_idset_reset(&b->accs, arena, cnt) != 0) {
+        goto oom;
     }
-    es_strmap_clear(&b->index);
-    size_t naccounts = 0;
     for (size_t i = 0; i < cnt; i++) {
         input_from_json(&inputs[i], &b->ins[i]);
-        if (b->ins[i].kind == ACC_IN_SAGA_TIMED_OUT) {
-            continue; /* concerns a transfer, not an account */
-        }
-        const char *id = accounts_input_account(&b->ins[i]);
-        if (es_strmap_get(&b->index, id) == (size_t)-1) {
-            es_strmap_put(&b->index, id, naccounts);
-            b->ids[naccounts++] = id;
+        if (b->ins[i].kind != ACC_IN_SAGA_TIMED_OUT && /* concerns a transfer, not an account */
+            es_idset_add(&b->accs, accounts_input_account(&b->ins[i])) != 0) {
+            goto oom;
         }
     }
-    if (accounts_store_load(pg, b->ids, naccounts, b->accounts, errstr, errstr_size) != 0 ||
-        load_fences(b, pg, arena, cnt, errstr, errstr_size) != 0) {
-        return -1;
+    if (collect_transfers(b, arena, cnt) != 0) {
+        goto oom;
+    }
+    b->load_accounts = accounts_store_load_queue(pl, b->accs.ids, b->accs.n);
+    b->load_fences = accounts_store_load_fences_queue(pl, b->transfers.ids, b->transfers.n);
+    if (b->load_accounts != -1 && b->load_fences != -1) {
+        return 0;
+    }
+oom:
+    snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
+    return -1;
+}
+
+static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
+                  char *errstr, size_t errstr_size)
+{
+    (void)pg;
+    batch_t *b = opaque;
+    es_pg_pipeline_t *reads = es_service_reads(svc);
+    accounts_store_load_apply(es_pg_pipeline_result(reads, b->load_accounts), b->accs.ids,
+                              b->accs.n, b->accounts);
+    accounts_store_load_fences_apply(es_pg_pipeline_result(reads, b->load_fences), b->transfers.ids,
+                                     b->transfers.n, b->fenced);
+    /* the new inputs only: duplicates were dropped after load() saw them */
+    for (size_t i = 0; i < cnt; i++) {
+        input_from_json(&inputs[i], &b->ins[i]);
     }
     for (size_t i = 0; i < cnt; i++) {
         if (b->ins[i].kind == ACC_IN_SAGA_TIMED_OUT) {
@@ -197,7 +206,7 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
             size_t t = es_idset_find(&b->transfers, b->ins[i].transfer_id);
             b->ins[i].timed_out = t != (size_t)-1 && b->fenced[t];
         }
-        size_t a = es_strmap_get(&b->index, accounts_input_account(&b->ins[i]));
+        size_t a = es_idset_find(&b->accs, accounts_input_account(&b->ins[i]));
         account_t *acc = &b->accounts[a];
         int existed = acc->status != ACCOUNT_NONE;
         const char *invalid = accounts_input_invalid(acc, &b->ins[i]);
@@ -216,7 +225,7 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
             return -1;
         }
     }
-    if (accounts_store_save(es_service_pipeline(svc), b->accounts, b->dirty, naccounts) != 0 ||
+    if (accounts_store_save(es_service_pipeline(svc), b->accounts, b->dirty, b->accs.n) != 0 ||
         accounts_store_save_fences(es_service_pipeline(svc), b->new_fences, b->new_fence_sagas,
                                    b->nnew_fences) != 0) {
         snprintf(errstr, errstr_size, "out of memory queueing account writes");
@@ -229,7 +238,7 @@ int main(int argc, char **argv)
 {
     batch_t batch;
     memset(&batch, 0, sizeof(batch));
-    es_strmap_init(&batch.index);
+    es_idset_init(&batch.accs);
     es_idset_init(&batch.transfers);
     es_service_def_t def = {.name = "accounts",
                             .schema = "accounts",
@@ -237,12 +246,13 @@ int main(int argc, char **argv)
                             .topics = topics,
                             .ddl = accounts_store_ddl,
                             .wants = wants,
+                            .load = load,
                             .handle = handle,
                             .opaque = &batch};
     int rc = es_service_main(argc, argv, &def,
                              "The accounts service: opens, credits, debits and closes accounts, "
                              "and takes\nthe account steps of the transfer saga.");
-    es_strmap_fini(&batch.index);
+    es_idset_fini(&batch.accs);
     es_idset_fini(&batch.transfers);
     return rc;
 }

@@ -36,18 +36,23 @@ static void accounts_store_load_row(const PGresult *res, int r, size_t i, void *
     acc->version = strtoll(PQgetvalue(res, r, 5), NULL, 10);
 }
 
-int accounts_store_load(PGconn *pg, const char *const *ids, size_t n, account_t *out, char *errstr,
-                        size_t errstr_size)
+int accounts_store_load_queue(es_pg_pipeline_t *pl, const char *const *ids, size_t n)
+{
+    return es_pg_load_rows_queue(pl,
+                                 "SELECT account_id, owner, currency, balance, status, version "
+                                 "FROM unnest($1::text[]) AS u(id) JOIN accounts t ON "
+                                 "t.account_id = u.id ORDER BY account_id FOR UPDATE OF t",
+                                 ids, n);
+}
+
+void accounts_store_load_apply(const PGresult *res, const char *const *ids, size_t n,
+                               account_t *out)
 {
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof(out[i]));
         es_str_copy(out[i].id, sizeof(out[i].id), ids[i]);
     }
-    return es_pg_load_rows(pg,
-                           "SELECT account_id, owner, currency, balance, status, version "
-                           "FROM unnest($1::text[]) AS u(id) JOIN accounts t ON "
-                           "t.account_id = u.id ORDER BY account_id FOR UPDATE OF t",
-                           ids, n, accounts_store_load_row, out, errstr, errstr_size);
+    es_pg_load_rows_apply(res, ids, n, accounts_store_load_row, out);
 }
 
 int accounts_store_save(es_pg_pipeline_t *pl, const account_t *accounts, const unsigned char *dirty,
@@ -123,14 +128,19 @@ static void fence_row(const PGresult *res, int r, size_t i, void *opaque)
     ((unsigned char *)opaque)[i] = 1;
 }
 
-int accounts_store_load_fences(PGconn *pg, const char *const *ids, size_t n, unsigned char *fenced,
-                               char *errstr, size_t errstr_size)
+int accounts_store_load_fences_queue(es_pg_pipeline_t *pl, const char *const *ids, size_t n)
+{
+    return es_pg_load_rows_queue(pl,
+                                 "SELECT transfer_id FROM unnest($1::text[]) AS u(id) "
+                                 "JOIN timed_out_transfers t ON t.transfer_id = u.id",
+                                 ids, n);
+}
+
+void accounts_store_load_fences_apply(const PGresult *res, const char *const *ids, size_t n,
+                                      unsigned char *fenced)
 {
     memset(fenced, 0, n);
-    return es_pg_load_rows(pg,
-                           "SELECT transfer_id FROM unnest($1::text[]) AS u(id) "
-                           "JOIN timed_out_transfers t ON t.transfer_id = u.id",
-                           ids, n, fence_row, fenced, errstr, errstr_size);
+    es_pg_load_rows_apply(res, ids, n, fence_row, fenced);
 }
 
 int accounts_store_save_fences(es_pg_pipeline_t *pl, const char *const *ids,

@@ -141,6 +141,7 @@ typedef struct batch {
     catalog_reservation_t *reservations; /* aligned with orders.set.ids */
     rows_t products;
     catalog_product_t *items; /* aligned with products.set.ids */
+    int load_reservations;    /* that load's place in the batch's reads */
 } batch_t;
 
 /* Make room for `cap` rows from `arena` and forget the previous batch's. Returns 0 or -1. */
@@ -159,32 +160,72 @@ static void rows_touch(rows_t *r, size_t i)
     }
 }
 
-/* Load the reservations of every well-formed saga input's order, then every product the
- * batch may touch (commands, new orders' items, lines of reservations that hold units). */
-static int load_working_set(batch_t *b, es_arena_t *arena, PGconn *pg, size_t cnt, char *errstr,
-                            size_t errstr_size)
+/* Parse the inputs into b->ins and b->malformed. Returns 0 or -1 (out of memory). */
+static int parse_inputs(batch_t *b, es_arena_t *arena, const es_input_t *inputs, size_t cnt)
 {
-    size_t pcap = 0;
-    if (rows_reset(&b->orders, arena, cnt) != 0) {
+    for (size_t i = 0; i < cnt; i++) {
+        if (input_from_json(arena, &inputs[i], &b->ins[i]) != 0) {
+            return -1;
+        }
+        b->malformed[i] = catalog_input_malformed(&b->ins[i]);
+    }
+    return 0;
+}
+
+/* The batch's reads (see es_service_def_t.load): the reservations of every well-formed saga
+ * input's order travel with the batch's first round trip. */
+static int load(es_service_t *svc, es_pg_pipeline_t *pl, const es_input_t *inputs, size_t cnt,
+                void *opaque, char *errstr, size_t errstr_size)
+{
+    batch_t *b = opaque;
+    es_arena_t *arena = es_service_arena(svc);
+    b->ins = es_arena_calloc(arena, cnt ? cnt : 1, sizeof(*b->ins));
+    b->malformed = es_arena_calloc(arena, cnt ? cnt : 1, sizeof(*b->malformed));
+    if (!b->ins || !b->malformed || parse_inputs(b, arena, inputs, cnt) != 0 ||
+        rows_reset(&b->orders, arena, cnt) != 0) {
         goto oom;
     }
+    for (size_t i = 0; i < cnt; i++) {
+        const catalog_input_t *in = &b->ins[i];
+        if (!catalog_input_is_command(in) && !b->malformed[i] &&
+            es_idset_add(&b->orders.set, in->order_id) != 0) {
+            goto oom;
+        }
+    }
+    b->load_reservations =
+        catalog_store_load_reservations_queue(pl, b->orders.set.ids, b->orders.set.n);
+    if (b->load_reservations != -1) {
+        return 0;
+    }
+oom:
+    snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
+    return -1;
+}
+
+/* Take the loaded reservations, then load every product the batch may touch (commands, new
+ * orders' items, lines of reservations that hold units): a round trip of its own, as it needs
+ * the reservations' lines. */
+static int load_working_set(batch_t *b, es_service_t *svc, PGconn *pg, size_t cnt, char *errstr,
+                            size_t errstr_size)
+{
+    es_arena_t *arena = es_service_arena(svc);
+    size_t pcap = 0;
     for (size_t i = 0; i < cnt; i++) {
         const catalog_input_t *in = &b->ins[i];
         if (catalog_input_is_command(in)) {
             pcap++;
         } else if (!b->malformed[i]) {
             pcap += in->kind == CAT_IN_ORDER_PLACED ? in->nlines : 0;
-            if (es_idset_add(&b->orders.set, in->order_id) != 0) {
-                goto oom;
-            }
         }
     }
-    b->reservations = es_arena_calloc(arena, cnt ? cnt : 1, sizeof(*b->reservations));
+    b->reservations =
+        es_arena_calloc(arena, b->orders.set.n ? b->orders.set.n : 1, sizeof(*b->reservations));
     if (!b->reservations) {
         goto oom;
     }
-    if (catalog_store_load_reservations(pg, arena, b->orders.set.ids, b->orders.set.n,
-                                        b->reservations, errstr, errstr_size) != 0) {
+    if (catalog_store_load_reservations_apply(
+            es_pg_pipeline_result(es_service_reads(svc), b->load_reservations), arena,
+            b->orders.set.ids, b->orders.set.n, b->reservations, errstr, errstr_size) != 0) {
         return -1;
     }
     for (size_t r = 0; r < b->orders.set.n; r++) {
@@ -317,20 +358,12 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
 {
     batch_t *b = opaque;
     es_arena_t *arena = es_service_arena(svc);
-    b->ins = es_arena_calloc(arena, cnt ? cnt : 1, sizeof(*b->ins));
-    b->malformed = es_arena_calloc(arena, cnt ? cnt : 1, sizeof(*b->malformed));
-    if (!b->ins || !b->malformed) {
+    /* the new inputs only: duplicates were dropped after load() saw them */
+    if (parse_inputs(b, arena, inputs, cnt) != 0) {
         snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
         return -1;
     }
-    for (size_t i = 0; i < cnt; i++) {
-        if (input_from_json(arena, &inputs[i], &b->ins[i]) != 0) {
-            snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
-            return -1;
-        }
-        b->malformed[i] = catalog_input_malformed(&b->ins[i]);
-    }
-    if (load_working_set(b, arena, pg, cnt, errstr, errstr_size) != 0) {
+    if (load_working_set(b, svc, pg, cnt, errstr, errstr_size) != 0) {
         return -1;
     }
     for (size_t i = 0; i < cnt; i++) {
@@ -368,6 +401,7 @@ int main(int argc, char **argv)
                             .topics = topics,
                             .ddl = catalog_store_ddl,
                             .wants = wants,
+                            .load = load,
                             .handle = handle,
                             .opaque = &batch};
     int rc = es_service_main(argc, argv, &def,

@@ -81,8 +81,19 @@ static void reservations_row(const PGresult *res, int r, size_t i, void *opaque)
     }
 }
 
-int catalog_store_load_reservations(PGconn *pg, es_arena_t *arena, const char *const *ids, size_t n,
-                                    catalog_reservation_t *out, char *errstr, size_t errstr_size)
+int catalog_store_load_reservations_queue(es_pg_pipeline_t *pl, const char *const *ids, size_t n)
+{
+    return es_pg_load_rows_queue(pl,
+                                 "SELECT order_id, status, lines::text, version "
+                                 "FROM unnest($1::text[]) AS u(id) JOIN reservations t ON "
+                                 "t.order_id = u.id ORDER BY order_id FOR UPDATE OF t",
+                                 ids, n);
+}
+
+int catalog_store_load_reservations_apply(const PGresult *res, es_arena_t *arena,
+                                          const char *const *ids, size_t n,
+                                          catalog_reservation_t *out, char *errstr,
+                                          size_t errstr_size)
 {
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof(out[i]));
@@ -90,13 +101,7 @@ int catalog_store_load_reservations(PGconn *pg, es_arena_t *arena, const char *c
     }
     reservations_ctx_t ctx = {
         .out = out, .arena = arena, .errstr = errstr, .errstr_size = errstr_size, .failed = 0};
-    if (es_pg_load_rows(pg,
-                        "SELECT order_id, status, lines::text, version "
-                        "FROM unnest($1::text[]) AS u(id) JOIN reservations t ON "
-                        "t.order_id = u.id ORDER BY order_id FOR UPDATE OF t",
-                        ids, n, reservations_row, &ctx, errstr, errstr_size) != 0) {
-        return -1;
-    }
+    es_pg_load_rows_apply(res, ids, n, reservations_row, &ctx);
     return ctx.failed ? -1 : 0;
 }
 

@@ -19,12 +19,17 @@
 
 extern const char catalog_store_ddl[];
 
-/* Load and lock the reservations of the orders ids[0..n) (borrowed). out[i] gets the row of
- * ids[i], or status CAT_RES_NONE and version 0 when there is none. The lines of a loaded
- * reservation are allocated from `arena` (borrowed; they live until its reset). Returns 0 or
- * -1 with errstr (a failed query, or a row whose lines cannot be read). */
-int catalog_store_load_reservations(PGconn *pg, es_arena_t *arena, const char *const *ids, size_t n,
-                                    catalog_reservation_t *out, char *errstr, size_t errstr_size);
+/* The load, with locks, of the reservations of the orders ids[0..n), in two halves
+ * (es_pg_load_rows_queue/_apply): _queue adds it to `pl` (ids borrowed until the pipeline
+ * ran) and returns its index, ES_PG_NOTHING or -1; _apply gives out[i] the row of ids[i] from
+ * its result `res` (borrowed), or status CAT_RES_NONE and version 0 when there is none. The
+ * lines of a loaded reservation are allocated from `arena` (borrowed; they live until its
+ * reset). _apply returns 0 or -1 with errstr (a row whose lines cannot be read). */
+int catalog_store_load_reservations_queue(es_pg_pipeline_t *pl, const char *const *ids, size_t n);
+int catalog_store_load_reservations_apply(const PGresult *res, es_arena_t *arena,
+                                          const char *const *ids, size_t n,
+                                          catalog_reservation_t *out, char *errstr,
+                                          size_t errstr_size);
 
 /* Load and lock the products ids[0..n) (borrowed). out[i] gets the row of ids[i] (name left
  * NULL: it never changes), or version 0 when there is none. Returns 0 or -1 with errstr. */

@@ -128,6 +128,7 @@ typedef struct batch {
     unsigned char *order_dirty; /* 0 untouched, 1 existed and changed, 2 placed by this batch */
     unsigned char *user_dirty;
     unsigned char *price_dirty;
+    int load_orders, load_users, load_prices; /* the loads' places in the batch's reads */
 } batch_t;
 
 /* The copies' lookups for the rules: the batch's entry for an id (borrowed), or NULL when the
@@ -149,7 +150,7 @@ static const orders_price_t *lookup_price(const void *ctx, const char *id)
 /* Parse the inputs and collect the ids of every table they mention; the ids of users and
  * products are collected only when valid (an invalid one is refused before any lookup).
  * Returns 0, or -1 when out of memory. */
-static int collect(batch_t *b, es_arena_t *arena, es_input_t *inputs, size_t cnt)
+static int collect(batch_t *b, es_arena_t *arena, const es_input_t *inputs, size_t cnt)
 {
     size_t nlines = 0;
     for (size_t i = 0; i < cnt; i++) {
@@ -252,10 +253,10 @@ static int handle_order_input(es_service_t *svc, batch_t *b, const es_input_t *r
                            payload, errstr, errstr_size);
 }
 
-/* The batch handler (see es_service_def_t.handle): parse, load the three tables, apply every
- * input in log order, queue the writes. */
-static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
-                  char *errstr, size_t errstr_size)
+/* The batch's reads (see es_service_def_t.load): parse every input, queue the loads of the
+ * three tables with the batch's first round trip. */
+static int load(es_service_t *svc, es_pg_pipeline_t *pl, const es_input_t *inputs, size_t cnt,
+                void *opaque, char *errstr, size_t errstr_size)
 {
     batch_t *b = opaque;
     es_arena_t *arena = es_service_arena(svc);
@@ -264,11 +265,37 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
         snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
         return -1;
     }
-    if (orders_store_load(pg, b->orders.ids, b->orders.n, b->order, errstr, errstr_size) != 0 ||
-        orders_store_load_users(pg, b->users.ids, b->users.n, b->user, errstr, errstr_size) != 0 ||
-        orders_store_load_prices(pg, b->products.ids, b->products.n, b->price, errstr,
-                                 errstr_size) != 0) {
+    b->load_orders = orders_store_load_queue(pl, b->orders.ids, b->orders.n);
+    b->load_users = orders_store_load_users_queue(pl, b->users.ids, b->users.n);
+    b->load_prices = orders_store_load_prices_queue(pl, b->products.ids, b->products.n);
+    if (b->load_orders == -1 || b->load_users == -1 || b->load_prices == -1) {
+        snprintf(errstr, errstr_size, "out of memory queueing the batch's loads");
         return -1;
+    }
+    return 0;
+}
+
+/* The batch handler (see es_service_def_t.handle): take the loaded rows, apply every new
+ * input in log order, queue the writes. */
+static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
+                  char *errstr, size_t errstr_size)
+{
+    (void)pg;
+    batch_t *b = opaque;
+    es_arena_t *arena = es_service_arena(svc);
+    es_pg_pipeline_t *reads = es_service_reads(svc);
+    orders_store_load_apply(es_pg_pipeline_result(reads, b->load_orders), b->orders.ids,
+                            b->orders.n, b->order);
+    orders_store_load_users_apply(es_pg_pipeline_result(reads, b->load_users), b->users.ids,
+                                  b->users.n, b->user);
+    orders_store_load_prices_apply(es_pg_pipeline_result(reads, b->load_prices), b->products.ids,
+                                   b->products.n, b->price);
+    /* the new inputs only: duplicates were dropped after load() saw them */
+    for (size_t i = 0; i < cnt; i++) {
+        if (input_from_json(arena, &inputs[i], &b->ins[i]) != 0) {
+            snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
+            return -1;
+        }
     }
     for (size_t i = 0; i < cnt; i++) {
         const orders_input_t *in = &b->ins[i];
@@ -315,6 +342,7 @@ int main(int argc, char **argv)
                             .topics = topics,
                             .ddl = orders_store_ddl,
                             .wants = wants,
+                            .load = load,
                             .handle = handle,
                             .opaque = &batch};
     int rc = es_service_main(argc, argv, &def,

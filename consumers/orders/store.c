@@ -75,19 +75,23 @@ static void orders_store_load_row(const PGresult *res, int r, size_t i, void *op
     es_str_copy(o->correlation_id, sizeof(o->correlation_id), PQgetvalue(res, r, 7));
 }
 
-int orders_store_load(PGconn *pg, const char *const *ids, size_t n, order_t *out, char *errstr,
-                      size_t errstr_size)
+int orders_store_load_queue(es_pg_pipeline_t *pl, const char *const *ids, size_t n)
+{
+    return es_pg_load_rows_queue(pl,
+                                 "SELECT order_id, user_id, account_id, total, status, "
+                                 "reason, version, correlation_id FROM unnest($1::text[]) AS u(id) "
+                                 "JOIN orders t ON t.order_id = u.id "
+                                 "ORDER BY order_id FOR UPDATE OF t",
+                                 ids, n);
+}
+
+void orders_store_load_apply(const PGresult *res, const char *const *ids, size_t n, order_t *out)
 {
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof(out[i]));
         es_str_copy(out[i].id, sizeof(out[i].id), ids[i]);
     }
-    return es_pg_load_rows(pg,
-                           "SELECT order_id, user_id, account_id, total, status, "
-                           "reason, version, correlation_id FROM unnest($1::text[]) AS u(id) "
-                           "JOIN orders t ON t.order_id = u.id "
-                           "ORDER BY order_id FOR UPDATE OF t",
-                           ids, n, orders_store_load_row, out, errstr, errstr_size);
+    es_pg_load_rows_apply(res, ids, n, orders_store_load_row, out);
 }
 
 /* One row of orders_store_load_users(): fills out[i]. */
@@ -98,17 +102,22 @@ static void orders_store_load_users_row(const PGresult *res, int r, size_t i, vo
     out[i].version = strtoll(PQgetvalue(res, r, 2), NULL, 10);
 }
 
-int orders_store_load_users(PGconn *pg, const char *const *ids, size_t n, orders_user_t *out,
-                            char *errstr, size_t errstr_size)
+int orders_store_load_users_queue(es_pg_pipeline_t *pl, const char *const *ids, size_t n)
+{
+    return es_pg_load_rows_queue(pl,
+                                 "SELECT user_id, active, version FROM unnest($1::text[]) "
+                                 "AS u(id) JOIN users t ON t.user_id = u.id",
+                                 ids, n);
+}
+
+void orders_store_load_users_apply(const PGresult *res, const char *const *ids, size_t n,
+                                   orders_user_t *out)
 {
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof(out[i]));
         es_str_copy(out[i].id, sizeof(out[i].id), ids[i]);
     }
-    return es_pg_load_rows(pg,
-                           "SELECT user_id, active, version FROM unnest($1::text[]) "
-                           "AS u(id) JOIN users t ON t.user_id = u.id",
-                           ids, n, orders_store_load_users_row, out, errstr, errstr_size);
+    es_pg_load_rows_apply(res, ids, n, orders_store_load_users_row, out);
 }
 
 /* One row of orders_store_load_prices(): fills out[i]. */
@@ -119,17 +128,22 @@ static void orders_store_load_prices_row(const PGresult *res, int r, size_t i, v
     out[i].version = strtoll(PQgetvalue(res, r, 2), NULL, 10);
 }
 
-int orders_store_load_prices(PGconn *pg, const char *const *ids, size_t n, orders_price_t *out,
-                             char *errstr, size_t errstr_size)
+int orders_store_load_prices_queue(es_pg_pipeline_t *pl, const char *const *ids, size_t n)
+{
+    return es_pg_load_rows_queue(pl,
+                                 "SELECT product_id, price, version FROM unnest($1::text[]) "
+                                 "AS u(id) JOIN prices t ON t.product_id = u.id",
+                                 ids, n);
+}
+
+void orders_store_load_prices_apply(const PGresult *res, const char *const *ids, size_t n,
+                                    orders_price_t *out)
 {
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof(out[i]));
         es_str_copy(out[i].id, sizeof(out[i].id), ids[i]);
     }
-    return es_pg_load_rows(pg,
-                           "SELECT product_id, price, version FROM unnest($1::text[]) "
-                           "AS u(id) JOIN prices t ON t.product_id = u.id",
-                           ids, n, orders_store_load_prices_row, out, errstr, errstr_size);
+    es_pg_load_rows_apply(res, ids, n, orders_store_load_prices_row, out);
 }
 
 /* Write an order's lines as a JSON array into `buf` (reset first). Product ids are valid ids

@@ -18,22 +18,26 @@
  * run in the schema at start. */
 extern const char orders_store_ddl[];
 
-/* Load and lock (FOR UPDATE, in id order: no deadlock between instances) the orders named by
- * ids[0..n) (borrowed). Each found row is copied into out[i] where ids[i] matches (without its
- * lines, which no rule needs after placement); missing orders get status ORDER_NONE and
- * version 0. Returns 0 or -1 with errstr. */
-int orders_store_load(PGconn *pg, const char *const *ids, size_t n, order_t *out, char *errstr,
-                      size_t errstr_size);
+/* The batch's loads, in two halves (es_pg_load_rows_queue/_apply): _queue adds the load of
+ * the rows named by ids[0..n) (borrowed until the pipeline ran) to `pl` and returns its index,
+ * ES_PG_NOTHING or -1; _apply fills out[i] from that statement's result `res` (borrowed).
+ *
+ * Orders are locked (FOR UPDATE, in id order: no deadlock between instances); a found row is
+ * copied into out[i] without its lines, which no rule needs after placement; missing orders get
+ * status ORDER_NONE and version 0. */
+int orders_store_load_queue(es_pg_pipeline_t *pl, const char *const *ids, size_t n);
+void orders_store_load_apply(const PGresult *res, const char *const *ids, size_t n, order_t *out);
 
-/* Read (no lock: writes are guarded by version, see the saves) the copies of the users named
- * by ids[0..n) (borrowed) into out[i]; unknown users get version 0. Returns 0 or -1 with
- * errstr. */
-int orders_store_load_users(PGconn *pg, const char *const *ids, size_t n, orders_user_t *out,
-                            char *errstr, size_t errstr_size);
+/* The copies of users are read without a lock (writes are guarded by version, see the saves);
+ * unknown users get version 0. */
+int orders_store_load_users_queue(es_pg_pipeline_t *pl, const char *const *ids, size_t n);
+void orders_store_load_users_apply(const PGresult *res, const char *const *ids, size_t n,
+                                   orders_user_t *out);
 
-/* The same for the copies of the prices of products ids[0..n) (borrowed). */
-int orders_store_load_prices(PGconn *pg, const char *const *ids, size_t n, orders_price_t *out,
-                             char *errstr, size_t errstr_size);
+/* The same for the copies of the prices of products. */
+int orders_store_load_prices_queue(es_pg_pipeline_t *pl, const char *const *ids, size_t n);
+void orders_store_load_prices_apply(const PGresult *res, const char *const *ids, size_t n,
+                                    orders_price_t *out);
 
 /* Queue the writes of orders[0..n) (borrowed; the parameters are copied) whose flag in
  * `dirty` is set, on the batch's pipeline `pl`: 2 = placed by this batch (INSERT, with its

@@ -142,8 +142,8 @@ typedef struct batch {
     payments_input_t *ins;
     payment_t *payments;
     unsigned char *dirty;
-    const char **ids;
-    es_strmap_t index; /* order id -> its slot in payments[] */
+    es_idset_t set; /* the payments the batch names: slot i is payments[i] */
+    int load_idx;   /* their load's place in the batch's reads */
     const char *merchant;
 } batch_t;
 
@@ -154,44 +154,56 @@ static int ours(const payments_input_t *in)
     return !is_transfer_outcome(in->kind) || in->leg != PAY_LEG_NONE;
 }
 
-/* The batch handler (es_service_def_t.handle): load every payment the inputs name in one
- * query, decide and evolve in log order, emit, then queue one upsert of the changed rows. */
-static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
-                  char *errstr, size_t errstr_size)
+/* The batch's reads (es_service_def_t.load): every payment the inputs name, in one query
+ * that travels with the batch's first round trip. */
+static int load(es_service_t *svc, es_pg_pipeline_t *pl, const es_input_t *inputs, size_t cnt,
+                void *opaque, char *errstr, size_t errstr_size)
 {
     batch_t *b = opaque;
     es_arena_t *arena = es_service_arena(svc);
     b->ins = es_arena_calloc(arena, cnt, sizeof(*b->ins));
     b->payments = es_arena_calloc(arena, cnt, sizeof(*b->payments));
     b->dirty = es_arena_calloc(arena, cnt, 1);
-    b->ids = es_arena_calloc(arena, cnt, sizeof(*b->ids));
-    if (!b->ins || !b->payments || !b->dirty || !b->ids) {
-        snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
-        return -1;
+    if (!b->ins || !b->payments || !b->dirty || es_idset_reset(&b->set, arena, cnt) != 0) {
+        goto oom;
     }
-    es_strmap_clear(&b->index);
-    size_t n = 0;
     for (size_t i = 0; i < cnt; i++) {
         input_from_json(&inputs[i], &b->ins[i]);
-        const char *id = b->ins[i].order_id;
-        if (!ours(&b->ins[i]) || es_strmap_get(&b->index, id) != (size_t)-1) {
-            continue;
+        if (ours(&b->ins[i]) && es_idset_add(&b->set, b->ins[i].order_id) != 0) {
+            goto oom;
         }
-        if (es_strmap_put(&b->index, id, n) != 0) {
-            snprintf(errstr, errstr_size, "out of memory indexing a batch of %zu", cnt);
-            return -1;
-        }
-        b->ids[n++] = id;
     }
-    if (payments_store_load(pg, b->ids, n, b->payments, errstr, errstr_size) != 0) {
+    b->load_idx = payments_store_load_queue(pl, b->set.ids, b->set.n);
+    if (b->load_idx != -1) {
+        return 0;
+    }
+oom:
+    snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
+    return -1;
+}
+
+/* The batch handler (es_service_def_t.handle): take the loaded payments, decide and evolve in
+ * log order, emit, then queue one upsert of the changed rows. */
+static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
+                  char *errstr, size_t errstr_size)
+{
+    (void)pg;
+    batch_t *b = opaque;
+    size_t n = b->set.n;
+    if (payments_store_load_apply(es_pg_pipeline_result(es_service_reads(svc), b->load_idx),
+                                  b->set.ids, n, b->payments, errstr, errstr_size) != 0) {
         return -1;
+    }
+    /* the new inputs only: duplicates were dropped after load() saw them */
+    for (size_t i = 0; i < cnt; i++) {
+        input_from_json(&inputs[i], &b->ins[i]);
     }
     for (size_t i = 0; i < cnt; i++) {
         const payments_input_t *in = &b->ins[i];
         if (!ours(in)) {
             continue;
         }
-        size_t k = es_strmap_get(&b->index, in->order_id);
+        size_t k = es_idset_find(&b->set, in->order_id);
         payment_t *pay = &b->payments[k];
         const char *invalid = payments_input_invalid(pay, in);
         if (invalid) {
@@ -237,7 +249,7 @@ int main(int argc, char **argv)
     }
     batch_t batch;
     memset(&batch, 0, sizeof(batch));
-    es_strmap_init(&batch.index);
+    es_idset_init(&batch.set);
     batch.merchant = merchant;
     es_service_def_t def = {.name = "payments",
                             .schema = "payments",
@@ -245,6 +257,7 @@ int main(int argc, char **argv)
                             .topics = topics,
                             .ddl = payments_store_ddl,
                             .wants = wants,
+                            .load = load,
                             .handle = handle,
                             .opaque = &batch};
     int rc = es_service_main(
@@ -255,6 +268,6 @@ int main(int argc, char **argv)
         "(refund-<order_id>).\n\n"
         "      --merchant ID   the merchant account charges go to (ES_MERCHANT_ACCOUNT,\n"
         "                      default " DEFAULT_MERCHANT ")");
-    es_strmap_fini(&batch.index);
+    es_idset_fini(&batch.set);
     return rc;
 }

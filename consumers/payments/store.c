@@ -53,21 +53,25 @@ static void payments_store_load_row(const PGresult *res, int r, size_t i, void *
     p->version = strtoll(PQgetvalue(res, r, 7), NULL, 10);
 }
 
-int payments_store_load(PGconn *pg, const char *const *ids, size_t n, payment_t *out, char *errstr,
-                        size_t errstr_size)
+int payments_store_load_queue(es_pg_pipeline_t *pl, const char *const *ids, size_t n)
+{
+    return es_pg_load_rows_queue(
+        pl,
+        "SELECT order_id, state, account_id, merchant_account, amount, "
+        "refund_owed, reason, version FROM unnest($1::text[]) AS u(id) "
+        "JOIN payments p ON p.order_id = u.id ORDER BY order_id FOR UPDATE OF p",
+        ids, n);
+}
+
+int payments_store_load_apply(const PGresult *res, const char *const *ids, size_t n, payment_t *out,
+                              char *errstr, size_t errstr_size)
 {
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof(out[i]));
         es_str_copy(out[i].order_id, sizeof(out[i].order_id), ids[i]);
     }
     load_ctx_t ctx = {.out = out, .errstr = errstr, .errstr_size = errstr_size, .failed = 0};
-    if (es_pg_load_rows(pg,
-                        "SELECT order_id, state, account_id, merchant_account, amount, "
-                        "refund_owed, reason, version FROM unnest($1::text[]) AS u(id) "
-                        "JOIN payments p ON p.order_id = u.id ORDER BY order_id FOR UPDATE OF p",
-                        ids, n, payments_store_load_row, &ctx, errstr, errstr_size) != 0) {
-        return -1;
-    }
+    es_pg_load_rows_apply(res, ids, n, payments_store_load_row, &ctx);
     return ctx.failed ? -1 : 0;
 }
 

@@ -28,7 +28,7 @@ const char projector_store_ddl[] =
     " NULL, aggregate_id text NOT NULL, status text NOT NULL, reason text,"
     " event_type text NOT NULL, recorded_at timestamptz NOT NULL);";
 
-/* One row of projector_load_accounts(): fills out[i]. */
+/* One row of the accounts load (projector_load_accounts_apply): fills out[i]. */
 static void projector_load_accounts_row(const PGresult *res, int r, size_t i, void *opaque)
 {
     account_view_t *v = &((account_view_t *)opaque)[i];
@@ -40,22 +40,27 @@ static void projector_load_accounts_row(const PGresult *res, int r, size_t i, vo
     v->opened_at = strtoll(PQgetvalue(res, r, 6), NULL, 10);
 }
 
-int projector_load_accounts(PGconn *pg, const char *const *ids, size_t n, account_view_t *out,
-                            char *errstr, size_t errstr_size)
+int projector_load_accounts_queue(es_pg_pipeline_t *pl, const char *const *ids, size_t n)
+{
+    return es_pg_load_rows_queue(pl,
+                                 "SELECT account_id, owner, currency, balance, status, version, "
+                                 "(extract(epoch FROM opened_at) * 1000)::bigint FROM "
+                                 "unnest($1::text[]) AS u(id) JOIN accounts t ON t.account_id = "
+                                 "u.id ORDER BY account_id FOR UPDATE OF t",
+                                 ids, n);
+}
+
+void projector_load_accounts_apply(const PGresult *res, const char *const *ids, size_t n,
+                                   account_view_t *out)
 {
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof(out[i]));
         snprintf(out[i].account_id, sizeof(out[i].account_id), "%s", ids[i]);
     }
-    return es_pg_load_rows(pg,
-                           "SELECT account_id, owner, currency, balance, status, version, "
-                           "(extract(epoch FROM opened_at) * 1000)::bigint FROM unnest($1::text[]) "
-                           "AS u(id) JOIN accounts t ON t.account_id = u.id ORDER BY account_id "
-                           "FOR UPDATE OF t",
-                           ids, n, projector_load_accounts_row, out, errstr, errstr_size);
+    es_pg_load_rows_apply(res, ids, n, projector_load_accounts_row, out);
 }
 
-/* One row of projector_load_transfers(): fills out[i]. */
+/* One row of the transfers load (projector_load_transfers_apply): fills out[i]. */
 static void projector_load_transfers_row(const PGresult *res, int r, size_t i, void *opaque)
 {
     transfer_view_t *v = &((transfer_view_t *)opaque)[i];
@@ -69,21 +74,26 @@ static void projector_load_transfers_row(const PGresult *res, int r, size_t i, v
     v->requested_at = strtoll(PQgetvalue(res, r, 8), NULL, 10);
 }
 
-int projector_load_transfers(PGconn *pg, const char *const *ids, size_t n, transfer_view_t *out,
-                             char *errstr, size_t errstr_size)
+int projector_load_transfers_queue(es_pg_pipeline_t *pl, const char *const *ids, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        memset(&out[i], 0, sizeof(out[i]));
-        snprintf(out[i].transfer_id, sizeof(out[i].transfer_id), "%s", ids[i]);
-    }
-    return es_pg_load_rows(
-        pg,
+    return es_pg_load_rows_queue(
+        pl,
         "SELECT transfer_id, from_account, to_account, amount, "
         "coalesce(currency, ''), status, coalesce(reason, ''), compensated, "
         "(extract(epoch FROM requested_at) * 1000)::bigint FROM unnest($1::text[]) "
         "AS u(id) JOIN transfers t ON t.transfer_id = u.id ORDER BY transfer_id "
         "FOR UPDATE OF t",
-        ids, n, projector_load_transfers_row, out, errstr, errstr_size);
+        ids, n);
+}
+
+void projector_load_transfers_apply(const PGresult *res, const char *const *ids, size_t n,
+                                    transfer_view_t *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        memset(&out[i], 0, sizeof(out[i]));
+        snprintf(out[i].transfer_id, sizeof(out[i].transfer_id), "%s", ids[i]);
+    }
+    es_pg_load_rows_apply(res, ids, n, projector_load_transfers_row, out);
 }
 
 int projector_save_accounts(es_pg_pipeline_t *pl, const account_view_t *v,

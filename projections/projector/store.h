@@ -13,12 +13,17 @@
 
 extern const char projector_store_ddl[];
 
-/* Load the account views named by ids[0..n) into out[i] (status "" when missing). */
-int projector_load_accounts(PGconn *pg, const char *const *ids, size_t n, account_view_t *out,
-                            char *errstr, size_t errstr_size);
-/* Load the transfer views named by ids[0..n) into out[i] (status "" when missing). */
-int projector_load_transfers(PGconn *pg, const char *const *ids, size_t n, transfer_view_t *out,
-                             char *errstr, size_t errstr_size);
+/* The loads, each in two halves so that it can travel with the batch's BEGIN (service.h's
+ * load hook). _queue adds to `pl` the load, with locks, of the views named by ids[0..n)
+ * (borrowed, distinct; copied when queued) and returns its index in `pl`, ES_PG_NOTHING or
+ * -1 (es_pg_load_rows_queue). _apply fills out[i] from that load's result `res` (borrowed;
+ * NULL: no rows), given the same ids (status "" when missing). */
+int projector_load_accounts_queue(es_pg_pipeline_t *pl, const char *const *ids, size_t n);
+void projector_load_accounts_apply(const PGresult *res, const char *const *ids, size_t n,
+                                   account_view_t *out);
+int projector_load_transfers_queue(es_pg_pipeline_t *pl, const char *const *ids, size_t n);
+void projector_load_transfers_apply(const PGresult *res, const char *const *ids, size_t n,
+                                    transfer_view_t *out);
 /* The writes below are queued on the batch's pipeline `pl` (sent with its commit); each
  * returns 0, or -1 when out of memory. Upsert the views whose dirty flag is set: */
 int projector_save_accounts(es_pg_pipeline_t *pl, const account_view_t *v,

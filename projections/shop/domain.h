@@ -126,8 +126,9 @@ shop_target_t shop_event_target(const char *type);
 /* An event that no correct service emits, whatever the state: returns why (static), or NULL.
  * Checks the aggregate id, that a view-changing event has a version, the command id of a
  * rejection, the ids of an OrderPlaced and of its items (stored as they are), and the product
- * ids and versions of a saga event's lines. Needs no state: the caller dead-letters such
- * events before loading anything, and only then may it trust the ids to fit the views. */
+ * ids and versions of a saga event's lines. Needs no state: the caller leaves such events
+ * out of what it loads (and dead-letters them), and only then may it trust the ids to fit
+ * the views. */
 const char *shop_event_malformed(const shop_event_t *ev);
 
 /* True when `id` is a valid id: 1..SV_ID_CHARS characters of [A-Za-z0-9._:-]. */

@@ -20,13 +20,14 @@ static const char *const topics[] = {"users.events", "catalog.events", "orders.e
 /* The advisory lock every live batch takes shared and a rebuild's swap takes exclusively. */
 #define SHOP_PROJECTOR_SWAP_LOCK 74021
 
-/* Per-batch working set: the arrays come from the batch's arena, the maps live across batches
- * (cleared at the start of each). */
+/* Per-batch working set: load() fills it, handle() uses it. The arrays and the ids come from
+ * the batch's arena; the sets live across batches (reset at the start of each). */
 typedef struct batch {
     user_view_t *users;
     product_view_t *products;
     order_view_t *orders;
     es_idset_t uset, pset, oset; /* the ids of users, products and orders the batch touches */
+    int uload, pload, oload;     /* their loads' places in the batch's reads */
 } batch_t;
 
 /* Only the events the projection reads are decoded (service.h). */
@@ -54,24 +55,15 @@ static shop_event_t event_of(const es_input_t *in)
                           .payload = in->payload};
 }
 
-/* Collect the ids of the views the batch's well-formed inputs touch; `skip[i]` is set for the
- * malformed ones, which are dead-lettered. Returns 0 or -1 with errstr. */
-static int collect_ids(batch_t *b, es_service_t *svc, es_input_t *inputs, size_t cnt,
-                       unsigned char *skip, char *errstr, size_t errstr_size)
+/* Collect the ids of the views the batch's well-formed inputs touch (the malformed ones are
+ * left out: their ids are not to be trusted; handle() dead-letters them). Returns 0 or -1
+ * with errstr. */
+static int collect_ids(batch_t *b, es_service_t *svc, const es_input_t *inputs, size_t cnt,
+                       char *errstr, size_t errstr_size)
 {
     es_arena_t *arena = es_service_arena(svc);
-    size_t nlines = 0;
+    size_t nlines = 0; /* the malformed inputs' lines too: room enough */
     for (size_t i = 0; i < cnt; i++) {
-        shop_event_t ev = event_of(&inputs[i]);
-        const char *why = shop_event_malformed(&ev);
-        if (why) {
-            skip[i] = 1;
-            if (es_service_dead_letter(svc, &inputs[i], why) != 0) {
-                snprintf(errstr, errstr_size, "could not dead-letter a %s: out of memory", ev.type);
-                return -1;
-            }
-            continue;
-        }
         nlines += json_array_size(json_object_get(inputs[i].payload, "lines"));
     }
     if (es_idset_reset(&b->uset, arena, cnt) != 0 || es_idset_reset(&b->oset, arena, cnt) != 0 ||
@@ -81,11 +73,12 @@ static int collect_ids(batch_t *b, es_service_t *svc, es_input_t *inputs, size_t
     }
     int rc = 0;
     for (size_t i = 0; i < cnt && rc == 0; i++) {
-        if (skip[i]) {
+        shop_event_t ev = event_of(&inputs[i]);
+        if (shop_event_malformed(&ev)) {
             continue;
         }
-        const char *id = inputs[i].env.aggregate_id;
-        switch (shop_event_target(inputs[i].env.type)) {
+        const char *id = ev.aggregate_id;
+        switch (shop_event_target(ev.type)) {
         case SHOP_TARGET_USER:
             rc = es_idset_add(&b->uset, id);
             break;
@@ -94,7 +87,7 @@ static int collect_ids(batch_t *b, es_service_t *svc, es_input_t *inputs, size_t
             break;
         case SHOP_TARGET_STOCK: {
             rc = es_idset_add(&b->oset, id);
-            const json_t *lines = json_object_get(inputs[i].payload, "lines");
+            const json_t *lines = json_object_get(ev.payload, "lines");
             size_t k;
             const json_t *line;
             json_array_foreach(lines, k, line)
@@ -122,26 +115,20 @@ static int collect_ids(batch_t *b, es_service_t *svc, es_input_t *inputs, size_t
     return 0;
 }
 
-/* The runtime's handler (service.h): load the views the batch touches, project every
- * well-formed input onto them in log order, queue the writes. */
-static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
-                  char *errstr, size_t errstr_size)
+/* The runtime's load hook (service.h): the views the batch touches, queued to be loaded with
+ * the batch's first round trip. */
+static int load(es_service_t *svc, es_pg_pipeline_t *pl, const es_input_t *inputs, size_t cnt,
+                void *opaque, char *errstr, size_t errstr_size)
 {
     batch_t *b = opaque;
     if (!b) {
         snprintf(errstr, errstr_size, "out of memory for the batch's working set");
         return -1;
     }
+    if (collect_ids(b, svc, inputs, cnt, errstr, errstr_size) != 0) {
+        return -1;
+    }
     es_arena_t *arena = es_service_arena(svc);
-    unsigned char *skip = es_arena_calloc(arena, cnt, 1);
-    shop_command_view_t *commands = es_arena_calloc(arena, cnt, sizeof(*commands));
-    if (!skip || !commands) {
-        snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
-        return -1;
-    }
-    if (collect_ids(b, svc, inputs, cnt, skip, errstr, errstr_size) != 0) {
-        return -1;
-    }
     b->users = es_arena_calloc(arena, b->uset.n ? b->uset.n : 1, sizeof(*b->users));
     b->products = es_arena_calloc(arena, b->pset.n ? b->pset.n : 1, sizeof(*b->products));
     b->orders = es_arena_calloc(arena, b->oset.n ? b->oset.n : 1, sizeof(*b->orders));
@@ -149,12 +136,50 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
         snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
         return -1;
     }
-    if (shop_store_load_users(pg, b->uset.ids, b->uset.n, b->users, errstr, errstr_size) != 0 ||
-        shop_store_load_products(pg, b->pset.ids, b->pset.n, b->products, errstr, errstr_size) !=
-            0 ||
-        shop_store_load_orders(pg, b->oset.ids, b->oset.n, b->orders, errstr, errstr_size) != 0) {
+    b->uload = shop_store_load_users_queue(pl, b->uset.ids, b->uset.n);
+    b->pload = shop_store_load_products_queue(pl, b->pset.ids, b->pset.n);
+    b->oload = shop_store_load_orders_queue(pl, b->oset.ids, b->oset.n);
+    if (b->uload == -1 || b->pload == -1 || b->oload == -1) {
+        snprintf(errstr, errstr_size, "out of memory queueing the loads of a batch of %zu", cnt);
         return -1;
     }
+    return 0;
+}
+
+/* The runtime's handler (service.h): dead-letter the malformed inputs, project every
+ * well-formed one onto the views load() had loaded, in log order, queue the writes. The
+ * inputs are looked at afresh (they need not be those load() saw, nor at the same places);
+ * the views are found by id. */
+static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
+                  char *errstr, size_t errstr_size)
+{
+    (void)pg;
+    batch_t *b = opaque;
+    es_arena_t *arena = es_service_arena(svc);
+    unsigned char *skip = es_arena_calloc(arena, cnt, 1);
+    shop_command_view_t *commands = es_arena_calloc(arena, cnt, sizeof(*commands));
+    if (!skip || !commands) {
+        snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
+        return -1;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        shop_event_t ev = event_of(&inputs[i]);
+        const char *why = shop_event_malformed(&ev);
+        if (why) {
+            skip[i] = 1;
+            if (es_service_dead_letter(svc, &inputs[i], why) != 0) {
+                snprintf(errstr, errstr_size, "could not dead-letter a %s: out of memory", ev.type);
+                return -1;
+            }
+        }
+    }
+    es_pg_pipeline_t *reads = es_service_reads(svc);
+    shop_store_load_users_apply(es_pg_pipeline_result(reads, b->uload), b->uset.ids, b->uset.n,
+                                b->users);
+    shop_store_load_products_apply(es_pg_pipeline_result(reads, b->pload), b->pset.ids, b->pset.n,
+                                   b->products);
+    shop_store_load_orders_apply(es_pg_pipeline_result(reads, b->oload), b->oset.ids, b->oset.n,
+                                 b->orders);
     size_t nc = 0;
     for (size_t i = 0; i < cnt; i++) {
         if (skip[i]) {
@@ -205,6 +230,7 @@ static void shop_def_init(es_service_def_t *def)
     def->name = "shop-projector";
     def->ddl = shop_store_ddl;
     def->wants = wants;
+    def->load = load;
     def->handle = handle;
     def->opaque = b;
 }

@@ -48,7 +48,7 @@ static int64_t int8_at(const PGresult *res, int row, int col)
 
 #define MS(col) "(extract(epoch FROM " col ") * 1000)::bigint"
 
-/* One row of shop_store_load_users(): fills out[i]. */
+/* One row of the users load (shop_store_load_users_apply): fills out[i]. */
 static void shop_store_load_users_row(const PGresult *res, int r, size_t i, void *opaque)
 {
     user_view_t *v = &((user_view_t *)opaque)[i];
@@ -60,22 +60,27 @@ static void shop_store_load_users_row(const PGresult *res, int r, size_t i, void
     v->updated_at = int8_at(res, r, 6);
 }
 
-int shop_store_load_users(PGconn *pg, const char *const *ids, size_t n, user_view_t *out,
-                          char *errstr, size_t errstr_size)
+int shop_store_load_users_queue(es_pg_pipeline_t *pl, const char *const *ids, size_t n)
+{
+    return es_pg_load_rows_queue(
+        pl,
+        "SELECT user_id, email, name, status, version, " MS("registered_at") ", " MS(
+            "updated_at") " FROM unnest($1::text[]) AS u(id) JOIN users t ON t.user_id = u.id "
+                          "ORDER BY user_id FOR UPDATE OF t",
+        ids, n);
+}
+
+void shop_store_load_users_apply(const PGresult *res, const char *const *ids, size_t n,
+                                 user_view_t *out)
 {
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof(out[i]));
         es_str_copy(out[i].user_id, sizeof(out[i].user_id), ids[i]);
     }
-    return es_pg_load_rows(
-        pg,
-        "SELECT user_id, email, name, status, version, " MS("registered_at") ", " MS(
-            "updated_at") " FROM unnest($1::text[]) AS u(id) JOIN users t ON t.user_id = u.id "
-                          "ORDER BY user_id FOR UPDATE OF t",
-        ids, n, shop_store_load_users_row, out, errstr, errstr_size);
+    es_pg_load_rows_apply(res, ids, n, shop_store_load_users_row, out);
 }
 
-/* One row of shop_store_load_products(): fills out[i]. */
+/* One row of the products load (shop_store_load_products_apply): fills out[i]. */
 static void shop_store_load_products_row(const PGresult *res, int r, size_t i, void *opaque)
 {
     product_view_t *v = &((product_view_t *)opaque)[i];
@@ -89,23 +94,28 @@ static void shop_store_load_products_row(const PGresult *res, int r, size_t i, v
     v->updated_at = int8_at(res, r, 8);
 }
 
-int shop_store_load_products(PGconn *pg, const char *const *ids, size_t n, product_view_t *out,
-                             char *errstr, size_t errstr_size)
+int shop_store_load_products_queue(es_pg_pipeline_t *pl, const char *const *ids, size_t n)
+{
+    return es_pg_load_rows_queue(
+        pl,
+        "SELECT product_id, name, price, on_hand, reserved, version, price_version, "
+        "stock_version, " MS("updated_at") " FROM unnest($1::text[]) AS u(id) JOIN products t "
+                                           "ON t.product_id = u.id ORDER BY product_id "
+                                           "FOR UPDATE OF t",
+        ids, n);
+}
+
+void shop_store_load_products_apply(const PGresult *res, const char *const *ids, size_t n,
+                                    product_view_t *out)
 {
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof(out[i]));
         es_str_copy(out[i].product_id, sizeof(out[i].product_id), ids[i]);
     }
-    return es_pg_load_rows(
-        pg,
-        "SELECT product_id, name, price, on_hand, reserved, version, price_version, "
-        "stock_version, " MS("updated_at") " FROM unnest($1::text[]) AS u(id) JOIN products t "
-                                           "ON t.product_id = u.id ORDER BY product_id "
-                                           "FOR UPDATE OF t",
-        ids, n, shop_store_load_products_row, out, errstr, errstr_size);
+    es_pg_load_rows_apply(res, ids, n, shop_store_load_products_row, out);
 }
 
-/* One row of shop_store_load_orders(): fills out[i]. */
+/* One row of the orders load (shop_store_load_orders_apply): fills out[i]. */
 static void shop_store_load_orders_row(const PGresult *res, int r, size_t i, void *opaque)
 {
     order_view_t *v = &((order_view_t *)opaque)[i];
@@ -123,21 +133,26 @@ static void shop_store_load_orders_row(const PGresult *res, int r, size_t i, voi
     v->updated_at = int8_at(res, r, 12);
 }
 
-int shop_store_load_orders(PGconn *pg, const char *const *ids, size_t n, order_view_t *out,
-                           char *errstr, size_t errstr_size)
+int shop_store_load_orders_queue(es_pg_pipeline_t *pl, const char *const *ids, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        memset(&out[i], 0, sizeof(out[i]));
-        es_str_copy(out[i].order_id, sizeof(out[i].order_id), ids[i]);
-    }
-    return es_pg_load_rows(
-        pg,
+    return es_pg_load_rows_queue(
+        pl,
         "SELECT order_id, coalesce(user_id, ''), coalesce(account_id, ''), total, status, "
         "coalesce(reason, ''), version, stock, stock_version, payment, payment_version, "
         "coalesce(" MS("placed_at") ", 0), " MS(
             "updated_at") " FROM unnest($1::text[]) AS u(id) JOIN orders t "
                           "ON t.order_id = u.id ORDER BY order_id FOR UPDATE OF t",
-        ids, n, shop_store_load_orders_row, out, errstr, errstr_size);
+        ids, n);
+}
+
+void shop_store_load_orders_apply(const PGresult *res, const char *const *ids, size_t n,
+                                  order_view_t *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        memset(&out[i], 0, sizeof(out[i]));
+        es_str_copy(out[i].order_id, sizeof(out[i].order_id), ids[i]);
+    }
+    es_pg_load_rows_apply(res, ids, n, shop_store_load_orders_row, out);
 }
 
 int shop_store_save_users(es_pg_pipeline_t *pl, const user_view_t *v, size_t n)

@@ -15,16 +15,22 @@
 /* The tables (idempotent DDL). */
 extern const char shop_store_ddl[];
 
-/* Load the views named by ids[0..n) (borrowed, distinct) into out[i], locking their rows in id
- * order; a view without a row comes back empty but for its id (status "" / versions 0). Each
- * returns 0, or -1 with errstr filled. */
-int shop_store_load_users(PGconn *pg, const char *const *ids, size_t n, user_view_t *out,
-                          char *errstr, size_t errstr_size);
-int shop_store_load_products(PGconn *pg, const char *const *ids, size_t n, product_view_t *out,
-                             char *errstr, size_t errstr_size);
+/* The loads, each in two halves so that it can travel with the batch's BEGIN (service.h's
+ * load hook). _queue adds to `pl` the load of the views named by ids[0..n) (borrowed,
+ * distinct; copied when queued), locking their rows in id order, and returns its index in
+ * `pl`, ES_PG_NOTHING or -1 (es_pg_load_rows_queue). _apply fills out[i] from that load's
+ * result `res` (borrowed; NULL: no rows), given the same ids; a view without a row comes
+ * back empty but for its id (status "" / versions 0). */
+int shop_store_load_users_queue(es_pg_pipeline_t *pl, const char *const *ids, size_t n);
+void shop_store_load_users_apply(const PGresult *res, const char *const *ids, size_t n,
+                                 user_view_t *out);
+int shop_store_load_products_queue(es_pg_pipeline_t *pl, const char *const *ids, size_t n);
+void shop_store_load_products_apply(const PGresult *res, const char *const *ids, size_t n,
+                                    product_view_t *out);
 /* An order's items are not loaded (out[i].items is NULL: the stored ones are kept). */
-int shop_store_load_orders(PGconn *pg, const char *const *ids, size_t n, order_view_t *out,
-                           char *errstr, size_t errstr_size);
+int shop_store_load_orders_queue(es_pg_pipeline_t *pl, const char *const *ids, size_t n);
+void shop_store_load_orders_apply(const PGresult *res, const char *const *ids, size_t n,
+                                  order_view_t *out);
 
 /* The writes below are queued on the batch's pipeline `pl` (sent with its commit; the views
  * are borrowed and copied); each returns 0, or -1 when out of memory. Upsert the views whose
