@@ -5,8 +5,9 @@
  *   2. decode them; a record that cannot be decoded or validated goes to <context>.dlq with
  *      the reason (through the outbox, like any emitted record),
  *   3. BEGIN; record the inputs' event ids in <schema>.processed, which drops duplicates
- *      (the broker can append a record twice; the outbox can republish after a crash),
- *   4. call the service's handler with the new inputs: it loads the state it needs, applies
+ *      (the broker can append a record twice; the outbox can republish after a crash); the
+ *      handler's reads (its load hook) travel in the same round trip,
+ *   4. call the service's handler with the new inputs: it takes the state it loaded, applies
  *      its pure decide/evolve functions, writes the state and emits events,
  *   5. insert the emitted records into <schema>.outbox (one row holding them all, outbox.h),
  *      store the next offset of every partition in <schema>.positions, COMMIT: effects, dedup
@@ -16,8 +17,9 @@
  *      the committed rows and deletes them once Kafka acknowledged them: straight from memory
  *      when this instance handles every partition (the batch is handed over after COMMIT),
  *      otherwise by reading them back in seq order (see relay.h).
- * Steps 3 and 5 are pipelined: a batch costs three round trips to PostgreSQL whatever its size,
- * and while step 5 travels the next batch is polled and decoded (steps 1-2).
+ * Steps 3 and 5 are pipelined: a batch costs two round trips to PostgreSQL whatever its size
+ * (a handler whose reads depend on other reads adds its own), and while step 5 travels the
+ * next batch is polled and decoded (steps 1-2).
  *
  * Positions come from <schema>.positions when partitions are assigned, never from the
  * broker's group offsets. A position the broker no longer holds (it keeps a window) is read
@@ -126,7 +128,8 @@ int es_service_dead_letter(es_service_t *svc, const es_input_t *input, const cha
 
 /* The batch's write pipeline (borrowed): handlers queue their writes here
  * (es_pg_pipeline_add) and the runtime sends them with the outbox rows, the positions and the
- * COMMIT in one round trip. Reads go straight to the connection. */
+ * COMMIT in one round trip. Reads belong in the load hook; a read that depends on another
+ * goes straight to the connection. */
 es_pg_pipeline_t *es_service_pipeline(es_service_t *svc);
 
 /* The pipeline load() queued on, run (borrowed, valid during handle()): its statements'

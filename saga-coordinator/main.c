@@ -30,6 +30,7 @@ static const char *const topics[] = {"orders.commands", "transfers.commands", "o
 typedef struct coordinator {
     int64_t deadlines_ms[SAGA_T__COUNT];
     es_idset_t set;   /* the batch's sagas */
+    int load_idx;     /* their load's place in the batch's reads */
     es_buf_t details; /* the batch's step summaries, NUL-separated */
     saga_t timed_out[TIMEOUTS_PER_TICK];
 } coordinator_t;
@@ -123,19 +124,50 @@ static size_t detail_of(const es_input_t *in, es_buf_t *b)
     return at;
 }
 
+/* The batch's reads (see es_service_def_t.load): the sagas its steps belong to. */
+static int load(es_service_t *svc, es_pg_pipeline_t *pl, const es_input_t *inputs, size_t cnt,
+                void *opaque, char *errstr, size_t errstr_size)
+{
+    coordinator_t *co = opaque;
+    if (es_idset_reset(&co->set, es_service_arena(svc), cnt) != 0) {
+        goto oom;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        saga_step_t st;
+        step_from_input(&inputs[i], &st);
+        if (saga_step_counts(&st) && es_id_valid(st.correlation_id) &&
+            es_idset_add(&co->set, st.correlation_id) != 0) {
+            goto oom;
+        }
+    }
+    co->load_idx = saga_store_load_queue(pl, co->set.ids, co->set.n);
+    if (co->load_idx != -1) {
+        return 0;
+    }
+oom:
+    snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
+    return -1;
+}
+
 static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
                   char *errstr, size_t errstr_size)
 {
+    (void)pg;
     coordinator_t *co = opaque;
     es_arena_t *arena = es_service_arena(svc);
     saga_step_t *steps = es_arena_calloc(arena, cnt, sizeof(*steps));
     saga_step_row_t *rows = es_arena_calloc(arena, cnt, sizeof(*rows));
     size_t *detail_at = es_arena_calloc(arena, cnt, sizeof(*detail_at));
     char(*producers)[64] = es_arena_calloc(arena, cnt, sizeof(*producers));
-    if (!steps || !rows || !detail_at || !producers || es_idset_reset(&co->set, arena, cnt) != 0) {
+    size_t n = co->set.n;
+    saga_t *sagas = es_arena_calloc(arena, n ? n : 1, sizeof(*sagas));
+    unsigned char *dirty = es_arena_calloc(arena, n ? n : 1, 1);
+    if (!steps || !rows || !detail_at || !producers || !sagas || !dirty) {
         snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
         return -1;
     }
+    saga_store_load_apply(es_pg_pipeline_result(es_service_reads(svc), co->load_idx), co->set.ids,
+                          n, sagas);
     es_buf_reset(&co->details);
     for (size_t i = 0; i < cnt; i++) {
         step_from_input(&inputs[i], &steps[i]);
@@ -145,23 +177,10 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
         }
         if (!es_id_valid(steps[i].correlation_id)) {
             es_service_dead_letter(svc, &inputs[i], "envelope correlation_id is not an id");
+            steps[i].correlation_id[0] = '\0';
             continue;
         }
-        if (es_idset_add(&co->set, steps[i].correlation_id) != 0) {
-            snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
-            return -1;
-        }
         detail_at[i] = detail_of(&inputs[i], &co->details);
-    }
-    size_t n = co->set.n;
-    saga_t *sagas = es_arena_calloc(arena, n ? n : 1, sizeof(*sagas));
-    unsigned char *dirty = es_arena_calloc(arena, n ? n : 1, 1);
-    if (!sagas || !dirty) {
-        snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
-        return -1;
-    }
-    if (saga_store_load(pg, co->set.ids, n, sagas, errstr, errstr_size) != 0) {
-        return -1;
     }
     saga_tally_t tally[SAGA_T__COUNT];
     memset(tally, 0, sizeof(tally));
@@ -256,6 +275,7 @@ int main(int argc, char **argv)
                             .topics = topics,
                             .ddl = saga_store_ddl,
                             .wants = wants,
+                            .load = load,
                             .handle = handle,
                             .tick = tick,
                             .opaque = &co};

@@ -79,17 +79,21 @@ static void load_row(const PGresult *res, int r, size_t i, void *opaque)
     saga_from_row(res, r, &((saga_t *)opaque)[i]);
 }
 
-int saga_store_load(PGconn *pg, const char *const *ids, size_t n, saga_t *out, char *errstr,
-                    size_t errstr_size)
+int saga_store_load_queue(es_pg_pipeline_t *pl, const char *const *ids, size_t n)
+{
+    return es_pg_load_rows_queue(pl,
+                                 "SELECT " SAGA_COLS " FROM unnest($1::text[]) AS u(id) JOIN "
+                                 "sagas t ON t.saga_id = u.id ORDER BY saga_id FOR UPDATE OF t",
+                                 ids, n);
+}
+
+void saga_store_load_apply(const PGresult *res, const char *const *ids, size_t n, saga_t *out)
 {
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof(out[i]));
         es_str_copy(out[i].id, sizeof(out[i].id), ids[i]);
     }
-    return es_pg_load_rows(pg,
-                           "SELECT " SAGA_COLS " FROM unnest($1::text[]) AS u(id) JOIN sagas t "
-                           "ON t.saga_id = u.id ORDER BY saga_id FOR UPDATE OF t",
-                           ids, n, load_row, out, errstr, errstr_size);
+    es_pg_load_rows_apply(res, ids, n, load_row, out);
 }
 
 int saga_store_save(es_pg_pipeline_t *pl, const saga_t *sagas, const unsigned char *dirty, size_t n)

@@ -25,10 +25,12 @@ typedef struct saga_step_row {
     const char *detail; /* a short summary for people: "reason TIMEOUT", "amount 2400" */
 } saga_step_row_t;
 
-/* Load and lock (in id order) the sagas named by ids[0..n) into out[i] (exists 0 when new).
- * Returns 0 or -1 with errstr. */
-int saga_store_load(PGconn *pg, const char *const *ids, size_t n, saga_t *out, char *errstr,
-                    size_t errstr_size);
+/* The load, with locks (in id order), of the sagas ids[0..n), in two halves
+ * (es_pg_load_rows_queue/_apply): _queue adds it to `pl` (ids borrowed until the pipeline
+ * ran) and returns its index, ES_PG_NOTHING or -1; _apply fills out[i] from its result `res`
+ * (borrowed), a zeroed saga with its id when there is none. */
+int saga_store_load_queue(es_pg_pipeline_t *pl, const char *const *ids, size_t n);
+void saga_store_load_apply(const PGresult *res, const char *const *ids, size_t n, saga_t *out);
 
 /* Queue the upsert of sagas[i] whose dirty[i] is set. Returns 0, or -1 (out of memory). */
 int saga_store_save(es_pg_pipeline_t *pl, const saga_t *sagas, const unsigned char *dirty,
