@@ -133,9 +133,12 @@ ddl projections | sql
 fixtures projections | sql
 
 # ---- es-query ----
+# free_port: a port nobody listens on, below the kernel's ephemeral range (outgoing connections
+# take their local ports from that range, and a port one of them holds cannot be listened on).
 free_port() {
-    local p
-    for p in $(shuf -i 20000-60000 -n 50); do
+    local p lo=32768
+    read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || lo=32768
+    for p in $(shuf -i 15000-$((lo - 1)) -n 50); do
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
             echo "$p"
             return 0
@@ -144,17 +147,26 @@ free_port() {
     return 1
 }
 
+# start_query [POOL]: es-query on a free port; another port if someone took it meanwhile.
 start_query() {
-    PORT="$(free_port)"
-    ES_LOG_LEVEL="${ES_QTEST_LOG_LEVEL:-info}" "$BIN" --port "$PORT" --pool "${1:-4}" \
-        >>"$WORK/es-query.log" 2>&1 &
-    QPID=$!
-    local i
-    for i in $(seq 1 100); do
-        if curl -s -o /dev/null "http://127.0.0.1:$PORT/health"; then
-            return 0
+    local i attempt
+    for attempt in 1 2 3 4 5; do
+        PORT="$(free_port)"
+        ES_LOG_LEVEL="${ES_QTEST_LOG_LEVEL:-info}" "$BIN" --port "$PORT" --pool "${1:-4}" \
+            >>"$WORK/es-query.log" 2>&1 &
+        QPID=$!
+        for i in $(seq 1 100); do
+            if curl -s -o /dev/null "http://127.0.0.1:$PORT/health"; then
+                return 0
+            fi
+            kill -0 "$QPID" 2>/dev/null || break
+            sleep 0.05
+        done
+        if kill -0 "$QPID" 2>/dev/null || ! grep -q 'Address already in use' "$WORK/es-query.log"; then
+            break
         fi
-        sleep 0.05
+        wait "$QPID" 2>/dev/null || true
+        echo "  .. port $PORT was taken (attempt $attempt): another one" >&2
     done
     echo "es-query did not start:" >&2
     cat "$WORK/es-query.log" >&2
