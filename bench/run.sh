@@ -9,20 +9,25 @@
 #   2. latency at a fixed rate: bin/es-loadgen sends BENCH_RATE transfers a second for
 #      BENCH_SECONDS seconds and records each send time; latency = visible_at - sent_at, joined
 #      in PostgreSQL. p50/p90/p99/max and the achieved rate.
+#      Then the same at rest: BENCH_REST_RATE (20) transfers/s for BENCH_REST_SECONDS (10): what
+#      the hops cost when nothing queues (the floor under every figure at load).
 #   3. replay decode rate: `esctl replay --stats` over the whole log, median of BENCH_REPLAYS.
 #   4. the shop (BENCH_SHOP=0 skips it): the shop's services join the stack; BENCH_SHOP_N
 #      orders of two lines (esctl send --batch PlaceOrder) until every one is CONFIRMED or
 #      REJECTED in shop_views.orders, BENCH_RUNS runs, median; then es-loadgen --kind orders
 #      at BENCH_SHOP_RATE orders/s for BENCH_SECONDS: latency = visible_at - sent_at. Then the
 #      saga coordinator (es-sagas), kept out of everything above, starts cold and follows the
-#      whole log of both sagas: steps recorded per second, until none came for 2 s.
+#      whole log of both sagas: steps recorded per second, until none came for 2 s; its steps
+#      give where an order's time went at BENCH_SHOP_RATE/s, hop by hop (one step's occurred_at
+#      minus its cause's). Orders at rest (BENCH_REST_RATE/s) as for transfers.
 #   5. a summary against the targets and the reference figures, an ASCII chart, and
 #      docs/bench/results.json + docs/bench/results.svg (bench/svg.awk draws it).
 #
 # Environment (defaults): BENCH_N (20000), BENCH_RUNS (3), BENCH_RATE (1000), BENCH_SECONDS (20),
 # BENCH_ACCOUNTS (50), BENCH_REPLAYS (3), BENCH_TIMEOUT (seconds a step may wait for the read
 # model, 180), BENCH_SHOP (1), BENCH_SHOP_N (10000), BENCH_SHOP_RATE (500), BENCH_SHOP_USERS
-# (50), BENCH_SHOP_PRODUCTS (100), BENCH_OUT (where results go, docs/bench), BENCH_KEEP=1 keeps
+# (50), BENCH_SHOP_PRODUCTS (100), BENCH_REST_RATE (20), BENCH_REST_SECONDS (10), BENCH_OUT
+# (where results go, docs/bench), BENCH_KEEP=1 keeps
 # the data folder
 # (.data/bench-<pid>). ES_PARTITIONS and the other platform variables pass through.
 #
@@ -47,6 +52,8 @@ SHOP_N="${BENCH_SHOP_N:-10000}"
 SHOP_RATE="${BENCH_SHOP_RATE:-500}"
 SHOP_USERS="${BENCH_SHOP_USERS:-50}"
 SHOP_PRODUCTS="${BENCH_SHOP_PRODUCTS:-100}"
+REST_RATE="${BENCH_REST_RATE:-20}"
+REST_SECS="${BENCH_REST_SECONDS:-10}"
 OUT="${BENCH_OUT:-$ES_ROOT/docs/bench}"
 PSQL=/usr/lib/postgresql/15/bin/psql
 [ -x "$PSQL" ] || PSQL=psql
@@ -62,7 +69,8 @@ TARGET_REPLAY=500000
 TARGET_ORDERS_TPUT=5000
 TARGET_ORDERS_P99_MS=30
 
-for v in N RUNS RATE SECS ACCOUNTS REPLAYS TIMEOUT SHOP_N SHOP_RATE SHOP_USERS SHOP_PRODUCTS; do
+for v in N RUNS RATE SECS ACCOUNTS REPLAYS TIMEOUT SHOP_N SHOP_RATE SHOP_USERS SHOP_PRODUCTS \
+    REST_RATE REST_SECS; do
     case "${!v}" in
     '' | *[!0-9]* | 0) es_die "BENCH_$v must be a positive integer, not '${!v}'" ;;
     esac
@@ -273,6 +281,59 @@ for ((r = 1; r <= RUNS; r++)); do
     [ "$failed" -eq 0 ] || es_warn "run $r: $failed transfers FAILED (all accounts are funded: expected 0)"
 done
 
+# percentiles FILE: "p50 p90 p99 max mean" (nearest rank) of a sorted column of numbers.
+percentiles() {
+    awk '{ v[NR] = $1; s += $1 }
+        function pct(q,  k) { k = int(q * NR); if (k < q * NR) k++; if (k < 1) k = 1; return v[k] }
+        END { printf "%.1f %.1f %.1f %.1f %.1f\n", pct(0.5), pct(0.9), pct(0.99), v[NR], s / NR }' "$1"
+}
+
+# at_rest transfers|orders: es-loadgen at REST_RATE/s for REST_SECS s; prints "p50 p99 count" of
+# send->visible: what the hops themselves cost, with nothing queued in front of them.
+at_rest() {
+    local kind="$1" prefix="rest$$-$1-" out="$W/rest-$1" n p50 p99
+    local table=projections.transfers key=transfer_id wait_args=()
+    local args=(--rate "$REST_RATE" --seconds "$REST_SECS" --prefix "$prefix" --out "$out.csv")
+    if [ "$kind" = orders ]; then
+        args+=(--kind orders --accounts "$SHOP_USERS" --account-prefix bench-cust-
+            --products "$SHOP_PRODUCTS")
+        table=shop_views.orders key=order_id wait_args=(--orders)
+    else
+        args+=(--accounts "$ACCOUNTS" --account-prefix bench-acct-)
+    fi
+    sleep 1
+    "$ES_BIN/es-loadgen" "${args[@]}" 2>"$out.log" || {
+        sed 's/^/    /' "$out.log" >&2
+        es_die "es-loadgen ($kind at rest) failed"
+    }
+    n="$(wc -l <"$out.csv")"
+    wait_terminal "${wait_args[@]}" "$prefix" "$n" "$kind at rest" >/dev/null
+    sql >/dev/null <<EOF
+CREATE TEMP TABLE rest_sent (id text PRIMARY KEY, sent_us bigint NOT NULL);
+\copy rest_sent FROM '$out.csv' WITH (FORMAT csv)
+\copy (SELECT round((extract(epoch FROM t.visible_at) * 1e6 - s.sent_us) / 1e3, 3) FROM rest_sent s JOIN $table t ON t.$key = s.id ORDER BY 1) TO '$out.txt'
+EOF
+    read -r p50 _ p99 _ _ < <(percentiles "$out.txt")
+    printf '%s %s %s\n' "$p50" "$p99" "$n"
+}
+
+# hops PREFIX FILE: for the order sagas whose subject starts with PREFIX, "step|p50|p99" of
+# each kind of step after its cause (occurred_at, ms), in saga order, into FILE (empty when
+# the coordinator has not seen them).
+hops() {
+    local want
+    want="$(sql -c "SELECT count(*) FROM sagas.sagas WHERE subject >= '$1' AND subject < '$1~'" 2>/dev/null || echo 0)"
+    sql -F'|' -c "SELECT ctype || ' -> ' || type,
+            round(percentile_cont(0.5) WITHIN GROUP (ORDER BY d)::numeric, 1),
+            round(percentile_cont(0.99) WITHIN GROUP (ORDER BY d)::numeric, 1)
+        FROM (SELECT c.type AS ctype, s.type, c.occurred_at AS at,
+                     extract(epoch FROM s.occurred_at - c.occurred_at) * 1000 AS d
+                FROM sagas.steps s JOIN sagas.steps c ON c.event_id = s.causation_id
+                JOIN sagas.sagas g ON g.saga_id = s.saga_id
+               WHERE g.subject >= '$1' AND g.subject < '$1~') x
+        GROUP BY 1 HAVING count(*) * 2 >= ${want:-0} ORDER BY min(at)" >"$2" 2>/dev/null || : >"$2"
+}
+
 median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END {
     if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 TPUT_MED="$(median "${TPUT[@]}")"
@@ -324,6 +385,10 @@ read -r SAGA_P50 SAGA_P99 < <(awk '{ v[NR] = $1 }
     END { printf "%.1f %.1f\n", pct(0.5), pct(0.99) }' "$W/saga-latency.txt")
 note "up to the saga's terminal event (before the projector): p50 $SAGA_P50 ms, p99 $SAGA_P99 ms"
 
+step "latency at rest: $REST_RATE transfers/s for $REST_SECS s"
+read -r REST_P50 REST_P99 REST_N < <(at_rest transfers)
+note "$REST_N transfers: p50 $REST_P50 ms, p99 $REST_P99 ms (five hops: command, debit, credit, outcome, projection)"
+
 # ---- 4. replay decode rate --------------------------------------------------------------------
 
 step "replay decode rate: esctl replay --stats over the whole log, $REPLAYS times"
@@ -347,13 +412,6 @@ done
 REPLAY_MED="$(median "${REPLAY[@]}")"
 
 # ---- 5. the shop -------------------------------------------------------------------------------
-
-# percentiles FILE: "p50 p90 p99 max mean" (nearest rank) of a sorted column of numbers.
-percentiles() {
-    awk '{ v[NR] = $1; s += $1 }
-        function pct(q,  k) { k = int(q * NR); if (k < q * NR) k++; if (k < 1) k = 1; return v[k] }
-        END { printf "%.1f %.1f %.1f %.1f %.1f\n", pct(0.5), pct(0.9), pct(0.99), v[NR], s / NR }' "$1"
-}
 
 if [ "$SHOP" = 1 ]; then
     step "the shop: starting its services (users, catalog, orders, payments, shop projector)"
@@ -439,6 +497,10 @@ EOF
     read -r OLAT_P50 OLAT_P90 OLAT_P99 OLAT_MAX OLAT_MEAN < <(percentiles "$W/olatency.txt")
     note "$OLAT_N orders at $OLAT_ACHIEVED/s: p50 $OLAT_P50 ms, p90 $OLAT_P90 ms, p99 $OLAT_P99 ms, max $OLAT_MAX ms"
 
+    step "order latency at rest: $REST_RATE orders/s for $REST_SECS s"
+    read -r OREST_P50 OREST_P99 OREST_N < <(at_rest orders)
+    note "$OREST_N orders: p50 $OREST_P50 ms, p99 $OREST_P99 ms (ten hops)"
+
     # The saga coordinator, started only now (it stays out of the figures above): how fast it
     # follows the whole log of both sagas, from the journal and the broker, from cold.
     step "the saga coordinator: es-sagas reads every step of every saga above, from cold"
@@ -465,6 +527,10 @@ EOF
     SAGA_OPEN="$(sql -c "SELECT count(*) FROM sagas.sagas WHERE status IN ('PENDING', 'TIMED_OUT')")"
     SAGA_RATE="$(awk -v n=$((last_n - first_n)) -v a="$first_us" -v b="$last_us" 'BEGIN { printf "%.0f", n * 1e6 / (b - a) }')"
     note "$SAGA_STEPS steps of $SAGA_COUNT sagas followed at $SAGA_RATE steps/s ($SAGA_OPEN not ended)"
+    # Where an order's time went, at the fixed rate and at rest: each step of those orders'
+    # sagas after the step that caused it (occurred_at, ms), in saga order.
+    hops "olat$$-" "$W/hops.txt"
+    hops "rest$$-orders-" "$W/hops-rest.txt"
 fi
 
 # ---- 6. results -------------------------------------------------------------------------------
@@ -499,6 +565,7 @@ xf() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", a / b }'; }
     printf '%-34s %14s\n' "  p50 / p90 / max, ms" "$LAT_P50 / $LAT_P90 / $LAT_MAX"
     printf '%-34s %14s\n' "  achieved rate, transfers/s" "$LAT_ACHIEVED"
     printf '%-34s %14s\n' "  saga only (no projector) p50/p99" "$SAGA_P50 / $SAGA_P99"
+    printf '%-34s %14s\n' "  at rest ($REST_RATE/s) p50/p99" "$REST_P50 / $REST_P99"
     printf '%-34s %14s %14s %8s\n' "replay decode, events/s (median)" "$REPLAY_MED" \
         ">= $TARGET_REPLAY" "$V_REPLAY"
     printf '%-34s %14s\n' "  each run ($REPLAY_EVENTS events)" "${REPLAY[*]}"
@@ -510,6 +577,7 @@ xf() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", a / b }'; }
             "< $TARGET_ORDERS_P99_MS" "$V_OP99"
         printf '%-34s %14s\n' "  p50 / p90 / max, ms" "$OLAT_P50 / $OLAT_P90 / $OLAT_MAX"
         printf '%-34s %14s\n' "  achieved rate, orders/s" "$OLAT_ACHIEVED"
+        printf '%-34s %14s\n' "  at rest ($REST_RATE/s) p50/p99" "$OREST_P50 / $OREST_P99"
         printf '%-34s %14s\n' "saga coordinator, steps/s from cold" "$SAGA_RATE"
         printf '%-34s %14s\n' "  steps, sagas" "$SAGA_STEPS, $SAGA_COUNT"
     fi
@@ -534,6 +602,16 @@ xf() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", a / b }'; }
             for (j = 0; j < n; j++) bar = bar "#"
             if (b < 12) lab = sprintf("%6.1f-%-6.1f", b * w, (b + 1) * w); else lab = sprintf(">= %-9.1f", 12 * w)
             printf "  %s %-50s %d\n", lab, bar, c[b] } }' "$W/latency.txt"
+    if [ -s "$W/hops.txt" ]; then
+        printf '\nwhere an order'"'"'s time goes: each step after its cause, ms\n'
+        printf '  %-36s %-40s %s   %s\n' '' "at $SHOP_RATE/s: p50 #, p99 +" "p50 / p99" "at rest, p50"
+        awk -F'|' 'FNR == NR { r[$1] = $2; next }
+            { l[++n] = $1; a[n] = $2; b[n] = $3; if ($3 > m) m = $3 }
+            END { for (i = 1; i <= n; i++) { w = int(a[i] / m * 40 + 0.5); x = int(b[i] / m * 40 + 0.5); bar = ""
+                  for (j = 0; j < x; j++) bar = bar (j < w ? "#" : "+")
+                  printf "  %-36s %-40s %s / %s   %s\n", l[i], bar, a[i], b[i], (l[i] in r ? r[l[i]] : "-") } }' \
+            "$W/hops-rest.txt" "$W/hops.txt"
+    fi
     printf '\n'
 } | tee "$W/summary.txt"
 
@@ -559,16 +637,23 @@ jarr() { local IFS=,; printf '[%s]' "$*"; }
         "$RATE" "$LAT_ACHIEVED" "$LAT_N"
     printf '    "p50": %s, "p90": %s, "p99": %s, "max": %s, "mean": %s, "worst_pacing_lag_ms": %s, "target_p99": %s, "verdict": "%s",\n' \
         "$LAT_P50" "$LAT_P90" "$LAT_P99" "$LAT_MAX" "$LAT_MEAN" "${LAT_PACING:-null}" "$TARGET_P99_MS" "$V_P99"
-    printf '    "saga_only_p50": %s, "saga_only_p99": %s, "saga_only_what": "updated_at (terminal event occurred_at, ms) - sent_at"},\n' \
+    printf '    "saga_only_p50": %s, "saga_only_p99": %s, "saga_only_what": "updated_at (terminal event occurred_at, ms) - sent_at",\n' \
         "$SAGA_P50" "$SAGA_P99"
+    printf '    "at_rest": {"rate": %s, "count": %s, "p50": %s, "p99": %s}},\n' \
+        "$REST_RATE" "$REST_N" "$REST_P50" "$REST_P99"
     printf '  "replay": {"unit": "events/s", "median": %s, "runs": %s, "events": %s, "target": %s, "verdict": "%s"},\n' \
         "$REPLAY_MED" "$(jarr "${REPLAY[@]}")" "${REPLAY_EVENTS:-0}" "$TARGET_REPLAY" "$V_REPLAY"
     if [ "$SHOP" = 1 ]; then
         printf '  "orders": {"what": "PlaceOrder of two lines until CONFIRMED or REJECTED is visible in shop_views.orders", "orders_per_run": %s,\n' "$SHOP_N"
         printf '    "throughput": {"unit": "orders/s", "median": %s, "runs": %s, "target": %s, "verdict": "%s"},\n' \
             "$OTPUT_MED" "$(jarr "${OTPUT[@]}")" "$TARGET_ORDERS_TPUT" "$V_OTPUT"
-        printf '    "latency": {"unit": "ms", "rate_target": %s, "rate_achieved": %s, "count": %s, "p50": %s, "p90": %s, "p99": %s, "max": %s, "mean": %s, "target_p99": %s, "verdict": "%s"}},\n' \
+        printf '    "latency": {"unit": "ms", "rate_target": %s, "rate_achieved": %s, "count": %s, "p50": %s, "p90": %s, "p99": %s, "max": %s, "mean": %s, "target_p99": %s, "verdict": "%s"},\n' \
             "$SHOP_RATE" "$OLAT_ACHIEVED" "$OLAT_N" "$OLAT_P50" "$OLAT_P90" "$OLAT_P99" "$OLAT_MAX" "$OLAT_MEAN" "$TARGET_ORDERS_P99_MS" "$V_OP99"
+        printf '    "at_rest": {"rate": %s, "count": %s, "p50": %s, "p99": %s},\n' \
+            "$REST_RATE" "${OREST_N:-0}" "${OREST_P50:-null}" "${OREST_P99:-null}"
+        printf '    "hops_ms": {"what": "each step of the orders sagas after its cause (occurred_at)", "at_rate": [%s], "at_rest": [%s]}},\n' \
+            "$(awk -F'|' '{ printf "%s{\"step\": \"%s\", \"p50\": %s, \"p99\": %s}", (NR > 1 ? ", " : ""), $1, $2, $3 }' "$W/hops.txt" 2>/dev/null)" \
+            "$(awk -F'|' '{ printf "%s{\"step\": \"%s\", \"p50\": %s, \"p99\": %s}", (NR > 1 ? ", " : ""), $1, $2, $3 }' "$W/hops-rest.txt" 2>/dev/null)"
         printf '  "saga_coordinator": {"what": "es-sagas started after every run above, following the whole log from cold (journal and broker)", "unit": "steps/s", "steps_per_s": %s, "steps": %s, "sagas": %s, "not_ended": %s},\n' \
             "$SAGA_RATE" "$SAGA_STEPS" "$SAGA_COUNT" "$SAGA_OPEN"
     fi
