@@ -78,12 +78,14 @@ $(BIN)/es-unit: $(UNIT_OBJ) $(DOMAIN_OBJ) $(B)/libes.a
 unit: $(BIN)/es-unit
 	$(BIN)/es-unit
 
-# The unit suite again under AddressSanitizer and UBSan, in its own build tree.
+# The unit suite again under AddressSanitizer and UBSan, in its own build tree. In one process
+# (CK_FORK=no): forked, every test's child ran LeakSanitizer over the whole inherited heap, and
+# the suite took 230 s instead of 14; a leak anywhere is still reported when the process exits.
 asan:
 	$(MAKE) B=build-asan BIN=build-asan/bin OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	  build-asan/bin/es-unit
-	ASAN_OPTIONS=detect_leaks=1 build-asan/bin/es-unit
+	CK_FORK=no ASAN_OPTIONS=detect_leaks=1 build-asan/bin/es-unit
 
 integration: all
 	sh tests/integration/run.sh
