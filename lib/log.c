@@ -13,6 +13,11 @@
 static char log_service[64] = "es";
 static es_log_level_t log_min = ES_LOG_INFO;
 
+const char *es_log_service(void)
+{
+    return log_service;
+}
+
 void es_log_init(const char *service)
 {
     snprintf(log_service, sizeof(log_service), "%s", service);

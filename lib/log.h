@@ -11,6 +11,8 @@ typedef enum { ES_LOG_DEBUG = 0, ES_LOG_INFO, ES_LOG_WARN, ES_LOG_ERROR } es_log
 
 /* Set the service name shown on every line (copied). ES_LOG_LEVEL=debug|info|warn|error. */
 void es_log_init(const char *service);
+/* The service name set by es_log_init ("es" before it); owned by the logger. */
+const char *es_log_service(void);
 void es_log(es_log_level_t level, const char *msg, const char *kvfmt, ...)
     __attribute__((format(printf, 3, 4)));
 

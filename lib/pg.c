@@ -25,7 +25,10 @@ PGconn *es_pg_connect(const char *conninfo, int wait_s, char *errstr, size_t err
     struct timespec start, now;
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (int attempt = 0;; attempt++) {
-        PGconn *pg = PQconnectdb(conninfo);
+        /* The service's name shows in pg_stat_activity, unless the conninfo names another. */
+        const char *const keywords[] = {"dbname", "fallback_application_name", NULL};
+        const char *const values[] = {conninfo, es_log_service(), NULL};
+        PGconn *pg = PQconnectdbParams(keywords, values, 1);
         if (PQstatus(pg) == CONNECTION_OK) {
             PQsetNoticeProcessor(pg, notice_to_log, NULL);
             return pg;
