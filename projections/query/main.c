@@ -24,11 +24,15 @@
 #define DEFAULT_POOL 4
 #define QUEUE_TIMEOUT_MS 5000
 #define DRAIN_MAX_MS 10000
+#define DEFAULT_BREAKER_FAILURES 5
+#define DEFAULT_BREAKER_COOLDOWN_MS 1000
 
 typedef struct query_opts {
     char bind[256];
     int port;
     int pool;
+    int breaker_failures;
+    int breaker_cooldown_ms;
 } query_opts_t;
 
 typedef struct query_main {
@@ -48,6 +52,16 @@ static void usage(FILE *out)
         "  -p, --port PORT   port to listen on        env ES_HTTP_PORT   default %d\n"
         "      --bind ADDR   address to listen on     env ES_HTTP_BIND   default %s\n"
         "      --pool N      PostgreSQL connections   env ES_QUERY_POOL  default %d\n"
+        "      --breaker-failures N\n"
+        "                    queries in a row the database does not answer (unreachable,\n"
+        "                    connection lost, %d s in the queue) before the circuit opens\n"
+        "                    and requests get 503 with Retry-After at once; 0 never opens\n"
+        "                                             env ES_QUERY_BREAKER_FAILURES  default %d\n"
+        "      --breaker-cooldown-ms MS\n"
+        "                    the open circuit's first pause; then one probe query goes,\n"
+        "                    and each failed probe doubles the pause (up to 8 times)\n"
+        "                                             env ES_QUERY_BREAKER_COOLDOWN_MS  default "
+        "%d\n"
         "  -h, --help        show this help\n"
         "\n"
         "PostgreSQL: env ES_PG, default the contents of $ES_DATA/pg.conninfo\n"
@@ -57,7 +71,8 @@ static void usage(FILE *out)
         "/transfers/{id}, /commands/{id}, /users/{id}, /users/{id}/orders?limit=N&before=C,\n"
         "/products/{id}, /orders/{id}, /sagas/{id}, /sagas?status=S&older_than=D&type=T&limit=N,\n"
         "/health, /metrics.\n",
-        DEFAULT_PORT, DEFAULT_BIND, DEFAULT_POOL);
+        DEFAULT_PORT, DEFAULT_BIND, DEFAULT_POOL, QUEUE_TIMEOUT_MS / 1000, DEFAULT_BREAKER_FAILURES,
+        DEFAULT_BREAKER_COOLDOWN_MS);
 }
 
 static int parse_int(const char *what, const char *s, long min, long max, int *out)
@@ -88,13 +103,26 @@ static int parse_opts(int argc, char **argv, query_opts_t *o)
     if ((v = getenv("ES_QUERY_POOL")) && *v && parse_int("ES_QUERY_POOL", v, 1, 256, &o->pool)) {
         return -1;
     }
+    o->breaker_failures = DEFAULT_BREAKER_FAILURES;
+    o->breaker_cooldown_ms = DEFAULT_BREAKER_COOLDOWN_MS;
+    if ((v = getenv("ES_QUERY_BREAKER_FAILURES")) && *v &&
+        parse_int("ES_QUERY_BREAKER_FAILURES", v, 0, 1000000, &o->breaker_failures)) {
+        return -1;
+    }
+    if ((v = getenv("ES_QUERY_BREAKER_COOLDOWN_MS")) && *v &&
+        parse_int("ES_QUERY_BREAKER_COOLDOWN_MS", v, 1, 3600000, &o->breaker_cooldown_ms)) {
+        return -1;
+    }
 
-    enum { OPT_BIND = 256, OPT_POOL };
-    static const struct option longopts[] = {{"port", required_argument, NULL, 'p'},
-                                             {"bind", required_argument, NULL, OPT_BIND},
-                                             {"pool", required_argument, NULL, OPT_POOL},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
+    enum { OPT_BIND = 256, OPT_POOL, OPT_BREAKER_FAILURES, OPT_BREAKER_COOLDOWN };
+    static const struct option longopts[] = {
+        {"port", required_argument, NULL, 'p'},
+        {"bind", required_argument, NULL, OPT_BIND},
+        {"pool", required_argument, NULL, OPT_POOL},
+        {"breaker-failures", required_argument, NULL, OPT_BREAKER_FAILURES},
+        {"breaker-cooldown-ms", required_argument, NULL, OPT_BREAKER_COOLDOWN},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "p:h", longopts, NULL)) != -1) {
         switch (ch) {
@@ -108,6 +136,16 @@ static int parse_opts(int argc, char **argv, query_opts_t *o)
             break;
         case OPT_POOL:
             if (parse_int("pool size", optarg, 1, 256, &o->pool)) {
+                return -1;
+            }
+            break;
+        case OPT_BREAKER_FAILURES:
+            if (parse_int("breaker failures", optarg, 0, 1000000, &o->breaker_failures)) {
+                return -1;
+            }
+            break;
+        case OPT_BREAKER_COOLDOWN:
+            if (parse_int("breaker cooldown", optarg, 1, 3600000, &o->breaker_cooldown_ms)) {
                 return -1;
             }
             break;
@@ -182,7 +220,9 @@ int main(int argc, char **argv)
                                    .port = opts.port,
                                    .pool_size = opts.pool,
                                    .conninfo = conninfo,
-                                   .queue_timeout_ms = QUEUE_TIMEOUT_MS};
+                                   .queue_timeout_ms = QUEUE_TIMEOUT_MS,
+                                   .breaker_failures = opts.breaker_failures,
+                                   .breaker_cooldown_ms = opts.breaker_cooldown_ms};
     m.srv = es_query_server_new(m.base, &conf, errstr, sizeof(errstr));
     if (!m.srv) {
         es_log_error("could not start", "error=\"%s\"", errstr);
@@ -195,8 +235,9 @@ int main(int argc, char **argv)
         es_log_error("could not install signal handlers", "error=\"%s\"", strerror(errno));
         goto err;
     }
-    es_log_info("listening", "bind=%s port=%d pool=%d", opts.bind, es_query_server_port(m.srv),
-                opts.pool);
+    es_log_info("listening", "bind=%s port=%d pool=%d breaker_failures=%d breaker_cooldown_ms=%d",
+                opts.bind, es_query_server_port(m.srv), opts.pool, opts.breaker_failures,
+                opts.breaker_cooldown_ms);
     if (event_base_dispatch(m.base) < 0) {
         es_log_error("event loop failed", "error=\"%s\"", strerror(errno));
         goto err;

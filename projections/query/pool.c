@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -21,6 +22,7 @@
 #define POOL_CONNECT_TIMEOUT_MS 10000
 #define POOL_BACKOFF_MIN_MS 100
 #define POOL_BACKOFF_MAX_MS 5000
+#define POOL_BREAKER_MAX_FACTOR 8 /* the breaker's longest pause, in first pauses */
 
 typedef enum {
     CONN_DOWN = 0,
@@ -44,6 +46,7 @@ typedef struct pool_job {
     es_query_cb_t *cb;
     void *opaque;
     struct event *timer; /* queue wait limit, armed only while queued behind others */
+    int probe;           /* the circuit breaker's half-open probe */
     int requeued;        /* times its connection broke under it */
     int reprepared;      /* already retried after a schema change */
     const char *params[POOL_MAX_PARAMS];
@@ -78,6 +81,8 @@ struct es_query_pool {
     size_t qlen;
     struct event *kick; /* deferred dispatch, so that submit never calls back */
     char last_error[512];
+    es_breaker_t breaker;
+    char refusal[600]; /* why the breaker refused the last submission */
 };
 
 static void conn_connect(pool_conn_t *c);
@@ -109,6 +114,38 @@ static void job_free(pool_job_t *job)
     free(job);
 }
 
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Log the breaker's move from `before` to its state now, if it moved. */
+static void breaker_log(const es_query_pool_t *pool, es_breaker_state_t before)
+{
+    const es_breaker_t *b = &pool->breaker;
+    if (b->state == before) {
+        return;
+    }
+    if (b->state == ES_BREAKER_OPEN) {
+        es_log_warn("circuit opened", "pause_ms=%lld last_error=\"%s\"", (long long)b->cooldown_ms,
+                    pool->last_error[0] ? pool->last_error : "no database connection");
+    } else if (b->state == ES_BREAKER_HALF_OPEN) {
+        es_log_info("circuit half open", "probe=1");
+    } else {
+        es_log_info("circuit closed", "opened_total=%llu", (unsigned long long)b->opened_total);
+    }
+}
+
+/* Tell the breaker how a query it let through ended: only "no answer" is a failure. */
+static void breaker_outcome(es_query_pool_t *pool, int probe, es_query_status_t status)
+{
+    es_breaker_state_t before = pool->breaker.state;
+    es_breaker_record(&pool->breaker, status != ES_QUERY_UNAVAILABLE, probe, now_ms());
+    breaker_log(pool, before);
+}
+
 static void queue_remove(es_query_pool_t *pool, pool_job_t *job)
 {
     if (job->prev) {
@@ -135,6 +172,7 @@ static void on_job_timeout(evutil_socket_t fd, short what, void *arg)
     (void)what;
     pool_job_t *job = arg;
     queue_remove(job->pool, job);
+    breaker_outcome(job->pool, job->probe, ES_QUERY_UNAVAILABLE);
     job->cb(ES_QUERY_UNAVAILABLE, NULL, "timed out waiting for a database connection", job->opaque);
     job_free(job);
 }
@@ -199,6 +237,7 @@ static void pool_fail_queue_if_unusable(es_query_pool_t *pool)
     while (pool->qhead) {
         pool_job_t *job = pool->qhead;
         queue_remove(pool, job);
+        breaker_outcome(pool, job->probe, ES_QUERY_UNAVAILABLE);
         job->cb(ES_QUERY_UNAVAILABLE, NULL,
                 pool->last_error[0] ? pool->last_error : "no database connection", job->opaque);
         job_free(job);
@@ -414,6 +453,7 @@ static void job_finish(pool_job_t *job, es_query_status_t status, const PGresult
     if (errmsg) {
         copy_message(msg, sizeof(msg), errmsg);
     }
+    breaker_outcome(job->pool, job->probe, status);
     job->cb(status, status == ES_QUERY_OK ? res : NULL, errmsg ? msg : NULL, job->opaque);
     job_free(job);
 }
@@ -664,7 +704,8 @@ static void pool_dispatch(es_query_pool_t *pool)
 
 es_query_pool_t *es_query_pool_new(struct event_base *base, const char *conninfo, int size,
                                    const es_query_stmt_t *stmts, int stmt_cnt, int queue_timeout_ms,
-                                   char *errstr, size_t errstr_size)
+                                   int breaker_failures, int breaker_cooldown_ms, char *errstr,
+                                   size_t errstr_size)
 {
     if (size < 1 || size > 1024) {
         snprintf(errstr, errstr_size, "pool size %d is out of range 1..1024", size);
@@ -690,6 +731,8 @@ es_query_pool_t *es_query_pool_new(struct event_base *base, const char *conninfo
     pool->stmts = stmts;
     pool->stmt_cnt = stmt_cnt;
     pool->queue_timeout_ms = queue_timeout_ms;
+    es_breaker_init(&pool->breaker, breaker_failures, breaker_cooldown_ms,
+                    (int64_t)breaker_cooldown_ms * POOL_BREAKER_MAX_FACTOR);
     pool->size = size;
     pool->conninfo = strdup(conninfo);
     pool->conns = calloc((size_t)size, sizeof(*pool->conns));
@@ -724,7 +767,20 @@ int es_query_pool_submit(es_query_pool_t *pool, int stmt, const char *const *par
         *errmsg = "unknown statement";
         return -1;
     }
+    int probe = 0;
+    es_breaker_state_t before = pool->breaker.state;
+    int allowed = es_breaker_allow(&pool->breaker, now_ms(), &probe);
+    breaker_log(pool, before);
+    if (!allowed) {
+        snprintf(pool->refusal, sizeof(pool->refusal),
+                 "circuit open after %d failed queries in a row (last error: %s)",
+                 pool->breaker.threshold,
+                 pool->last_error[0] ? pool->last_error : "no database connection");
+        *errmsg = pool->refusal;
+        return -1;
+    }
     if (!es_query_pool_usable(pool)) {
+        breaker_outcome(pool, probe, ES_QUERY_UNAVAILABLE);
         *errmsg = pool->last_error[0] ? pool->last_error : "no database connection";
         return -1;
     }
@@ -735,9 +791,11 @@ int es_query_pool_submit(es_query_pool_t *pool, int stmt, const char *const *par
     }
     pool_job_t *job = calloc(1, sizeof(*job) + total);
     if (!job) {
+        breaker_outcome(pool, probe, ES_QUERY_UNAVAILABLE);
         *errmsg = "out of memory";
         return -1;
     }
+    job->probe = probe;
     job->pool = pool;
     job->stmt = stmt;
     job->cb = cb;
@@ -785,6 +843,10 @@ void es_query_pool_stats(const es_query_pool_t *pool, es_query_pool_stats_t *sta
         }
     }
     stats->queued = pool->qlen;
+    stats->circuit = pool->breaker.state;
+    stats->circuit_opened = pool->breaker.opened_total;
+    stats->circuit_rejected = pool->breaker.rejected_total;
+    stats->retry_after_s = es_breaker_retry_after_s(&pool->breaker, now_ms());
 }
 
 void es_query_pool_destroy(es_query_pool_t *pool)

@@ -5,7 +5,9 @@
  * connection (or waits in a FIFO queue), is sent with PQsendQueryPrepared and its result is
  * read when the socket becomes readable, so the event loop never waits for the database.
  * A broken connection is reconnected with backoff; while none is usable, submissions fail at
- * once so that callers can answer "unavailable". A statement that fails because a relation
+ * once so that callers can answer "unavailable". A circuit breaker (breaker.h) watches the
+ * outcomes: after a run of queries the database did not answer, it refuses submissions for a
+ * pause, then lets one probe through. A statement that fails because a relation
  * vanished or changed shape (a read-model rebuild swaps schemas) is prepared again and retried
  * once. Single-threaded: every function must be called from the loop's thread.
  */
@@ -16,6 +18,8 @@
 
 #include <event2/event.h>
 #include <libpq-fe.h>
+
+#include "breaker.h"
 
 typedef struct es_query_pool es_query_pool_t;
 
@@ -45,15 +49,19 @@ typedef void(es_query_cb_t)(es_query_status_t status, const PGresult *res, const
 /* Create a pool of `size` connections to `conninfo` (copied) on `base` (borrowed; must outlive
  * the pool). `stmts` (borrowed, `stmt_cnt` entries) is prepared on each connection.
  * Connecting starts at once, in the background. `queue_timeout_ms` bounds how long a query
- * waits for a connection. Returns NULL with a message in errstr. Use es_query_pool_destroy(). */
+ * waits for a connection. The circuit breaker opens after `breaker_failures` unanswered
+ * queries in a row (0: never) for `breaker_cooldown_ms`, doubling after each failed probe up
+ * to eight times that. Returns NULL with a message in errstr. Use es_query_pool_destroy(). */
 es_query_pool_t *es_query_pool_new(struct event_base *base, const char *conninfo, int size,
                                    const es_query_stmt_t *stmts, int stmt_cnt, int queue_timeout_ms,
-                                   char *errstr, size_t errstr_size);
+                                   int breaker_failures, int breaker_cooldown_ms, char *errstr,
+                                   size_t errstr_size);
 
 /* Queue statement `stmt` (an index into the pool's statements) with `params` (copied, text,
  * the statement's nparams of them; a NULL entry is SQL NULL). `cb` is called exactly once
- * later with `opaque`. Returns 0, or -1 without calling `cb` when no connection is usable
- * now (errmsg, borrowed until the next pool call, says why) or out of memory. */
+ * later with `opaque`. Returns 0, or -1 without calling `cb` when the circuit is open or no
+ * connection is usable now (errmsg, borrowed until the next pool call, says why) or out of
+ * memory. */
 int es_query_pool_submit(es_query_pool_t *pool, int stmt, const char *const *params,
                          es_query_cb_t *cb, void *opaque, const char **errmsg);
 
@@ -69,6 +77,10 @@ typedef struct es_query_pool_stats {
     int busy;      /* connected, running a query */
     int down;      /* connecting or waiting to reconnect */
     size_t queued; /* queries waiting for a connection */
+    es_breaker_state_t circuit;
+    uint64_t circuit_opened;   /* times the breaker opened */
+    uint64_t circuit_rejected; /* submissions it refused */
+    int retry_after_s;         /* while not closed: seconds until a query may be tried */
 } es_query_pool_stats_t;
 
 /* Fill `stats` (caller storage). */

@@ -283,6 +283,18 @@ static void reply_json(query_req_t *qr, int code)
     reply(qr->srv, qr->req, qr->route, &qr->t0, code, "application/json");
 }
 
+/* While the circuit breaker is not closed, tell the client when to come back. */
+static void add_retry_after(query_req_t *qr)
+{
+    es_query_pool_stats_t st;
+    es_query_pool_stats(qr->srv->pool, &st);
+    if (st.retry_after_s > 0) {
+        char v[16];
+        snprintf(v, sizeof(v), "%d", st.retry_after_s);
+        evhttp_add_header(evhttp_request_get_output_headers(qr->req), "Retry-After", v);
+    }
+}
+
 /* Map a pool failure to an HTTP error. */
 static void reply_db_error(query_req_t *qr, es_query_status_t status, const char *errmsg)
 {
@@ -293,6 +305,7 @@ static void reply_db_error(query_req_t *qr, es_query_status_t status, const char
         reply_error(qr->srv, qr->req, qr->route, &qr->t0, 503, msg);
         return;
     case ES_QUERY_UNAVAILABLE:
+        add_retry_after(qr);
         snprintf(msg, sizeof(msg), "database unavailable: %s", errmsg ? errmsg : "");
         es_log_warn("database unavailable", "route=%s error=\"%s\"", es_query_route_name(qr->route),
                     errmsg ? errmsg : "");
@@ -603,11 +616,14 @@ static void on_saga_metrics(es_query_status_t status, const PGresult *res, const
 
 static void reply_health_down(query_req_t *qr, const char *reason)
 {
+    es_query_pool_stats_t st;
+    es_query_pool_stats(qr->srv->pool, &st);
+    add_retry_after(qr);
     es_buf_t *b = &qr->srv->body;
     es_buf_reset(b);
     es_buf_puts(b, "{\"status\":\"unavailable\",\"reason\":");
     es_query_json_str(b, reason && *reason ? reason : "no database connection");
-    es_buf_puts(b, "}\n");
+    es_buf_printf(b, ",\"circuit\":\"%s\"}\n", es_breaker_state_name(st.circuit));
     reply_json(qr, 503);
 }
 
@@ -617,8 +633,11 @@ static void on_health(es_query_status_t status, const PGresult *res, const char 
     (void)res;
     query_req_t *qr = opaque;
     if (status == ES_QUERY_OK) {
+        es_query_pool_stats_t st;
+        es_query_pool_stats(qr->srv->pool, &st);
         es_buf_reset(&qr->srv->body);
-        es_buf_puts(&qr->srv->body, "{\"status\":\"ok\"}\n");
+        es_buf_printf(&qr->srv->body, "{\"status\":\"ok\",\"circuit\":\"%s\"}\n",
+                      es_breaker_state_name(st.circuit));
         reply_json(qr, 200);
     } else {
         reply_health_down(qr, errmsg);
@@ -668,8 +687,21 @@ static void reply_metrics(query_req_t *qr)
                   "es_db_pool_connections{state=\"down\"} %d\n"
                   "# HELP es_http_queue_depth Requests waiting for a database connection.\n"
                   "# TYPE es_http_queue_depth gauge\n"
-                  "es_http_queue_depth %zu\n",
-                  st.idle, st.busy, st.down, st.queued);
+                  "es_http_queue_depth %zu\n"
+                  "# HELP es_db_circuit_state The database circuit breaker's state (1: current).\n"
+                  "# TYPE es_db_circuit_state gauge\n"
+                  "es_db_circuit_state{state=\"closed\"} %d\n"
+                  "es_db_circuit_state{state=\"open\"} %d\n"
+                  "es_db_circuit_state{state=\"half_open\"} %d\n"
+                  "# HELP es_db_circuit_opened_total Times the circuit breaker opened.\n"
+                  "# TYPE es_db_circuit_opened_total counter\n"
+                  "es_db_circuit_opened_total %llu\n"
+                  "# HELP es_db_circuit_rejected_total Queries the open circuit refused at once.\n"
+                  "# TYPE es_db_circuit_rejected_total counter\n"
+                  "es_db_circuit_rejected_total %llu\n",
+                  st.idle, st.busy, st.down, st.queued, st.circuit == ES_BREAKER_CLOSED,
+                  st.circuit == ES_BREAKER_OPEN, st.circuit == ES_BREAKER_HALF_OPEN,
+                  (unsigned long long)st.circuit_opened, (unsigned long long)st.circuit_rejected);
     es_buf_append(b, srv->saga_metrics.data, srv->saga_metrics.len);
     if (srv->lag[0].len + srv->lag[1].len > 0) {
         es_buf_puts(b, "# HELP es_projection_lag_records Records a projector has yet to apply "
@@ -1005,7 +1037,8 @@ es_query_server_t *es_query_server_new(struct event_base *base, const es_query_s
     }
 
     srv->pool = es_query_pool_new(base, conf->conninfo, conf->pool_size, statements, Q__CNT,
-                                  conf->queue_timeout_ms, errstr, errstr_size);
+                                  conf->queue_timeout_ms, conf->breaker_failures,
+                                  conf->breaker_cooldown_ms, errstr, errstr_size);
     if (!srv->pool) {
         goto err;
     }

@@ -13,11 +13,13 @@
 typedef struct es_query_server es_query_server_t;
 
 typedef struct es_query_server_conf {
-    const char *bind;     /* address to listen on (borrowed) */
-    int port;             /* 0 picks a free port */
-    int pool_size;        /* PostgreSQL connections */
-    const char *conninfo; /* libpq connection string (borrowed, copied by the pool) */
-    int queue_timeout_ms; /* how long a request may wait for a connection */
+    const char *bind;        /* address to listen on (borrowed) */
+    int port;                /* 0 picks a free port */
+    int pool_size;           /* PostgreSQL connections */
+    const char *conninfo;    /* libpq connection string (borrowed, copied by the pool) */
+    int queue_timeout_ms;    /* how long a request may wait for a connection */
+    int breaker_failures;    /* unanswered queries in a row that open the circuit (0: never) */
+    int breaker_cooldown_ms; /* the open circuit's first pause */
 } es_query_server_conf_t;
 
 /* Listen and start connecting to PostgreSQL on `base` (borrowed, must outlive the server).

@@ -357,11 +357,11 @@ for junk in 'GARBAGE\r\n\r\n' 'GET\r\n\r\n' 'GET /health HTTP/9.9\r\n\r\n' '\x00
     (exec 3<>"/dev/tcp/127.0.0.1/$PORT" && printf "$junk" >&3 && timeout 2 cat <&3 >/dev/null) 2>/dev/null || true
 done
 get /health
-expect "alive after garbage" 200 '. == {"status":"ok"}'
+expect "alive after garbage" 200 '. == {"status":"ok","circuit":"closed"}'
 
 # ---- health, metrics ----
 get /health
-expect "health" 200 '. == {"status":"ok"}'
+expect "health" 200 '. == {"status":"ok","circuit":"closed"}'
 curl -s -o "$WORK/metrics" "http://127.0.0.1:$PORT/metrics"
 check_metric() {
     if grep -qE "$1" "$WORK/metrics"; then ok "metrics: $1"; else bad "metrics: $1"; fi
@@ -534,15 +534,43 @@ if [ -n "$PG_STARTED" ] || [ -n "${ES_QTEST_RESTART_PG:-}" ]; then
     expect "health with database down" 503 '.status == "unavailable" and (.reason | type == "string") and (.reason | length > 0)'
     get /accounts/acc-1
     expect_error "account with database down" 503 '(.error | startswith("database unavailable"))'
+    # The circuit breaker (default: 5 unanswered queries in a row, 1 s pause): a few more
+    # requests and it opens; then requests are refused at once, with Retry-After.
+    for i in 1 2 3 4 5; do get /transfers/t-1; done
+    t0=$(date +%s%N)
+    get /accounts/acc-1
+    t1=$(date +%s%N)
+    expect_error "circuit open: refused" 503 '(.error | startswith("database unavailable: circuit open after 5 failed queries in a row"))'
+    if grep -qiE '^retry-after: [1-9][0-9]*' "$WORK/hdrs" && [ $(((t1 - t0) / 1000000)) -lt 200 ]; then
+        ok "circuit open: Retry-After $(grep -i '^retry-after' "$WORK/hdrs" | tr -d '\r' | cut -d' ' -f2) s, answered in $(((t1 - t0) / 1000000)) ms"
+    else
+        bad "circuit open: Retry-After" "$(tr -d '\r' <"$WORK/hdrs" | tr '\n' ' ') in $(((t1 - t0) / 1000000)) ms"
+    fi
+    get /health
+    expect "health shows the open circuit" 503 '.status == "unavailable" and .circuit == "open"'
+    curl -s -o "$WORK/metrics" "http://127.0.0.1:$PORT/metrics"
+    if grep -q '^es_db_circuit_state{state="open"} 1$' "$WORK/metrics" &&
+        grep -qE '^es_db_circuit_opened_total [1-9]' "$WORK/metrics" &&
+        grep -qE '^es_db_circuit_rejected_total [1-9]' "$WORK/metrics"; then
+        ok "metrics while open: state open, opened and rejected counted"
+    else
+        bad "metrics while open" "$(grep '^es_db_circuit' "$WORK/metrics" | tr '\n' ' ')"
+    fi
     bash "$ROOT/scripts/pg.sh" start >/dev/null 2>&1
-    for i in $(seq 1 100); do
+    for i in $(seq 1 150); do
         get /health
         [ "$CODE" = 200 ] && break
         sleep 0.1
     done
-    expect "reconnected after database restart (~$((i / 10)) s)" 200 '.status == "ok"'
+    expect "reconnected after database restart (~$((i / 10)) s), circuit closed again" 200 '.status == "ok" and .circuit == "closed"'
     get /accounts/acc-1
     expect "account after database restart" 200 '.account_id == "acc-1"'
+    curl -s -o "$WORK/metrics" "http://127.0.0.1:$PORT/metrics"
+    if grep -q '^es_db_circuit_state{state="closed"} 1$' "$WORK/metrics"; then
+        ok "metrics after recovery: state closed"
+    else
+        bad "metrics after recovery" "$(grep '^es_db_circuit' "$WORK/metrics" | tr '\n' ' ')"
+    fi
 else
     echo "skip database restart (PostgreSQL was already running; ES_QTEST_RESTART_PG=1 forces it)"
 fi
@@ -584,7 +612,7 @@ fi
 wait "${BG_PIDS[@]}" 2>/dev/null || true
 BG_PIDS=()
 
-if grep -E ' (ERROR|WARN) ' "$WORK/es-query.log" | grep -vqE 'lost connection|could not connect|database unavailable|could not read projection positions'; then
+if grep -E ' (ERROR|WARN) ' "$WORK/es-query.log" | grep -vqE 'lost connection|could not connect|database unavailable|circuit opened|could not read projection positions'; then
     bad "no unexpected warnings" "$(grep -E ' (ERROR|WARN) ' "$WORK/es-query.log" | head -5)"
 else
     ok "no unexpected warnings"

@@ -28,6 +28,7 @@
     X(shop_projection_domain)                                                                      \
     X(query_routes)                                                                                \
     X(query_timeline)                                                                              \
+    X(query_breaker)                                                                               \
     X(saga_domain)                                                                                 \
     X(saga_draw)
 
