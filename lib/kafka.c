@@ -56,7 +56,8 @@ rd_kafka_t *es_kafka_producer_new(es_config_t *cfg, const char *client_id,
      * transfer visible at rest in 12 ms instead of 18, p50) but made more, smaller requests
      * and message sets, and at 1,000 transfers/s it cost more than it gave (bench, alternated
      * runs: p99 median 118 ms against 94, 7,401 transfers/s against 7,580). Linger 0 was far
-     * slower still before the dev broker set TCP_NODELAY. */
+     * slower still before the dev broker set TCP_NODELAY. The outbox relay's fast path does
+     * not wait for the linger: it flushes each step (lib/relay.c). */
     static const char *const pairs[] = {
         "enable.idempotence", "true", "acks", "all", "linger.ms", "0.5", "batch.num.messages",
         "10000", "queue.buffering.max.messages", "1000000", "message.timeout.ms", "30000",

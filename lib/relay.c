@@ -24,6 +24,7 @@
 #define FAST_DELETE_MAX 1000 /* ... or as soon as this many are waiting */
 #define FAST_CHECK_MS 250    /* how often the fast path looks for rows it did not write */
 #define FAST_RING 65536u     /* rows produced and not yet deleted, at most */
+#define FAST_FLUSH_MS 100    /* a step waits this long at most for its records' acks */
 
 /* A batch handed over by the service thread: one outbox row. */
 typedef struct handoff {
@@ -545,7 +546,16 @@ static int fast_step(es_relay_t *r)
         n += (int)h->count;
     }
     handoff_list_destroy(q);
-    rd_kafka_poll(r->rk, 0);
+    if (n > 0) {
+        /* Send now and wait for the acknowledgements, instead of letting the producer linger
+         * (librdkafka counts a linger in whole milliseconds: ~1 ms on every hop of a saga).
+         * Batches handed over meanwhile wait in the queue and go together in the next step:
+         * at rest a record leaves at once, under load the steps grow instead of the number
+         * of message sets (each costs a consumer one fetch from the dev broker). */
+        rd_kafka_flush(r->rk, FAST_FLUSH_MS);
+    } else {
+        rd_kafka_poll(r->rk, 0);
+    }
     if (r->fast_failed) {
         fast_leave(r, "a delivery failed");
         return 0;
