@@ -10,7 +10,8 @@
 #      BENCH_SECONDS seconds and records each send time; latency = visible_at - sent_at, joined
 #      in PostgreSQL. p50/p90/p99/max and the achieved rate.
 #      Then the same at rest: BENCH_REST_RATE (20) transfers/s for BENCH_REST_SECONDS (10): what
-#      the hops cost when nothing queues (the floor under every figure at load).
+#      the hops cost when nothing queues (the floor under every figure at load); and at the
+#      rate the reference's p99 was measured at (200 transfers/s), for BENCH_REST_SECONDS.
 #   3. replay decode rate: `esctl replay --stats` over the whole log, median of BENCH_REPLAYS.
 #   4. the shop (BENCH_SHOP=0 skips it): the shop's services join the stack; BENCH_SHOP_N
 #      orders of two lines (esctl send --batch PlaceOrder) until every one is CONFIRMED or
@@ -96,7 +97,7 @@ M_MEM_GB="$(awk '/^MemTotal:/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)"
 # What else was busy: the top processes by CPU share since they started (ps's %cpu).
 M_TOP="$(ps -eo pcpu=,comm= --sort=-pcpu | awk '$1 > 1.0 { printf "%s%s %s%%", sep, $2, $1; sep = ", " }
     NR >= 8 { exit }')"
-M_OTHER_STACKS="$(ps -eo comm= | grep -c '^es-broker$' || true)"
+M_OTHER_STACKS="$(ps -eo stat=,comm= | awk '$1 !~ /^Z/ && $2 == "es-broker"' | wc -l)"
 # CPU busy over one second, all cores (100 = every core busy): the load we compete with.
 cpu_sample() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6; exit }' /proc/stat; }
 read -r c_busy0 c_idle0 < <(cpu_sample)
@@ -288,12 +289,14 @@ percentiles() {
         END { printf "%.1f %.1f %.1f %.1f %.1f\n", pct(0.5), pct(0.9), pct(0.99), v[NR], s / NR }' "$1"
 }
 
-# at_rest transfers|orders: es-loadgen at REST_RATE/s for REST_SECS s; prints "p50 p99 count" of
-# send->visible: what the hops themselves cost, with nothing queued in front of them.
+# at_rest transfers|orders [RATE]: es-loadgen at RATE/s (default REST_RATE) for REST_SECS s;
+# prints "p50 p99 count" of send->visible: what the hops themselves cost, with nothing (or
+# little) queued in front of them.
 at_rest() {
-    local kind="$1" prefix="rest$$-$1-" out="$W/rest-$1" n p50 p99
+    local kind="$1" rate="${2:-$REST_RATE}" n p50 p99
+    local prefix="rest$$-$1-$rate-" out="$W/rest-$1-$rate"
     local table=projections.transfers key=transfer_id wait_args=()
-    local args=(--rate "$REST_RATE" --seconds "$REST_SECS" --prefix "$prefix" --out "$out.csv")
+    local args=(--rate "$rate" --seconds "$REST_SECS" --prefix "$prefix" --out "$out.csv")
     if [ "$kind" = orders ]; then
         args+=(--kind orders --accounts "$SHOP_USERS" --account-prefix bench-cust-
             --products "$SHOP_PRODUCTS")
@@ -388,6 +391,9 @@ note "up to the saga's terminal event (before the projector): p50 $SAGA_P50 ms, 
 step "latency at rest: $REST_RATE transfers/s for $REST_SECS s"
 read -r REST_P50 REST_P99 REST_N < <(at_rest transfers)
 note "$REST_N transfers: p50 $REST_P50 ms, p99 $REST_P99 ms (five hops: command, debit, credit, outcome, projection)"
+step "latency at the reference's rate: $REF_PY_P99_RATE transfers/s for $REST_SECS s"
+read -r REF_P50 REF_P99 REF_N < <(at_rest transfers "$REF_PY_P99_RATE")
+note "$REF_N transfers: p50 $REF_P50 ms, p99 $REF_P99 ms (the Python saga: p99 $REF_PY_P99_MS ms)"
 
 # ---- 4. replay decode rate --------------------------------------------------------------------
 
@@ -566,6 +572,8 @@ xf() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", a / b }'; }
     printf '%-34s %14s\n' "  achieved rate, transfers/s" "$LAT_ACHIEVED"
     printf '%-34s %14s\n' "  saga only (no projector) p50/p99" "$SAGA_P50 / $SAGA_P99"
     printf '%-34s %14s\n' "  at rest ($REST_RATE/s) p50/p99" "$REST_P50 / $REST_P99"
+    printf '%-34s %14s %14s %8s  %s\n' "  at $REF_PY_P99_RATE/s p50/p99" "$REF_P50 / $REF_P99" '' '' \
+        "p99 $REF_PY_P99_MS ms at $REF_PY_P99_RATE/s ($(xf "$REF_PY_P99_MS" "$REF_P99") ours)"
     printf '%-34s %14s %14s %8s\n' "replay decode, events/s (median)" "$REPLAY_MED" \
         ">= $TARGET_REPLAY" "$V_REPLAY"
     printf '%-34s %14s\n' "  each run ($REPLAY_EVENTS events)" "${REPLAY[*]}"
@@ -590,7 +598,7 @@ xf() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", a / b }'; }
               for (j = 0; j < w; j++) b = b "#"; printf "  %-16s %-50s %s\n", l[i], b, v[i] } }'
     printf '\np99 latency, ms (lower is better)\n'
     printf '%s\n' "ours at $RATE/s|$LAT_P99" "target|$TARGET_P99_MS" \
-        "Python at $REF_PY_P99_RATE/s|$REF_PY_P99_MS" | awk -F'|' '{ l[NR] = $1; v[NR] = $2; if ($2 > m) m = $2 }
+        "ours at $REF_PY_P99_RATE/s|$REF_P99" "Python at $REF_PY_P99_RATE/s|$REF_PY_P99_MS" | awk -F'|' '{ l[NR] = $1; v[NR] = $2; if ($2 > m) m = $2 }
         END { for (i = 1; i <= NR; i++) { w = int(v[i] / m * 50 + 0.5); b = ""
               for (j = 0; j < w; j++) b = b "#"; printf "  %-16s %-50s %s\n", l[i], b, v[i] } }'
     printf '\nsend -> visible latency at %s/s (%s transfers), ms\n' "$RATE" "$LAT_N"
@@ -639,8 +647,10 @@ jarr() { local IFS=,; printf '[%s]' "$*"; }
         "$LAT_P50" "$LAT_P90" "$LAT_P99" "$LAT_MAX" "$LAT_MEAN" "${LAT_PACING:-null}" "$TARGET_P99_MS" "$V_P99"
     printf '    "saga_only_p50": %s, "saga_only_p99": %s, "saga_only_what": "updated_at (terminal event occurred_at, ms) - sent_at",\n' \
         "$SAGA_P50" "$SAGA_P99"
-    printf '    "at_rest": {"rate": %s, "count": %s, "p50": %s, "p99": %s}},\n' \
+    printf '    "at_rest": {"rate": %s, "count": %s, "p50": %s, "p99": %s},\n' \
         "$REST_RATE" "$REST_N" "$REST_P50" "$REST_P99"
+    printf '    "at_reference_rate": {"rate": %s, "count": %s, "p50": %s, "p99": %s, "reference_p99": %s}},\n' \
+        "$REF_PY_P99_RATE" "$REF_N" "$REF_P50" "$REF_P99" "$REF_PY_P99_MS"
     printf '  "replay": {"unit": "events/s", "median": %s, "runs": %s, "events": %s, "target": %s, "verdict": "%s"},\n' \
         "$REPLAY_MED" "$(jarr "${REPLAY[@]}")" "${REPLAY_EVENTS:-0}" "$TARGET_REPLAY" "$V_REPLAY"
     if [ "$SHOP" = 1 ]; then
@@ -667,6 +677,7 @@ awk -f "$ES_ROOT/bench/svg.awk" -v tput="$TPUT_MED" -v tput_runs="${TPUT[*]}" -v
     -v target_tput="$TARGET_TPUT" -v py_batched="$REF_PY_BATCHED" -v py_single="$REF_PY_SINGLE" \
     -v p50="$LAT_P50" -v p90="$LAT_P90" -v p99="$LAT_P99" -v pmax="$LAT_MAX" \
     -v target_p99="$TARGET_P99_MS" -v py_p99="$REF_PY_P99_MS" -v py_rate="$REF_PY_P99_RATE" \
+    -v ref_p99="$REF_P99" \
     -v rate="$RATE" -v achieved="$LAT_ACHIEVED" -v replay="$REPLAY_MED" \
     -v target_replay="$TARGET_REPLAY" \
     -v orders_tput="${OTPUT_MED:-}" -v orders_runs="${OTPUT[*]:-}" -v target_orders_tput="$TARGET_ORDERS_TPUT" \
