@@ -9,7 +9,8 @@
 
 static const char *const input_types[PAY_IN__COUNT] = {
     "OrderPlaced",       "OrderCancelled", "StockReserved",           "StockReservationRejected",
-    "TransferCompleted", "TransferFailed", "TransferCommandRejected", "OrderRejected"};
+    "TransferCompleted", "TransferFailed", "TransferCommandRejected", "OrderRejected",
+    "RetryRefund"};
 
 static const char *const state_names[PAYMENT__COUNT] = {
     "NONE",      "AWAITING_STOCK", "AWAITING_ORDER", "CHARGING",  "CAPTURED", "DECLINED",
@@ -17,6 +18,7 @@ static const char *const state_names[PAYMENT__COUNT] = {
 
 #define CHARGE_PREFIX "pay-"
 #define REFUND_PREFIX "refund-"
+#define RETRY_PREFIX "refund." /* refund.<attempt>-<order_id>, attempts 2.. */
 
 int payments_input_kind(const char *type)
 {
@@ -53,29 +55,51 @@ int payments_event_silent(payments_event_kind_t kind)
     return kind >= PAY_EV_ORDER_RECORDED;
 }
 
-payments_leg_t payments_transfer_leg(const char *transfer_id, char *order_id, size_t size)
+payments_leg_t payments_transfer_leg(const char *transfer_id, char *order_id, size_t size,
+                                     int *attempt)
 {
     payments_leg_t leg = PAY_LEG_NONE;
     const char *rest = NULL;
+    int n = 1;
     if (!strncmp(transfer_id, CHARGE_PREFIX, strlen(CHARGE_PREFIX))) {
         leg = PAY_LEG_CHARGE;
         rest = transfer_id + strlen(CHARGE_PREFIX);
     } else if (!strncmp(transfer_id, REFUND_PREFIX, strlen(REFUND_PREFIX))) {
         leg = PAY_LEG_REFUND;
         rest = transfer_id + strlen(REFUND_PREFIX);
+    } else if (!strncmp(transfer_id, RETRY_PREFIX, strlen(RETRY_PREFIX))) {
+        /* 2..PAY_REFUND_ATTEMPTS_MAX, no leading zero, then '-' */
+        const char *d = transfer_id + strlen(RETRY_PREFIX);
+        n = 0;
+        size_t digits = 0;
+        while (d[digits] >= '0' && d[digits] <= '9' && digits < 4) {
+            n = n * 10 + (d[digits] - '0');
+            digits++;
+        }
+        if (digits > 0 && d[0] != '0' && d[digits] == '-' && n >= 2 &&
+            n <= PAY_REFUND_ATTEMPTS_MAX) {
+            leg = PAY_LEG_REFUND;
+            rest = d + digits + 1;
+        }
     }
     if (leg == PAY_LEG_NONE || !payments_id_valid(rest) || strlen(rest) >= size) {
         order_id[0] = '\0';
+        *attempt = 0;
         return PAY_LEG_NONE;
     }
-    es_str_copy(order_id, size, rest);
+    memcpy(order_id, rest, strlen(rest) + 1);
+    *attempt = n;
     return leg;
 }
 
-/* The id of the payment's transfer of kind `leg`, into out[PAY_ID_MAX] (an order id is at
- * most 100 characters, so the prefixed id fits). */
-static void transfer_id_of(char *out, const char *order_id, payments_leg_t leg)
+/* The id of the payment's transfer of kind `leg` (a refund's `attempt`: 1 is "refund-"),
+ * into out[PAY_ID_MAX] (an order id is at most 100 characters, so the prefixed id fits). */
+static void transfer_id_of(char *out, const char *order_id, payments_leg_t leg, int attempt)
 {
+    if (leg == PAY_LEG_REFUND && attempt > 1) {
+        snprintf(out, PAY_ID_MAX, RETRY_PREFIX "%d-%s", attempt, order_id);
+        return;
+    }
     const char *prefix = leg == PAY_LEG_REFUND ? REFUND_PREFIX : CHARGE_PREFIX;
     size_t n = strlen(prefix);
     memcpy(out, prefix, n);
@@ -102,14 +126,53 @@ static void charge(payments_event_t *ev, const char *order_id, const char *accou
     es_str_copy(ev->account_id, sizeof(ev->account_id), account_id);
     es_str_copy(ev->merchant_account, sizeof(ev->merchant_account), merchant);
     ev->amount = amount;
-    transfer_id_of(ev->transfer_id, order_id, PAY_LEG_CHARGE);
+    transfer_id_of(ev->transfer_id, order_id, PAY_LEG_CHARGE, 1);
 }
 
-/* The refund of a capture: the same amount, from the merchant the charge went to. */
-static void refund(payments_event_t *ev, const payment_t *st, const char *order_id)
+/* The refund of a capture (its next attempt): the same amount, from the merchant the charge
+ * went to. `kind` is PAY_EV_REFUND_REQUESTED, or PAY_EV_REFUND_RETRIED for a retry. */
+static void refund(payments_event_t *ev, payments_event_kind_t kind, const payment_t *st,
+                   const char *order_id)
 {
-    event_from_state(ev, PAY_EV_REFUND_REQUESTED, st, order_id);
-    transfer_id_of(ev->transfer_id, order_id, PAY_LEG_REFUND);
+    event_from_state(ev, kind, st, order_id);
+    ev->attempt = st->refund_attempts + 1;
+    transfer_id_of(ev->transfer_id, order_id, PAY_LEG_REFUND, ev->attempt);
+}
+
+/* Fill *out as a PaymentCommandRejected of `in` for `reason`; returns 1 (one event). */
+static int reject_command(const payments_input_t *in, const char *reason, payments_event_t *out)
+{
+    out->kind = PAY_EV_COMMAND_REJECTED;
+    es_str_copy(out->order_id, sizeof(out->order_id), in->order_id);
+    es_str_copy(out->command_id, sizeof(out->command_id), in->command_id);
+    es_str_copy(out->command_type, sizeof(out->command_type), input_types[in->kind]);
+    es_str_copy(out->reason, sizeof(out->reason), reason);
+    return 1;
+}
+
+/* RetryRefund: only a refund the ledger refused is asked for again. */
+static int decide_retry(const payment_t *st, const payments_input_t *in,
+                        payments_event_t out[PAY_EV_MAX])
+{
+    if (!payments_id_valid(in->order_id)) {
+        return reject_command(in, "INVALID_ID", &out[0]);
+    }
+    switch (st->state) {
+    case PAYMENT_REFUND_FAILED:
+        if (st->refund_attempts >= PAY_REFUND_ATTEMPTS_MAX) {
+            return reject_command(in, "TOO_MANY_ATTEMPTS", &out[0]);
+        }
+        refund(&out[0], PAY_EV_REFUND_RETRIED, st, in->order_id);
+        return 1;
+    case PAYMENT_NONE:
+        return reject_command(in, "UNKNOWN_ORDER", &out[0]);
+    case PAYMENT_REFUNDING:
+        return reject_command(in, "REFUND_IN_PROGRESS", &out[0]);
+    case PAYMENT_REFUNDED:
+        return reject_command(in, "ALREADY_REFUNDED", &out[0]);
+    default:
+        return reject_command(in, "NO_FAILED_REFUND", &out[0]);
+    }
 }
 
 /* True while the payment has not charged and is still open: none or awaiting a fact. */
@@ -125,21 +188,24 @@ static int decide_transfer(const payment_t *st, const payments_input_t *in,
 {
     const char *id = in->order_id;
     int charging = in->leg == PAY_LEG_CHARGE && st->state == PAYMENT_CHARGING;
-    int refunding = in->leg == PAY_LEG_REFUND && st->state == PAYMENT_REFUNDING;
+    /* only the attempt under way: an earlier attempt's outcome is late */
+    int refunding = in->leg == PAY_LEG_REFUND && st->state == PAYMENT_REFUNDING &&
+                    in->attempt == st->refund_attempts;
     if (!charging && !refunding) {
         return 0; /* not ours, late or duplicated */
     }
     if (in->kind == PAY_IN_TRANSFER_COMPLETED) {
         event_from_state(&out[0], charging ? PAY_EV_CAPTURED : PAY_EV_REFUNDED, st, id);
-        transfer_id_of(out[0].transfer_id, id, in->leg);
+        es_str_copy(out[0].transfer_id, sizeof(out[0].transfer_id), in->transfer_id);
         if (charging && st->refund_owed) {
-            refund(&out[1], st, id); /* cancelled while charging: give it back at once */
+            /* cancelled while charging: give it back at once */
+            refund(&out[1], PAY_EV_REFUND_REQUESTED, st, id);
             return 2;
         }
         return 1;
     }
     event_from_state(&out[0], charging ? PAY_EV_DECLINED : PAY_EV_REFUND_FAILED, st, id);
-    transfer_id_of(out[0].transfer_id, id, in->leg);
+    es_str_copy(out[0].transfer_id, sizeof(out[0].transfer_id), in->transfer_id);
     if (charging && in->kind == PAY_IN_TRANSFER_FAILED && in->compensated) {
         /* the debit went through and came back: the merchant side failed */
         static const char merchant[] = "MERCHANT_";
@@ -205,7 +271,7 @@ int payments_decide(const payment_t *state, const payments_input_t *in, const ch
             return 1;
         }
         if (st->state == PAYMENT_CAPTURED) {
-            refund(&out[0], st, id);
+            refund(&out[0], PAY_EV_REFUND_REQUESTED, st, id);
             return 1;
         }
         return 0;
@@ -213,6 +279,8 @@ int payments_decide(const payment_t *state, const payments_input_t *in, const ch
     case PAY_IN_TRANSFER_FAILED:
     case PAY_IN_TRANSFER_REJECTED:
         return decide_transfer(st, in, out);
+    case PAY_IN_RETRY_REFUND:
+        return decide_retry(st, in, out);
     default:
         return 0;
     }
@@ -220,6 +288,9 @@ int payments_decide(const payment_t *state, const payments_input_t *in, const ch
 
 void payments_evolve(payment_t *state, const payments_event_t *ev)
 {
+    if (ev->kind == PAY_EV_COMMAND_REJECTED) {
+        return; /* a refusal changed nothing */
+    }
     if (state->state == PAYMENT_NONE) {
         es_str_copy(state->order_id, sizeof(state->order_id), ev->order_id);
     }
@@ -247,8 +318,11 @@ void payments_evolve(payment_t *state, const payments_event_t *ev)
         es_str_copy(state->reason, sizeof(state->reason), ev->reason);
         break;
     case PAY_EV_REFUND_REQUESTED:
+    case PAY_EV_REFUND_RETRIED:
         state->state = PAYMENT_REFUNDING;
         state->refund_owed = 0; /* asked for: REFUNDING says the rest */
+        state->refund_attempts = ev->attempt;
+        state->reason[0] = '\0';
         break;
     case PAY_EV_REFUNDED:
         state->state = PAYMENT_REFUNDED;
@@ -297,6 +371,8 @@ const char *payments_input_invalid(const payment_t *state, const payments_input_
         return NULL;
     case PAY_IN_TRANSFER_REJECTED:
         return NULL; /* carries no figures; foreign ids never reach here */
+    case PAY_IN_RETRY_REFUND:
+        return NULL; /* a command: refused with PaymentCommandRejected instead */
     default:
         break;
     }

@@ -5,7 +5,9 @@
  * TransferCommandRejected of the transfers it asked for, "pay-<order_id>" and
  * "refund-<order_id>"; every other transfer is skipped), runs them through the pure rules in
  * domain.c against the payment's row, and emits payments.events plus the RequestTransfer
- * commands (transfers.commands) that charge and refund. Batching, dedup, outbox and
+ * commands (transfers.commands) that charge and refund. Its own command, RetryRefund
+ * (payments.commands), asks again for a refund the ledger refused; its records join the
+ * order's saga (the payment keeps the saga's correlation id). Batching, dedup, outbox and
  * positions: lib/service.c.
  *
  * Configuration: the merchant account the charges go to is ES_MERCHANT_ACCOUNT, or the
@@ -25,7 +27,8 @@
 
 #define DEFAULT_MERCHANT "shop-merchant"
 
-static const char *const topics[] = {"orders.events", "catalog.events", "transfers.events", NULL};
+static const char *const topics[] = {"orders.events", "catalog.events", "transfers.events",
+                                     "payments.commands", NULL};
 
 /* The runtime decodes and hands over only the types the rules take. */
 static int wants(const char *type)
@@ -51,7 +54,7 @@ static void input_from_json(const es_input_t *rec, payments_input_t *in)
     if (is_transfer_outcome(in->kind)) {
         es_str_copy(in->transfer_id, sizeof(in->transfer_id), es_json_str(p, "transfer_id"));
         in->leg = payments_transfer_leg(es_json_str(p, "transfer_id"), in->order_id,
-                                        sizeof(in->order_id));
+                                        sizeof(in->order_id), &in->attempt);
         es_str_copy(in->from_account, sizeof(in->from_account), es_json_str(p, "from_account"));
         es_str_copy(in->to_account, sizeof(in->to_account), es_json_str(p, "to_account"));
         in->amount = json_integer_value(json_object_get(p, "amount"));
@@ -61,6 +64,7 @@ static void input_from_json(const es_input_t *rec, payments_input_t *in)
     }
     es_str_copy(in->order_id, sizeof(in->order_id), es_json_str(p, "order_id"));
     es_str_copy(in->reason, sizeof(in->reason), es_json_str(p, "reason"));
+    es_str_copy(in->command_id, sizeof(in->command_id), rec->env.event_id);
     if (in->kind == PAY_IN_ORDER_PLACED) {
         es_str_copy(in->account_id, sizeof(in->account_id), es_json_str(p, "account_id"));
         in->amount = json_integer_value(json_object_get(p, "total"));
@@ -117,6 +121,20 @@ static int emit_event(es_service_t *svc, const es_input_t *cause, uint32_t *inde
     case PAY_EV_REFUND_REQUESTED:
         return emit_request_transfer(svc, cause, index, ev, ev->merchant_account, ev->account_id,
                                      errstr, errstr_size);
+    case PAY_EV_REFUND_RETRIED:
+        p = json_pack("{ss ss sI ss sI}", "order_id", id, "account_id", ev->account_id, "amount",
+                      amount, "transfer_id", ev->transfer_id, "attempt", (json_int_t)ev->attempt);
+        if (emit_one(svc, cause, index, "PaymentRefundRetried", id, pay->version, p, errstr,
+                     errstr_size) != 0) {
+            return -1;
+        }
+        return emit_request_transfer(svc, cause, index, ev, ev->merchant_account, ev->account_id,
+                                     errstr, errstr_size);
+    case PAY_EV_COMMAND_REJECTED:
+        p = json_pack("{ss ss ss ss}", "command_id", ev->command_id, "command_type",
+                      ev->command_type, "order_id", id, "reason", ev->reason);
+        return emit_one(svc, cause, index, "PaymentCommandRejected", id, pay->version, p, errstr,
+                        errstr_size);
     case PAY_EV_CAPTURED:
     case PAY_EV_REFUNDED:
         p = json_pack("{ss ss sI ss}", "order_id", id, "account_id", ev->account_id, "amount",
@@ -213,10 +231,27 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
         payments_event_t evs[PAY_EV_MAX];
         int nev = payments_decide(pay, in, b->merchant, evs);
         uint32_t index = 0;
+        /* The payment's records belong to the order's saga: the first fact about it says
+         * which; a retry is asked for by a command of its own and joins that saga (a refusal
+         * stays the command's own answer, as the other contexts' do). */
+        const es_input_t *cause = &inputs[i];
+        es_input_t joined;
+        int refused = nev > 0 && evs[0].kind == PAY_EV_COMMAND_REJECTED;
+        if (pay->state == PAYMENT_NONE && nev > 0 && !refused) {
+            es_str_copy(pay->correlation_id, sizeof(pay->correlation_id),
+                        inputs[i].env.correlation_id);
+        } else if (in->kind == PAY_IN_RETRY_REFUND && !refused && pay->correlation_id[0]) {
+            joined = inputs[i];
+            es_str_copy(joined.env.correlation_id, sizeof(joined.env.correlation_id),
+                        pay->correlation_id);
+            cause = &joined;
+        }
         for (int e = 0; e < nev; e++) {
             payments_evolve(pay, &evs[e]);
-            b->dirty[k] = 1;
-            if (emit_event(svc, &inputs[i], &index, &evs[e], pay, errstr, errstr_size) != 0) {
+            if (evs[e].kind != PAY_EV_COMMAND_REJECTED) {
+                b->dirty[k] = 1; /* a refusal changed nothing: an unknown payment stays unknown */
+            }
+            if (emit_event(svc, cause, &index, &evs[e], pay, errstr, errstr_size) != 0) {
                 return -1;
             }
         }
@@ -265,7 +300,8 @@ int main(int argc, char **argv)
         "The payments service: charges an order's total through the ledger (a RequestTransfer\n"
         "pay-<order_id> from the customer's account to the merchant account) once the order\n"
         "is placed and its stock held, and refunds a cancelled order's capture\n"
-        "(refund-<order_id>).\n\n"
+        "(refund-<order_id>). RetryRefund {order_id} asks again for a refund the ledger\n"
+        "refused (refund.2-<order_id>, ...).\n\n"
         "      --merchant ID   the merchant account charges go to (ES_MERCHANT_ACCOUNT,\n"
         "                      default " DEFAULT_MERCHANT ")");
     es_idset_fini(&batch.set);

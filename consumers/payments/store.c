@@ -11,14 +11,17 @@
 #include "str.h"
 
 /* fillfactor 80: every payment is updated a few times; room on its page keeps the updates
- * HOT (no index write). */
+ * HOT (no index write). refund_attempts and correlation_id came later: a table made before
+ * gets them (0 and ""; a refund already asked for then counts as attempt 1, see load_row). */
 const char payments_store_ddl[] =
     "CREATE TABLE IF NOT EXISTS payments ("
     " order_id text PRIMARY KEY, state text NOT NULL, account_id text NOT NULL,"
     " merchant_account text NOT NULL, amount bigint NOT NULL, refund_owed boolean NOT NULL,"
-    " reason text NOT NULL, version bigint NOT NULL) WITH (fillfactor = 80);";
+    " reason text NOT NULL, version bigint NOT NULL) WITH (fillfactor = 80);"
+    "ALTER TABLE payments ADD COLUMN IF NOT EXISTS refund_attempts int NOT NULL DEFAULT 0;"
+    "ALTER TABLE payments ADD COLUMN IF NOT EXISTS correlation_id text NOT NULL DEFAULT '';";
 
-#define COLS 8
+#define COLS 10
 
 /* What payments_store_load() hands each row: where to put it and how a bad one fails. */
 typedef struct load_ctx {
@@ -51,6 +54,12 @@ static void payments_store_load_row(const PGresult *res, int r, size_t i, void *
     p->refund_owed = PQgetvalue(res, r, 5)[0] == 't';
     es_str_copy(p->reason, sizeof(p->reason), PQgetvalue(res, r, 6));
     p->version = strtoll(PQgetvalue(res, r, 7), NULL, 10);
+    p->refund_attempts = (int)strtol(PQgetvalue(res, r, 8), NULL, 10);
+    if (p->refund_attempts == 0 && (p->state == PAYMENT_REFUNDING || p->state == PAYMENT_REFUNDED ||
+                                    p->state == PAYMENT_REFUND_FAILED)) {
+        p->refund_attempts = 1; /* asked for before the column existed */
+    }
+    es_str_copy(p->correlation_id, sizeof(p->correlation_id), PQgetvalue(res, r, 9));
 }
 
 int payments_store_load_queue(es_pg_pipeline_t *pl, const char *const *ids, size_t n)
@@ -58,7 +67,8 @@ int payments_store_load_queue(es_pg_pipeline_t *pl, const char *const *ids, size
     return es_pg_load_rows_queue(
         pl,
         "SELECT order_id, state, account_id, merchant_account, amount, "
-        "refund_owed, reason, version FROM unnest($1::text[]) AS u(id) "
+        "refund_owed, reason, version, refund_attempts, correlation_id "
+        "FROM unnest($1::text[]) AS u(id) "
         "JOIN payments p ON p.order_id = u.id ORDER BY order_id FOR UPDATE OF p",
         ids, n);
 }
@@ -80,7 +90,8 @@ int payments_store_save(es_pg_pipeline_t *pl, const payment_t *payments, const u
 {
     es_pg_array_t a[COLS];
     static const es_pg_oid_t oids[COLS] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT,
-                                           ES_PG_INT8, ES_PG_BOOL, ES_PG_TEXT, ES_PG_INT8};
+                                           ES_PG_INT8, ES_PG_BOOL, ES_PG_TEXT, ES_PG_INT8,
+                                           ES_PG_INT4, ES_PG_TEXT};
     for (int k = 0; k < COLS; k++) {
         es_pg_array_init(&a[k], oids[k]);
     }
@@ -97,6 +108,8 @@ int payments_store_save(es_pg_pipeline_t *pl, const payment_t *payments, const u
         es_pg_array_add_bool(&a[5], p->refund_owed);
         es_pg_array_add_text(&a[6], p->reason);
         es_pg_array_add_int8(&a[7], p->version);
+        es_pg_array_add_int4(&a[8], p->refund_attempts);
+        es_pg_array_add_text(&a[9], p->correlation_id);
     }
     int rc = 0;
     if (a[0].count > 0) {
@@ -114,12 +127,15 @@ int payments_store_save(es_pg_pipeline_t *pl, const payment_t *payments, const u
             es_pg_pipeline_add(
                 pl,
                 "INSERT INTO payments (order_id, state, account_id, merchant_account, amount, "
-                "refund_owed, reason, version) SELECT * FROM unnest($1::text[], $2::text[], "
-                "$3::text[], $4::text[], $5::bigint[], $6::bool[], $7::text[], $8::bigint[]) "
+                "refund_owed, reason, version, refund_attempts, correlation_id) "
+                "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+                "$5::bigint[], $6::bool[], $7::text[], $8::bigint[], $9::int[], $10::text[]) "
                 "ON CONFLICT (order_id) DO UPDATE SET state = EXCLUDED.state, "
                 "account_id = EXCLUDED.account_id, merchant_account = EXCLUDED.merchant_account, "
                 "amount = EXCLUDED.amount, refund_owed = EXCLUDED.refund_owed, "
-                "reason = EXCLUDED.reason, version = EXCLUDED.version",
+                "reason = EXCLUDED.reason, version = EXCLUDED.version, "
+                "refund_attempts = EXCLUDED.refund_attempts, "
+                "correlation_id = EXCLUDED.correlation_id",
                 COLS, vals, lens, fmts) < 0) {
             rc = -1;
         }

@@ -3,7 +3,8 @@
  * it has been handled, then describe the outcome:
  *   GET /commands/{command_id}        until it exists (ACCEPTED or REJECTED, with a reason)
  *   GET /<context>/{aggregate_id}     the aggregate's view (/accounts/A1, /transfers/T1,
- *                                     /orders/O1; the catalog's are /products/P1),
+ *                                     /orders/O1; the catalog's are /products/P1,
+ *                                     a payment's its order /orders/O1),
  *                                     until it exists and its status is not PENDING
  * A rejected command's aggregate may not exist: then its view is null. Polls back off from
  * 5 ms to 100 ms; one deadline bounds everything.
@@ -57,8 +58,8 @@ static int status_rejected(const char *status)
 
 /*
  * GET `path` until it answers 200 with a JSON object (whose "status" is not PENDING when
- * `skip_pending`), or 404 when `absent_ok`, or the deadline passes. On POLL_FOUND *view is a
- * new reference. `last` describes the last unsuccessful attempt.
+ * `skip_pending`), or 404 (or 400: a malformed id) when `absent_ok`, or the deadline passes. On
+ * POLL_FOUND *view is a new reference. `last` describes the last unsuccessful attempt.
  */
 static poll_result_t poll_view(const char *url, const char *path, int absent_ok, int skip_pending,
                                int64_t deadline_us, json_t **view, char *last, size_t last_size)
@@ -93,7 +94,8 @@ static poll_result_t poll_view(const char *url, const char *path, int absent_ok,
                 res = POLL_FOUND;
                 break;
             }
-        } else if (status == 404) {
+        } else if (status == 404 || (absent_ok && status == 400)) {
+            /* 400: a refused command's id may be one no view can have (malformed) */
             if (absent_ok) {
                 res = POLL_ABSENT;
                 break;
@@ -119,10 +121,14 @@ static void put_field(es_buf_t *out, const char *name, const json_t *v)
 }
 
 /* The query service's collection holding a context's aggregates: the context's own name,
- * except the catalog's, whose aggregates are products. */
+ * except the catalog's, whose aggregates are products, and payments', which show in their
+ * order (its "payment" field). */
 static const char *view_collection(const char *context)
 {
-    return !strcmp(context, "catalog") ? "products" : context;
+    if (!strcmp(context, "catalog")) {
+        return "products";
+    }
+    return !strcmp(context, "payments") ? "orders" : context;
 }
 
 int esctl_wait_outcome(const char *url, const char *command_id, const es_type_t *type,

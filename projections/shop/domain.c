@@ -40,6 +40,8 @@ static const shop_type_t shop_types[] = {
     {"PaymentDeclined", SHOP_TARGET_PAYMENT, NULL, "DECLINED"},
     {"PaymentRefunded", SHOP_TARGET_PAYMENT, NULL, "REFUNDED"},
     {"PaymentRefundFailed", SHOP_TARGET_PAYMENT, NULL, "REFUND_FAILED"},
+    {"PaymentRefundRetried", SHOP_TARGET_PAYMENT, "RetryRefund", "REFUNDING"},
+    {"PaymentCommandRejected", SHOP_TARGET_COMMAND, NULL, NULL},
 };
 
 /* The entry for `type`, or NULL. */
@@ -98,14 +100,16 @@ const char *shop_event_malformed(const shop_event_t *ev)
     if (!t) {
         return NULL; /* not the projection's: it changes nothing */
     }
-    if (!shop_id_valid(ev->aggregate_id)) {
-        return "invalid aggregate id";
-    }
     const json_t *p = ev->payload;
     if (t->target == SHOP_TARGET_COMMAND) {
+        /* a refusal's aggregate id is the command's, as sent: a malformed one (INVALID_ID) is
+         * exactly what the user must be told about, so only the command id must be sound */
         const char *cid = es_json_str(p, "command_id");
         size_t len = strnlen(cid, SV_COMMAND_ID_MAX);
         return es_str_id_valid(cid, len, SV_COMMAND_ID_MAX - 1) ? NULL : "invalid command id";
+    }
+    if (!shop_id_valid(ev->aggregate_id)) {
+        return "invalid aggregate id";
     }
     if (ev->version <= 0) {
         return "event without an aggregate version";

@@ -53,11 +53,16 @@ shop_wait_settled() {
     wait_until 60 "[ \"\$(sql \"SELECT count(*) FROM sagas.sagas WHERE status IN ('PENDING', 'TIMED_OUT')\")\" = 0 ]"
 }
 
-# payment transfers of an order: pay-<id> and refund-<id>, COMPLETED or not
+# a payment's refund transfers: refund-<id>, then refund.<n>-<id> for each RetryRefund
+_shop_refund_ids="(t.transfer_id LIKE 'refund-%' OR t.transfer_id ~ '^refund\\.[1-9][0-9]{0,2}-')"
+# payment transfers of an order: pay-<id> and its refunds, COMPLETED or not
 _shop_moves="SELECT o.order_id, o.status, o.total,
         (SELECT t.status = 'COMPLETED' FROM transfers.transfers t WHERE t.transfer_id = 'pay-' || o.order_id) AS paid,
         (SELECT t.amount FROM transfers.transfers t WHERE t.transfer_id = 'pay-' || o.order_id) AS paid_amount,
-        (SELECT t.status = 'COMPLETED' FROM transfers.transfers t WHERE t.transfer_id = 'refund-' || o.order_id) AS refunded
+        (SELECT count(*) > 0 FROM transfers.transfers t WHERE $_shop_refund_ids AND t.status = 'COMPLETED'
+            AND substr(t.transfer_id, strpos(t.transfer_id, '-') + 1) = o.order_id) AS refunded,
+        (SELECT count(*) FROM transfers.transfers t WHERE $_shop_refund_ids AND t.status = 'COMPLETED'
+            AND substr(t.transfer_id, strpos(t.transfer_id, '-') + 1) = o.order_id) AS refunds
     FROM orders.orders o"
 
 shop_check() {
@@ -73,10 +78,12 @@ shop_check() {
         "cancelled orders whose charge was not refunded"
     assert_eq 0 "$(sql "SELECT count(*) FROM ($_shop_moves) m WHERE m.refunded IS TRUE AND m.paid IS NOT TRUE")" \
         "refunds of charges that never happened"
+    assert_eq 0 "$(sql "SELECT count(*) FROM ($_shop_moves) m WHERE m.refunds > 1")" \
+        "charges refunded more than once (over every attempt)"
     assert_eq 0 "$(sql "SELECT count(*) FROM ($_shop_moves) m WHERE m.status = 'CONFIRMED' AND NOT (m.paid IS TRUE AND m.refunded IS NOT TRUE AND m.paid_amount = m.total)")" \
         "confirmed orders not charged exactly their total"
-    assert_eq 0 "$(sql "SELECT count(*) FROM transfers.transfers WHERE (transfer_id LIKE 'pay-%' OR transfer_id LIKE 'refund-%')
-        AND substr(transfer_id, strpos(transfer_id, '-') + 1) NOT IN (SELECT order_id FROM orders.orders)")" \
+    assert_eq 0 "$(sql "SELECT count(*) FROM transfers.transfers t WHERE (t.transfer_id LIKE 'pay-%' OR $_shop_refund_ids)
+        AND substr(t.transfer_id, strpos(t.transfer_id, '-') + 1) NOT IN (SELECT order_id FROM orders.orders)")" \
         "charges or refunds of unknown orders"
     assert_eq "$(sql "SELECT coalesce(sum(total), 0) FROM orders.orders WHERE status = 'CONFIRMED'")" \
         "$(sql "SELECT coalesce(sum(balance), 0) FROM accounts.accounts WHERE account_id = '$SHOP_MERCHANT'")" \

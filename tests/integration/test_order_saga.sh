@@ -100,6 +100,42 @@ out="$(send_wait CancelOrder '{"order_id":"o-never"}')"
 assert_eq "REJECTED ORDER_NOT_FOUND" "$(outcome "$out")" "cancelling an order that does not exist"
 shop_invariants "a cancel after confirm"
 
+# a refund the ledger refuses (the merchant account emptied), asked for again with RetryRefund:
+# once more while the cause remains (a second attempt under refund.2-), then once it is fixed
+out="$(shop_order o-refund u-ann acc-ann 'p-bulk:2')"
+assert_eq "CONFIRMED -" "$(order_outcome "$out")" "an order whose refund will be refused"
+held="$(http GET "/accounts/$SHOP_MERCHANT" | jq .balance)"
+send_wait WithdrawFunds "{\"account_id\":\"$SHOP_MERCHANT\",\"amount\":$held}" >/dev/null
+before="$(http GET /accounts/acc-ann | jq .balance)"
+out="$(send_wait CancelOrder '{"order_id":"o-refund"}')"
+assert_eq "ACCEPTED CANCELLED" "$(field '.status + " " + .order.status' "$out")" "cancelling it while the merchant account is empty"
+wait_until 30 "[ \"\$(http GET /orders/o-refund | jq -r .payment)\" = REFUND_FAILED ]"
+pass "the ledger refused the refund: the order shows its payment REFUND_FAILED"
+out="$(send_wait RetryRefund '{"order_id":"o-refund"}')"
+assert_eq "ACCEPTED o-refund" "$(field '.status + " " + .order.order_id' "$out")" "RetryRefund accepted (shows the order)"
+wait_until 30 "[ \"\$(sql \"SELECT state || ' ' || refund_attempts FROM payments.payments WHERE order_id = 'o-refund'\")\" = 'REFUND_FAILED 2' ]"
+pass "the second attempt, the merchant still empty, was refused too"
+send_wait DepositFunds "{\"account_id\":\"$SHOP_MERCHANT\",\"amount\":$held}" >/dev/null
+out="$(send_wait RetryRefund '{"order_id":"o-refund"}')"
+assert_eq "ACCEPTED" "$(field .status "$out")" "RetryRefund once the merchant account is funded again"
+wait_until 30 "[ \"\$(http GET /orders/o-refund | jq -r .payment)\" = REFUNDED ]"
+pass "the third attempt went through: the order shows its payment REFUNDED"
+assert_eq "$((before + 200))" "$(http GET /accounts/acc-ann | jq .balance)" "the customer got the charge back, once"
+assert_eq "refund-o-refund:FAILED refund.2-o-refund:FAILED refund.3-o-refund:COMPLETED" \
+    "$(sql "SELECT string_agg(transfer_id || ':' || status, ' ' ORDER BY transfer_id COLLATE \"C\") FROM transfers.transfers WHERE transfer_id LIKE 'refund%-o-refund'")" \
+    "the refund's three transfers in the ledger"
+out="$(send_wait RetryRefund '{"order_id":"o-refund"}')"
+assert_eq "REJECTED ALREADY_REFUNDED" "$(outcome "$out")" "retrying a refund that went through"
+out="$(send_wait RetryRefund '{"order_id":"o-ok"}')"
+assert_eq "REJECTED NO_FAILED_REFUND" "$(outcome "$out")" "retrying the refund of an order never refunded"
+out="$(send_wait RetryRefund '{"order_id":"o-never"}')"
+assert_eq "REJECTED UNKNOWN_ORDER" "$(outcome "$out")" "retrying the refund of an unknown order"
+out="$(send_wait RetryRefund '{"order_id":"o refund"}')"
+assert_eq "REJECTED INVALID_ID" "$(outcome "$out")" "retrying with a malformed order id"
+wait_until 30 "[ \"\$(http GET /sagas/o-refund | jq -c '[.status, ([.steps[].type] | map(select(. == \"PaymentRefundRetried\")) | length)]')\" = '[\"CANCELLED\",2]' ]"
+pass "both retries are steps of the order's saga, which stays CANCELLED"
+shop_invariants "a refund retried until the ledger took it"
+
 # cancel while pending: payments is held stopped, so the order waits after its reservation
 svc_stop payments
 esctl send PlaceOrder "{\"order_id\":\"o-pend\",\"user_id\":\"u-ann\",\"account_id\":\"acc-ann\",\"items\":$(shop_items 'p-rare:1')}" >/dev/null

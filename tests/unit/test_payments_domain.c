@@ -8,7 +8,8 @@
  * whole state x input table of docs/SHOP.md (every other cell, late and duplicated inputs,
  * changes nothing); OrderRejected TIMEOUT deciding what OrderCancelled decides in every state,
  * any other rejection nothing; foreign transfer ids; the inputs dead-lettered as broken;
- * versions; names.
+ * RetryRefund (a failed refund asked for again under refund.<n>-, its outcome, late outcomes
+ * of earlier attempts, its refusals in every other state); versions; names.
  */
 #include <check.h>
 #include <stdio.h>
@@ -45,7 +46,7 @@ static payments_input_t transfer_input(payments_input_kind_t kind, const char *t
     memset(&in, 0, sizeof(in));
     in.kind = kind;
     snprintf(in.transfer_id, sizeof(in.transfer_id), "%s", transfer_id);
-    in.leg = payments_transfer_leg(transfer_id, in.order_id, sizeof(in.order_id));
+    in.leg = payments_transfer_leg(transfer_id, in.order_id, sizeof(in.order_id), &in.attempt);
     int refund = in.leg == PAY_LEG_REFUND;
     if (kind != PAY_IN_TRANSFER_REJECTED) {
         snprintf(in.from_account, sizeof(in.from_account), "%s", refund ? MERCHANT : ACCOUNT);
@@ -87,6 +88,7 @@ static void assert_same(const payment_t *a, const payment_t *b)
     ck_assert_int_eq(a->version, b->version);
     ck_assert_int_eq(a->amount, b->amount);
     ck_assert_int_eq(a->refund_owed, b->refund_owed);
+    ck_assert_int_eq(a->refund_attempts, b->refund_attempts);
     ck_assert_str_eq(a->order_id, b->order_id);
     ck_assert_str_eq(a->account_id, b->account_id);
     ck_assert_str_eq(a->merchant_account, b->merchant_account);
@@ -649,29 +651,47 @@ static const struct {
     const char *transfer_id;
     payments_leg_t leg;
     const char *order_id;
+    int attempt;
 } legs[] = {
-    {"pay-o-1", PAY_LEG_CHARGE, "o-1"},
-    {"refund-o-1", PAY_LEG_REFUND, "o-1"},
-    {"pay-pay-1", PAY_LEG_CHARGE, "pay-1"},
-    {"refund-pay-1", PAY_LEG_REFUND, "pay-1"},
-    {"t-1", PAY_LEG_NONE, ""},
-    {"pay-", PAY_LEG_NONE, ""},
-    {"refund-", PAY_LEG_NONE, ""},
-    {"payo-1", PAY_LEG_NONE, ""},
-    {"PAY-o-1", PAY_LEG_NONE, ""},
-    {"xpay-o-1", PAY_LEG_NONE, ""},
-    {"refund_o-1", PAY_LEG_NONE, ""},
-    {"pay-o 1", PAY_LEG_NONE, ""},
-    {"", PAY_LEG_NONE, ""},
+    {"pay-o-1", PAY_LEG_CHARGE, "o-1", 1},
+    {"refund-o-1", PAY_LEG_REFUND, "o-1", 1},
+    {"pay-pay-1", PAY_LEG_CHARGE, "pay-1", 1},
+    {"refund-pay-1", PAY_LEG_REFUND, "pay-1", 1},
+    {"refund.2-o-1", PAY_LEG_REFUND, "o-1", 2},
+    {"refund.10-o-1", PAY_LEG_REFUND, "o-1", 10},
+    {"refund.999-o-1", PAY_LEG_REFUND, "o-1", 999},
+    {"refund.2-refund.3-x", PAY_LEG_REFUND, "refund.3-x", 2},
+    {"refund.1-o-1", PAY_LEG_NONE, "", 0}, /* the first attempt is refund- */
+    {"refund.0-o-1", PAY_LEG_NONE, "", 0},
+    {"refund.02-o-1", PAY_LEG_NONE, "", 0},   /* leading zero: two ids for one attempt */
+    {"refund.1000-o-1", PAY_LEG_NONE, "", 0}, /* beyond the attempts allowed */
+    {"refund.99999-o-1", PAY_LEG_NONE, "", 0},
+    {"refund.-o-1", PAY_LEG_NONE, "", 0},
+    {"refund.2o-1", PAY_LEG_NONE, "", 0},
+    {"refund.2-", PAY_LEG_NONE, "", 0},
+    {"refund.2", PAY_LEG_NONE, "", 0},
+    {"refund.", PAY_LEG_NONE, "", 0},
+    {"t-1", PAY_LEG_NONE, "", 0},
+    {"pay-", PAY_LEG_NONE, "", 0},
+    {"refund-", PAY_LEG_NONE, "", 0},
+    {"payo-1", PAY_LEG_NONE, "", 0},
+    {"PAY-o-1", PAY_LEG_NONE, "", 0},
+    {"xpay-o-1", PAY_LEG_NONE, "", 0},
+    {"refund_o-1", PAY_LEG_NONE, "", 0},
+    {"pay-o 1", PAY_LEG_NONE, "", 0},
+    {"", PAY_LEG_NONE, "", 0},
 };
 
 START_TEST(test_transfer_leg)
 {
     char order_id[PAY_ID_MAX];
     memset(order_id, 'z', sizeof(order_id));
-    ck_assert_int_eq(payments_transfer_leg(legs[_i].transfer_id, order_id, sizeof(order_id)),
-                     legs[_i].leg);
+    int attempt = -1;
+    ck_assert_int_eq(
+        payments_transfer_leg(legs[_i].transfer_id, order_id, sizeof(order_id), &attempt),
+        legs[_i].leg);
     ck_assert_str_eq(order_id, legs[_i].order_id);
+    ck_assert_int_eq(attempt, legs[_i].attempt);
 }
 END_TEST
 
@@ -681,11 +701,13 @@ START_TEST(test_transfer_leg_length)
     snprintf(id, sizeof(id), "refund-");
     memset(id + 7, 'x', 100); /* the longest valid order id */
     id[107] = '\0';
-    ck_assert_int_eq(payments_transfer_leg(id, order_id, sizeof(order_id)), PAY_LEG_REFUND);
+    int attempt;
+    ck_assert_int_eq(payments_transfer_leg(id, order_id, sizeof(order_id), &attempt),
+                     PAY_LEG_REFUND);
     ck_assert_int_eq(strlen(order_id), 100);
     id[107] = 'x';
     id[108] = '\0';
-    ck_assert_int_eq(payments_transfer_leg(id, order_id, sizeof(order_id)), PAY_LEG_NONE);
+    ck_assert_int_eq(payments_transfer_leg(id, order_id, sizeof(order_id), &attempt), PAY_LEG_NONE);
 }
 END_TEST
 
@@ -812,6 +834,173 @@ START_TEST(test_long_ids_invalid)
 }
 END_TEST
 
+/* ---- RetryRefund ---- */
+
+/* The RetryRefund command for order `order_id`. */
+static payments_input_t retry_input(const char *order_id)
+{
+    payments_input_t in;
+    memset(&in, 0, sizeof(in));
+    in.kind = PAY_IN_RETRY_REFUND;
+    snprintf(in.order_id, sizeof(in.order_id), "%s", order_id);
+    snprintf(in.command_id, sizeof(in.command_id), "cmd-1");
+    return in;
+}
+
+static void assert_retry(const payments_event_t *ev, int attempt, const char *transfer_id)
+{
+    ck_assert_int_eq(ev->kind, PAY_EV_REFUND_RETRIED);
+    ck_assert_str_eq(ev->order_id, "o-1");
+    ck_assert_str_eq(ev->account_id, ACCOUNT);
+    ck_assert_str_eq(ev->merchant_account, MERCHANT);
+    ck_assert_int_eq(ev->amount, AMOUNT);
+    ck_assert_int_eq(ev->attempt, attempt);
+    ck_assert_str_eq(ev->transfer_id, transfer_id);
+}
+
+/* A failed refund asked for again: a new transfer id, REFUNDING; the first attempt's outcome
+ * arriving late changes nothing; the retry's outcome ends it, and a retry fails again too. */
+START_TEST(test_retry_refund)
+{
+    payment_t st = make(S_REFUND_FAILED);
+    ck_assert_str_eq(st.reason, "ACCOUNT_CLOSED");
+    ck_assert_int_eq(st.refund_attempts, 1);
+    int64_t v = st.version;
+    payments_input_t retry = retry_input("o-1");
+    ck_assert_ptr_null(payments_input_invalid(&st, &retry));
+    payments_event_t ev = apply_one(&st, &retry, PAY_EV_REFUND_RETRIED);
+    assert_retry(&ev, 2, "refund.2-o-1");
+    ck_assert_int_eq(st.state, PAYMENT_REFUNDING);
+    ck_assert_int_eq(st.refund_attempts, 2);
+    ck_assert_str_eq(st.reason, "");
+    ck_assert_int_eq(st.version, v + 1);
+
+    /* the first attempt's outcome again (late or duplicated): not the attempt under way */
+    payment_t before = st;
+    payments_event_t evs[PAY_EV_MAX];
+    payments_input_t late = transfer_input(PAY_IN_TRANSFER_FAILED, "refund-o-1", "WHY", 1);
+    ck_assert_int_eq(apply(&st, &late, evs), 0);
+    assert_same(&st, &before);
+    late = transfer_input(PAY_IN_TRANSFER_COMPLETED, "refund-o-1", "", 0);
+    ck_assert_int_eq(apply(&st, &late, evs), 0);
+    assert_same(&st, &before);
+
+    /* a second RetryRefund while it runs is refused, and changes nothing */
+    ev = apply_one(&st, &retry, PAY_EV_COMMAND_REJECTED);
+    ck_assert_str_eq(ev.reason, "REFUND_IN_PROGRESS");
+    assert_same(&st, &before);
+
+    /* it fails again: retried again under the next id */
+    payments_input_t failed =
+        transfer_input(PAY_IN_TRANSFER_FAILED, "refund.2-o-1", "INSUFFICIENT_FUNDS", 0);
+    ev = apply_one(&st, &failed, PAY_EV_REFUND_FAILED);
+    ck_assert_str_eq(ev.transfer_id, "refund.2-o-1");
+    ck_assert_str_eq(ev.reason, "INSUFFICIENT_FUNDS");
+    ck_assert_int_eq(st.state, PAYMENT_REFUND_FAILED);
+    ev = apply_one(&st, &retry, PAY_EV_REFUND_RETRIED);
+    assert_retry(&ev, 3, "refund.3-o-1");
+
+    /* this time it goes through */
+    payments_input_t done = transfer_input(PAY_IN_TRANSFER_COMPLETED, "refund.3-o-1", "", 0);
+    ev = apply_one(&st, &done, PAY_EV_REFUNDED);
+    ck_assert_str_eq(ev.transfer_id, "refund.3-o-1");
+    ck_assert_int_eq(ev.amount, AMOUNT);
+    ck_assert_int_eq(st.state, PAYMENT_REFUNDED);
+    ck_assert_int_eq(st.refund_attempts, 3);
+    ck_assert_int_eq(st.version, v + 4); /* retried, failed, retried, refunded */
+
+    /* nothing more to retry; every attempt's outcome again changes nothing */
+    before = st;
+    ev = apply_one(&st, &retry, PAY_EV_COMMAND_REJECTED);
+    ck_assert_str_eq(ev.reason, "ALREADY_REFUNDED");
+    static const char *const ids[] = {"refund-o-1", "refund.2-o-1", "refund.3-o-1"};
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+        payments_input_t again = transfer_input(PAY_IN_TRANSFER_COMPLETED, ids[i], "", 0);
+        ck_assert_int_eq(apply(&st, &again, evs), 0);
+        again = transfer_input(PAY_IN_TRANSFER_FAILED, ids[i], "WHY", 0);
+        ck_assert_int_eq(apply(&st, &again, evs), 0);
+    }
+    assert_same(&st, &before);
+}
+END_TEST
+
+/* A retry's outcome under the payment's id with other figures is a broken peer. */
+START_TEST(test_retry_outcome_must_match)
+{
+    payment_t st = make(S_REFUND_FAILED);
+    payments_input_t retry = retry_input("o-1");
+    (void)apply_one(&st, &retry, PAY_EV_REFUND_RETRIED);
+    payments_input_t in = transfer_input(PAY_IN_TRANSFER_COMPLETED, "refund.2-o-1", "", 0);
+    in.amount = AMOUNT + 1;
+    ck_assert_ptr_nonnull(payments_input_invalid(&st, &in));
+    in = transfer_input(PAY_IN_TRANSFER_COMPLETED, "refund.2-o-1", "", 0);
+    snprintf(in.from_account, sizeof(in.from_account), "%s", ACCOUNT); /* the wrong way round */
+    snprintf(in.to_account, sizeof(in.to_account), "%s", MERCHANT);
+    ck_assert_ptr_nonnull(payments_input_invalid(&st, &in));
+}
+END_TEST
+
+/* RetryRefund in every state but REFUND_FAILED is refused with a reason, naming the command,
+ * and changes nothing. */
+static const char *const retry_refusals[S__COUNT] = {
+    [S_NONE] = "UNKNOWN_ORDER",
+    [S_AWAITING_STOCK] = "NO_FAILED_REFUND",
+    [S_AWAITING_ORDER] = "NO_FAILED_REFUND",
+    [S_CHARGING] = "NO_FAILED_REFUND",
+    [S_CHARGING_OWED] = "NO_FAILED_REFUND",
+    [S_CAPTURED] = "NO_FAILED_REFUND",
+    [S_DECLINED] = "NO_FAILED_REFUND",
+    [S_REFUNDING] = "REFUND_IN_PROGRESS",
+    [S_REFUNDED] = "ALREADY_REFUNDED",
+    [S_REFUND_FAILED] = NULL,
+    [S_CANCELLED] = "NO_FAILED_REFUND",
+    [S_CLOSED] = "NO_FAILED_REFUND",
+};
+
+START_TEST(test_retry_refused)
+{
+    if (!retry_refusals[_i]) {
+        return;
+    }
+    payment_t st = make((setup_t)_i);
+    payment_t before = st;
+    payments_input_t retry = retry_input("o-1");
+    payments_event_t ev = apply_one(&st, &retry, PAY_EV_COMMAND_REJECTED);
+    ck_assert_str_eq(ev.reason, retry_refusals[_i]);
+    ck_assert_str_eq(ev.order_id, "o-1");
+    ck_assert_str_eq(ev.command_id, "cmd-1");
+    ck_assert_str_eq(ev.command_type, "RetryRefund");
+    assert_same(&st, &before);
+    ck_assert(!payments_event_silent(ev.kind)); /* a record is published */
+}
+END_TEST
+
+START_TEST(test_retry_invalid_id_and_limit)
+{
+    static const char *const bad[] = {"", "o 1", "o/1", "o\"1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        payment_t st;
+        memset(&st, 0, sizeof(st));
+        payments_input_t retry = retry_input(bad[i]);
+        ck_assert_ptr_null(payments_input_invalid(&st, &retry)); /* refused, not dead-lettered */
+        payments_event_t ev = apply_one(&st, &retry, PAY_EV_COMMAND_REJECTED);
+        ck_assert_str_eq(ev.reason, "INVALID_ID");
+        ck_assert_int_eq(st.state, PAYMENT_NONE);
+    }
+    payment_t st = make(S_REFUND_FAILED);
+    st.refund_attempts = PAY_REFUND_ATTEMPTS_MAX - 1;
+    payments_input_t retry = retry_input("o-1");
+    payments_event_t ev = apply_one(&st, &retry, PAY_EV_REFUND_RETRIED);
+    assert_retry(&ev, PAY_REFUND_ATTEMPTS_MAX, "refund.999-o-1");
+    payments_input_t failed = transfer_input(PAY_IN_TRANSFER_FAILED, "refund.999-o-1", "WHY", 0);
+    (void)apply_one(&st, &failed, PAY_EV_REFUND_FAILED);
+    payment_t before = st;
+    ev = apply_one(&st, &retry, PAY_EV_COMMAND_REJECTED);
+    ck_assert_str_eq(ev.reason, "TOO_MANY_ATTEMPTS");
+    assert_same(&st, &before);
+}
+END_TEST
+
 /* ---- names ---- */
 
 START_TEST(test_names)
@@ -823,7 +1012,8 @@ START_TEST(test_names)
                                         "TransferCompleted",
                                         "TransferFailed",
                                         "TransferCommandRejected",
-                                        "OrderRejected"};
+                                        "OrderRejected",
+                                        "RetryRefund"};
     for (int i = 0; i < PAY_IN__COUNT; i++) {
         ck_assert_int_eq(payments_input_kind(types[i]), i);
     }
@@ -893,6 +1083,13 @@ Suite *payments_domain_suite(void)
     tcase_add_loop_test(tc, test_input_invalid, 0, (int)(sizeof(broken) / sizeof(broken[0])));
     tcase_add_test(tc, test_long_ids_invalid);
     tcase_add_test(tc, test_names);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("retry_refund");
+    tcase_add_test(tc, test_retry_refund);
+    tcase_add_test(tc, test_retry_outcome_must_match);
+    tcase_add_loop_test(tc, test_retry_refused, 0, S__COUNT);
+    tcase_add_test(tc, test_retry_invalid_id_and_limit);
     suite_add_tcase(s, tc);
     return s;
 }
