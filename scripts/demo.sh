@@ -210,8 +210,18 @@ done
 "$ESCTL" saga "${ocorr[$cancelled]}" --svg "$ES_DATA/saga-$cancelled.svg" 2>/dev/null &&
     printf '  %sthe same as a picture: %s%s\n' "$D" "$ES_DATA/saga-$cancelled.svg" "$O"
 
-section "12. Every saga of this run (esctl sagas): none is stuck"
-"$ESCTL" sagas --limit 1000 | awk -v run="$run" 'NR == 1 || index($3, run)' | sed 's/^/  /'
+section "12. Every saga of this run, as the saga coordinator saw it (GET /sagas/{id})"
+printf '  %s%-10s %-16s %-10s %-20s %9s%s\n' "$D" type subject status reason took "$O"
+for id in "${corr[@]}" "${ocorr[@]}"; do
+    curl -fsS "$QUERY/sagas/$id" 2>/dev/null |
+        jq -r '[.type, .subject, .status, (if .reason == "" then "-" else .reason end), (.duration_ms // "-" | tostring)] | @tsv' |
+        while IFS=$'\t' read -r type subject status reason took; do
+            printf '  %-10s %-16s %-10s %-20s %6s ms\n' "$type" "$subject" "$status" "$reason" "$took"
+        done
+done | sort -k2,2
+stuck="$("$ESCTL" sagas --status PENDING --older-than 10s --json 2>/dev/null | jq '.sagas | length' 2>/dev/null || echo '?')"
+printf '  %ssagas stuck anywhere (pending for more than 10 s, esctl sagas --status PENDING --older-than 10s): %s%s\n' \
+    "$D" "$stuck" "$O"
 
 section "Look further"
 cat <<TXT
