@@ -50,7 +50,7 @@ send() {
 
 outcome() { # a one-word verdict with colour
     case "$1" in
-    ACCEPTED | COMPLETED) printf '%s%s%s' "$G" "$1" "$O" ;;
+    ACCEPTED | COMPLETED | CONFIRMED | REFUNDED) printf '%s%s%s' "$G" "$1" "$O" ;;
     *) printf '%s%s%s' "$R" "$1" "$O" ;;
     esac
 }
@@ -182,9 +182,32 @@ out="$(send CancelOrder "{\"order_id\":\"$cancelled\"}")"
 printf '  %-18s %s cancelled after it was paid: %s\n' "$cancelled" "$D$(jq -r .order.status <<<"$out")$O" \
     "the charge is refunded and the chair goes back to stock"
 
+# A refund the ledger refuses: the merchant account emptied before the cancel. The payment
+# waits in REFUND_FAILED until someone fixes the cause and sends RetryRefund.
+place "o5-$run" "$dan" "$(item "$lamp" 1)" "1 x lamp"
+refused="$LAST_ORDER"
+held="$(curl -fsS "$QUERY/accounts/shop-merchant" | jq -r .balance)"
+send WithdrawFunds "{\"account_id\":\"shop-merchant\",\"amount\":$held}" >/dev/null
+send CancelOrder "{\"order_id\":\"$refused\"}" >/dev/null
+payment() { # ORDER WANT: the order's payment once it is WANT (5 s at most)
+    local p=''
+    for _ in $(seq 1 50); do
+        p="$(curl -fsS "$QUERY/orders/$1" | jq -r '.payment // "-"')"
+        [ "$p" = "$2" ] && break
+        sleep 0.1
+    done
+    printf '%s' "$p"
+}
+printf '  %-18s %s cancelled with the merchant account emptied: payment %s %s(the ledger refused the refund)%s\n' \
+    "$refused" "$D$(curl -fsS "$QUERY/orders/$refused" | jq -r .status)$O" "$(outcome "$(payment "$refused" REFUND_FAILED)")" "$D" "$O"
+send DepositFunds "{\"account_id\":\"shop-merchant\",\"amount\":$held}" >/dev/null
+out="$(send RetryRefund "{\"order_id\":\"$refused\"}")"
+printf '  %-18s the merchant funded again, RetryRefund %s: payment %s %s(a new ledger transfer, refund.2-%s)%s\n' \
+    "$refused" "$(outcome "$(jq -r .status <<<"$out")")" "$(outcome "$(payment "$refused" REFUNDED)")" "$D" "$refused" "$O"
+
 section "10. What the shop's read models say (GET /orders, /products, /accounts)"
 sleep 0.3
-for o in "o1-$run" "o2-$run" "o3-$run" "$cancelled"; do
+for o in "o1-$run" "o2-$run" "o3-$run" "$cancelled" "$refused"; do
     curl -fsS "$QUERY/orders/$o" | jq -r '[.order_id, .status, (.reason // "-"), (.stock // "-"), (.payment // "-")] | @tsv' |
         while IFS=$'\t' read -r id status reason stock payment; do
             printf '  order %-18s %-10s %-20s stock %-10s payment %s\n' "$id" "$status" "$reason" "$stock" "$payment"
