@@ -127,6 +127,8 @@ void saga_evolve(saga_t *s, const saga_step_t *st, const int64_t deadlines_ms[SA
         s->started_ms = st->occurred_ms;
         s->updated_ms = st->occurred_ms;
     }
+    /* counted once, when it is both typed and timed out (live, the tick counted it) */
+    int timed_out_counted = s->type != SAGA_T_UNKNOWN && s->timed_out_ms != 0;
     s->step_count++;
     if (st->occurred_ms < s->started_ms) {
         s->started_ms = st->occurred_ms; /* an earlier record came late: the start moves back */
@@ -150,6 +152,19 @@ void saga_evolve(saga_t *s, const saga_step_t *st, const int64_t deadlines_ms[SA
         s->deadline_ms = s->started_ms + deadlines_ms[s->type];
     }
     chg->counted_type = s->type;
+    if (is(st, "SagaTimedOut")) {
+        /* The coordinator's own timeout, read back from the log. Live, the tick already marked
+         * the saga and counted it; a coordinator rebuilding its tables from the log learns it
+         * here (and fires no timer twice). Either way the time kept is the event's, so a
+         * rebuilt saga equals the live one. */
+        s->timed_out_ms = st->occurred_ms;
+        if (s->status == SAGA_PENDING) {
+            s->status = SAGA_TIMED_OUT;
+        }
+    }
+    /* read back from the log, the timeout may come before the record that says what the saga
+     * is (another topic): it counts once both are known */
+    chg->timed_out = !timed_out_counted && s->type != SAGA_T_UNKNOWN && s->timed_out_ms != 0;
     const char *reason;
     int next = status_after(s->type, s->subject, st, &reason);
     if (next < 0) {

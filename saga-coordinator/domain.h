@@ -70,6 +70,7 @@ typedef struct saga_change {
     saga_type_t counted_type; /* the type the flags below count under */
     int started;              /* the saga's type became known: one more saga of it */
     int completed, failed, cancelled;
+    int timed_out;       /* a SagaTimedOut read back from the log taught it the timeout */
     int64_t duration_ms; /* >= 0 when it just ended (first terminal status), else -1 */
 } saga_change_t;
 

@@ -380,6 +380,7 @@ void saga_tally_add(saga_tally_t tally[SAGA_T__COUNT], const saga_change_t *chg)
     t->completed += chg->completed;
     t->failed += chg->failed;
     t->cancelled += chg->cancelled;
+    t->timed_out += chg->timed_out;
     if (chg->duration_ms >= 0) {
         t->duration_ms_sum += chg->duration_ms;
         size_t b = 0;

@@ -287,6 +287,59 @@ START_TEST(test_time_out)
 }
 END_TEST
 
+/* The coordinator's own SagaTimedOut read back from the log: live, after the tick, it counts
+ * nothing more and keeps the event's time; rebuilding from the log (no tick), it marks the saga
+ * timed out and counts it once, so the rebuilt saga equals the live one. */
+START_TEST(test_timed_out_read_back)
+{
+    saga_t live, rebuilt;
+    memset(&live, 0, sizeof(live));
+    memset(&rebuilt, 0, sizeof(rebuilt));
+    apply(&live, order_step("OrderPlaced", "e1", "saga", 0));
+    apply(&rebuilt, order_step("OrderPlaced", "e1", "saga", 0));
+    ck_assert_int_eq(saga_time_out(&live, T0 + 30003), 1); /* the tick, live */
+    saga_change_t c = apply(&live, order_step("SagaTimedOut", "e2", "e1", 30001));
+    ck_assert_int_eq(c.timed_out, 0); /* counted by the tick already */
+    ck_assert_int_eq(live.status, SAGA_TIMED_OUT);
+    ck_assert_int_eq(live.timed_out_ms, T0 + 30001); /* the event's time */
+    c = apply(&rebuilt, order_step("SagaTimedOut", "e2", "e1", 30001));
+    ck_assert_int_eq(c.timed_out, 1);
+    ck_assert_int_eq(rebuilt.status, SAGA_TIMED_OUT);
+    ck_assert_int_eq(rebuilt.timed_out_ms, T0 + 30001);
+    ck_assert_int_eq(saga_time_out(&rebuilt, T0 + 99999), 0); /* never fires again */
+    /* then both end alike */
+    saga_step_t st = order_step("OrderRejected", "e3", "e2", 30010);
+    snprintf(st.reason, sizeof(st.reason), "TIMEOUT");
+    apply(&live, st);
+    c = apply(&rebuilt, st);
+    ck_assert_int_eq(c.timed_out, 0);
+    ck_assert_int_eq(live.status, SAGA_FAILED);
+    ck_assert_int_eq(rebuilt.status, SAGA_FAILED);
+    ck_assert_int_eq(live.timed_out_ms, rebuilt.timed_out_ms);
+    ck_assert_int_eq(live.ended_ms, rebuilt.ended_ms);
+    /* a late copy of the event changes nothing more */
+    c = apply(&rebuilt, order_step("SagaTimedOut", "e2", "e1", 30001));
+    ck_assert_int_eq(c.timed_out, 0);
+    ck_assert_int_eq(rebuilt.status, SAGA_FAILED);
+
+    /* rebuilt from topics read in another order: the timeout before the record that says what
+     * the saga is; it counts once, when the type is known, under that type */
+    saga_t early;
+    memset(&early, 0, sizeof(early));
+    c = apply(&early, step("SagaTimedOut", "e2", "e1", 30001));
+    ck_assert_int_eq(c.timed_out, 0);
+    ck_assert_int_eq(early.status, SAGA_TIMED_OUT);
+    c = apply(&early, order_step("OrderPlaced", "e1", "saga", 0));
+    ck_assert_int_eq(c.timed_out, 1);
+    ck_assert_int_eq(c.counted_type, SAGA_T_ORDER);
+    ck_assert_int_eq(c.started, 1);
+    c = apply(&early, st);
+    ck_assert_int_eq(c.timed_out, 0);
+    ck_assert_int_eq(early.status, SAGA_FAILED);
+    ck_assert_int_eq(early.timed_out_ms, live.timed_out_ms);
+}
+END_TEST
+
 START_TEST(test_deadlines_parse)
 {
     int64_t d[SAGA_T__COUNT] = {0, 30000, 30000};
@@ -345,6 +398,7 @@ Suite *saga_domain_suite(void)
     tcase_add_test(tc, test_out_of_order);
     tcase_add_test(tc, test_reveals);
     tcase_add_test(tc, test_time_out);
+    tcase_add_test(tc, test_timed_out_read_back);
     suite_add_tcase(s, tc);
     tc = tcase_create("config");
     tcase_add_test(tc, test_deadlines_parse);
