@@ -99,7 +99,8 @@ static step_kind_t kind_of(const char *type)
         return K_FAIL;
     }
     if (!strcmp(type, "StockReleased") || !strcmp(type, "DebitReversed") ||
-        !strcmp(type, "PaymentRefunded") || !strcmp(type, "OrderCancelled")) {
+        !strcmp(type, "PaymentRefunded") || !strcmp(type, "PaymentRefundRetried") ||
+        !strcmp(type, "OrderCancelled")) {
         return K_UNDO;
     }
     return K_STEP;
