@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dedup.h"
 #include "ids.h"
 #include "log.h"
 #include "outbox.h"
@@ -143,12 +144,26 @@ int es_service_create_tables(const es_service_def_t *def, PGconn *pg, char *errs
     snprintf(sql, sizeof(sql),
              "CREATE SCHEMA IF NOT EXISTS %s;"
              "SET search_path TO %s;"
-             /* one row per input handled: the dedup mark, written with the effects */
+             /* one row per input handled: the dedup mark, written with the effects, with
+              * its partition (part) and time, so the window can delete it (dedup.h) */
              "CREATE TABLE IF NOT EXISTS processed (event_id uuid PRIMARY KEY);"
-             /* the next offset to read per partition, stored with the effects */
+             /* the next offset to read per partition, stored with the effects, and the newest
+              * time handled from it */
              "CREATE TABLE IF NOT EXISTS positions (topic text NOT NULL, partition int NOT "
              "NULL, next_offset bigint NOT NULL, high_watermark bigint NOT NULL DEFAULT 0, "
              "updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (topic, partition));"
+             /* Tables from before the window: their marks count as made now (part 0: see
+              * es_batch_prune). Checked first, so a restart takes no lock when nothing is to
+              * be done. */
+             "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE "
+             "table_schema = current_schema() AND table_name = 'processed' AND column_name = "
+             "'at_ms') THEN ALTER TABLE processed ADD COLUMN part bigint NOT NULL DEFAULT 0, ADD "
+             "COLUMN at_ms bigint NOT NULL DEFAULT (extract(epoch FROM now()) * 1000)::bigint; "
+             "END IF; IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE "
+             "table_schema = current_schema() AND table_name = 'positions' AND column_name = "
+             "'newest_ms') THEN ALTER TABLE positions ADD COLUMN part bigint NOT NULL DEFAULT 0, "
+             "ADD COLUMN newest_ms bigint NOT NULL DEFAULT 0; END IF; END $$;"
+             "CREATE INDEX IF NOT EXISTS processed_at ON processed (at_ms);"
              /* An outbox from before rows held a whole transaction's records (one row per
               * record, with a "value" column): replaced when empty, refused otherwise. */
              "DO $$ BEGIN IF EXISTS (SELECT 1 FROM information_schema.columns WHERE "
@@ -208,6 +223,8 @@ static position_t *position_get(es_service_t *svc, const char *topic, int32_t pa
     p->partition = partition;
     p->next_offset = -1;
     p->high_watermark = 0;
+    p->part = es_dedup_part(topic, partition);
+    p->newest_ms = 0;
     return p;
 }
 
@@ -257,21 +274,89 @@ static int id_bytes(const char *hex, unsigned char out[16])
     return 0;
 }
 
-/* Queue the dedup statement for the batch's inputs; returns its pipeline index or -1. */
-static int dedup_queue(es_service_t *svc, es_pg_pipeline_t *pl)
+void es_batch_forget_newest(es_service_t *svc)
+{
+    svc->newest_cnt = 0;
+}
+
+/* The batch's partitions' newest times from memory. Returns 0, or -1 when one is not there
+ * (they must be read). */
+static int newest_recall(es_service_t *svc)
+{
+    for (size_t i = 0; i < svc->pos_cnt; i++) {
+        size_t k = 0;
+        while (k < svc->newest_cnt && svc->newest[k].part != svc->pos[i].part) {
+            k++;
+        }
+        if (k == svc->newest_cnt) {
+            return -1;
+        }
+        svc->pos[i].newest_ms = svc->newest[k].newest_ms;
+    }
+    return 0;
+}
+
+/* Keep the batch's partitions' newest times in memory, for the next batch. */
+static void newest_keep(es_service_t *svc)
+{
+    for (size_t i = 0; i < svc->pos_cnt; i++) {
+        size_t k = 0;
+        while (k < svc->newest_cnt && svc->newest[k].part != svc->pos[i].part) {
+            k++;
+        }
+        if (k == svc->newest_cnt) {
+            if (svc->newest_cnt == MAX_POSITIONS) {
+                continue;
+            }
+            svc->newest[svc->newest_cnt++].part = svc->pos[i].part;
+        }
+        svc->newest[k].newest_ms = svc->pos[i].newest_ms;
+    }
+}
+
+/* Queue the dedup statement for the batch's inputs, then, unless they are in memory, the read
+ * of their partitions' newest times (dedup.h). Returns the first one's pipeline index or -1;
+ * *read_idx is the read's, or -1. */
+static int dedup_queue(es_service_t *svc, es_pg_pipeline_t *pl, int *read_idx)
 {
     es_pg_array_reset(&svc->ids);
+    es_pg_array_reset(&svc->parts);
+    es_pg_array_reset(&svc->times);
+    es_pg_array_reset(&svc->batch_parts);
     for (size_t i = 0; i < svc->input_cnt; i++) {
-        es_pg_array_add_uuid(&svc->ids, svc->inputs[i].env.event_id);
+        const es_input_t *in = &svc->inputs[i];
+        es_pg_array_add_uuid(&svc->ids, in->env.event_id);
+        es_pg_array_add_int8(&svc->parts, es_dedup_part(in->topic, in->partition));
+        es_pg_array_add_int8(&svc->times, in->env.occurred_at);
+    }
+    for (size_t i = 0; i < svc->pos_cnt; i++) {
+        es_pg_array_add_int8(&svc->batch_parts, svc->pos[i].part);
     }
     es_pg_array_finish(&svc->ids);
-    const char *vals[1] = {(const char *)svc->ids.buf.data};
-    int lens[1] = {(int)svc->ids.buf.len};
-    int fmts[1] = {1};
-    return es_pg_pipeline_add(pl,
-                              "INSERT INTO processed (event_id) SELECT unnest($1::uuid[]) "
-                              "ON CONFLICT DO NOTHING RETURNING event_id",
-                              1, vals, lens, fmts);
+    es_pg_array_finish(&svc->parts);
+    es_pg_array_finish(&svc->times);
+    es_pg_array_finish(&svc->batch_parts);
+    const char *vals[3] = {(const char *)svc->ids.buf.data, (const char *)svc->parts.buf.data,
+                           (const char *)svc->times.buf.data};
+    int lens[3] = {(int)svc->ids.buf.len, (int)svc->parts.buf.len, (int)svc->times.buf.len};
+    int fmts[3] = {1, 1, 1};
+    int idx = es_pg_pipeline_add(pl,
+                                 "INSERT INTO processed (event_id, part, at_ms) SELECT * FROM "
+                                 "unnest($1::uuid[], $2::bigint[], $3::bigint[]) ON CONFLICT DO "
+                                 "NOTHING RETURNING event_id",
+                                 3, vals, lens, fmts);
+    *read_idx = -1;
+    if (idx >= 0 && newest_recall(svc) != 0) {
+        const char *pv[1] = {(const char *)svc->batch_parts.buf.data};
+        int pl_[1] = {(int)svc->batch_parts.buf.len};
+        *read_idx = es_pg_pipeline_add(
+            pl, "SELECT part, newest_ms FROM positions WHERE part = ANY($1::bigint[])", 1, pv, pl_,
+            fmts);
+        if (*read_idx < 0) {
+            return -1;
+        }
+    }
+    return idx;
 }
 
 /* A uuid in PostgreSQL's text form (hyphens anywhere) as 16 bytes. Returns 0 or -1. */
@@ -343,6 +428,43 @@ static int dedup_filter(es_service_t *svc, const PGresult *res, char *errstr, si
     return 0;
 }
 
+/* Of the new inputs, drop those too old to be told from a copy (dedup.h): to the dead-letter
+ * topic with the reason. `res`, unless NULL (they were in memory), holds the stored newest
+ * time of the batch's partitions; each partition's goes forward input by input, in log
+ * order. */
+static void window_filter(es_service_t *svc, const PGresult *res)
+{
+    for (int r = 0; res && r < PQntuples(res); r++) { /* text results, like the round trip */
+        int64_t part = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+        for (size_t i = 0; i < svc->pos_cnt; i++) {
+            if (svc->pos[i].part == part) {
+                svc->pos[i].newest_ms = strtoll(PQgetvalue(res, r, 1), NULL, 10);
+            }
+        }
+    }
+    int64_t now_ms = es_now_ms();
+    int64_t window_ms = svc->dedup_window_ms;
+    size_t kept = 0;
+    for (size_t i = 0; i < svc->input_cnt; i++) {
+        es_input_t *in = &svc->inputs[i];
+        position_t *pos = position_get(svc, in->topic, in->partition);
+        int64_t t = in->env.occurred_at;
+        if (pos && es_dedup_too_old(pos->newest_ms, t, window_ms)) {
+            char reason[256];
+            dead_letter_raw(svc, in->raw,
+                            es_dedup_reason(reason, sizeof(reason), pos->newest_ms, t, window_ms));
+            json_decref(in->payload);
+            continue;
+        }
+        if (pos) {
+            pos->newest_ms = es_dedup_advance(pos->newest_ms, t, now_ms);
+        }
+        svc->inputs[kept++] = *in;
+    }
+    svc->input_cnt = kept;
+    newest_keep(svc);
+}
+
 /* Queue the batch's outbox row: every emitted record in one value, in emission order. */
 static int queue_outbox(es_service_t *svc)
 {
@@ -363,11 +485,13 @@ static int queue_outbox(es_service_t *svc)
 
 static int queue_positions(es_service_t *svc)
 {
-    es_pg_array_t t, p, o, h;
+    es_pg_array_t t, p, o, h, k, n;
     es_pg_array_init(&t, ES_PG_TEXT);
     es_pg_array_init(&p, ES_PG_INT4);
     es_pg_array_init(&o, ES_PG_INT8);
     es_pg_array_init(&h, ES_PG_INT8);
+    es_pg_array_init(&k, ES_PG_INT8);
+    es_pg_array_init(&n, ES_PG_INT8);
     for (size_t i = 0; i < svc->pos_cnt; i++) {
         if (svc->pos[i].next_offset < 0) {
             continue;
@@ -377,6 +501,8 @@ static int queue_positions(es_service_t *svc)
         es_pg_array_add_int8(&o, svc->pos[i].next_offset);
         int64_t hw = svc->pos[i].high_watermark;
         es_pg_array_add_int8(&h, hw > svc->pos[i].next_offset ? hw : svc->pos[i].next_offset);
+        es_pg_array_add_int8(&k, svc->pos[i].part);
+        es_pg_array_add_int8(&n, svc->pos[i].newest_ms);
     }
     int rc = 0;
     if (t.count > 0) {
@@ -384,26 +510,33 @@ static int queue_positions(es_service_t *svc)
         es_pg_array_finish(&p);
         es_pg_array_finish(&o);
         es_pg_array_finish(&h);
-        const char *vals[4] = {(const char *)t.buf.data, (const char *)p.buf.data,
-                               (const char *)o.buf.data, (const char *)h.buf.data};
-        int lens[4] = {(int)t.buf.len, (int)p.buf.len, (int)o.buf.len, (int)h.buf.len};
-        int fmts[4] = {1, 1, 1, 1};
-        rc =
-            es_pg_pipeline_add(
-                &svc->pl,
-                "INSERT INTO positions (topic, partition, next_offset, high_watermark, updated_at) "
-                "SELECT t, p, o, h, now() FROM unnest($1::text[], $2::int[], $3::bigint[], "
-                "$4::bigint[]) AS u(t, p, o, h) ON CONFLICT (topic, partition) DO UPDATE SET "
-                "next_offset = GREATEST(positions.next_offset, EXCLUDED.next_offset), "
-                "high_watermark = EXCLUDED.high_watermark, updated_at = now()",
-                4, vals, lens, fmts) < 0
-                ? -1
-                : 0;
+        es_pg_array_finish(&k);
+        es_pg_array_finish(&n);
+        const char *vals[6] = {(const char *)t.buf.data, (const char *)p.buf.data,
+                               (const char *)o.buf.data, (const char *)h.buf.data,
+                               (const char *)k.buf.data, (const char *)n.buf.data};
+        int lens[6] = {(int)t.buf.len, (int)p.buf.len, (int)o.buf.len,
+                       (int)h.buf.len, (int)k.buf.len, (int)n.buf.len};
+        int fmts[6] = {1, 1, 1, 1, 1, 1};
+        rc = es_pg_pipeline_add(
+                 &svc->pl,
+                 "INSERT INTO positions (topic, partition, next_offset, high_watermark, part, "
+                 "newest_ms, updated_at) SELECT t, p, o, h, k, n, now() FROM unnest($1::text[], "
+                 "$2::int[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[]) AS u(t, p, "
+                 "o, h, k, n) ON CONFLICT (topic, partition) DO UPDATE SET next_offset = "
+                 "GREATEST(positions.next_offset, EXCLUDED.next_offset), high_watermark = "
+                 "EXCLUDED.high_watermark, part = EXCLUDED.part, newest_ms = "
+                 "GREATEST(positions.newest_ms, EXCLUDED.newest_ms), updated_at = now()",
+                 6, vals, lens, fmts) < 0
+                 ? -1
+                 : 0;
     }
     es_pg_array_fini(&t);
     es_pg_array_fini(&p);
     es_pg_array_fini(&o);
     es_pg_array_fini(&h);
+    es_pg_array_fini(&k);
+    es_pg_array_fini(&n);
     return rc;
 }
 
@@ -498,7 +631,9 @@ int es_batch_prepare(es_service_t *svc, PGconn *pg, int own_tx, char *errstr, si
             es_pg_pipeline_add(&svc->rl, svc->def->begin_sql, 0, NULL, NULL, NULL);
         }
     }
-    int dedup_idx = !svc->def->idempotent && svc->input_cnt > 0 ? dedup_queue(svc, &svc->rl) : -1;
+    int read_idx = -1;
+    int dedup_idx =
+        !svc->def->idempotent && svc->input_cnt > 0 ? dedup_queue(svc, &svc->rl, &read_idx) : -1;
     if (svc->input_cnt > 0 && svc->def->load &&
         svc->def->load(svc, &svc->rl, svc->inputs, svc->input_cnt, svc->def->opaque, errstr,
                        errstr_size) != 0) {
@@ -509,9 +644,12 @@ int es_batch_prepare(es_service_t *svc, PGconn *pg, int own_tx, char *errstr, si
     }
     int64_t t1 = es_mono_us();
     svc->spent.begin_us += t1 - t0;
-    if (dedup_idx >= 0 &&
-        dedup_filter(svc, es_pg_pipeline_result(&svc->rl, dedup_idx), errstr, errstr_size) != 0) {
-        return -1;
+    if (dedup_idx >= 0) {
+        if (dedup_filter(svc, es_pg_pipeline_result(&svc->rl, dedup_idx), errstr, errstr_size) !=
+            0) {
+            return -1;
+        }
+        window_filter(svc, read_idx >= 0 ? es_pg_pipeline_result(&svc->rl, read_idx) : NULL);
     }
     int rc = svc->input_cnt > 0 ? svc->def->handle(svc, pg, svc->inputs, svc->input_cnt,
                                                    svc->def->opaque, errstr, errstr_size)
@@ -552,6 +690,31 @@ int es_batch_apply(es_service_t *svc, PGconn *pg, const es_raw_t *raws, size_t c
     }
     es_pg_pipeline_reset(&svc->pl);
     return rc;
+}
+
+int es_batch_prune(es_service_t *svc, PGconn *pg, int limit, char *errstr, size_t errstr_size)
+{
+    /* A mark goes once its partition's newest time is more than the window past it. Marks from
+     * before the window existed (part 0, timed when the table was upgraded) go once every
+     * partition's newest time is: whichever partition they came from, it is past them. */
+    char window[32], lim[32];
+    snprintf(window, sizeof(window), "%lld", (long long)svc->dedup_window_ms);
+    snprintf(lim, sizeof(lim), "%d", limit);
+    const char *vals[2] = {window, lim};
+    PGresult *res = es_pg_query(
+        pg,
+        "WITH doomed AS (SELECT d.event_id FROM processed d JOIN positions p ON p.part = d.part "
+        "WHERE d.part <> 0 AND d.at_ms < p.newest_ms - $1::bigint AND d.at_ms < (SELECT "
+        "max(newest_ms) FROM positions) - $1::bigint UNION ALL SELECT event_id FROM processed "
+        "WHERE part = 0 AND at_ms < (SELECT min(newest_ms) FROM positions) - $1::bigint LIMIT "
+        "$2::int) DELETE FROM processed WHERE event_id IN (SELECT event_id FROM doomed)",
+        2, vals, NULL, NULL, 0, errstr, errstr_size);
+    if (!res) {
+        return -1;
+    }
+    int n = atoi(PQcmdTuples(res));
+    PQclear(res);
+    return n;
 }
 
 int es_batch_tick(es_service_t *svc, PGconn *pg, char *errstr, size_t errstr_size)

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dedup.h"
+
 int es_config_read_file(const char *path, char *buf, size_t size)
 {
     if (size == 0) {
@@ -91,6 +93,17 @@ int es_config_init(es_config_t *cfg, char *errstr, size_t errstr_size)
             return -1;
         }
         cfg->partitions = (int)n;
+    }
+    cfg->dedup_window_ms = ES_DEDUP_WINDOW_DEFAULT_MS;
+    if ((v = getenv("ES_DEDUP_WINDOW")) && *v) {
+        char *end;
+        long long n = strtoll(v, &end, 10);
+        if (*end || n < 1 || n > 10LL * 366 * 24 * 3600) {
+            snprintf(errstr, errstr_size,
+                     "ES_DEDUP_WINDOW must be a number of seconds in 1..316224000, not \"%s\"", v);
+            return -1;
+        }
+        cfg->dedup_window_ms = n * 1000;
     }
     if ((v = getenv("KAFKA_BROKERS")) && *v) {
         snprintf(cfg->brokers, sizeof(cfg->brokers), "%s", v);

@@ -9,11 +9,14 @@
  *   ES_KAFKA_PROPS    extra librdkafka properties,   e.g.
  * "security.protocol=SASL_SSL,sasl.mechanism=PLAIN" comma separated (each -X prop=val flag adds one
  * more)
+ *   ES_DEDUP_WINDOW   seconds within which a copy of a record is recognised (dedup.h)
+ *                                                    default: 604800 (7 days)
  */
 #ifndef ES_CONFIG_H
 #define ES_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define ES_CONFIG_MAX_PROPS 32
 
@@ -22,6 +25,7 @@ typedef struct es_config {
     char brokers[1024];     /* empty until resolved */
     char pg_conninfo[1024]; /* empty until resolved */
     int partitions;
+    int64_t dedup_window_ms;
     size_t prop_cnt;
     char prop_names[ES_CONFIG_MAX_PROPS][128];
     char prop_values[ES_CONFIG_MAX_PROPS][512];

@@ -39,6 +39,9 @@ static es_service_t *service_alloc(const es_service_def_t *def)
     }
     svc->def = def;
     es_pg_array_init(&svc->ids, ES_PG_UUID);
+    es_pg_array_init(&svc->parts, ES_PG_INT8);
+    es_pg_array_init(&svc->times, ES_PG_INT8);
+    es_pg_array_init(&svc->batch_parts, ES_PG_INT8);
     es_pg_pipeline_init(&svc->pl);
     es_pg_pipeline_init(&svc->rl);
     es_buf_init(&svc->ob_records);
@@ -49,12 +52,14 @@ static es_service_t *service_alloc(const es_service_def_t *def)
     return svc;
 }
 
-es_service_t *es_service_offline_new(const es_service_def_t *def, es_codec_t *codec)
+es_service_t *es_service_offline_new(const es_service_def_t *def, es_codec_t *codec,
+                                     int64_t dedup_window_ms)
 {
     es_service_t *svc = service_alloc(def);
     if (svc) {
         svc->codec = codec;
         svc->offline = 1;
+        svc->dedup_window_ms = dedup_window_ms;
     }
     return svc;
 }
@@ -67,6 +72,9 @@ void es_service_destroy(es_service_t *svc)
     es_batch_inputs_clear(svc);
     free(svc->inputs);
     es_pg_array_fini(&svc->ids);
+    es_pg_array_fini(&svc->parts);
+    es_pg_array_fini(&svc->times);
+    es_pg_array_fini(&svc->batch_parts);
     es_pg_pipeline_fini(&svc->pl);
     es_pg_pipeline_fini(&svc->rl);
     es_buf_fini(&svc->ob_records);
@@ -152,6 +160,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         svc->fatal = 1;
         service_run = 0;
     }
+    es_batch_forget_newest(svc); /* another instance may have moved them meanwhile */
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         if (load_positions(svc, parts) != 0) {
             svc->fatal = 1;
@@ -185,6 +194,7 @@ static void batch_rollback(es_service_t *svc)
     char tmp[256];
     es_pg_exec(svc->pg, "ROLLBACK", tmp, sizeof(tmp));
     es_relay_suspend_fast(svc->relay);
+    es_batch_forget_newest(svc); /* it may have moved them */
 }
 
 static int run_batch_tx(es_service_t *svc, const es_raw_t *raws, size_t cnt, char *errstr,
@@ -266,6 +276,28 @@ static int run_tick(es_service_t *svc)
     }
     outbox_handoff(svc, svc->ob_seq, &svc->ob_records, svc->ob_count);
     return 0;
+}
+
+/* The dedup window (dedup.h): delete the marks it no longer needs, PRUNE_ROWS at most at a
+ * time, after the batch in flight committed. Returns how many went (0 when it failed: tried
+ * again later), or -1 when the batch in flight failed for good. */
+#define PRUNE_ROWS 10000
+static int run_prune(es_service_t *svc)
+{
+    if (pending_finish(svc) != 0) {
+        return -1;
+    }
+    char errstr[1024];
+    int n = es_batch_prune(svc, svc->pg, PRUNE_ROWS, errstr, sizeof(errstr));
+    if (n < 0) {
+        es_log_warn("could not delete old dedup marks, trying again later", "error=\"%s\"", errstr);
+        if (PQstatus(svc->pg) != CONNECTION_OK) {
+            reconnect(svc);
+        }
+        return 0;
+    }
+    svc->pruned += n;
+    return n;
 }
 
 /* Count a finished batch for the stats line. */
@@ -545,6 +577,7 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
         goto err;
     }
     svc->cfg = cfg;
+    svc->dedup_window_ms = cfg->dedup_window_ms;
     svc->own_codec = 1;
     svc->codec = es_codec_new(errstr, sizeof(errstr));
     if (!svc->codec) {
@@ -603,6 +636,10 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
     int slot = 0;
     int64_t tick_us = (def->tick_ms > 0 ? def->tick_ms : 250) * 1000LL;
     int64_t next_tick = es_mono_us() + tick_us;
+    /* every 10 s, or four times a window when it is shorter */
+    int64_t prune_us =
+        svc->dedup_window_ms * 250 < 10000000 ? svc->dedup_window_ms * 250 : 10000000;
+    int64_t next_prune = es_mono_us() + prune_us, next_prune_log = 0;
     gap_t gaps[MAX_GAPS];
     size_t gap_cnt = 0;
     while (service_run) {
@@ -708,6 +745,22 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
                 service_run = 0;
             }
             next_tick = es_mono_us() + tick_us;
+        }
+        /* the dedup window: old marks go, a chunk at a time (at once again while chunks
+         * come back full) */
+        if (!def->idempotent && !svc->fatal && es_mono_us() >= next_prune) {
+            int pruned = run_prune(svc);
+            if (pruned < 0) {
+                svc->fatal = 1;
+                service_run = 0;
+            }
+            next_prune = es_mono_us() + (pruned == PRUNE_ROWS ? 0 : prune_us);
+            if (svc->pruned > 0 && es_mono_us() >= next_prune_log) {
+                es_log_info("old dedup marks deleted", "rows=%lld window_s=%lld",
+                            (long long)svc->pruned, (long long)(svc->dedup_window_ms / 1000));
+                svc->pruned = 0;
+                next_prune_log = es_mono_us() + 60000000;
+            }
         }
         if (svc->fatal) {
             break;

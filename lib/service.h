@@ -6,7 +6,9 @@
  *      the reason (through the outbox, like any emitted record),
  *   3. BEGIN; record the inputs' event ids in <schema>.processed, which drops duplicates
  *      (the broker can append a record twice; the outbox can republish after a crash); the
- *      handler's reads (its load hook) travel in the same round trip,
+ *      handler's reads (its load hook) travel in the same round trip. An input older than
+ *      the dedup window allows goes to the dead-letter topic; old marks are deleted between
+ *      batches (dedup.h),
  *   4. call the service's handler with the new inputs: it takes the state it loaded, applies
  *      its pure decide/evolve functions, writes the state and emits events,
  *   5. insert the emitted records into <schema>.outbox (one row holding them all, outbox.h),
@@ -161,9 +163,11 @@ typedef struct es_raw {
                                     * the DLQ with it) */
 } es_raw_t;
 
-/* Create an offline service over `codec` (borrowed). `def` is borrowed for the lifetime.
- * Returns NULL when out of memory. Use es_service_destroy(). */
-es_service_t *es_service_offline_new(const es_service_def_t *def, es_codec_t *codec);
+/* Create an offline service over `codec` (borrowed), recognising copies within
+ * `dedup_window_ms` (dedup.h; a rebuild uses the live service's). `def` is borrowed for the
+ * lifetime. Returns NULL when out of memory. Use es_service_destroy(). */
+es_service_t *es_service_offline_new(const es_service_def_t *def, es_codec_t *codec,
+                                     int64_t dedup_window_ms);
 void es_service_destroy(es_service_t *svc);
 
 /* Apply `cnt` records (borrowed) inside the caller's open transaction on `pg`. Returns 0 or -1

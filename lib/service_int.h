@@ -16,6 +16,8 @@ typedef struct position {
     int32_t partition;
     int64_t next_offset;
     int64_t high_watermark;
+    int64_t part;      /* es_dedup_part() */
+    int64_t newest_ms; /* the newest occurred_at handled from it (dedup.h), 0: not known */
 } position_t;
 
 struct es_service {
@@ -24,6 +26,7 @@ struct es_service {
     es_codec_t *codec;
     int own_codec;
     int offline;
+    int64_t dedup_window_ms; /* dedup.h */
     PGconn *pg;
     rd_kafka_t *consumer;
     es_relay_t *relay;
@@ -33,7 +36,17 @@ struct es_service {
     size_t input_cnt, input_cap;
     position_t pos[MAX_POSITIONS];
     size_t pos_cnt;
-    es_pg_array_t ids;   /* uuid[] for dedup */
+    es_pg_array_t ids;         /* uuid[] for dedup */
+    es_pg_array_t parts;       /* bigint[]: each input's partition id (dedup.h) */
+    es_pg_array_t times;       /* bigint[]: each input's occurred_at */
+    es_pg_array_t batch_parts; /* bigint[]: the batch's partition ids */
+    int64_t pruned;            /* dedup rows deleted since the last stats line */
+    /* the newest time handled per partition (dedup.h), as of the last batch prepared, so a
+     * batch need not read it; emptied whenever a batch fails or partitions move */
+    struct {
+        int64_t part, newest_ms;
+    } newest[MAX_POSITIONS];
+    size_t newest_cnt;
     es_pg_pipeline_t pl; /* the batch's statements */
     es_pg_pipeline_t rl; /* its first round trip: BEGIN, dedup, the handler's reads */
     es_buf_t ob_records; /* the batch's emitted records: its outbox row (outbox.h) */
@@ -71,6 +84,9 @@ struct es_service {
     } spent;
 };
 
+/* Forget the newest times kept in memory: the next batch reads them from positions. */
+void es_batch_forget_newest(es_service_t *svc);
+
 /* Drop the inputs of the batch in hand (their payloads are released). */
 void es_batch_inputs_clear(es_service_t *svc);
 
@@ -85,6 +101,10 @@ int es_batch_prepare(es_service_t *svc, PGconn *pg, int own_tx, char *errstr, si
 
 /* The seq the outbox insert at pipeline index `idx` returned, or -1. */
 int64_t es_batch_outbox_seq(const es_service_t *svc, int idx);
+
+/* Delete up to `limit` dedup rows that the window no longer needs (dedup.h), in a
+ * transaction of its own. Returns how many, or -1 with errstr. */
+int es_batch_prune(es_service_t *svc, PGconn *pg, int limit, char *errstr, size_t errstr_size);
 
 /* One timer tick (def->tick) in a transaction of its own, committed. Returns 0 (svc->ob_seq
  * set), or -1 with errstr (the transaction must be rolled back). */

@@ -19,6 +19,12 @@
 #   bank_versions_in_order                print accounts whose events (accounts.events, first
 #                                         occurrence of each event id) are not in version order
 #   bank_rawprod ARGS...                  publish one raw record (see _bank_rawprod_src)
+#   bank_copy TOPIC PARTITION OFFSET      publish the record at OFFSET again (same partition, key,
+#                                         value and headers), as the broker does when it appends
+#                                         a retried produce twice; prints "PARTITION OFFSET"
+#   bank_dlq_record DLQ TOPIC PARTITION OFFSET
+#                                         the dead letter (raw JSON) of the record at
+#                                         TOPIC/PARTITION/OFFSET, or nothing yet
 
 BANK_PREFIX_DEFAULT=acct-
 
@@ -226,4 +232,21 @@ bank_rawprod() {
             fail "could not build the raw producer (cc and librdkafka-dev are needed)"
     fi
     "$BANK_RAWPROD" "$@"
+}
+
+bank_copy() {
+    local rec hex
+    rec="$(esctl replay --raw --topic "$1" --from "$3" | jq -c --argjson p "$2" --argjson o "$3" \
+        'select(.partition == $p and .offset == $o)' | head -n 1)"
+    [ -n "$rec" ] || fail "bank_copy: no record at $1/$2/$3"
+    hex="$(jq -r .value_base64 <<<"$rec" | base64 -d | od -An -tx1 -v | tr -d ' \n')"
+    local -a hdrs
+    mapfile -t hdrs < <(jq -r '.headers | to_entries[] | "\(.key)=\(.value)"' <<<"$rec")
+    bank_rawprod "$1" "$2" "$(jq -r .key <<<"$rec")" "$hex" "${hdrs[@]}"
+}
+
+bank_dlq_record() {
+    esctl replay --raw --topic "$1" |
+        jq -c --arg t "$2" --arg p "$3" --arg o "$4" 'select(.headers["es-dlq-topic"] == $t and
+            .headers["es-dlq-partition"] == $p and .headers["es-dlq-offset"] == $o)'
 }

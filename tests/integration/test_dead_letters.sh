@@ -37,20 +37,12 @@ with_unknown_fingerprint() {
     return 1
 }
 
-# dlq_record DLQ TOPIC PARTITION OFFSET: the dead-letter record (raw: headers and value) of the
-# record at TOPIC/PARTITION/OFFSET, or nothing yet.
-dlq_record() {
-    esctl replay --raw --topic "$1" |
-        jq -c --arg t "$2" --arg p "$3" --arg o "$4" 'select(.headers["es-dlq-topic"] == $t and
-            .headers["es-dlq-partition"] == $p and .headers["es-dlq-offset"] == $o)'
-}
-
 # expect_dead_letter DLQ TOPIC PARTITION OFFSET VALUE_HEX|null KEY WHAT REASON_PATTERN
 expect_dead_letter() {
     local dlq="$1" topic="$2" part="$3" off="$4" value="$5" key="$6" what="$7" pattern="$8" rec reason b64=''
-    wait_until 30 "[ -n \"\$(dlq_record $dlq $topic $part $off)\" ]" ||
+    wait_until 30 "[ -n \"\$(bank_dlq_record $dlq $topic $part $off)\" ]" ||
         fail "$what: no dead letter in $dlq for $topic/$part/$off"
-    rec="$(dlq_record "$dlq" "$topic" "$part" "$off" | head -n 1)"
+    rec="$(bank_dlq_record "$dlq" "$topic" "$part" "$off" | head -n 1)"
     reason="$(field '.headers["es-dlq-reason"] // ""' "$rec")"
     [ -n "$reason" ] || fail "$what: the dead letter has no es-dlq-reason header: $rec"
     [[ "$reason" =~ $pattern ]] || fail "$what: reason '$reason' does not match /$pattern/"
@@ -151,6 +143,6 @@ ledger_check
 off_badkey="$(bank_rawprod accounts.commands "$P" $'\xff\xfe-not-utf8' "$GARBAGE" | cut -d' ' -f2)"
 out="$(send_wait DepositFunds '{"account_id":"dl-a","amount":5}')"
 assert_eq ACCEPTED "$(field .status "$out")" "a deposit after a record with a non-UTF-8 key"
-wait_until 30 "[ -n \"\$(dlq_record accounts.dlq accounts.commands $P $off_badkey)\" ]" ||
+wait_until 30 "[ -n \"\$(bank_dlq_record accounts.dlq accounts.commands $P $off_badkey)\" ]" ||
     fail "no dead letter for the record with a non-UTF-8 key"
 pass "the record with a non-UTF-8 key -> accounts.dlq"

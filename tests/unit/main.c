@@ -13,6 +13,7 @@
     X(buf)                                                                                         \
     X(config)                                                                                      \
     X(ids)                                                                                         \
+    X(dedup)                                                                                       \
     X(codec)                                                                                       \
     X(envelope)                                                                                    \
     X(journal)                                                                                     \

@@ -14,8 +14,8 @@
 
 #include "config.h"
 
-static const char *const env_names[] = {"ES_DATA", "KAFKA_BROKERS", "ES_PG", "ES_PARTITIONS",
-                                        "ES_KAFKA_PROPS"};
+static const char *const env_names[] = {"ES_DATA",       "KAFKA_BROKERS",  "ES_PG",
+                                        "ES_PARTITIONS", "ES_KAFKA_PROPS", "ES_DEDUP_WINDOW"};
 #define ENV_N (sizeof(env_names) / sizeof(env_names[0]))
 
 static char dir[256];
@@ -69,6 +69,7 @@ START_TEST(test_defaults)
     ck_assert_str_eq(cfg.pg_conninfo, "");
     ck_assert_int_eq(cfg.partitions, 6);
     ck_assert_uint_eq(cfg.prop_cnt, 0);
+    ck_assert_int_eq(cfg.dedup_window_ms, 7LL * 24 * 3600 * 1000);
 }
 END_TEST
 
@@ -104,6 +105,35 @@ START_TEST(test_empty_environment_means_default)
     ck_assert_str_eq(cfg.brokers, "");
     ck_assert_int_eq(cfg.partitions, 6);
     ck_assert_uint_eq(cfg.prop_cnt, 0);
+    ck_assert_int_eq(cfg.dedup_window_ms, 7LL * 24 * 3600 * 1000);
+}
+END_TEST
+
+/* ---- ES_DEDUP_WINDOW (seconds) ---- */
+
+static const struct {
+    const char *value;
+    int ok;
+    long long ms;
+} window_cases[] = {
+    {"1", 1, 1000}, {"3600", 1, 3600000}, {"316224000", 1, 316224000000LL},
+    {"0", 0, 0},    {"-5", 0, 0},         {"316224001", 0, 0},
+    {"2.5", 0, 0},  {"7d", 0, 0},         {"99999999999999999999", 0, 0},
+};
+
+START_TEST(test_dedup_window)
+{
+    setenv("ES_DEDUP_WINDOW", window_cases[_i].value, 1);
+    es_config_t cfg;
+    int rc = es_config_init(&cfg, errstr, sizeof(errstr));
+    if (window_cases[_i].ok) {
+        ck_assert_msg(rc == 0, "\"%s\": %s", window_cases[_i].value, errstr);
+        ck_assert_int_eq(cfg.dedup_window_ms, window_cases[_i].ms);
+    } else {
+        ck_assert_msg(rc == -1, "\"%s\" accepted", window_cases[_i].value);
+        ck_assert_ptr_nonnull(strstr(errstr, "ES_DEDUP_WINDOW"));
+        ck_assert_ptr_nonnull(strstr(errstr, window_cases[_i].value));
+    }
 }
 END_TEST
 
@@ -365,6 +395,8 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_defaults);
     tcase_add_test(tc, test_environment);
     tcase_add_test(tc, test_empty_environment_means_default);
+    tcase_add_loop_test(tc, test_dedup_window, 0,
+                        (int)(sizeof(window_cases) / sizeof(window_cases[0])));
     tcase_add_loop_test(tc, test_partitions, 0,
                         (int)(sizeof(partitions_cases) / sizeof(partitions_cases[0])));
     suite_add_tcase(s, tc);
