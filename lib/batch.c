@@ -279,15 +279,22 @@ void es_batch_forget_newest(es_service_t *svc)
     svc->newest_cnt = 0;
 }
 
+/* Where partition `part`'s newest time is kept in memory: an index, or newest_cnt if not. */
+static size_t newest_find(const es_service_t *svc, int64_t part)
+{
+    size_t k = 0;
+    while (k < svc->newest_cnt && svc->newest[k].part != part) {
+        k++;
+    }
+    return k;
+}
+
 /* The batch's partitions' newest times from memory. Returns 0, or -1 when one is not there
  * (they must be read). */
 static int newest_recall(es_service_t *svc)
 {
     for (size_t i = 0; i < svc->pos_cnt; i++) {
-        size_t k = 0;
-        while (k < svc->newest_cnt && svc->newest[k].part != svc->pos[i].part) {
-            k++;
-        }
+        size_t k = newest_find(svc, svc->pos[i].part);
         if (k == svc->newest_cnt) {
             return -1;
         }
@@ -300,10 +307,7 @@ static int newest_recall(es_service_t *svc)
 static void newest_keep(es_service_t *svc)
 {
     for (size_t i = 0; i < svc->pos_cnt; i++) {
-        size_t k = 0;
-        while (k < svc->newest_cnt && svc->newest[k].part != svc->pos[i].part) {
-            k++;
-        }
+        size_t k = newest_find(svc, svc->pos[i].part);
         if (k == svc->newest_cnt) {
             if (svc->newest_cnt == MAX_POSITIONS) {
                 continue;

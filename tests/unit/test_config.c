@@ -1,8 +1,8 @@
 /*
  * test_config.c: configuration (lib/config.c): the defaults, the environment over the
- * defaults, flags (-X) after the environment, ES_KAFKA_PROPS and ES_PARTITIONS parsing with
- * their malformed values, resolving brokers and PostgreSQL from the data folder, and the
- * small-file read/write pair, all in a private mkdtemp() folder.
+ * defaults, flags (-X) after the environment, ES_KAFKA_PROPS, ES_PARTITIONS and ES_DEDUP_WINDOW
+ * parsing with their malformed values, resolving brokers and PostgreSQL from the data folder, and
+ * the small-file read/write pair, all in a private mkdtemp() folder.
  */
 #include <check.h>
 #include <errno.h>
@@ -109,69 +109,62 @@ START_TEST(test_empty_environment_means_default)
 }
 END_TEST
 
-/* ---- ES_DEDUP_WINDOW (seconds) ---- */
+/* ---- the numeric variables: ES_PARTITIONS, ES_DEDUP_WINDOW (seconds) ---- */
 
-static const struct {
-    const char *value;
-    int ok;
-    long long ms;
-} window_cases[] = {
-    {"1", 1, 1000}, {"3600", 1, 3600000}, {"316224000", 1, 316224000000LL},
-    {"0", 0, 0},    {"-5", 0, 0},         {"316224001", 0, 0},
-    {"2.5", 0, 0},  {"7d", 0, 0},         {"99999999999999999999", 0, 0},
-};
-
-START_TEST(test_dedup_window)
+static long long partitions_of(const es_config_t *cfg)
 {
-    setenv("ES_DEDUP_WINDOW", window_cases[_i].value, 1);
-    es_config_t cfg;
-    int rc = es_config_init(&cfg, errstr, sizeof(errstr));
-    if (window_cases[_i].ok) {
-        ck_assert_msg(rc == 0, "\"%s\": %s", window_cases[_i].value, errstr);
-        ck_assert_int_eq(cfg.dedup_window_ms, window_cases[_i].ms);
-    } else {
-        ck_assert_msg(rc == -1, "\"%s\" accepted", window_cases[_i].value);
-        ck_assert_ptr_nonnull(strstr(errstr, "ES_DEDUP_WINDOW"));
-        ck_assert_ptr_nonnull(strstr(errstr, window_cases[_i].value));
-    }
+    return cfg->partitions;
 }
-END_TEST
 
-/* ---- ES_PARTITIONS ---- */
+static long long window_of(const es_config_t *cfg)
+{
+    return cfg->dedup_window_ms;
+}
 
 static const struct {
-    const char *value;
+    const char *env, *value;
     int ok;
-    int partitions;
-} partitions_cases[] = {
-    {"1", 1, 1},
-    {"6", 1, 6},
-    {"1000", 1, 1000},
-    {"0", 0, 0},
-    {"-1", 0, 0},
-    {"1001", 0, 0},
-    {"abc", 0, 0},
-    {"6x", 0, 0},
-    {"1.5", 0, 0},
-    {"6 ", 0, 0},
-    {"0x10", 0, 0},
-    {"99999999999999999999", 0, 0},
-    {"-99999999999999999999", 0, 0},
+    long long want;
+    long long (*got)(const es_config_t *);
+} number_cases[] = {
+    {"ES_PARTITIONS", "1", 1, 1, partitions_of},
+    {"ES_PARTITIONS", "6", 1, 6, partitions_of},
+    {"ES_PARTITIONS", "1000", 1, 1000, partitions_of},
+    {"ES_PARTITIONS", "0", 0, 0, partitions_of},
+    {"ES_PARTITIONS", "-1", 0, 0, partitions_of},
+    {"ES_PARTITIONS", "1001", 0, 0, partitions_of},
+    {"ES_PARTITIONS", "abc", 0, 0, partitions_of},
+    {"ES_PARTITIONS", "6x", 0, 0, partitions_of},
+    {"ES_PARTITIONS", "1.5", 0, 0, partitions_of},
+    {"ES_PARTITIONS", "6 ", 0, 0, partitions_of},
+    {"ES_PARTITIONS", "0x10", 0, 0, partitions_of},
+    {"ES_PARTITIONS", "99999999999999999999", 0, 0, partitions_of},
+    {"ES_PARTITIONS", "-99999999999999999999", 0, 0, partitions_of},
+    {"ES_DEDUP_WINDOW", "1", 1, 1000, window_of},
+    {"ES_DEDUP_WINDOW", "3600", 1, 3600000, window_of},
+    {"ES_DEDUP_WINDOW", "316224000", 1, 316224000000LL, window_of},
+    {"ES_DEDUP_WINDOW", "0", 0, 0, window_of},
+    {"ES_DEDUP_WINDOW", "-5", 0, 0, window_of},
+    {"ES_DEDUP_WINDOW", "316224001", 0, 0, window_of},
+    {"ES_DEDUP_WINDOW", "2.5", 0, 0, window_of},
+    {"ES_DEDUP_WINDOW", "7d", 0, 0, window_of},
+    {"ES_DEDUP_WINDOW", "99999999999999999999", 0, 0, window_of},
 };
 
-START_TEST(test_partitions)
+START_TEST(test_numbers)
 {
-    setenv("ES_PARTITIONS", partitions_cases[_i].value, 1);
+    setenv(number_cases[_i].env, number_cases[_i].value, 1);
     es_config_t cfg;
     int rc = es_config_init(&cfg, errstr, sizeof(errstr));
-    if (partitions_cases[_i].ok) {
-        ck_assert_msg(rc == 0, "\"%s\": %s", partitions_cases[_i].value, errstr);
-        ck_assert_int_eq(cfg.partitions, partitions_cases[_i].partitions);
+    if (number_cases[_i].ok) {
+        ck_assert_msg(rc == 0, "%s=\"%s\": %s", number_cases[_i].env, number_cases[_i].value,
+                      errstr);
+        ck_assert_int_eq(number_cases[_i].got(&cfg), number_cases[_i].want);
     } else {
-        ck_assert_msg(rc == -1, "\"%s\" accepted as %d", partitions_cases[_i].value,
-                      cfg.partitions);
-        ck_assert_ptr_nonnull(strstr(errstr, "ES_PARTITIONS"));
-        ck_assert_ptr_nonnull(strstr(errstr, partitions_cases[_i].value));
+        ck_assert_msg(rc == -1, "%s=\"%s\" accepted as %lld", number_cases[_i].env,
+                      number_cases[_i].value, number_cases[_i].got(&cfg));
+        ck_assert_ptr_nonnull(strstr(errstr, number_cases[_i].env));
+        ck_assert_ptr_nonnull(strstr(errstr, number_cases[_i].value));
     }
 }
 END_TEST
@@ -395,10 +388,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_defaults);
     tcase_add_test(tc, test_environment);
     tcase_add_test(tc, test_empty_environment_means_default);
-    tcase_add_loop_test(tc, test_dedup_window, 0,
-                        (int)(sizeof(window_cases) / sizeof(window_cases[0])));
-    tcase_add_loop_test(tc, test_partitions, 0,
-                        (int)(sizeof(partitions_cases) / sizeof(partitions_cases[0])));
+    tcase_add_loop_test(tc, test_numbers, 0, (int)(sizeof(number_cases) / sizeof(number_cases[0])));
     suite_add_tcase(s, tc);
 
     tc = tcase_create("kafka_props");
