@@ -25,6 +25,9 @@
 #   bank_dlq_record DLQ TOPIC PARTITION OFFSET
 #                                         the dead letter (raw JSON) of the record at
 #                                         TOPIC/PARTITION/OFFSET, or nothing yet
+#   bank_dedup_window_check SERVICE...    each es-SERVICE deleted old dedup marks (a short
+#                                         ES_DEDUP_WINDOW), and no service took an input for a
+#                                         copy too old to recognise
 
 BANK_PREFIX_DEFAULT=acct-
 
@@ -249,4 +252,15 @@ bank_dlq_record() {
     esctl replay --raw --topic "$1" |
         jq -c --arg t "$2" --arg p "$3" --arg o "$4" 'select(.headers["es-dlq-topic"] == $t and
             .headers["es-dlq-partition"] == $p and .headers["es-dlq-offset"] == $o)'
+}
+
+bank_dedup_window_check() {
+    local name
+    for name in "$@"; do
+        grep -q 'old dedup marks deleted' "$ES_DATA/log/es-$name.log" ||
+            fail "es-$name deleted no dedup marks with a ${ES_DEDUP_WINDOW:-?} s window"
+    done
+    pass "old dedup marks deleted along the way by: $*"
+    assert_eq 0 "$(cat "$ES_DATA"/log/es-*.log | grep -c 'too old to deduplicate' || true)" \
+        "inputs dead-lettered as too old to deduplicate"
 }

@@ -4,6 +4,10 @@
 # every transfer has ended, the ledger invariants hold (money conserved, no effect applied twice
 # or lost), and the live projection equals one rebuilt from the log, row by row.
 #
+# The dedup window is a few seconds (ES_DEDUP_WINDOW, default 7 days), so old dedup marks are
+# deleted all along, crashes included: exactness must not depend on keeping them for ever, and
+# no input that arrives in order may be taken for a copy too old to recognise.
+#
 # soak_crash.sh runs the same scenario scaled up: it sets CRASH_* before sourcing this file.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ledger.sh"
@@ -16,6 +20,7 @@ CHUNKS="${CRASH_CHUNKS:-25}"          # esctl send --batch calls per phase
 CHUNK_PAUSE="${CRASH_CHUNK_PAUSE:-2}" # seconds between them: a phase's traffic lasts ~50 s
 SETTLE_TIMEOUT="${CRASH_SETTLE_TIMEOUT:-180}"
 
+export ES_DEDUP_WINDOW="${CRASH_DEDUP_WINDOW:-3}"
 stack_start
 
 # random_pause: sleep 0.05 to 1.5 s (the first tenths of a second after an assignment are when
@@ -68,6 +73,8 @@ assert_eq "$N_TRANSFERS" "$(sql "SELECT count(*) FROM projections.transfers")" "
 ledger_check
 note "outcomes: $(sql "SELECT string_agg(status || coalesce(' ' || nullif(reason, ''), '') || ': ' || n, ', ') FROM
     (SELECT status, reason, count(*) n FROM projections.transfers GROUP BY 1, 2 ORDER BY 1, 2) x")"
+
+bank_dedup_window_check accounts transfers
 
 # the projection equals a rebuild from the log
 bank_snapshot crash_live

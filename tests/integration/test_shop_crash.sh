@@ -5,6 +5,8 @@
 # random moments and restarted, in turns. Afterwards every order is terminal, the shop's and the
 # ledger's invariants hold (stock, charges, refunds, money), the coordinator's view of every
 # order's saga agrees with the order, and the shop projection equals a rebuild from the log.
+# The dedup window is a few seconds, so old dedup marks are deleted all along (see
+# test_crash.sh).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ledger.sh"
 . "$(dirname "$0")/bank.sh"
@@ -20,6 +22,7 @@ SEED="${SHOP_CRASH_SEED:-$RANDOM}"
 DEPOSIT="${SHOP_CRASH_DEPOSIT:-200000}" # each customer's money, cents
 STOCK="${SHOP_CRASH_STOCK:-400}"        # units of each plentiful product (p0-p2 have 15)
 
+export ES_DEDUP_WINDOW="${SHOP_CRASH_DEDUP_WINDOW:-3}"
 stack_start
 
 shop_open_merchant
@@ -104,6 +107,7 @@ assert "[ \"\$(sql \"SELECT count(*) FROM orders.orders WHERE status = 'CONFIRME
 assert "[ \"\$(sql \"SELECT count(*) FROM orders.orders WHERE status = 'CANCELLED'\")\" -gt 0 ]" "some orders were cancelled"
 ledger_check
 shop_check
+bank_dedup_window_check catalog payments orders sagas
 
 shop_snapshot shop_live
 out="$(esctl rebuild shop 2>&1)" || {
