@@ -231,8 +231,9 @@ int saga_status_parse(const char *name)
     return -1;
 }
 
-/* "30s", "500ms", "2m", "45" (seconds) -> ms; -1 when malformed or out of range. */
-static int64_t duration_ms(const char *s, size_t len)
+/* "30s", "500ms", "2m", "3h", "30d", "45" (seconds) -> ms; -1 when malformed or above
+ * max_ms. */
+static int64_t duration_ms(const char *s, size_t len, int64_t max_ms)
 {
     char buf[32];
     if (len == 0 || len >= sizeof(buf) || s[0] < '0' || s[0] > '9') {
@@ -243,17 +244,17 @@ static int64_t duration_ms(const char *s, size_t len)
     errno = 0;
     char *end;
     long long v = strtoll(buf, &end, 10);
-    if (errno || v <= 0 || v > 86400LL * 1000) {
+    if (errno || v <= 0 || v > max_ms) {
         return -1;
     }
-    if (!strcmp(end, "ms")) {
-        return v;
-    }
-    if (!strcmp(end, "s") || !*end) {
-        return v * 1000;
-    }
-    if (!strcmp(end, "m")) {
-        return v * 60 * 1000;
+    static const struct {
+        const char *unit;
+        int64_t ms;
+    } units[] = {{"ms", 1}, {"s", 1000}, {"", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (!strcmp(end, units[i].unit)) {
+            return v <= max_ms / units[i].ms ? v * units[i].ms : -1;
+        }
     }
     return -1;
 }
@@ -280,7 +281,7 @@ int saga_deadlines_parse(const char *spec, int64_t deadlines_ms[SAGA_T__COUNT], 
             snprintf(errstr, errstr_size, "unknown saga type \"%s\" (order or transfer)", name);
             return -1;
         }
-        int64_t ms = duration_ms(eq + 1, len - nlen - 1);
+        int64_t ms = duration_ms(eq + 1, len - nlen - 1, 86400LL * 1000);
         if (ms < 0) {
             snprintf(errstr, errstr_size,
                      "bad duration \"%.*s\" for %s: expected e.g. 30s, 500ms, 2m (1 ms to 24 h)",
@@ -293,5 +294,23 @@ int saga_deadlines_parse(const char *spec, int64_t deadlines_ms[SAGA_T__COUNT], 
             p++;
         }
     }
+    return 0;
+}
+
+int saga_retention_parse(const char *spec, int64_t *retention_ms, char *errstr, size_t errstr_size)
+{
+    if (!strcmp(spec, "forever")) {
+        *retention_ms = 0;
+        return 0;
+    }
+    int64_t ms = duration_ms(spec, strlen(spec), SAGA_RETENTION_MAX_MS);
+    if (ms < 0) {
+        snprintf(errstr, errstr_size,
+                 "bad retention \"%s\": expected e.g. 30d, 12h, 90m, 45s or forever (at most "
+                 "10 years)",
+                 spec);
+        return -1;
+    }
+    *retention_ms = ms;
     return 0;
 }

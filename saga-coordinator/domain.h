@@ -106,6 +106,14 @@ const char *saga_status_name(saga_status_t s);
 int saga_type_parse(const char *name);
 int saga_status_parse(const char *name);
 
+/* How long an ended saga and its steps are kept: 30 days unless told (0: for ever). */
+#define SAGA_RETENTION_DEFAULT_MS (30LL * 86400 * 1000)
+#define SAGA_RETENTION_MAX_MS (3660LL * 86400 * 1000)
+
+/* Parse a retention "30d", "12h", "90m", "45s", "500ms" (a plain number is seconds) or
+ * "forever" (0) into *retention_ms. Returns 0, or -1 with errstr. */
+int saga_retention_parse(const char *spec, int64_t *retention_ms, char *errstr, size_t errstr_size);
+
 /* Parse a deadline list "order=30s,transfer=10s" (units ms, s, m; a plain number is seconds)
  * into deadlines_ms[] (entries not named are left as they are). Returns 0, or -1 with errstr. */
 int saga_deadlines_parse(const char *spec, int64_t deadlines_ms[SAGA_T__COUNT], char *errstr,

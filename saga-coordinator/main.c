@@ -14,6 +14,7 @@
 #include "buf.h"
 #include "domain.h"
 #include "ids.h"
+#include "log.h"
 #include "service.h"
 #include "store.h"
 #include "str.h"
@@ -22,6 +23,7 @@
 
 #define DEFAULT_DEADLINE_MS 30000
 #define TIMEOUTS_PER_TICK 100 /* a mass of due sagas fires over several ticks */
+#define FORGET_PER_TICK 1000  /* sagas past their retention deleted per tick, at most */
 
 static const char *const topics[] = {"orders.commands", "transfers.commands", "orders.events",
                                      "catalog.events",  "payments.events",    "transfers.events",
@@ -29,6 +31,9 @@ static const char *const topics[] = {"orders.commands", "transfers.commands", "o
 
 typedef struct coordinator {
     int64_t deadlines_ms[SAGA_T__COUNT];
+    int64_t retention_ms; /* 0: ended sagas are kept for ever */
+    int64_t forgotten;    /* since the last log line */
+    int64_t forgotten_logged_us;
     es_idset_t set;   /* the batch's sagas */
     int load_idx;     /* their load's place in the batch's reads */
     es_buf_t details; /* the batch's step summaries, NUL-separated */
@@ -248,6 +253,21 @@ static int tick(es_service_t *svc, PGconn *pg, void *opaque, char *errstr, size_
         snprintf(errstr, errstr_size, "out of memory queueing the tick's writes");
         return -1;
     }
+    /* retention: ended sagas older than it go, with their steps */
+    if (co->retention_ms > 0) {
+        int forgotten =
+            saga_store_forget(pg, co->retention_ms, FORGET_PER_TICK, errstr, errstr_size);
+        if (forgotten < 0) {
+            return -1;
+        }
+        co->forgotten += forgotten;
+        if (co->forgotten > 0 && es_mono_us() - co->forgotten_logged_us >= 60000000) {
+            es_log_info("ended sagas past their retention deleted", "sagas=%lld retention_s=%lld",
+                        (long long)co->forgotten, (long long)(co->retention_ms / 1000));
+            co->forgotten = 0;
+            co->forgotten_logged_us = es_mono_us();
+        }
+    }
     return 0;
 }
 
@@ -264,6 +284,17 @@ int main(int argc, char **argv)
         return 2;
     }
     if (spec && saga_deadlines_parse(spec, co.deadlines_ms, errstr, sizeof(errstr)) != 0) {
+        fprintf(stderr, "es-sagas: %s\n", errstr);
+        return 2;
+    }
+    co.retention_ms = SAGA_RETENTION_DEFAULT_MS;
+    const char *retention = getenv("ES_SAGA_RETENTION");
+    if (es_service_take_flag(&argc, argv, "--retention", &retention) != 0) {
+        fprintf(stderr, "es-sagas: option --retention needs a value, e.g. 30d or forever\n");
+        return 2;
+    }
+    if (retention && *retention &&
+        saga_retention_parse(retention, &co.retention_ms, errstr, sizeof(errstr)) != 0) {
         fprintf(stderr, "es-sagas: %s\n", errstr);
         return 2;
     }
@@ -284,8 +315,11 @@ int main(int argc, char **argv)
         "The saga coordinator: follows every order and transfer saga by its correlation id,\n"
         "keeps each one's status and steps (GET /sagas/{id}), and publishes SagaTimedOut\n"
         "when one is still pending at its deadline (docs/SAGAS.md).\n\n"
-        "      --deadlines LIST  per saga type, e.g. order=30s,transfer=10s (units ms, s, m;\n"
-        "                        ES_SAGA_DEADLINES; default 30s each)");
+        "      --deadlines LIST  per saga type, e.g. order=30s,transfer=10s (units ms, s, m, h;\n"
+        "                        ES_SAGA_DEADLINES; default 30s each)\n"
+        "      --retention D     how long an ended saga and its steps are kept, e.g. 30d, 12h,\n"
+        "                        or forever (ES_SAGA_RETENTION; default 30d); the log keeps\n"
+        "                        every record: esctl replay --correlation ID");
     es_buf_fini(&co.details);
     es_idset_fini(&co.set);
     return rc;

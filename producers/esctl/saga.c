@@ -187,7 +187,11 @@ int esctl_saga_main(esctl_t *ctx, int argc, char **argv)
         goto done;
     }
     if (status == 404) {
-        esctl_err(ctx, "no saga \"%s\" (neither a saga id nor an order or transfer id)", id);
+        esctl_err(ctx,
+                  "no saga \"%s\" (neither a saga id nor an order or transfer id; sagas "
+                  "ended before es-sagas' retention are forgotten: esctl replay --correlation "
+                  "SAGA_ID reads their records)",
+                  id);
         goto done;
     }
     if ((rc = answered(ctx, saga, status, &body, as_json)) >= 0) {

@@ -563,9 +563,12 @@ static void on_saga(es_query_status_t status, const PGresult *res, const char *e
     if (rc == 0) {
         reply_json(qr, 200);
     } else if (rc == 1) {
-        char msg[300];
+        char msg[400];
         snprintf(msg, sizeof(msg),
-                 "no saga \"%s\": neither a saga id nor the id of an order or a transfer", qr->id);
+                 "no saga \"%s\": neither a saga id nor the id of an order or a transfer (the "
+                 "coordinator forgets sagas that ended longer ago than its retention; the log "
+                 "keeps their records: esctl replay --correlation SAGA_ID)",
+                 qr->id);
         reply_error(qr->srv, qr->req, qr->route, &qr->t0, 404, msg);
     } else {
         es_log_warn("could not render a saga", "saga=%s fields=%d", qr->id, PQnfields(res));

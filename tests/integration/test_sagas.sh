@@ -8,7 +8,9 @@
 #   3. the coordinator killed (SIGKILL) again and again while 250 deadlines fire (100 a tick):
 #      every timer fires, none twice;
 #   4. its tables dropped and rebuilt from the whole log (journal, then broker) by a cold start:
-#      every saga and step as before, and no timer fired again.
+#      every saga and step as before, and no timer fired again;
+#   5. restarted with a 2 s retention: every ended saga and its steps are forgotten, the rest
+#      and the counters stay, GET /sagas/{id} says why, and the log still has them.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ledger.sh"
 . "$(dirname "$0")/shop.sh"
@@ -129,7 +131,8 @@ assert "head -c 5 '$ES_DATA/o-ok.svg' | grep -q '<svg' && tail -n 1 '$ES_DATA/o-
 assert_eq 12 "$(grep -c '<circle' "$ES_DATA/o-ok.svg")" "… with a dot per step"
 rc=0
 err="$(esctl saga o-nowhere 2>&1 >/dev/null)" || rc=$?
-assert_eq "1 esctl saga: no saga \"o-nowhere\" (neither a saga id nor an order or transfer id)" "$rc $err" "esctl saga of an unknown id"
+assert_eq "1 esctl saga: no saga \"o-nowhere\" (neither a saga id nor an order or transfer id; sagas ended before es-sagas' retention are forgotten: esctl replay --correlation SAGA_ID reads their records)" \
+    "$rc $err" "esctl saga of an unknown id"
 rc=0
 err="$(esctl saga 'bad id' 2>&1 >/dev/null)" || rc=$?
 assert_eq 2 "$rc" "esctl saga of a malformed id: a usage error ($err)"
@@ -334,3 +337,30 @@ assert_eq none "$(sql "SELECT coalesce(string_agg(b.saga_type || '.' || b.name |
     "counters that differ after the rebuild (not the duration sums: a start that moves back changes them)"
 assert_eq "$timeouts_before" "$(esctl replay --topic sagas.events --type SagaTimedOut | grep -c .)" \
     "SagaTimedOut records in the log: the rebuild fired no timer again"
+
+# ---- 5. retention: ended sagas are forgotten, with their steps; the counters keep them ------
+ended="$(sql "SELECT count(*) FROM sagas.sagas WHERE ended_at IS NOT NULL")"
+open_before="$(sql "SELECT count(*) FROM sagas.sagas WHERE ended_at IS NULL")"
+gone_id="$(sql "SELECT saga_id FROM sagas.sagas WHERE ended_at IS NOT NULL ORDER BY started_at LIMIT 1")"
+sql "SET client_min_messages = warning; DROP TABLE IF EXISTS counters_before;
+    CREATE TABLE counters_before AS SELECT * FROM sagas.counters"
+svc_stop sagas
+ES_SAGA_RETENTION=2s svc_start sagas
+wait_until 60 "[ \"\$(sql 'SELECT count(*) FROM sagas.sagas WHERE ended_at IS NOT NULL')\" = 0 ]" ||
+    fail "$(sql 'SELECT count(*) FROM sagas.sagas WHERE ended_at IS NOT NULL') ended sagas left with a 2 s retention"
+pass "with a 2 s retention, the $ended ended sagas are forgotten"
+assert_eq 0 "$(sql "SELECT count(*) FROM sagas.steps s WHERE NOT EXISTS
+    (SELECT 1 FROM sagas.sagas g WHERE g.saga_id = s.saga_id)")" "steps left of forgotten sagas"
+assert_eq "$open_before" "$(sql "SELECT count(*) FROM sagas.sagas WHERE ended_at IS NULL")" \
+    "sagas not ended are kept"
+assert_eq none "$(sql "SELECT coalesce(string_agg(b.saga_type || '.' || b.name, ', '), 'none')
+        FROM counters_before b LEFT JOIN sagas.counters a USING (saga_type, name)
+        WHERE a.n IS DISTINCT FROM b.n")" "counters that changed when sagas were forgotten"
+grep -q 'ended sagas past their retention deleted' "$ES_DATA/log/es-sagas.log" ||
+    fail "es-sagas does not log what it forgot"
+out="$(http GET "/sagas/$gone_id" 2>/dev/null || true)"
+[[ "$(jq -r .error <<<"$out")" == *"retention"*"esctl replay --correlation"* ]] ||
+    fail "GET /sagas/<forgotten> does not say why: $out"
+pass "GET /sagas/<forgotten id>: 404, $(jq -r .error <<<"$out" | cut -c1-80)..."
+assert "[ \"\$(esctl replay --correlation $gone_id | grep -c .)\" -gt 0 ]" \
+    "the log still has the forgotten saga's records"

@@ -352,15 +352,51 @@ START_TEST(test_deadlines_parse)
     ck_assert_int_eq(d[SAGA_T_ORDER], 5000); /* not named: unchanged */
     ck_assert_int_eq(saga_deadlines_parse("order=45", d, err, sizeof(err)), 0);
     ck_assert_int_eq(d[SAGA_T_ORDER], 45000);
+    ck_assert_int_eq(saga_deadlines_parse("order=1h", d, err, sizeof(err)), 0);
+    ck_assert_int_eq(d[SAGA_T_ORDER], 3600000);
     ck_assert_int_eq(saga_deadlines_parse("", d, err, sizeof(err)), 0);
     static const char *const bad[] = {
-        "order",    "order=",    "=5s",     "refund=5s",         "order=-5s",     "order=0",
-        "order=5h", "order=5 s", "order=s", "order=99999999999", "order=5s,,x=1", "order=1e3ms"};
+        "order",         "order=",     "=5s",       "refund=5s", "order=-5s", "order=0",
+        "order=25h",     "order=2d",   "order=5 s", "order=s",   "order=5w",  "order=99999999999",
+        "order=5s,,x=1", "order=1e3ms"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
         ck_assert_msg(saga_deadlines_parse(bad[i], d, err, sizeof(err)) == -1, "%s accepted",
                       bad[i]);
         ck_assert_msg(err[0] != '\0', "%s: no error message", bad[i]);
+    }
+}
+END_TEST
+
+START_TEST(test_retention_parse)
+{
+    static const struct {
+        const char *spec;
+        int64_t ms;
+    } good[] = {{"30d", 30LL * 86400000},
+                {"12h", 12LL * 3600000},
+                {"90m", 90LL * 60000},
+                {"45s", 45000},
+                {"45", 45000},
+                {"500ms", 500},
+                {"forever", 0},
+                {"3660d", 3660LL * 86400000}};
+    char err[256];
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        int64_t ms = -1;
+        ck_assert_msg(saga_retention_parse(good[i].spec, &ms, err, sizeof(err)) == 0, "%s: %s",
+                      good[i].spec, err);
+        ck_assert_int_eq(ms, good[i].ms);
+    }
+    static const char *const bad[] = {"",  "0",   "-1d", "3661d", "1y",
+                                      "d", "5 d", "1e3", "never", "99999999999999999999d"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int64_t ms = 7;
+        err[0] = '\0';
+        ck_assert_msg(saga_retention_parse(bad[i], &ms, err, sizeof(err)) == -1, "%s accepted",
+                      bad[i]);
+        ck_assert_msg(strstr(err, "retention") != NULL, "%s: no error message", bad[i]);
+        ck_assert_int_eq(ms, 7);
     }
 }
 END_TEST
@@ -402,6 +438,7 @@ Suite *saga_domain_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("config");
     tcase_add_test(tc, test_deadlines_parse);
+    tcase_add_test(tc, test_retention_parse);
     tcase_add_test(tc, test_names);
     suite_add_tcase(s, tc);
     return s;
