@@ -701,18 +701,15 @@ int es_batch_prune(es_service_t *svc, PGconn *pg, int limit, char *errstr, size_
     /* A mark goes once its partition's newest time is more than the window past it. Marks from
      * before the window existed (part 0, timed when the table was upgraded) go once every
      * partition's newest time is: whichever partition they came from, it is past them. */
-    char window[32], lim[32];
-    snprintf(window, sizeof(window), "%lld", (long long)svc->dedup_window_ms);
-    snprintf(lim, sizeof(lim), "%d", limit);
-    const char *vals[2] = {window, lim};
-    PGresult *res = es_pg_query(
+    const int64_t params[2] = {svc->dedup_window_ms, limit};
+    PGresult *res = es_pg_query_int8(
         pg,
         "WITH doomed AS (SELECT d.event_id FROM processed d JOIN positions p ON p.part = d.part "
         "WHERE d.part <> 0 AND d.at_ms < p.newest_ms - $1::bigint AND d.at_ms < (SELECT "
         "max(newest_ms) FROM positions) - $1::bigint UNION ALL SELECT event_id FROM processed "
         "WHERE part = 0 AND at_ms < (SELECT min(newest_ms) FROM positions) - $1::bigint LIMIT "
         "$2::int) DELETE FROM processed WHERE event_id IN (SELECT event_id FROM doomed)",
-        2, vals, NULL, NULL, 0, errstr, errstr_size);
+        2, params, errstr, errstr_size);
     if (!res) {
         return -1;
     }

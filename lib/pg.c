@@ -165,6 +165,22 @@ PGresult *es_pg_query(PGconn *pg, const char *sql, int nparams, const char *cons
     return res;
 }
 
+PGresult *es_pg_query_int8(PGconn *pg, const char *sql, int nparams, const int64_t *params,
+                           char *errstr, size_t errstr_size)
+{
+    char text[8][24];
+    const char *vals[8];
+    if (nparams < 0 || nparams > 8) {
+        snprintf(errstr, errstr_size, "es_pg_query_int8: %d parameters (at most 8)", nparams);
+        return NULL;
+    }
+    for (int i = 0; i < nparams; i++) {
+        snprintf(text[i], sizeof(text[i]), "%lld", (long long)params[i]);
+        vals[i] = text[i];
+    }
+    return es_pg_query(pg, sql, nparams, vals, NULL, NULL, 0, errstr, errstr_size);
+}
+
 /* ---- pipelines -------------------------------------------------------------------------- */
 
 typedef struct es_pg_stmt {

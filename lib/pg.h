@@ -28,6 +28,10 @@ PGresult *es_pg_query(PGconn *pg, const char *sql, int nparams, const char *cons
                       const int *lens, const int *formats, int result_binary, char *errstr,
                       size_t errstr_size);
 
+/* es_pg_query() with `nparams` (at most 8) bigint parameters, text results. */
+PGresult *es_pg_query_int8(PGconn *pg, const char *sql, int nparams, const int64_t *params,
+                           char *errstr, size_t errstr_size);
+
 /* Called by es_pg_load_rows() for each row of `res` (borrowed, valid during the call) whose
  * first column is ids[i]. */
 typedef void es_pg_row_fn(const PGresult *res, int row, size_t i, void *opaque);
