@@ -57,6 +57,7 @@ enum {
     Q_SAGA,
     Q_SAGAS,
     Q_SAGA_METRICS,
+    Q_STORAGE,
     Q__CNT
 };
 
@@ -144,6 +145,13 @@ static const es_query_stmt_t statements[Q__CNT] = {
     [Q_SAGA] = {"es_query_saga", es_query_saga_sql, 1},
     [Q_SAGAS] = {"es_query_sagas", es_query_sagas_sql, ES_QUERY_SAGAS_NPARAMS},
     [Q_SAGA_METRICS] = {"es_query_saga_metrics", es_query_saga_metrics_sql, 0},
+    /* the tables that grow with traffic, kept in bounds by the dedup window (lib/dedup.h), the
+     * saga retention (docs/SAGAS.md) and the relay: the statistics' live-row estimates */
+    [Q_STORAGE] = {"es_query_storage",
+                   "SELECT schemaname, relname, n_live_tup FROM pg_stat_user_tables"
+                   " WHERE relname IN ('processed', 'steps', 'sagas', 'outbox')"
+                   " ORDER BY 1, 2",
+                   0},
 };
 
 struct es_query_server {
@@ -158,6 +166,7 @@ struct es_query_server {
      * the lag lines and the position lines */
     es_buf_t lag[2], pos[2];
     es_buf_t saga_metrics; /* the saga families from the last saga metrics query */
+    es_buf_t storage;      /* es_table_rows lines from the last storage query */
     int debug;
     size_t inflight;  /* requests not answered yet */
     size_t unflushed; /* answered, reply still being written */
@@ -597,7 +606,29 @@ static void on_sagas(es_query_status_t status, const PGresult *res, const char *
     free(qr);
 }
 
-/* The last stage of /metrics: the saga families, cached for when the pool is saturated. Their
+/* The last stage of /metrics: how many rows the growing tables hold, cached like the rest. */
+static void on_storage(es_query_status_t status, const PGresult *res, const char *errmsg,
+                       void *opaque)
+{
+    query_req_t *qr = opaque;
+    es_buf_t *cache = &qr->srv->storage;
+    es_buf_reset(cache);
+    if (status == ES_QUERY_OK && PQnfields(res) == 3) {
+        for (int i = 0; i < PQntuples(res); i++) {
+            es_buf_puts(cache, "es_table_rows{schema=\"");
+            es_query_metrics_label(cache, PQgetvalue(res, i, 0));
+            es_buf_puts(cache, "\",table=\"");
+            es_query_metrics_label(cache, PQgetvalue(res, i, 1));
+            es_buf_printf(cache, "\"} %s\n", PQgetvalue(res, i, 2));
+        }
+    } else if (status != ES_QUERY_MISSING) {
+        es_log_warn("could not read the table sizes", "error=\"%s\"", errmsg ? errmsg : "");
+    }
+    reply_metrics(qr);
+    free(qr);
+}
+
+/* The next stage of /metrics: the saga families, cached for when the pool is saturated. Their
  * tables missing (no coordinator yet) leaves them out; the page is answered either way. */
 static void on_saga_metrics(es_query_status_t status, const PGresult *res, const char *errmsg,
                             void *opaque)
@@ -613,6 +644,12 @@ static void on_saga_metrics(es_query_status_t status, const PGresult *res, const
     } else if (status != ES_QUERY_MISSING) {
         es_log_warn("could not read the saga metrics", "error=\"%s\"", errmsg ? errmsg : "");
     }
+    const char *why = NULL;
+    const char *params[1] = {NULL};
+    if (es_query_pool_submit(qr->srv->pool, Q_STORAGE, params, on_storage, qr, &why) == 0) {
+        return;
+    }
+    es_buf_reset(&qr->srv->storage);
     reply_metrics(qr);
     free(qr);
 }
@@ -706,6 +743,12 @@ static void reply_metrics(query_req_t *qr)
                   st.circuit == ES_BREAKER_OPEN, st.circuit == ES_BREAKER_HALF_OPEN,
                   (unsigned long long)st.circuit_opened, (unsigned long long)st.circuit_rejected);
     es_buf_append(b, srv->saga_metrics.data, srv->saga_metrics.len);
+    if (srv->storage.len > 0) {
+        es_buf_puts(b, "# HELP es_table_rows Rows in the tables that grow with traffic (dedup "
+                       "marks, saga timelines, outbox; the statistics' live-row estimate).\n"
+                       "# TYPE es_table_rows gauge\n");
+        es_buf_append(b, srv->storage.data, srv->storage.len);
+    }
     if (srv->lag[0].len + srv->lag[1].len > 0) {
         es_buf_puts(b, "# HELP es_projection_lag_records Records a projector has yet to apply "
                        "(high watermark - next offset).\n"
@@ -749,6 +792,7 @@ static void on_positions(es_query_status_t status, const PGresult *res, const ch
         return;
     }
     es_buf_reset(&qr->srv->saga_metrics);
+    es_buf_reset(&qr->srv->storage);
     reply_metrics(qr);
     free(qr);
 }
@@ -978,6 +1022,7 @@ static void on_request(struct evhttp_request *req, void *arg)
             positions_cache_update(srv, 0, NULL);
             positions_cache_update(srv, 1, NULL);
             es_buf_reset(&srv->saga_metrics);
+            es_buf_reset(&srv->storage);
             reply_metrics(qr);
         } else {
             reply_db_error(qr, ES_QUERY_UNAVAILABLE, why);
@@ -1003,6 +1048,7 @@ es_query_server_t *es_query_server_new(struct event_base *base, const es_query_s
         es_buf_init(&srv->pos[p]);
     }
     es_buf_init(&srv->saga_metrics);
+    es_buf_init(&srv->storage);
     es_query_metrics_init(&srv->metrics);
     const char *lvl = getenv("ES_LOG_LEVEL");
     srv->debug = lvl && !strcmp(lvl, "debug");
@@ -1128,5 +1174,6 @@ void es_query_server_destroy(es_query_server_t *srv)
         es_buf_fini(&srv->pos[p]);
     }
     es_buf_fini(&srv->saga_metrics);
+    es_buf_fini(&srv->storage);
     free(srv);
 }

@@ -4,7 +4,7 @@
 #   - a copy of a command published again at once (as the broker does with a retried produce)
 #     is recognised and dropped: the money moves once;
 #   - once its partition has moved more than the window past it, the command's dedup mark is
-#     deleted, and the marks of recent inputs stay;
+#     deleted, and the marks of recent inputs stay; es-query's /metrics shows the table's size;
 #   - a copy arriving after that is too old to be told from a new command: it is not applied
 #     but dead-lettered to accounts.dlq with the reason, and the projection agrees;
 #   - the projector, whose writes are guarded by versions and which keeps no marks, ignores a
@@ -57,6 +57,10 @@ wait_until 20 "[ \"\$(marks_of $CMD)\" = 0 ]" ||
     fail "the old deposit's dedup mark was not deleted once its partition moved past the window"
 pass "the old deposit's dedup mark is deleted"
 assert_eq 1 "$(marks_of "$RECENT")" "the recent deposit's mark stays"
+# the table's size is on es-query's /metrics (the statistics' estimate, a second or so late)
+wait_until 20 "http GET /metrics | grep -qE '^es_table_rows\\{schema=\"accounts\",table=\"processed\"\\} [0-9]+\$'" ||
+    fail "GET /metrics has no es_table_rows for accounts.processed"
+pass "GET /metrics: $(http GET /metrics | grep '^es_table_rows{schema="accounts",table="processed"}')"
 grep -q '"old dedup marks deleted"\|old dedup marks deleted' "$ES_DATA/log/es-accounts.log" ||
     fail "es-accounts does not log the deletion"
 
