@@ -114,8 +114,9 @@ int saga_status_parse(const char *name);
  * "forever" (0) into *retention_ms. Returns 0, or -1 with errstr. */
 int saga_retention_parse(const char *spec, int64_t *retention_ms, char *errstr, size_t errstr_size);
 
-/* Parse a deadline list "order=30s,transfer=10s" (units ms, s, m; a plain number is seconds)
- * into deadlines_ms[] (entries not named are left as they are). Returns 0, or -1 with errstr. */
+/* Parse a deadline list "order=30s,transfer=10s" (units ms, s, m, h; a plain number is seconds;
+ * at most 24 h) into deadlines_ms[] (entries not named are left as they are). Returns 0, or -1
+ * with errstr. */
 int saga_deadlines_parse(const char *spec, int64_t deadlines_ms[SAGA_T__COUNT], char *errstr,
                          size_t errstr_size);
 
