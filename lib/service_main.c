@@ -8,7 +8,7 @@
 #include "log.h"
 #include "service.h"
 
-static void usage(FILE *out, const char *prog, const char *about)
+static void usage(FILE *out, const es_service_def_t *def, const char *prog, const char *about)
 {
     fprintf(out,
             "usage: %s [options]\n%s\n\n"
@@ -22,6 +22,12 @@ static void usage(FILE *out, const char *prog, const char *about)
             "Logs go to stderr (ES_LOG_LEVEL=debug|info|warn|error). SIGTERM or SIGINT stops\n"
             "it gracefully: the batch in hand is committed and the outbox flushed.\n",
             prog, about);
+    if (!def->idempotent) {
+        fputs("Copies of a record are recognised within ES_DEDUP_WINDOW seconds (default\n"
+              "604800, 7 days); older dedup marks are deleted, and an input older than that\n"
+              "goes to the dead-letter topic (lib/dedup.h).\n",
+              out);
+    }
 }
 
 int es_service_take_flag(int *argc, char **argv, const char *flag, const char **value)
@@ -87,10 +93,10 @@ int es_service_main(int argc, char **argv, const es_service_def_t *def, const ch
             }
             break;
         case 'h':
-            usage(stdout, prog, about);
+            usage(stdout, def, prog, about);
             return 0;
         default:
-            usage(stderr, prog, about);
+            usage(stderr, def, prog, about);
             return 2;
         }
     }
