@@ -464,13 +464,14 @@ int saga_store_time_out(PGconn *pg, size_t max, saga_t *out, size_t *n, char *er
 int saga_store_forget(PGconn *pg, int64_t retention_ms, int max, char *errstr, size_t errstr_size)
 {
     const int64_t params[2] = {retention_ms, max};
-    /* sagas_status (status, started_at) finds the candidates: a saga ends after it starts */
+    /* sagas_status (status, started_at) finds the candidates (a saga ends after it starts);
+     * in no particular order, so a backlog of them is not sorted at every tick */
     PGresult *res = es_pg_query_int8(
         pg,
         "WITH cutoff AS (SELECT now() - $1::bigint * interval '1 millisecond' AS t), gone AS "
         "(DELETE FROM sagas WHERE saga_id IN (SELECT saga_id FROM sagas, cutoff WHERE status IN "
         "('COMPLETED', 'FAILED', 'CANCELLED') AND started_at < cutoff.t AND ended_at < cutoff.t "
-        "ORDER BY started_at LIMIT $2::int) RETURNING saga_id), steps_gone AS (DELETE FROM steps "
+        "LIMIT $2::int) RETURNING saga_id), steps_gone AS (DELETE FROM steps "
         "WHERE saga_id IN (SELECT saga_id FROM gone)) SELECT count(*) FROM gone",
         2, params, errstr, errstr_size);
     if (!res) {

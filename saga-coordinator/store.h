@@ -60,8 +60,8 @@ int saga_store_add_tally(es_pg_pipeline_t *pl, const saga_tally_t tally[SAGA_T__
 int saga_store_time_out(PGconn *pg, size_t max, saga_t *out, size_t *n, char *errstr,
                         size_t errstr_size);
 
-/* Retention: delete up to `max` sagas that ended more than `retention_ms` ago, oldest first,
- * with their steps (the counters keep counting them). Returns how many, or -1 with errstr. */
+/* Retention: delete up to `max` sagas that ended more than `retention_ms` ago, with their
+ * steps (the counters keep counting them). Returns how many, or -1 with errstr. */
 int saga_store_forget(PGconn *pg, int64_t retention_ms, int max, char *errstr, size_t errstr_size);
 
 #endif
