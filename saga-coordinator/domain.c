@@ -69,9 +69,12 @@ saga_type_t saga_step_reveals(const saga_step_t *st)
         (is(st, "OrderCommandRejected") && !strcmp(st->command_type, "PlaceOrder"))) {
         return st->order_id[0] ? SAGA_T_ORDER : SAGA_T_UNKNOWN;
     }
-    /* a client's transfer: the command itself, or a record it caused directly */
+    /* a client's transfer: the command itself, or a record it caused directly (a TransferFailed
+     * too: refused at once, it is the saga's only other step, on another topic than the
+     * command, and may be read first; its end must not wait for the type) */
     if ((is(st, "RequestTransfer") && !strcmp(st->event_id, st->correlation_id)) ||
-        ((is(st, "TransferRequested") || is(st, "TransferCommandRejected")) &&
+        ((is(st, "TransferRequested") || is(st, "TransferCommandRejected") ||
+          is(st, "TransferFailed")) &&
          !strcmp(st->causation_id, st->correlation_id))) {
         return st->transfer_id[0] ? SAGA_T_TRANSFER : SAGA_T_UNKNOWN;
     }

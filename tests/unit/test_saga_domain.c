@@ -229,6 +229,32 @@ START_TEST(test_out_of_order)
 }
 END_TEST
 
+START_TEST(test_refused_at_once_read_first)
+{
+    /* a transfer to self: TransferFailed, caused by the command, read before the command (they
+     * are on two topics): the saga ends FAILED at once, and the command, read next, neither
+     * reopens it nor starts it again */
+    saga_t s;
+    memset(&s, 0, sizeof(s));
+    saga_step_t failed = transfer_step("TransferFailed", "e1", "saga", 2, "t-self");
+    snprintf(failed.reason, sizeof(failed.reason), "SAME_ACCOUNT");
+    saga_change_t c = apply(&s, failed);
+    ck_assert_int_eq(s.type, SAGA_T_TRANSFER);
+    ck_assert_str_eq(s.subject, "t-self");
+    ck_assert_int_eq(s.status, SAGA_FAILED);
+    ck_assert_str_eq(s.reason, "SAME_ACCOUNT");
+    ck_assert_int_eq(c.started, 1);
+    ck_assert_int_eq(c.failed, 1);
+    c = apply(&s, transfer_step("RequestTransfer", "saga", "", 0, "t-self"));
+    ck_assert_int_eq(s.status, SAGA_FAILED);
+    ck_assert_str_eq(s.reason, "SAME_ACCOUNT");
+    ck_assert_int_eq(s.started_ms, T0);
+    ck_assert_int_eq(c.started, 0);
+    ck_assert_int_eq(c.failed, 0);
+    ck_assert_int_eq(s.step_count, 2);
+}
+END_TEST
+
 START_TEST(test_reveals)
 {
     /* a payment's RequestTransfer is not a client's: no saga of its own */
@@ -237,6 +263,10 @@ START_TEST(test_reveals)
     st = transfer_step("RequestTransfer", "saga", "", 0, "t-1");
     ck_assert_int_eq(saga_step_reveals(&st), SAGA_T_TRANSFER);
     st = transfer_step("TransferCompleted", "e4", "e3", 0, "t-1");
+    ck_assert_int_eq(saga_step_reveals(&st), SAGA_T_UNKNOWN);
+    st = transfer_step("TransferFailed", "e4", "saga", 0, "t-1"); /* refused at once */
+    ck_assert_int_eq(saga_step_reveals(&st), SAGA_T_TRANSFER);
+    st = transfer_step("TransferFailed", "e4", "e9", 0, "pay-o-1"); /* a payment's */
     ck_assert_int_eq(saga_step_reveals(&st), SAGA_T_UNKNOWN);
     st = order_step("PlaceOrder", "e9", "", 0); /* not the saga's own command */
     ck_assert_int_eq(saga_step_reveals(&st), SAGA_T_UNKNOWN);
@@ -432,6 +462,7 @@ Suite *saga_domain_suite(void)
     tcase_add_test(tc, test_cancel_command_rejected_is_not_the_order);
     tcase_add_test(tc, test_transfer_saga);
     tcase_add_test(tc, test_out_of_order);
+    tcase_add_test(tc, test_refused_at_once_read_first);
     tcase_add_test(tc, test_reveals);
     tcase_add_test(tc, test_time_out);
     tcase_add_test(tc, test_timed_out_read_back);
