@@ -78,31 +78,47 @@ int es_config_add_prop(es_config_t *cfg, const char *name_eq_value, char *errstr
     return 0;
 }
 
+/* A numeric environment variable in min..max: 1 with *out set, 0 when unset or empty, or -1
+ * with errstr naming the variable, what it must be and the value given. */
+static int env_number(const char *name, const char *what, long long min, long long max,
+                      long long *out, char *errstr, size_t errstr_size)
+{
+    const char *v = getenv(name);
+    if (!v || !*v) {
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno || *end || n < min || n > max) {
+        snprintf(errstr, errstr_size, "%s must be %s in %lld..%lld, not \"%s\"", name, what, min,
+                 max, v);
+        return -1;
+    }
+    *out = n;
+    return 1;
+}
+
 int es_config_init(es_config_t *cfg, char *errstr, size_t errstr_size)
 {
     memset(cfg, 0, sizeof(*cfg));
     const char *v = getenv("ES_DATA");
     snprintf(cfg->data_dir, sizeof(cfg->data_dir), "%s", v && *v ? v : ".data");
     cfg->partitions = 6;
-    if ((v = getenv("ES_PARTITIONS")) && *v) {
-        char *end;
-        long n = strtol(v, &end, 10);
-        if (*end || n < 1 || n > 1000) {
-            snprintf(errstr, errstr_size, "ES_PARTITIONS must be an integer in 1..1000, not \"%s\"",
-                     v);
-            return -1;
-        }
+    cfg->dedup_window_ms = ES_DEDUP_WINDOW_DEFAULT_MS;
+    long long n;
+    int rc;
+    if ((rc = env_number("ES_PARTITIONS", "an integer", 1, 1000, &n, errstr, errstr_size)) < 0) {
+        return -1;
+    }
+    if (rc == 1) {
         cfg->partitions = (int)n;
     }
-    cfg->dedup_window_ms = ES_DEDUP_WINDOW_DEFAULT_MS;
-    if ((v = getenv("ES_DEDUP_WINDOW")) && *v) {
-        char *end;
-        long long n = strtoll(v, &end, 10);
-        if (*end || n < 1 || n > 10LL * 366 * 24 * 3600) {
-            snprintf(errstr, errstr_size,
-                     "ES_DEDUP_WINDOW must be a number of seconds in 1..316224000, not \"%s\"", v);
-            return -1;
-        }
+    if ((rc = env_number("ES_DEDUP_WINDOW", "a number of seconds", 1, 10LL * 366 * 24 * 3600, &n,
+                         errstr, errstr_size)) < 0) {
+        return -1;
+    }
+    if (rc == 1) {
         cfg->dedup_window_ms = n * 1000;
     }
     if ((v = getenv("KAFKA_BROKERS")) && *v) {

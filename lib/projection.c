@@ -325,7 +325,7 @@ int es_projection_rebuild(es_config_t *cfg, const es_projection_t *proj)
     if (execf_or_report(&rb, pg, "SET search_path TO %s", rb.shadow) != 0) {
         goto out;
     }
-    svc = es_service_offline_new(&def, codec, cfg->dedup_window_ms);
+    svc = es_service_offline_new(&def, codec);
     lr = es_logreader_new(cfg, rb.topics, rb.topic_cnt, 0, 0, 1, errstr, sizeof(errstr));
     if (!svc || !lr) {
         fprintf(stderr, "%s: could not read the log: %s\n", prog_name, errstr);

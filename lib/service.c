@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dedup.h"
 #include "envelope.h"
 #include "journal.h"
 #include "kafka.h"
@@ -38,6 +39,7 @@ static es_service_t *service_alloc(const es_service_def_t *def)
         return NULL;
     }
     svc->def = def;
+    svc->dedup_window_ms = ES_DEDUP_WINDOW_DEFAULT_MS;
     es_pg_array_init(&svc->ids, ES_PG_UUID);
     es_pg_array_init(&svc->parts, ES_PG_INT8);
     es_pg_array_init(&svc->times, ES_PG_INT8);
@@ -52,14 +54,12 @@ static es_service_t *service_alloc(const es_service_def_t *def)
     return svc;
 }
 
-es_service_t *es_service_offline_new(const es_service_def_t *def, es_codec_t *codec,
-                                     int64_t dedup_window_ms)
+es_service_t *es_service_offline_new(const es_service_def_t *def, es_codec_t *codec)
 {
     es_service_t *svc = service_alloc(def);
     if (svc) {
         svc->codec = codec;
         svc->offline = 1;
-        svc->dedup_window_ms = dedup_window_ms;
     }
     return svc;
 }

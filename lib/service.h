@@ -163,11 +163,9 @@ typedef struct es_raw {
                                     * the DLQ with it) */
 } es_raw_t;
 
-/* Create an offline service over `codec` (borrowed), recognising copies within
- * `dedup_window_ms` (dedup.h; a rebuild uses the live service's). `def` is borrowed for the
- * lifetime. Returns NULL when out of memory. Use es_service_destroy(). */
-es_service_t *es_service_offline_new(const es_service_def_t *def, es_codec_t *codec,
-                                     int64_t dedup_window_ms);
+/* Create an offline service over `codec` (borrowed). `def` is borrowed for the lifetime.
+ * Returns NULL when out of memory. Use es_service_destroy(). */
+es_service_t *es_service_offline_new(const es_service_def_t *def, es_codec_t *codec);
 void es_service_destroy(es_service_t *svc);
 
 /* Apply `cnt` records (borrowed) inside the caller's open transaction on `pg`. Returns 0 or -1
