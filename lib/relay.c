@@ -233,10 +233,14 @@ static int connect_pg(es_relay_t *r)
         es_log_warn("relay could not connect to PostgreSQL", "error=\"%s\"", errstr);
         return -1;
     }
-    char sql[160];
+    char sql[192];
     /* A relay commit lost in an OS crash only brings its rows back, to be published again
-     * (consumers drop the copies): it need not wait for the disk. */
-    snprintf(sql, sizeof(sql), "SET search_path TO %s; SET synchronous_commit = off", r->schema);
+     * (consumers drop the copies): it need not wait for the disk. Generic plans: see
+     * session_setup in service.c. */
+    snprintf(sql, sizeof(sql),
+             "SET search_path TO %s; SET synchronous_commit = off; "
+             "SET plan_cache_mode = force_generic_plan",
+             r->schema);
     return es_pg_exec(r->pg, sql, errstr, sizeof(errstr));
 }
 

@@ -208,12 +208,19 @@ static int run_batch_tx(es_service_t *svc, const es_raw_t *raws, size_t cnt, cha
     return 0;
 }
 
-/* The session's settings: the service's schema first on the search path, and asynchronous
- * commits for services that may (see async_commit in service.h). */
+/* The session's settings: the service's schema first on the search path, asynchronous
+ * commits for services that may (see async_commit in service.h), and generic plans. Every
+ * statement of a batch takes its rows as arrays (unnest($1::text[]) ...): PostgreSQL's plan
+ * cache, left to itself, keeps planning each execution anew for the array it was given, since
+ * a plan for a known one-element array always looks cheaper than the generic one. The plans are
+ * the same (index lookups per row); planning them was 9% of PostgreSQL's time at 200
+ * transfers/s (perf), and forcing generic plans took 8-13% off its CPU at 200/s. */
 static int session_setup(es_service_t *svc, char *errstr, size_t errstr_size)
 {
     char sql[256];
-    snprintf(sql, sizeof(sql), "SET search_path TO %s; SET synchronous_commit = %s",
+    snprintf(sql, sizeof(sql),
+             "SET search_path TO %s; SET synchronous_commit = %s; "
+             "SET plan_cache_mode = force_generic_plan",
              svc->def->schema, svc->def->async_commit ? "off" : "on");
     return es_pg_exec(svc->pg, sql, errstr, errstr_size);
 }
