@@ -112,18 +112,17 @@ static int handles_every_partition(es_service_t *svc, const rd_kafka_topic_parti
     return parts->cnt == total;
 }
 
-/* Set every partition of `parts` to its position stored in PostgreSQL (0 when none), waiting
- * out a PostgreSQL outage for up to 30 s. Returns 0, or -1 (logged) when they cannot be read. */
-static int load_positions(es_service_t *svc, rd_kafka_topic_partition_list_t *parts)
+/* A query on positions, waiting out a PostgreSQL outage (a restart, a lost connection) for up
+ * to 30 s rather than guessing positions. Returns the result (caller clears) or NULL with
+ * errstr. */
+static PGresult *positions_query(es_service_t *svc, const char *sql, int nparams,
+                                 const char *const *vals, char *errstr, size_t errstr_size)
 {
-    char errstr[512];
     PGresult *res = NULL;
     for (int attempt = 0; attempt < 30 && !res; attempt++) {
-        res = es_pg_query(svc->pg, "SELECT topic, partition, next_offset FROM positions", 0, NULL,
-                          NULL, NULL, 0, errstr, sizeof(errstr));
+        res = es_pg_query(svc->pg, sql, nparams, vals, NULL, NULL, 0, errstr, errstr_size);
         if (!res) {
-            /* PostgreSQL away: wait for it rather than guess positions */
-            es_log_warn("could not load positions, retrying", "attempt=%d error=\"%s\"",
+            es_log_warn("could not read positions, retrying", "attempt=%d error=\"%s\"",
                         attempt + 1, errstr);
             struct timespec ts = {1, 0};
             nanosleep(&ts, NULL);
@@ -132,6 +131,16 @@ static int load_positions(es_service_t *svc, rd_kafka_topic_partition_list_t *pa
             }
         }
     }
+    return res;
+}
+
+/* Set every partition of `parts` to its position stored in PostgreSQL (0 when none), waiting
+ * out a PostgreSQL outage for up to 30 s. Returns 0, or -1 (logged) when they cannot be read. */
+static int load_positions(es_service_t *svc, rd_kafka_topic_partition_list_t *parts)
+{
+    char errstr[512];
+    PGresult *res = positions_query(svc, "SELECT topic, partition, next_offset FROM positions", 0,
+                                    NULL, errstr, sizeof(errstr));
     if (!res) {
         es_log_error("could not load positions: stopping", "error=\"%s\"", errstr);
         return -1;
@@ -445,10 +454,10 @@ static int64_t stored_position(es_service_t *svc, const char *topic, int32_t par
     char part[16];
     snprintf(part, sizeof(part), "%d", (int)partition);
     const char *vals[2] = {topic, part};
-    PGresult *res = es_pg_query(svc->pg,
-                                "SELECT next_offset FROM positions WHERE topic = $1 AND "
-                                "partition = $2::int",
-                                2, vals, NULL, NULL, 0, errstr, errstr_size);
+    PGresult *res = positions_query(svc,
+                                    "SELECT next_offset FROM positions WHERE topic = $1 AND "
+                                    "partition = $2::int",
+                                    2, vals, errstr, errstr_size);
     if (!res) {
         return -1;
     }

@@ -133,6 +133,10 @@ start_broker() {
     fi
     # Left behind by a broker that was killed: it would make us think the new one is ready.
     rm -f -- "$addr_file"
+    # Where the last run listened: the broker listens there again when it can, and running
+    # services reconnect by themselves; when it cannot, they must be restarted.
+    local previous=''
+    previous="$(cat -- "$ES_DATA/broker.ports" 2>/dev/null || true)"
     launch es-broker
     pid="$LAUNCHED_PID"
     deadline=$((SECONDS + START_TIMEOUT))
@@ -145,6 +149,9 @@ start_broker() {
         sleep 0.1
     done
     es_info "es-broker started (pid $pid) at $(cat -- "$addr_file")"
+    if [ -n "$previous" ] && [ "$previous" != "$(cat -- "$addr_file")" ]; then
+        es_warn "es-broker could not listen at $previous again (taken): services started before it must be restarted (scripts/devstack.sh stop NAME; scripts/devstack.sh start NAME)"
+    fi
 }
 
 start_postgresql() {

@@ -4,7 +4,8 @@
  * main.c owns the lifecycle (flags, lock, mock cluster, publishing the address, signals),
  * restore.c re-produces the journals into a fresh cluster, journaler.c appends every record
  * the cluster holds to the journals, nodelay.c sets TCP_NODELAY on the mock's sockets,
- * window.c bounds how many message sets the mock keeps in memory per partition.
+ * window.c bounds how many message sets the mock keeps in memory per partition, ports.c
+ * puts the mock's listeners back on the ports of the previous run.
  */
 #ifndef ES_BROKER_H
 #define ES_BROKER_H
@@ -73,6 +74,18 @@ void broker_window_apply(broker_t *b, int64_t unjournaled);
  * (creating the topic in the mock is the caller's business). Returns its index or -1. */
 int broker_topic_add(broker_t *b, const char *name, int partition_cnt, char *errstr,
                      size_t errstr_size);
+
+/* At most this many mock brokers (the --brokers limit). */
+#define BROKER_PORTS_MAX 16
+
+/* While armed, the next IPv4 binds to port 0 go to `ports` in order (copied), each falling
+ * back to any port when taken; _done disarms and returns how many got their wanted port. */
+void broker_ports_want(const int *ports, size_t cnt);
+size_t broker_ports_done(void);
+/* While the gate is closed, connections the mock accepts from other processes are shut at
+ * once (ports.c explains why); _admit applies that to a socket just accepted. */
+void broker_ports_gate(int closed);
+void broker_ports_admit(int fd);
 
 /* Sockets the mock accepted (and set TCP_NODELAY on) so far. */
 long broker_nodelay_accepted(void);

@@ -32,6 +32,7 @@ typedef struct options {
     int partitions_explicit; /* from a flag or ES_PARTITIONS: a journal disagreeing is an error */
     int brokers;
     int window; /* message sets kept in memory per partition (window.c), 0 = the mock's own */
+    int port;   /* the first mock broker's port (the others follow), 0 = the previous run's */
     char topics[4096]; /* extra topics, comma separated */
 } options_t;
 
@@ -60,6 +61,10 @@ static void usage(FILE *out)
             "      --window N        message sets kept in memory per partition; older records\n"
             "                        are read from the journal (ES_BROKER_WINDOW, default %d;\n"
             "                        0 keeps the mock's own limits: 100,000 or 5 MiB)\n"
+            "      --port N          the first mock broker's port, the others follow; a port\n"
+            "                        taken is an error (ES_BROKER_PORT, default: the ports of\n"
+            "                        the previous run in <data>/broker.ports when free, so that\n"
+            "                        running programs reconnect; else any free port)\n"
             "  -h, --help            this text\n"
             "\n"
             "Topics: <context>.commands, <context>.events and <context>.dlq for every schema\n"
@@ -206,6 +211,78 @@ static int collect_topics(broker_t *b, const options_t *o, char *errstr, size_t 
     return 0;
 }
 
+/* The ports in a bootstrap list ("127.0.0.1:40001,127.0.0.1:40002"); stops at the first entry
+ * that is not host:port. Returns how many. */
+static size_t parse_ports(const char *list, int *ports, size_t max)
+{
+    size_t n = 0;
+    for (const char *p = list; *p && n < max;) {
+        size_t len = strcspn(p, ",");
+        const char *colon = NULL;
+        for (const char *q = p; q < p + len; q++) {
+            colon = *q == ':' ? q : colon;
+        }
+        char num[8];
+        size_t digits = colon ? (size_t)(p + len - colon - 1) : 0;
+        if (digits == 0 || digits >= sizeof(num)) {
+            break;
+        }
+        memcpy(num, colon + 1, digits);
+        num[digits] = '\0';
+        if (parse_int(num, 1, 65535, &ports[n]) != 0) {
+            break;
+        }
+        n++;
+        p += len;
+        p += *p == ',';
+    }
+    return n;
+}
+
+/* The mock cluster, on the ports asked for (--port) or else on those of the previous run (in
+ * ports_path) when they are free: programs still running from before reconnect to the same
+ * address by themselves, as Kafka clients do when a broker restarts. Returns NULL (logged) when
+ * the cluster cannot be made or an asked-for port is taken. */
+static rd_kafka_mock_cluster_t *cluster_new(rd_kafka_t *mrk, const options_t *o,
+                                            const char *ports_path)
+{
+    int ports[BROKER_PORTS_MAX];
+    size_t want = 0;
+    char previous[512] = "";
+    if (o->port > 0) {
+        for (int i = 0; i < o->brokers && want < BROKER_PORTS_MAX; i++) {
+            ports[want++] = o->port + i;
+        }
+    } else if (es_config_read_file(ports_path, previous, sizeof(previous)) == 0) {
+        want = parse_ports(previous, ports, (size_t)o->brokers);
+    }
+    broker_ports_gate(1); /* opened once the journal is restored */
+    broker_ports_want(ports, want);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(mrk, o->brokers);
+    size_t kept = broker_ports_done();
+    if (!mc) {
+        es_log_error("could not create the mock cluster", "brokers=%d", o->brokers);
+        return NULL;
+    }
+    if (o->port > 0 && kept < want) {
+        es_log_error("a port asked for is taken", "port=%d brokers=%d got=%s", o->port, o->brokers,
+                     rd_kafka_mock_cluster_bootstraps(mc));
+        rd_kafka_mock_cluster_destroy(mc);
+        return NULL;
+    }
+    if (o->port == 0 && want > 0) {
+        if (kept == want) {
+            es_log_info("listening where the previous run did: running programs reconnect",
+                        "bootstrap=%s", rd_kafka_mock_cluster_bootstraps(mc));
+        } else {
+            es_log_warn("the previous run's port is taken: programs started before this broker "
+                        "must be restarted to find it",
+                        "previous=%s now=%s", previous, rd_kafka_mock_cluster_bootstraps(mc));
+        }
+    }
+    return mc;
+}
+
 static int parse_options(int argc, char **argv, options_t *o, es_config_t *cfg)
 {
     const char *v;
@@ -222,16 +299,19 @@ static int parse_options(int argc, char **argv, options_t *o, es_config_t *cfg)
                 v);
         return -1;
     }
+    if ((v = getenv("ES_BROKER_PORT")) && *v && parse_int(v, 1, 65535, &o->port) != 0) {
+        fprintf(stderr, "es-broker: ES_BROKER_PORT must be an integer in 1..65535, not \"%s\"\n",
+                v);
+        return -1;
+    }
     if ((v = getenv("ES_TOPICS"))) {
         snprintf(o->topics, sizeof(o->topics), "%s", v);
     }
-    static const struct option longopts[] = {{"data", required_argument, NULL, 'd'},
-                                             {"partitions", required_argument, NULL, 'p'},
-                                             {"brokers", required_argument, NULL, 'B'},
-                                             {"topics", required_argument, NULL, 'T'},
-                                             {"window", required_argument, NULL, 'W'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"data", required_argument, NULL, 'd'},    {"partitions", required_argument, NULL, 'p'},
+        {"brokers", required_argument, NULL, 'B'}, {"topics", required_argument, NULL, 'T'},
+        {"window", required_argument, NULL, 'W'},  {"port", required_argument, NULL, 'P'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "d:p:h", longopts, NULL)) != -1) {
         switch (c) {
@@ -257,6 +337,12 @@ static int parse_options(int argc, char **argv, options_t *o, es_config_t *cfg)
                 return -1;
             }
             break;
+        case 'P':
+            if (parse_int(optarg, 1, 65535, &o->port) != 0) {
+                fprintf(stderr, "es-broker: --port must be an integer in 1..65535\n");
+                return -1;
+            }
+            break;
         case 'T':
             snprintf(o->topics, sizeof(o->topics), "%s", optarg);
             break;
@@ -270,6 +356,11 @@ static int parse_options(int argc, char **argv, options_t *o, es_config_t *cfg)
     }
     if (optind < argc) {
         fprintf(stderr, "es-broker: unexpected argument \"%s\"\n", argv[optind]);
+        return -1;
+    }
+    if (o->port > 0 && o->port + o->brokers - 1 > 65535) {
+        fprintf(stderr, "es-broker: --port %d leaves no room for %d brokers\n", o->port,
+                o->brokers);
         return -1;
     }
     return 0;
@@ -299,8 +390,9 @@ int main(int argc, char **argv)
     int lock_fd = -1;
     rd_kafka_t *mrk = NULL;
     broker_journaler_t *j = NULL;
-    char addr_path[1200], pid_path[1200], lock_path[1200];
+    char addr_path[1200], pid_path[1200], lock_path[1200], ports_path[1200];
     snprintf(addr_path, sizeof(addr_path), "%s/broker.addr", b.cfg.data_dir);
+    snprintf(ports_path, sizeof(ports_path), "%s/broker.ports", b.cfg.data_dir);
     snprintf(pid_path, sizeof(pid_path), "%s/broker.pid", b.cfg.data_dir);
     snprintf(lock_path, sizeof(lock_path), "%s/broker.lock", b.cfg.data_dir);
     int published = 0;
@@ -344,9 +436,8 @@ int main(int argc, char **argv)
         es_log_error("could not create the mock cluster's handle", "error=\"%s\"", err);
         goto out;
     }
-    b.mcluster = rd_kafka_mock_cluster_new(mrk, o.brokers);
+    b.mcluster = cluster_new(mrk, &o, ports_path);
     if (!b.mcluster) {
-        es_log_error("could not create the mock cluster", "brokers=%d", o.brokers);
         goto out;
     }
     for (size_t t = 0; t < b.topic_cnt; t++) {
@@ -386,7 +477,10 @@ int main(int argc, char **argv)
     }
     char pid[32];
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
+    broker_ports_gate(0); /* restored: everyone may come in */
+    /* broker.ports stays after exit (broker.addr does not): the next run listens there again */
     if (es_config_write_file(pid_path, pid) != 0 ||
+        es_config_write_file(ports_path, b.cfg.brokers) != 0 ||
         es_config_write_file(addr_path, b.cfg.brokers) != 0) {
         es_log_error("could not publish the broker address", "path=%s error=\"%s\"", addr_path,
                      strerror(errno));

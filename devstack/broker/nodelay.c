@@ -5,7 +5,8 @@
  * sets TCP_NODELAY, so when two responses queue on one connection the second waits for the
  * client's delayed ACK (~40 ms). This executable defines accept() and accept4() itself: the
  * dynamic linker binds librdkafka's calls to these definitions, which call the C library's
- * (found with dlsym(RTLD_NEXT)) and then set TCP_NODELAY on the new socket.
+ * (found with dlsym(RTLD_NEXT)) and then set TCP_NODELAY on the new socket (and, while the
+ * journal is being restored, shut it unless this process opened it: see ports.c).
  * ES_BROKER_NAGLE=1 turns the fix off, for latency comparisons only.
  */
 #define _GNU_SOURCE /* RTLD_NEXT, accept4 */
@@ -65,6 +66,7 @@ int accept(int fd, __SOCKADDR_ARG addr, socklen_t *addr_len)
     }
     int s = real_accept(fd, addr, addr_len);
     set_nodelay(s);
+    broker_ports_admit(s);
     return s;
 }
 
@@ -77,6 +79,7 @@ int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *addr_len, int flags)
     }
     int s = real_accept4(fd, addr, addr_len, flags);
     set_nodelay(s);
+    broker_ports_admit(s);
     return s;
 }
 

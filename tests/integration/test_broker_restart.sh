@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# test_broker_restart.sh: the dev broker stops and starts again while the services run, with
+# transfers in flight. It listens where it did before, so the services (not restarted) reconnect
+# by themselves: nothing is lost or applied twice, and new commands flow. When its port has been
+# taken meanwhile, it listens elsewhere and says that running programs must be restarted; a
+# port asked for with --port that is taken is an error.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/ledger.sh"
+. "$(dirname "$0")/bank.sh"
+
+OTHER_PID=''
+stop_other() {
+    if [ -n "$OTHER_PID" ] && kill -0 "$OTHER_PID" 2>/dev/null; then
+        kill -KILL "$OTHER_PID" 2>/dev/null || true
+        wait "$OTHER_PID" 2>/dev/null || true
+    fi
+}
+at_exit stop_other
+
+stack_start
+addr="$(cat -- "$ES_DATA/broker.addr")"
+assert_eq "$addr" "$(cat -- "$ES_DATA/broker.ports")" "broker.ports records where the broker listens"
+bank_open 20 acct- 100000
+pids_before="$(for s in accounts transfers projector query; do svc_pid "$s"; done | paste -sd' ')"
+
+# ---- 1. stop and start under load ------------------------------------------------------------
+bank_transfers 600 20 acct- a- 11 | esctl send --batch RequestTransfer >/dev/null
+svc_stop broker
+note "the broker is down for 3 s, with transfers in flight"
+sleep 3
+svc_start broker
+assert_eq "$addr" "$(cat -- "$ES_DATA/broker.addr")" "the restarted broker's address"
+assert "grep -q 'listening where the previous run did' '$ES_DATA/log/es-broker.log'" \
+    "the broker says it took its previous address again"
+bank_transfers 400 20 acct- b- 12 | esctl send --batch RequestTransfer >/dev/null
+ledger_wait_settled 1000 120
+assert_eq "$pids_before" "$(for s in accounts transfers projector query; do svc_pid "$s"; done | paste -sd' ')" \
+    "the services' pids (none restarted)"
+ledger_check
+assert_eq 1000 "$(sql "SELECT count(*) FROM projections.transfers WHERE transfer_id LIKE 'a-%' OR transfer_id LIKE 'b-%'")" \
+    "transfers from before and after the restart"
+if grep -h 'stored position is no longer in the log' "$ES_DATA"/log/es-*.log | head -3 | grep .; then
+    fail "a service read past the end of a partition being restored"
+fi
+pass "no service found its position missing while the broker restored its journal"
+
+# ---- 2. the old port is taken: the broker moves and says so -----------------------------------
+port="${addr##*:}"
+svc_stop broker
+# another dev broker (its own data folder) takes the port
+mkdir -p -- "$ES_DATA/other"
+"$ES_BIN/es-broker" -d "$ES_DATA/other" --port "$port" --topics probe.x 2>"$ES_DATA/other/log" &
+OTHER_PID=$!
+wait_until 30 "[ -s '$ES_DATA/other/broker.addr' ] || ! kill -0 $OTHER_PID" ||
+    fail "a second broker did not start"
+assert_eq "127.0.0.1:$port" "$(cat -- "$ES_DATA/other/broker.addr")" "a broker started with --port listens there"
+out="$(bash "$T_DEVSTACK" start es-broker 2>&1)" || fail "the broker did not start: $out"
+moved="$(cat -- "$ES_DATA/broker.addr")"
+assert "[ '$moved' != '$addr' ]" "the broker listens elsewhere when its port is taken ($moved)"
+assert "printf '%s' \"\$out\" | grep -q 'must be restarted'" "devstack says running services must be restarted"
+assert "grep -q 'previous run.s port is taken' '$ES_DATA/log/es-broker.log'" "the broker's log says so too"
+
+# ---- 3. --port taken: a clear error, nothing started -------------------------------------------
+rc=0
+"$ES_BIN/es-broker" -d "$ES_DATA/third" --port "$port" --topics probe.x 2>"$ES_DATA/third.log" || rc=$?
+assert "[ $rc -ne 0 ]" "es-broker --port on a taken port exits non-zero (status $rc)"
+assert "grep -q 'a port asked for is taken' '$ES_DATA/third.log'" "and says the port is taken"
+assert "[ ! -e '$ES_DATA/third/broker.addr' ]" "and publishes no address"
