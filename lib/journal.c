@@ -552,6 +552,11 @@ static int writer_flush(es_journal_writer_t *w)
     return 0;
 }
 
+int es_journal_writer_flush(es_journal_writer_t *w)
+{
+    return writer_flush(w);
+}
+
 /* Is everything in fd from `from` to the end zero bytes? (a crash can leave the file
  * extended with zeros after the last complete write) */
 static int tail_is_zero(int fd, off_t from, off_t size)

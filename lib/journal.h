@@ -54,6 +54,9 @@ es_journal_writer_t *es_journal_writer_open(const char *data_dir, const char *to
 int64_t es_journal_writer_next_offset(const es_journal_writer_t *w);
 /* Append one record (copied). rec->offset must equal _next_offset(). Returns 0 or -1. */
 int es_journal_writer_append(es_journal_writer_t *w, const es_journal_record_t *rec);
+/* Hand buffered appends to the file (the kernel): they survive this process being killed, not
+ * an OS crash. Returns 0 or -1. */
+int es_journal_writer_flush(es_journal_writer_t *w);
 /* Flush buffered appends to the file and fdatasync it. Returns 0 or -1. */
 int es_journal_writer_sync(es_journal_writer_t *w);
 /* Sync and close; NULL is a no-op. */

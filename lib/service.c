@@ -466,6 +466,71 @@ static int64_t stored_position(es_service_t *svc, const char *topic, int32_t par
     return pos;
 }
 
+/* Go on from the broker: every assigned partition restarts at its stored position (a
+ * partition that failed its fetch does not resume on a seek). */
+static rd_kafka_resp_err_t resume_from_stored(es_service_t *svc)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    rd_kafka_resp_err_t kerr = rd_kafka_assignment(svc->consumer, &parts);
+    if (!kerr && load_positions(svc, parts) == 0) {
+        kerr = rd_kafka_assign(svc->consumer, parts);
+    } else if (!kerr) {
+        kerr = RD_KAFKA_RESP_ERR__FAIL;
+    }
+    if (parts) {
+        rd_kafka_topic_partition_list_destroy(parts);
+    }
+    return kerr;
+}
+
+/* A stored position past the partition's end: the log lost records this service had read
+ * (a dev broker killed with -9 loses what it had acknowledged and not yet journaled; real Kafka
+ * after an unclean leader election). Whatever is appended from now on takes those offsets
+ * again, so going on from the stored position would skip it without a word. Instead the
+ * position moves back to the partition's end, loudly. Returns 1 when it did, 0 when the
+ * position is not past the end (an ordinary gap: read the archive), -1 with errstr. */
+static int past_end_rewind(es_service_t *svc, const gap_t *g, char *errstr, size_t errstr_size)
+{
+    int64_t from = stored_position(svc, g->topic, g->partition, errstr, errstr_size);
+    if (from < 0) {
+        return -1;
+    }
+    int64_t lo = 0, hi = 0;
+    rd_kafka_resp_err_t kerr =
+        rd_kafka_query_watermark_offsets(svc->consumer, g->topic, g->partition, &lo, &hi, 5000);
+    if (kerr) {
+        snprintf(errstr, errstr_size, "could not read the end of %.200s [%d]: %s", g->topic,
+                 (int)g->partition, rd_kafka_err2str(kerr));
+        return -1;
+    }
+    if (from <= hi) {
+        return 0;
+    }
+    char part[16], end[24];
+    snprintf(part, sizeof(part), "%d", (int)g->partition);
+    snprintf(end, sizeof(end), "%lld", (long long)hi);
+    const char *vals[3] = {g->topic, part, end};
+    PGresult *res = positions_query(svc,
+                                    "UPDATE positions SET next_offset = $3::bigint, "
+                                    "updated_at = now() WHERE topic = $1 AND partition = $2::int",
+                                    3, vals, errstr, errstr_size);
+    if (!res) {
+        return -1;
+    }
+    PQclear(res);
+    es_log_error("the log lost records this service had read: going on from the partition's "
+                 "new end (records appended from now on are read; the lost ones cannot be)",
+                 "topic=%s partition=%d stored_position=%lld end=%lld lost=%lld", g->topic,
+                 (int)g->partition, (long long)from, (long long)hi, (long long)(from - hi));
+    kerr = resume_from_stored(svc);
+    if (kerr) {
+        snprintf(errstr, errstr_size, "could not resume from the broker at offset %lld: %s",
+                 (long long)hi, rd_kafka_err2str(kerr));
+        return -1;
+    }
+    return 1;
+}
+
 /* Read a partition from its stored position to the end of the dev broker's journal, in
  * batches handled the ordinary way (dedup, effects, positions in one transaction each), then
  * point the consumer at the next offset. Returns the records read (>= 0), or -1 with errstr:
@@ -554,16 +619,7 @@ static int64_t archive_catch_up(es_service_t *svc, const gap_t *g, size_t max_ba
     if (rc != 0) {
         return -1;
     }
-    /* go on from the broker: every assigned partition restarts at its stored position (a
-     * partition that failed its fetch does not resume on a seek) */
-    rd_kafka_topic_partition_list_t *parts = NULL;
-    rd_kafka_resp_err_t kerr = rd_kafka_assignment(svc->consumer, &parts);
-    if (!kerr && load_positions(svc, parts) == 0) {
-        kerr = rd_kafka_assign(svc->consumer, parts);
-    } else if (!kerr) {
-        kerr = RD_KAFKA_RESP_ERR__FAIL;
-    }
-    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_resp_err_t kerr = resume_from_stored(svc);
     if (kerr) {
         snprintf(errstr, errstr_size, "could not resume from the broker at offset %lld: %s",
                  (long long)next, rd_kafka_err2str(kerr));
@@ -739,10 +795,14 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
         for (size_t i = 0; i < n; i++) {
             rd_kafka_message_destroy(msgs[i]);
         }
-        /* positions the broker no longer holds: read them from the archive */
+        /* positions the broker no longer holds: read them from the archive (or, past its end,
+         * go on from the end) */
         for (size_t g = 0; g < gap_cnt && !svc->fatal; g++) {
+            int rewound = 0;
             if (pending_finish(svc) != 0 ||
-                archive_catch_up(svc, &gaps[g], max_batch, errstr, sizeof(errstr)) < 0) {
+                (rewound = past_end_rewind(svc, &gaps[g], errstr, sizeof(errstr))) < 0 ||
+                (!rewound &&
+                 archive_catch_up(svc, &gaps[g], max_batch, errstr, sizeof(errstr)) < 0)) {
                 es_log_error("stored position is no longer in the log and cannot be read from "
                              "an archive: stopping (records would be skipped)",
                              "topic=%s partition=%d error=\"%s\"", gaps[g].topic,

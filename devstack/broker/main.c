@@ -410,6 +410,15 @@ int main(int argc, char **argv)
                      b.cfg.data_dir, pid);
         goto out;
     }
+    /* broker.pid goes at a clean exit: still there, the last run was killed, and what it had
+     * acknowledged but not yet journaled (its last few milliseconds) is gone. */
+    char stale[32];
+    if (es_config_read_file(pid_path, stale, sizeof(stale)) == 0) {
+        es_log_warn("the previous run did not stop cleanly: records it acknowledged in its last "
+                    "milliseconds, before its journal had them, are lost (services log any they "
+                    "had read, and go on)",
+                    "previous_pid=%s", stale);
+    }
     /* A broker.addr left by a crash points at nothing: clients must wait for the new one. */
     unlink(addr_path);
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_broker_restart.sh: the dev broker stops and starts again while the services run, with
 # transfers in flight. It listens where it did before, so the services (not restarted) reconnect
-# by themselves: nothing is lost or applied twice, and new commands flow. When its port has been
+# by themselves: nothing is lost or applied twice, and new commands flow. Killed with -9, it may
+# lose what it acknowledged last, but no service skips what comes after. When its port has been
 # taken meanwhile, it listens elsewhere and says that running programs must be restarted; a
 # port asked for with --port that is taken is an error.
 . "$(dirname "$0")/lib.sh"
@@ -44,7 +45,51 @@ if grep -h 'stored position is no longer in the log' "$ES_DATA"/log/es-*.log | h
 fi
 pass "no service found its position missing while the broker restored its journal"
 
-# ---- 2. the old port is taken: the broker moves and says so -----------------------------------
+# ---- 2. kill -9 under load --------------------------------------------------------------------
+# The broker acknowledges a record before its journal has it, so a broker killed with -9 loses
+# what it acknowledged in its last few milliseconds (its journaler writes each batch at once;
+# it used to lose up to 200 ms). What must never happen: a service whose stored position is
+# now past a partition's end skipping, without a word, the records appended there next.
+(bank_transfers 1500 20 acct- k- 13 | esctl send --batch RequestTransfer >/dev/null 2>&1) &
+sender=$!
+at_exit "kill $sender 2>/dev/null"
+sleep 0.5
+svc_kill9 broker
+wait "$sender" || true
+svc_start broker
+assert "grep -q 'previous run did not stop cleanly' '$ES_DATA/log/es-broker.log'" \
+    "the restarted broker says records acknowledged last may be lost"
+assert_eq "$addr" "$(cat -- "$ES_DATA/broker.addr")" "the address after a kill -9"
+bank_transfers 300 20 acct- c- 14 | esctl send --batch RequestTransfer >/dev/null
+wait_until 90 "[ \"\$(sql \"SELECT count(*) FROM projections.transfers WHERE transfer_id LIKE 'c-%' AND status <> 'PENDING'\")\" = 300 ]" ||
+    fail "transfers sent after the crash did not all finish (a service skipped records?)"
+pass "all 300 transfers sent after the crash finished"
+assert_eq "$pids_before" "$(for s in accounts transfers projector query; do svc_pid "$s"; done | paste -sd' ')" \
+    "the services' pids after the broker's crash (none restarted)"
+lost="$({ grep -h 'the log lost records this service had read' "$ES_DATA"/log/es-*.log || true; } | sed -n 's/.* lost=\([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s + 0 }')"
+note "records the services had read and the crash lost: ${lost:-0} (each logged, then read on from the new end)"
+
+# ---- 3. the same, made certain: a journal that lost its last record -----------------------------
+# A clean stop, then the last record of transfers.events [0] torn off its journal (as a crash
+# mid-write would leave it): the restarted broker holds one record fewer than the services read.
+# Each reader finds its position past the partition's end, says so, and goes on from the end.
+# (Records appended before a reader looks fill the hole and would be taken for read: see
+# "Limits" in the README. Here nothing is sent until every reader has looked.)
+svc_stop broker
+journal="$ES_DATA/journal/transfers.events/0.log"
+truncate -s "$(($(stat -c %s "$journal") - 3))" "$journal"
+svc_start broker
+for s in accounts projector; do
+    wait_until 60 "grep -q 'the log lost records this service had read.*topic=transfers.events partition=0 .*lost=1' '$ES_DATA/log/es-$s.log'" ||
+        fail "es-$s did not notice that the log lost a record it had read"
+done
+pass "es-accounts and es-projector noticed the record they had read and the log lost"
+bank_transfers 300 20 acct- d- 15 | esctl send --batch RequestTransfer >/dev/null
+wait_until 90 "[ \"\$(sql \"SELECT count(*) FROM projections.transfers WHERE transfer_id LIKE 'd-%' AND status <> 'PENDING'\")\" = 300 ]" ||
+    fail "transfers sent after the log lost a record did not all finish (a service skipped records)"
+pass "all 300 transfers sent after the log lost a record finished"
+
+# ---- 4. the old port is taken: the broker moves and says so -----------------------------------
 port="${addr##*:}"
 svc_stop broker
 # another dev broker (its own data folder) takes the port
@@ -60,7 +105,7 @@ assert "[ '$moved' != '$addr' ]" "the broker listens elsewhere when its port is 
 assert "printf '%s' \"\$out\" | grep -q 'must be restarted'" "devstack says running services must be restarted"
 assert "grep -q 'previous run.s port is taken' '$ES_DATA/log/es-broker.log'" "the broker's log says so too"
 
-# ---- 3. --port taken: a clear error, nothing started -------------------------------------------
+# ---- 5. --port taken: a clear error, nothing started -------------------------------------------
 rc=0
 "$ES_BIN/es-broker" -d "$ES_DATA/third" --port "$port" --topics probe.x 2>"$ES_DATA/third.log" || rc=$?
 assert "[ $rc -ne 0 ]" "es-broker --port on a taken port exits non-zero (status $rc)"
