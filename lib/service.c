@@ -447,17 +447,25 @@ typedef struct gap {
     int32_t partition;
 } gap_t;
 
+/* positions_query() on one partition's row: $1 the topic, $2 the partition, $3 `value` (when
+ * not NULL). */
+static PGresult *partition_query(es_service_t *svc, const char *sql, const char *topic,
+                                 int32_t partition, const char *value, char *errstr,
+                                 size_t errstr_size)
+{
+    char part[16];
+    snprintf(part, sizeof(part), "%d", (int)partition);
+    const char *vals[3] = {topic, part, value};
+    return positions_query(svc, sql, value ? 3 : 2, vals, errstr, errstr_size);
+}
+
 /* The stored position of a partition (0 when none is stored), or -1 with errstr. */
 static int64_t stored_position(es_service_t *svc, const char *topic, int32_t partition,
                                char *errstr, size_t errstr_size)
 {
-    char part[16];
-    snprintf(part, sizeof(part), "%d", (int)partition);
-    const char *vals[2] = {topic, part};
-    PGresult *res = positions_query(svc,
-                                    "SELECT next_offset FROM positions WHERE topic = $1 AND "
-                                    "partition = $2::int",
-                                    2, vals, errstr, errstr_size);
+    PGresult *res = partition_query(
+        svc, "SELECT next_offset FROM positions WHERE topic = $1 AND partition = $2::int", topic,
+        partition, NULL, errstr, errstr_size);
     if (!res) {
         return -1;
     }
@@ -506,14 +514,12 @@ static int past_end_rewind(es_service_t *svc, const gap_t *g, char *errstr, size
     if (from <= hi) {
         return 0;
     }
-    char part[16], end[24];
-    snprintf(part, sizeof(part), "%d", (int)g->partition);
+    char end[24];
     snprintf(end, sizeof(end), "%lld", (long long)hi);
-    const char *vals[3] = {g->topic, part, end};
-    PGresult *res = positions_query(svc,
-                                    "UPDATE positions SET next_offset = $3::bigint, "
-                                    "updated_at = now() WHERE topic = $1 AND partition = $2::int",
-                                    3, vals, errstr, errstr_size);
+    PGresult *res = partition_query(svc,
+                                    "UPDATE positions SET next_offset = $3::bigint, updated_at = "
+                                    "now() WHERE topic = $1 AND partition = $2::int",
+                                    g->topic, g->partition, end, errstr, errstr_size);
     if (!res) {
         return -1;
     }
