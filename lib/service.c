@@ -495,14 +495,12 @@ static rd_kafka_resp_err_t resume_from_stored(es_service_t *svc)
  * (a dev broker killed with -9 loses what it had acknowledged and not yet journaled; real Kafka
  * after an unclean leader election). Whatever is appended from now on takes those offsets
  * again, so going on from the stored position would skip it without a word. Instead the
- * position moves back to the partition's end, loudly. Returns 1 when it did, 0 when the
- * position is not past the end (an ordinary gap: read the archive), -1 with errstr. */
-static int past_end_rewind(es_service_t *svc, const gap_t *g, char *errstr, size_t errstr_size)
+ * position moves back to the partition's end, loudly. `from` is the stored position.
+ * Returns 1 when it did, 0 when the position is not past the end (an ordinary gap: read the
+ * archive), -1 with errstr. */
+static int past_end_rewind(es_service_t *svc, const gap_t *g, int64_t from, char *errstr,
+                           size_t errstr_size)
 {
-    int64_t from = stored_position(svc, g->topic, g->partition, errstr, errstr_size);
-    if (from < 0) {
-        return -1;
-    }
     int64_t lo = 0, hi = 0;
     rd_kafka_resp_err_t kerr =
         rd_kafka_query_watermark_offsets(svc->consumer, g->topic, g->partition, &lo, &hi, 5000);
@@ -537,17 +535,13 @@ static int past_end_rewind(es_service_t *svc, const gap_t *g, char *errstr, size
     return 1;
 }
 
-/* Read a partition from its stored position to the end of the dev broker's journal, in
+/* Read a partition from its stored position `from` to the end of the dev broker's journal, in
  * batches handled the ordinary way (dedup, effects, positions in one transaction each), then
  * point the consumer at the next offset. Returns the records read (>= 0), or -1 with errstr:
  * no journal (real Kafka), a hole in it, or a batch that failed for good. */
-static int64_t archive_catch_up(es_service_t *svc, const gap_t *g, size_t max_batch, char *errstr,
-                                size_t errstr_size)
+static int64_t archive_catch_up(es_service_t *svc, const gap_t *g, int64_t from, size_t max_batch,
+                                char *errstr, size_t errstr_size)
 {
-    int64_t from = stored_position(svc, g->topic, g->partition, errstr, errstr_size);
-    if (from < 0) {
-        return -1;
-    }
     es_journal_reader_t *jr =
         es_journal_reader_open(svc->cfg->data_dir, g->topic, g->partition, errstr, errstr_size);
     if (!jr) {
@@ -635,6 +629,23 @@ static int64_t archive_catch_up(es_service_t *svc, const gap_t *g, size_t max_ba
                 "topic=%s partition=%d from=%lld to=%lld records=%lld", g->topic, (int)g->partition,
                 (long long)from, (long long)next, (long long)total);
     return total;
+}
+
+/* A partition whose stored position the broker does not hold: past its end, go on from the
+ * end (past_end_rewind); else read the archive up to the broker (archive_catch_up). Returns 0,
+ * or -1 with errstr. */
+static int handle_gap(es_service_t *svc, const gap_t *g, size_t max_batch, char *errstr,
+                      size_t errstr_size)
+{
+    int64_t from = stored_position(svc, g->topic, g->partition, errstr, errstr_size);
+    if (from < 0) {
+        return -1;
+    }
+    int rewound = past_end_rewind(svc, g, from, errstr, errstr_size);
+    if (rewound != 0) {
+        return rewound < 0 ? -1 : 0;
+    }
+    return archive_catch_up(svc, g, from, max_batch, errstr, errstr_size) < 0 ? -1 : 0;
 }
 
 int es_service_run(const es_service_def_t *def, es_config_t *cfg)
@@ -804,11 +815,8 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
         /* positions the broker no longer holds: read them from the archive (or, past its end,
          * go on from the end) */
         for (size_t g = 0; g < gap_cnt && !svc->fatal; g++) {
-            int rewound = 0;
             if (pending_finish(svc) != 0 ||
-                (rewound = past_end_rewind(svc, &gaps[g], errstr, sizeof(errstr))) < 0 ||
-                (!rewound &&
-                 archive_catch_up(svc, &gaps[g], max_batch, errstr, sizeof(errstr)) < 0)) {
+                handle_gap(svc, &gaps[g], max_batch, errstr, sizeof(errstr)) != 0) {
                 es_log_error("stored position is no longer in the log and cannot be read from "
                              "an archive: stopping (records would be skipped)",
                              "topic=%s partition=%d error=\"%s\"", gaps[g].topic,
