@@ -87,7 +87,10 @@ rd_kafka_t *es_kafka_consumer_new(es_config_t *cfg, const char *client_id, const
                                                        rd_kafka_topic_partition_list_t *, void *),
                                   void *opaque, int partition_eof, char *errstr, size_t errstr_size)
 {
-    /* The dev broker holds an empty fetch for the whole fetch.wait.max.ms: keep it short.
+    /* A fetch with nothing to return waits up to fetch.wait.max.ms and is answered as soon as
+     * records arrive (Kafka does that, and so does the dev broker's fetch relay), so the wait
+     * costs no latency: it only bounds how often an idle consumer asks, and how long a seek
+     * or a new assignment waits for the fetch in flight.
      * A session timeout under 6 s never forms a group on the dev broker. */
     static const char *const pairs[] = {"enable.auto.commit",
                                         "false",
@@ -96,7 +99,7 @@ rd_kafka_t *es_kafka_consumer_new(es_config_t *cfg, const char *client_id, const
                                         "auto.offset.reset",
                                         "error",
                                         "fetch.wait.max.ms",
-                                        "1",
+                                        "100",
                                         "fetch.error.backoff.ms",
                                         "10",
                                         "queued.min.messages",

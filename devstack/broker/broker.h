@@ -5,7 +5,8 @@
  * restore.c re-produces the journals into a fresh cluster, journaler.c appends every record
  * the cluster holds to the journals, nodelay.c sets TCP_NODELAY on the mock's sockets,
  * window.c bounds how many message sets the mock keeps in memory per partition, ports.c
- * puts the mock's listeners back on the ports of the previous run.
+ * puts the mock's listeners back on the ports of the previous run, longpoll.c answers a
+ * waiting fetch as soon as records arrive.
  */
 #ifndef ES_BROKER_H
 #define ES_BROKER_H
@@ -86,6 +87,19 @@ size_t broker_ports_done(void);
  * once (ports.c explains why); _admit applies that to a socket just accepted. */
 void broker_ports_gate(int closed);
 void broker_ports_admit(int fd);
+
+/* Fetches answered when records arrive (longpoll.c explains it). _start reads its settings
+ * (ES_BROKER_LONGPOLL, ES_BROKER_FETCH_GAP_US) before the mock cluster starts; returns 0.
+ * _accepted is called by accept() in the mock's thread with each socket it accepted (the
+ * file watches the mock's reads and writes on it from then on). _stop frees what it holds,
+ * after the mock cluster is gone. */
+int broker_longpoll_start(char *errstr, size_t errstr_size);
+int broker_longpoll_active(void);
+void broker_longpoll_accepted(int fd);
+void broker_longpoll_stop(void);
+/* Connections watched, fetch answers held for lack of records, held fetches sent again
+ * because records arrived, because their wait was up, and because another request came. */
+void broker_longpoll_stats(long *conns, long *held, long *woken, long *expired, long *cut);
 
 /* Sockets the mock accepted (and set TCP_NODELAY on) so far. */
 long broker_nodelay_accepted(void);

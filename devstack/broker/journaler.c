@@ -74,17 +74,21 @@ broker_journaler_t *broker_journaler_start(broker_t *b, char *errstr, size_t err
     es_config_t cfg = b->cfg;
     /* Keep up with far more than 100 k msg/s: the default stops prefetching at ~100 k
      * queued messages and rechecks about once a second. */
-    static const char *const tuning[] = {"queued.min.messages=2000000",
-                                         "queued.max.messages.kbytes=1048576",
-                                         "fetch.wait.max.ms=5",
-                                         "fetch.max.bytes=104857600",
-                                         "max.partition.fetch.bytes=8388608",
-                                         "fetch.message.max.bytes=8388608",
-                                         NULL};
+    static const char *const tuning[] = {
+        "queued.min.messages=2000000",     "queued.max.messages.kbytes=1048576",
+        "fetch.max.bytes=104857600",       "max.partition.fetch.bytes=8388608",
+        "fetch.message.max.bytes=8388608", NULL};
     for (size_t i = 0; tuning[i]; i++) {
         if (es_config_add_prop(&cfg, tuning[i], errstr, errstr_size) != 0) {
             goto err;
         }
+    }
+    /* with the fetch relay a fetch is answered when records arrive; without it, the mock
+     * holds an empty one for the whole wait */
+    if (es_config_add_prop(
+            &cfg, broker_longpoll_active() ? "fetch.wait.max.ms=100" : "fetch.wait.max.ms=5",
+            errstr, errstr_size) != 0) {
+        goto err;
     }
     /* A group id is needed for rd_kafka_assign() in librdkafka 2.0.2; this one is never
      * joined (no subscribe) and never committed to. */

@@ -434,6 +434,10 @@ int main(int argc, char **argv)
         goto out;
     }
 
+    if (broker_longpoll_start(errstr, sizeof(errstr)) != 0) {
+        es_log_error("could not set up long-polled fetches", "error=\"%s\"", errstr);
+        goto out;
+    }
     /* The mock cluster needs a client handle to live in; it is never used otherwise. */
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char err[512];
@@ -496,7 +500,8 @@ int main(int argc, char **argv)
         goto out;
     }
     published = 1;
-    es_log_info("ready", "bootstrap=%s data=%s pid=%s", b.cfg.brokers, b.cfg.data_dir, pid);
+    es_log_info("ready", "bootstrap=%s data=%s pid=%s long_poll=%s", b.cfg.brokers, b.cfg.data_dir,
+                pid, broker_longpoll_active() ? "on" : "off");
 
     int failed = 0;
     while (run) {
@@ -511,9 +516,13 @@ int main(int argc, char **argv)
     unlink(addr_path);
     es_log_info("stopping: draining the journal", "signal=%s", run ? "none" : "received");
     int drained = broker_journaler_drain(j, DRAIN_TIMEOUT_MS);
-    es_log_info("stopped", "journaled_records=%lld nodelay_sockets=%ld drained=%s",
+    long conns, held, woken, expired, cut;
+    broker_longpoll_stats(&conns, &held, &woken, &expired, &cut);
+    es_log_info("stopped",
+                "journaled_records=%lld nodelay_sockets=%ld drained=%s watched_connections=%ld "
+                "fetches_held=%ld woken_by_records=%ld wait_up=%ld cut_short=%ld",
                 (long long)broker_journaler_count(j), broker_nodelay_accepted(),
-                drained == 0 ? "yes" : "no");
+                drained == 0 ? "yes" : "no", conns, held, woken, expired, cut);
     status = failed || drained != 0 ? 1 : 0;
 
 out:
@@ -524,6 +533,7 @@ out:
     if (b.mcluster) {
         rd_kafka_mock_cluster_destroy(b.mcluster);
     }
+    broker_longpoll_stop();
     if (mrk) {
         rd_kafka_destroy(mrk);
     }

@@ -6,7 +6,8 @@
  * client's delayed ACK (~40 ms). This executable defines accept() and accept4() itself: the
  * dynamic linker binds librdkafka's calls to these definitions, which call the C library's
  * (found with dlsym(RTLD_NEXT)) and then set TCP_NODELAY on the new socket (and, while the
- * journal is being restored, shut it unless this process opened it: see ports.c).
+ * journal is being restored, shut it unless this process opened it: see ports.c), and make
+ * it known to longpoll.c, which watches the mock's reads and writes on it.
  * ES_BROKER_NAGLE=1 turns the fix off, for latency comparisons only.
  */
 #define _GNU_SOURCE /* RTLD_NEXT, accept4 */
@@ -67,6 +68,7 @@ int accept(int fd, __SOCKADDR_ARG addr, socklen_t *addr_len)
     int s = real_accept(fd, addr, addr_len);
     set_nodelay(s);
     broker_ports_admit(s);
+    broker_longpoll_accepted(s);
     return s;
 }
 
@@ -80,6 +82,7 @@ int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *addr_len, int flags)
     int s = real_accept4(fd, addr, addr_len, flags);
     set_nodelay(s);
     broker_ports_admit(s);
+    broker_longpoll_accepted(s);
     return s;
 }
 

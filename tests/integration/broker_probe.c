@@ -14,6 +14,10 @@
  *       one line per partition: partition low high
  *   broker_probe latency TOPIC ROUNDS
  *       ROUNDS times: one record to every partition, then flush; prints p50/p99/max in ms
+ *   broker_probe wait TOPIC ROUNDS WAIT_MS
+ *       a consumer of partition 0 with fetch.wait.max.ms=WAIT_MS, idle for 50 ms each round,
+ *       then one record produced: prints how long it took to arrive (p50/max in ms), then how
+ *       long a watermark query on that consumer took while its fetch was waiting
  *
  * Canonical line: topic partition offset timestamp key value headers, where key is NULL or
  * hex, value is NULL or <len>:<fnv1a-64>, headers are name=hex|NULL joined by ',' or '-'.
@@ -25,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "kafka.h"
@@ -304,6 +309,99 @@ static int latency(es_config_t *cfg, const char *topic, int rounds)
     return 0;
 }
 
+/* Consume from `rkq` until a record of partition 0 with this value arrives. */
+static int wait_for(rd_kafka_queue_t *rkq, const char *value, int timeout_ms)
+{
+    double until = now_s() + timeout_ms / 1000.0;
+    while (now_s() < until) {
+        rd_kafka_message_t *rkm = rd_kafka_consume_queue(rkq, 100);
+        if (!rkm) {
+            continue;
+        }
+        int hit = !rkm->err && rkm->len == strlen(value) && !memcmp(rkm->payload, value, rkm->len);
+        rd_kafka_message_destroy(rkm);
+        if (hit) {
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int wait_rounds(es_config_t *cfg, const char *topic, int rounds, int wait_ms)
+{
+    char errstr[512], prop[64];
+    snprintf(prop, sizeof(prop), "fetch.wait.max.ms=%d", wait_ms);
+    if (rounds < 1 || wait_ms < 1 || es_config_add_prop(cfg, prop, errstr, sizeof(errstr)) != 0) {
+        fprintf(stderr, "broker_probe: %s\n", rounds < 1 || wait_ms < 1 ? "bad arguments" : errstr);
+        return 1;
+    }
+    rd_kafka_t *prk =
+        es_kafka_producer_new(cfg, "broker-probe", noop_dr_cb, NULL, errstr, sizeof(errstr));
+    rd_kafka_t *crk = prk ? es_kafka_consumer_new(cfg, "broker-probe", "broker-probe-wait", NULL,
+                                                  NULL, 0, errstr, sizeof(errstr))
+                          : NULL;
+    if (!crk) {
+        fprintf(stderr, "broker_probe: %s\n", errstr);
+        if (prk) {
+            rd_kafka_destroy(prk);
+        }
+        return 1;
+    }
+    /* from the current end, as a number: a logical "end" resolved after the first record
+     * would skip it */
+    int64_t lo, hi;
+    rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(crk, topic, 0, &lo, &hi, 30000);
+    if (err) {
+        fprintf(stderr, "broker_probe: watermarks: %s\n", rd_kafka_err2str(err));
+        rd_kafka_destroy(crk);
+        rd_kafka_destroy(prk);
+        return 1;
+    }
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(parts, topic, 0)->offset = hi;
+    rd_kafka_assign(crk, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_queue_t *rkq = rd_kafka_queue_get_consumer(crk);
+    double *ms = calloc((size_t)rounds, sizeof(*ms));
+    int rc = 1;
+    /* warm up: the consumer is fetching once it has seen one record */
+    char value[64];
+    for (int r = -1; r < rounds; r++) {
+        snprintf(value, sizeof(value), "wait-%d-%d", (int)getpid(), r);
+        usleep(r < 0 ? 0 : 50000);
+        double t0 = now_s();
+        rd_kafka_producev(prk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
+                          RD_KAFKA_V_VALUE(value, strlen(value)), RD_KAFKA_V_END);
+        rd_kafka_flush(prk, 10000);
+        if (wait_for(rkq, value, r < 0 ? 30000 : 3 * wait_ms + 5000) != 0) {
+            fprintf(stderr, "broker_probe: record %s never arrived\n", value);
+            goto out;
+        }
+        if (r >= 0) {
+            ms[r] = (now_s() - t0) * 1000.0;
+        }
+    }
+    usleep(50000);
+    double t0 = now_s();
+    err = rd_kafka_query_watermark_offsets(crk, topic, 0, &lo, &hi, 30000);
+    double query_ms = (now_s() - t0) * 1000.0;
+    if (err) {
+        fprintf(stderr, "broker_probe: watermarks: %s\n", rd_kafka_err2str(err));
+        goto out;
+    }
+    qsort(ms, (size_t)rounds, sizeof(*ms), cmp_double);
+    printf("arrival with fetch.wait.max.ms=%d: p50=%.2f ms max=%.2f ms; watermark query %.2f ms\n",
+           wait_ms, ms[rounds / 2], ms[rounds - 1], query_ms);
+    rc = 0;
+out:
+    free(ms);
+    rd_kafka_queue_destroy(rkq);
+    rd_kafka_consumer_close(crk);
+    rd_kafka_destroy(crk);
+    rd_kafka_destroy(prk);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     es_config_t cfg;
@@ -328,10 +426,14 @@ int main(int argc, char **argv)
     if (argc == 4 && !strcmp(argv[1], "latency")) {
         return latency(&cfg, argv[2], atoi(argv[3]));
     }
+    if (argc == 5 && !strcmp(argv[1], "wait")) {
+        return wait_rounds(&cfg, argv[2], atoi(argv[3]), atoi(argv[4]));
+    }
     fprintf(stderr, "usage: broker_probe produce TOPIC COUNT [VALUE_SIZE [PARTITION]]\n"
                     "       broker_probe dump TOPIC...\n"
                     "       broker_probe count TOPIC...\n"
                     "       broker_probe watermarks TOPIC\n"
-                    "       broker_probe latency TOPIC ROUNDS\n");
+                    "       broker_probe latency TOPIC ROUNDS\n"
+                    "       broker_probe wait TOPIC ROUNDS WAIT_MS\n");
     return 2;
 }

@@ -115,6 +115,18 @@ at_exit() {
     T_AT_EXIT+=("$1")
 }
 
+# probe_build DEST: compile tests/integration/broker_probe.c (a client of the dev broker that
+# links only what it uses from build/libes.a) to DEST.
+probe_build() {
+    local cflags libs
+    [ -f "$ES_ROOT/build/libes.a" ] || make -s -C "$ES_ROOT" build/libes.a >&2
+    read -r -a cflags <<<"$(pkg-config --cflags rdkafka)"
+    read -r -a libs <<<"$(pkg-config --libs rdkafka avro-c jansson libpq libevent)"
+    cc -std=c17 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O2 -I"$ES_ROOT/lib" "${cflags[@]}" \
+        -o "$1" "$ES_ROOT/tests/integration/broker_probe.c" "$ES_ROOT/build/libes.a" \
+        "${libs[@]}" -lpthread -lm -ldl || fail "could not build the broker probe"
+}
+
 # free_port: a TCP port nobody listens on at 127.0.0.1 (pure bash: ss, else /dev/tcp).
 free_port() {
     es_free_port

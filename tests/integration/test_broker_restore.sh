@@ -34,13 +34,7 @@ stop_broker_at_exit() {
 at_exit stop_broker_at_exit
 
 [ -x "$ES_BIN/es-broker" ] || fail "$ES_BIN/es-broker is missing: run make first"
-[ -f "$ES_ROOT/build/libes.a" ] || make -s -C "$ES_ROOT" build/libes.a >&2
-# The probe links only what it uses from libes.a (config, kafka, log, journal, logreader).
-read -r -a probe_cflags <<<"$(pkg-config --cflags rdkafka)"
-read -r -a probe_libs <<<"$(pkg-config --libs rdkafka avro-c jansson libpq libevent)"
-cc -std=c17 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O2 -I"$ES_ROOT/lib" "${probe_cflags[@]}" \
-    -o "$PROBE" "$ES_ROOT/tests/integration/broker_probe.c" "$ES_ROOT/build/libes.a" \
-    "${probe_libs[@]}" -lpthread -lm -ldl || fail "could not build the broker probe"
+probe_build "$PROBE"
 
 export ES_DATA="$DATA"
 unset KAFKA_BROKERS ES_KAFKA_PROPS ES_PARTITIONS ES_BROKERS ES_TOPICS

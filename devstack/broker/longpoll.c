@@ -1,0 +1,968 @@
+/*
+ * longpoll.c: fetches that wait for records, as Kafka's do.
+ *
+ * The mock cluster answers a fetch that finds nothing only when the fetch's max wait is up,
+ * even if records arrive meanwhile. So consumers had to ask with a 1 ms wait: each of them
+ * sent a thousand fetches a second, busy or idle (half a core for a stack at rest), and a
+ * record waited on average half a millisecond a hop for the held answer to come back.
+ *
+ * Kafka answers a waiting fetch as soon as records arrive, and the dev broker now does too.
+ * Like accept() (nodelay.c), this executable defines poll(), recvmsg() and sendmsg(): calls
+ * from the mock's thread on the connections it accepted go through this file, every other
+ * call goes straight to the C library. On the way it reads three kinds of frames and passes
+ * everything else untouched:
+ *   - a Fetch request (v0-v11) reaches the mock with its max wait set to 0, and the mock reads
+ *     nothing more from that connection until the fetch is answered (Kafka too answers a
+ *     connection's requests one at a time, in order);
+ *   - the mock's answer to it, when it has neither records nor errors, is not sent: the
+ *     request is read by the mock again once records reach one of its partitions (no sooner
+ *     than a gap after it last went, so that a busy consumer takes a millisecond's records in
+ *     one fetch, as it did when the mock held every fetch that long), and once more when the
+ *     client's wait is up, or when the client sends another request behind it; whatever the
+ *     mock says then goes to the client;
+ *   - a Produce response says which partitions were just appended to.
+ * Everything runs in the mock's one thread: no copy, no extra thread, no lock.
+ * ES_BROKER_LONGPOLL=0 turns this off (comparisons only: clients then need a short
+ * fetch.wait.max.ms again); ES_BROKER_FETCH_GAP_US sets the gap (default 1000).
+ */
+#define _GNU_SOURCE /* RTLD_NEXT, ppoll */
+
+#include "broker.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#define KEY_PRODUCE 0
+#define KEY_FETCH 1
+#define FETCH_MAX_VERSION 11  /* the last version without tagged fields */
+#define PRODUCE_MAX_VERSION 8 /* idem */
+#define WHOLE_MAX (1u << 20)  /* fetch requests and answers larger than this are not held */
+#define PREFIX_MAX 512        /* bytes of any other request kept to read its header */
+#define ACKS0_POKE_US 1000    /* held fetches look again this soon after an acks=0 produce */
+#define GAP_US_DEFAULT 1000   /* a woken fetch goes again no sooner than this after the last */
+
+/* A request read by the mock and not answered yet. */
+typedef struct lp_pending {
+    int32_t corr;
+    int16_t key, ver;
+    int held; /* the connection's long-polled fetch */
+} lp_pending_t;
+
+typedef struct lp_part {
+    uint32_t topic; /* index in the topic table */
+    int32_t partition;
+} lp_part_t;
+
+/* One connection the mock accepted, by its socket. */
+typedef struct lp_conn {
+    /* the request being read: its bytes so far (all of a fetch, the prefix of others) */
+    unsigned char *rq;
+    size_t rq_off, rq_len, rq_kept, rq_cap;
+    int rq_fetch;               /* a Fetch this file may hold */
+    unsigned char *wait_at[4];  /* where its max wait lies in the mock's buffer */
+    unsigned char wait_orig[4]; /* and what it was */
+    int wait_n;                 /* bytes of it set to 0 so far */
+    size_t rs_off, rs_len;      /* the answer being sent */
+    lp_pending_t *pending;
+    size_t pend_head, pend_cnt, pend_cap;
+    /* the fetch being long-polled: the connection is `muted` while it is unanswered */
+    int muted, parked, final;
+    unsigned char *req; /* its request as the mock reads it (max wait 0) */
+    size_t req_len, req_cap, inject_off;
+    int injecting; /* the mock is reading req again */
+    int16_t req_ver;
+    lp_part_t *parts;
+    size_t part_cnt, part_cap;
+    int64_t deadline_us; /* the client's wait is up */
+    int64_t sent_us;     /* last read by the mock */
+    int64_t wake_us;     /* records arrived: read again at this time (0: none yet) */
+    uint64_t sent_seq;   /* the append count when last read */
+    uint64_t seen_seq;   /* the append count when last compared */
+    struct lp_conn *park_prev, *park_next;
+} lp_conn_t;
+
+typedef struct lp_topic {
+    char *name;
+    size_t name_len;
+    uint64_t *seq; /* per partition: the append count when records last arrived */
+    int32_t seq_cnt;
+} lp_topic_t;
+
+typedef int (*poll_fn)(struct pollfd *, nfds_t, int);
+typedef ssize_t (*recvmsg_fn)(int, struct msghdr *, int);
+typedef ssize_t (*sendmsg_fn)(int, const struct msghdr *, int);
+
+/* Set before the mock starts; afterwards only the mock's thread touches the rest. */
+static struct {
+    int enabled;
+    int64_t gap_us;
+    lp_conn_t **by_fd;
+    int fd_cap;
+    lp_conn_t *parked;
+    lp_topic_t *topics;
+    size_t topic_cnt, topic_cap;
+    uint64_t seq;
+    int64_t poke_us;
+    int *masked; /* poll(): entries whose POLLIN was hidden */
+    size_t masked_cap;
+} lp;
+
+static _Thread_local int mock_thread;
+static pthread_once_t resolve_once = PTHREAD_ONCE_INIT;
+static poll_fn real_poll;
+static recvmsg_fn real_recvmsg;
+static sendmsg_fn real_sendmsg;
+static atomic_long stat_held, stat_woken, stat_expired, stat_cut, stat_conns;
+
+static void resolve(void)
+{
+    void *sym = dlsym(RTLD_NEXT, "poll");
+    memcpy(&real_poll, &sym, sizeof(real_poll));
+    sym = dlsym(RTLD_NEXT, "recvmsg");
+    memcpy(&real_recvmsg, &sym, sizeof(real_recvmsg));
+    sym = dlsym(RTLD_NEXT, "sendmsg");
+    memcpy(&real_sendmsg, &sym, sizeof(real_sendmsg));
+}
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static lp_conn_t *conn_of(int fd)
+{
+    return mock_thread && fd >= 0 && fd < lp.fd_cap ? lp.by_fd[fd] : NULL;
+}
+
+static uint32_t be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/*
+ * Reading the few protocol fields it needs (big-endian, non-flexible versions)
+ */
+
+typedef struct rd {
+    const unsigned char *p;
+    size_t len, pos;
+    int bad;
+} rd_t;
+
+static const unsigned char *rd_take(rd_t *r, size_t n)
+{
+    if (r->bad || r->len - r->pos < n) {
+        r->bad = 1;
+        return NULL;
+    }
+    const unsigned char *at = r->p + r->pos;
+    r->pos += n;
+    return at;
+}
+
+static int64_t rd_int(rd_t *r, size_t n)
+{
+    const unsigned char *b = rd_take(r, n);
+    if (!b) {
+        return 0;
+    }
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        v = v << 8 | b[i];
+    }
+    /* sign-extend */
+    if (n < 8 && (v >> (n * 8 - 1)) & 1) {
+        v |= ~(uint64_t)0 << (n * 8);
+    }
+    return (int64_t)v;
+}
+
+/* A string (int16 length, -1 = null): *s and *len, or NULL for null. */
+static void rd_str(rd_t *r, const unsigned char **s, size_t *len)
+{
+    int64_t n = rd_int(r, 2);
+    *s = NULL;
+    *len = 0;
+    if (n > 0) {
+        *s = rd_take(r, (size_t)n);
+        *len = (size_t)n;
+    }
+}
+
+static void rd_skip(rd_t *r, size_t n)
+{
+    rd_take(r, n);
+}
+
+/* An array count: 0 for null (-1); a count the rest cannot hold marks the reader bad. */
+static int32_t rd_count(rd_t *r, size_t min_item)
+{
+    int64_t n = rd_int(r, 4);
+    if (n < 0) {
+        return 0;
+    }
+    if ((uint64_t)n * min_item > r->len - r->pos) {
+        r->bad = 1;
+        return 0;
+    }
+    return (int32_t)n;
+}
+
+/*
+ * Topics and the append count per partition
+ */
+
+static lp_topic_t *topic_get(const unsigned char *name, size_t len, uint32_t *idx)
+{
+    for (size_t i = 0; i < lp.topic_cnt; i++) {
+        if (lp.topics[i].name_len == len && !memcmp(lp.topics[i].name, name, len)) {
+            *idx = (uint32_t)i;
+            return &lp.topics[i];
+        }
+    }
+    if (lp.topic_cnt == lp.topic_cap) {
+        size_t cap = lp.topic_cap ? lp.topic_cap * 2 : 64;
+        lp_topic_t *t = realloc(lp.topics, cap * sizeof(*t));
+        if (!t) {
+            return NULL;
+        }
+        lp.topics = t;
+        lp.topic_cap = cap;
+    }
+    lp_topic_t *t = &lp.topics[lp.topic_cnt];
+    memset(t, 0, sizeof(*t));
+    t->name = malloc(len + 1);
+    if (!t->name) {
+        return NULL;
+    }
+    memcpy(t->name, name, len);
+    t->name[len] = '\0';
+    t->name_len = len;
+    *idx = (uint32_t)lp.topic_cnt++;
+    return t;
+}
+
+static uint64_t seq_of(const lp_part_t *pt)
+{
+    const lp_topic_t *t = &lp.topics[pt->topic];
+    return pt->partition >= 0 && pt->partition < t->seq_cnt ? t->seq[pt->partition] : 0;
+}
+
+static void seq_bump(lp_topic_t *t, int32_t partition)
+{
+    if (partition < 0 || partition > 1000000) {
+        return;
+    }
+    if (partition >= t->seq_cnt) {
+        int32_t cnt = partition + 1 > 2 * t->seq_cnt ? partition + 1 : 2 * t->seq_cnt;
+        uint64_t *s = realloc(t->seq, (size_t)cnt * sizeof(*s));
+        if (!s) {
+            return;
+        }
+        memset(s + t->seq_cnt, 0, (size_t)(cnt - t->seq_cnt) * sizeof(*s));
+        t->seq = s;
+        t->seq_cnt = cnt;
+    }
+    t->seq[partition] = lp.seq;
+}
+
+/* Records reached one of the fetch's partitions after it was sent. */
+static int appended_since_sent(const lp_conn_t *c)
+{
+    for (size_t i = 0; i < c->part_cnt; i++) {
+        if (seq_of(&c->parts[i]) > c->sent_seq) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Requests waiting for their answers
+ */
+
+static int pending_push(lp_conn_t *c, int32_t corr, int16_t key, int16_t ver, int held)
+{
+    if (c->pend_cnt == 0) {
+        c->pend_head = 0;
+    }
+    if (c->pend_head + c->pend_cnt == c->pend_cap) {
+        if (c->pend_head > 0) {
+            memmove(c->pending, c->pending + c->pend_head, c->pend_cnt * sizeof(*c->pending));
+            c->pend_head = 0;
+        } else {
+            size_t cap = c->pend_cap ? c->pend_cap * 2 : 16;
+            lp_pending_t *p = realloc(c->pending, cap * sizeof(*p));
+            if (!p) {
+                return -1;
+            }
+            c->pending = p;
+            c->pend_cap = cap;
+        }
+    }
+    c->pending[c->pend_head + c->pend_cnt++] =
+        (lp_pending_t){.corr = corr, .key = key, .ver = ver, .held = held};
+    return 0;
+}
+
+/* The request this answer belongs to, taken off the list (answers come in order; requests
+ * that never get one, acks=0 produces, are dropped on the way). Returns 0 or -1 (unknown). */
+static int pending_take(lp_conn_t *c, int32_t corr, lp_pending_t *out)
+{
+    for (size_t i = 0; i < c->pend_cnt; i++) {
+        if (c->pending[c->pend_head + i].corr == corr) {
+            *out = c->pending[c->pend_head + i];
+            c->pend_head += i + 1;
+            c->pend_cnt -= i + 1;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/*
+ * The long-polled fetch
+ */
+
+/*
+ * The long-polled fetch
+ */
+
+static void park(lp_conn_t *c)
+{
+    c->parked = 1;
+    c->park_prev = NULL;
+    c->park_next = lp.parked;
+    if (lp.parked) {
+        lp.parked->park_prev = c;
+    }
+    lp.parked = c;
+}
+
+static void unpark(lp_conn_t *c)
+{
+    if (!c->parked) {
+        return;
+    }
+    if (c->park_prev) {
+        c->park_prev->park_next = c->park_next;
+    } else {
+        lp.parked = c->park_next;
+    }
+    if (c->park_next) {
+        c->park_next->park_prev = c->park_prev;
+    }
+    c->parked = 0;
+    c->park_prev = c->park_next = NULL;
+}
+
+/* Have the mock read the held request again; `final` when the client's wait is up. */
+static void resend(lp_conn_t *c, int final)
+{
+    unpark(c);
+    c->final = final;
+    c->sent_seq = c->seen_seq = lp.seq;
+    c->sent_us = now_us();
+    c->wake_us = 0;
+    c->injecting = 1;
+    c->inject_off = 0;
+    if (pending_push(c, (int32_t)be32(c->req + 8), KEY_FETCH, c->req_ver, 1) != 0) {
+        /* no room to remember it: let the answer go to the client as it is */
+        c->injecting = 0;
+        c->muted = 0;
+    }
+}
+
+/* A parked fetch is due when records reached one of its partitions (no sooner than gap_us
+ * after it last went) or when the client's wait is up. */
+static int64_t due_time(lp_conn_t *c, int64_t now, int poke)
+{
+    if (!c->wake_us && c->seen_seq != lp.seq) {
+        c->seen_seq = lp.seq;
+        poke = poke || appended_since_sent(c);
+    }
+    if (!c->wake_us && poke) {
+        c->wake_us = c->sent_us + lp.gap_us > now ? c->sent_us + lp.gap_us : now;
+    }
+    return c->wake_us && c->wake_us < c->deadline_us ? c->wake_us : c->deadline_us;
+}
+
+/* Send every due fetch again; returns when the next one is due (INT64_MAX: none). */
+static int64_t wake_due(int64_t now)
+{
+    int poke = lp.poke_us && now >= lp.poke_us;
+    if (poke) {
+        lp.poke_us = 0;
+    }
+    int64_t next = lp.poke_us ? lp.poke_us : INT64_MAX;
+    lp_conn_t *c = lp.parked;
+    while (c) {
+        lp_conn_t *after = c->park_next;
+        int64_t at = due_time(c, now, poke);
+        if (now >= at) {
+            int expired = now >= c->deadline_us;
+            atomic_fetch_add(expired ? &stat_expired : &stat_woken, 1);
+            resend(c, expired);
+        } else if (at < next) {
+            next = at;
+        }
+        c = after;
+    }
+    return next;
+}
+
+/* Does this Fetch answer (whole frame) carry neither records nor errors? */
+static int fetch_response_empty(const unsigned char *p, size_t len, int16_t ver)
+{
+    rd_t r = {.p = p, .len = len, .pos = 8}; /* size, CorrelationId */
+    if (ver >= 1) {
+        rd_skip(&r, 4); /* ThrottleTime */
+    }
+    if (ver >= 7) {
+        if (rd_int(&r, 2) != 0) {
+            return 0;
+        }
+        rd_skip(&r, 4); /* SessionId */
+    }
+    int32_t topics = rd_count(&r, 6);
+    for (int32_t t = 0; t < topics && !r.bad; t++) {
+        const unsigned char *name;
+        size_t name_len;
+        rd_str(&r, &name, &name_len);
+        int32_t parts = rd_count(&r, 18);
+        for (int32_t i = 0; i < parts && !r.bad; i++) {
+            rd_skip(&r, 4); /* Partition */
+            if (rd_int(&r, 2) != 0) {
+                return 0;
+            }
+            rd_skip(&r, 8 + (ver >= 4 ? 8 : 0) + (ver >= 5 ? 8 : 0));
+            if (ver >= 4) {
+                int32_t aborted = rd_count(&r, 16);
+                rd_skip(&r, (size_t)aborted * 16);
+            }
+            if (ver >= 11) {
+                rd_skip(&r, 4); /* PreferredReadReplica */
+            }
+            if (rd_int(&r, 4) > 0 || r.bad) {
+                return 0;
+            }
+        }
+    }
+    return !r.bad && r.pos == len;
+}
+
+/* A Produce answer (whole frame): note the partitions that were appended to. */
+static void produce_response(const unsigned char *p, size_t len, int16_t ver)
+{
+    rd_t r = {.p = p, .len = len, .pos = 8};
+    lp.seq++;
+    int32_t topics = rd_count(&r, 6);
+    for (int32_t t = 0; t < topics && !r.bad; t++) {
+        const unsigned char *name;
+        size_t name_len;
+        rd_str(&r, &name, &name_len);
+        uint32_t idx;
+        lp_topic_t *topic = !r.bad && name ? topic_get(name, name_len, &idx) : NULL;
+        size_t part_size = 4 + 2 + 8 + (ver >= 2 ? 8 : 0) + (ver >= 5 ? 8 : 0);
+        int32_t parts = rd_count(&r, part_size);
+        for (int32_t i = 0; i < parts && !r.bad; i++) {
+            int32_t partition = (int32_t)rd_int(&r, 4);
+            int64_t err = rd_int(&r, 2);
+            rd_skip(&r, part_size - 6);
+            if (ver >= 8) {
+                int32_t errs = rd_count(&r, 6);
+                for (int32_t e = 0; e < errs && !r.bad; e++) {
+                    const unsigned char *s;
+                    size_t n;
+                    rd_skip(&r, 4);
+                    rd_str(&r, &s, &n);
+                }
+                const unsigned char *s;
+                size_t n;
+                rd_str(&r, &s, &n);
+            }
+            if (topic && err == 0 && !r.bad) {
+                seq_bump(topic, partition);
+            }
+        }
+    }
+}
+
+/* Whether a Produce request (whole or its first bytes) asks for no answer (acks=0). */
+static int produce_acks0(const unsigned char *p, size_t len, int16_t ver, size_t body)
+{
+    rd_t r = {.p = p, .len = len, .pos = body};
+    if (ver >= 3) {
+        const unsigned char *s;
+        size_t n;
+        rd_str(&r, &s, &n); /* TransactionalId */
+    }
+    int64_t acks = rd_int(&r, 2);
+    return !r.bad && acks == 0;
+}
+
+/* A whole Fetch request as the mock will read it (max wait already 0): note its partitions.
+ * Returns 1 when it can be held, 0 when not, -1 when out of memory. */
+static int fetch_request(lp_conn_t *c, const unsigned char *p, size_t len, int16_t ver, size_t body)
+{
+    rd_t r = {.p = p, .len = len, .pos = body};
+    rd_skip(&r, 4 + 4 + 4); /* ReplicaId, MaxWait, MinBytes */
+    if (ver >= 3) {
+        rd_skip(&r, 4); /* MaxBytes */
+    }
+    if (ver >= 4) {
+        rd_skip(&r, 1); /* IsolationLevel */
+    }
+    if (ver >= 7) {
+        rd_skip(&r, 8); /* SessionId, SessionEpoch */
+    }
+    c->part_cnt = 0;
+    int32_t topics = rd_count(&r, 6);
+    for (int32_t t = 0; t < topics && !r.bad; t++) {
+        const unsigned char *name;
+        size_t name_len;
+        rd_str(&r, &name, &name_len);
+        uint32_t idx;
+        if (r.bad || !name) {
+            return 0;
+        }
+        if (!topic_get(name, name_len, &idx)) {
+            return -1;
+        }
+        size_t part_size = 4 + (ver >= 9 ? 4 : 0) + 8 + (ver >= 5 ? 8 : 0) + 4;
+        int32_t parts = rd_count(&r, part_size);
+        for (int32_t i = 0; i < parts && !r.bad; i++) {
+            int32_t partition = (int32_t)rd_int(&r, 4);
+            rd_skip(&r, part_size - 4);
+            if (c->part_cnt == c->part_cap) {
+                size_t cap = c->part_cap ? c->part_cap * 2 : 64;
+                lp_part_t *np = realloc(c->parts, cap * sizeof(*np));
+                if (!np) {
+                    return -1;
+                }
+                c->parts = np;
+                c->part_cap = cap;
+            }
+            c->parts[c->part_cnt++] = (lp_part_t){.topic = idx, .partition = partition};
+        }
+    }
+    return !r.bad && c->part_cnt > 0;
+}
+
+/*
+ * Requests, as the mock reads them
+ */
+
+/* The request just read whole: remember what its answer will be, and hold it if it is a
+ * fetch that may wait. Runs before the mock parses it, so its max wait can still be put
+ * back when it is not held. */
+static void request_done(lp_conn_t *c)
+{
+    const unsigned char *p = c->rq;
+    int16_t key = (int16_t)(p[4] << 8 | p[5]);
+    int16_t ver = (int16_t)(p[6] << 8 | p[7]);
+    int32_t corr = (int32_t)be32(p + 8);
+    rd_t r = {.p = p, .len = c->rq_kept, .pos = 12};
+    const unsigned char *client_id;
+    size_t client_id_len;
+    rd_str(&r, &client_id, &client_id_len);
+    int held = 0;
+    if (c->rq_fetch == 1) {
+        int64_t max_wait = c->wait_n == 4 ? (int64_t)(int32_t)be32(c->wait_orig) : 0;
+        held = max_wait > 0 && !r.bad && c->rq_kept == c->rq_len
+                   ? fetch_request(c, p, c->rq_kept, ver, r.pos)
+                   : 0;
+        if (held > 0 && c->req_cap < c->rq_kept) {
+            unsigned char *nr = realloc(c->req, c->rq_kept);
+            if (nr) {
+                c->req = nr;
+                c->req_cap = c->rq_kept;
+            } else {
+                held = 0;
+            }
+        }
+        if (held > 0 && pending_push(c, corr, key, ver, 1) == 0) {
+            memcpy(c->req, p, c->rq_kept);
+            c->req_len = c->rq_kept;
+            c->req_ver = ver;
+            c->sent_us = now_us();
+            c->deadline_us = c->sent_us + max_wait * 1000;
+            c->sent_seq = c->seen_seq = lp.seq;
+            c->wake_us = 0;
+            c->final = 0;
+            c->muted = 1;
+            return;
+        }
+        for (int i = 0; i < c->wait_n && i < 4; i++) {
+            *c->wait_at[i] = c->wait_orig[i];
+        }
+    } else if (key == KEY_PRODUCE && ver >= 0 && ver <= PRODUCE_MAX_VERSION && !r.bad &&
+               produce_acks0(p, c->rq_kept, ver, r.pos)) {
+        lp.poke_us = now_us() + ACKS0_POKE_US;
+        return; /* no answer will come */
+    }
+    pending_push(c, corr, key, ver, 0);
+}
+
+/* Bytes the mock just read into its buffer at `p` (requests arrive whole or in pieces, never
+ * two in one read). A fetch's max wait is set to 0 in `p` as it passes. */
+static void request_bytes(lp_conn_t *c, unsigned char *p, size_t n)
+{
+    while (n > 0) {
+        if (c->rq_off < 4) {
+            size_t take = 4 - c->rq_off < n ? 4 - c->rq_off : n;
+            memcpy(c->rq + c->rq_off, p, take);
+            c->rq_off += take;
+            c->rq_kept = c->rq_off;
+            p += take;
+            n -= take;
+            if (c->rq_off == 4) {
+                c->rq_len = (size_t)be32(c->rq) + 4;
+                c->rq_fetch = -1; /* not known until ApiKey and ApiVersion are in */
+                c->wait_n = 0;
+            }
+        } else {
+            size_t take = c->rq_len - c->rq_off < n ? c->rq_len - c->rq_off : n;
+            size_t off = c->rq_off; /* frame offset of p[0] */
+            /* the prefix is always kept; a fetch that may be held is kept whole */
+            size_t keep = c->rq_kept < PREFIX_MAX && c->rq_kept == off
+                              ? (PREFIX_MAX - off < take ? PREFIX_MAX - off : take)
+                              : 0;
+            memcpy(c->rq + off, p, keep);
+            c->rq_kept += keep;
+            if (c->rq_fetch == -1 && c->rq_kept >= 8) {
+                int16_t key = (int16_t)(c->rq[4] << 8 | c->rq[5]);
+                int16_t ver = (int16_t)(c->rq[6] << 8 | c->rq[7]);
+                c->rq_fetch = key == KEY_FETCH && ver >= 0 && ver <= FETCH_MAX_VERSION &&
+                              c->rq_len <= WHOLE_MAX;
+                if (c->rq_fetch && c->rq_cap < c->rq_len) {
+                    unsigned char *nr = realloc(c->rq, c->rq_len);
+                    if (nr) {
+                        c->rq = nr;
+                        c->rq_cap = c->rq_len;
+                    } else {
+                        c->rq_fetch = 0;
+                    }
+                }
+            }
+            if (c->rq_fetch == 1 && c->rq_kept == off + keep && keep < take) {
+                memcpy(c->rq + off + keep, p + keep, take - keep);
+                c->rq_kept += take - keep;
+            }
+            if (c->rq_fetch == 1 && c->rq_kept >= 14) {
+                /* MaxWait follows the client id (a string at 12) and ReplicaId */
+                int16_t id_len = (int16_t)(c->rq[12] << 8 | c->rq[13]);
+                size_t wait = 12 + 2 + (id_len > 0 ? (size_t)id_len : 0) + 4;
+                for (size_t at = wait > off ? wait : off; at < wait + 4 && at < off + take; at++) {
+                    c->wait_at[at - wait] = p + (at - off);
+                    c->wait_orig[at - wait] = p[at - off];
+                    p[at - off] = 0;
+                    c->rq[at] = 0;
+                    c->wait_n++;
+                }
+            }
+            c->rq_off += take;
+            p += take;
+            n -= take;
+        }
+        if (c->rq_off >= 4 && c->rq_off == c->rq_len) {
+            if (c->rq_kept >= 12 && c->rq_len >= 12) {
+                request_done(c);
+            }
+            c->rq_off = c->rq_len = c->rq_kept = 0;
+        }
+    }
+}
+
+/*
+ * The C library's socket calls, as the mock's thread makes them
+ */
+
+ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+    pthread_once(&resolve_once, resolve);
+    lp_conn_t *c = conn_of(fd);
+    if (!c) {
+        return real_recvmsg ? real_recvmsg(fd, msg, flags) : (errno = ENOSYS, -1);
+    }
+    if (c->injecting) {
+        /* the held fetch, once more */
+        size_t n = 0;
+        for (size_t i = 0; i < (size_t)msg->msg_iovlen && c->inject_off < c->req_len; i++) {
+            size_t take = c->req_len - c->inject_off;
+            take = take < msg->msg_iov[i].iov_len ? take : msg->msg_iov[i].iov_len;
+            memcpy(msg->msg_iov[i].iov_base, c->req + c->inject_off, take);
+            c->inject_off += take;
+            n += take;
+        }
+        if (c->inject_off == c->req_len) {
+            c->injecting = 0;
+        }
+        return (ssize_t)n;
+    }
+    if (c->muted) {
+        errno = EAGAIN;
+        return -1;
+    }
+    ssize_t r = real_recvmsg(fd, msg, flags);
+    size_t left = r > 0 ? (size_t)r : 0;
+    for (size_t i = 0; left > 0 && i < (size_t)msg->msg_iovlen; i++) {
+        size_t n = msg->msg_iov[i].iov_len < left ? msg->msg_iov[i].iov_len : left;
+        request_bytes(c, msg->msg_iov[i].iov_base, n);
+        left -= n;
+    }
+    return r;
+}
+
+/* Copy `len` bytes at offset `off` of the iovecs into dst. Returns 0, or -1 when short. */
+static int iov_copy(const struct msghdr *msg, size_t off, unsigned char *dst, size_t len)
+{
+    for (size_t i = 0; len > 0 && i < (size_t)msg->msg_iovlen; i++) {
+        size_t seg = msg->msg_iov[i].iov_len;
+        if (off >= seg) {
+            off -= seg;
+            continue;
+        }
+        size_t take = seg - off < len ? seg - off : len;
+        memcpy(dst, (const unsigned char *)msg->msg_iov[i].iov_base + off, take);
+        dst += take;
+        len -= take;
+        off = 0;
+    }
+    return len ? -1 : 0;
+}
+
+/* The answer starting in this sendmsg(): returns 1 when it is held (not sent), else 0. */
+static int answer_start(lp_conn_t *c, const struct msghdr *msg, size_t total)
+{
+    unsigned char head[8];
+    if (iov_copy(msg, 0, head, 8) != 0) {
+        return 0;
+    }
+    c->rs_len = (size_t)be32(head) + 4;
+    lp_pending_t req;
+    if (pending_take(c, (int32_t)be32(head + 4), &req) != 0) {
+        return 0;
+    }
+    int whole = c->rs_len <= total && c->rs_len <= WHOLE_MAX;
+    if (!(req.held || req.key == KEY_PRODUCE) || !whole) {
+        c->muted = req.held ? 0 : c->muted;
+        return 0;
+    }
+    unsigned char stack[4096];
+    unsigned char *frame = c->rs_len <= sizeof(stack) ? stack : malloc(c->rs_len);
+    if (!frame || iov_copy(msg, 0, frame, c->rs_len) != 0) {
+        if (frame != stack) {
+            free(frame);
+        }
+        c->muted = req.held ? 0 : c->muted;
+        return 0;
+    }
+    int hold = 0;
+    if (req.key == KEY_PRODUCE) {
+        produce_response(frame, c->rs_len, req.ver);
+    } else if (!c->final && fetch_response_empty(frame, c->rs_len, req.ver)) {
+        hold = 1;
+        atomic_fetch_add(&stat_held, 1);
+        park(c);
+    } else {
+        c->muted = 0;
+    }
+    if (frame != stack) {
+        free(frame);
+    }
+    return hold;
+}
+
+ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    pthread_once(&resolve_once, resolve);
+    lp_conn_t *c = conn_of(fd);
+    if (!c) {
+        return real_sendmsg ? real_sendmsg(fd, msg, flags) : (errno = ENOSYS, -1);
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < (size_t)msg->msg_iovlen; i++) {
+        total += msg->msg_iov[i].iov_len;
+    }
+    /* the mock sends one answer per call (or what is left of it) */
+    if (c->rs_len == 0 && total >= 8 && answer_start(c, msg, total)) {
+        /* held: as far as the mock knows, it went */
+        size_t len = c->rs_len;
+        c->rs_len = 0;
+        return (ssize_t)len;
+    }
+    ssize_t r = real_sendmsg(fd, msg, flags);
+    if (r > 0) {
+        c->rs_off += (size_t)r;
+        if (c->rs_off >= c->rs_len) {
+            c->rs_off = c->rs_len = 0;
+        }
+    }
+    return r;
+}
+
+int poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)
+{
+    pthread_once(&resolve_once, resolve);
+    if (!mock_thread || !lp.fd_cap) {
+        return real_poll ? real_poll(fds, nfds, timeout_ms) : (errno = ENOSYS, -1);
+    }
+    int64_t now = now_us();
+    int64_t next = wake_due(now);
+    if (lp.masked_cap < nfds) {
+        int *m = realloc(lp.masked, nfds * sizeof(*m));
+        if (!m) {
+            return real_poll(fds, nfds, timeout_ms);
+        }
+        lp.masked = m;
+        lp.masked_cap = nfds;
+    }
+    /* a muted connection is not read, unless its fetch is held: a request arriving behind a
+     * held fetch ends it (answered empty at once, as Kafka may), so that the request waits
+     * for nothing; a connection whose fetch goes again is readable at once */
+    size_t masked = 0;
+    int ready = 0;
+    for (nfds_t i = 0; i < nfds; i++) {
+        lp_conn_t *c = conn_of(fds[i].fd);
+        if (c && c->injecting) {
+            ready = 1;
+        } else if (c && c->muted && !c->parked && (fds[i].events & POLLIN)) {
+            fds[i].events &= (short)~POLLIN;
+            lp.masked[masked++] = (int)i;
+        }
+    }
+    int64_t wait_us = timeout_ms < 0 ? INT64_MAX : (int64_t)timeout_ms * 1000;
+    if (next != INT64_MAX && next - now < wait_us) {
+        wait_us = next > now ? next - now : 0;
+    }
+    if (ready) {
+        wait_us = 0;
+    }
+    struct timespec ts = {.tv_sec = wait_us / 1000000, .tv_nsec = (wait_us % 1000000) * 1000};
+    int r = ppoll(fds, nfds, wait_us == INT64_MAX ? NULL : &ts, NULL);
+    int saved = errno;
+    for (size_t k = 0; k < masked; k++) {
+        fds[lp.masked[k]].events |= POLLIN;
+    }
+    for (nfds_t i = 0; r >= 0 && i < nfds; i++) {
+        lp_conn_t *c = conn_of(fds[i].fd);
+        if (c && c->parked && (fds[i].revents & POLLIN)) {
+            atomic_fetch_add(&stat_cut, 1);
+            resend(c, 1);
+        }
+        if (c && c->injecting && !(fds[i].revents & POLLIN)) {
+            r += fds[i].revents ? 0 : 1;
+            fds[i].revents |= POLLIN;
+        }
+    }
+    errno = saved;
+    return r;
+}
+
+/*
+ * Lifecycle
+ */
+
+static void conn_free(lp_conn_t *c)
+{
+    if (!c) {
+        return;
+    }
+    unpark(c);
+    free(c->rq);
+    free(c->pending);
+    free(c->req);
+    free(c->parts);
+    free(c);
+}
+
+int broker_longpoll_start(char *errstr, size_t errstr_size)
+{
+    (void)errstr;
+    (void)errstr_size;
+    const char *v = getenv("ES_BROKER_LONGPOLL");
+    lp.enabled = !(v && !strcmp(v, "0"));
+    lp.gap_us = GAP_US_DEFAULT;
+    if ((v = getenv("ES_BROKER_FETCH_GAP_US")) && *v) {
+        lp.gap_us = strtol(v, NULL, 10);
+    }
+    return 0;
+}
+
+int broker_longpoll_active(void)
+{
+    return lp.enabled;
+}
+
+void broker_longpoll_accepted(int fd)
+{
+    if (fd < 0 || !lp.enabled) {
+        return;
+    }
+    mock_thread = 1; /* the mock accepts in its own thread */
+    if (fd >= lp.fd_cap) {
+        int cap = lp.fd_cap ? lp.fd_cap : 256;
+        while (cap <= fd) {
+            cap *= 2;
+        }
+        lp_conn_t **n = realloc(lp.by_fd, (size_t)cap * sizeof(*n));
+        if (!n) {
+            return;
+        }
+        memset(n + lp.fd_cap, 0, (size_t)(cap - lp.fd_cap) * sizeof(*n));
+        lp.by_fd = n;
+        lp.fd_cap = cap;
+    }
+    /* the number may have been another connection's, closed since */
+    conn_free(lp.by_fd[fd]);
+    lp_conn_t *c = calloc(1, sizeof(*c));
+    if (c && !(c->rq = malloc(PREFIX_MAX))) {
+        free(c);
+        c = NULL;
+    }
+    if (c) {
+        c->rq_cap = PREFIX_MAX;
+        atomic_fetch_add(&stat_conns, 1);
+    }
+    lp.by_fd[fd] = c; /* NULL: this connection goes untouched */
+}
+
+void broker_longpoll_stop(void)
+{
+    for (int fd = 0; fd < lp.fd_cap; fd++) {
+        conn_free(lp.by_fd[fd]);
+    }
+    free(lp.by_fd);
+    lp.by_fd = NULL;
+    lp.fd_cap = 0;
+    for (size_t i = 0; i < lp.topic_cnt; i++) {
+        free(lp.topics[i].name);
+        free(lp.topics[i].seq);
+    }
+    free(lp.topics);
+    lp.topics = NULL;
+    lp.topic_cnt = lp.topic_cap = 0;
+    free(lp.masked);
+    lp.masked = NULL;
+    lp.masked_cap = 0;
+}
+
+void broker_longpoll_stats(long *conns, long *held, long *woken, long *expired, long *cut)
+{
+    *cut = atomic_load(&stat_cut);
+    *conns = atomic_load(&stat_conns);
+    *held = atomic_load(&stat_held);
+    *woken = atomic_load(&stat_woken);
+    *expired = atomic_load(&stat_expired);
+}

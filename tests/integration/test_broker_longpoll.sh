@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# test_broker_longpoll.sh: the dev broker answers a waiting fetch as soon as records arrive, as
+# Kafka does, so consumers can ask with a long fetch.wait.max.ms and an idle stack does not
+# keep asking (devstack/broker/longpoll.c).
+#
+# Needs only bin/es-broker and build/libes.a; no PostgreSQL. With a 3 s fetch.wait.max.ms:
+#  1. a record produced while the consumer's fetch waits arrives long before the 3 s are up;
+#  2. another request on that consumer's connection (a watermark query) does not wait behind
+#     the fetch either;
+#  3. the broker counts the fetches it held and woke;
+#  4. with ES_BROKER_LONGPOLL=0 (the mock as it is) the same record waits for the end of the
+#     wait: the contrast is printed, so the test shows what the mechanism buys.
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+T_TMP="$(mktemp -d /tmp/es-test-broker-longpoll.XXXXXX)"
+DATA="$T_TMP/data"
+PROBE="$T_TMP/broker_probe"
+BROKER_PID=''
+WAIT_MS=3000
+
+stop_broker_at_exit() {
+    if [ -n "$BROKER_PID" ] && kill -0 "$BROKER_PID" 2>/dev/null; then
+        kill -KILL "$BROKER_PID" 2>/dev/null || true
+        wait "$BROKER_PID" 2>/dev/null || true
+    fi
+    if [ "${ES_KEEP:-0}" = 1 ]; then
+        note "ES_KEEP=1: kept $T_TMP"
+    else
+        rm -rf -- "$T_TMP"
+    fi
+}
+at_exit stop_broker_at_exit
+
+[ -x "$ES_BIN/es-broker" ] || fail "$ES_BIN/es-broker is missing: run make first"
+probe_build "$PROBE"
+export ES_DATA="$DATA"
+unset KAFKA_BROKERS ES_KAFKA_PROPS ES_PARTITIONS ES_BROKERS ES_TOPICS ES_BROKER_LONGPOLL
+
+broker_start() {
+    "$ES_BIN/es-broker" -d "$DATA" --topics probe.wait -p 2 2>>"$T_TMP/broker.log" &
+    BROKER_PID=$!
+    wait_until 60 "{ [ -s '$DATA/broker.addr' ] && [ \"\$(cat '$DATA/broker.pid')\" = $BROKER_PID ]; } || ! kill -0 $BROKER_PID" ||
+        fail "es-broker did not publish its address"
+    kill -0 "$BROKER_PID" 2>/dev/null || fail "es-broker exited at start (see $T_TMP/broker.log)"
+}
+
+broker_stop() {
+    kill -TERM "$BROKER_PID"
+    wait "$BROKER_PID" || fail "es-broker did not stop cleanly"
+    BROKER_PID=''
+}
+
+# field NAME LINE: the number after "NAME=" in LINE.
+field() {
+    sed -n "s/.*[ ;]$1=\([0-9.]*\).*/\1/p" <<<"$2"
+}
+
+# ---- 1-3. long-polled fetches ---------------------------------------------------------------
+broker_start
+grep -q 'msg="ready".*long_poll=on' "$T_TMP/broker.log" || fail "the broker does not say long_poll=on"
+out="$("$PROBE" wait probe.wait 10 "$WAIT_MS" 2>>"$T_TMP/probe.log")" ||
+    fail "the probe failed: $(tail -1 "$T_TMP/probe.log")"
+note "long-poll on: $out"
+max="$(field max "$out")"
+query="$(sed -n 's/.*watermark query \([0-9.]*\) ms.*/\1/p' <<<"$out")"
+assert "awk 'BEGIN { exit !($max < $WAIT_MS / 3) }'" \
+    "every record arrived long before the ${WAIT_MS} ms wait was up (slowest: $max ms)"
+assert "awk 'BEGIN { exit !($query < $WAIT_MS / 3) }'" \
+    "a watermark query behind a waiting fetch did not wait for it ($query ms)"
+broker_stop
+stopped="$(grep 'msg="stopped"' "$T_TMP/broker.log" | tail -1)"
+note "broker: ${stopped#*msg=\"stopped\" }"
+held="$(field fetches_held "$stopped")"
+woken="$(field woken_by_records "$stopped")"
+cut="$(field cut_short "$stopped")"
+assert "[ '${held:-0}' -gt 0 ] && [ '${woken:-0}' -ge 10 ]" \
+    "the broker held empty fetches ($held) and woke them when records came ($woken)"
+assert "[ '${cut:-0}' -ge 1 ]" "the watermark query cut a held fetch short ($cut)"
+
+# ---- 4. the mock as it is -------------------------------------------------------------------
+ES_BROKER_LONGPOLL=0 broker_start
+grep -q 'msg="ready".*long_poll=off' "$T_TMP/broker.log" || fail "the broker does not say long_poll=off"
+out="$("$PROBE" wait probe.wait 3 "$WAIT_MS" 2>>"$T_TMP/probe.log")" ||
+    fail "the probe failed: $(tail -1 "$T_TMP/probe.log")"
+note "long-poll off (ES_BROKER_LONGPOLL=0): $out"
+p50="$(field p50 "$out")"
+assert "awk 'BEGIN { exit !($p50 >= 100) }'" \
+    "without it a record waits for the fetch's wait to end (p50 $p50 ms)"
+broker_stop
+
+
