@@ -20,14 +20,16 @@
 #      saga coordinator (es-sagas), kept out of everything above, starts cold and follows the
 #      whole log of both sagas: steps recorded per second, until none came for 2 s; its steps
 #      give where an order's time went at BENCH_SHOP_RATE/s, hop by hop (one step's occurred_at
-#      minus its cause's). Orders at rest (BENCH_REST_RATE/s) as for transfers.
+#      minus its cause's). Orders at rest (BENCH_REST_RATE/s) as for transfers. Last, the whole
+#      stack at rest: the CPU its programs and PostgreSQL use doing nothing.
 #   5. a summary against the targets and the reference figures, an ASCII chart, and
 #      docs/bench/results.json + docs/bench/results.svg (bench/svg.awk draws it).
 #
 # Environment (defaults): BENCH_N (20000), BENCH_RUNS (3), BENCH_RATE (1000), BENCH_SECONDS (20),
 # BENCH_ACCOUNTS (50), BENCH_REPLAYS (3), BENCH_TIMEOUT (seconds a step may wait for the read
 # model, 180), BENCH_SHOP (1), BENCH_SHOP_N (10000), BENCH_SHOP_RATE (500), BENCH_SHOP_USERS
-# (50), BENCH_SHOP_PRODUCTS (100), BENCH_REST_RATE (20), BENCH_REST_SECONDS (10), BENCH_OUT
+# (50), BENCH_SHOP_PRODUCTS (100), BENCH_REST_RATE (20), BENCH_REST_SECONDS (10),
+# BENCH_IDLE_SECONDS (10: how long the stack at rest is watched), BENCH_OUT
 # (where results go, docs/bench), BENCH_KEEP=1 keeps
 # the data folder
 # (.data/bench-<pid>). ES_PARTITIONS and the other platform variables pass through.
@@ -55,6 +57,7 @@ SHOP_USERS="${BENCH_SHOP_USERS:-50}"
 SHOP_PRODUCTS="${BENCH_SHOP_PRODUCTS:-100}"
 REST_RATE="${BENCH_REST_RATE:-20}"
 REST_SECS="${BENCH_REST_SECONDS:-10}"
+IDLE_SECS="${BENCH_IDLE_SECONDS:-10}"
 OUT="${BENCH_OUT:-$ES_ROOT/docs/bench}"
 PSQL=/usr/lib/postgresql/15/bin/psql
 [ -x "$PSQL" ] || PSQL=psql
@@ -71,7 +74,7 @@ TARGET_ORDERS_TPUT=5000
 TARGET_ORDERS_P99_MS=30
 
 for v in N RUNS RATE SECS ACCOUNTS REPLAYS TIMEOUT SHOP_N SHOP_RATE SHOP_USERS SHOP_PRODUCTS \
-    REST_RATE REST_SECS; do
+    REST_RATE REST_SECS IDLE_SECS; do
     case "${!v}" in
     '' | *[!0-9]* | 0) es_die "BENCH_$v must be a positive integer, not '${!v}'" ;;
     esac
@@ -83,6 +86,21 @@ for b in esctl es-loadgen es-broker es-accounts es-transfers es-projector es-que
 done
 
 step() { printf '%s==> %s%s\n' "$ES_C_BOLD" "$*" "$ES_C_OFF" >&2; }
+
+# stack_ticks: CPU time (clock ticks, user + system) used so far by the stack's programs and by
+# its PostgreSQL (the postmaster and its children).
+stack_ticks() {
+    local f p pids pm
+    pids=''
+    for f in "$ES_DATA"/run/*.pid; do
+        pids="$pids $(cat "$f" 2>/dev/null)"
+    done
+    pm="$(head -n 1 "$ES_DATA/pg/postmaster.pid" 2>/dev/null || true)"
+    [ -z "$pm" ] || pids="$pids $pm $(pgrep -P "$pm" | tr '\n' ' ')"
+    for p in $pids; do
+        awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || true
+    done | awk '{ t += $1 } END { print t + 0 }'
+}
 note() { printf '    %s\n' "$*" >&2; }
 now_us() { date +%s%6N; }
 
@@ -537,6 +555,17 @@ EOF
     # sagas after the step that caused it (occurred_at, ms), in saga order.
     hops "olat$$-" "$W/hops.txt"
     hops "rest$$-orders-" "$W/hops-rest.txt"
+
+    # What the whole stack costs doing nothing: every service, the coordinator, the broker
+    # and PostgreSQL, after the work above has settled.
+    step "the whole stack at rest: CPU of every process for ${IDLE_SECS} s"
+    sleep 5
+    t_a="$(stack_ticks)" u_a="$(now_us)"
+    sleep "$IDLE_SECS"
+    t_b="$(stack_ticks)" u_b="$(now_us)"
+    IDLE_CPU="$(awk -v t=$((t_b - t_a)) -v hz="$(getconf CLK_TCK)" -v us=$((u_b - u_a)) \
+        'BEGIN { printf "%.1f", t * 100 / hz / (us / 1e6) }')"
+    note "the stack at rest: $IDLE_CPU% of one core"
 fi
 
 # ---- 6. results -------------------------------------------------------------------------------
@@ -588,6 +617,7 @@ xf() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", a / b }'; }
         printf '%-34s %14s\n' "  at rest ($REST_RATE/s) p50/p99" "$OREST_P50 / $OREST_P99"
         printf '%-34s %14s\n' "saga coordinator, steps/s from cold" "$SAGA_RATE"
         printf '%-34s %14s\n' "  steps, sagas" "$SAGA_STEPS, $SAGA_COUNT"
+        printf '%-34s %14s\n' "whole stack at rest, % of a core" "$IDLE_CPU"
     fi
     printf '\n'
     # ASCII bars: throughput against the target and the references, then the latency histogram.
@@ -666,6 +696,8 @@ jarr() { local IFS=,; printf '[%s]' "$*"; }
             "$(awk -F'|' '{ printf "%s{\"step\": \"%s\", \"p50\": %s, \"p99\": %s}", (NR > 1 ? ", " : ""), $1, $2, $3 }' "$W/hops-rest.txt" 2>/dev/null)"
         printf '  "saga_coordinator": {"what": "es-sagas started after every run above, following the whole log from cold (journal and broker)", "unit": "steps/s", "steps_per_s": %s, "steps": %s, "sagas": %s, "not_ended": %s},\n' \
             "$SAGA_RATE" "$SAGA_STEPS" "$SAGA_COUNT" "$SAGA_OPEN"
+        printf '  "at_rest": {"what": "CPU of every program of the stack and of its PostgreSQL, doing nothing, after everything above", "unit": "%% of one core", "cpu": %s, "seconds": %s},\n' \
+            "$IDLE_CPU" "$IDLE_SECS"
     fi
     printf '  "reference": {"what": "tutorial-style Python saga on this machine", "single_tx_per_message": %s, "batched": %s, "p99_ms": %s, "p99_at_rate": %s}\n' \
         "$REF_PY_SINGLE" "$REF_PY_BATCHED" "$REF_PY_P99_MS" "$REF_PY_P99_RATE"
