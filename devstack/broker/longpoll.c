@@ -252,6 +252,16 @@ static lp_topic_t *topic_get(const unsigned char *name, size_t len, uint32_t *id
     return t;
 }
 
+/* The next name of a topic array, interned: its entry, or NULL when it is missing or
+ * unreadable (r->bad) or memory ran out. */
+static lp_topic_t *rd_topic(rd_t *r, uint32_t *idx)
+{
+    const unsigned char *name;
+    size_t len;
+    rd_str(r, &name, &len);
+    return !r->bad && name ? topic_get(name, len, idx) : NULL;
+}
+
 static uint64_t seq_of(const lp_part_t *pt)
 {
     const lp_topic_t *t = &lp.topics[pt->topic];
@@ -287,6 +297,22 @@ static int appended_since_sent(const lp_conn_t *c)
     return 0;
 }
 
+/* Room for one more element in a growing array. Returns 0, or -1 when out of memory. */
+static int room_for_one(void **arr, size_t *cap, size_t cnt, size_t elem, size_t first)
+{
+    if (cnt < *cap) {
+        return 0;
+    }
+    size_t n = *cap ? *cap * 2 : first;
+    void *a = realloc(*arr, n * elem);
+    if (!a) {
+        return -1;
+    }
+    *arr = a;
+    *cap = n;
+    return 0;
+}
+
 /*
  * Requests waiting for their answers
  */
@@ -296,20 +322,16 @@ static int pending_push(lp_conn_t *c, int32_t corr, int16_t key, int16_t ver, in
     if (c->pend_cnt == 0) {
         c->pend_head = 0;
     }
-    if (c->pend_head + c->pend_cnt == c->pend_cap) {
-        if (c->pend_head > 0) {
-            memmove(c->pending, c->pending + c->pend_head, c->pend_cnt * sizeof(*c->pending));
-            c->pend_head = 0;
-        } else {
-            size_t cap = c->pend_cap ? c->pend_cap * 2 : 16;
-            lp_pending_t *p = realloc(c->pending, cap * sizeof(*p));
-            if (!p) {
-                return -1;
-            }
-            c->pending = p;
-            c->pend_cap = cap;
-        }
+    if (c->pend_head > 0 && c->pend_head + c->pend_cnt == c->pend_cap) {
+        memmove(c->pending, c->pending + c->pend_head, c->pend_cnt * sizeof(*c->pending));
+        c->pend_head = 0;
     }
+    void *arr = c->pending;
+    if (room_for_one(&arr, &c->pend_cap, c->pend_head + c->pend_cnt, sizeof(*c->pending), 16) !=
+        0) {
+        return -1;
+    }
+    c->pending = arr;
     c->pending[c->pend_head + c->pend_cnt++] =
         (lp_pending_t){.corr = corr, .key = key, .ver = ver, .held = held};
     return 0;
@@ -468,11 +490,8 @@ static void produce_response(const unsigned char *p, size_t len, int16_t ver)
     lp.seq++;
     int32_t topics = rd_count(&r, 6);
     for (int32_t t = 0; t < topics && !r.bad; t++) {
-        const unsigned char *name;
-        size_t name_len;
-        rd_str(&r, &name, &name_len);
         uint32_t idx;
-        lp_topic_t *topic = !r.bad && name ? topic_get(name, name_len, &idx) : NULL;
+        lp_topic_t *topic = rd_topic(&r, &idx);
         size_t part_size = 4 + 2 + 8 + (ver >= 2 ? 8 : 0) + (ver >= 5 ? 8 : 0);
         int32_t parts = rd_count(&r, part_size);
         for (int32_t i = 0; i < parts && !r.bad; i++) {
@@ -529,30 +548,20 @@ static int fetch_request(lp_conn_t *c, const unsigned char *p, size_t len, int16
     c->part_cnt = 0;
     int32_t topics = rd_count(&r, 6);
     for (int32_t t = 0; t < topics && !r.bad; t++) {
-        const unsigned char *name;
-        size_t name_len;
-        rd_str(&r, &name, &name_len);
         uint32_t idx;
-        if (r.bad || !name) {
+        if (!rd_topic(&r, &idx)) {
             return 0;
-        }
-        if (!topic_get(name, name_len, &idx)) {
-            return -1;
         }
         size_t part_size = 4 + (ver >= 9 ? 4 : 0) + 8 + (ver >= 5 ? 8 : 0) + 4;
         int32_t parts = rd_count(&r, part_size);
         for (int32_t i = 0; i < parts && !r.bad; i++) {
             int32_t partition = (int32_t)rd_int(&r, 4);
             rd_skip(&r, part_size - 4);
-            if (c->part_cnt == c->part_cap) {
-                size_t cap = c->part_cap ? c->part_cap * 2 : 64;
-                lp_part_t *np = realloc(c->parts, cap * sizeof(*np));
-                if (!np) {
-                    return -1;
-                }
-                c->parts = np;
-                c->part_cap = cap;
+            void *arr = c->parts;
+            if (room_for_one(&arr, &c->part_cap, c->part_cnt, sizeof(*c->parts), 64) != 0) {
+                return -1;
             }
+            c->parts = arr;
             c->parts[c->part_cnt++] = (lp_part_t){.topic = idx, .partition = partition};
         }
     }

@@ -127,6 +127,44 @@ probe_build() {
         "${libs[@]}" -lpthread -lm -ldl || fail "could not build the broker probe"
 }
 
+# A bare dev broker, without PostgreSQL or services, for the broker's own tests:
+# bare_broker_init NAME makes $T_TMP (removed at exit unless ES_KEEP=1) with the data folder
+# $DATA (exported as ES_DATA) and builds the probe as $PROBE; bare_broker_start ARGS... starts
+# es-broker ARGS on it in the background ($BROKER_PID, log in $T_TMP/broker.log) and waits for
+# its address (a broker.addr left by a killed broker does not count: broker.pid must be the new
+# one's); a broker still running at exit is killed.
+bare_broker_init() {
+    T_TMP="$(mktemp -d "/tmp/es-test-$1.XXXXXX")"
+    DATA="$T_TMP/data"
+    PROBE="$T_TMP/broker_probe"
+    BROKER_PID=''
+    at_exit _bare_broker_exit
+    [ -x "$ES_BIN/es-broker" ] || fail "$ES_BIN/es-broker is missing: run make first"
+    probe_build "$PROBE"
+    export ES_DATA="$DATA"
+    unset KAFKA_BROKERS ES_KAFKA_PROPS ES_PARTITIONS ES_BROKERS ES_TOPICS
+}
+
+bare_broker_start() {
+    "$ES_BIN/es-broker" -d "$DATA" "$@" 2>>"$T_TMP/broker.log" &
+    BROKER_PID=$!
+    wait_until 60 "{ [ -s '$DATA/broker.addr' ] && [ \"\$(cat '$DATA/broker.pid')\" = $BROKER_PID ]; } || ! kill -0 $BROKER_PID" ||
+        fail "es-broker did not publish its address"
+    kill -0 "$BROKER_PID" 2>/dev/null || fail "es-broker exited at start (see $T_TMP/broker.log)"
+}
+
+_bare_broker_exit() {
+    if [ -n "$BROKER_PID" ] && kill -0 "$BROKER_PID" 2>/dev/null; then
+        kill -KILL "$BROKER_PID" 2>/dev/null || true
+        wait "$BROKER_PID" 2>/dev/null || true
+    fi
+    if [ "${ES_KEEP:-0}" = 1 ]; then
+        note "ES_KEEP=1: kept $T_TMP"
+    else
+        rm -rf -- "$T_TMP"
+    fi
+}
+
 # free_port: a TCP port nobody listens on at 127.0.0.1 (pure bash: ss, else /dev/tcp).
 free_port() {
     es_free_port

@@ -13,36 +13,12 @@
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-T_TMP="$(mktemp -d /tmp/es-test-broker-longpoll.XXXXXX)"
-DATA="$T_TMP/data"
-PROBE="$T_TMP/broker_probe"
-BROKER_PID=''
+bare_broker_init broker-longpoll
+unset ES_BROKER_LONGPOLL
 WAIT_MS=3000
 
-stop_broker_at_exit() {
-    if [ -n "$BROKER_PID" ] && kill -0 "$BROKER_PID" 2>/dev/null; then
-        kill -KILL "$BROKER_PID" 2>/dev/null || true
-        wait "$BROKER_PID" 2>/dev/null || true
-    fi
-    if [ "${ES_KEEP:-0}" = 1 ]; then
-        note "ES_KEEP=1: kept $T_TMP"
-    else
-        rm -rf -- "$T_TMP"
-    fi
-}
-at_exit stop_broker_at_exit
-
-[ -x "$ES_BIN/es-broker" ] || fail "$ES_BIN/es-broker is missing: run make first"
-probe_build "$PROBE"
-export ES_DATA="$DATA"
-unset KAFKA_BROKERS ES_KAFKA_PROPS ES_PARTITIONS ES_BROKERS ES_TOPICS ES_BROKER_LONGPOLL
-
 broker_start() {
-    "$ES_BIN/es-broker" -d "$DATA" --topics probe.wait -p 2 2>>"$T_TMP/broker.log" &
-    BROKER_PID=$!
-    wait_until 60 "{ [ -s '$DATA/broker.addr' ] && [ \"\$(cat '$DATA/broker.pid')\" = $BROKER_PID ]; } || ! kill -0 $BROKER_PID" ||
-        fail "es-broker did not publish its address"
-    kill -0 "$BROKER_PID" 2>/dev/null || fail "es-broker exited at start (see $T_TMP/broker.log)"
+    bare_broker_start --topics probe.wait -p 2
 }
 
 broker_stop() {
