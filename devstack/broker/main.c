@@ -24,7 +24,7 @@
 #include "log.h"
 
 #define DEFAULT_BROKERS 1
-#define DEFAULT_WINDOW 300
+#define DEFAULT_WINDOW 100
 #define DRAIN_TIMEOUT_MS 30000
 
 typedef struct options {
