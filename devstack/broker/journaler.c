@@ -83,8 +83,8 @@ broker_journaler_t *broker_journaler_start(broker_t *b, char *errstr, size_t err
             goto err;
         }
     }
-    /* with the fetch relay a fetch is answered when records arrive; without it, the mock
-     * holds an empty one for the whole wait */
+    /* with the long poll (longpoll.c) a fetch is answered when records arrive; without it,
+     * the mock holds an empty one for the whole wait */
     if (es_config_add_prop(
             &cfg, broker_longpoll_active() ? "fetch.wait.max.ms=100" : "fetch.wait.max.ms=5",
             errstr, errstr_size) != 0) {
