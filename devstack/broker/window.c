@@ -31,6 +31,9 @@
 #define MOCK_MAX_CNT ((uint64_t)100000)
 #define SCAN_CHUNK (1 << 20)
 #define SCAN_OVERLAP 64
+/* Larger writable mappings are reserved address space, not the heap the topics were just
+ * created in (a sanitizer's shadow memory is terabytes of them): not read. */
+#define SCAN_MAPPING_MAX ((unsigned long)1 << 30)
 
 /* An empty partition's fields in that version: msgsets.tqh_first (NULL), msgsets.tqh_last
  * (pointing at tqh_first), size 0, cnt 0, max_size, max_cnt. `w` points at max_size. */
@@ -68,7 +71,8 @@ int broker_window_find(broker_t *b, char *errstr, size_t errstr_size)
     while (fgets(line, sizeof(line), maps)) {
         unsigned long lo, hi;
         char perms[8];
-        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 || strncmp(perms, "rw", 2) != 0) {
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 || strncmp(perms, "rw", 2) != 0 ||
+            hi - lo > SCAN_MAPPING_MAX) {
             continue;
         }
         /* pread through /proc/self/mem: a region that vanished meanwhile reads as an error,
