@@ -88,9 +88,9 @@ rd_kafka_t *es_kafka_consumer_new(es_config_t *cfg, const char *client_id, const
                                   void *opaque, int partition_eof, char *errstr, size_t errstr_size)
 {
     /* A fetch with nothing to return waits up to fetch.wait.max.ms and is answered as soon as
-     * records arrive (Kafka does that, and so does the dev broker's fetch relay), so the wait
-     * costs no latency: it only bounds how often an idle consumer asks, and how long a seek
-     * or a new assignment waits for the fetch in flight.
+     * records arrive (Kafka does that, and so does the dev broker: devstack/broker/longpoll.c),
+     * so the wait costs no latency: it only bounds how often an idle consumer asks, and how
+     * long a seek or a new assignment waits for the fetch in flight.
      * A session timeout under 6 s never forms a group on the dev broker. */
     static const char *const pairs[] = {"enable.auto.commit",
                                         "false",
