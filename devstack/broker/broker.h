@@ -88,12 +88,12 @@ size_t broker_ports_done(void);
 void broker_ports_gate(int closed);
 void broker_ports_admit(int fd);
 
-/* Fetches answered when records arrive (longpoll.c explains it). _start reads its settings
- * (ES_BROKER_LONGPOLL, ES_BROKER_FETCH_GAP_US) before the mock cluster starts; returns 0.
+/* Fetches answered when records arrive (longpoll.c explains it). _setup, before the mock
+ * cluster starts: whether to, and how soon a woken fetch may go again after the last.
  * _accepted is called by accept() in the mock's thread with each socket it accepted (the
  * file watches the mock's reads and writes on it from then on). _stop frees what it holds,
  * after the mock cluster is gone. */
-int broker_longpoll_start(char *errstr, size_t errstr_size);
+void broker_longpoll_setup(int enabled, int gap_us);
 int broker_longpoll_active(void);
 void broker_longpoll_accepted(int fd);
 void broker_longpoll_stop(void);

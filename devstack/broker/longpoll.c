@@ -23,7 +23,7 @@
  *   - a Produce response says which partitions were just appended to.
  * Everything runs in the mock's one thread: no copy, no extra thread, no lock.
  * ES_BROKER_LONGPOLL=0 turns this off (comparisons only: clients then need a short
- * fetch.wait.max.ms again); ES_BROKER_FETCH_GAP_US sets the gap (default 1000).
+ * fetch.wait.max.ms again); ES_BROKER_FETCH_GAP_US sets the gap (main.c reads both).
  */
 #define _GNU_SOURCE /* RTLD_NEXT, ppoll */
 
@@ -47,7 +47,6 @@
 #define WHOLE_MAX (1u << 20)  /* fetch requests and answers larger than this are not held */
 #define PREFIX_MAX 512        /* bytes of any other request kept to read its header */
 #define ACKS0_POKE_US 1000    /* held fetches look again this soon after an acks=0 produce */
-#define GAP_US_DEFAULT 1000   /* a woken fetch goes again no sooner than this after the last */
 
 /* A request read by the mock and not answered yet. */
 typedef struct lp_pending {
@@ -896,17 +895,10 @@ static void conn_free(lp_conn_t *c)
     free(c);
 }
 
-int broker_longpoll_start(char *errstr, size_t errstr_size)
+void broker_longpoll_setup(int enabled, int gap_us)
 {
-    (void)errstr;
-    (void)errstr_size;
-    const char *v = getenv("ES_BROKER_LONGPOLL");
-    lp.enabled = !(v && !strcmp(v, "0"));
-    lp.gap_us = GAP_US_DEFAULT;
-    if ((v = getenv("ES_BROKER_FETCH_GAP_US")) && *v) {
-        lp.gap_us = strtol(v, NULL, 10);
-    }
-    return 0;
+    lp.enabled = enabled;
+    lp.gap_us = gap_us;
 }
 
 int broker_longpoll_active(void)

@@ -25,14 +25,17 @@
 
 #define DEFAULT_BROKERS 1
 #define DEFAULT_WINDOW 100
+#define DEFAULT_FETCH_GAP_US 1000
 #define DRAIN_TIMEOUT_MS 30000
 
 typedef struct options {
     int partitions;
     int partitions_explicit; /* from a flag or ES_PARTITIONS: a journal disagreeing is an error */
     int brokers;
-    int window; /* message sets kept in memory per partition (window.c), 0 = the mock's own */
-    int port;   /* the first mock broker's port (the others follow), 0 = the previous run's */
+    int window;       /* message sets kept in memory per partition (window.c), 0 = the mock's own */
+    int port;         /* the first mock broker's port (the others follow), 0 = the previous run's */
+    int long_poll;    /* empty fetches answered when records arrive (longpoll.c) */
+    int fetch_gap_us; /* a woken fetch goes again no sooner than this after the last */
     char topics[4096]; /* extra topics, comma separated */
 } options_t;
 
@@ -70,8 +73,12 @@ static void usage(FILE *out)
             "Topics: <context>.commands, <context>.events and <context>.dlq for every schema\n"
             "context, every topic found in the journal, and the extras.\n"
             "ES_BROKER_NAGLE=1 leaves Nagle's algorithm on the mock's sockets (for latency\n"
-            "comparisons only). ES_LOG_LEVEL=debug|info|warn|error.\n",
-            DEFAULT_BROKERS, DEFAULT_WINDOW);
+            "comparisons only). ES_BROKER_LONGPOLL=0 lets the mock hold an empty fetch for\n"
+            "its whole max wait, as it does by itself (comparisons only; clients then need\n"
+            "a short fetch.wait.max.ms); ES_BROKER_FETCH_GAP_US (default %d) is how soon a\n"
+            "held fetch goes again after the last when records arrive.\n"
+            "ES_LOG_LEVEL=debug|info|warn|error.\n",
+            DEFAULT_BROKERS, DEFAULT_WINDOW, DEFAULT_FETCH_GAP_US);
 }
 
 static int parse_int(const char *s, int min, int max, int *out)
@@ -304,6 +311,15 @@ static int parse_options(int argc, char **argv, options_t *o, es_config_t *cfg)
                 v);
         return -1;
     }
+    o->long_poll = !((v = getenv("ES_BROKER_LONGPOLL")) && !strcmp(v, "0"));
+    o->fetch_gap_us = DEFAULT_FETCH_GAP_US;
+    if ((v = getenv("ES_BROKER_FETCH_GAP_US")) && *v &&
+        parse_int(v, 0, 1000000, &o->fetch_gap_us) != 0) {
+        fprintf(stderr,
+                "es-broker: ES_BROKER_FETCH_GAP_US must be an integer in 0..1000000, not \"%s\"\n",
+                v);
+        return -1;
+    }
     if ((v = getenv("ES_TOPICS"))) {
         snprintf(o->topics, sizeof(o->topics), "%s", v);
     }
@@ -434,10 +450,7 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    if (broker_longpoll_start(errstr, sizeof(errstr)) != 0) {
-        es_log_error("could not set up long-polled fetches", "error=\"%s\"", errstr);
-        goto out;
-    }
+    broker_longpoll_setup(o.long_poll, o.fetch_gap_us);
     /* The mock cluster needs a client handle to live in; it is never used otherwise. */
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char err[512];
