@@ -87,6 +87,8 @@ size_t broker_ports_done(void);
  * once (ports.c explains why); _admit applies that to a socket just accepted. */
 void broker_ports_gate(int closed);
 void broker_ports_admit(int fd);
+/* Whether a socket the mock accepted comes from this process (its journaler, its restore). */
+int broker_ports_from_self(int fd);
 
 /* Fetches answered when records arrive (longpoll.c explains it). _setup, before the mock
  * cluster starts: whether to, and how soon a woken fetch may go again after the last.
@@ -96,6 +98,10 @@ void broker_ports_admit(int fd);
 void broker_longpoll_setup(int enabled, int gap_us);
 int broker_longpoll_active(void);
 void broker_longpoll_accepted(int fd);
+/* Stop the mock reading requests from other processes' connections (no record is appended
+ * for them from now on, so high watermarks read afterwards hold everything ever
+ * acknowledged); this process's own clients go on. Any thread; when stopping. */
+void broker_longpoll_quiesce(void);
 void broker_longpoll_stop(void);
 /* Connections watched, fetch answers held for lack of records, held fetches sent again
  * because records arrived, because their wait was up, and because another request came. */

@@ -86,6 +86,7 @@ typedef struct lp_conn {
     uint64_t sent_seq;   /* the append count when last read */
     uint64_t seen_seq;   /* the append count when last compared */
     struct lp_conn *park_prev, *park_next;
+    int own; /* a client of this process (journaler, restore): read even when quiet */
 } lp_conn_t;
 
 typedef struct lp_topic {
@@ -119,6 +120,7 @@ static pthread_once_t resolve_once = PTHREAD_ONCE_INIT;
 static poll_fn real_poll;
 static recvmsg_fn real_recvmsg;
 static sendmsg_fn real_sendmsg;
+static atomic_int quiet; /* stopping: other processes' requests are no longer read */
 static atomic_long stat_held, stat_woken, stat_expired, stat_cut, stat_conns;
 
 static void resolve(void)
@@ -718,7 +720,7 @@ ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
         }
         return (ssize_t)n;
     }
-    if (c->muted) {
+    if (c->muted || (!c->own && atomic_load(&quiet))) {
         errno = EAGAIN;
         return -1;
     }
@@ -845,7 +847,8 @@ int poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)
         lp_conn_t *c = conn_of(fds[i].fd);
         if (c && c->injecting) {
             ready = 1;
-        } else if (c && c->muted && !c->parked && (fds[i].events & POLLIN)) {
+        } else if (c && (fds[i].events & POLLIN) &&
+                   ((c->muted && !c->parked) || (!c->own && atomic_load(&quiet)))) {
             fds[i].events &= (short)~POLLIN;
             lp.masked[masked++] = (int)i;
         }
@@ -934,9 +937,15 @@ void broker_longpoll_accepted(int fd)
     }
     if (c) {
         c->rq_cap = PREFIX_MAX;
+        c->own = broker_ports_from_self(fd);
         atomic_fetch_add(&stat_conns, 1);
     }
     lp.by_fd[fd] = c; /* NULL: this connection goes untouched */
+}
+
+void broker_longpoll_quiesce(void)
+{
+    atomic_store(&quiet, 1);
 }
 
 void broker_longpoll_stop(void)

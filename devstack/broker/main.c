@@ -524,9 +524,11 @@ int main(int argc, char **argv)
             break;
         }
     }
-    /* Clients can still reach the mock (it cannot stop accepting); anything acknowledged
-     * before the signal is below the high watermarks read now, and gets journaled. */
+    /* Other processes' requests are no longer read (longpoll.c), so nothing is appended
+     * after the high watermarks the drain reads: everything ever acknowledged is below them
+     * and gets journaled, and a producer cut off retries against the next run. */
     unlink(addr_path);
+    broker_longpoll_quiesce();
     es_log_info("stopping: draining the journal", "signal=%s", run ? "none" : "received");
     int drained = broker_journaler_drain(j, DRAIN_TIMEOUT_MS);
     long conns, held, woken, expired, cut;

@@ -127,17 +127,25 @@ static int own_socket(const struct sockaddr_in *peer)
     return found;
 }
 
+int broker_ports_from_self(int fd)
+{
+    int saved = errno;
+    struct sockaddr_in peer;
+    socklen_t len = sizeof(peer);
+    int own = getpeername(fd, (struct sockaddr *)&peer, &len) == 0 &&
+              len >= (socklen_t)sizeof(peer) && peer.sin_family == AF_INET && own_socket(&peer);
+    errno = saved;
+    return own;
+}
+
 void broker_ports_admit(int fd)
 {
     if (fd < 0 || !atomic_load(&gate_closed)) {
         return;
     }
-    int saved = errno;
-    struct sockaddr_in peer;
-    socklen_t len = sizeof(peer);
-    if (getpeername(fd, (struct sockaddr *)&peer, &len) != 0 || len < (socklen_t)sizeof(peer) ||
-        peer.sin_family != AF_INET || !own_socket(&peer)) {
+    if (!broker_ports_from_self(fd)) {
+        int saved = errno;
         shutdown(fd, SHUT_RDWR);
+        errno = saved;
     }
-    errno = saved;
 }
