@@ -6,7 +6,8 @@
  * the cluster holds to the journals, nodelay.c sets TCP_NODELAY on the mock's sockets,
  * window.c bounds how many message sets the mock keeps in memory per partition, ports.c
  * puts the mock's listeners back on the ports of the previous run, longpoll.c answers a
- * waiting fetch as soon as records arrive.
+ * waiting fetch as soon as records arrive, fill.c puts every message set that fits in a fetch's
+ * answer, wire.c reads the protocol fields those two need.
  */
 #ifndef ES_BROKER_H
 #define ES_BROKER_H
@@ -106,6 +107,46 @@ void broker_longpoll_stop(void);
 /* Connections watched, fetch answers held for lack of records, held fetches sent again
  * because records arrived, because their wait was up, and because another request came. */
 void broker_longpoll_stats(long *conns, long *held, long *woken, long *expired, long *cut);
+
+/* Fetch answers carrying every message set that fits (fill.c explains it). _setup, after
+ * broker_window_find() succeeded and before any client connects: checks and records where
+ * each partition's message sets live. Returns 0, or -1 with errstr (then answers stay as the
+ * mock makes them). _stop after the mock cluster is gone. */
+int broker_fill_setup(const broker_t *b, char *errstr, size_t errstr_size);
+int broker_fill_active(void);
+void broker_fill_stop(void);
+/* In the mock's thread, a whole Fetch answer `frame` (`len` bytes, version `ver`): a new
+ * frame (malloc'd, the caller frees it) with, after each partition's records, the message sets
+ * that follow them, within `max_bytes` for the answer and `part_max` for each partition, its
+ * length in *out_len. NULL when nothing follows, nothing fits, or memory ran out: then the
+ * mock's answer goes as it is. */
+unsigned char *broker_fill_answer(const unsigned char *frame, size_t len, int16_t ver,
+                                  int64_t max_bytes, int64_t part_max, size_t *out_len);
+/* Answers filled, and the message sets added to them. */
+void broker_fill_stats(long *answers, long *sets);
+
+/* Reading protocol fields (wire.c): a reader over one whole frame. A read past its end sets
+ * `bad` and yields zeros or NULL. */
+typedef struct wire_rd {
+    const unsigned char *p;
+    size_t len, pos;
+    int bad;
+} wire_rd_t;
+uint32_t wire_be32(const unsigned char *p);
+/* The next n bytes (borrowed from the frame), or NULL. */
+const unsigned char *wire_take(wire_rd_t *r, size_t n);
+void wire_skip(wire_rd_t *r, size_t n);
+/* A signed big-endian integer of n bytes (1..8). */
+int64_t wire_int(wire_rd_t *r, size_t n);
+/* A string (int16 length): *s borrowed from the frame, NULL when null or empty. */
+void wire_str(wire_rd_t *r, const unsigned char **s, size_t *len);
+/* An array count (null reads as 0); a count the rest cannot hold at `min_item` bytes an item
+ * marks the reader bad. */
+int32_t wire_count(wire_rd_t *r, size_t min_item);
+/* A Fetch answer (v0-v11) from its start up to its topic count: returns its error code (v7+). */
+int wire_fetch_answer_head(wire_rd_t *r, int16_t ver);
+/* One partition of a Fetch answer up to its records: returns its error code, *partition. */
+int wire_fetch_answer_partition(wire_rd_t *r, int16_t ver, int32_t *partition);
 
 /* Sockets the mock accepted (and set TCP_NODELAY on) so far. */
 long broker_nodelay_accepted(void);

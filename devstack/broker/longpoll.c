@@ -52,7 +52,8 @@
 typedef struct lp_pending {
     int32_t corr;
     int16_t key, ver;
-    int held; /* the connection's long-polled fetch */
+    int held;                    /* the connection's long-polled fetch */
+    int64_t max_bytes, part_max; /* a fetch's limits (fill.c), 0 = unknown */
 } lp_pending_t;
 
 typedef struct lp_part {
@@ -78,6 +79,7 @@ typedef struct lp_conn {
     size_t req_len, req_cap, inject_off;
     int injecting; /* the mock is reading req again */
     int16_t req_ver;
+    int64_t max_bytes, part_max; /* its limits */
     lp_part_t *parts;
     size_t part_cnt, part_cap;
     int64_t deadline_us; /* the client's wait is up */
@@ -87,6 +89,10 @@ typedef struct lp_conn {
     uint64_t seen_seq;   /* the append count when last compared */
     struct lp_conn *park_prev, *park_next;
     int own; /* a client of this process (journaler, restore): read even when quiet */
+    int fd;
+    /* a filled answer (fill.c) the socket did not take whole yet: sent before anything else */
+    unsigned char *out;
+    size_t out_off, out_len;
 } lp_conn_t;
 
 typedef struct lp_topic {
@@ -145,80 +151,6 @@ static lp_conn_t *conn_of(int fd)
     return mock_thread && fd >= 0 && fd < lp.fd_cap ? lp.by_fd[fd] : NULL;
 }
 
-static uint32_t be32(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-/*
- * Reading the few protocol fields it needs (big-endian, non-flexible versions)
- */
-
-typedef struct rd {
-    const unsigned char *p;
-    size_t len, pos;
-    int bad;
-} rd_t;
-
-static const unsigned char *rd_take(rd_t *r, size_t n)
-{
-    if (r->bad || r->len - r->pos < n) {
-        r->bad = 1;
-        return NULL;
-    }
-    const unsigned char *at = r->p + r->pos;
-    r->pos += n;
-    return at;
-}
-
-static int64_t rd_int(rd_t *r, size_t n)
-{
-    const unsigned char *b = rd_take(r, n);
-    if (!b) {
-        return 0;
-    }
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++) {
-        v = v << 8 | b[i];
-    }
-    /* sign-extend */
-    if (n < 8 && (v >> (n * 8 - 1)) & 1) {
-        v |= ~(uint64_t)0 << (n * 8);
-    }
-    return (int64_t)v;
-}
-
-/* A string (int16 length, -1 = null): *s and *len, or NULL for null. */
-static void rd_str(rd_t *r, const unsigned char **s, size_t *len)
-{
-    int64_t n = rd_int(r, 2);
-    *s = NULL;
-    *len = 0;
-    if (n > 0) {
-        *s = rd_take(r, (size_t)n);
-        *len = (size_t)n;
-    }
-}
-
-static void rd_skip(rd_t *r, size_t n)
-{
-    rd_take(r, n);
-}
-
-/* An array count: 0 for null (-1); a count the rest cannot hold marks the reader bad. */
-static int32_t rd_count(rd_t *r, size_t min_item)
-{
-    int64_t n = rd_int(r, 4);
-    if (n < 0) {
-        return 0;
-    }
-    if ((uint64_t)n * min_item > r->len - r->pos) {
-        r->bad = 1;
-        return 0;
-    }
-    return (int32_t)n;
-}
-
 /*
  * Topics and the append count per partition
  */
@@ -255,11 +187,11 @@ static lp_topic_t *topic_get(const unsigned char *name, size_t len, uint32_t *id
 
 /* The next name of a topic array, interned: its entry, or NULL when it is missing or
  * unreadable (r->bad) or memory ran out. */
-static lp_topic_t *rd_topic(rd_t *r, uint32_t *idx)
+static lp_topic_t *rd_topic(wire_rd_t *r, uint32_t *idx)
 {
     const unsigned char *name;
     size_t len;
-    rd_str(r, &name, &len);
+    wire_str(r, &name, &len);
     return !r->bad && name ? topic_get(name, len, idx) : NULL;
 }
 
@@ -318,7 +250,8 @@ static int room_for_one(void **arr, size_t *cap, size_t cnt, size_t elem, size_t
  * Requests waiting for their answers
  */
 
-static int pending_push(lp_conn_t *c, int32_t corr, int16_t key, int16_t ver, int held)
+static int pending_push(lp_conn_t *c, int32_t corr, int16_t key, int16_t ver, int held,
+                        int64_t max_bytes, int64_t part_max)
 {
     if (c->pend_cnt == 0) {
         c->pend_head = 0;
@@ -333,8 +266,12 @@ static int pending_push(lp_conn_t *c, int32_t corr, int16_t key, int16_t ver, in
         return -1;
     }
     c->pending = arr;
-    c->pending[c->pend_head + c->pend_cnt++] =
-        (lp_pending_t){.corr = corr, .key = key, .ver = ver, .held = held};
+    c->pending[c->pend_head + c->pend_cnt++] = (lp_pending_t){.corr = corr,
+                                                              .key = key,
+                                                              .ver = ver,
+                                                              .held = held,
+                                                              .max_bytes = max_bytes,
+                                                              .part_max = part_max};
     return 0;
 }
 
@@ -352,10 +289,6 @@ static int pending_take(lp_conn_t *c, int32_t corr, lp_pending_t *out)
     }
     return -1;
 }
-
-/*
- * The long-polled fetch
- */
 
 /*
  * The long-polled fetch
@@ -399,7 +332,8 @@ static void resend(lp_conn_t *c, int final)
     c->wake_us = 0;
     c->injecting = 1;
     c->inject_off = 0;
-    if (pending_push(c, (int32_t)be32(c->req + 8), KEY_FETCH, c->req_ver, 1) != 0) {
+    if (pending_push(c, (int32_t)wire_be32(c->req + 8), KEY_FETCH, c->req_ver, 1, c->max_bytes,
+                     c->part_max) != 0) {
         /* no room to remember it: let the answer go to the client as it is */
         c->injecting = 0;
         c->muted = 0;
@@ -447,36 +381,20 @@ static int64_t wake_due(int64_t now)
 /* Does this Fetch answer (whole frame) carry neither records nor errors? */
 static int fetch_response_empty(const unsigned char *p, size_t len, int16_t ver)
 {
-    rd_t r = {.p = p, .len = len, .pos = 8}; /* size, CorrelationId */
-    if (ver >= 1) {
-        rd_skip(&r, 4); /* ThrottleTime */
+    wire_rd_t r = {.p = p, .len = len};
+    if (wire_fetch_answer_head(&r, ver) != 0) {
+        return 0;
     }
-    if (ver >= 7) {
-        if (rd_int(&r, 2) != 0) {
-            return 0;
-        }
-        rd_skip(&r, 4); /* SessionId */
-    }
-    int32_t topics = rd_count(&r, 6);
+    int32_t topics = wire_count(&r, 6);
     for (int32_t t = 0; t < topics && !r.bad; t++) {
         const unsigned char *name;
         size_t name_len;
-        rd_str(&r, &name, &name_len);
-        int32_t parts = rd_count(&r, 18);
+        wire_str(&r, &name, &name_len);
+        int32_t parts = wire_count(&r, 18);
         for (int32_t i = 0; i < parts && !r.bad; i++) {
-            rd_skip(&r, 4); /* Partition */
-            if (rd_int(&r, 2) != 0) {
-                return 0;
-            }
-            rd_skip(&r, 8 + (ver >= 4 ? 8 : 0) + (ver >= 5 ? 8 : 0));
-            if (ver >= 4) {
-                int32_t aborted = rd_count(&r, 16);
-                rd_skip(&r, (size_t)aborted * 16);
-            }
-            if (ver >= 11) {
-                rd_skip(&r, 4); /* PreferredReadReplica */
-            }
-            if (rd_int(&r, 4) > 0 || r.bad) {
+            int32_t partition;
+            if (wire_fetch_answer_partition(&r, ver, &partition) != 0 || wire_int(&r, 4) > 0 ||
+                r.bad) {
                 return 0;
             }
         }
@@ -487,29 +405,29 @@ static int fetch_response_empty(const unsigned char *p, size_t len, int16_t ver)
 /* A Produce answer (whole frame): note the partitions that were appended to. */
 static void produce_response(const unsigned char *p, size_t len, int16_t ver)
 {
-    rd_t r = {.p = p, .len = len, .pos = 8};
+    wire_rd_t r = {.p = p, .len = len, .pos = 8};
     lp.seq++;
-    int32_t topics = rd_count(&r, 6);
+    int32_t topics = wire_count(&r, 6);
     for (int32_t t = 0; t < topics && !r.bad; t++) {
         uint32_t idx;
         lp_topic_t *topic = rd_topic(&r, &idx);
         size_t part_size = 4 + 2 + 8 + (ver >= 2 ? 8 : 0) + (ver >= 5 ? 8 : 0);
-        int32_t parts = rd_count(&r, part_size);
+        int32_t parts = wire_count(&r, part_size);
         for (int32_t i = 0; i < parts && !r.bad; i++) {
-            int32_t partition = (int32_t)rd_int(&r, 4);
-            int64_t err = rd_int(&r, 2);
-            rd_skip(&r, part_size - 6);
+            int32_t partition = (int32_t)wire_int(&r, 4);
+            int64_t err = wire_int(&r, 2);
+            wire_skip(&r, part_size - 6);
             if (ver >= 8) {
-                int32_t errs = rd_count(&r, 6);
+                int32_t errs = wire_count(&r, 6);
                 for (int32_t e = 0; e < errs && !r.bad; e++) {
                     const unsigned char *s;
                     size_t n;
-                    rd_skip(&r, 4);
-                    rd_str(&r, &s, &n);
+                    wire_skip(&r, 4);
+                    wire_str(&r, &s, &n);
                 }
                 const unsigned char *s;
                 size_t n;
-                rd_str(&r, &s, &n);
+                wire_str(&r, &s, &n);
             }
             if (topic && err == 0 && !r.bad) {
                 seq_bump(topic, partition);
@@ -521,43 +439,46 @@ static void produce_response(const unsigned char *p, size_t len, int16_t ver)
 /* Whether a Produce request (whole or its first bytes) asks for no answer (acks=0). */
 static int produce_acks0(const unsigned char *p, size_t len, int16_t ver, size_t body)
 {
-    rd_t r = {.p = p, .len = len, .pos = body};
+    wire_rd_t r = {.p = p, .len = len, .pos = body};
     if (ver >= 3) {
         const unsigned char *s;
         size_t n;
-        rd_str(&r, &s, &n); /* TransactionalId */
+        wire_str(&r, &s, &n); /* TransactionalId */
     }
-    int64_t acks = rd_int(&r, 2);
+    int64_t acks = wire_int(&r, 2);
     return !r.bad && acks == 0;
 }
 
-/* A whole Fetch request as the mock will read it (max wait already 0): note its partitions.
- * Returns 1 when it can be held, 0 when not, -1 when out of memory. */
-static int fetch_request(lp_conn_t *c, const unsigned char *p, size_t len, int16_t ver, size_t body)
+/* A whole Fetch request as the mock will read it (max wait already 0): note its partitions,
+ * and in *max_bytes and *part_max the most its answer may carry in all and for any of its
+ * partitions. Returns 1 when it can be held, 0 when not, -1 when out of memory. */
+static int fetch_request(lp_conn_t *c, const unsigned char *p, size_t len, int16_t ver, size_t body,
+                         int64_t *max_bytes, int64_t *part_max)
 {
-    rd_t r = {.p = p, .len = len, .pos = body};
-    rd_skip(&r, 4 + 4 + 4); /* ReplicaId, MaxWait, MinBytes */
-    if (ver >= 3) {
-        rd_skip(&r, 4); /* MaxBytes */
-    }
+    wire_rd_t r = {.p = p, .len = len, .pos = body};
+    wire_skip(&r, 4 + 4 + 4); /* ReplicaId, MaxWait, MinBytes */
+    *max_bytes = ver >= 3 ? wire_int(&r, 4) : INT32_MAX;
+    *part_max = INT32_MAX;
     if (ver >= 4) {
-        rd_skip(&r, 1); /* IsolationLevel */
+        wire_skip(&r, 1); /* IsolationLevel */
     }
     if (ver >= 7) {
-        rd_skip(&r, 8); /* SessionId, SessionEpoch */
+        wire_skip(&r, 8); /* SessionId, SessionEpoch */
     }
     c->part_cnt = 0;
-    int32_t topics = rd_count(&r, 6);
+    int32_t topics = wire_count(&r, 6);
     for (int32_t t = 0; t < topics && !r.bad; t++) {
         uint32_t idx;
         if (!rd_topic(&r, &idx)) {
             return 0;
         }
         size_t part_size = 4 + (ver >= 9 ? 4 : 0) + 8 + (ver >= 5 ? 8 : 0) + 4;
-        int32_t parts = rd_count(&r, part_size);
+        int32_t parts = wire_count(&r, part_size);
         for (int32_t i = 0; i < parts && !r.bad; i++) {
-            int32_t partition = (int32_t)rd_int(&r, 4);
-            rd_skip(&r, part_size - 4);
+            int32_t partition = (int32_t)wire_int(&r, 4);
+            wire_skip(&r, part_size - 8);
+            int64_t limit = wire_int(&r, 4); /* PartitionMaxBytes */
+            *part_max = limit < *part_max ? limit : *part_max;
             void *arr = c->parts;
             if (room_for_one(&arr, &c->part_cap, c->part_cnt, sizeof(*c->parts), 64) != 0) {
                 return -1;
@@ -565,6 +486,9 @@ static int fetch_request(lp_conn_t *c, const unsigned char *p, size_t len, int16
             c->parts = arr;
             c->parts[c->part_cnt++] = (lp_part_t){.topic = idx, .partition = partition};
         }
+    }
+    if (r.bad) {
+        *part_max = 0; /* unknown: the answer is not filled */
     }
     return !r.bad && c->part_cnt > 0;
 }
@@ -581,17 +505,19 @@ static void request_done(lp_conn_t *c)
     const unsigned char *p = c->rq;
     int16_t key = (int16_t)(p[4] << 8 | p[5]);
     int16_t ver = (int16_t)(p[6] << 8 | p[7]);
-    int32_t corr = (int32_t)be32(p + 8);
-    rd_t r = {.p = p, .len = c->rq_kept, .pos = 12};
+    int32_t corr = (int32_t)wire_be32(p + 8);
+    wire_rd_t r = {.p = p, .len = c->rq_kept, .pos = 12};
     const unsigned char *client_id;
     size_t client_id_len;
-    rd_str(&r, &client_id, &client_id_len);
+    wire_str(&r, &client_id, &client_id_len);
     int held = 0;
+    int64_t max_bytes = 0, part_max = 0;
     if (c->rq_fetch == 1) {
-        int64_t max_wait = c->wait_n == 4 ? (int64_t)(int32_t)be32(c->wait_orig) : 0;
-        held = max_wait > 0 && !r.bad && c->rq_kept == c->rq_len
-                   ? fetch_request(c, p, c->rq_kept, ver, r.pos)
+        int64_t max_wait = c->wait_n == 4 ? (int64_t)(int32_t)wire_be32(c->wait_orig) : 0;
+        held = !r.bad && c->rq_kept == c->rq_len
+                   ? fetch_request(c, p, c->rq_kept, ver, r.pos, &max_bytes, &part_max)
                    : 0;
+        held = max_wait > 0 ? held : 0;
         if (held > 0 && c->req_cap < c->rq_kept) {
             unsigned char *nr = realloc(c->req, c->rq_kept);
             if (nr) {
@@ -601,7 +527,9 @@ static void request_done(lp_conn_t *c)
                 held = 0;
             }
         }
-        if (held > 0 && pending_push(c, corr, key, ver, 1) == 0) {
+        if (held > 0 && pending_push(c, corr, key, ver, 1, max_bytes, part_max) == 0) {
+            c->max_bytes = max_bytes;
+            c->part_max = part_max;
             memcpy(c->req, p, c->rq_kept);
             c->req_len = c->rq_kept;
             c->req_ver = ver;
@@ -621,7 +549,7 @@ static void request_done(lp_conn_t *c)
         lp.poke_us = now_us() + ACKS0_POKE_US;
         return; /* no answer will come */
     }
-    pending_push(c, corr, key, ver, 0);
+    pending_push(c, corr, key, ver, 0, max_bytes, part_max);
 }
 
 /* Bytes the mock just read into its buffer at `p` (requests arrive whole or in pieces, never
@@ -637,7 +565,7 @@ static void request_bytes(lp_conn_t *c, unsigned char *p, size_t n)
             p += take;
             n -= take;
             if (c->rq_off == 4) {
-                c->rq_len = (size_t)be32(c->rq) + 4;
+                c->rq_len = (size_t)wire_be32(c->rq) + 4;
                 c->rq_fetch = -1; /* not known until ApiKey and ApiVersion are in */
                 c->wait_n = 0;
             }
@@ -752,22 +680,45 @@ static int iov_copy(const struct msghdr *msg, size_t off, unsigned char *dst, si
     return len ? -1 : 0;
 }
 
-/* The answer starting in this sendmsg(): returns 1 when it is held (not sent), else 0. */
+/* Send what is left of a filled answer. Returns 0 when it all went, 1 when the socket takes
+ * no more for now, -1 on an error (errno). */
+static int out_flush(lp_conn_t *c)
+{
+    while (c->out_off < c->out_len) {
+        struct iovec iov = {.iov_base = c->out + c->out_off, .iov_len = c->out_len - c->out_off};
+        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+        ssize_t r = real_sendmsg(c->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (r < 0) {
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 1 : -1;
+        }
+        c->out_off += (size_t)r;
+    }
+    free(c->out);
+    c->out = NULL;
+    c->out_off = c->out_len = 0;
+    return 0;
+}
+
+enum { ANSWER_AS_IS, ANSWER_HELD, ANSWER_REPLACED, ANSWER_ERROR };
+
+/* The answer starting in this sendmsg(): goes as it is, is held (not sent), or was replaced by
+ * a filled one (sent, or queued in c->out); ANSWER_ERROR when sending that failed (errno). */
 static int answer_start(lp_conn_t *c, const struct msghdr *msg, size_t total)
 {
     unsigned char head[8];
     if (iov_copy(msg, 0, head, 8) != 0) {
-        return 0;
+        return ANSWER_AS_IS;
     }
-    c->rs_len = (size_t)be32(head) + 4;
+    c->rs_len = (size_t)wire_be32(head) + 4;
     lp_pending_t req;
-    if (pending_take(c, (int32_t)be32(head + 4), &req) != 0) {
-        return 0;
+    if (pending_take(c, (int32_t)wire_be32(head + 4), &req) != 0) {
+        return ANSWER_AS_IS;
     }
     int whole = c->rs_len <= total && c->rs_len <= WHOLE_MAX;
-    if (!(req.held || req.key == KEY_PRODUCE) || !whole) {
+    int fetch = req.key == KEY_FETCH && req.part_max > 0 && broker_fill_active();
+    if (!(req.held || fetch || req.key == KEY_PRODUCE) || !whole) {
         c->muted = req.held ? 0 : c->muted;
-        return 0;
+        return ANSWER_AS_IS;
     }
     unsigned char stack[4096];
     unsigned char *frame = c->rs_len <= sizeof(stack) ? stack : malloc(c->rs_len);
@@ -776,22 +727,30 @@ static int answer_start(lp_conn_t *c, const struct msghdr *msg, size_t total)
             free(frame);
         }
         c->muted = req.held ? 0 : c->muted;
-        return 0;
+        return ANSWER_AS_IS;
     }
-    int hold = 0;
+    int how = ANSWER_AS_IS;
     if (req.key == KEY_PRODUCE) {
         produce_response(frame, c->rs_len, req.ver);
-    } else if (!c->final && fetch_response_empty(frame, c->rs_len, req.ver)) {
-        hold = 1;
+    } else if (req.held && !c->final && fetch_response_empty(frame, c->rs_len, req.ver)) {
+        how = ANSWER_HELD;
         atomic_fetch_add(&stat_held, 1);
         park(c);
     } else {
-        c->muted = 0;
+        c->muted = req.held ? 0 : c->muted;
+        if (fetch) {
+            c->out = broker_fill_answer(frame, c->rs_len, req.ver, req.max_bytes, req.part_max,
+                                        &c->out_len);
+            how = c->out ? ANSWER_REPLACED : ANSWER_AS_IS;
+        }
     }
     if (frame != stack) {
         free(frame);
     }
-    return hold;
+    if (how == ANSWER_REPLACED && out_flush(c) < 0) {
+        how = ANSWER_ERROR;
+    }
+    return how;
 }
 
 ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
@@ -801,16 +760,31 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
     if (!c) {
         return real_sendmsg ? real_sendmsg(fd, msg, flags) : (errno = ENOSYS, -1);
     }
+    if (c->out) {
+        /* the rest of a filled answer goes first */
+        int r = out_flush(c);
+        if (r != 0) {
+            errno = r > 0 ? EAGAIN : errno;
+            return -1;
+        }
+    }
     size_t total = 0;
     for (size_t i = 0; i < (size_t)msg->msg_iovlen; i++) {
         total += msg->msg_iov[i].iov_len;
     }
     /* the mock sends one answer per call (or what is left of it) */
-    if (c->rs_len == 0 && total >= 8 && answer_start(c, msg, total)) {
-        /* held: as far as the mock knows, it went */
-        size_t len = c->rs_len;
-        c->rs_len = 0;
-        return (ssize_t)len;
+    if (c->rs_len == 0 && total >= 8) {
+        int how = answer_start(c, msg, total);
+        if (how == ANSWER_HELD || how == ANSWER_REPLACED) {
+            /* as far as the mock knows, its answer went */
+            size_t len = c->rs_len;
+            c->rs_len = 0;
+            return (ssize_t)len;
+        }
+        if (how == ANSWER_ERROR) {
+            c->rs_len = 0;
+            return -1;
+        }
     }
     ssize_t r = real_sendmsg(fd, msg, flags);
     if (r > 0) {
@@ -831,13 +805,15 @@ int poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)
     int64_t now = now_us();
     int64_t next = wake_due(now);
     if (lp.masked_cap < nfds) {
-        int *m = realloc(lp.masked, nfds * sizeof(*m));
+        int *m = realloc(lp.masked, 2 * nfds * sizeof(*m));
         if (!m) {
             return real_poll(fds, nfds, timeout_ms);
         }
         lp.masked = m;
         lp.masked_cap = nfds;
     }
+    int *writing = lp.masked + nfds; /* entries given POLLOUT for a filled answer's rest */
+    size_t wrote = 0;
     /* a muted connection is not read, unless its fetch is held: a request arriving behind a
      * held fetch ends it (answered empty at once, as Kafka may), so that the request waits
      * for nothing; a connection whose fetch goes again is readable at once */
@@ -845,6 +821,10 @@ int poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)
     int ready = 0;
     for (nfds_t i = 0; i < nfds; i++) {
         lp_conn_t *c = conn_of(fds[i].fd);
+        if (c && c->out && !(fds[i].events & POLLOUT)) {
+            fds[i].events |= POLLOUT;
+            writing[wrote++] = (int)i;
+        }
         if (c && c->injecting) {
             ready = 1;
         } else if (c && (fds[i].events & POLLIN) &&
@@ -866,8 +846,19 @@ int poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)
     for (size_t k = 0; k < masked; k++) {
         fds[lp.masked[k]].events |= POLLIN;
     }
+    for (size_t k = 0; k < wrote; k++) {
+        fds[writing[k]].events &= (short)~POLLOUT;
+    }
     for (nfds_t i = 0; r >= 0 && i < nfds; i++) {
         lp_conn_t *c = conn_of(fds[i].fd);
+        if (c && c->out && (fds[i].revents & POLLOUT)) {
+            /* an error shows as POLLERR next time round, and the mock closes the connection */
+            out_flush(c);
+        }
+        if (c && (fds[i].revents & POLLOUT) && !(fds[i].events & POLLOUT)) {
+            fds[i].revents &= (short)~POLLOUT;
+            r -= fds[i].revents ? 0 : 1;
+        }
         if (c && c->parked && (fds[i].revents & POLLIN)) {
             atomic_fetch_add(&stat_cut, 1);
             resend(c, 1);
@@ -895,6 +886,7 @@ static void conn_free(lp_conn_t *c)
     free(c->pending);
     free(c->req);
     free(c->parts);
+    free(c->out);
     free(c);
 }
 
@@ -938,6 +930,7 @@ void broker_longpoll_accepted(int fd)
     if (c) {
         c->rq_cap = PREFIX_MAX;
         c->own = broker_ports_from_self(fd);
+        c->fd = fd;
         atomic_fetch_add(&stat_conns, 1);
     }
     lp.by_fd[fd] = c; /* NULL: this connection goes untouched */

@@ -36,6 +36,7 @@ typedef struct options {
     int port;         /* the first mock broker's port (the others follow), 0 = the previous run's */
     int long_poll;    /* empty fetches answered when records arrive (longpoll.c) */
     int fetch_gap_us; /* a woken fetch goes again no sooner than this after the last */
+    int fetch_fill;   /* fetch answers carry every message set that fits (fill.c) */
     char topics[4096]; /* extra topics, comma separated */
 } options_t;
 
@@ -76,7 +77,9 @@ static void usage(FILE *out)
             "comparisons only). ES_BROKER_LONGPOLL=0 lets the mock hold an empty fetch for\n"
             "its whole max wait, as it does by itself (comparisons only; clients then need\n"
             "a short fetch.wait.max.ms); ES_BROKER_FETCH_GAP_US (default %d) is how soon a\n"
-            "held fetch goes again after the last when records arrive.\n"
+            "held fetch goes again after the last when records arrive. ES_BROKER_FETCH_FILL=0\n"
+            "answers a fetch with one message set per partition, as the mock does by itself\n"
+            "(comparisons only; filling needs the long poll and the window).\n"
             "ES_LOG_LEVEL=debug|info|warn|error.\n",
             DEFAULT_BROKERS, DEFAULT_WINDOW, DEFAULT_FETCH_GAP_US);
 }
@@ -312,6 +315,7 @@ static int parse_options(int argc, char **argv, options_t *o, es_config_t *cfg)
         return -1;
     }
     o->long_poll = !((v = getenv("ES_BROKER_LONGPOLL")) && !strcmp(v, "0"));
+    o->fetch_fill = !((v = getenv("ES_BROKER_FETCH_FILL")) && !strcmp(v, "0"));
     o->fetch_gap_us = DEFAULT_FETCH_GAP_US;
     if ((v = getenv("ES_BROKER_FETCH_GAP_US")) && *v &&
         parse_int(v, 0, 1000000, &o->fetch_gap_us) != 0) {
@@ -487,6 +491,10 @@ int main(int argc, char **argv)
                         "message_sets_per_partition=%d", o.window);
         }
     }
+    if (o.fetch_fill && o.long_poll && broker_fill_setup(&b, errstr, sizeof(errstr)) != 0) {
+        es_log_warn("fetch answers carry one message set per partition, as the mock makes them",
+                    "reason=\"%s\"", errstr);
+    }
     snprintf(b.cfg.brokers, sizeof(b.cfg.brokers), "%s",
              rd_kafka_mock_cluster_bootstraps(b.mcluster));
     es_log_info("mock cluster up", "bootstrap=%s brokers=%d topics=%zu", b.cfg.brokers, o.brokers,
@@ -513,8 +521,9 @@ int main(int argc, char **argv)
         goto out;
     }
     published = 1;
-    es_log_info("ready", "bootstrap=%s data=%s pid=%s long_poll=%s", b.cfg.brokers, b.cfg.data_dir,
-                pid, broker_longpoll_active() ? "on" : "off");
+    es_log_info("ready", "bootstrap=%s data=%s pid=%s long_poll=%s fetch_fill=%s", b.cfg.brokers,
+                b.cfg.data_dir, pid, broker_longpoll_active() ? "on" : "off",
+                broker_fill_active() ? "on" : "off");
 
     int failed = 0;
     while (run) {
@@ -531,13 +540,15 @@ int main(int argc, char **argv)
     broker_longpoll_quiesce();
     es_log_info("stopping: draining the journal", "signal=%s", run ? "none" : "received");
     int drained = broker_journaler_drain(j, DRAIN_TIMEOUT_MS);
-    long conns, held, woken, expired, cut;
+    long conns, held, woken, expired, cut, filled, added;
     broker_longpoll_stats(&conns, &held, &woken, &expired, &cut);
+    broker_fill_stats(&filled, &added);
     es_log_info("stopped",
                 "journaled_records=%lld nodelay_sockets=%ld drained=%s watched_connections=%ld "
-                "fetches_held=%ld woken_by_records=%ld wait_up=%ld cut_short=%ld",
+                "fetches_held=%ld woken_by_records=%ld wait_up=%ld cut_short=%ld "
+                "answers_filled=%ld message_sets_added=%ld",
                 (long long)broker_journaler_count(j), broker_nodelay_accepted(),
-                drained == 0 ? "yes" : "no", conns, held, woken, expired, cut);
+                drained == 0 ? "yes" : "no", conns, held, woken, expired, cut, filled, added);
     status = failed || drained != 0 ? 1 : 0;
 
 out:
@@ -549,6 +560,7 @@ out:
         rd_kafka_mock_cluster_destroy(b.mcluster);
     }
     broker_longpoll_stop();
+    broker_fill_stop();
     if (mrk) {
         rd_kafka_destroy(mrk);
     }

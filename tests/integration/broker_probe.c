@@ -18,6 +18,10 @@
  *       a consumer of partition 0 with fetch.wait.max.ms=WAIT_MS, idle for 50 ms each round,
  *       then one record produced: prints how long it took to arrive (p50/max in ms), then how
  *       long a watermark query on that consumer took while its fetch was waiting
+ *   broker_probe sets TOPIC COUNT
+ *       COUNT records to partition 0, each flushed alone (one message set each), then a
+ *       consumer reads them from the first: checks that each arrives once, in order, and
+ *       prints how long the read took
  *
  * Canonical line: topic partition offset timestamp key value headers, where key is NULL or
  * hex, value is NULL or <len>:<fnv1a-64>, headers are name=hex|NULL joined by ',' or '-'.
@@ -402,6 +406,89 @@ out:
     return rc;
 }
 
+static int sets(es_config_t *cfg, const char *topic, int count)
+{
+    char errstr[512];
+    if (count < 1) {
+        fprintf(stderr, "broker_probe: bad arguments\n");
+        return 1;
+    }
+    rd_kafka_t *prk =
+        es_kafka_producer_new(cfg, "broker-probe", noop_dr_cb, NULL, errstr, sizeof(errstr));
+    rd_kafka_t *crk = prk ? es_kafka_consumer_new(cfg, "broker-probe", "broker-probe-sets", NULL,
+                                                  NULL, 0, errstr, sizeof(errstr))
+                          : NULL;
+    if (!crk) {
+        fprintf(stderr, "broker_probe: %s\n", errstr);
+        if (prk) {
+            rd_kafka_destroy(prk);
+        }
+        return 1;
+    }
+    int64_t lo, hi;
+    rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(crk, topic, 0, &lo, &hi, 30000);
+    char value[64];
+    for (int i = 0; !err && i < count; i++) {
+        snprintf(value, sizeof(value), "set-%d", i);
+        err = rd_kafka_producev(prk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
+                                RD_KAFKA_V_VALUE(value, strlen(value)), RD_KAFKA_V_END);
+        err = err ? err : rd_kafka_flush(prk, 10000);
+    }
+    int rc = 1, got = 0;
+    rd_kafka_queue_t *rkq = NULL;
+    if (err) {
+        fprintf(stderr, "broker_probe: %s\n", rd_kafka_err2str(err));
+        goto out;
+    }
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(parts, topic, 0)->offset = hi;
+    double t0 = now_s();
+    rd_kafka_assign(crk, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    rkq = rd_kafka_queue_get_consumer(crk);
+    while (got < count && now_s() < t0 + 60) {
+        rd_kafka_message_t *rkm = rd_kafka_consume_queue(rkq, 100);
+        if (!rkm) {
+            continue;
+        }
+        snprintf(value, sizeof(value), "set-%d", got);
+        int ok = !rkm->err && rkm->offset == hi + got && rkm->len == strlen(value) &&
+                 !memcmp(rkm->payload, value, rkm->len);
+        if (!ok) {
+            fprintf(stderr,
+                    "broker_probe: record %d: expected %s at offset %" PRId64
+                    ", got offset %" PRId64 " (%s)\n",
+                    got, value, hi + got, rkm->offset, rkm->err ? rd_kafka_err2str(rkm->err) : "");
+            rd_kafka_message_destroy(rkm);
+            goto out;
+        }
+        got++;
+        rd_kafka_message_destroy(rkm);
+    }
+    double ms = (now_s() - t0) * 1000.0;
+    if (got < count) {
+        fprintf(stderr, "broker_probe: read %d of %d records\n", got, count);
+        goto out;
+    }
+    /* nothing more may come: a record seen twice would show here */
+    rd_kafka_message_t *rkm = rd_kafka_consume_queue(rkq, 300);
+    if (rkm) {
+        fprintf(stderr, "broker_probe: a record after the last: offset %" PRId64 "\n", rkm->offset);
+        rd_kafka_message_destroy(rkm);
+        goto out;
+    }
+    printf("read %d message sets of one record, in order and once each, in %.1f ms\n", count, ms);
+    rc = 0;
+out:
+    if (rkq) {
+        rd_kafka_queue_destroy(rkq);
+    }
+    rd_kafka_consumer_close(crk);
+    rd_kafka_destroy(crk);
+    rd_kafka_destroy(prk);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     es_config_t cfg;
@@ -429,11 +516,15 @@ int main(int argc, char **argv)
     if (argc == 5 && !strcmp(argv[1], "wait")) {
         return wait_rounds(&cfg, argv[2], atoi(argv[3]), atoi(argv[4]));
     }
+    if (argc == 4 && !strcmp(argv[1], "sets")) {
+        return sets(&cfg, argv[2], atoi(argv[3]));
+    }
     fprintf(stderr, "usage: broker_probe produce TOPIC COUNT [VALUE_SIZE [PARTITION]]\n"
                     "       broker_probe dump TOPIC...\n"
                     "       broker_probe count TOPIC...\n"
                     "       broker_probe watermarks TOPIC\n"
                     "       broker_probe latency TOPIC ROUNDS\n"
-                    "       broker_probe wait TOPIC ROUNDS WAIT_MS\n");
+                    "       broker_probe wait TOPIC ROUNDS WAIT_MS\n"
+                    "       broker_probe sets TOPIC COUNT\n");
     return 2;
 }
