@@ -141,58 +141,77 @@ int es_service_create_tables(const es_service_def_t *def, PGconn *pg, char *errs
                              size_t errstr_size)
 {
     char sql[8192];
-    snprintf(sql, sizeof(sql),
-             "CREATE SCHEMA IF NOT EXISTS %s;"
-             "SET search_path TO %s;"
-             /* one row per input handled: the dedup mark, written with the effects, with
-              * its partition (part) and time, so the window can delete it (dedup.h) */
-             "CREATE TABLE IF NOT EXISTS processed (event_id uuid PRIMARY KEY);"
-             /* the next offset to read per partition, stored with the effects, and the newest
-              * time handled from it */
-             "CREATE TABLE IF NOT EXISTS positions (topic text NOT NULL, partition int NOT "
-             "NULL, next_offset bigint NOT NULL, high_watermark bigint NOT NULL DEFAULT 0, "
-             "updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (topic, partition));"
-             /* Tables from before the window: their marks count as made now (part 0: see
-              * es_batch_prune). Checked first, so a restart takes no lock when nothing is to
-              * be done. */
-             "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE "
-             "table_schema = current_schema() AND table_name = 'processed' AND column_name = "
-             "'at_ms') THEN ALTER TABLE processed ADD COLUMN part bigint NOT NULL DEFAULT 0, ADD "
-             "COLUMN at_ms bigint NOT NULL DEFAULT (extract(epoch FROM now()) * 1000)::bigint; "
-             "END IF; IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE "
-             "table_schema = current_schema() AND table_name = 'positions' AND column_name = "
-             "'newest_ms') THEN ALTER TABLE positions ADD COLUMN part bigint NOT NULL DEFAULT 0, "
-             "ADD COLUMN newest_ms bigint NOT NULL DEFAULT 0; END IF; END $$;"
-             "CREATE INDEX IF NOT EXISTS processed_at ON processed (at_ms);"
-             /* An outbox from before rows held a whole transaction's records (one row per
-              * record, with a "value" column): replaced when empty, refused otherwise. */
-             "DO $$ BEGIN IF EXISTS (SELECT 1 FROM information_schema.columns WHERE "
-             "table_schema = current_schema() AND table_name = 'outbox' AND column_name = "
-             "'value') THEN IF EXISTS (SELECT 1 FROM outbox) THEN RAISE EXCEPTION 'the outbox "
-             "holds rows in the format of an older version: publish them with that version, or "
-             "reset the data'; END IF; DROP TABLE outbox; END IF; IF EXISTS (SELECT 1 FROM "
-             "information_schema.tables WHERE table_schema = current_schema() AND table_name = "
-             "'outbox_parked') AND NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE "
-             "table_schema = current_schema() AND table_name = 'outbox_parked' AND "
-             "column_name = 'idx') THEN ALTER TABLE outbox_parked ADD COLUMN idx int NOT NULL "
-             "DEFAULT 0, DROP CONSTRAINT outbox_parked_pkey, ADD PRIMARY KEY (seq, idx); END IF; "
-             "END $$;"
-             /* emitted records not yet acknowledged by Kafka: one row per transaction, its
-              * records in one value (outbox.h), compressed with lz4 (ids and type names repeat) */
-             "CREATE TABLE IF NOT EXISTS outbox (seq bigserial PRIMARY KEY, records bytea NOT "
-             "NULL);"
-             "DO $$ BEGIN ALTER TABLE outbox ALTER COLUMN records SET COMPRESSION lz4; "
-             "EXCEPTION WHEN OTHERS THEN NULL; END $$;"
-             /* a queue: vacuum it after a few thousand deletes, not after a fifth of its size, or
-              * the relay's oldest-first scan walks ever more dead rows */
-             "ALTER TABLE outbox SET (autovacuum_vacuum_threshold = 2000, "
-             "autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_cost_delay = 0);"
-             /* records Kafka refused for good (too large...), kept with the reason; idx is the
-              * record's place in its outbox row (-1: the whole row, unreadable) */
-             "CREATE TABLE IF NOT EXISTS outbox_parked (seq bigint NOT NULL, idx int NOT NULL, "
-             "topic text NOT NULL, key bytea, value bytea NOT NULL, headers bytea, error text NOT "
-             "NULL, parked_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (seq, idx));",
-             def->schema, def->schema);
+    int len = snprintf(
+        sql, sizeof(sql),
+        "CREATE SCHEMA IF NOT EXISTS %s;"
+        "SET search_path TO %s;"
+        /* one row per input handled: the dedup mark, written with the effects, with
+         * its partition (part) and time, so the window can delete it (dedup.h). A copy
+         * of an input has the same all three, so they make the key: in that order, a
+         * batch's marks go to the right end of a few ranges of the index (one per
+         * partition), where a key led by the random event id sent each to a page of its
+         * own (a full-page image in the WAL after every checkpoint) and needed a second
+         * index for the window's deletes. */
+        "CREATE TABLE IF NOT EXISTS processed (event_id uuid NOT NULL, part bigint NOT "
+        "NULL, at_ms bigint NOT NULL, PRIMARY KEY (part, at_ms, event_id));"
+        /* the next offset to read per partition, stored with the effects, and the newest
+         * time handled from it */
+        "CREATE TABLE IF NOT EXISTS positions (topic text NOT NULL, partition int NOT "
+        "NULL, next_offset bigint NOT NULL, high_watermark bigint NOT NULL DEFAULT 0, "
+        "updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (topic, partition));"
+        /* Tables from before the window: their marks count as made now (part 0: see
+         * es_batch_prune). Checked first, so a restart takes no lock when nothing is to
+         * be done. */
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE "
+        "table_schema = current_schema() AND table_name = 'processed' AND column_name = "
+        "'at_ms') THEN ALTER TABLE processed ADD COLUMN part bigint NOT NULL DEFAULT 0, ADD "
+        "COLUMN at_ms bigint NOT NULL DEFAULT (extract(epoch FROM now()) * 1000)::bigint; "
+        "END IF; IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE "
+        "table_schema = current_schema() AND table_name = 'positions' AND column_name = "
+        "'newest_ms') THEN ALTER TABLE positions ADD COLUMN part bigint NOT NULL DEFAULT 0, "
+        "ADD COLUMN newest_ms bigint NOT NULL DEFAULT 0; END IF; END $$;"
+        /* Tables keyed by the event id alone take the key above, unless they still hold
+         * marks from before the window (part 0: a copy of their input would not match
+         * them by part and time), which keep the old key and its index until pruned. */
+        "DO $$ BEGIN IF (SELECT indnatts FROM pg_index WHERE indrelid = "
+        "'processed'::regclass AND indisprimary) = 1 THEN IF EXISTS (SELECT 1 FROM "
+        "processed WHERE part = 0) THEN CREATE INDEX IF NOT EXISTS processed_at ON "
+        "processed (at_ms); ELSE ALTER TABLE processed DROP CONSTRAINT processed_pkey, ADD "
+        "PRIMARY KEY (part, at_ms, event_id); DROP INDEX IF EXISTS processed_at; END IF; "
+        "END IF; END $$;"
+        /* An outbox from before rows held a whole transaction's records (one row per
+         * record, with a "value" column): replaced when empty, refused otherwise. */
+        "DO $$ BEGIN IF EXISTS (SELECT 1 FROM information_schema.columns WHERE "
+        "table_schema = current_schema() AND table_name = 'outbox' AND column_name = "
+        "'value') THEN IF EXISTS (SELECT 1 FROM outbox) THEN RAISE EXCEPTION 'the outbox "
+        "holds rows in the format of an older version: publish them with that version, or "
+        "reset the data'; END IF; DROP TABLE outbox; END IF; IF EXISTS (SELECT 1 FROM "
+        "information_schema.tables WHERE table_schema = current_schema() AND table_name = "
+        "'outbox_parked') AND NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE "
+        "table_schema = current_schema() AND table_name = 'outbox_parked' AND "
+        "column_name = 'idx') THEN ALTER TABLE outbox_parked ADD COLUMN idx int NOT NULL "
+        "DEFAULT 0, DROP CONSTRAINT outbox_parked_pkey, ADD PRIMARY KEY (seq, idx); END IF; "
+        "END $$;"
+        /* emitted records not yet acknowledged by Kafka: one row per transaction, its
+         * records in one value (outbox.h), compressed with lz4 (ids and type names repeat) */
+        "CREATE TABLE IF NOT EXISTS outbox (seq bigserial PRIMARY KEY, records bytea NOT "
+        "NULL);"
+        "DO $$ BEGIN ALTER TABLE outbox ALTER COLUMN records SET COMPRESSION lz4; "
+        "EXCEPTION WHEN OTHERS THEN NULL; END $$;"
+        /* a queue: vacuum it after a few thousand deletes, not after a fifth of its size, or
+         * the relay's oldest-first scan walks ever more dead rows */
+        "ALTER TABLE outbox SET (autovacuum_vacuum_threshold = 2000, "
+        "autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_cost_delay = 0);"
+        /* records Kafka refused for good (too large...), kept with the reason; idx is the
+         * record's place in its outbox row (-1: the whole row, unreadable) */
+        "CREATE TABLE IF NOT EXISTS outbox_parked (seq bigint NOT NULL, idx int NOT NULL, "
+        "topic text NOT NULL, key bytea, value bytea NOT NULL, headers bytea, error text NOT "
+        "NULL, parked_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (seq, idx));",
+        def->schema, def->schema);
+    if (len < 0 || (size_t)len >= sizeof(sql)) {
+        snprintf(errstr, errstr_size, "the schema name \"%s\" is too long", def->schema);
+        return -1;
+    }
     /* concurrent instances may race on CREATE ... IF NOT EXISTS: serialise them */
     if (es_pg_exec(pg, "SELECT pg_advisory_lock(7401)", errstr, errstr_size) != 0) {
         return -1;
@@ -704,11 +723,12 @@ int es_batch_prune(es_service_t *svc, PGconn *pg, int limit, char *errstr, size_
     const int64_t params[2] = {svc->dedup_window_ms, limit};
     PGresult *res = es_pg_query_int8(
         pg,
-        "WITH doomed AS (SELECT d.event_id FROM processed d JOIN positions p ON p.part = d.part "
-        "WHERE d.part <> 0 AND d.at_ms < p.newest_ms - $1::bigint AND d.at_ms < (SELECT "
-        "max(newest_ms) FROM positions) - $1::bigint UNION ALL SELECT event_id FROM processed "
-        "WHERE part = 0 AND at_ms < (SELECT min(newest_ms) FROM positions) - $1::bigint LIMIT "
-        "$2::int) DELETE FROM processed WHERE event_id IN (SELECT event_id FROM doomed)",
+        "WITH doomed AS (SELECT d.part, d.at_ms, d.event_id FROM processed d JOIN positions p "
+        "ON p.part = d.part WHERE d.part <> 0 AND d.at_ms < p.newest_ms - $1::bigint AND "
+        "d.at_ms < (SELECT max(newest_ms) FROM positions) - $1::bigint UNION ALL SELECT part, "
+        "at_ms, event_id FROM processed WHERE part = 0 AND at_ms < (SELECT min(newest_ms) FROM "
+        "positions) - $1::bigint LIMIT $2::int) DELETE FROM processed d USING doomed x WHERE "
+        "d.part = x.part AND d.at_ms = x.at_ms AND d.event_id = x.event_id",
         2, params, errstr, errstr_size);
     if (!res) {
         return -1;

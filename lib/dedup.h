@@ -15,6 +15,10 @@
  *   - a dedup row older than its partition's newest time minus the window can therefore be
  *     deleted: nothing it could still catch would be applied anyway.
  *
+ * The same facts make the rows' key (part, at_ms, event_id): a copy finds its original's row
+ * by it, and a batch's rows land at the right end of one range of the index per partition
+ * (cheap to insert, and the window's deletes read the same index).
+ *
  * Whether an input is applied depends only on the log before it (its partition's newest
  * time), never on when rows were deleted: a rebuild from the log decides as the live service
  * did. One exception, a record dated in the future (a client's clock ahead): it moves its

@@ -4,8 +4,9 @@
  *   1. take whatever records are waiting (up to max_batch; never waits to fill a batch),
  *   2. decode them; a record that cannot be decoded or validated goes to <context>.dlq with
  *      the reason (through the outbox, like any emitted record),
- *   3. BEGIN; record the inputs' event ids in <schema>.processed, which drops duplicates
- *      (the broker can append a record twice; the outbox can republish after a crash); the
+ *   3. BEGIN; record the inputs' marks (partition, occurred_at, event id: a copy has the same
+ *      three) in <schema>.processed, which drops duplicates (the broker can append a record
+ *      twice; the outbox can republish after a crash); the
  *      handler's reads (its load hook) travel in the same round trip. An input older than
  *      the dedup window allows goes to the dead-letter topic; old marks are deleted between
  *      batches (dedup.h),
