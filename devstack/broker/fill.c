@@ -32,7 +32,7 @@
 
 /* rd_kafka_mock_partition_t in librdkafka 2.0.2 (x86-64, LP64), bytes from its start */
 #define PART_ID 16       /* int32_t id */
-#define PART_MSGSETS 64  /* TAILQ_HEAD msgsets: its first element */
+#define PART_MSGSETS 64  /* TAILQ_HEAD msgsets: its first element, then tqh_last */
 #define PART_MAX_SIZE 96 /* size_t max_size: where window.c found the limits */
 #define PART_TOPIC 200   /* rd_kafka_mock_topic_t *topic */
 #define PART_STRUCT 208  /* sizeof, the stride of a topic's partitions array */
@@ -41,7 +41,8 @@
 #define TOPIC_PARTS 24    /* rd_kafka_mock_partition_t *partitions */
 #define TOPIC_PART_CNT 32 /* int partition_cnt */
 /* rd_kafka_mock_msgset_t */
-#define MSET_NEXT 0   /* TAILQ_ENTRY link: the next element */
+#define MSET_NEXT 0   /* TAILQ_ENTRY link: the next element, */
+#define MSET_PREV 8   /* where the previous one's MSET_NEXT is (the element itself) */
 #define MSET_FIRST 16 /* int64_t first_offset */
 #define MSET_LEN 32   /* rd_kafkap_bytes_t bytes: int32_t len */
 #define MSET_DATA 40  /* and const void *data */
@@ -231,20 +232,31 @@ typedef struct fill_part {
     long sets;
 } fill_part_t;
 
+/* The message set that starts at `first` in partition `mpart`, or NULL. Looked for from the
+ * newest back: a fetch that has records is nearly always for the last few (walking from the
+ * oldest, as the mock does, costs the whole window every time). In a TAILQ each element's
+ * "prev" points at the previous element's "next" field, which is where that element starts;
+ * the first one's points at the head. */
+static const unsigned char *find_back(const unsigned char *mpart, int64_t first)
+{
+    const unsigned char *head = mpart + PART_MSGSETS, *m;
+    memcpy(&m, head + sizeof(m), sizeof(m)); /* tqh_last: the last element, or head if none */
+    while (m != head && mset_first(m) > first) {
+        memcpy(&m, m + MSET_PREV, sizeof(m));
+    }
+    return m != head && mset_first(m) == first ? m : NULL;
+}
+
 /* The message sets after the one that starts at `first` in partition `mpart` that fit in
  * `room` bytes (a partition's limit less what it already carries): the first of them, their
  * bytes and count. */
 static const unsigned char *follow(const unsigned char *mpart, int64_t first, int64_t room,
                                    size_t *add, long *sets)
 {
-    const unsigned char *m;
-    memcpy(&m, mpart + PART_MSGSETS, sizeof(m));
-    while (m && mset_first(m) < first) {
-        m = mset_next(m);
-    }
+    const unsigned char *m = find_back(mpart, first);
     *add = 0;
     *sets = 0;
-    if (!m || mset_first(m) != first) {
+    if (!m) {
         return NULL;
     }
     const unsigned char *from = mset_next(m);
