@@ -20,7 +20,7 @@
 
 #define ROUND_ROWS 64        /* outbox rows (each one transaction's records) per round */
 #define IDLE_POLL_MS 20      /* rows committed by another instance are found this fast */
-#define FAST_DELETE_MS 20    /* acknowledged rows are deleted this often on the fast path */
+#define FAST_DELETE_MS 100   /* acknowledged rows are deleted this often on the fast path */
 #define FAST_DELETE_MAX 1000 /* ... or as soon as this many are waiting */
 #define FAST_CHECK_MS 250    /* how often the fast path looks for rows it did not write */
 #define FAST_RING 65536u     /* rows produced and not yet deleted, at most */
