@@ -723,12 +723,16 @@ int es_batch_prune(es_service_t *svc, PGconn *pg, int limit, char *errstr, size_
     const int64_t params[2] = {svc->dedup_window_ms, limit};
     PGresult *res = es_pg_query_int8(
         pg,
-        "WITH doomed AS (SELECT d.part, d.at_ms, d.event_id FROM processed d JOIN positions p "
-        "ON p.part = d.part WHERE d.part <> 0 AND d.at_ms < p.newest_ms - $1::bigint AND "
-        "d.at_ms < (SELECT max(newest_ms) FROM positions) - $1::bigint UNION ALL SELECT part, "
-        "at_ms, event_id FROM processed WHERE part = 0 AND at_ms < (SELECT min(newest_ms) FROM "
-        "positions) - $1::bigint LIMIT $2::int) DELETE FROM processed d USING doomed x WHERE "
-        "d.part = x.part AND d.at_ms = x.at_ms AND d.event_id = x.event_id",
+        /* Each partition's oldest marks through the key, in key order so that the scan
+         * stops at the limit, then deleted by their row addresses: under the generic plan a
+         * join back on the key read the whole table (0.7 s for 10,000 of 1.4 million marks,
+         * 22 ms this way; under 1 ms when nothing is due). */
+        "DELETE FROM processed WHERE ctid = ANY(ARRAY(SELECT d.ctid FROM positions p CROSS "
+        "JOIN LATERAL (SELECT ctid FROM processed d WHERE d.part = p.part AND d.at_ms < "
+        "least(p.newest_ms, (SELECT max(newest_ms) FROM positions)) - $1::bigint ORDER BY "
+        "d.at_ms LIMIT $2::int) d WHERE p.part <> 0 UNION ALL SELECT ctid FROM processed WHERE "
+        "part = 0 AND at_ms < (SELECT min(newest_ms) FROM positions) - $1::bigint LIMIT "
+        "$2::int))",
         2, params, errstr, errstr_size);
     if (!res) {
         return -1;
