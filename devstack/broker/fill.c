@@ -195,11 +195,17 @@ static const unsigned char *partition_of(const unsigned char *name, size_t name_
     return NULL;
 }
 
+/* The pointer stored at `at` (unaligned reads are fine on x86-64; memcpy says so portably). */
+static const unsigned char *ptr_at(const unsigned char *at)
+{
+    const unsigned char *p;
+    memcpy(&p, at, sizeof(p));
+    return p;
+}
+
 static const unsigned char *mset_next(const unsigned char *m)
 {
-    const unsigned char *n;
-    memcpy(&n, m + MSET_NEXT, sizeof(n));
-    return n;
+    return ptr_at(m + MSET_NEXT);
 }
 
 static int64_t mset_first(const unsigned char *m)
@@ -218,9 +224,7 @@ static int32_t mset_len(const unsigned char *m)
 
 static const unsigned char *mset_data(const unsigned char *m)
 {
-    const unsigned char *d;
-    memcpy(&d, m + MSET_DATA, sizeof(d));
-    return d;
+    return ptr_at(m + MSET_DATA);
 }
 
 /* What one partition of the answer gets: the sets from `from` on, `add` bytes in all. */
@@ -239,10 +243,10 @@ typedef struct fill_part {
  * the first one's points at the head. */
 static const unsigned char *find_back(const unsigned char *mpart, int64_t first)
 {
-    const unsigned char *head = mpart + PART_MSGSETS, *m;
-    memcpy(&m, head + sizeof(m), sizeof(m)); /* tqh_last: the last element, or head if none */
+    const unsigned char *head = mpart + PART_MSGSETS;
+    const unsigned char *m = ptr_at(head + sizeof(void *)); /* tqh_last: the last, or head */
     while (m != head && mset_first(m) > first) {
-        memcpy(&m, m + MSET_PREV, sizeof(m));
+        m = ptr_at(m + MSET_PREV);
     }
     return m != head && mset_first(m) == first ? m : NULL;
 }
