@@ -143,10 +143,21 @@ void wire_str(wire_rd_t *r, const unsigned char **s, size_t *len);
 /* An array count (null reads as 0); a count the rest cannot hold at `min_item` bytes an item
  * marks the reader bad. */
 int32_t wire_count(wire_rd_t *r, size_t min_item);
-/* A Fetch answer (v0-v11) from its start up to its topic count: returns its error code (v7+). */
-int wire_fetch_answer_head(wire_rd_t *r, int16_t ver);
-/* One partition of a Fetch answer up to its records: returns its error code, *partition. */
-int wire_fetch_answer_partition(wire_rd_t *r, int16_t ver, int32_t *partition);
+/* One partition of a Fetch answer, its pointers borrowed from the frame. */
+typedef struct wire_fetch_part {
+    const unsigned char *topic; /* NULL when null or empty */
+    size_t topic_len;
+    int32_t partition;
+    int err;
+    size_t records_at, records_end; /* frame offsets of the records' length and of their end */
+    const unsigned char *records;   /* NULL when there are none */
+    size_t records_len;
+} wire_fetch_part_t;
+/* Call fn for each partition of a whole Fetch answer (v0-v11), in order, until it returns
+ * nonzero. Returns 0 when the whole frame was read, 1 when fn stopped, -1 when the frame is
+ * not one; *err is the answer's own error code (v7+, else 0). */
+int wire_fetch_answer_each(const unsigned char *frame, size_t len, int16_t ver, int *err,
+                           int (*fn)(void *arg, const wire_fetch_part_t *p), void *arg);
 
 /* Sockets the mock accepted (and set TCP_NODELAY on) so far. */
 long broker_nodelay_accepted(void);

@@ -275,61 +275,66 @@ static const unsigned char *follow(const unsigned char *mpart, int64_t first, in
     return *sets ? from : NULL;
 }
 
+/* What the answer's partitions get, gathered while it is read. */
+typedef struct fill_plan {
+    fill_part_t stack[64];
+    fill_part_t *fp;
+    size_t cnt, cap;
+    int64_t total;    /* bytes of records the answer already carries */
+    int64_t part_max; /* the fetch's smallest partition limit */
+    int oom;
+} fill_plan_t;
+
+static int plan_partition(void *arg, const wire_fetch_part_t *p)
+{
+    fill_plan_t *pl = arg;
+    int64_t n = (int64_t)p->records_len;
+    pl->total += n;
+    const unsigned char *mpart =
+        p->topic ? partition_of(p->topic, p->topic_len, p->partition) : NULL;
+    if (p->err != 0 || n < 8 || !mpart || n >= pl->part_max) {
+        return 0;
+    }
+    const unsigned char *rec = p->records;
+    int64_t first = (int64_t)((uint64_t)wire_be32(rec) << 32 | wire_be32(rec + 4));
+    fill_part_t f = {.records_at = p->records_at, .records_end = p->records_end};
+    f.from = follow(mpart, first, pl->part_max - n, &f.add, &f.sets);
+    if (!f.from) {
+        return 0;
+    }
+    if (pl->cnt == pl->cap) {
+        size_t cap = pl->cap * 2;
+        fill_part_t *g =
+            pl->fp == pl->stack ? malloc(cap * sizeof(*g)) : realloc(pl->fp, cap * sizeof(*g));
+        if (!g) {
+            pl->oom = 1;
+            return 1;
+        }
+        if (pl->fp == pl->stack) {
+            memcpy(g, pl->stack, sizeof(pl->stack));
+        }
+        pl->fp = g;
+        pl->cap = cap;
+    }
+    pl->fp[pl->cnt++] = f;
+    return 0;
+}
+
 unsigned char *broker_fill_answer(const unsigned char *frame, size_t len, int16_t ver,
                                   int64_t max_bytes, int64_t part_max, size_t *out_len)
 {
     if (!broker_fill_active() || ver < 4 || part_max <= 0) {
         return NULL; /* v4 and later: the record batches (magic 2) the mock keeps */
     }
-    wire_rd_t r = {.p = frame, .len = len};
-    if (wire_fetch_answer_head(&r, ver) != 0) {
-        return NULL;
-    }
-    fill_part_t stack[64];
-    fill_part_t *fp = stack;
-    size_t fp_cnt = 0, fp_cap = sizeof(stack) / sizeof(stack[0]);
-    int64_t total = 0, budget = max_bytes < FILL_MAX ? max_bytes : FILL_MAX;
+    fill_plan_t pl = {.cap = sizeof(pl.stack) / sizeof(pl.stack[0]), .part_max = part_max};
+    pl.fp = pl.stack;
+    int err;
+    int read = wire_fetch_answer_each(frame, len, ver, &err, plan_partition, &pl);
+    fill_part_t *fp = pl.fp;
+    size_t fp_cnt = pl.cnt;
+    int64_t total = pl.total, budget = max_bytes < FILL_MAX ? max_bytes : FILL_MAX;
     unsigned char *out = NULL;
-    int32_t topics = wire_count(&r, 6);
-    for (int32_t t = 0; t < topics && !r.bad; t++) {
-        const unsigned char *name;
-        size_t name_len;
-        wire_str(&r, &name, &name_len);
-        int32_t parts = wire_count(&r, 18);
-        for (int32_t i = 0; i < parts && !r.bad; i++) {
-            int32_t id;
-            int err = wire_fetch_answer_partition(&r, ver, &id);
-            size_t records_at = r.pos;
-            int64_t n = wire_int(&r, 4);
-            const unsigned char *rec = n > 0 ? wire_take(&r, (size_t)n) : NULL;
-            total += n > 0 ? n : 0;
-            const unsigned char *mpart = name ? partition_of(name, name_len, id) : NULL;
-            if (err != 0 || !rec || n < 8 || !mpart || n >= part_max) {
-                continue;
-            }
-            int64_t first = (int64_t)((uint64_t)wire_be32(rec) << 32 | wire_be32(rec + 4));
-            fill_part_t p = {.records_at = records_at, .records_end = r.pos};
-            p.from = follow(mpart, first, part_max - n, &p.add, &p.sets);
-            if (!p.from) {
-                continue;
-            }
-            if (fp_cnt == fp_cap) {
-                size_t cap = fp_cap * 2;
-                fill_part_t *g =
-                    fp == stack ? malloc(cap * sizeof(*g)) : realloc(fp, cap * sizeof(*g));
-                if (!g) {
-                    goto out;
-                }
-                if (fp == stack) {
-                    memcpy(g, stack, sizeof(stack));
-                }
-                fp = g;
-                fp_cap = cap;
-            }
-            fp[fp_cnt++] = p;
-        }
-    }
-    if (r.bad || r.pos != len || fp_cnt == 0) {
+    if (read != 0 || err != 0 || fp_cnt == 0) {
         goto out;
     }
     /* the answer's own bytes count towards its limit first; sets that would pass it stay */
@@ -377,7 +382,7 @@ unsigned char *broker_fill_answer(const unsigned char *frame, size_t len, int16_
     atomic_fetch_add(&stat_answers, 1);
     atomic_fetch_add(&stat_sets, sets);
 out:
-    if (fp != stack) {
+    if (fp != pl.stack) {
         free(fp);
     }
     return out;

@@ -378,28 +378,17 @@ static int64_t wake_due(int64_t now)
     return next;
 }
 
+static int part_not_empty(void *arg, const wire_fetch_part_t *p)
+{
+    (void)arg;
+    return p->err != 0 || p->records_len > 0;
+}
+
 /* Does this Fetch answer (whole frame) carry neither records nor errors? */
 static int fetch_response_empty(const unsigned char *p, size_t len, int16_t ver)
 {
-    wire_rd_t r = {.p = p, .len = len};
-    if (wire_fetch_answer_head(&r, ver) != 0) {
-        return 0;
-    }
-    int32_t topics = wire_count(&r, 6);
-    for (int32_t t = 0; t < topics && !r.bad; t++) {
-        const unsigned char *name;
-        size_t name_len;
-        wire_str(&r, &name, &name_len);
-        int32_t parts = wire_count(&r, 18);
-        for (int32_t i = 0; i < parts && !r.bad; i++) {
-            int32_t partition;
-            if (wire_fetch_answer_partition(&r, ver, &partition) != 0 || wire_int(&r, 4) > 0 ||
-                r.bad) {
-                return 0;
-            }
-        }
-    }
-    return !r.bad && r.pos == len;
+    int err;
+    return wire_fetch_answer_each(p, len, ver, &err, part_not_empty, NULL) == 0 && err == 0;
 }
 
 /* A Produce answer (whole frame): note the partitions that were appended to. */

@@ -69,7 +69,8 @@ int32_t wire_count(wire_rd_t *r, size_t min_item)
     return (int32_t)n;
 }
 
-int wire_fetch_answer_head(wire_rd_t *r, int16_t ver)
+/* A Fetch answer from its start up to its topic count: returns its error code (v7+). */
+static int fetch_answer_head(wire_rd_t *r, int16_t ver)
 {
     r->pos = 8; /* size, CorrelationId */
     if (ver >= 1) {
@@ -83,10 +84,11 @@ int wire_fetch_answer_head(wire_rd_t *r, int16_t ver)
     return err;
 }
 
-int wire_fetch_answer_partition(wire_rd_t *r, int16_t ver, int32_t *partition)
+/* One partition of a Fetch answer, its records included. */
+static void fetch_answer_partition(wire_rd_t *r, int16_t ver, wire_fetch_part_t *p)
 {
-    *partition = (int32_t)wire_int(r, 4);
-    int err = (int)wire_int(r, 2);
+    p->partition = (int32_t)wire_int(r, 4);
+    p->err = (int)wire_int(r, 2);
     /* HighWatermark, LastStableOffset (v4), LogStartOffset (v5) */
     wire_skip(r, 8 + (ver >= 4 ? 8 : 0) + (ver >= 5 ? 8 : 0));
     if (ver >= 4) {
@@ -96,5 +98,29 @@ int wire_fetch_answer_partition(wire_rd_t *r, int16_t ver, int32_t *partition)
     if (ver >= 11) {
         wire_skip(r, 4); /* PreferredReadReplica */
     }
-    return err;
+    p->records_at = r->pos;
+    int64_t n = wire_int(r, 4);
+    p->records = n > 0 ? wire_take(r, (size_t)n) : NULL;
+    p->records_len = p->records ? (size_t)n : 0;
+    p->records_end = r->pos;
+}
+
+int wire_fetch_answer_each(const unsigned char *frame, size_t len, int16_t ver, int *err,
+                           int (*fn)(void *arg, const wire_fetch_part_t *p), void *arg)
+{
+    wire_rd_t r = {.p = frame, .len = len};
+    *err = fetch_answer_head(&r, ver);
+    int32_t topics = wire_count(&r, 6);
+    for (int32_t t = 0; t < topics && !r.bad; t++) {
+        wire_fetch_part_t p;
+        wire_str(&r, &p.topic, &p.topic_len);
+        int32_t parts = wire_count(&r, 18);
+        for (int32_t i = 0; i < parts && !r.bad; i++) {
+            fetch_answer_partition(&r, ver, &p);
+            if (!r.bad && fn(arg, &p) != 0) {
+                return 1;
+            }
+        }
+    }
+    return r.bad || r.pos != len ? -1 : 0;
 }

@@ -313,6 +313,25 @@ static int latency(es_config_t *cfg, const char *topic, int rounds)
     return 0;
 }
 
+/* A producer and a consumer (no group offsets: it is assigned by hand) in *prk and *crk.
+ * Returns 0, or 1 with the error printed and nothing left open. */
+static int clients_new(es_config_t *cfg, const char *group, rd_kafka_t **prk, rd_kafka_t **crk)
+{
+    char errstr[512];
+    *prk = es_kafka_producer_new(cfg, "broker-probe", noop_dr_cb, NULL, errstr, sizeof(errstr));
+    *crk = *prk ? es_kafka_consumer_new(cfg, "broker-probe", group, NULL, NULL, 0, errstr,
+                                        sizeof(errstr))
+                : NULL;
+    if (!*crk) {
+        fprintf(stderr, "broker_probe: %s\n", errstr);
+        if (*prk) {
+            rd_kafka_destroy(*prk);
+        }
+        return 1;
+    }
+    return 0;
+}
+
 /* Consume from `rkq` until a record of partition 0 with this value arrives. */
 static int wait_for(rd_kafka_queue_t *rkq, const char *value, int timeout_ms)
 {
@@ -339,16 +358,8 @@ static int wait_rounds(es_config_t *cfg, const char *topic, int rounds, int wait
         fprintf(stderr, "broker_probe: %s\n", rounds < 1 || wait_ms < 1 ? "bad arguments" : errstr);
         return 1;
     }
-    rd_kafka_t *prk =
-        es_kafka_producer_new(cfg, "broker-probe", noop_dr_cb, NULL, errstr, sizeof(errstr));
-    rd_kafka_t *crk = prk ? es_kafka_consumer_new(cfg, "broker-probe", "broker-probe-wait", NULL,
-                                                  NULL, 0, errstr, sizeof(errstr))
-                          : NULL;
-    if (!crk) {
-        fprintf(stderr, "broker_probe: %s\n", errstr);
-        if (prk) {
-            rd_kafka_destroy(prk);
-        }
+    rd_kafka_t *prk, *crk;
+    if (clients_new(cfg, "broker-probe-wait", &prk, &crk) != 0) {
         return 1;
     }
     /* from the current end, as a number: a logical "end" resolved after the first record
@@ -408,21 +419,12 @@ out:
 
 static int sets(es_config_t *cfg, const char *topic, int count)
 {
-    char errstr[512];
+    rd_kafka_t *prk, *crk;
     if (count < 1) {
         fprintf(stderr, "broker_probe: bad arguments\n");
         return 1;
     }
-    rd_kafka_t *prk =
-        es_kafka_producer_new(cfg, "broker-probe", noop_dr_cb, NULL, errstr, sizeof(errstr));
-    rd_kafka_t *crk = prk ? es_kafka_consumer_new(cfg, "broker-probe", "broker-probe-sets", NULL,
-                                                  NULL, 0, errstr, sizeof(errstr))
-                          : NULL;
-    if (!crk) {
-        fprintf(stderr, "broker_probe: %s\n", errstr);
-        if (prk) {
-            rd_kafka_destroy(prk);
-        }
+    if (clients_new(cfg, "broker-probe-sets", &prk, &crk) != 0) {
         return 1;
     }
     int64_t lo, hi;
