@@ -20,8 +20,11 @@
  *     one fetch, as it did when the mock held every fetch that long), and once more when the
  *     client's wait is up, or when the client sends another request behind it; whatever the
  *     mock says then goes to the client;
- *   - a Produce response says which partitions were just appended to.
- * Everything runs in the mock's one thread: no copy, no extra thread, no lock.
+ *   - a Produce response says which partitions were just appended to;
+ *   - a Fetch answer that carries records goes through fill.c, which may add the message sets
+ *     that follow them; what of a filled answer the socket does not take at once is sent
+ *     before anything else on that connection (poll() asks for POLLOUT for it).
+ * Everything runs in the mock's one thread: no extra thread, no lock.
  * ES_BROKER_LONGPOLL=0 turns this off (comparisons only: clients then need a short
  * fetch.wait.max.ms again); ES_BROKER_FETCH_GAP_US sets the gap (main.c reads both).
  */
