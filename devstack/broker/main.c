@@ -21,11 +21,13 @@
 
 #include "broker.h"
 #include "codec.h"
+#include "ids.h"
 #include "log.h"
 
 #define DEFAULT_BROKERS 1
 #define DEFAULT_WINDOW 100
 #define DEFAULT_FETCH_GAP_US 1000
+#define DEFAULT_STATS_MS 10000
 #define DRAIN_TIMEOUT_MS 30000
 
 typedef struct options {
@@ -36,6 +38,7 @@ typedef struct options {
     int port;         /* the first mock broker's port (the others follow), 0 = the previous run's */
     int long_poll;    /* empty fetches answered when records arrive (longpoll.c) */
     int fetch_gap_us; /* a woken fetch goes again no sooner than this after the last */
+    int stats_ms;     /* the "fetches" log line's window */
     int fetch_fill;   /* fetch answers carry every message set that fits (fill.c) */
     char topics[4096]; /* extra topics, comma separated */
 } options_t;
@@ -80,8 +83,10 @@ static void usage(FILE *out)
             "held fetch goes again after the last when records arrive. ES_BROKER_FETCH_FILL=0\n"
             "answers a fetch with one message set per partition, as the mock does by itself\n"
             "(comparisons only; filling needs the long poll and the window).\n"
+            "Every ES_BROKER_STATS_MS (default %d) that records came in, one \"fetches\" log\n"
+            "line counts the window's records, held and woken fetches, and filled answers.\n"
             "ES_LOG_LEVEL=debug|info|warn|error.\n",
-            DEFAULT_BROKERS, DEFAULT_WINDOW, DEFAULT_FETCH_GAP_US);
+            DEFAULT_BROKERS, DEFAULT_WINDOW, DEFAULT_FETCH_GAP_US, DEFAULT_STATS_MS);
 }
 
 static int parse_int(const char *s, int min, int max, int *out)
@@ -324,6 +329,13 @@ static int parse_options(int argc, char **argv, options_t *o, es_config_t *cfg)
                 v);
         return -1;
     }
+    o->stats_ms = DEFAULT_STATS_MS;
+    if ((v = getenv("ES_BROKER_STATS_MS")) && *v && parse_int(v, 100, 3600000, &o->stats_ms) != 0) {
+        fprintf(stderr,
+                "es-broker: ES_BROKER_STATS_MS must be an integer in 100..3600000, not \"%s\"\n",
+                v);
+        return -1;
+    }
     if ((v = getenv("ES_TOPICS"))) {
         snprintf(o->topics, sizeof(o->topics), "%s", v);
     }
@@ -384,6 +396,34 @@ static int parse_options(int argc, char **argv, options_t *o, es_config_t *cfg)
         return -1;
     }
     return 0;
+}
+
+/* What the broker did for its clients since it started (longpoll.c, fill.c, the journaler). */
+typedef struct broker_counts {
+    long conns, held, woken, expired, cut, filled, added;
+    int64_t journaled;
+} broker_counts_t;
+
+static void counts_get(broker_journaler_t *j, broker_counts_t *c)
+{
+    broker_longpoll_stats(&c->conns, &c->held, &c->woken, &c->expired, &c->cut);
+    broker_fill_stats(&c->filled, &c->added);
+    c->journaled = broker_journaler_count(j);
+}
+
+/* One line on the last window's fetches, when records came in it (an idle stack's fetches
+ * only wait out their time: nothing to watch). The window is ES_BROKER_STATS_MS. */
+static void counts_log(const broker_counts_t *now, const broker_counts_t *then, int window_ms)
+{
+    if (now->journaled == then->journaled) {
+        return;
+    }
+    es_log_info("fetches",
+                "window_ms=%d records=%lld held=%ld woken_by_records=%ld wait_up=%ld "
+                "cut_short=%ld answers_filled=%ld message_sets_added=%ld",
+                window_ms, (long long)(now->journaled - then->journaled), now->held - then->held,
+                now->woken - then->woken, now->expired - then->expired, now->cut - then->cut,
+                now->filled - then->filled, now->added - then->added);
 }
 
 int main(int argc, char **argv)
@@ -526,11 +566,20 @@ int main(int argc, char **argv)
                 broker_fill_active() ? "on" : "off");
 
     int failed = 0;
+    broker_counts_t then, now;
+    counts_get(j, &then);
+    int64_t next_log = es_mono_us() + o.stats_ms * 1000LL;
     while (run) {
         if (broker_journaler_run_once(j, 100) != 0) {
             es_log_error("stopping: the journal cannot be written", "%s", "");
             failed = 1;
             break;
+        }
+        if (es_mono_us() >= next_log) {
+            counts_get(j, &now);
+            counts_log(&now, &then, o.stats_ms);
+            then = now;
+            next_log = es_mono_us() + o.stats_ms * 1000LL;
         }
     }
     /* Other processes' requests are no longer read (longpoll.c), so nothing is appended
@@ -540,15 +589,13 @@ int main(int argc, char **argv)
     broker_longpoll_quiesce();
     es_log_info("stopping: draining the journal", "signal=%s", run ? "none" : "received");
     int drained = broker_journaler_drain(j, DRAIN_TIMEOUT_MS);
-    long conns, held, woken, expired, cut, filled, added;
-    broker_longpoll_stats(&conns, &held, &woken, &expired, &cut);
-    broker_fill_stats(&filled, &added);
+    counts_get(j, &now);
     es_log_info("stopped",
                 "journaled_records=%lld nodelay_sockets=%ld drained=%s watched_connections=%ld "
                 "fetches_held=%ld woken_by_records=%ld wait_up=%ld cut_short=%ld "
                 "answers_filled=%ld message_sets_added=%ld",
-                (long long)broker_journaler_count(j), broker_nodelay_accepted(),
-                drained == 0 ? "yes" : "no", conns, held, woken, expired, cut, filled, added);
+                (long long)now.journaled, broker_nodelay_accepted(), drained == 0 ? "yes" : "no",
+                now.conns, now.held, now.woken, now.expired, now.cut, now.filled, now.added);
     status = failed || drained != 0 ? 1 : 0;
 
 out:

@@ -7,7 +7,8 @@
 #  1. a record produced while the consumer's fetch waits arrives long before the 3 s are up;
 #  2. another request on that consumer's connection (a watermark query) does not wait behind
 #     the fetch either;
-#  3. the broker counts the fetches it held and woke;
+#  3. the broker counts the fetches it held and woke, at the end and every ES_BROKER_STATS_MS
+#     that records came in (its "fetches" line);
 #  4. with ES_BROKER_LONGPOLL=0 (the mock as it is) the same record waits for the end of the
 #     wait: the contrast is printed, so the test shows what the mechanism buys.
 # shellcheck source=tests/integration/lib.sh
@@ -18,7 +19,7 @@ unset ES_BROKER_LONGPOLL
 WAIT_MS=3000
 
 broker_start() {
-    bare_broker_start --topics probe.wait -p 2
+    ES_BROKER_STATS_MS=500 bare_broker_start --topics probe.wait -p 2
 }
 
 broker_stop() {
@@ -53,6 +54,11 @@ cut="$(field cut_short "$stopped")"
 assert "[ '${held:-0}' -gt 0 ] && [ '${woken:-0}' -ge 10 ]" \
     "the broker held empty fetches ($held) and woke them when records came ($woken)"
 assert "[ '${cut:-0}' -ge 1 ]" "the watermark query cut a held fetch short ($cut)"
+windows="$(grep -c 'msg="fetches"' "$T_TMP/broker.log" || true)"
+line="$(grep 'msg="fetches"' "$T_TMP/broker.log" | head -1)"
+note "first window: ${line#*msg=\"fetches\" }"
+assert "[ '${windows:-0}' -ge 1 ] && [ '$(field records "$line")' -ge 1 ] && [ -n '$(field woken_by_records "$line")' ]" \
+    "while records came, the broker logged what its fetches did every 500 ms ($windows lines)"
 
 # ---- 4. the mock as it is -------------------------------------------------------------------
 ES_BROKER_LONGPOLL=0 broker_start
