@@ -85,18 +85,12 @@ static int partition_check(int mem, uintptr_t limit, char *name, size_t name_siz
     if (*id < 0 || *id >= cnt || parts + (uintptr_t)*id * PART_STRUCT != base) {
         return -1;
     }
-    /* the name, read in one go up to the buffer's size (it may end sooner) */
-    size_t got = 0;
-    while (got + 1 < name_size) {
-        if (mem_read(mem, name_at + got, name + got, 1) != 0) {
-            return -1;
-        }
-        if (name[got] == '\0') {
-            break;
-        }
-        got++;
+    /* the name, in one read of up to the buffer's size: a read that reaches unmapped memory
+     * stops short there (the name ends before), and a name must end within it */
+    ssize_t got = pread(mem, name, name_size - 1, (off_t)name_at);
+    if (got <= 0 || !memchr(name, '\0', (size_t)got)) {
+        return -1;
     }
-    name[got] = '\0';
     *part_cnt = cnt;
     return 0;
 }
