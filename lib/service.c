@@ -447,6 +447,72 @@ typedef struct gap {
     int32_t partition;
 } gap_t;
 
+/* Where a poll puts records: one slot's arrays, and the partitions found out of the broker's
+ * window (read from the archive once the batch in hand is done). */
+typedef struct poll_into {
+    rd_kafka_message_t **msgs;
+    es_raw_t *raws;
+    char (*types)[ES_TYPE_MAX];
+    size_t max;
+    gap_t gaps[MAX_GAPS];
+    size_t gap_cnt;
+} poll_into_t;
+
+/* Poll records into ps's slot from index n on: wait up to timeout_ms for the first, then take
+ * whatever else is already here, up to ps->max. Returns the new count. How long each record
+ * waited between its producer and now goes to the batch statistics (Kafka timestamps are the
+ * producer's clock: the same machine in the dev stack). */
+static size_t poll_records(es_service_t *svc, poll_into_t *ps, size_t n, int timeout_ms)
+{
+    size_t first = n;
+    while (n < ps->max) {
+        rd_kafka_message_t *rkm =
+            rd_kafka_consumer_poll(svc->consumer, n == first ? timeout_ms : 0);
+        if (!rkm) {
+            break;
+        }
+        if (rkm->err) {
+            if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                if (svc->unread && rkm->rkt) {
+                    rd_kafka_topic_partition_list_del(svc->unread, rd_kafka_topic_name(rkm->rkt),
+                                                      rkm->partition);
+                }
+                rd_kafka_message_destroy(rkm);
+                continue;
+            }
+            int lost_pos = rkm->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+                           rkm->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE;
+            if (lost_pos && rkm->rkt && ps->gap_cnt < MAX_GAPS) {
+                gap_t *g = &ps->gaps[ps->gap_cnt++];
+                snprintf(g->topic, sizeof(g->topic), "%s", rd_kafka_topic_name(rkm->rkt));
+                g->partition = rkm->partition;
+            } else {
+                es_log_error("consumer error", "topic=%s partition=%d offset=%lld error=\"%s\"",
+                             rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : "-", rkm->partition,
+                             (long long)rkm->offset, rd_kafka_message_errstr(rkm));
+            }
+            rd_kafka_message_destroy(rkm);
+            continue;
+        }
+        ps->msgs[n] = rkm;
+        raw_from_message(&ps->raws[n], rkm, ps->types[n], ES_TYPE_MAX);
+        n++;
+    }
+    if (n > first) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+        for (size_t i = first; i < n; i++) {
+            int64_t ts = rd_kafka_message_timestamp(ps->msgs[i], NULL);
+            if (ts > 0 && now_ms >= ts) {
+                svc->age_sum += now_ms - ts;
+                svc->age_max = now_ms - ts > svc->age_max ? now_ms - ts : svc->age_max;
+            }
+        }
+    }
+    return n;
+}
+
 /* positions_query() on one partition's row: $1 the topic, $2 the partition, $3 `value` (when
  * not NULL). */
 static PGresult *partition_query(es_service_t *svc, const char *sql, const char *topic,
@@ -729,69 +795,34 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
     int64_t prune_us =
         svc->dedup_window_ms * 250 < 10000000 ? svc->dedup_window_ms * 250 : 10000000;
     int64_t next_prune = es_mono_us() + prune_us, next_prune_log = 0;
-    gap_t gaps[MAX_GAPS];
-    size_t gap_cnt = 0;
+    poll_into_t ps = {.max = max_batch};
     while (service_run) {
         rd_kafka_message_t **msgs = slot_msgs[slot];
         es_raw_t *raws = slot_raws[slot];
-        char(*types)[ES_TYPE_MAX] = slot_types[slot];
+        ps.msgs = msgs;
+        ps.raws = raws;
+        ps.types = slot_types[slot];
         /* wait briefly for the first record (not at all while a batch is in flight); then take
          * whatever else is already here */
-        int timeout = svc->pend.cnt ? 0 : 100;
-        size_t n = 0, polled;
-        while (n < max_batch) {
-            rd_kafka_message_t *rkm = rd_kafka_consumer_poll(svc->consumer, n == 0 ? timeout : 0);
-            if (!rkm) {
-                break;
-            }
-            if (rkm->err) {
-                if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                    if (svc->unread && rkm->rkt) {
-                        rd_kafka_topic_partition_list_del(
-                            svc->unread, rd_kafka_topic_name(rkm->rkt), rkm->partition);
-                    }
-                    rd_kafka_message_destroy(rkm);
-                    continue;
-                }
-                int lost_pos = rkm->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
-                               rkm->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE;
-                if (lost_pos && rkm->rkt && gap_cnt < MAX_GAPS) {
-                    /* read from the archive once the batch in hand is done */
-                    snprintf(gaps[gap_cnt].topic, sizeof(gaps[gap_cnt].topic), "%s",
-                             rd_kafka_topic_name(rkm->rkt));
-                    gaps[gap_cnt++].partition = rkm->partition;
-                } else {
-                    es_log_error("consumer error", "topic=%s partition=%d offset=%lld error=\"%s\"",
-                                 rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : "-", rkm->partition,
-                                 (long long)rkm->offset, rd_kafka_message_errstr(rkm));
-                }
-                rd_kafka_message_destroy(rkm);
-                continue;
-            }
-            msgs[n] = rkm;
-            raw_from_message(&raws[n], rkm, types[n], ES_TYPE_MAX);
-            n++;
-        }
-        polled = n;
+        int in_flight = svc->pend.cnt > 0;
+        size_t n = poll_records(svc, &ps, 0, in_flight ? 0 : 100), polled;
         if (n > 0) {
-            /* how long records waited between their producer and this batch (their Kafka
-             * timestamps are the producer's clock: the same machine in the dev stack) */
-            struct timespec now;
-            clock_gettime(CLOCK_REALTIME, &now);
-            int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-            for (size_t i = 0; i < n; i++) {
-                int64_t ts = rd_kafka_message_timestamp(msgs[i], NULL);
-                if (ts > 0 && now_ms >= ts) {
-                    svc->age_sum += now_ms - ts;
-                    svc->age_max = now_ms - ts > svc->age_max ? now_ms - ts : svc->age_max;
-                }
-            }
             es_batch_decode(svc, raws, n);
         }
         if (pending_finish(svc) != 0) {
             svc->fatal = 1;
             service_run = 0;
         }
+        /* what came while the last batch committed joins this one: it would otherwise wait
+         * for this batch's commit too */
+        if (in_flight && n > 0 && n < max_batch && !svc->fatal) {
+            size_t more = poll_records(svc, &ps, n, 0);
+            if (more > n) {
+                n = more;
+                es_batch_decode(svc, raws, n);
+            }
+        }
+        polled = n;
         if (n > 0 && !svc->fatal) {
             if (svc->decoded != raws) {
                 es_batch_decode(svc, raws, n); /* a retry of the previous batch used the state */
@@ -814,18 +845,18 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
         }
         /* positions the broker no longer holds: read them from the archive (or, past its end,
          * go on from the end) */
-        for (size_t g = 0; g < gap_cnt && !svc->fatal; g++) {
+        for (size_t g = 0; g < ps.gap_cnt && !svc->fatal; g++) {
             if (pending_finish(svc) != 0 ||
-                handle_gap(svc, &gaps[g], max_batch, errstr, sizeof(errstr)) != 0) {
+                handle_gap(svc, &ps.gaps[g], max_batch, errstr, sizeof(errstr)) != 0) {
                 es_log_error("stored position is no longer in the log and cannot be read from "
                              "an archive: stopping (records would be skipped)",
-                             "topic=%s partition=%d error=\"%s\"", gaps[g].topic,
-                             (int)gaps[g].partition, errstr);
+                             "topic=%s partition=%d error=\"%s\"", ps.gaps[g].topic,
+                             (int)ps.gaps[g].partition, errstr);
                 svc->fatal = 1;
                 service_run = 0;
             }
         }
-        gap_cnt = 0;
+        ps.gap_cnt = 0;
         /* timers: once every assigned partition was read to its end, and not while a backlog
          * is read (a full poll); see tick in service.h */
         if (def->tick && !svc->fatal && svc->unread && svc->unread->cnt == 0 &&
