@@ -21,6 +21,10 @@ const char orders_store_ddl[] =
     " version bigint NOT NULL) WITH (fillfactor = 80);"
     /* the order's saga (PlaceOrder's correlation id), which its cancellation joins */
     "ALTER TABLE orders ADD COLUMN IF NOT EXISTS correlation_id text NOT NULL DEFAULT '';"
+    /* No query looks inside the items, so ANALYZE gathers no statistics on them: sorting a
+     * sample of 30,000 jsonb values took a fifth of PostgreSQL's CPU at 500 orders/s while
+     * autovacuum analyzed the growing tables */
+    "ALTER TABLE orders ALTER COLUMN items SET STATISTICS 0;"
     "CREATE TABLE IF NOT EXISTS users ("
     " user_id text PRIMARY KEY, active boolean NOT NULL, version bigint NOT NULL);"
     "CREATE TABLE IF NOT EXISTS prices ("
