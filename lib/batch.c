@@ -616,12 +616,17 @@ static void decode_raws(es_service_t *svc, const es_raw_t *raws, size_t cnt)
  * overlap the previous batch's COMMIT. */
 void es_batch_decode(es_service_t *svc, const es_raw_t *raws, size_t cnt)
 {
-    int64_t t0 = es_mono_us();
     es_batch_inputs_clear(svc);
     outbox_reset(svc);
     es_arena_reset(&svc->arena);
     svc->pos_cnt = 0;
-    decode_raws(svc, raws, cnt);
+    es_batch_decode_more(svc, raws, 0, cnt);
+}
+
+void es_batch_decode_more(es_service_t *svc, const es_raw_t *raws, size_t from, size_t cnt)
+{
+    int64_t t0 = es_mono_us();
+    decode_raws(svc, raws + from, cnt - from);
     if (svc->consumer) {
         for (size_t i = 0; i < svc->pos_cnt; i++) {
             int64_t lo, hi;

@@ -22,7 +22,8 @@
 
 #define DEFAULT_MAX_BATCH 2000
 #define MAX_RETRIES 20
-#define MAX_GAPS 64 /* partitions found out of the broker's window in one poll */
+#define TOP_UP_BELOW 100 /* records: see the loop in es_service_run */
+#define MAX_GAPS 64      /* partitions found out of the broker's window in one poll */
 
 static volatile sig_atomic_t service_run = 1;
 
@@ -813,14 +814,15 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
             svc->fatal = 1;
             service_run = 0;
         }
-        /* what came while the last batch committed joins this one: it would otherwise wait
-         * for this batch's commit too */
-        if (in_flight && n > 0 && n < max_batch && !svc->fatal) {
+        /* what came while the last batch committed joins a small batch: it would otherwise
+         * wait for this batch's commit too (a big one goes as it is, its successor already
+         * decoding while it commits) */
+        if (in_flight && n > 0 && n < TOP_UP_BELOW && !svc->fatal) {
             size_t more = poll_records(svc, &ps, n, 0);
-            if (more > n) {
-                n = more;
-                es_batch_decode(svc, raws, n);
+            if (more > n && svc->decoded == raws) {
+                es_batch_decode_more(svc, raws, n, more);
             }
+            n = more; /* (after a redo of the last batch, all of it is decoded again below) */
         }
         polled = n;
         if (n > 0 && !svc->fatal) {
