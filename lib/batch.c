@@ -239,6 +239,14 @@ static position_t *position_get(es_service_t *svc, const char *topic, int32_t pa
     }
     position_t *p = &svc->pos[svc->pos_cnt++];
     p->topic = topic;
+    /* the subscribed name lives as long as the service: a carried position outlives its
+     * record */
+    for (size_t i = 0; svc->def->topics && svc->def->topics[i]; i++) {
+        if (!strcmp(svc->def->topics[i], topic)) {
+            p->topic = svc->def->topics[i];
+            break;
+        }
+    }
     p->partition = partition;
     p->next_offset = -1;
     p->high_watermark = 0;
@@ -619,7 +627,9 @@ void es_batch_decode(es_service_t *svc, const es_raw_t *raws, size_t cnt)
     es_batch_inputs_clear(svc);
     outbox_reset(svc);
     es_arena_reset(&svc->arena);
-    svc->pos_cnt = 0;
+    if (!svc->carry) {
+        svc->pos_cnt = 0;
+    }
     es_batch_decode_more(svc, raws, 0, cnt);
 }
 
@@ -753,6 +763,7 @@ int es_batch_tick(es_service_t *svc, PGconn *pg, char *errstr, size_t errstr_siz
     outbox_reset(svc);
     es_arena_reset(&svc->arena);
     svc->pos_cnt = 0;
+    svc->carry = 0;      /* carried positions are dropped: their records are read again */
     svc->decoded = NULL; /* the working state is the tick's now */
     es_pg_pipeline_reset(&svc->pl);
     if (es_pg_exec(pg, "BEGIN", errstr, errstr_size) != 0 ||

@@ -22,8 +22,9 @@
 
 #define DEFAULT_MAX_BATCH 2000
 #define MAX_RETRIES 20
-#define TOP_UP_BELOW 100 /* records: see the loop in es_service_run */
-#define MAX_GAPS 64      /* partitions found out of the broker's window in one poll */
+#define TOP_UP_BELOW 100     /* records: see the loop in es_service_run */
+#define CARRY_MAX_US 1000000 /* positions of ignored records are written at least this often */
+#define MAX_GAPS 64          /* partitions found out of the broker's window in one poll */
 
 static volatile sig_atomic_t service_run = 1;
 
@@ -274,12 +275,34 @@ static int process_batch(es_service_t *svc, const es_raw_t *raws, size_t cnt)
     return -1;
 }
 
+/* Count a finished batch for the stats line. */
+static void batch_count(es_service_t *svc, size_t cnt, int64_t start_us)
+{
+    es_window_add(&svc->win, (int64_t)cnt, es_mono_us() - start_us);
+    svc->batches++;
+    svc->records += (int64_t)cnt;
+}
+
+/* Commit the carried positions of ignored records on their own (the loop found nothing more to
+ * do, or a tick comes). Returns 0, or -1 when it failed for good. */
+static int carry_flush(es_service_t *svc)
+{
+    if (!svc->carry || svc->pend.cnt > 0) {
+        return 0;
+    }
+    int64_t t0 = es_mono_us();
+    int rc = process_batch(svc, NULL, 0);
+    svc->carry = 0;
+    batch_count(svc, 0, t0);
+    return rc;
+}
+
 /* One timer tick (def->tick), after the batch in flight committed. A failed tick is rolled
  * back and simply tried again at the next one. Returns -1 only when the batch in flight
  * failed for good. */
 static int run_tick(es_service_t *svc)
 {
-    if (pending_finish(svc) != 0) {
+    if (pending_finish(svc) != 0 || carry_flush(svc) != 0) {
         return -1;
     }
     char errstr[1024];
@@ -317,14 +340,6 @@ static int run_prune(es_service_t *svc)
     return n;
 }
 
-/* Count a finished batch for the stats line. */
-static void batch_count(es_service_t *svc, size_t cnt, int64_t start_us)
-{
-    es_window_add(&svc->win, (int64_t)cnt, es_mono_us() - start_us);
-    svc->batches++;
-    svc->records += (int64_t)cnt;
-}
-
 /* A batch sent ahead (batch_send) that failed, with the reason in `errstr`: rolled back and
  * redone the ordinary way, with retries. Returns 0, or -1 when it failed for good. */
 static int batch_redo(es_service_t *svc, const es_raw_t *raws, size_t cnt, const char *errstr)
@@ -346,6 +361,14 @@ static void outbox_handoff(es_service_t *svc, int64_t seq, es_buf_t *records, si
         return;
     }
     es_relay_submit(svc->relay, seq, records, count);
+}
+
+/* True when the decoded batch holds nothing but records the service ignores (no inputs, no
+ * dead letters), and positions have not been carried for longer than CARRY_MAX_US. */
+static int batch_ignorable(const es_service_t *svc)
+{
+    return svc->input_cnt == 0 && svc->ob_count == 0 && !svc->ob_failed &&
+           (!svc->carry || es_mono_us() - svc->carry_since_us < CARRY_MAX_US);
 }
 
 /* Send the decoded batch up to its COMMIT without waiting for it: the next batch is polled and
@@ -384,16 +407,16 @@ static void batch_stats(es_service_t *svc)
     es_log_info("batches",
                 "count=%lld records=%lld avg_records=%.1f avg_ms=%.2f max_ms=%.2f "
                 "age_avg_ms=%.1f age_max_ms=%lld decode_ms=%.2f begin_ms=%.2f handle_ms=%.2f "
-                "commit_ms=%.2f",
+                "commit_ms=%.2f ignored=%lld",
                 (long long)w->rounds, (long long)w->records, (double)w->records / rounds,
                 (double)w->total_us / 1000.0 / rounds, (double)w->max_us / 1000.0,
-                (double)svc->age_sum / (double)w->records, (long long)svc->age_max,
+                (double)svc->age_sum / (double)(w->records + svc->ignored), (long long)svc->age_max,
                 (double)svc->spent.decode_us / 1000.0 / rounds,
                 (double)svc->spent.begin_us / 1000.0 / rounds,
                 (double)svc->spent.handle_us / 1000.0 / rounds,
-                (double)svc->spent.commit_us / 1000.0 / rounds);
+                (double)svc->spent.commit_us / 1000.0 / rounds, (long long)svc->ignored);
     memset(&svc->spent, 0, sizeof(svc->spent));
-    svc->age_sum = svc->age_max = 0;
+    svc->age_sum = svc->age_max = svc->ignored = 0;
     es_window_init(w);
 }
 
@@ -829,17 +852,32 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
             if (svc->decoded != raws) {
                 es_batch_decode(svc, raws, n); /* a retry of the previous batch used the state */
             }
-            if (batch_send(svc, raws, msgs, n, errstr, sizeof(errstr)) == 0) {
+            if (batch_ignorable(svc)) {
+                /* only records this service ignores: nothing to commit but their positions,
+                 * which wait for the next batch (read again after a crash, they are ignored
+                 * again). At low rates a third of the services' records came one at a time
+                 * and each cost a transaction. */
+                if (!svc->carry) {
+                    svc->carry = 1;
+                    svc->carry_since_us = es_mono_us();
+                }
+                svc->ignored += (int64_t)n;
+            } else if (batch_send(svc, raws, msgs, n, errstr, sizeof(errstr)) == 0) {
                 slot ^= 1; /* in flight: its messages stay until it committed */
                 n = 0;
+                svc->carry = 0; /* the carried positions are in it */
             } else {
                 int64_t t0 = es_mono_us();
                 if (batch_redo(svc, raws, n, errstr) != 0) {
                     svc->fatal = 1;
                     service_run = 0;
                 }
+                svc->carry = 0;
                 batch_count(svc, n, t0);
             }
+        } else if (!in_flight && polled == 0 && !svc->fatal && carry_flush(svc) != 0) {
+            svc->fatal = 1; /* nothing came: the carried positions go on their own */
+            service_run = 0;
         }
         batch_stats(svc);
         for (size_t i = 0; i < n; i++) {
@@ -889,7 +927,7 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
             break;
         }
     }
-    if (pending_finish(svc) != 0) {
+    if (pending_finish(svc) != 0 || (!svc->fatal && carry_flush(svc) != 0)) {
         svc->fatal = 1;
     }
 

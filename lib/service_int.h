@@ -12,7 +12,7 @@
 #define MAX_POSITIONS 512
 
 typedef struct position {
-    const char *topic; /* borrowed from def->topics or the raw record */
+    const char *topic; /* borrowed from def->topics (or the raw record, for a topic not there) */
     int32_t partition;
     int64_t next_offset;
     int64_t high_watermark;
@@ -55,6 +55,11 @@ struct es_service {
     int ob_idx;              /* the outbox insert's place in the pipeline, or -1 */
     int64_t ob_seq;          /* the seq the insert returned, or -1 */
     const es_raw_t *decoded; /* the raws the working state was decoded from */
+    /* Set while pos[] holds the positions of batches that held only records the service
+     * ignores: they committed nothing, and their positions go with the next batch that
+     * commits (see the loop in service.c) */
+    int carry;
+    int64_t carry_since_us;
 
     /* the batch whose writes and COMMIT are on their way while the next one is decoded */
     struct {
@@ -68,6 +73,7 @@ struct es_service {
     } pend;
     es_window_t win;          /* batches since the last stats line */
     int64_t age_sum, age_max; /* ms records waited before their batch, this window */
+    int64_t ignored;          /* records in batches that committed nothing, this window */
     int64_t batches, records;
     es_buf_t scratch;
     es_arena_t arena; /* the handler's memory for one batch */

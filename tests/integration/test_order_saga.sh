@@ -205,6 +205,19 @@ assert "grep -q '^es_projection_lag_records{projection=\"shop\",topic=\"orders.e
 assert "grep -q '^es_projection_position{projection=\"ledger\",topic=\"accounts.events\"' <<<\"\$metrics\"" \
     "/metrics shows the ledger projection's positions"
 
+# A batch of records a service ignores commits nothing on its own (lib/service.c): their
+# positions wait for its next transaction, or for the loop to find nothing more to read.
+# payments ignores OrderPlaced and OrderConfirmed; its stored positions still reach the end of
+# every partition of orders.events.
+ends="$(esctl replay --topic orders.events | jq -r '"\(.partition) \(.offset + 1)"' |
+    awk '$2 > e[$1] { e[$1] = $2 } END { for (p in e) print p, e[p] }')"
+[ -n "$ends" ] || fail "orders.events holds no records"
+while read -r p e; do
+    wait_until 5 "[ \"\$(sql \"SELECT next_offset FROM payments.positions WHERE topic = 'orders.events' AND partition = $p\")\" = $e ]" ||
+        fail "payments' stored position on orders.events partition $p: $(sql "SELECT next_offset FROM payments.positions WHERE topic = 'orders.events' AND partition = $p"), the partition ends at $e"
+done <<<"$ends"
+pass "payments' stored positions reach the end of orders.events ($(wc -l <<<"$ends") partitions)"
+
 # a rebuild of the shop projection equals the live one
 shop_snapshot shop_live
 out="$(esctl rebuild shop 2>&1)" || fail "esctl rebuild shop failed: $out"
