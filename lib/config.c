@@ -121,6 +121,14 @@ int es_config_init(es_config_t *cfg, char *errstr, size_t errstr_size)
     if (rc == 1) {
         cfg->dedup_window_ms = n * 1000;
     }
+    cfg->batch_linger_ms = 4;
+    if ((rc = env_number("ES_BATCH_LINGER_MS", "a number of milliseconds", 0, 100, &n, errstr,
+                         errstr_size)) < 0) {
+        return -1;
+    }
+    if (rc == 1) {
+        cfg->batch_linger_ms = (int)n;
+    }
     if ((v = getenv("KAFKA_BROKERS")) && *v) {
         snprintf(cfg->brokers, sizeof(cfg->brokers), "%s", v);
     }

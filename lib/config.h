@@ -26,6 +26,7 @@ typedef struct es_config {
     char pg_conninfo[1024]; /* empty until resolved */
     int partitions;
     int64_t dedup_window_ms;
+    int batch_linger_ms; /* ES_BATCH_LINGER_MS: see the loop in service.c; 0: never */
     size_t prop_cnt;
     char prop_names[ES_CONFIG_MAX_PROPS][128];
     char prop_values[ES_CONFIG_MAX_PROPS][512];

@@ -22,9 +22,12 @@
 
 #define DEFAULT_MAX_BATCH 2000
 #define MAX_RETRIES 20
-#define TOP_UP_BELOW 100     /* records: see the loop in es_service_run */
-#define CARRY_MAX_US 1000000 /* positions of ignored records are written at least this often */
-#define MAX_GAPS 64          /* partitions found out of the broker's window in one poll */
+#define TOP_UP_BELOW 100        /* records: see the loop in es_service_run */
+#define CARRY_MAX_US 1000000    /* positions of ignored records are written at least this often */
+#define LINGER_SAMPLE_US 200000 /* how often the linger looks at the rate and the pressure */
+#define LINGER_PRESSURE 0.5     /* share of time some thread waited for a CPU */
+#define LINGER_MIN_RECORDS 4    /* records the stream brings in one linger, at its rate */
+#define MAX_GAPS 64             /* partitions found out of the broker's window in one poll */
 
 static volatile sig_atomic_t service_run = 1;
 
@@ -363,6 +366,24 @@ static void outbox_handoff(es_service_t *svc, int64_t seq, es_buf_t *records, si
     es_relay_submit(svc->relay, seq, records, count);
 }
 
+/* Decide, every LINGER_SAMPLE_US, whether small batches linger: only when threads wait for the
+ * CPU much of the time (LINGER_PRESSURE) and records come fast enough that a linger gathers a
+ * few more (LINGER_MIN_RECORDS). Then fewer, bigger transactions leave the CPU to the work;
+ * at rest, at low rates, or with cores to spare, a batch goes at once. */
+static void linger_update(es_service_t *svc)
+{
+    int64_t now = es_mono_us();
+    if (svc->linger_ms <= 0 || now - svc->rate_at_us < LINGER_SAMPLE_US) {
+        return;
+    }
+    double rate = (double)svc->rate_records * 1e6 / (double)(now - svc->rate_at_us);
+    double share = es_pressure_sample(&svc->pressure);
+    svc->lingering =
+        share >= LINGER_PRESSURE && rate * svc->linger_ms / 1000.0 >= LINGER_MIN_RECORDS;
+    svc->rate_at_us = now;
+    svc->rate_records = 0;
+}
+
 /* True when the decoded batch holds nothing but records the service ignores (no inputs, no
  * dead letters), and positions have not been carried for longer than CARRY_MAX_US. */
 static int batch_ignorable(const es_service_t *svc)
@@ -407,16 +428,17 @@ static void batch_stats(es_service_t *svc)
     es_log_info("batches",
                 "count=%lld records=%lld avg_records=%.1f avg_ms=%.2f max_ms=%.2f "
                 "age_avg_ms=%.1f age_max_ms=%lld decode_ms=%.2f begin_ms=%.2f handle_ms=%.2f "
-                "commit_ms=%.2f ignored=%lld",
+                "commit_ms=%.2f ignored=%lld lingered=%lld",
                 (long long)w->rounds, (long long)w->records, (double)w->records / rounds,
                 (double)w->total_us / 1000.0 / rounds, (double)w->max_us / 1000.0,
                 (double)svc->age_sum / (double)(w->records + svc->ignored), (long long)svc->age_max,
                 (double)svc->spent.decode_us / 1000.0 / rounds,
                 (double)svc->spent.begin_us / 1000.0 / rounds,
                 (double)svc->spent.handle_us / 1000.0 / rounds,
-                (double)svc->spent.commit_us / 1000.0 / rounds, (long long)svc->ignored);
+                (double)svc->spent.commit_us / 1000.0 / rounds, (long long)svc->ignored,
+                (long long)svc->lingered);
     memset(&svc->spent, 0, sizeof(svc->spent));
-    svc->age_sum = svc->age_max = svc->ignored = 0;
+    svc->age_sum = svc->age_max = svc->ignored = svc->lingered = 0;
     es_window_init(w);
 }
 
@@ -522,6 +544,7 @@ static size_t poll_records(es_service_t *svc, poll_into_t *ps, size_t n, int tim
         raw_from_message(&ps->raws[n], rkm, ps->types[n], ES_TYPE_MAX);
         n++;
     }
+    svc->rate_records += (int64_t)(n - first);
     if (n > first) {
         struct timespec now;
         clock_gettime(CLOCK_REALTIME, &now);
@@ -757,6 +780,9 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
     }
     svc->cfg = cfg;
     svc->dedup_window_ms = cfg->dedup_window_ms;
+    svc->linger_ms = cfg->batch_linger_ms;
+    es_pressure_init(&svc->pressure);
+    svc->rate_at_us = es_mono_us();
     svc->own_codec = 1;
     svc->codec = es_codec_new(errstr, sizeof(errstr));
     if (!svc->codec) {
@@ -830,6 +856,7 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
          * whatever else is already here */
         int in_flight = svc->pend.cnt > 0;
         size_t n = poll_records(svc, &ps, 0, in_flight ? 0 : 100), polled;
+        int64_t first_us = es_mono_us();
         if (n > 0) {
             es_batch_decode(svc, raws, n);
         }
@@ -846,6 +873,21 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
                 es_batch_decode_more(svc, raws, n, more);
             }
             n = more; /* (after a redo of the last batch, all of it is decoded again below) */
+        }
+        /* under CPU pressure a small batch waits for more, linger_ms from its first record
+         * (see linger_update) */
+        linger_update(svc);
+        if (svc->lingering && n > 0 && n < TOP_UP_BELOW && !svc->fatal) {
+            int64_t until = first_us + svc->linger_ms * 1000LL, now;
+            svc->lingered++;
+            while (n < TOP_UP_BELOW && (now = es_mono_us()) < until) {
+                int wait_ms = (int)((until - now + 999) / 1000);
+                size_t more = poll_records(svc, &ps, n, wait_ms);
+                if (more > n && svc->decoded == raws) {
+                    es_batch_decode_more(svc, raws, n, more);
+                }
+                n = more;
+            }
         }
         polled = n;
         if (n > 0 && !svc->fatal) {

@@ -5,6 +5,7 @@
 #ifndef ES_SERVICE_INT_H
 #define ES_SERVICE_INT_H
 
+#include "pressure.h"
 #include "relay.h"
 #include "service.h"
 #include "window.h"
@@ -60,6 +61,14 @@ struct es_service {
      * commits (see the loop in service.c) */
     int carry;
     int64_t carry_since_us;
+    /* The linger (see the loop in service.c): under CPU pressure and a steady stream, a small
+     * batch waits up to linger_ms for more records before it goes */
+    int linger_ms; /* from the configuration; 0: never */
+    int lingering; /* as of the last sample */
+    es_pressure_t pressure;
+    int64_t rate_at_us; /* records polled since then, for the rate */
+    int64_t rate_records;
+    int64_t lingered; /* batches that waited, this stats window */
 
     /* the batch whose writes and COMMIT are on their way while the next one is decoded */
     struct {

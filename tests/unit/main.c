@@ -12,6 +12,7 @@
     X(strmap)                                                                                      \
     X(buf)                                                                                         \
     X(config)                                                                                      \
+    X(pressure)                                                                                    \
     X(ids)                                                                                         \
     X(dedup)                                                                                       \
     X(codec)                                                                                       \

@@ -14,8 +14,9 @@
 
 #include "config.h"
 
-static const char *const env_names[] = {"ES_DATA",       "KAFKA_BROKERS",  "ES_PG",
-                                        "ES_PARTITIONS", "ES_KAFKA_PROPS", "ES_DEDUP_WINDOW"};
+static const char *const env_names[] = {"ES_DATA",           "KAFKA_BROKERS",  "ES_PG",
+                                        "ES_PARTITIONS",     "ES_KAFKA_PROPS", "ES_DEDUP_WINDOW",
+                                        "ES_BATCH_LINGER_MS"};
 #define ENV_N (sizeof(env_names) / sizeof(env_names[0]))
 
 static char dir[256];
@@ -70,6 +71,7 @@ START_TEST(test_defaults)
     ck_assert_int_eq(cfg.partitions, 6);
     ck_assert_uint_eq(cfg.prop_cnt, 0);
     ck_assert_int_eq(cfg.dedup_window_ms, 7LL * 24 * 3600 * 1000);
+    ck_assert_int_eq(cfg.batch_linger_ms, 4);
 }
 END_TEST
 
@@ -109,7 +111,7 @@ START_TEST(test_empty_environment_means_default)
 }
 END_TEST
 
-/* ---- the numeric variables: ES_PARTITIONS, ES_DEDUP_WINDOW (seconds) ---- */
+/* ---- the numeric variables: ES_PARTITIONS, ES_DEDUP_WINDOW (seconds), ES_BATCH_LINGER_MS ---- */
 
 static long long partitions_of(const es_config_t *cfg)
 {
@@ -119,6 +121,11 @@ static long long partitions_of(const es_config_t *cfg)
 static long long window_of(const es_config_t *cfg)
 {
     return cfg->dedup_window_ms;
+}
+
+static long long linger_of(const es_config_t *cfg)
+{
+    return cfg->batch_linger_ms;
 }
 
 static const struct {
@@ -149,6 +156,12 @@ static const struct {
     {"ES_DEDUP_WINDOW", "2.5", 0, 0, window_of},
     {"ES_DEDUP_WINDOW", "7d", 0, 0, window_of},
     {"ES_DEDUP_WINDOW", "99999999999999999999", 0, 0, window_of},
+    {"ES_BATCH_LINGER_MS", "0", 1, 0, linger_of},
+    {"ES_BATCH_LINGER_MS", "10", 1, 10, linger_of},
+    {"ES_BATCH_LINGER_MS", "100", 1, 100, linger_of},
+    {"ES_BATCH_LINGER_MS", "101", 0, 0, linger_of},
+    {"ES_BATCH_LINGER_MS", "-1", 0, 0, linger_of},
+    {"ES_BATCH_LINGER_MS", "2.5", 0, 0, linger_of},
 };
 
 START_TEST(test_numbers)
