@@ -110,7 +110,7 @@ void es_batch_inputs_clear(es_service_t *svc);
 void es_batch_decode(es_service_t *svc, const es_raw_t *raws, size_t cnt);
 
 /* Decode raws[from..cnt) into the batch es_batch_decode() began with raws[0..from): records
- * polled while the previous batch committed. */
+ * polled while the previous batch committed, or while this one lingered. */
 void es_batch_decode_more(es_service_t *svc, const es_raw_t *raws, size_t from, size_t cnt);
 
 /* The decoded batch up to its last round trip, which is left queued on svc->pl: [BEGIN,
