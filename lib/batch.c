@@ -763,7 +763,6 @@ int es_batch_tick(es_service_t *svc, PGconn *pg, char *errstr, size_t errstr_siz
     outbox_reset(svc);
     es_arena_reset(&svc->arena);
     svc->pos_cnt = 0;
-    svc->carry = 0;      /* carried positions are dropped: their records are read again */
     svc->decoded = NULL; /* the working state is the tick's now */
     es_pg_pipeline_reset(&svc->pl);
     if (es_pg_exec(pg, "BEGIN", errstr, errstr_size) != 0 ||

@@ -560,6 +560,18 @@ static size_t poll_records(es_service_t *svc, poll_into_t *ps, size_t n, int tim
     return n;
 }
 
+/* poll_records() into a batch already decoded up to n, decoding what it adds. Returns the new
+ * count. (After a redo of the previous batch the working state is that batch's: the loop then
+ * decodes the whole of this one again before sending it.) */
+static size_t poll_more(es_service_t *svc, poll_into_t *ps, size_t n, int timeout_ms)
+{
+    size_t more = poll_records(svc, ps, n, timeout_ms);
+    if (more > n && svc->decoded == ps->raws) {
+        es_batch_decode_more(svc, ps->raws, n, more);
+    }
+    return more;
+}
+
 /* positions_query() on one partition's row: $1 the topic, $2 the partition, $3 `value` (when
  * not NULL). */
 static PGresult *partition_query(es_service_t *svc, const char *sql, const char *topic,
@@ -868,11 +880,7 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
          * wait for this batch's commit too (a big one goes as it is, its successor already
          * decoding while it commits) */
         if (in_flight && n > 0 && n < TOP_UP_BELOW && !svc->fatal) {
-            size_t more = poll_records(svc, &ps, n, 0);
-            if (more > n && svc->decoded == raws) {
-                es_batch_decode_more(svc, raws, n, more);
-            }
-            n = more; /* (after a redo of the last batch, all of it is decoded again below) */
+            n = poll_more(svc, &ps, n, 0);
         }
         /* under CPU pressure a small batch waits for more, linger_ms from its first record
          * (see linger_update) */
@@ -881,12 +889,7 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
             int64_t until = first_us + svc->linger_ms * 1000LL, now;
             svc->lingered++;
             while (n < TOP_UP_BELOW && (now = es_mono_us()) < until) {
-                int wait_ms = (int)((until - now + 999) / 1000);
-                size_t more = poll_records(svc, &ps, n, wait_ms);
-                if (more > n && svc->decoded == raws) {
-                    es_batch_decode_more(svc, raws, n, more);
-                }
-                n = more;
+                n = poll_more(svc, &ps, n, (int)((until - now + 999) / 1000));
             }
         }
         polled = n;
