@@ -793,6 +793,11 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
     svc->cfg = cfg;
     svc->dedup_window_ms = cfg->dedup_window_ms;
     svc->linger_ms = cfg->batch_linger_ms;
+    svc->linger_below = TOP_UP_BELOW;
+    if (def->background && svc->linger_ms > 0) {
+        svc->linger_ms = ES_BACKGROUND_LINGER_MS;
+        svc->linger_below = max_batch;
+    }
     es_pressure_init(&svc->pressure);
     svc->rate_at_us = es_mono_us();
     svc->own_codec = 1;
@@ -883,12 +888,12 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
             n = poll_more(svc, &ps, n, 0);
         }
         /* under CPU pressure a small batch waits for more, linger_ms from its first record
-         * (see linger_update) */
+         * (see linger_update; a background service's batches, whatever their size) */
         linger_update(svc);
-        if (svc->lingering && n > 0 && n < TOP_UP_BELOW && !svc->fatal) {
+        if (svc->lingering && n > 0 && n < svc->linger_below && !svc->fatal) {
             int64_t until = first_us + svc->linger_ms * 1000LL, now;
             svc->lingered++;
-            while (n < TOP_UP_BELOW && (now = es_mono_us()) < until) {
+            while (n < svc->linger_below && (now = es_mono_us()) < until) {
                 n = poll_more(svc, &ps, n, (int)((until - now + 999) / 1000));
             }
         }

@@ -110,7 +110,15 @@ typedef struct es_service_def {
      * to roll back (the tick is tried again at the next one). */
     int (*tick)(es_service_t *svc, PGconn *pg, void *opaque, char *errstr, size_t errstr_size);
     int tick_ms;
+    /* Set for a watcher no saga waits on (the saga coordinator): when the service lingers
+     * (under CPU pressure, see the loop in service.c) its batches wait up to
+     * ES_BACKGROUND_LINGER_MS, whatever their size, instead of the configured linger for small
+     * ones only. Fewer, bigger transactions leave the CPU to the services on the sagas'
+     * path; at rest nothing changes. */
+    int background;
 } es_service_def_t;
+
+#define ES_BACKGROUND_LINGER_MS 100
 
 /* Run the service until SIGINT/SIGTERM or a fatal error (Kafka position lost, schema
  * mismatch): loads configuration from `cfg` (borrowed), installs the signal handlers, creates

@@ -63,8 +63,9 @@ struct es_service {
     int64_t carry_since_us;
     /* The linger (see the loop in service.c): under CPU pressure and a steady stream, a small
      * batch waits up to linger_ms for more records before it goes */
-    int linger_ms; /* from the configuration; 0: never */
-    int lingering; /* as of the last sample */
+    int linger_ms;       /* from the configuration (def->background: its own); 0: never */
+    size_t linger_below; /* only batches smaller than this linger */
+    int lingering;       /* as of the last sample */
     es_pressure_t pressure;
     int64_t rate_at_us; /* records polled since then, for the rate */
     int64_t rate_records;

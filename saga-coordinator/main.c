@@ -309,7 +309,9 @@ int main(int argc, char **argv)
                             .load = load,
                             .handle = handle,
                             .tick = tick,
-                            .opaque = &co};
+                            .opaque = &co,
+                            /* a watcher: the sagas it follows never wait on it */
+                            .background = 1};
     int rc = es_service_main(
         argc, argv, &def,
         "The saga coordinator: follows every order and transfer saga by its correlation id,\n"
