@@ -887,6 +887,8 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
         if (in_flight && n > 0 && n < TOP_UP_BELOW && !svc->fatal) {
             n = poll_more(svc, &ps, n, 0);
         }
+        /* a full poll means a backlog (see the timers below); a batch a linger filled does not */
+        int backlog = n >= max_batch;
         /* under CPU pressure a small batch waits for more, linger_ms from its first record
          * (see linger_update; a background service's batches, whatever their size) */
         linger_update(svc);
@@ -949,8 +951,8 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
         ps.gap_cnt = 0;
         /* timers: once every assigned partition was read to its end, and not while a backlog
          * is read (a full poll); see tick in service.h */
-        if (def->tick && !svc->fatal && svc->unread && svc->unread->cnt == 0 &&
-            polled < max_batch && es_mono_us() >= next_tick) {
+        if (def->tick && !svc->fatal && svc->unread && svc->unread->cnt == 0 && !backlog &&
+            es_mono_us() >= next_tick) {
             if (run_tick(svc) != 0) {
                 svc->fatal = 1;
                 service_run = 0;
