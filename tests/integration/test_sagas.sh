@@ -342,9 +342,10 @@ assert_eq "$timeouts_before" "$(esctl replay --topic sagas.events --type SagaTim
 
 # ---- 5. under CPU pressure the coordinator lingers, and still follows every saga ----------
 # Busy loops at the lowest priority, two more than the cores, always have one waiting for a
-# CPU (what the kernel's pressure information reports), while the services, ahead of them, carry
-# 15 transfers a second: ~90 records a second for the coordinator. A watcher, it then lets its batches wait for more
-# (docs/SAGAS.md): its batches line counts them. Needs the kernel's pressure information.
+# CPU (what the kernel's pressure information reports), while the services, ahead of them,
+# carry 15 transfers a second: ~90 records a second for the coordinator. A watcher, it then
+# lets its batches wait for more (docs/SAGAS.md); its batches line counts them. Needs the
+# kernel's pressure information.
 if [ -r /proc/pressure/cpu ]; then
     for i in 0 1 2 3; do
         send_wait OpenAccount "{\"account_id\":\"acc-lg-$i\",\"owner\":\"lg\",\"currency\":\"EUR\"}" >/dev/null
@@ -374,7 +375,7 @@ if [ -r /proc/pressure/cpu ]; then
     assert "[ '${avg:-0}' -ge 4 ]" \
         "under CPU pressure the coordinator's batches linger: ${avg:-no} records a batch"
     sent=$(grep -c . "$T_STACK_DIR/lg-sent.csv")
-    wait_until 30 "[ \"\$(sql \"SELECT count(*) FROM sagas.sagas WHERE subject LIKE 'lg-t-%' AND status = 'COMPLETED'\")\" = $sent ]"
+    wait_until 30 "[ \"\$(sql \"SELECT count(*) FROM sagas.sagas WHERE subject LIKE 'lg-t-%' AND status = 'COMPLETED'\")\" = $sent ]" || true
     assert_eq "$sent" "$(sql "SELECT count(*) FROM sagas.sagas WHERE subject LIKE 'lg-t-%' AND status = 'COMPLETED'")" \
         "every transfer saga sent under pressure followed to its end"
 else
