@@ -22,10 +22,18 @@ static void usage(FILE *out, const es_service_def_t *def, const char *prog, cons
             "Logs go to stderr (ES_LOG_LEVEL=debug|info|warn|error). SIGTERM or SIGINT stops\n"
             "it gracefully: the batch in hand is committed and the outbox flushed.\n",
             prog, about);
-    fputs("When threads wait for the CPU much of the time and records come fast, a small\n"
-          "batch waits up to ES_BATCH_LINGER_MS milliseconds (default 4, 0 never, at most 100)\n"
-          "for more: fewer, bigger transactions.\n",
-          out);
+    if (def->background) {
+        fprintf(out,
+                "When threads wait for the CPU much of the time, a batch waits up to %d ms for\n"
+                "more, whatever its size: nothing waits on this service, and fewer, bigger\n"
+                "transactions leave the CPU to those that do (ES_BATCH_LINGER_MS=0: never).\n",
+                ES_BACKGROUND_LINGER_MS);
+    } else {
+        fputs("When threads wait for the CPU much of the time and records come fast, a small\n"
+              "batch waits up to ES_BATCH_LINGER_MS milliseconds (default 4, 0 never, at most\n"
+              "100) for more: fewer, bigger transactions.\n",
+              out);
+    }
     if (!def->idempotent) {
         fputs("Copies of a record are recognised within ES_DEDUP_WINDOW seconds (default\n"
               "604800, 7 days); older dedup marks are deleted, and an input older than that\n"

@@ -375,8 +375,9 @@ if [ -r /proc/pressure/cpu ]; then
     assert "[ '${avg:-0}' -ge 4 ]" \
         "under CPU pressure the coordinator's batches linger: ${avg:-no} records a batch"
     sent=$(grep -c . "$T_STACK_DIR/lg-sent.csv")
-    wait_until 30 "[ \"\$(sql \"SELECT count(*) FROM sagas.sagas WHERE subject LIKE 'lg-t-%' AND status = 'COMPLETED'\")\" = $sent ]" || true
-    assert_eq "$sent" "$(sql "SELECT count(*) FROM sagas.sagas WHERE subject LIKE 'lg-t-%' AND status = 'COMPLETED'")" \
+    lg_completed() { sql "SELECT count(*) FROM sagas.sagas WHERE subject LIKE 'lg-t-%' AND status = 'COMPLETED'"; }
+    wait_until 30 "[ \"\$(lg_completed)\" = $sent ]" || true
+    assert_eq "$sent" "$(lg_completed)" \
         "every transfer saga sent under pressure followed to its end"
 else
     note "no /proc/pressure/cpu: the coordinator's linger is not tested"
