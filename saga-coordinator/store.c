@@ -265,19 +265,32 @@ int saga_store_time_out(PGconn *pg, size_t max, saga_t *out, size_t *n, char *er
     return 0;
 }
 
+/* CUTOFF: now minus the retention. ENDED_BEFORE_CUTOFF: the sagas of one ended status that
+ * started and ended before it, oldest first, read by a range scan of sagas_status (status,
+ * started_at) that stops at the LIMIT. Statements are planned once for any value of their
+ * parameters (plan_cache_mode), and the plan made for an unknown cutoff with the three statuses
+ * in one IN list read the whole table at every tick: 9 ms for 50,000 sagas, 27 ms under load,
+ * growing with the retention, where nothing had to go. */
+#define CUTOFF "now() - $1::bigint * interval '1 millisecond'"
+#define ENDED_BEFORE_CUTOFF(status)                                                                \
+    "(SELECT saga_id FROM sagas WHERE status = '" status "' AND started_at < " CUTOFF              \
+    " AND ended_at < " CUTOFF " ORDER BY started_at LIMIT $2::int)"
+
 int saga_store_forget(PGconn *pg, int64_t retention_ms, int max, char *errstr, size_t errstr_size)
 {
     const int64_t params[2] = {retention_ms, max};
-    /* sagas_status (status, started_at) finds the candidates (a saga ends after it starts);
-     * in no particular order, so a backlog of them is not sorted at every tick */
+    /* clang-format off */
     PGresult *res = es_pg_query_int8(
         pg,
-        "WITH cutoff AS (SELECT now() - $1::bigint * interval '1 millisecond' AS t), gone AS "
-        "(DELETE FROM sagas WHERE saga_id IN (SELECT saga_id FROM sagas, cutoff WHERE status IN "
-        "('COMPLETED', 'FAILED', 'CANCELLED') AND started_at < cutoff.t AND ended_at < cutoff.t "
-        "LIMIT $2::int) RETURNING saga_id), steps_gone AS (DELETE FROM steps "
-        "WHERE saga_id IN (SELECT saga_id FROM gone)) SELECT count(*) FROM gone",
+        "WITH old AS (" ENDED_BEFORE_CUTOFF("COMPLETED")
+        " UNION ALL " ENDED_BEFORE_CUTOFF("FAILED")
+        " UNION ALL " ENDED_BEFORE_CUTOFF("CANCELLED") "),"
+        " gone AS (DELETE FROM sagas WHERE saga_id IN (SELECT saga_id FROM old LIMIT $2::int)"
+        " RETURNING saga_id),"
+        " steps_gone AS (DELETE FROM steps WHERE saga_id IN (SELECT saga_id FROM gone))"
+        " SELECT count(*) FROM gone",
         2, params, errstr, errstr_size);
+    /* clang-format on */
     if (!res) {
         return -1;
     }
