@@ -99,12 +99,12 @@ const char es_query_saga_sql[] =
 
 /* $1 status, $2 older than (ms), $3 type: NULL for any; $4 limit. Oldest first.
  *
- * One branch per status, each the oldest sagas of that status read in order from the
- * sagas_status (status, started_at) index and cut at the limit, then merged: no list reads
- * more than five times the limit, whatever the table keeps (30 days of sagas by default; a
- * single query over every status sorted the whole table: 33 ms for 184,000 sagas). A branch
- * whose status is not the one asked for is skipped at once. The statuses are the five of the
- * table's CHECK constraint (saga-coordinator/store.c). */
+ * One branch per status reads that status's oldest matching sagas in order from the
+ * sagas_status (status, started_at) index and stops at the limit; the branches are then merged.
+ * So a list costs the same whatever the table keeps (30 days of sagas by default), where a single
+ * query over every status sorted the whole table (33 ms for 184,000 sagas). A branch whose
+ * status is not the one asked for is skipped at once. The statuses are the five of the table's
+ * CHECK constraint (saga-coordinator/store.c). */
 #define LIST_STATUS(status)                                                                        \
     "(SELECT saga_id, saga_type, subject, status, reason, started_at, last_step, deadline_at,"     \
     " timed_out_at FROM sagas.sagas WHERE status = '" status "'"                                   \

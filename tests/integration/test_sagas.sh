@@ -431,27 +431,37 @@ assert "[ \"\$(esctl replay --correlation $gone_id | grep -c .)\" -gt 0 ]" \
 # A stack that has run for a while keeps 30 days of ended sagas. Four times a second the timer
 # looks for due deadlines and for sagas past the retention, and GET /sagas lists the oldest that
 # match a filter: all of them must find their rows through an index, never by reading the whole
-# table. 50,000 ended sagas a day old (and one minute apart) stand for that history.
+# table. 50,000 ended sagas, started between a day and a day and eight hours ago, stand for
+# that history.
 svc_stop sagas
 sql "INSERT INTO sagas.sagas (saga_id, saga_type, subject, status, started_at, updated_at, ended_at)
     SELECT 'old-' || i, CASE WHEN i % 3 = 0 THEN 'transfer' ELSE 'order' END, 'o-old-' || i,
-        CASE WHEN i % 7 = 0 THEN 'FAILED' ELSE 'COMPLETED' END, now() - interval '1 day' - i % 500 * interval '1 minute',
-        now() - interval '1 day', now() - interval '1 day' FROM generate_series(1, 50000) i;
+        CASE WHEN i % 7 = 0 THEN 'FAILED' ELSE 'COMPLETED' END,
+        now() - interval '1 day' - i % 500 * interval '1 minute', now() - interval '1 day',
+        now() - interval '1 day' FROM generate_series(1, 50000) i;
     ANALYZE sagas.sagas"
 svc_start sagas
 # each list: its query string, and the same filter and limit in SQL
-lists=("limit=7|true|7" "status=COMPLETED&limit=5|status = 'COMPLETED'|5"
-    "type=transfer&limit=4|saga_type = 'transfer'|4" "status=FAILED&type=order&limit=3|status = 'FAILED' AND saga_type = 'order'|3"
-    "older_than=25h&limit=6|started_at < now() - interval '25 hours'|6" "status=PENDING|status = 'PENDING'|100"
+lists=("limit=7|true|7"
+    "status=COMPLETED&limit=5|status = 'COMPLETED'|5"
+    "type=transfer&limit=4|saga_type = 'transfer'|4"
+    "status=FAILED&type=order&limit=3|status = 'FAILED' AND saga_type = 'order'|3"
+    "older_than=25h&limit=6|started_at < now() - interval '25 hours'|6"
+    "status=PENDING|status = 'PENDING'|100"
     "older_than=2h&type=order&limit=1000|started_at < now() - interval '2 hours' AND saga_type = 'order'|1000")
-scans() { sql "SELECT seq_scan || ' ' || idx_scan FROM pg_stat_user_tables WHERE relid = 'sagas.sagas'::regclass"; }
+scans() {
+    sql "SELECT seq_scan || ' ' || idx_scan FROM pg_stat_user_tables
+        WHERE relid = 'sagas.sagas'::regclass"
+}
 sleep 2 # its start's statistics flushed
 read -r seq0 idx0 <<<"$(scans)"
 for l in "${lists[@]}"; do http GET "/sagas?${l%%|*}" >/dev/null || fail "GET /sagas?${l%%|*}"; done
 sleep 4 # 16 ticks
 read -r seq1 idx1 <<<"$(scans)"
-assert "[ $idx1 -gt $idx0 ]" "the timer's ticks and the lists read the sagas by index ($((idx1 - idx0)) index scans in 4 s)"
-assert_eq 0 "$((seq1 - seq0))" "whole-table reads of the sagas by the timer's ticks and the lists, 50,000 ended sagas kept"
+assert "[ $idx1 -gt $idx0 ]" \
+    "the timer's ticks and the lists read the sagas by index ($((idx1 - idx0)) index scans in 4 s)"
+assert_eq 0 "$((seq1 - seq0))" \
+    "whole-table reads of the sagas by the timer's ticks and the lists, 50,000 ended sagas kept"
 # list_is Q WHERE LIMIT: GET /sagas?Q names the sagas a plain sort of the table gives
 list_is() {
     got="$(http GET "/sagas?$1" | jq -r '[.sagas[].saga_id] | join(" ")')"
@@ -464,6 +474,7 @@ for l in "${lists[@]}"; do
     # (a saga that ends meanwhile moves between lists: asked again)
     wait_until 10 "list_is '$q' \"$where\" $limit" ||
         fail "GET /sagas?$q: expected '$(cut -c1-200 <<<"$want")', got '$(cut -c1-200 <<<"$got")'"
-    [ -n "$want" ] || [ "$q" = status=PENDING ] || fail "no saga matches /sagas?$q: the check proves nothing"
+    [ -n "$want" ] || [ "$q" = status=PENDING ] ||
+        fail "no saga matches /sagas?$q: the check proves nothing"
     pass "GET /sagas?$q: the $(wc -w <<<"$want") oldest that match, in order"
 done
