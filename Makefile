@@ -82,15 +82,16 @@ unit: $(BIN)/es-unit
 # The unit suite again under AddressSanitizer and UBSan, in its own build tree. In one process
 # (CK_FORK=no): forked, every test's child ran LeakSanitizer over the whole inherited heap, and
 # the suite took 230 s instead of 14; a leak anywhere is still reported when the process exits.
-# Then the dev broker built the same way, under test_broker_longpoll and test_broker_fill: its
-# socket-call wrappers (devstack/broker/longpoll.c) run inside librdkafka's mock, and fill.c
-# reads the mock's message sets.
+# Then the dev broker built the same way, under test_broker_longpoll, test_broker_fill and
+# test_broker_restore: its socket-call wrappers (devstack/broker/longpoll.c) run inside
+# librdkafka's mock, and fill.c and memjournal.c read the mock's message sets.
 asan:
 	$(MAKE) B=build-asan BIN=build-asan/bin OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	  build-asan/bin/es-unit build-asan/bin/es-broker
 	CK_FORK=no ASAN_OPTIONS=detect_leaks=1 build-asan/bin/es-unit
-	ES_BIN=build-asan/bin ASAN_OPTIONS=detect_leaks=1 sh tests/integration/run.sh broker_longpoll broker_fill
+	ES_BIN=build-asan/bin ASAN_OPTIONS=detect_leaks=1 sh tests/integration/run.sh broker_longpoll broker_fill \
+	  broker_restore
 
 integration: all
 	sh tests/integration/run.sh

@@ -772,6 +772,11 @@ int es_journal_writer_sync(es_journal_writer_t *w)
     return fdatasync(w->fd);
 }
 
+int es_journal_writer_datasync(es_journal_writer_t *w)
+{
+    return fdatasync(w->fd);
+}
+
 void es_journal_writer_close(es_journal_writer_t *w)
 {
     if (!w) {

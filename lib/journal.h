@@ -59,6 +59,10 @@ int es_journal_writer_append(es_journal_writer_t *w, const es_journal_record_t *
 int es_journal_writer_flush(es_journal_writer_t *w);
 /* Flush buffered appends to the file and fdatasync it. Returns 0 or -1. */
 int es_journal_writer_sync(es_journal_writer_t *w);
+/* fdatasync what was handed to the file, leaving any buffered appends alone. It reads nothing
+ * an append or a flush changes: another thread may call it while one thread appends and
+ * flushes. Returns 0 or -1. */
+int es_journal_writer_datasync(es_journal_writer_t *w);
 /* Sync and close; NULL is a no-op. */
 void es_journal_writer_close(es_journal_writer_t *w);
 

@@ -7,23 +7,32 @@
  * window.c bounds how many message sets the mock keeps in memory per partition, ports.c
  * puts the mock's listeners back on the ports of the previous run, longpoll.c answers a
  * waiting fetch as soon as records arrive, fill.c puts every message set that fits in a fetch's
- * answer, wire.c reads the protocol fields those two need.
+ * answer, wire.c reads the protocol fields those two need, memjournal.c journals each record
+ * from the mock's memory as it is acknowledged (the journaler then keeps only what memjournal.c
+ * cannot read).
  */
 #ifndef ES_BROKER_H
 #define ES_BROKER_H
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "config.h"
 #include "journal.h"
 
+/* Who appends to a partition's journal: the journal consumer (journaler.c, the main thread),
+ * or memjournal.c in the mock's thread. A partition goes from memory to the consumer (through
+ * HANDOVER, when memjournal.c meets records it cannot read), never back. */
+enum { BROKER_BY_CONSUMER, BROKER_BY_MEMORY, BROKER_HANDOVER };
+
 typedef struct broker_partition {
-    es_journal_writer_t *writer; /* owned */
-    int broken;                  /* a gap was seen: nothing more is journaled this run */
-    int dirty;                   /* appended since the last sync */
+    es_journal_writer_t *writer; /* owned; used by the thread `owner` names */
+    atomic_int owner;            /* BROKER_BY_* */
+    atomic_int broken;           /* a gap was seen: nothing more is journaled this run */
+    atomic_int dirty;            /* appended since the last sync */
 } broker_partition_t;
 
 typedef struct broker_topic {
@@ -51,7 +60,8 @@ typedef struct broker {
  * partition's high watermark equals its journal's record count. Returns 0 or -1. */
 int broker_restore(broker_t *b, char *errstr, size_t errstr_size);
 
-/* The journal consumer. _start assigns every partition at its journal's next offset. */
+/* The journal consumer. _start assigns every partition it journals (every one memjournal.c
+ * does not) at its journal's next offset. */
 typedef struct broker_journaler broker_journaler_t;
 broker_journaler_t *broker_journaler_start(broker_t *b, char *errstr, size_t errstr_size);
 /* Consume and journal for up to `timeout_ms`; syncs dirty journals every sync_interval_ms and
@@ -60,7 +70,7 @@ int broker_journaler_run_once(broker_journaler_t *j, int timeout_ms);
 /* Journal everything up to the partitions' current high watermarks (bounded by timeout_ms),
  * then sync. Returns 0 when everything acknowledged so far is journaled, -1 otherwise. */
 int broker_journaler_drain(broker_journaler_t *j, int timeout_ms);
-/* Records journaled since start. */
+/* Records journaled since start, by this consumer and by memjournal.c. */
 int64_t broker_journaler_count(const broker_journaler_t *j);
 void broker_journaler_destroy(broker_journaler_t *j);
 
@@ -115,6 +125,9 @@ void broker_longpoll_stats(long *conns, long *held, long *woken, long *expired, 
 int broker_fill_setup(const broker_t *b, char *errstr, size_t errstr_size);
 int broker_fill_active(void);
 void broker_fill_stop(void);
+/* The mock's structure of partition `partition` of the broker's topic number `topic` (as
+ * numbered at _setup), or NULL. Only the mock's thread may follow it. */
+const unsigned char *broker_fill_partition(size_t topic, int32_t partition);
 /* In the mock's thread, a whole Fetch answer `frame` (`len` bytes, version `ver`): a new
  * frame (malloc'd, the caller frees it) with, after each partition's records, the message sets
  * that follow them, within `max_bytes` for the answer and `part_max` for each partition, its
@@ -158,6 +171,28 @@ typedef struct wire_fetch_part {
  * not one; *err is the answer's own error code (v7+, else 0). */
 int wire_fetch_answer_each(const unsigned char *frame, size_t len, int16_t ver, int *err,
                            int (*fn)(void *arg, const wire_fetch_part_t *p), void *arg);
+
+/* Journaling from the mock's memory (memjournal.c explains it). _setup, after the restore and
+ * before other processes connect, with fill.c active: takes over every partition fill.c knows
+ * (their owner becomes BROKER_BY_MEMORY). Returns 0, or -1 with errstr (then the journal
+ * consumer keeps every partition). */
+int broker_memjournal_setup(broker_t *b, char *errstr, size_t errstr_size);
+int broker_memjournal_active(void);
+/* In the mock's thread: journal what this partition holds past its journal's end, before a
+ * Produce answer says it was appended to or a Fetch answer carries its records. */
+void broker_memjournal_catch_up(const unsigned char *topic, size_t topic_len, int32_t partition);
+/* In the mock's thread, at every turn of its loop: the periodic look at every partition, and
+ * the last one asked for by _finish. */
+void broker_memjournal_turn(int64_t now_us);
+/* When stopping, after broker_longpoll_quiesce(): has the mock's thread journal everything it
+ * holds, then stop journaling. Returns 0, or -1 when the thread did not answer in time. */
+int broker_memjournal_finish(rd_kafka_mock_cluster_t *mcluster, int timeout_ms);
+/* Whether a journal write failed (fatal, as in the consumer), partitions waiting to be handed
+ * to the consumer, and the records journaled so far. Any thread. */
+int broker_memjournal_failed(void);
+int broker_memjournal_handovers(void);
+int64_t broker_memjournal_count(void);
+void broker_memjournal_stop(void);
 
 /* Sockets the mock accepted (and set TCP_NODELAY on) so far. */
 long broker_nodelay_accepted(void);

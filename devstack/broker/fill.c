@@ -22,6 +22,7 @@
  * ES_BROKER_FETCH_FILL=0 turns this off (comparisons only).
  */
 #include "broker.h"
+#include "mocklayout.h"
 
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -29,23 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* rd_kafka_mock_partition_t in librdkafka 2.0.2 (x86-64, LP64), bytes from its start */
-#define PART_ID 16       /* int32_t id */
-#define PART_MSGSETS 64  /* TAILQ_HEAD msgsets: its first element, then tqh_last */
-#define PART_MAX_SIZE 96 /* size_t max_size: where window.c found the limits */
-#define PART_TOPIC 200   /* rd_kafka_mock_topic_t *topic */
-#define PART_STRUCT 208  /* sizeof, the stride of a topic's partitions array */
-/* rd_kafka_mock_topic_t */
-#define TOPIC_NAME 16     /* char *name */
-#define TOPIC_PARTS 24    /* rd_kafka_mock_partition_t *partitions */
-#define TOPIC_PART_CNT 32 /* int partition_cnt */
-/* rd_kafka_mock_msgset_t */
-#define MSET_NEXT 0   /* TAILQ_ENTRY link: the next element, */
-#define MSET_PREV 8   /* where the previous one's MSET_NEXT is (the element itself) */
-#define MSET_FIRST 16 /* int64_t first_offset */
-#define MSET_LEN 32   /* rd_kafkap_bytes_t bytes: int32_t len */
-#define MSET_DATA 40  /* and const void *data */
 
 #define FILL_MAX ((int64_t)16 << 20) /* bytes added to one answer at most */
 
@@ -153,6 +137,15 @@ out:
     return rc;
 }
 
+const unsigned char *broker_fill_partition(size_t topic, int32_t partition)
+{
+    if (!broker_fill_active() || topic >= fl.topic_cnt || partition < 0 ||
+        partition >= fl.topics[topic].part_cnt) {
+        return NULL;
+    }
+    return fl.topics[topic].parts[partition];
+}
+
 int broker_fill_active(void)
 {
     return atomic_load_explicit(&fill_ready, memory_order_acquire);
@@ -189,38 +182,6 @@ static const unsigned char *partition_of(const unsigned char *name, size_t name_
     return NULL;
 }
 
-/* The pointer stored at `at` (unaligned reads are fine on x86-64; memcpy says so portably). */
-static const unsigned char *ptr_at(const unsigned char *at)
-{
-    const unsigned char *p;
-    memcpy(&p, at, sizeof(p));
-    return p;
-}
-
-static const unsigned char *mset_next(const unsigned char *m)
-{
-    return ptr_at(m + MSET_NEXT);
-}
-
-static int64_t mset_first(const unsigned char *m)
-{
-    int64_t v;
-    memcpy(&v, m + MSET_FIRST, sizeof(v));
-    return v;
-}
-
-static int32_t mset_len(const unsigned char *m)
-{
-    int32_t v;
-    memcpy(&v, m + MSET_LEN, sizeof(v));
-    return v;
-}
-
-static const unsigned char *mset_data(const unsigned char *m)
-{
-    return ptr_at(m + MSET_DATA);
-}
-
 /* What one partition of the answer gets: the sets from `from` on, `add` bytes in all. */
 typedef struct fill_part {
     size_t records_at; /* frame offset of the partition's records length */
@@ -232,15 +193,13 @@ typedef struct fill_part {
 
 /* The message set that starts at `first` in partition `mpart`, or NULL. Looked for from the
  * newest back: a fetch that has records is nearly always for the last few (walking from the
- * oldest, as the mock does, costs the whole window every time). In a TAILQ each element's
- * "prev" points at the previous element's "next" field, which is where that element starts;
- * the first one's points at the head. */
+ * oldest, as the mock does, costs the whole window every time). */
 static const unsigned char *find_back(const unsigned char *mpart, int64_t first)
 {
-    const unsigned char *head = mpart + PART_MSGSETS;
-    const unsigned char *m = ptr_at(head + sizeof(void *)); /* tqh_last: the last, or head */
+    const unsigned char *head = mock_head(mpart);
+    const unsigned char *m = mock_last(mpart);
     while (m != head && mset_first(m) > first) {
-        m = ptr_at(m + MSET_PREV);
+        m = mset_prev(m);
     }
     return m != head && mset_first(m) == first ? m : NULL;
 }
@@ -283,6 +242,10 @@ static int plan_partition(void *arg, const wire_fetch_part_t *p)
     fill_plan_t *pl = arg;
     int64_t n = (int64_t)p->records_len;
     pl->total += n;
+    if (p->err == 0 && n > 0 && p->topic) {
+        /* what a consumer reads is journaled first (memjournal.c) */
+        broker_memjournal_catch_up(p->topic, p->topic_len, p->partition);
+    }
     const unsigned char *mpart =
         p->topic ? partition_of(p->topic, p->topic_len, p->partition) : NULL;
     if (p->err != 0 || n < 8 || !mpart || n >= pl->part_max) {

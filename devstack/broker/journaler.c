@@ -8,6 +8,9 @@
  * loses only what it had acknowledged and not yet consumed here (a few milliseconds; it used to
  * lose everything since the last sync, up to sync_interval_ms). Dirty journals are synced
  * (fdatasync, against an OS crash) every sync_interval_ms and on drain.
+ *
+ * When memjournal.c journals from the mock's memory, this consumer reads only the partitions
+ * it hands over, and those of topics created after start; it still syncs every journal.
  */
 #include "broker.h"
 
@@ -31,6 +34,7 @@ struct broker_journaler {
     int64_t count;
     int64_t last_sync_ms;
     int64_t last_discover_ms;
+    int handovers; /* partitions taken over from memjournal.c */
     rd_kafka_message_t *msgs[BATCH_MAX];
 };
 
@@ -41,15 +45,31 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Assign all partitions of topics [from, b->topic_cnt) at their journals' next offsets. */
-static int assign_topics(broker_journaler_t *j, size_t from, char *errstr, size_t errstr_size)
+static int by_consumer(broker_partition_t *part)
+{
+    return atomic_load_explicit(&part->owner, memory_order_acquire) == BROKER_BY_CONSUMER;
+}
+
+/* Assign the partitions this consumer journals, of topics [from, b->topic_cnt), at their
+ * journals' next offsets; with `handed`, only those memjournal.c hands over (they become this
+ * consumer's). */
+static int assign_topics(broker_journaler_t *j, size_t from, int handed, char *errstr,
+                         size_t errstr_size)
 {
     broker_t *b = j->b;
     rd_kafka_topic_partition_list_t *tps = rd_kafka_topic_partition_list_new(64);
     for (size_t t = from; t < b->topic_cnt; t++) {
         for (int p = 0; p < b->topics[t].partition_cnt; p++) {
+            broker_partition_t *part = &b->topics[t].parts[p];
+            if (handed &&
+                atomic_load_explicit(&part->owner, memory_order_acquire) == BROKER_HANDOVER) {
+                atomic_store(&part->owner, BROKER_BY_CONSUMER);
+                j->handovers++;
+            } else if (handed || !by_consumer(part)) {
+                continue;
+            }
             rd_kafka_topic_partition_list_add(tps, b->topics[t].name, p)->offset =
-                es_journal_writer_next_offset(b->topics[t].parts[p].writer);
+                es_journal_writer_next_offset(part->writer);
         }
     }
     rd_kafka_error_t *error = rd_kafka_incremental_assign(j->rk, tps);
@@ -100,7 +120,7 @@ broker_journaler_t *broker_journaler_start(broker_t *b, char *errstr, size_t err
         goto err;
     }
     j->rkq = rd_kafka_queue_get_consumer(j->rk);
-    if (assign_topics(j, 0, errstr, errstr_size) != 0) {
+    if (assign_topics(j, 0, 0, errstr, errstr_size) != 0) {
         goto err;
     }
     j->last_sync_ms = j->last_discover_ms = now_ms();
@@ -141,7 +161,7 @@ static int journal_message(broker_journaler_t *j, const rd_kafka_message_t *rkm)
             (rkm->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE ||
              rkm->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET)) {
             broker_partition_t *part = &t->parts[rkm->partition];
-            if (!part->broken) {
+            if (!part->broken && by_consumer(part)) {
                 part->broken = 1;
                 es_log_error("JOURNAL GAP: the broker dropped records before they were "
                              "journaled; this partition is no longer journaled until restart",
@@ -161,7 +181,7 @@ static int journal_message(broker_journaler_t *j, const rd_kafka_message_t *rkm)
         return 0;
     }
     broker_partition_t *part = &t->parts[rkm->partition];
-    if (part->broken) {
+    if (part->broken || !by_consumer(part)) {
         return 0;
     }
     int64_t next = es_journal_writer_next_offset(part->writer);
@@ -220,7 +240,7 @@ static int journal_message(broker_journaler_t *j, const rd_kafka_message_t *rkm)
 }
 
 /* Write what the dirty journals buffered to their files; with `sync`, fdatasync them too and
- * mark them clean. */
+ * mark them clean. memjournal.c writes its own to the files: they are only synced here. */
 static int flush_dirty(broker_journaler_t *j, int sync)
 {
     broker_t *b = j->b;
@@ -228,6 +248,15 @@ static int flush_dirty(broker_journaler_t *j, int sync)
     for (size_t t = 0; t < b->topic_cnt; t++) {
         for (int p = 0; p < b->topics[t].partition_cnt; p++) {
             broker_partition_t *part = &b->topics[t].parts[p];
+            if (!by_consumer(part)) {
+                if (sync && atomic_exchange(&part->dirty, 0) &&
+                    es_journal_writer_datasync(part->writer) != 0) {
+                    es_log_error("could not sync the journal", "topic=%s partition=%d error=\"%s\"",
+                                 b->topics[t].name, p, strerror(errno));
+                    rc = -1;
+                }
+                continue;
+            }
             if (!part->dirty) {
                 continue;
             }
@@ -278,7 +307,7 @@ static void discover_topics(broker_journaler_t *j)
     rd_kafka_metadata_destroy(md);
     if (j->b->topic_cnt > before) {
         char err[512];
-        if (assign_topics(j, before, err, sizeof(err)) != 0) {
+        if (assign_topics(j, before, 0, err, sizeof(err)) != 0) {
             es_log_error("could not journal new topics", "error=\"%s\"", err);
         }
     }
@@ -296,7 +325,8 @@ static void window_follow(broker_journaler_t *j)
     for (size_t t = 0; t < b->topic_cnt; t++) {
         for (int p = 0; p < b->topics[t].partition_cnt; p++) {
             int64_t lo, hi;
-            if (rd_kafka_get_watermark_offsets(j->rk, b->topics[t].name, p, &lo, &hi) ==
+            if (by_consumer(&b->topics[t].parts[p]) &&
+                rd_kafka_get_watermark_offsets(j->rk, b->topics[t].name, p, &lo, &hi) ==
                     RD_KAFKA_RESP_ERR_NO_ERROR &&
                 hi >= 0) {
                 int64_t behind = hi - es_journal_writer_next_offset(b->topics[t].parts[p].writer);
@@ -310,6 +340,13 @@ static void window_follow(broker_journaler_t *j)
 int broker_journaler_run_once(broker_journaler_t *j, int timeout_ms)
 {
     int rc = 0;
+    if (broker_memjournal_handovers() > j->handovers) {
+        char err[512];
+        if (assign_topics(j, 0, 1, err, sizeof(err)) != 0) {
+            es_log_error("could not take over a partition's journal", "error=\"%s\"", err);
+            rc = -1;
+        }
+    }
     /* wait for the first record only: a batch call waits out its whole timeout unless the
      * batch fills, and each record would reach the file up to timeout_ms late */
     ssize_t n = 0;
@@ -408,7 +445,7 @@ int broker_journaler_drain(broker_journaler_t *j, int timeout_ms)
 
 int64_t broker_journaler_count(const broker_journaler_t *j)
 {
-    return j->count;
+    return j->count + broker_memjournal_count();
 }
 
 void broker_journaler_destroy(broker_journaler_t *j)

@@ -20,7 +20,8 @@
  *     one fetch, as it did when the mock held every fetch that long), and once more when the
  *     client's wait is up, or when the client sends another request behind it; whatever the
  *     mock says then goes to the client;
- *   - a Produce response says which partitions were just appended to;
+ *   - a Produce response says which partitions were just appended to (memjournal.c journals
+ *     their new records before it goes);
  *   - a Fetch answer that carries records goes through fill.c, which may add the message sets
  *     that follow them; what of a filled answer the socket does not take at once is sent
  *     before anything else on that connection (poll() asks for POLLOUT for it).
@@ -423,6 +424,8 @@ static void produce_response(const unsigned char *p, size_t len, int16_t ver)
             }
             if (topic && err == 0 && !r.bad) {
                 seq_bump(topic, partition);
+                broker_memjournal_catch_up((const unsigned char *)topic->name, topic->name_len,
+                                           partition);
             }
         }
     }
@@ -860,6 +863,7 @@ int poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)
             fds[i].revents |= POLLIN;
         }
     }
+    broker_memjournal_turn(now_us());
     errno = saved;
     return r;
 }

@@ -40,6 +40,7 @@ typedef struct options {
     int fetch_gap_us; /* a woken fetch goes again no sooner than this after the last */
     int stats_ms;     /* the "fetches" log line's window */
     int fetch_fill;   /* fetch answers carry every message set that fits (fill.c) */
+    int mem_journal;  /* records journaled from the mock's memory (memjournal.c) */
     char topics[4096]; /* extra topics, comma separated */
 } options_t;
 
@@ -83,6 +84,9 @@ static void usage(FILE *out)
             "held fetch goes again after the last when records arrive. ES_BROKER_FETCH_FILL=0\n"
             "answers a fetch with one message set per partition, as the mock does by itself\n"
             "(comparisons only; filling needs the long poll and the window).\n"
+            "ES_BROKER_MEMJOURNAL=0 journals every record through an in-process consumer\n"
+            "instead of from the mock's memory as it is acknowledged (comparisons only;\n"
+            "reading the memory needs fetch filling).\n"
             "Every ES_BROKER_STATS_MS (default %d) that records came in, one \"fetches\" log\n"
             "line counts the window's records, held and woken fetches, and filled answers.\n"
             "ES_LOG_LEVEL=debug|info|warn|error.\n",
@@ -321,6 +325,7 @@ static int parse_options(int argc, char **argv, options_t *o, es_config_t *cfg)
     }
     o->long_poll = !((v = getenv("ES_BROKER_LONGPOLL")) && !strcmp(v, "0"));
     o->fetch_fill = !((v = getenv("ES_BROKER_FETCH_FILL")) && !strcmp(v, "0"));
+    o->mem_journal = !((v = getenv("ES_BROKER_MEMJOURNAL")) && !strcmp(v, "0"));
     o->fetch_gap_us = DEFAULT_FETCH_GAP_US;
     if ((v = getenv("ES_BROKER_FETCH_GAP_US")) && *v &&
         parse_int(v, 0, 1000000, &o->fetch_gap_us) != 0) {
@@ -470,13 +475,15 @@ int main(int argc, char **argv)
                      b.cfg.data_dir, pid);
         goto out;
     }
-    /* broker.pid goes at a clean exit: still there, the last run was killed, and what it had
-     * acknowledged but not yet journaled (its last few milliseconds) is gone. */
+    /* broker.pid goes at a clean exit: still there, the last run was killed. Records journaled
+     * from the mock's memory were in the journal's file before anyone saw them; what the
+     * journal consumer had not read yet (partitions it journals: its last few milliseconds)
+     * is gone. */
     char stale[32];
     if (es_config_read_file(pid_path, stale, sizeof(stale)) == 0) {
-        es_log_warn("the previous run did not stop cleanly: records it acknowledged in its last "
-                    "milliseconds, before its journal had them, are lost (services log any they "
-                    "had read, and go on)",
+        es_log_warn("the previous run did not stop cleanly: records journaled through the "
+                    "journal consumer in its last milliseconds, if any, are lost (services log "
+                    "any they had read, and go on)",
                     "previous_pid=%s", stale);
     }
     /* A broker.addr left by a crash points at nothing: clients must wait for the new one. */
@@ -544,6 +551,11 @@ int main(int argc, char **argv)
         es_log_error("could not restore the journal", "error=\"%s\"", errstr);
         goto out;
     }
+    if (o.mem_journal && broker_fill_active() &&
+        broker_memjournal_setup(&b, errstr, sizeof(errstr)) != 0) {
+        es_log_warn("every record is journaled through the journal consumer", "reason=\"%s\"",
+                    errstr);
+    }
     j = broker_journaler_start(&b, errstr, sizeof(errstr));
     if (!j) {
         es_log_error("could not start the journal consumer", "error=\"%s\"", errstr);
@@ -561,16 +573,17 @@ int main(int argc, char **argv)
         goto out;
     }
     published = 1;
-    es_log_info("ready", "bootstrap=%s data=%s pid=%s long_poll=%s fetch_fill=%s", b.cfg.brokers,
-                b.cfg.data_dir, pid, broker_longpoll_active() ? "on" : "off",
-                broker_fill_active() ? "on" : "off");
+    es_log_info("ready", "bootstrap=%s data=%s pid=%s long_poll=%s fetch_fill=%s journal=%s",
+                b.cfg.brokers, b.cfg.data_dir, pid, broker_longpoll_active() ? "on" : "off",
+                broker_fill_active() ? "on" : "off",
+                broker_memjournal_active() ? "memory" : "consumer");
 
     int failed = 0;
     broker_counts_t then, now;
     counts_get(j, &then);
     int64_t next_log = es_mono_us() + o.stats_ms * 1000LL;
     while (run) {
-        if (broker_journaler_run_once(j, 100) != 0) {
+        if (broker_journaler_run_once(j, 100) != 0 || broker_memjournal_failed()) {
             es_log_error("stopping: the journal cannot be written", "%s", "");
             failed = 1;
             break;
@@ -588,7 +601,9 @@ int main(int argc, char **argv)
     unlink(addr_path);
     broker_longpoll_quiesce();
     es_log_info("stopping: draining the journal", "signal=%s", run ? "none" : "received");
+    int finished = broker_memjournal_finish(b.mcluster, DRAIN_TIMEOUT_MS);
     int drained = broker_journaler_drain(j, DRAIN_TIMEOUT_MS);
+    drained = finished != 0 || broker_memjournal_failed() ? -1 : drained;
     counts_get(j, &now);
     es_log_info("stopped",
                 "journaled_records=%lld nodelay_sockets=%ld drained=%s watched_connections=%ld "
@@ -607,6 +622,7 @@ out:
         rd_kafka_mock_cluster_destroy(b.mcluster);
     }
     broker_longpoll_stop();
+    broker_memjournal_stop();
     broker_fill_stop();
     if (mrk) {
         rd_kafka_destroy(mrk);
