@@ -181,6 +181,9 @@ int broker_memjournal_active(void);
 /* In the mock's thread: journal what this partition holds past its journal's end, before a
  * Produce answer says it was appended to or a Fetch answer carries its records. */
 void broker_memjournal_catch_up(const unsigned char *topic, size_t topic_len, int32_t partition);
+/* In the mock's thread: look at every partition at the next turn (records are being appended
+ * with no answer to say where: acks=0). */
+void broker_memjournal_soon(void);
 /* In the mock's thread, at every turn of its loop: the periodic look at every partition, and
  * the last one asked for by _finish. */
 void broker_memjournal_turn(int64_t now_us);

@@ -542,7 +542,8 @@ static void request_done(lp_conn_t *c)
     } else if (key == KEY_PRODUCE && ver >= 0 && ver <= PRODUCE_MAX_VERSION && !r.bad &&
                produce_acks0(p, c->rq_kept, ver, r.pos)) {
         lp.poke_us = now_us() + ACKS0_POKE_US;
-        return; /* no answer will come */
+        broker_memjournal_soon(); /* nor an answer that says where it was appended */
+        return;
     }
     pending_push(c, corr, key, ver, 0, max_bytes, part_max);
 }

@@ -21,9 +21,9 @@
  * start: fill.c checked only the partitions the broker created.
  *
  * Every 100 ms the mock's thread also looks at every partition, for the records of a Produce
- * answer that never went (its client gone, or acks=0); when stopping, it looks once more and
- * then journals nothing more (_finish). ES_BROKER_MEMJOURNAL=0 leaves every partition to the
- * consumer (comparisons only).
+ * answer that never went (its client gone), and at the turn after a produce that asks for no
+ * answer (acks=0); when stopping, it looks once more and then journals nothing more (_finish).
+ * ES_BROKER_MEMJOURNAL=0 leaves every partition to the consumer (comparisons only).
  */
 #include "broker.h"
 #include "mocklayout.h"
@@ -346,6 +346,11 @@ static void journal_all(void)
     }
 }
 
+void broker_memjournal_soon(void)
+{
+    mj.next_sweep_us = 0;
+}
+
 void broker_memjournal_turn(int64_t now_us)
 {
     if (!broker_memjournal_active() || mj.stopped) {
@@ -368,6 +373,10 @@ int broker_memjournal_finish(rd_kafka_mock_cluster_t *mcluster, int timeout_ms)
     if (!broker_memjournal_active()) {
         return 0;
     }
+    /* Called after broker_longpoll_quiesce(): from the turn that sees this on, the mock's
+     * thread reads no more request bytes from other processes (longpoll.c's recvmsg() refuses
+     * them), and any request it read before was handled, records appended, when it was read.
+     * So the last look finds every record that will ever be appended in this run. */
     atomic_store_explicit(&finish_asked, 1, memory_order_release);
     for (int waited = 0;; waited += 10) {
         /* a request to the mock wakes its thread (and returns once the thread served it):
