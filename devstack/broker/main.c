@@ -88,7 +88,8 @@ static void usage(FILE *out)
             "instead of from the mock's memory as it is acknowledged (comparisons only;\n"
             "reading the memory needs fetch filling).\n"
             "Every ES_BROKER_STATS_MS (default %d) that records came in, one \"fetches\" log\n"
-            "line counts the window's records, held and woken fetches, and filled answers.\n"
+            "line counts the window's records (journaled from memory or not), held and woken\n"
+            "fetches, and filled answers.\n"
             "ES_LOG_LEVEL=debug|info|warn|error.\n",
             DEFAULT_BROKERS, DEFAULT_WINDOW, DEFAULT_FETCH_GAP_US, DEFAULT_STATS_MS);
 }
@@ -406,7 +407,7 @@ static int parse_options(int argc, char **argv, options_t *o, es_config_t *cfg)
 /* What the broker did for its clients since it started (longpoll.c, fill.c, the journaler). */
 typedef struct broker_counts {
     long conns, held, woken, expired, cut, filled, added;
-    int64_t journaled;
+    int64_t journaled, from_memory;
 } broker_counts_t;
 
 static void counts_get(broker_journaler_t *j, broker_counts_t *c)
@@ -414,6 +415,7 @@ static void counts_get(broker_journaler_t *j, broker_counts_t *c)
     broker_longpoll_stats(&c->conns, &c->held, &c->woken, &c->expired, &c->cut);
     broker_fill_stats(&c->filled, &c->added);
     c->journaled = broker_journaler_count(j);
+    c->from_memory = broker_memjournal_count();
 }
 
 /* One line on the last window's fetches, when records came in it (an idle stack's fetches
@@ -424,9 +426,11 @@ static void counts_log(const broker_counts_t *now, const broker_counts_t *then, 
         return;
     }
     es_log_info("fetches",
-                "window_ms=%d records=%lld held=%ld woken_by_records=%ld wait_up=%ld "
-                "cut_short=%ld answers_filled=%ld message_sets_added=%ld",
-                window_ms, (long long)(now->journaled - then->journaled), now->held - then->held,
+                "window_ms=%d records=%lld journaled_from_memory=%lld held=%ld "
+                "woken_by_records=%ld wait_up=%ld cut_short=%ld answers_filled=%ld "
+                "message_sets_added=%ld",
+                window_ms, (long long)(now->journaled - then->journaled),
+                (long long)(now->from_memory - then->from_memory), now->held - then->held,
                 now->woken - then->woken, now->expired - then->expired, now->cut - then->cut,
                 now->filled - then->filled, now->added - then->added);
 }
@@ -606,11 +610,12 @@ int main(int argc, char **argv)
     drained = finished != 0 || broker_memjournal_failed() ? -1 : drained;
     counts_get(j, &now);
     es_log_info("stopped",
-                "journaled_records=%lld nodelay_sockets=%ld drained=%s watched_connections=%ld "
-                "fetches_held=%ld woken_by_records=%ld wait_up=%ld cut_short=%ld "
-                "answers_filled=%ld message_sets_added=%ld",
-                (long long)now.journaled, broker_nodelay_accepted(), drained == 0 ? "yes" : "no",
-                now.conns, now.held, now.woken, now.expired, now.cut, now.filled, now.added);
+                "journaled_records=%lld journaled_from_memory=%lld nodelay_sockets=%ld "
+                "drained=%s watched_connections=%ld fetches_held=%ld woken_by_records=%ld "
+                "wait_up=%ld cut_short=%ld answers_filled=%ld message_sets_added=%ld",
+                (long long)now.journaled, (long long)now.from_memory, broker_nodelay_accepted(),
+                drained == 0 ? "yes" : "no", now.conns, now.held, now.woken, now.expired, now.cut,
+                now.filled, now.added);
     status = failed || drained != 0 ? 1 : 0;
 
 out:

@@ -76,6 +76,10 @@ assert "[ '$lo' -gt 0 ]" "the mock dropped the oldest records of probe.big [0] (
 check_same "probe.big through the journal archive tier" "$T_TMP/big.txt" probe.big
 
 broker_stop
+stopped="$(grep 'msg="stopped"' "$T_TMP/broker.log" | tail -1)"
+assert_eq "journaled_records=33050 journaled_from_memory=33050" \
+    "$(grep -o 'journaled_records=[0-9]* journaled_from_memory=[0-9]*' <<<"$stopped")" \
+    "records journaled in the first run, and of them from the mock's memory"
 broker_start
 grep -q 'msg="journal restored"' "$T_TMP/broker.log" || fail "no restore logged"
 pass "restored: $(grep 'msg="journal restored"' "$T_TMP/broker.log" | tail -1 | sed 's/.*records=/records=/')"
