@@ -280,8 +280,9 @@ static void journal_partition(const mj_topic_t *t, int32_t id)
     broker_partition_t *part = t->parts[id];
     const unsigned char *mpart = t->mparts[id];
     if (!mpart || atomic_load_explicit(&part->owner, memory_order_relaxed) != BROKER_BY_MEMORY ||
-        atomic_load_explicit(&part->broken, memory_order_relaxed)) {
-        return;
+        atomic_load_explicit(&part->broken, memory_order_relaxed) ||
+        atomic_load_explicit(&failed, memory_order_relaxed)) {
+        return; /* after a write error the broker stops: one error logged is enough */
     }
     const unsigned char *head = mock_head(mpart), *m = mock_last(mpart);
     int64_t next = es_journal_writer_next_offset(part->writer);
