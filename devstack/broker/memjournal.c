@@ -1,9 +1,9 @@
 /*
  * memjournal.c: every record journaled from the mock's memory as it is acknowledged.
  *
- * The journal consumer (journaler.c) reads every record back from the mock over the Kafka
+ * The journal consumer (journaler.c) read every record back from the mock over the Kafka
  * protocol: one more consumer of every partition, a fetch answered for every produce, every
- * record decoded by librdkafka and handed between two threads. That was 40% of the dev
+ * record decoded by librdkafka and handed between two threads. That was 37% of the dev
  * broker's CPU at 1,000 transfers/s. Yet the records are in this process already: the mock
  * keeps each produced record batch, as its client sent it, in its partition's list
  * (mocklayout.h). So when a Produce answer says a partition was appended to (longpoll.c reads
