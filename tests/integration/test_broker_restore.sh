@@ -12,10 +12,10 @@
 #     lib/logreader still returns every record from offset 0, from the journal;
 #  3. a partition count that disagrees with the journal is refused with a clear error;
 #  4. a second broker on the same data folder is refused;
-#  5. records are journaled from the mock's memory before they are acknowledged: a broker
-#     killed with -9 right after its producer heard back has them all; a partition that
-#     receives compressed batches (which that path does not read) is handed to the journal
-#     consumer, and its records too read back identically after a restart.
+#  5. records are journaled from the mock's memory before they are acknowledged: a partition
+#     that receives compressed batches (which that path does not read) is handed to the
+#     journal consumer, and its records too read back identically after a restart; a broker
+#     killed with -9 while a producer hears back keeps every record it acknowledged.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -95,7 +95,7 @@ assert_eq 30000 "$hi" "probe.big [0] high watermark after restore"
 probe produce probe.small 300 64 >>"$T_TMP/small.txt"
 check_same "appended after the restart" "$T_TMP/small.txt" probe.small accounts.events
 
-# ---- 5. compressed batches: the partition goes to the journal consumer -----------------------
+# ---- 5a. compressed batches: the partition goes to the journal consumer ----------------------
 ES_KAFKA_PROPS=compression.type=lz4 probe produce probe.small 200 64 2 >>"$T_TMP/small.txt"
 probe produce probe.small 30 64 2 >>"$T_TMP/small.txt"
 wait_until 10 "grep -q 'journaling a partition through the journal consumer.*topic=probe.small partition=2 ' '$T_TMP/broker.log'" ||
@@ -115,12 +115,13 @@ BROKER_PID=''
 broker_start
 check_same "after kill -9 and start" "$T_TMP/small.txt" probe.small accounts.events
 
-# ---- 5. kill -9 while a producer hears back: nothing acknowledged is lost ---------------------
+# ---- 5b. kill -9 while a producer hears back: nothing acknowledged is lost --------------------
 # (every partition is journaled from memory again: a hand-over lasts one run.) The producer
 # prints each record as its acknowledgement arrives; the broker is killed in the middle and
 # started again where it listened, the producer goes on against it.
 probe produce probe.acks 300000 32 >"$T_TMP/acked.txt" 2>"$T_TMP/acked.err" &
 producer=$!
+at_exit "kill $producer 2>/dev/null"
 wait_until 30 "[ \$(wc -l <'$T_TMP/acked.txt') -ge 20000 ]" ||
     fail "the producer did not get going: $(tail -1 "$T_TMP/acked.err")"
 kill -KILL "$BROKER_PID"
