@@ -125,8 +125,10 @@ void broker_longpoll_stats(long *conns, long *held, long *woken, long *expired, 
 int broker_fill_setup(const broker_t *b, char *errstr, size_t errstr_size);
 int broker_fill_active(void);
 void broker_fill_stop(void);
-/* The mock's structure of partition `partition` of the broker's topic number `topic` (as
- * numbered at _setup), or NULL. Only the mock's thread may follow it. */
+/* The number of the topic named so (the broker's topics as numbered at _setup), or -1. */
+int broker_fill_topic(const unsigned char *name, size_t name_len);
+/* The mock's structure of partition `partition` of the broker's topic number `topic`, or
+ * NULL. Only the mock's thread may follow it. */
 const unsigned char *broker_fill_partition(size_t topic, int32_t partition);
 /* In the mock's thread, a whole Fetch answer `frame` (`len` bytes, version `ver`): a new
  * frame (malloc'd, the caller frees it) with, after each partition's records, the message sets
@@ -178,9 +180,10 @@ int wire_fetch_answer_each(const unsigned char *frame, size_t len, int16_t ver, 
  * consumer keeps every partition). */
 int broker_memjournal_setup(broker_t *b, char *errstr, size_t errstr_size);
 int broker_memjournal_active(void);
-/* In the mock's thread: journal what this partition holds past its journal's end, before a
- * Produce answer says it was appended to or a Fetch answer carries its records. */
-void broker_memjournal_catch_up(const unsigned char *topic, size_t topic_len, int32_t partition);
+/* In the mock's thread: journal what this partition (of the topic numbered so by
+ * broker_fill_topic) holds past its journal's end, before a Produce answer says it was
+ * appended to or a Fetch answer carries its records. */
+void broker_memjournal_catch_up(size_t topic, int32_t partition);
 /* In the mock's thread: look at every partition at the next turn (records are being appended
  * with no answer to say where: acks=0). */
 void broker_memjournal_soon(void);

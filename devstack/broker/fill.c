@@ -172,14 +172,14 @@ void broker_fill_stats(long *answers, long *sets)
  * Filling an answer, in the mock's thread
  */
 
-static const unsigned char *partition_of(const unsigned char *name, size_t name_len, int32_t id)
+int broker_fill_topic(const unsigned char *name, size_t name_len)
 {
-    for (size_t t = 0; t < fl.topic_cnt; t++) {
+    for (size_t t = 0; broker_fill_active() && t < fl.topic_cnt; t++) {
         if (fl.topics[t].name_len == name_len && !memcmp(fl.topics[t].name, name, name_len)) {
-            return id >= 0 && id < fl.topics[t].part_cnt ? fl.topics[t].parts[id] : NULL;
+            return (int)t;
         }
     }
-    return NULL;
+    return -1;
 }
 
 /* What one partition of the answer gets: the sets from `from` on, `add` bytes in all. */
@@ -242,12 +242,13 @@ static int plan_partition(void *arg, const wire_fetch_part_t *p)
     fill_plan_t *pl = arg;
     int64_t n = (int64_t)p->records_len;
     pl->total += n;
-    if (p->err == 0 && n > 0 && p->topic) {
+    int topic = p->topic ? broker_fill_topic(p->topic, p->topic_len) : -1;
+    if (p->err == 0 && n > 0 && topic >= 0) {
         /* what a consumer reads is journaled first (memjournal.c) */
-        broker_memjournal_catch_up(p->topic, p->topic_len, p->partition);
+        broker_memjournal_catch_up((size_t)topic, p->partition);
     }
     const unsigned char *mpart =
-        p->topic ? partition_of(p->topic, p->topic_len, p->partition) : NULL;
+        topic >= 0 ? broker_fill_partition((size_t)topic, p->partition) : NULL;
     if (p->err != 0 || n < 8 || !mpart || n >= pl->part_max) {
         return 0;
     }

@@ -102,6 +102,7 @@ typedef struct lp_conn {
 typedef struct lp_topic {
     char *name;
     size_t name_len;
+    int fill_idx;  /* its number in fill.c's table (memjournal.c's too), or -1 */
     uint64_t *seq; /* per partition: the append count when records last arrived */
     int32_t seq_cnt;
 } lp_topic_t;
@@ -185,6 +186,7 @@ static lp_topic_t *topic_get(const unsigned char *name, size_t len, uint32_t *id
     memcpy(t->name, name, len);
     t->name[len] = '\0';
     t->name_len = len;
+    t->fill_idx = broker_fill_topic(name, len);
     *idx = (uint32_t)lp.topic_cnt++;
     return t;
 }
@@ -424,8 +426,9 @@ static void produce_response(const unsigned char *p, size_t len, int16_t ver)
             }
             if (topic && err == 0 && !r.bad) {
                 seq_bump(topic, partition);
-                broker_memjournal_catch_up((const unsigned char *)topic->name, topic->name_len,
-                                           partition);
+                if (topic->fill_idx >= 0) {
+                    broker_memjournal_catch_up((size_t)topic->fill_idx, partition);
+                }
             }
         }
     }

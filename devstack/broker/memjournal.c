@@ -42,11 +42,10 @@
 #define ATTR_LOG_APPEND_TIME 0x08
 #define ATTR_CONTROL 0x20
 
+/* By the topic numbers of fill.c, whose table also holds the mock's partitions. */
 typedef struct mj_topic {
-    char name[256];
-    size_t name_len;
-    const unsigned char **mparts; /* the mock's partitions, by id */
-    broker_partition_t **parts;   /* the broker's (writer, owner, flags), by id */
+    char name[256];             /* for the log */
+    broker_partition_t **parts; /* the broker's (writer, owner, flags), by id */
     int part_cnt;
 } mj_topic_t;
 
@@ -76,13 +75,10 @@ int broker_memjournal_setup(broker_t *b, char *errstr, size_t errstr_size)
     for (size_t t = 0; t < b->topic_cnt; t++) {
         mj_topic_t *mt = &topics[t];
         snprintf(mt->name, sizeof(mt->name), "%s", b->topics[t].name);
-        mt->name_len = strlen(mt->name);
         mt->part_cnt = b->topics[t].partition_cnt;
-        mt->mparts = calloc((size_t)mt->part_cnt, sizeof(*mt->mparts));
         mt->parts = calloc((size_t)mt->part_cnt, sizeof(*mt->parts));
-        if (!mt->mparts || !mt->parts) {
-            for (size_t u = 0; u <= t; u++) {
-                free(topics[u].mparts);
+        if (!mt->parts) {
+            for (size_t u = 0; u < t; u++) {
                 free(topics[u].parts);
             }
             free(topics);
@@ -90,14 +86,13 @@ int broker_memjournal_setup(broker_t *b, char *errstr, size_t errstr_size)
             return -1;
         }
         for (int p = 0; p < mt->part_cnt; p++) {
-            mt->mparts[p] = broker_fill_partition(t, p);
             mt->parts[p] = &b->topics[t].parts[p];
         }
     }
     /* the partitions are the mock thread's from here on; the consumer is not started yet */
     for (size_t t = 0; t < b->topic_cnt; t++) {
         for (int p = 0; p < topics[t].part_cnt; p++) {
-            if (topics[t].mparts[p]) {
+            if (broker_fill_partition(t, p)) {
                 atomic_store(&topics[t].parts[p]->owner, BROKER_BY_MEMORY);
             }
         }
@@ -274,11 +269,12 @@ static int journal_set(const mj_topic_t *t, int32_t id, const unsigned char *m)
     return 0;
 }
 
-/* Journal what partition `id` of topic `t` holds past its journal's next offset. */
-static void journal_partition(const mj_topic_t *t, int32_t id)
+/* Journal what partition `id` of topic number `topic` holds past its journal's next offset. */
+static void journal_partition(size_t topic, int32_t id)
 {
+    const mj_topic_t *t = &mj.topics[topic];
     broker_partition_t *part = t->parts[id];
-    const unsigned char *mpart = t->mparts[id];
+    const unsigned char *mpart = broker_fill_partition(topic, id);
     if (!mpart || atomic_load_explicit(&part->owner, memory_order_relaxed) != BROKER_BY_MEMORY ||
         atomic_load_explicit(&part->broken, memory_order_relaxed) ||
         atomic_load_explicit(&failed, memory_order_relaxed)) {
@@ -322,19 +318,11 @@ static void journal_partition(const mj_topic_t *t, int32_t id)
     }
 }
 
-void broker_memjournal_catch_up(const unsigned char *topic, size_t topic_len, int32_t partition)
+void broker_memjournal_catch_up(size_t topic, int32_t partition)
 {
-    if (!broker_memjournal_active() || mj.stopped) {
-        return;
-    }
-    for (size_t t = 0; t < mj.topic_cnt; t++) {
-        const mj_topic_t *mt = &mj.topics[t];
-        if (mt->name_len == topic_len && !memcmp(mt->name, topic, topic_len)) {
-            if (partition >= 0 && partition < mt->part_cnt) {
-                journal_partition(mt, partition);
-            }
-            return;
-        }
+    if (broker_memjournal_active() && !mj.stopped && topic < mj.topic_cnt && partition >= 0 &&
+        partition < mj.topics[topic].part_cnt) {
+        journal_partition(topic, partition);
     }
 }
 
@@ -342,7 +330,7 @@ static void journal_all(void)
 {
     for (size_t t = 0; t < mj.topic_cnt; t++) {
         for (int p = 0; p < mj.topics[t].part_cnt; p++) {
-            journal_partition(&mj.topics[t], p);
+            journal_partition(t, p);
         }
     }
 }
@@ -415,7 +403,6 @@ void broker_memjournal_stop(void)
 {
     atomic_store(&ready, 0);
     for (size_t t = 0; t < mj.topic_cnt; t++) {
-        free(mj.topics[t].mparts);
         free(mj.topics[t].parts);
     }
     free(mj.topics);
