@@ -36,6 +36,77 @@ const char *es_query_route_name(es_query_route_t route)
     return route_names[route];
 }
 
+static const char *const params_none[] = {NULL};
+static const char *const params_page[] = {"limit", "before", NULL};
+static const char *const params_sagas[] = {"status", "older_than", "type", "limit", NULL};
+
+const char *const *es_query_route_params(es_query_route_t route)
+{
+    switch (route) {
+    case ES_ROUTE_ENTRIES:
+    case ES_ROUTE_USER_ORDERS:
+        return params_page;
+    case ES_ROUTE_SAGAS:
+        return params_sagas;
+    default:
+        return params_none;
+    }
+}
+
+/* `name` as printable ASCII for a message: other bytes become '?', and past 40 characters
+ * "..." ends it. */
+static void name_shown(const char *name, char *out, size_t out_size)
+{
+    size_t n = 0;
+    for (const char *p = name; *p && n + 4 < out_size; p++) {
+        if (n == 40) {
+            memcpy(out + n, "...", 3);
+            n += 3;
+            break;
+        }
+        unsigned char ch = (unsigned char)*p;
+        out[n++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+    }
+    out[n] = '\0';
+}
+
+int es_query_params_check(es_query_route_t route, const char *const *names, size_t n, char *errstr,
+                          size_t errstr_size)
+{
+    const char *const *takes = es_query_route_params(route);
+    for (size_t i = 0; i < n; i++) {
+        int known = 0;
+        for (const char *const *t = takes; *t; t++) {
+            known = known || !strcmp(names[i], *t);
+        }
+        int twice = 0;
+        for (size_t j = 0; j < i && known; j++) {
+            twice = twice || !strcmp(names[i], names[j]);
+        }
+        if (known && !twice) {
+            continue;
+        }
+        char shown[48], list[64] = "";
+        name_shown(names[i], shown, sizeof(shown));
+        size_t len = 0;
+        for (const char *const *t = takes; *t && len < sizeof(list); t++) {
+            len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s", t == takes ? "" : ", ",
+                                    *t);
+        }
+        if (twice) {
+            snprintf(errstr, errstr_size, "query parameter \"%s\" given twice", shown);
+        } else if (!*takes) {
+            snprintf(errstr, errstr_size, "unknown query parameter \"%s\": %s takes none", shown,
+                     es_query_route_name(route));
+        } else {
+            snprintf(errstr, errstr_size, "unknown query parameter \"%s\": %s takes %s", shown,
+                     es_query_route_name(route), list);
+        }
+        return -1;
+    }
+    return 0;
+}
+
 int es_query_id_valid(const char *id, size_t len)
 {
     return es_str_id_valid(id, len, ES_QUERY_ID_MAX);

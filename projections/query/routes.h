@@ -42,6 +42,18 @@ int es_query_route_parse(const char *path, es_query_path_t *out, char *errstr, s
 /* The route's label for metrics and logs, e.g. "/accounts/{id}" (static string). */
 const char *es_query_route_name(es_query_route_t route);
 
+/* The query-string parameters `route` takes: a NULL-terminated list of static names, empty
+ * for the routes that take none. */
+const char *const *es_query_route_params(es_query_route_t route);
+
+/* Check the names of a request's query-string parameters (`names[0..n)`, borrowed, as the
+ * query string writes them: libevent decodes values, not names) against what `route` takes.
+ * Returns 0, or -1 with a message for a 400 in errstr: the first name the route does not
+ * take, or the first given twice, and the names it takes. A name is shown as printable ASCII,
+ * at most 40 characters. */
+int es_query_params_check(es_query_route_t route, const char *const *names, size_t n, char *errstr,
+                          size_t errstr_size);
+
 /* True when `id` is 1..128 chars of [A-Za-z0-9._:-]. */
 int es_query_id_valid(const char *id, size_t len);
 

@@ -823,12 +823,12 @@ static int parse_page_query(struct evhttp_request *req, query_req_t *qr, char *b
     const char *v = evhttp_find_header(&args, "limit");
     if (v) {
         int64_t n;
-        if (es_query_parse_uint(v, INT64_MAX, &n) != 0 || n < 1) {
+        if (es_query_parse_uint(v, ENTRIES_LIMIT_MAX, &n) != 0 || n < 1) {
             snprintf(errstr, errstr_size, "malformed limit: expected an integer 1..%d",
                      ENTRIES_LIMIT_MAX);
             rc = -1;
         } else {
-            qr->limit = n > ENTRIES_LIMIT_MAX ? ENTRIES_LIMIT_MAX : n;
+            qr->limit = n;
         }
     }
     v = evhttp_find_header(&args, "before");
@@ -860,6 +860,43 @@ static int parse_page_query(struct evhttp_request *req, query_req_t *qr, char *b
                 snprintf(before_id, before_id_size, "%s", colon + 1);
             }
         }
+    }
+    evhttp_clear_headers(&args);
+    return rc;
+}
+
+/* The names of the query string's parameters against what `route` takes (routes.h): 0, or -1
+ * with errstr for a 400 (a string libevent cannot parse, a name the route does not take or
+ * one given twice). The routes read their values from the query string after this. */
+static int check_query(const struct evhttp_uri *uri, es_query_route_t route, char *errstr,
+                       size_t errstr_size)
+{
+    const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+    if (!q || !*q) {
+        return 0;
+    }
+    struct evkeyvalq args;
+    TAILQ_INIT(&args);
+    if (evhttp_parse_query_str(q, &args) != 0) {
+        evhttp_clear_headers(&args);
+        snprintf(errstr, errstr_size, "malformed query string");
+        return -1;
+    }
+    const char *names[8];
+    size_t n = 0;
+    int rc = 0;
+    struct evkeyval *kv;
+    TAILQ_FOREACH(kv, &args, next)
+    {
+        if (n == sizeof(names) / sizeof(*names)) {
+            snprintf(errstr, errstr_size, "too many query parameters");
+            rc = -1;
+            break;
+        }
+        names[n++] = kv->key;
+    }
+    if (rc == 0) {
+        rc = es_query_params_check(route, names, n, errstr, errstr_size);
     }
     evhttp_clear_headers(&args);
     return rc;
@@ -908,6 +945,10 @@ static void on_request(struct evhttp_request *req, void *arg)
     }
     if (path.route == ES_ROUTE_NONE) {
         reply_error(srv, req, ES_ROUTE_NONE, &t0, 404, "no such route");
+        return;
+    }
+    if (check_query(uri, path.route, errstr, sizeof(errstr)) != 0) {
+        reply_error(srv, req, path.route, &t0, 400, errstr);
         return;
     }
 

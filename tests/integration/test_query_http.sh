@@ -286,8 +286,8 @@ if [ "$pages" = 3 ] && [ "$(wc -l <"$WORK/seqs")" = 120 ] &&
 else
     bad "pagination" "pages=$pages entries=$(wc -l <"$WORK/seqs")"
 fi
-get '/accounts/acc-3/entries?limit=100000'
-expect "limit capped at 500" 200 '(.entries | length) == 120 and .next == null'
+get '/accounts/acc-3/entries?limit=501'
+expect_error "limit above 500" 400 '.error == "malformed limit: expected an integer 1..500"'
 get '/accounts/acc-3/entries?limit=500'
 expect "limit 500" 200 '(.entries | length) == 120'
 for q in 'limit=0' 'limit=-1' 'limit=abc' 'limit=' 'limit=1e3' 'limit=%2B5' 'before=-1' 'before=x' \
@@ -295,8 +295,23 @@ for q in 'limit=0' 'limit=-1' 'limit=abc' 'limit=' 'limit=1e3' 'limit=%2B5' 'bef
     get "/accounts/acc-1/entries?$q"
     expect_error "malformed query $q" 400
 done
+# A parameter the route does not take, or one given twice, is refused rather than ignored:
+# a typo such as ?limt=5 would otherwise quietly give the default page.
 get '/accounts/acc-1/entries?other=1&limit=1'
-expect "unknown query parameter ignored" 200 '(.entries | length) == 1'
+expect_error "unknown query parameter" 400 '.error == "unknown query parameter \"other\": /accounts/{id}/entries takes limit, before"'
+get '/accounts/acc-1/entries?limit=1&limit=2'
+expect_error "parameter given twice" 400 '.error == "query parameter \"limit\" given twice"'
+get '/accounts/acc-1?limit=1'
+expect_error "parameter on a route that takes none" 400 '.error == "unknown query parameter \"limit\": /accounts/{id} takes none"'
+get '/users/u-1/orders?status=PENDING'
+expect_error "unknown parameter on a user's orders" 400 '(.error | startswith("unknown query parameter \"status\""))'
+get '/sagas?state=PENDING'
+expect_error "unknown parameter on the saga list" 400 '.error == "unknown query parameter \"state\": /sagas takes status, older_than, type, limit"'
+# Names are taken as they are written: an encoded "limit" is not limit.
+get '/accounts/acc-1/entries?%6Cimit=1'
+expect_error "names are not decoded" 400 '(.error | startswith("unknown query parameter \"%6Cimit\""))'
+get '/accounts/acc-1/entries?limit=2&'
+expect "a trailing & is no parameter" 200 '(.entries | length) == 2'
 
 # ---- transfers, commands ----
 get /transfers/t-1

@@ -605,6 +605,91 @@ START_TEST(test_sagas_filter_static)
 }
 END_TEST
 
+/* ---- es_query_params_check ---- */
+
+static const struct {
+    es_query_route_t route;
+    const char *names[4];
+    size_t n;
+    const char *err; /* NULL: accepted; else a part of the message */
+} params[] = {
+    {ES_ROUTE_ENTRIES, {0}, 0, NULL},
+    {ES_ROUTE_ENTRIES, {"limit"}, 1, NULL},
+    {ES_ROUTE_ENTRIES, {"before", "limit"}, 2, NULL},
+    {ES_ROUTE_USER_ORDERS, {"limit", "before"}, 2, NULL},
+    {ES_ROUTE_SAGAS, {"status", "older_than", "type", "limit"}, 4, NULL},
+    {ES_ROUTE_ACCOUNT, {0}, 0, NULL},
+    {ES_ROUTE_ENTRIES,
+     {"limit", "other"},
+     2,
+     "unknown query parameter \"other\": /accounts/{id}/entries takes limit, before"},
+    {ES_ROUTE_ENTRIES, {"Limit"}, 1, "unknown query parameter \"Limit\""},
+    {ES_ROUTE_ENTRIES, {"status"}, 1, "unknown query parameter \"status\""},
+    {ES_ROUTE_ENTRIES, {""}, 1, "unknown query parameter \"\""},
+    {ES_ROUTE_ENTRIES, {"limit", "limit"}, 2, "query parameter \"limit\" given twice"},
+    {ES_ROUTE_SAGAS,
+     {"before"},
+     1,
+     "unknown query parameter \"before\": /sagas takes status, older_than, type, limit"},
+    {ES_ROUTE_SAGAS, {"type", "status", "type"}, 3, "\"type\" given twice"},
+    {ES_ROUTE_ACCOUNT,
+     {"limit"},
+     1,
+     "unknown query parameter \"limit\": /accounts/{id} takes none"},
+    {ES_ROUTE_HEALTH, {"x"}, 1, "/health takes none"},
+    {ES_ROUTE_METRICS, {"x"}, 1, "/metrics takes none"},
+    {ES_ROUTE_ENTRIES, {"a\n\"b\xc3\xa9"}, 1, "unknown query parameter \"a?\"b??\""},
+};
+
+START_TEST(test_params_check)
+{
+    char errstr[256] = "";
+    int rc = es_query_params_check(params[_i].route, params[_i].names, params[_i].n, errstr,
+                                   sizeof(errstr));
+    if (!params[_i].err) {
+        ck_assert_msg(rc == 0, "case %d: rc %d (%s)", _i, rc, errstr);
+    } else {
+        ck_assert_msg(rc == -1, "case %d: rc %d", _i, rc);
+        ck_assert_msg(strstr(errstr, params[_i].err) != NULL, "case %d: message \"%s\"", _i,
+                      errstr);
+    }
+}
+END_TEST
+
+/* A long name is cut at 40 characters in the message, which always fits its buffer. */
+START_TEST(test_params_check_long_name)
+{
+    char name[300];
+    memset(name, 'x', sizeof(name) - 1);
+    name[sizeof(name) - 1] = '\0';
+    const char *one[] = {name};
+    char errstr[256] = "";
+    ck_assert_int_eq(es_query_params_check(ES_ROUTE_SAGAS, one, 1, errstr, sizeof(errstr)), -1);
+    ck_assert_msg(strstr(errstr, "\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...\"") != NULL, "%s",
+                  errstr);
+    char small[16];
+    ck_assert_int_eq(es_query_params_check(ES_ROUTE_SAGAS, one, 1, small, sizeof(small)), -1);
+    ck_assert_uint_eq(strlen(small), sizeof(small) - 1);
+}
+END_TEST
+
+/* Every route's list names each parameter once, and only the paged routes and /sagas take any. */
+START_TEST(test_route_params)
+{
+    for (int r = 0; r < ES_ROUTE__CNT; r++) {
+        const char *const *t = es_query_route_params((es_query_route_t)r);
+        size_t n = 0;
+        for (; t[n]; n++) {
+            for (size_t j = 0; j < n; j++) {
+                ck_assert_str_ne(t[n], t[j]);
+            }
+        }
+        int takes = r == ES_ROUTE_ENTRIES || r == ES_ROUTE_USER_ORDERS || r == ES_ROUTE_SAGAS;
+        ck_assert_msg((n > 0) == takes, "route %d: %zu parameters", r, n);
+    }
+}
+END_TEST
+
 Suite *query_routes_suite(void);
 
 Suite *query_routes_suite(void)
@@ -647,6 +732,12 @@ Suite *query_routes_suite(void)
     tc = tcase_create("saga_filters");
     tcase_add_loop_test(tc, test_sagas_filter, 0, (int)(sizeof(filters) / sizeof(filters[0])));
     tcase_add_test(tc, test_sagas_filter_static);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("query_params");
+    tcase_add_loop_test(tc, test_params_check, 0, (int)(sizeof(params) / sizeof(params[0])));
+    tcase_add_test(tc, test_params_check_long_name);
+    tcase_add_test(tc, test_route_params);
     suite_add_tcase(s, tc);
     return s;
 }
