@@ -6,9 +6,10 @@
  * reservations, and emits the resulting events on catalog.events. Batching, dedup, outbox and
  * positions are the shared runtime's (lib/service.c).
  *
- * One batch costs two reads whatever its size: the reservations of every order it names,
- * then every product named by its commands, its new orders and those reservations, both
- * locked FOR UPDATE in id order; the writes go out set-based on the batch's pipeline.
+ * One batch costs two reads whatever its size, both in the runtime's first round trip: the
+ * reservations of every order it names, then every product named by its commands, its new
+ * orders and those reservations' lines, each locked FOR UPDATE in id order; the writes go out
+ * set-based on the batch's pipeline.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,7 +142,9 @@ typedef struct batch {
     catalog_reservation_t *reservations; /* aligned with orders.set.ids */
     rows_t products;
     catalog_product_t *items; /* aligned with products.set.ids */
-    int load_reservations;    /* that load's place in the batch's reads */
+    es_idset_t named;         /* the products the batch's commands and new orders name */
+    int load_reservations;    /* those loads' places in the batch's reads */
+    int load_products;
 } batch_t;
 
 /* Make room for `cap` rows from `arena` and forget the previous batch's. Returns 0 or -1. */
@@ -172,8 +175,45 @@ static int parse_inputs(batch_t *b, es_arena_t *arena, const es_input_t *inputs,
     return 0;
 }
 
-/* The batch's reads (see es_service_def_t.load): the reservations of every well-formed saga
- * input's order travel with the batch's first round trip. */
+/* How many products the commands and new orders of b->ins[0..cnt) name, repeats counted. */
+static size_t named_count(const batch_t *b, size_t cnt)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < cnt; i++) {
+        const catalog_input_t *in = &b->ins[i];
+        if (catalog_input_is_command(in)) {
+            n++;
+        } else if (!b->malformed[i] && in->kind == CAT_IN_ORDER_PLACED) {
+            n += in->nlines;
+        }
+    }
+    return n;
+}
+
+/* Add to `set` the products the commands and new orders of b->ins[0..cnt) name. Returns 0 or
+ * -1 (out of memory). */
+static int add_named(es_idset_t *set, const batch_t *b, size_t cnt)
+{
+    for (size_t i = 0; i < cnt; i++) {
+        const catalog_input_t *in = &b->ins[i];
+        if (catalog_input_is_command(in)) {
+            if (es_idset_add(set, in->product_id) != 0) {
+                return -1;
+            }
+        } else if (!b->malformed[i] && in->kind == CAT_IN_ORDER_PLACED) {
+            for (size_t k = 0; k < in->nlines; k++) {
+                if (es_idset_add(set, in->lines[k].product_id) != 0) {
+                    return -1;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+/* The batch's reads (see es_service_def_t.load), with its first round trip: the reservations
+ * of every well-formed saga input's order, then the products it names and those the
+ * reservations' lines name. */
 static int load(es_service_t *svc, es_pg_pipeline_t *pl, const es_input_t *inputs, size_t cnt,
                 void *opaque, char *errstr, size_t errstr_size)
 {
@@ -192,9 +232,15 @@ static int load(es_service_t *svc, es_pg_pipeline_t *pl, const es_input_t *input
             goto oom;
         }
     }
+    if (es_idset_reset(&b->named, arena, named_count(b, cnt)) != 0 ||
+        add_named(&b->named, b, cnt) != 0) {
+        goto oom;
+    }
     b->load_reservations =
         catalog_store_load_reservations_queue(pl, b->orders.set.ids, b->orders.set.n);
-    if (b->load_reservations != -1) {
+    b->load_products = catalog_store_load_products_queue(pl, b->named.ids, b->named.n,
+                                                         b->orders.set.ids, b->orders.set.n);
+    if (b->load_reservations != -1 && b->load_products != -1) {
         return 0;
     }
 oom:
@@ -202,22 +248,13 @@ oom:
     return -1;
 }
 
-/* Take the loaded reservations, then load every product the batch may touch (commands, new
- * orders' items, lines of reservations that hold units): a round trip of its own, as it needs
- * the reservations' lines. */
-static int load_working_set(batch_t *b, es_service_t *svc, PGconn *pg, size_t cnt, char *errstr,
+/* Take the loaded reservations and products: the working set of every product the batch may
+ * touch (commands, new orders' items, lines of reservations that hold units). */
+static int load_working_set(batch_t *b, es_service_t *svc, size_t cnt, char *errstr,
                             size_t errstr_size)
 {
     es_arena_t *arena = es_service_arena(svc);
-    size_t pcap = 0;
-    for (size_t i = 0; i < cnt; i++) {
-        const catalog_input_t *in = &b->ins[i];
-        if (catalog_input_is_command(in)) {
-            pcap++;
-        } else if (!b->malformed[i]) {
-            pcap += in->kind == CAT_IN_ORDER_PLACED ? in->nlines : 0;
-        }
-    }
+    size_t pcap = named_count(b, cnt);
     b->reservations =
         es_arena_calloc(arena, b->orders.set.n ? b->orders.set.n : 1, sizeof(*b->reservations));
     if (!b->reservations) {
@@ -239,19 +276,8 @@ static int load_working_set(batch_t *b, es_service_t *svc, PGconn *pg, size_t cn
     if (!b->items || rows_reset(&b->products, arena, pcap) != 0) {
         goto oom;
     }
-    for (size_t i = 0; i < cnt; i++) {
-        const catalog_input_t *in = &b->ins[i];
-        if (catalog_input_is_command(in)) {
-            if (es_idset_add(&b->products.set, in->product_id) != 0) {
-                goto oom;
-            }
-        } else if (!b->malformed[i] && in->kind == CAT_IN_ORDER_PLACED) {
-            for (size_t k = 0; k < in->nlines; k++) {
-                if (es_idset_add(&b->products.set, in->lines[k].product_id) != 0) {
-                    goto oom;
-                }
-            }
-        }
+    if (add_named(&b->products.set, b, cnt) != 0) {
+        goto oom;
     }
     for (size_t r = 0; r < b->orders.set.n; r++) {
         const catalog_reservation_t *rv = &b->reservations[r];
@@ -264,10 +290,10 @@ static int load_working_set(batch_t *b, es_service_t *svc, PGconn *pg, size_t cn
             }
         }
     }
-    if (catalog_store_load_products(pg, b->products.set.ids, b->products.set.n, b->items, errstr,
-                                    errstr_size) != 0) {
-        return -1;
-    }
+    /* the same reservations, locked since, named these products to the load too */
+    catalog_store_load_products_apply(
+        es_pg_pipeline_result(es_service_reads(svc), b->load_products), b->products.set.ids,
+        b->products.set.n, b->items);
     for (size_t p = 0; p < b->products.set.n; p++) {
         b->products.existed[p] = b->items[p].version != 0;
     }
@@ -356,6 +382,7 @@ static int handle_saga(es_service_t *svc, batch_t *b, const es_input_t *rec,
 static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
                   char *errstr, size_t errstr_size)
 {
+    (void)pg; /* every read went with the first round trip (load) */
     batch_t *b = opaque;
     es_arena_t *arena = es_service_arena(svc);
     /* the new inputs only: duplicates were dropped after load() saw them */
@@ -363,7 +390,7 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
         snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
         return -1;
     }
-    if (load_working_set(b, svc, pg, cnt, errstr, errstr_size) != 0) {
+    if (load_working_set(b, svc, cnt, errstr, errstr_size) != 0) {
         return -1;
     }
     for (size_t i = 0; i < cnt; i++) {
@@ -395,6 +422,7 @@ int main(int argc, char **argv)
     memset(&batch, 0, sizeof(batch));
     es_idset_init(&batch.orders.set);
     es_idset_init(&batch.products.set);
+    es_idset_init(&batch.named);
     es_service_def_t def = {.name = "catalog",
                             .schema = "catalog",
                             .dlq_topic = "catalog.dlq",
@@ -409,5 +437,6 @@ int main(int argc, char **argv)
                              "sells or\nreleases each order's units for the order saga.");
     es_idset_fini(&batch.orders.set);
     es_idset_fini(&batch.products.set);
+    es_idset_fini(&batch.named);
     return rc;
 }

@@ -31,10 +31,20 @@ int catalog_store_load_reservations_apply(const PGresult *res, es_arena_t *arena
                                           catalog_reservation_t *out, char *errstr,
                                           size_t errstr_size);
 
-/* Load and lock the products ids[0..n) (borrowed). out[i] gets the row of ids[i] (name left
- * NULL: it never changes), or version 0 when there is none. Returns 0 or -1 with errstr. */
-int catalog_store_load_products(PGconn *pg, const char *const *ids, size_t n,
-                                catalog_product_t *out, char *errstr, size_t errstr_size);
+/* Queue on `pl`, after catalog_store_load_reservations_queue(), the load and lock of every
+ * product a batch may touch, in one statement and in id order: ids[0..n) (borrowed: the
+ * products its commands and new orders name) and the products in the lines of those of
+ * orders[0..m) (borrowed) whose reservation holds units, which the statement before locked.
+ * Returns the statement's index, ES_PG_NOTHING when both lists are empty, or -1 (out of
+ * memory). */
+int catalog_store_load_products_queue(es_pg_pipeline_t *pl, const char *const *ids, size_t n,
+                                      const char *const *orders, size_t m);
+
+/* Fill out[i] (caller storage) for ids[i] (borrowed) from `res` (borrowed: that statement's
+ * result; NULL for none): its row (name left NULL: it never changes), or version 0 when
+ * there is none. Rows of other products are skipped. */
+void catalog_store_load_products_apply(const PGresult *res, const char *const *ids, size_t n,
+                                       catalog_product_t *out);
 
 /* Queue on the batch's pipeline `pl` the writes of products[0..n) whose flag in `dirty` is
  * set: 1 = existed before (UPDATE price, stock, version), 2 = new (INSERT, with its name).
