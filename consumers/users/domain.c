@@ -189,6 +189,11 @@ int users_claims_load(users_claims_t *c, const char *email, const char *owner)
     return 0;
 }
 
+int users_claims_tracked(const users_claims_t *c, const char *email)
+{
+    return c && es_strmap_get(&c->index, email) != (size_t)-1;
+}
+
 const char *users_claims_owner(const users_claims_t *c, const char *email)
 {
     size_t i = c ? es_strmap_get(&c->index, email) : (size_t)-1;

@@ -108,6 +108,9 @@ int users_claims_track(users_claims_t *c, const char *email);
  * when there is no room or no memory. */
 int users_claims_load(users_claims_t *c, const char *email, const char *owner);
 
+/* True when `email` has a slot (users_claims_track or users_claims_load gave it one). */
+int users_claims_tracked(const users_claims_t *c, const char *email);
+
 /* The owner of `email` now (borrowed from `c`), or "" when it is free or not tracked. */
 const char *users_claims_owner(const users_claims_t *c, const char *email);
 

@@ -1,10 +1,10 @@
 /*
  * main.c: the users service's wiring. It consumes users.commands (RegisterUser, ChangeEmail,
  * DeactivateUser), loads the batch's users (locked) and the claims of every email the batch
- * looks at, runs each command in log order through the pure rules in domain.c against the
- * user and the claims as the batch has left them so far, emits the resulting event, and
- * writes the users and the claims' net changes. Batching, dedup, outbox and positions:
- * lib/service.c.
+ * looks at (both with the batch's first round trip), runs each command in log order through the
+ * pure rules in domain.c against the user and the claims as the batch has left them so far, emits
+ * the resulting event, and writes the users and the claims' net changes. Batching, dedup, outbox
+ * and positions: lib/service.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,12 +75,59 @@ typedef struct batch {
     const char **ids;
     es_strmap_t index; /* user id -> its slot in users[] */
     users_claims_t claims;
+    int load_users; /* the reads' places in the batch's first round trip (load) */
+    int load_claims;
 } batch_t;
 
-/* Read the inputs, then load the users they name and the claims of every email they mention
- * or the users hold. Returns the number of users, or -1 with errstr. */
-static long batch_load(es_service_t *svc, batch_t *b, PGconn *pg, es_input_t *inputs, size_t cnt,
-                       char *errstr, size_t errstr_size)
+/* The batch's reads (see es_service_def_t.load), with its first round trip: the users its
+ * commands name, locked, then the claims of the emails they name and of those users' own. */
+static int load(es_service_t *svc, es_pg_pipeline_t *pl, const es_input_t *inputs, size_t cnt,
+                void *opaque, char *errstr, size_t errstr_size)
+{
+    batch_t *b = opaque;
+    es_arena_t *arena = es_service_arena(svc);
+    const char **ids = es_arena_calloc(arena, cnt ? cnt : 1, sizeof(*ids));
+    const char **emails = es_arena_calloc(arena, cnt ? cnt : 1, sizeof(*emails));
+    if (!ids || !emails) {
+        goto oom;
+    }
+    es_strmap_clear(&b->index);
+    size_t n = 0, m = 0;
+    for (size_t i = 0; i < cnt; i++) {
+        users_input_t in;
+        if (input_from_json(&inputs[i], &in) != 0 || !users_id_valid(in.user_id)) {
+            continue; /* handle() dead-letters or refuses it, against no user */
+        }
+        if (es_strmap_get(&b->index, in.user_id) == (size_t)-1) {
+            if (es_strmap_put(&b->index, in.user_id, n) != 0) {
+                goto oom;
+            }
+            ids[n++] = in.user_id;
+        }
+        char email[USR_EMAIL_MAX];
+        if (in.kind != USR_IN_DEACTIVATE_USER &&
+            users_email_normalize(in.email, email, sizeof(email))) {
+            char *copy = es_arena_calloc(arena, strlen(email) + 1, 1);
+            if (!copy) {
+                goto oom;
+            }
+            emails[m++] = memcpy(copy, email, strlen(email) + 1);
+        }
+    }
+    b->load_users = users_store_load_queue(pl, ids, n);
+    b->load_claims = users_store_load_claims_queue(pl, emails, m, ids, n);
+    if (b->load_users != -1 && b->load_claims != -1) {
+        return 0;
+    }
+oom:
+    snprintf(errstr, errstr_size, "out of memory for a batch of %zu", cnt);
+    return -1;
+}
+
+/* Read the inputs, then take the users they name and the claims of every email they mention
+ * or the users hold from what load() read. Returns the number of users, or -1 with errstr. */
+static long batch_load(es_service_t *svc, batch_t *b, es_input_t *inputs, size_t cnt, char *errstr,
+                       size_t errstr_size)
 {
     es_strmap_clear(&b->index);
     size_t n = 0;
@@ -106,9 +153,8 @@ static long batch_load(es_service_t *svc, batch_t *b, PGconn *pg, es_input_t *in
         }
         b->slot_of[i] = u;
     }
-    if (users_store_load(pg, b->ids, n, b->users, errstr, errstr_size) != 0) {
-        return -1;
-    }
+    const es_pg_pipeline_t *reads = es_service_reads(svc);
+    users_store_load_apply(es_pg_pipeline_result(reads, b->load_users), b->ids, n, b->users);
     /* the claims: every valid email a command names, and every loaded user's own email (the
      * one an EmailChanged releases) */
     char email[USR_EMAIL_MAX];
@@ -128,7 +174,9 @@ static long batch_load(es_service_t *svc, batch_t *b, PGconn *pg, es_input_t *in
         snprintf(errstr, errstr_size, "out of memory tracking the emails of a batch of %zu", cnt);
         return -1;
     }
-    if (users_store_load_claims(pg, &b->claims, errstr, errstr_size) != 0) {
+    if (users_store_load_claims_apply(es_pg_pipeline_result(reads, b->load_claims), &b->claims) !=
+        0) {
+        snprintf(errstr, errstr_size, "out of memory loading email claims");
         return -1;
     }
     return (long)n;
@@ -137,6 +185,7 @@ static long batch_load(es_service_t *svc, batch_t *b, PGconn *pg, es_input_t *in
 static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
                   char *errstr, size_t errstr_size)
 {
+    (void)pg; /* every read went with the first round trip (load) */
     batch_t *b = opaque;
     es_arena_t *arena = es_service_arena(svc);
     b->ins = es_arena_calloc(arena, cnt, sizeof(*b->ins));
@@ -151,7 +200,7 @@ static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt,
         return -1;
     }
     users_claims_reset(&b->claims, slots, 2 * cnt);
-    long n = batch_load(svc, b, pg, inputs, cnt, errstr, errstr_size);
+    long n = batch_load(svc, b, inputs, cnt, errstr, errstr_size);
     if (n < 0) {
         return -1;
     }
@@ -206,6 +255,7 @@ int main(int argc, char **argv)
                             .topics = topics,
                             .ddl = users_store_ddl,
                             .wants = wants,
+                            .load = load,
                             .handle = handle,
                             .opaque = &batch};
     int rc = es_service_main(argc, argv, &def,

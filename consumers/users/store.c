@@ -16,8 +16,8 @@ const char users_store_ddl[] =
     " status text NOT NULL CHECK (status IN ('ACTIVE', 'INACTIVE')), version bigint NOT NULL);"
     "CREATE TABLE IF NOT EXISTS emails (email text PRIMARY KEY, user_id text NOT NULL);";
 
-/* One row of users_store_load(): fills out[i]. */
-static void users_store_load_row(const PGresult *res, int r, size_t i, void *opaque)
+/* One row of the users' load: fills out[i]. */
+static void users_row(const PGresult *res, int r, size_t i, void *opaque)
 {
     user_t *out = opaque;
     user_t *u = &out[i];
@@ -27,56 +27,69 @@ static void users_store_load_row(const PGresult *res, int r, size_t i, void *opa
     u->version = strtoll(PQgetvalue(res, r, 4), NULL, 10);
 }
 
-int users_store_load(PGconn *pg, const char *const *ids, size_t n, user_t *out, char *errstr,
-                     size_t errstr_size)
+int users_store_load_queue(es_pg_pipeline_t *pl, const char *const *ids, size_t n)
+{
+    return es_pg_load_rows_queue(pl,
+                                 "SELECT user_id, email, name, status, version "
+                                 "FROM unnest($1::text[]) AS u(id) JOIN users t ON "
+                                 "t.user_id = u.id ORDER BY user_id FOR UPDATE OF t",
+                                 ids, n);
+}
+
+void users_store_load_apply(const PGresult *res, const char *const *ids, size_t n, user_t *out)
 {
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof(out[i]));
         es_str_copy(out[i].id, sizeof(out[i].id), ids[i]);
     }
-    return es_pg_load_rows(pg,
-                           "SELECT user_id, email, name, status, version "
-                           "FROM unnest($1::text[]) AS u(id) JOIN users t ON "
-                           "t.user_id = u.id ORDER BY user_id FOR UPDATE OF t",
-                           ids, n, users_store_load_row, out, errstr, errstr_size);
+    es_pg_load_rows_apply(res, ids, n, users_row, out);
 }
 
-int users_store_load_claims(PGconn *pg, users_claims_t *claims, char *errstr, size_t errstr_size)
+int users_store_load_claims_queue(es_pg_pipeline_t *pl, const char *const *emails, size_t m,
+                                  const char *const *ids, size_t n)
 {
-    size_t n = claims->cnt; /* loading adds no slot: every row is a tracked email */
-    if (n == 0) {
-        return 0;
+    if (m == 0 && n == 0) {
+        return ES_PG_NOTHING;
     }
-    es_pg_array_t emails;
-    es_pg_array_init(&emails, ES_PG_TEXT);
-    for (size_t i = 0; i < n; i++) {
-        es_pg_array_add_text(&emails, claims->slots[i].email);
-    }
-    if (es_pg_array_finish(&emails) != 0) {
-        es_pg_array_fini(&emails);
-        snprintf(errstr, errstr_size, "out of memory loading %zu email claims", n);
-        return -1;
-    }
-    const char *vals[1] = {(const char *)emails.buf.data};
-    int lens[1] = {(int)emails.buf.len};
-    int fmts[1] = {1};
-    PGresult *res = es_pg_query(pg,
-                                "SELECT e.email, e.user_id FROM unnest($1::text[]) AS u(email) "
-                                "JOIN emails e ON e.email = u.email",
-                                1, vals, lens, fmts, 0, errstr, errstr_size);
-    es_pg_array_fini(&emails);
-    if (!res) {
-        return -1;
-    }
+    es_pg_array_t a[2];
+    es_pg_array_init(&a[0], ES_PG_TEXT);
+    es_pg_array_init(&a[1], ES_PG_TEXT);
     int rc = 0;
-    for (int r = 0; r < PQntuples(res) && rc == 0; r++) {
-        if (users_claims_load(claims, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1)) != 0) {
-            snprintf(errstr, errstr_size, "out of memory loading email claims");
-            rc = -1;
+    for (size_t i = 0; i < m && rc == 0; i++) {
+        rc = es_pg_array_add_text(&a[0], emails[i]);
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = es_pg_array_add_text(&a[1], ids[i]);
+    }
+    int k = -1;
+    if (rc == 0 && es_pg_array_finish(&a[0]) == 0 && es_pg_array_finish(&a[1]) == 0) {
+        const char *vals[2] = {(const char *)a[0].buf.data, (const char *)a[1].buf.data};
+        int lens[2] = {(int)a[0].buf.len, (int)a[1].buf.len};
+        int fmts[2] = {1, 1};
+        /* the users' own emails are read here rather than after their load came back: the
+         * batch's reads all go with its first round trip */
+        k = es_pg_pipeline_add(pl,
+                               "SELECT e.email, e.user_id FROM emails e WHERE e.email IN "
+                               "(SELECT unnest($1::text[]) UNION ALL "
+                               "SELECT t.email FROM users t WHERE t.user_id = ANY($2::text[]))",
+                               2, vals, lens, fmts);
+    }
+    es_pg_array_fini(&a[0]);
+    es_pg_array_fini(&a[1]);
+    return k;
+}
+
+int users_store_load_claims_apply(const PGresult *res, users_claims_t *claims)
+{
+    for (int r = 0; res && r < PQntuples(res); r++) {
+        const char *email = PQgetvalue(res, r, 0);
+        /* a row for an input the dedup dropped after the load saw it */
+        if (users_claims_tracked(claims, email) &&
+            users_claims_load(claims, email, PQgetvalue(res, r, 1)) != 0) {
+            return -1;
         }
     }
-    PQclear(res);
-    return rc;
+    return 0;
 }
 
 /* Finish arrays a[0..k) and queue `sql` with them as its binary parameters $1..$k. Returns 0,

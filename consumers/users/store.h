@@ -15,16 +15,27 @@
  * idempotent DDL, run in the schema at start. */
 extern const char users_store_ddl[];
 
-/* Load and lock (FOR UPDATE, in id order: no deadlock between instances) the users named by
- * ids[0..n) (borrowed). Each found row is copied into out[i] where ids[i] matches; missing
- * users get status USER_NONE. Returns 0 or -1 with errstr. */
-int users_store_load(PGconn *pg, const char *const *ids, size_t n, user_t *out, char *errstr,
-                     size_t errstr_size);
+/* Queue on `pl` the load and lock (FOR UPDATE, in id order: no deadlock between instances) of
+ * the users ids[0..n) (borrowed). Returns the statement's index, ES_PG_NOTHING when there is
+ * no id, or -1 (out of memory). */
+int users_store_load_queue(es_pg_pipeline_t *pl, const char *const *ids, size_t n);
 
-/* Read the claims of every email tracked in `claims` (one query, no lock: a claim another
- * instance makes meanwhile is settled by the primary key at insert) and record them with
- * users_claims_load. Returns 0 or -1 with errstr. */
-int users_store_load_claims(PGconn *pg, users_claims_t *claims, char *errstr, size_t errstr_size);
+/* Copy into out[i] (caller storage) the row of ids[i] (borrowed) from `res` (borrowed: that
+ * statement's result; NULL for none); users without a row get status USER_NONE. */
+void users_store_load_apply(const PGresult *res, const char *const *ids, size_t n, user_t *out);
+
+/* Queue on `pl`, after users_store_load_queue(), the read of the claims of emails[0..m)
+ * (borrowed, normalized) and of the emails the users ids[0..n) (borrowed) hold, which the
+ * statement before locked: one statement, no lock of its own (a claim another instance makes
+ * meanwhile is settled by the primary key at insert). Returns its index, ES_PG_NOTHING when
+ * both lists are empty, or -1 (out of memory). */
+int users_store_load_claims_queue(es_pg_pipeline_t *pl, const char *const *emails, size_t m,
+                                  const char *const *ids, size_t n);
+
+/* Record with users_claims_load the rows of `res` (borrowed: that statement's result; NULL
+ * for none) whose email `claims` tracks; the others are skipped. Returns 0, or -1 (no room or
+ * no memory). */
+int users_store_load_claims_apply(const PGresult *res, users_claims_t *claims);
 
 /* Queue the writes of users[0..n) whose flag in `dirty` is set: 1 = existed before (UPDATE),
  * 2 = new (INSERT), on the batch's pipeline `pl`. Returns 0, or -1 (out of memory). */

@@ -174,6 +174,31 @@ assert_eq 1 "$(sql "SELECT count(*) FROM users.users WHERE email = 'twin@example
 assert_eq 3 "$(sql "SELECT count(*) FROM shop_views.commands WHERE aggregate_id LIKE 'u-twin-%' AND reason = 'EMAIL_TAKEN'")" "registrations refused with EMAIL_TAKEN"
 shop_invariants "the race for one email"
 
+# ChangeEmail frees the old email and claims the new one: the claims of a user's own email are
+# read with the user, in the batch's first round trip
+out="$(send_wait ChangeEmail '{"user_id":"u-cid","email":"CID2@example.com"}')"
+assert_eq "ACCEPTED cid2@example.com" "$(field '.status + " " + .user.email' "$out")" "ChangeEmail cid"
+out="$(send_wait RegisterUser '{"user_id":"u-cid-old","email":"cid@example.com","name":"Cid Old"}')"
+assert_eq "ACCEPTED" "$(field .status "$out")" "cid's old email is free again"
+out="$(send_wait ChangeEmail '{"user_id":"u-bob","email":"cid2@example.com"}')"
+assert_eq "REJECTED EMAIL_TAKEN" "$(outcome "$out")" "changing to another user's email"
+out="$(send_wait ChangeEmail '{"user_id":"u-gone","email":"gone2@example.com"}')"
+assert_eq "REJECTED USER_INACTIVE" "$(outcome "$out")" "changing a deactivated user's email"
+out="$(send_wait ChangeEmail '{"user_id":"u-bob","email":"bob2@example.com"}')"
+assert_eq "ACCEPTED bob2@example.com" "$(field '.status + " " + .user.email' "$out")" "ChangeEmail bob"
+out="$(send_wait RegisterUser '{"user_id":"u-bob-heir","email":"bob@example.com","name":"Heir"}')"
+assert_eq "ACCEPTED" "$(field .status "$out")" "bob's old email is free again"
+out="$(send_wait ChangeEmail '{"user_id":"u-cid","email":"bob@example.com"}')"
+assert_eq "REJECTED EMAIL_TAKEN" "$(outcome "$out")" "... and taken by its new owner"
+assert_eq "bob2@example.com bob@example.com cid2@example.com" \
+    "$(sql "SELECT string_agg(email, ' ' ORDER BY user_id) FROM users.users WHERE user_id IN ('u-bob', 'u-bob-heir', 'u-cid')")" \
+    "the users' emails after the changes"
+assert_eq 0 "$(sql "SELECT count(*) FROM users.users u WHERE NOT EXISTS (SELECT 1 FROM users.emails e WHERE e.email = u.email AND e.user_id = u.user_id)")" \
+    "users without the claim of their email"
+assert_eq 0 "$(sql "SELECT count(*) FROM users.emails e WHERE NOT EXISTS (SELECT 1 FROM users.users u WHERE u.user_id = e.user_id AND u.email = e.email)")" \
+    "claims their user no longer holds"
+shop_invariants "email changes"
+
 # a user's orders, newest first, paginated
 page="$(http GET '/users/u-ann/orders?limit=3')"
 assert_eq 3 "$(jq '.orders | length' <<<"$page")" "first page of ann's orders"

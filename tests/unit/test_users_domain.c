@@ -772,14 +772,19 @@ START_TEST(test_claims_edges)
     ck_assert_int_eq(users_claims_track(&c, "a@b.co"), -1);
     ck_assert_str_eq(users_claims_owner(&c, "a@b.co"), "");
     ck_assert_str_eq(users_claims_owner(NULL, "a@b.co"), "");
+    ck_assert(!users_claims_tracked(NULL, "a@b.co"));
     users_claims_reset(&c, slots, 2);
+    ck_assert(!users_claims_tracked(&c, "a@b.co"));
     ck_assert_int_eq(users_claims_track(&c, "a@b.co"), 0);
+    ck_assert(users_claims_tracked(&c, "a@b.co"));
+    ck_assert(!users_claims_tracked(&c, "A@b.co"));        /* normalized emails only */
     ck_assert_int_eq(users_claims_track(&c, "a@b.co"), 0); /* once only */
     ck_assert_uint_eq(c.cnt, 1);
     ck_assert_int_eq(users_claims_load(&c, "a@b.co", "u-1"), 0);
     ck_assert_int_eq(users_claims_track(&c, "a@b.co"), 0); /* tracking keeps the owner */
     ck_assert_str_eq(users_claims_owner(&c, "a@b.co"), "u-1");
     ck_assert_int_eq(users_claims_load(&c, "c@d.co", "u-2"), 0);
+    ck_assert(users_claims_tracked(&c, "c@d.co"));          /* a load gives a slot too */
     ck_assert_int_eq(users_claims_track(&c, "e@f.co"), -1); /* full */
     ck_assert_int_eq(users_claims_load(&c, "e@f.co", "u-3"), -1);
 
