@@ -448,6 +448,26 @@ int es_pg_load_rows_queue(es_pg_pipeline_t *pl, const char *sql, const char *con
     return k;
 }
 
+int es_pg_load_rows_queue2(es_pg_pipeline_t *pl, const char *sql, const char *const *ids, size_t n,
+                           const char *const *more, size_t m)
+{
+    if (n == 0 && m == 0) {
+        return ES_PG_NOTHING;
+    }
+    es_pg_array_t a[2];
+    int k = -1;
+    int rc0 = ids_param(&a[0], ids, n), rc1 = ids_param(&a[1], more, m);
+    if (rc0 == 0 && rc1 == 0) {
+        const char *vals[2] = {(const char *)a[0].buf.data, (const char *)a[1].buf.data};
+        int lens[2] = {(int)a[0].buf.len, (int)a[1].buf.len};
+        int fmts[2] = {1, 1};
+        k = es_pg_pipeline_add(pl, sql, 2, vals, lens, fmts);
+    }
+    es_pg_array_fini(&a[0]);
+    es_pg_array_fini(&a[1]);
+    return k;
+}
+
 int es_pg_load_rows(PGconn *pg, const char *sql, const char *const *ids, size_t n,
                     es_pg_row_fn *row, void *opaque, char *errstr, size_t errstr_size)
 {

@@ -95,6 +95,12 @@ PGresult *es_pg_pipeline_result(const es_pg_pipeline_t *pl, int idx);
  * to `row` as es_pg_load_rows() does, with the same ids. */
 #define ES_PG_NOTHING (-2)
 int es_pg_load_rows_queue(es_pg_pipeline_t *pl, const char *sql, const char *const *ids, size_t n);
+
+/* The same for a load that names its rows two ways: `sql` gets ids[0..n) as $1 and
+ * more[0..m) as $2 (both text[], borrowed, copied). ES_PG_NOTHING when both are empty. Its
+ * rows are handed out by key with _apply as well, matched to whatever ids the caller names. */
+int es_pg_load_rows_queue2(es_pg_pipeline_t *pl, const char *sql, const char *const *ids, size_t n,
+                           const char *const *more, size_t m);
 void es_pg_load_rows_apply(const PGresult *res, const char *const *ids, size_t n, es_pg_row_fn *row,
                            void *opaque);
 

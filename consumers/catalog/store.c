@@ -121,39 +121,17 @@ static void products_row(const PGresult *res, int r, size_t i, void *opaque)
 int catalog_store_load_products_queue(es_pg_pipeline_t *pl, const char *const *ids, size_t n,
                                       const char *const *orders, size_t m)
 {
-    if (n == 0 && m == 0) {
-        return ES_PG_NOTHING;
-    }
-    es_pg_array_t a[2];
-    es_pg_array_init(&a[0], ES_PG_TEXT);
-    es_pg_array_init(&a[1], ES_PG_TEXT);
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        rc = es_pg_array_add_text(&a[0], ids[i]);
-    }
-    for (size_t i = 0; i < m && rc == 0; i++) {
-        rc = es_pg_array_add_text(&a[1], orders[i]);
-    }
-    int k = -1;
-    if (rc == 0 && es_pg_array_finish(&a[0]) == 0 && es_pg_array_finish(&a[1]) == 0) {
-        const char *vals[2] = {(const char *)a[0].buf.data, (const char *)a[1].buf.data};
-        int lens[2] = {(int)a[0].buf.len, (int)a[1].buf.len};
-        int fmts[2] = {1, 1};
-        /* The reservations' lines are read here rather than after their load came back: one
-         * round trip less for every batch with a payment or a cancel in it. */
-        k = es_pg_pipeline_add(
-            pl,
-            "SELECT product_id, price, on_hand, reserved, version FROM products t "
-            "WHERE t.product_id IN (SELECT unnest($1::text[]) UNION ALL "
-            "SELECT l->>'product_id' FROM reservations r "
-            "CROSS JOIN LATERAL jsonb_array_elements(r.lines) AS l "
-            "WHERE r.order_id = ANY($2::text[]) AND r.status IN ('RESERVED', 'COMMITTED')) "
-            "ORDER BY product_id FOR UPDATE OF t",
-            2, vals, lens, fmts);
-    }
-    es_pg_array_fini(&a[0]);
-    es_pg_array_fini(&a[1]);
-    return k;
+    /* The reservations' lines are read here rather than after their load came back: one
+     * round trip less for every batch with a payment or a cancel in it. */
+    return es_pg_load_rows_queue2(
+        pl,
+        "SELECT product_id, price, on_hand, reserved, version FROM products t "
+        "WHERE t.product_id IN (SELECT unnest($1::text[]) UNION ALL "
+        "SELECT l->>'product_id' FROM reservations r "
+        "CROSS JOIN LATERAL jsonb_array_elements(r.lines) AS l "
+        "WHERE r.order_id = ANY($2::text[]) AND r.status IN ('RESERVED', 'COMMITTED')) "
+        "ORDER BY product_id FOR UPDATE OF t",
+        ids, n, orders, m);
 }
 
 void catalog_store_load_products_apply(const PGresult *res, const char *const *ids, size_t n,

@@ -48,35 +48,13 @@ void users_store_load_apply(const PGresult *res, const char *const *ids, size_t 
 int users_store_load_claims_queue(es_pg_pipeline_t *pl, const char *const *emails, size_t m,
                                   const char *const *ids, size_t n)
 {
-    if (m == 0 && n == 0) {
-        return ES_PG_NOTHING;
-    }
-    es_pg_array_t a[2];
-    es_pg_array_init(&a[0], ES_PG_TEXT);
-    es_pg_array_init(&a[1], ES_PG_TEXT);
-    int rc = 0;
-    for (size_t i = 0; i < m && rc == 0; i++) {
-        rc = es_pg_array_add_text(&a[0], emails[i]);
-    }
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        rc = es_pg_array_add_text(&a[1], ids[i]);
-    }
-    int k = -1;
-    if (rc == 0 && es_pg_array_finish(&a[0]) == 0 && es_pg_array_finish(&a[1]) == 0) {
-        const char *vals[2] = {(const char *)a[0].buf.data, (const char *)a[1].buf.data};
-        int lens[2] = {(int)a[0].buf.len, (int)a[1].buf.len};
-        int fmts[2] = {1, 1};
-        /* the users' own emails are read here rather than after their load came back: the
-         * batch's reads all go with its first round trip */
-        k = es_pg_pipeline_add(pl,
-                               "SELECT e.email, e.user_id FROM emails e WHERE e.email IN "
-                               "(SELECT unnest($1::text[]) UNION ALL "
-                               "SELECT t.email FROM users t WHERE t.user_id = ANY($2::text[]))",
-                               2, vals, lens, fmts);
-    }
-    es_pg_array_fini(&a[0]);
-    es_pg_array_fini(&a[1]);
-    return k;
+    /* the users' own emails are read here rather than after their load came back: the
+     * batch's reads all go with its first round trip */
+    return es_pg_load_rows_queue2(pl,
+                                  "SELECT e.email, e.user_id FROM emails e WHERE e.email IN "
+                                  "(SELECT unnest($1::text[]) UNION ALL "
+                                  "SELECT t.email FROM users t WHERE t.user_id = ANY($2::text[]))",
+                                  emails, m, ids, n);
 }
 
 int users_store_load_claims_apply(const PGresult *res, users_claims_t *claims)

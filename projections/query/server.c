@@ -797,6 +797,22 @@ static void on_positions(es_query_status_t status, const PGresult *res, const ch
     free(qr);
 }
 
+/* Parse the query string of `uri` (when it has one) into `args` (caller storage, emptied
+ * first; clear it with evhttp_clear_headers). Returns 0, or -1 with errstr when libevent
+ * cannot parse it. */
+static int query_args(const struct evhttp_uri *uri, struct evkeyvalq *args, char *errstr,
+                      size_t errstr_size)
+{
+    TAILQ_INIT(args);
+    const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+    if (q && *q && evhttp_parse_query_str(q, args) != 0) {
+        evhttp_clear_headers(args);
+        snprintf(errstr, errstr_size, "malformed query string");
+        return -1;
+    }
+    return 0;
+}
+
 /* The paging query string of /accounts/{id}/entries (`limit`, `before` = an entry's seq) and
  * of /users/{id}/orders (`limit`, `before` = "<placed_at in us>:<order id>", as the previous
  * page's `next` gives it): fills qr->limit, before (an integer as text) and before_id (the
@@ -808,15 +824,8 @@ static int parse_page_query(struct evhttp_request *req, query_req_t *qr, char *b
     qr->limit = ENTRIES_LIMIT_DEFAULT;
     snprintf(before, before_size, "%" PRId64, INT64_MAX);
     before_id[0] = '\0';
-    const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-    if (!q || !*q) {
-        return 0;
-    }
     struct evkeyvalq args;
-    TAILQ_INIT(&args);
-    if (evhttp_parse_query_str(q, &args) != 0) {
-        evhttp_clear_headers(&args);
-        snprintf(errstr, errstr_size, "malformed query string");
+    if (query_args(evhttp_request_get_evhttp_uri(req), &args, errstr, errstr_size) != 0) {
         return -1;
     }
     int rc = 0;
@@ -871,15 +880,8 @@ static int parse_page_query(struct evhttp_request *req, query_req_t *qr, char *b
 static int check_query(const struct evhttp_uri *uri, es_query_route_t route, char *errstr,
                        size_t errstr_size)
 {
-    const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
-    if (!q || !*q) {
-        return 0;
-    }
     struct evkeyvalq args;
-    TAILQ_INIT(&args);
-    if (evhttp_parse_query_str(q, &args) != 0) {
-        evhttp_clear_headers(&args);
-        snprintf(errstr, errstr_size, "malformed query string");
+    if (query_args(uri, &args, errstr, errstr_size) != 0) {
         return -1;
     }
     const char *names[8];
