@@ -107,11 +107,12 @@ static int load(es_service_t *svc, es_pg_pipeline_t *pl, const es_input_t *input
         char email[USR_EMAIL_MAX];
         if (in.kind != USR_IN_DEACTIVATE_USER &&
             users_email_normalize(in.email, email, sizeof(email))) {
-            char *copy = es_arena_calloc(arena, strlen(email) + 1, 1);
+            size_t size = strlen(email) + 1;
+            char *copy = es_arena_calloc(arena, size, 1);
             if (!copy) {
                 goto oom;
             }
-            emails[m++] = memcpy(copy, email, strlen(email) + 1);
+            emails[m++] = memcpy(copy, email, size);
         }
     }
     b->load_users = users_store_load_queue(pl, ids, n);

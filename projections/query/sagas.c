@@ -129,24 +129,15 @@ const char es_query_saga_metrics_sql[] =
 
 /* clang-format on */
 
-int es_query_sagas_params(const char *query, es_query_sagas_params_t *p, char *errstr,
+int es_query_sagas_params(const struct evkeyvalq *args, es_query_sagas_params_t *p, char *errstr,
                           size_t errstr_size)
 {
     memset(p, 0, sizeof(*p));
-    struct evkeyvalq args;
-    TAILQ_INIT(&args);
-    if (query && *query && evhttp_parse_query_str(query, &args) != 0) {
-        evhttp_clear_headers(&args);
-        snprintf(errstr, errstr_size, "malformed query string");
-        return -1;
-    }
     es_query_sagas_filter_t f;
-    int rc = es_query_sagas_filter_parse(
-        evhttp_find_header(&args, "status"), evhttp_find_header(&args, "older_than"),
-        evhttp_find_header(&args, "type"), evhttp_find_header(&args, "limit"), &f, errstr,
-        errstr_size);
-    evhttp_clear_headers(&args);
-    if (rc != 0) {
+    if (es_query_sagas_filter_parse(
+            evhttp_find_header(args, "status"), evhttp_find_header(args, "older_than"),
+            evhttp_find_header(args, "type"), evhttp_find_header(args, "limit"), &f, errstr,
+            errstr_size) != 0) {
         return -1;
     }
     /* f's strings are static: they outlive the parsed arguments */

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 
+#include <event2/keyvalq_struct.h>
 #include <libpq-fe.h>
 
 #include "buf.h"
@@ -32,10 +33,9 @@ typedef struct es_query_sagas_params {
     char limit[24];
 } es_query_sagas_params_t;
 
-/* Fill `p` from `query` (the request's raw query string, borrowed, NULL or "" for none):
- * status, older_than, type, limit (see routes.h). Returns 0, or -1 with a message for a 400 in
- * errstr. */
-int es_query_sagas_params(const char *query, es_query_sagas_params_t *p, char *errstr,
+/* Fill `p` from `args` (the request's parsed query string, borrowed): status, older_than,
+ * type, limit (see routes.h). Returns 0, or -1 with a message for a 400 in errstr. */
+int es_query_sagas_params(const struct evkeyvalq *args, es_query_sagas_params_t *p, char *errstr,
                           size_t errstr_size);
 
 /* Append the saga of `res` (borrowed, es_query_saga_sql's result) to `body` as JSON: the saga,

@@ -817,19 +817,15 @@ static int query_args(const struct evhttp_uri *uri, struct evkeyvalq *args, char
  * of /users/{id}/orders (`limit`, `before` = "<placed_at in us>:<order id>", as the previous
  * page's `next` gives it): fills qr->limit, before (an integer as text) and before_id (the
  * order id, "" for entries). Returns 0, or -1 with errstr. */
-static int parse_page_query(struct evhttp_request *req, query_req_t *qr, char *before,
+static int parse_page_query(const struct evkeyvalq *args, query_req_t *qr, char *before,
                             size_t before_size, char *before_id, size_t before_id_size,
                             char *errstr, size_t errstr_size)
 {
     qr->limit = ENTRIES_LIMIT_DEFAULT;
     snprintf(before, before_size, "%" PRId64, INT64_MAX);
     before_id[0] = '\0';
-    struct evkeyvalq args;
-    if (query_args(evhttp_request_get_evhttp_uri(req), &args, errstr, errstr_size) != 0) {
-        return -1;
-    }
     int rc = 0;
-    const char *v = evhttp_find_header(&args, "limit");
+    const char *v = evhttp_find_header(args, "limit");
     if (v) {
         int64_t n;
         if (es_query_parse_uint(v, ENTRIES_LIMIT_MAX, &n) != 0 || n < 1) {
@@ -840,7 +836,7 @@ static int parse_page_query(struct evhttp_request *req, query_req_t *qr, char *b
             qr->limit = n;
         }
     }
-    v = evhttp_find_header(&args, "before");
+    v = evhttp_find_header(args, "before");
     if (rc == 0 && v) {
         int orders = qr->route == ES_ROUTE_USER_ORDERS;
         char num[24];
@@ -870,25 +866,19 @@ static int parse_page_query(struct evhttp_request *req, query_req_t *qr, char *b
             }
         }
     }
-    evhttp_clear_headers(&args);
     return rc;
 }
 
-/* The names of the query string's parameters against what `route` takes (routes.h): 0, or -1
- * with errstr for a 400 (a string libevent cannot parse, a name the route does not take or
- * one given twice). The routes read their values from the query string after this. */
-static int check_query(const struct evhttp_uri *uri, es_query_route_t route, char *errstr,
+/* The names of the query string's parameters (`args`) against what `route` takes (routes.h):
+ * 0, or -1 with errstr for a 400 (a name the route does not take or one given twice). */
+static int check_query(const struct evkeyvalq *args, es_query_route_t route, char *errstr,
                        size_t errstr_size)
 {
-    struct evkeyvalq args;
-    if (query_args(uri, &args, errstr, errstr_size) != 0) {
-        return -1;
-    }
     const char *names[8];
     size_t n = 0;
     int rc = 0;
     struct evkeyval *kv;
-    TAILQ_FOREACH(kv, &args, next)
+    TAILQ_FOREACH(kv, args, next)
     {
         if (n == sizeof(names) / sizeof(*names)) {
             snprintf(errstr, errstr_size, "too many query parameters");
@@ -900,8 +890,133 @@ static int check_query(const struct evhttp_uri *uri, es_query_route_t route, cha
     if (rc == 0) {
         rc = es_query_params_check(route, names, n, errstr, errstr_size);
     }
-    evhttp_clear_headers(&args);
     return rc;
+}
+
+/* Answer a request for a route (`path`, `t0` borrowed) whose query string (`args`, borrowed)
+ * passed check_query: its statement goes to the pool, or the answer goes at once. */
+static void submit_query(es_query_server_t *srv, struct evhttp_request *req,
+                         const es_query_path_t *path, const struct timespec *t0,
+                         const struct evkeyvalq *args)
+{
+    char errstr[256];
+    query_req_t *qr = calloc(1, sizeof(*qr));
+    if (!qr) {
+        reply_error(srv, req, path->route, t0, 500, "internal error: out of memory");
+        return;
+    }
+    qr->srv = srv;
+    qr->req = req;
+    qr->route = path->route;
+    qr->t0 = *t0;
+    memcpy(qr->id, path->id, sizeof(qr->id));
+
+    const char *params[4] = {qr->id, NULL, NULL, NULL};
+    char before[24], limit_plus_one[24], before_id[ES_QUERY_ID_MAX + 1];
+    es_query_sagas_params_t sagas_params;
+    int stmt;
+    es_query_cb_t *cb;
+    switch (path->route) {
+    case ES_ROUTE_ACCOUNT:
+        stmt = Q_ACCOUNT;
+        cb = on_account;
+        break;
+    case ES_ROUTE_ENTRIES:
+    case ES_ROUTE_USER_ORDERS:
+        if (parse_page_query(args, qr, before, sizeof(before), before_id, sizeof(before_id), errstr,
+                             sizeof(errstr)) != 0) {
+            reply_error(srv, req, path->route, t0, 400, errstr);
+            free(qr);
+            return;
+        }
+        snprintf(limit_plus_one, sizeof(limit_plus_one), "%" PRId64, qr->limit + 1);
+        params[1] = before;
+        if (path->route == ES_ROUTE_ENTRIES) {
+            params[2] = limit_plus_one;
+            stmt = Q_ENTRIES;
+            cb = on_entries;
+        } else {
+            params[2] = before_id;
+            params[3] = limit_plus_one;
+            stmt = Q_USER_ORDERS;
+            cb = on_user_orders;
+        }
+        break;
+    case ES_ROUTE_USER:
+        stmt = Q_USER;
+        cb = on_user;
+        break;
+    case ES_ROUTE_PRODUCT:
+        stmt = Q_PRODUCT;
+        cb = on_product;
+        break;
+    case ES_ROUTE_ORDER:
+        stmt = Q_ORDER;
+        cb = on_order;
+        break;
+    case ES_ROUTE_TRANSFER:
+        stmt = Q_TRANSFER;
+        cb = on_transfer;
+        break;
+    case ES_ROUTE_COMMAND:
+        stmt = Q_COMMAND;
+        cb = on_command;
+        break;
+    case ES_ROUTE_SAGA:
+        stmt = Q_SAGA;
+        cb = on_saga;
+        break;
+    case ES_ROUTE_SAGAS:
+        if (es_query_sagas_params(args, &sagas_params, errstr, sizeof(errstr)) != 0) {
+            reply_error(srv, req, path->route, t0, 400, errstr);
+            free(qr);
+            return;
+        }
+        for (int i = 0; i < ES_QUERY_SAGAS_NPARAMS; i++) {
+            params[i] = sagas_params.values[i];
+        }
+        stmt = Q_SAGAS;
+        cb = on_sagas;
+        break;
+    case ES_ROUTE_HEALTH:
+        stmt = Q_HEALTH;
+        cb = on_health;
+        break;
+    case ES_ROUTE_METRICS: {
+        /* Metrics must answer while the pool is saturated (that is when they matter): then
+         * the projection gauges come from the last query instead of waiting in the queue. */
+        es_query_pool_stats_t st;
+        es_query_pool_stats(srv->pool, &st);
+        if (st.idle == 0) {
+            reply_metrics(qr);
+            free(qr);
+            return;
+        }
+        stmt = Q_POSITIONS;
+        cb = on_positions;
+        break;
+    }
+    default:
+        reply_error(srv, req, path->route, t0, 404, "no such route");
+        free(qr);
+        return;
+    }
+
+    const char *why = NULL;
+    if (es_query_pool_submit(srv->pool, stmt, params, cb, qr, &why) != 0) {
+        if (path->route == ES_ROUTE_HEALTH) {
+            reply_health_down(qr, why);
+        } else if (path->route == ES_ROUTE_METRICS) {
+            positions_cache_update(srv, 0, NULL);
+            positions_cache_update(srv, 1, NULL);
+            es_buf_reset(&srv->saga_metrics);
+            es_buf_reset(&srv->storage);
+            reply_metrics(qr);
+        } else {
+            reply_db_error(qr, ES_QUERY_UNAVAILABLE, why);
+        }
+        free(qr);
+    }
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -949,129 +1064,15 @@ static void on_request(struct evhttp_request *req, void *arg)
         reply_error(srv, req, ES_ROUTE_NONE, &t0, 404, "no such route");
         return;
     }
-    if (check_query(uri, path.route, errstr, sizeof(errstr)) != 0) {
+    /* the query string, parsed once: its names checked here, its values read by the route */
+    struct evkeyvalq args;
+    if (query_args(uri, &args, errstr, sizeof(errstr)) != 0 ||
+        check_query(&args, path.route, errstr, sizeof(errstr)) != 0) {
         reply_error(srv, req, path.route, &t0, 400, errstr);
-        return;
+    } else {
+        submit_query(srv, req, &path, &t0, &args);
     }
-
-    query_req_t *qr = calloc(1, sizeof(*qr));
-    if (!qr) {
-        reply_error(srv, req, path.route, &t0, 500, "internal error: out of memory");
-        return;
-    }
-    qr->srv = srv;
-    qr->req = req;
-    qr->route = path.route;
-    qr->t0 = t0;
-    memcpy(qr->id, path.id, sizeof(qr->id));
-
-    const char *params[4] = {qr->id, NULL, NULL, NULL};
-    char before[24], limit_plus_one[24], before_id[ES_QUERY_ID_MAX + 1];
-    es_query_sagas_params_t sagas_params;
-    int stmt;
-    es_query_cb_t *cb;
-    switch (path.route) {
-    case ES_ROUTE_ACCOUNT:
-        stmt = Q_ACCOUNT;
-        cb = on_account;
-        break;
-    case ES_ROUTE_ENTRIES:
-    case ES_ROUTE_USER_ORDERS:
-        if (parse_page_query(req, qr, before, sizeof(before), before_id, sizeof(before_id), errstr,
-                             sizeof(errstr)) != 0) {
-            reply_error(srv, req, path.route, &t0, 400, errstr);
-            free(qr);
-            return;
-        }
-        snprintf(limit_plus_one, sizeof(limit_plus_one), "%" PRId64, qr->limit + 1);
-        params[1] = before;
-        if (path.route == ES_ROUTE_ENTRIES) {
-            params[2] = limit_plus_one;
-            stmt = Q_ENTRIES;
-            cb = on_entries;
-        } else {
-            params[2] = before_id;
-            params[3] = limit_plus_one;
-            stmt = Q_USER_ORDERS;
-            cb = on_user_orders;
-        }
-        break;
-    case ES_ROUTE_USER:
-        stmt = Q_USER;
-        cb = on_user;
-        break;
-    case ES_ROUTE_PRODUCT:
-        stmt = Q_PRODUCT;
-        cb = on_product;
-        break;
-    case ES_ROUTE_ORDER:
-        stmt = Q_ORDER;
-        cb = on_order;
-        break;
-    case ES_ROUTE_TRANSFER:
-        stmt = Q_TRANSFER;
-        cb = on_transfer;
-        break;
-    case ES_ROUTE_COMMAND:
-        stmt = Q_COMMAND;
-        cb = on_command;
-        break;
-    case ES_ROUTE_SAGA:
-        stmt = Q_SAGA;
-        cb = on_saga;
-        break;
-    case ES_ROUTE_SAGAS:
-        if (es_query_sagas_params(evhttp_uri_get_query(uri), &sagas_params, errstr,
-                                  sizeof(errstr)) != 0) {
-            reply_error(srv, req, path.route, &t0, 400, errstr);
-            free(qr);
-            return;
-        }
-        for (int i = 0; i < ES_QUERY_SAGAS_NPARAMS; i++) {
-            params[i] = sagas_params.values[i];
-        }
-        stmt = Q_SAGAS;
-        cb = on_sagas;
-        break;
-    case ES_ROUTE_HEALTH:
-        stmt = Q_HEALTH;
-        cb = on_health;
-        break;
-    case ES_ROUTE_METRICS: {
-        /* Metrics must answer while the pool is saturated (that is when they matter): then
-         * the projection gauges come from the last query instead of waiting in the queue. */
-        es_query_pool_stats_t st;
-        es_query_pool_stats(srv->pool, &st);
-        if (st.idle == 0) {
-            reply_metrics(qr);
-            free(qr);
-            return;
-        }
-        stmt = Q_POSITIONS;
-        cb = on_positions;
-        break;
-    }
-    default:
-        reply_error(srv, req, path.route, &t0, 404, "no such route");
-        free(qr);
-        return;
-    }
-
-    const char *why = NULL;
-    if (es_query_pool_submit(srv->pool, stmt, params, cb, qr, &why) != 0) {
-        if (path.route == ES_ROUTE_HEALTH) {
-            reply_health_down(qr, why);
-        } else if (path.route == ES_ROUTE_METRICS) {
-            positions_cache_update(srv, 0, NULL);
-            positions_cache_update(srv, 1, NULL);
-            es_buf_reset(&srv->saga_metrics);
-            es_buf_reset(&srv->storage);
-            reply_metrics(qr);
-        } else {
-            reply_db_error(qr, ES_QUERY_UNAVAILABLE, why);
-        }
-        free(qr);
-    }
+    evhttp_clear_headers(&args);
 }
 
 /* ---- lifecycle ---- */
