@@ -689,7 +689,7 @@ int es_batch_prepare(es_service_t *svc, PGconn *pg, int own_tx, char *errstr, si
         }
         window_filter(svc, read_idx >= 0 ? es_pg_pipeline_result(&svc->rl, read_idx) : NULL);
     }
-    int rc = svc->input_cnt > 0 ? svc->def->handle(svc, pg, svc->inputs, svc->input_cnt,
+    int rc = svc->input_cnt > 0 ? svc->def->handle(svc, svc->inputs, svc->input_cnt,
                                                    svc->def->opaque, errstr, errstr_size)
                                 : 0;
     es_pg_pipeline_reset(&svc->rl); /* the reads' results are the handler's no more */

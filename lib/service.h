@@ -78,8 +78,8 @@ typedef struct es_service_def {
      * Emit with es_service_emit(), dead-letter with es_service_dead_letter(). Return 0, or -1
      * with errstr filled to roll back; the batch is then retried from the stored positions
      * after a pause (the failure is logged). */
-    int (*handle)(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
-                  char *errstr, size_t errstr_size);
+    int (*handle)(es_service_t *svc, es_input_t *inputs, size_t cnt, void *opaque, char *errstr,
+                  size_t errstr_size);
     /* Optional: queue the batch's reads on `pl` (es_pg_load_rows_queue), before the inputs
      * are deduplicated, so they travel with BEGIN and the dedup insert in the batch's first
      * round trip instead of one of their own; handle() then finds their results in

@@ -154,10 +154,9 @@ oom:
     return -1;
 }
 
-static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
-                  char *errstr, size_t errstr_size)
+static int handle(es_service_t *svc, es_input_t *inputs, size_t cnt, void *opaque, char *errstr,
+                  size_t errstr_size)
 {
-    (void)pg;
     coordinator_t *co = opaque;
     es_arena_t *arena = es_service_arena(svc);
     saga_step_t *steps = es_arena_calloc(arena, cnt, sizeof(*steps));

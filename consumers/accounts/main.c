@@ -183,10 +183,9 @@ oom:
     return -1;
 }
 
-static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
-                  char *errstr, size_t errstr_size)
+static int handle(es_service_t *svc, es_input_t *inputs, size_t cnt, void *opaque, char *errstr,
+                  size_t errstr_size)
 {
-    (void)pg;
     batch_t *b = opaque;
     es_pg_pipeline_t *reads = es_service_reads(svc);
     accounts_store_load_apply(es_pg_pipeline_result(reads, b->load_accounts), b->accs.ids,

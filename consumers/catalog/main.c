@@ -379,10 +379,9 @@ static int handle_saga(es_service_t *svc, batch_t *b, const es_input_t *rec,
 }
 
 /* The service's handler (see es_service_def_t.handle). */
-static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
-                  char *errstr, size_t errstr_size)
+static int handle(es_service_t *svc, es_input_t *inputs, size_t cnt, void *opaque, char *errstr,
+                  size_t errstr_size)
 {
-    (void)pg; /* every read went with the first round trip (load) */
     batch_t *b = opaque;
     es_arena_t *arena = es_service_arena(svc);
     /* the new inputs only: duplicates were dropped after load() saw them */

@@ -277,10 +277,9 @@ static int load(es_service_t *svc, es_pg_pipeline_t *pl, const es_input_t *input
 
 /* The batch handler (see es_service_def_t.handle): take the loaded rows, apply every new
  * input in log order, queue the writes. */
-static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
-                  char *errstr, size_t errstr_size)
+static int handle(es_service_t *svc, es_input_t *inputs, size_t cnt, void *opaque, char *errstr,
+                  size_t errstr_size)
 {
-    (void)pg;
     batch_t *b = opaque;
     es_arena_t *arena = es_service_arena(svc);
     es_pg_pipeline_t *reads = es_service_reads(svc);

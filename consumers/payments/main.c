@@ -202,10 +202,9 @@ oom:
 
 /* The batch handler (es_service_def_t.handle): take the loaded payments, decide and evolve in
  * log order, emit, then queue one upsert of the changed rows. */
-static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
-                  char *errstr, size_t errstr_size)
+static int handle(es_service_t *svc, es_input_t *inputs, size_t cnt, void *opaque, char *errstr,
+                  size_t errstr_size)
 {
-    (void)pg;
     batch_t *b = opaque;
     size_t n = b->set.n;
     if (payments_store_load_apply(es_pg_pipeline_result(es_service_reads(svc), b->load_idx),

@@ -103,10 +103,9 @@ oom:
     return -1;
 }
 
-static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
-                  char *errstr, size_t errstr_size)
+static int handle(es_service_t *svc, es_input_t *inputs, size_t cnt, void *opaque, char *errstr,
+                  size_t errstr_size)
 {
-    (void)pg;
     batch_t *b = opaque;
     size_t n = b->set.n;
     transfers_store_load_apply(es_pg_pipeline_result(es_service_reads(svc), b->load_idx),

@@ -183,10 +183,9 @@ static long batch_load(es_service_t *svc, batch_t *b, es_input_t *inputs, size_t
     return (long)n;
 }
 
-static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
-                  char *errstr, size_t errstr_size)
+static int handle(es_service_t *svc, es_input_t *inputs, size_t cnt, void *opaque, char *errstr,
+                  size_t errstr_size)
 {
-    (void)pg; /* every read went with the first round trip (load) */
     batch_t *b = opaque;
     es_arena_t *arena = es_service_arena(svc);
     b->ins = es_arena_calloc(arena, cnt, sizeof(*b->ins));

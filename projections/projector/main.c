@@ -77,10 +77,9 @@ oom:
 
 /* The runtime's handler: project every input onto the views load() had loaded, in log order,
  * and queue the writes. The views are found by id, never by an input's position in load(). */
-static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
-                  char *errstr, size_t errstr_size)
+static int handle(es_service_t *svc, es_input_t *inputs, size_t cnt, void *opaque, char *errstr,
+                  size_t errstr_size)
 {
-    (void)pg;
     batch_t *b = opaque;
     es_arena_t *arena = es_service_arena(svc);
     entry_view_t *entries = es_arena_calloc(arena, cnt, sizeof(*entries));

@@ -150,10 +150,9 @@ static int load(es_service_t *svc, es_pg_pipeline_t *pl, const es_input_t *input
  * well-formed one onto the views load() had loaded, in log order, queue the writes. The
  * inputs are looked at afresh (they need not be those load() saw, nor at the same places);
  * the views are found by id. */
-static int handle(es_service_t *svc, PGconn *pg, es_input_t *inputs, size_t cnt, void *opaque,
-                  char *errstr, size_t errstr_size)
+static int handle(es_service_t *svc, es_input_t *inputs, size_t cnt, void *opaque, char *errstr,
+                  size_t errstr_size)
 {
-    (void)pg;
     batch_t *b = opaque;
     es_arena_t *arena = es_service_arena(svc);
     unsigned char *skip = es_arena_calloc(arena, cnt, 1);
