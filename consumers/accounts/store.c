@@ -58,65 +58,35 @@ void accounts_store_load_apply(const PGresult *res, const char *const *ids, size
 int accounts_store_save(es_pg_pipeline_t *pl, const account_t *accounts, const unsigned char *dirty,
                         size_t n)
 {
-    es_pg_array_t id, owner, cur, bal, st, ver;
-    es_pg_array_init(&id, ES_PG_TEXT);
-    es_pg_array_init(&owner, ES_PG_TEXT);
-    es_pg_array_init(&cur, ES_PG_TEXT);
-    es_pg_array_init(&bal, ES_PG_INT8);
-    es_pg_array_init(&st, ES_PG_TEXT);
-    es_pg_array_init(&ver, ES_PG_INT8);
+    static const es_pg_oid_t oids[6] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT,
+                                        ES_PG_INT8, ES_PG_TEXT, ES_PG_INT8};
     int rc = 0;
     /* pass 1 inserts the new accounts, pass 2 updates the existing ones */
     for (int pass = 1; pass <= 2 && rc == 0; pass++) {
         unsigned char want = pass == 1 ? 2 : 1;
-        es_pg_array_reset(&id);
-        es_pg_array_reset(&owner);
-        es_pg_array_reset(&cur);
-        es_pg_array_reset(&bal);
-        es_pg_array_reset(&st);
-        es_pg_array_reset(&ver);
+        es_pg_cols_t c;
+        es_pg_cols_init(&c, oids, 6);
         for (size_t i = 0; i < n; i++) {
             if (dirty[i] != want) {
                 continue;
             }
-            es_pg_array_add_text(&id, accounts[i].id);
-            es_pg_array_add_text(&owner, accounts[i].owner);
-            es_pg_array_add_text(&cur, accounts[i].currency);
-            es_pg_array_add_int8(&bal, accounts[i].balance);
-            es_pg_array_add_text(&st, status_name(accounts[i].status));
-            es_pg_array_add_int8(&ver, accounts[i].version);
+            es_pg_array_add_text(&c.a[0], accounts[i].id);
+            es_pg_array_add_text(&c.a[1], accounts[i].owner);
+            es_pg_array_add_text(&c.a[2], accounts[i].currency);
+            es_pg_array_add_int8(&c.a[3], accounts[i].balance);
+            es_pg_array_add_text(&c.a[4], status_name(accounts[i].status));
+            es_pg_array_add_int8(&c.a[5], accounts[i].version);
         }
-        if (id.count == 0) {
-            continue;
-        }
-        es_pg_array_finish(&id);
-        es_pg_array_finish(&owner);
-        es_pg_array_finish(&cur);
-        es_pg_array_finish(&bal);
-        es_pg_array_finish(&st);
-        es_pg_array_finish(&ver);
-        const char *vals[6] = {(const char *)id.buf.data,  (const char *)owner.buf.data,
-                               (const char *)cur.buf.data, (const char *)bal.buf.data,
-                               (const char *)st.buf.data,  (const char *)ver.buf.data};
-        int lens[6] = {(int)id.buf.len,  (int)owner.buf.len, (int)cur.buf.len,
-                       (int)bal.buf.len, (int)st.buf.len,    (int)ver.buf.len};
-        int fmts[6] = {1, 1, 1, 1, 1, 1};
-        const char *sql =
+        rc = es_pg_cols_queue(
+            &c, pl,
             pass == 1
                 ? "INSERT INTO accounts (account_id, owner, currency, balance, status, version) "
                   "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], "
                   "$5::text[], $6::bigint[])"
                 : "UPDATE accounts a SET balance = u.b, status = u.s, version = u.v FROM "
                   "unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], "
-                  "$6::bigint[]) AS u(id, o, c, b, s, v) WHERE a.account_id = u.id";
-        rc = es_pg_pipeline_add(pl, sql, 6, vals, lens, fmts) < 0 ? -1 : 0;
+                  "$6::bigint[]) AS u(id, o, c, b, s, v) WHERE a.account_id = u.id");
     }
-    es_pg_array_fini(&id);
-    es_pg_array_fini(&owner);
-    es_pg_array_fini(&cur);
-    es_pg_array_fini(&bal);
-    es_pg_array_fini(&st);
-    es_pg_array_fini(&ver);
     return rc;
 }
 

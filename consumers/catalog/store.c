@@ -144,78 +144,47 @@ void catalog_store_load_products_apply(const PGresult *res, const char *const *i
     es_pg_load_rows_apply(res, ids, n, products_row, out);
 }
 
-/* Finish the arrays a[0..n) and queue `sql` with them as its binary parameters $1..$n, unless
- * they are empty. Returns 0, or -1 (out of memory). */
-static int queue_arrays(es_pg_pipeline_t *pl, const char *sql, es_pg_array_t *a, int n)
-{
-    const char *vals[8];
-    int lens[8], fmts[8];
-    if (a[0].count == 0) {
-        return 0;
-    }
-    for (int k = 0; k < n; k++) {
-        if (es_pg_array_finish(&a[k]) != 0) {
-            return -1;
-        }
-        vals[k] = (const char *)a[k].buf.data;
-        lens[k] = (int)a[k].buf.len;
-        fmts[k] = 1;
-    }
-    return es_pg_pipeline_add(pl, sql, n, vals, lens, fmts) < 0 ? -1 : 0;
-}
-
 int catalog_store_save_products(es_pg_pipeline_t *pl, const catalog_product_t *products,
                                 const unsigned char *dirty, size_t n)
 {
     /* inserts: id, name, price, on_hand, reserved, version; updates: the same without name */
-    es_pg_array_t ins[6], upd[5];
     static const es_pg_oid_t ins_oids[6] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_INT8,
                                             ES_PG_INT8, ES_PG_INT8, ES_PG_INT8};
     static const es_pg_oid_t upd_oids[5] = {ES_PG_TEXT, ES_PG_INT8, ES_PG_INT8, ES_PG_INT8,
                                             ES_PG_INT8};
-    for (int k = 0; k < 6; k++) {
-        es_pg_array_init(&ins[k], ins_oids[k]);
-    }
-    for (int k = 0; k < 5; k++) {
-        es_pg_array_init(&upd[k], upd_oids[k]);
-    }
+    es_pg_cols_t ins, upd;
+    es_pg_cols_init(&ins, ins_oids, 6);
+    es_pg_cols_init(&upd, upd_oids, 5);
     for (size_t i = 0; i < n; i++) {
         const catalog_product_t *p = &products[i];
         if (dirty[i] == 2) {
-            es_pg_array_add_text(&ins[0], p->id);
-            es_pg_array_add_text(&ins[1], p->name ? p->name : "");
-            es_pg_array_add_int8(&ins[2], p->price);
-            es_pg_array_add_int8(&ins[3], p->on_hand);
-            es_pg_array_add_int8(&ins[4], p->reserved);
-            es_pg_array_add_int8(&ins[5], p->version);
+            es_pg_array_add_text(&ins.a[0], p->id);
+            es_pg_array_add_text(&ins.a[1], p->name ? p->name : "");
+            es_pg_array_add_int8(&ins.a[2], p->price);
+            es_pg_array_add_int8(&ins.a[3], p->on_hand);
+            es_pg_array_add_int8(&ins.a[4], p->reserved);
+            es_pg_array_add_int8(&ins.a[5], p->version);
         } else if (dirty[i] == 1) {
-            es_pg_array_add_text(&upd[0], p->id);
-            es_pg_array_add_int8(&upd[1], p->price);
-            es_pg_array_add_int8(&upd[2], p->on_hand);
-            es_pg_array_add_int8(&upd[3], p->reserved);
-            es_pg_array_add_int8(&upd[4], p->version);
+            es_pg_array_add_text(&upd.a[0], p->id);
+            es_pg_array_add_int8(&upd.a[1], p->price);
+            es_pg_array_add_int8(&upd.a[2], p->on_hand);
+            es_pg_array_add_int8(&upd.a[3], p->reserved);
+            es_pg_array_add_int8(&upd.a[4], p->version);
         }
     }
-    int rc = queue_arrays(pl,
-                          "INSERT INTO products (product_id, name, price, on_hand, reserved, "
-                          "version) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], "
-                          "$4::bigint[], $5::bigint[], $6::bigint[])",
-                          ins, 6);
-    if (rc == 0) {
-        rc = queue_arrays(pl,
-                          "UPDATE products p SET price = u.pr, on_hand = u.oh, reserved = u.rs, "
-                          "version = u.v FROM unnest($1::text[], $2::bigint[], $3::bigint[], "
-                          "$4::bigint[], $5::bigint[]) AS u(id, pr, oh, rs, v) "
-                          "WHERE p.product_id = u.id",
-                          upd, 5);
+    int rc = es_pg_cols_queue(&ins, pl,
+                              "INSERT INTO products (product_id, name, price, on_hand, reserved, "
+                              "version) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], "
+                              "$4::bigint[], $5::bigint[], $6::bigint[])");
+    if (rc != 0) {
+        es_pg_cols_fini(&upd);
+        return rc;
     }
-    for (int k = 0; k < 6; k++) {
-        es_pg_array_fini(&ins[k]);
-    }
-    for (int k = 0; k < 5; k++) {
-        es_pg_array_fini(&upd[k]);
-    }
-    return rc;
+    return es_pg_cols_queue(&upd, pl,
+                            "UPDATE products p SET price = u.pr, on_hand = u.oh, reserved = u.rs, "
+                            "version = u.v FROM unnest($1::text[], $2::bigint[], $3::bigint[], "
+                            "$4::bigint[], $5::bigint[]) AS u(id, pr, oh, rs, v) "
+                            "WHERE p.product_id = u.id");
 }
 
 /* The JSON text of a reservation's lines, as lines_parse() reads it back (a new string:
@@ -240,55 +209,42 @@ int catalog_store_save_reservations(es_pg_pipeline_t *pl, const catalog_reservat
                                     const unsigned char *dirty, size_t n)
 {
     /* inserts: id, status, lines, version; updates: id, status, version */
-    es_pg_array_t ins[4], upd[3];
     static const es_pg_oid_t ins_oids[4] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT, ES_PG_INT8};
     static const es_pg_oid_t upd_oids[3] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_INT8};
-    int rc = 0;
-    for (int k = 0; k < 4; k++) {
-        es_pg_array_init(&ins[k], ins_oids[k]);
-    }
-    for (int k = 0; k < 3; k++) {
-        es_pg_array_init(&upd[k], upd_oids[k]);
-    }
-    for (size_t i = 0; i < n && rc == 0; i++) {
+    es_pg_cols_t ins, upd;
+    es_pg_cols_init(&ins, ins_oids, 4);
+    es_pg_cols_init(&upd, upd_oids, 3);
+    for (size_t i = 0; i < n; i++) {
         const catalog_reservation_t *r = &res[i];
         const char *status = catalog_res_status_name(r->status);
         if (dirty[i] == 2) {
             char *lines = lines_json(r);
             if (!lines) {
-                rc = -1;
-                break;
+                es_pg_cols_fini(&ins);
+                es_pg_cols_fini(&upd);
+                return -1;
             }
-            es_pg_array_add_text(&ins[0], r->order_id);
-            es_pg_array_add_text(&ins[1], status);
-            es_pg_array_add_text(&ins[2], lines);
-            es_pg_array_add_int8(&ins[3], r->version);
+            es_pg_array_add_text(&ins.a[0], r->order_id);
+            es_pg_array_add_text(&ins.a[1], status);
+            es_pg_array_add_text(&ins.a[2], lines);
+            es_pg_array_add_int8(&ins.a[3], r->version);
             free(lines);
         } else if (dirty[i] == 1) {
-            es_pg_array_add_text(&upd[0], r->order_id);
-            es_pg_array_add_text(&upd[1], status);
-            es_pg_array_add_int8(&upd[2], r->version);
+            es_pg_array_add_text(&upd.a[0], r->order_id);
+            es_pg_array_add_text(&upd.a[1], status);
+            es_pg_array_add_int8(&upd.a[2], r->version);
         }
     }
-    if (rc == 0) {
-        rc = queue_arrays(pl,
-                          "INSERT INTO reservations (order_id, status, lines, version) "
-                          "SELECT u.id, u.s, u.l::jsonb, u.v FROM unnest($1::text[], $2::text[], "
-                          "$3::text[], $4::bigint[]) AS u(id, s, l, v)",
-                          ins, 4);
+    int rc = es_pg_cols_queue(&ins, pl,
+                              "INSERT INTO reservations (order_id, status, lines, version) "
+                              "SELECT u.id, u.s, u.l::jsonb, u.v FROM unnest($1::text[], "
+                              "$2::text[], $3::text[], $4::bigint[]) AS u(id, s, l, v)");
+    if (rc != 0) {
+        es_pg_cols_fini(&upd);
+        return rc;
     }
-    if (rc == 0) {
-        rc = queue_arrays(pl,
-                          "UPDATE reservations r SET status = u.s, version = u.v "
-                          "FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(id, s, v) "
-                          "WHERE r.order_id = u.id",
-                          upd, 3);
-    }
-    for (int k = 0; k < 4; k++) {
-        es_pg_array_fini(&ins[k]);
-    }
-    for (int k = 0; k < 3; k++) {
-        es_pg_array_fini(&upd[k]);
-    }
-    return rc;
+    return es_pg_cols_queue(&upd, pl,
+                            "UPDATE reservations r SET status = u.s, version = u.v "
+                            "FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(id, s, v) "
+                            "WHERE r.order_id = u.id");
 }

@@ -30,41 +30,6 @@ const char orders_store_ddl[] =
     "CREATE TABLE IF NOT EXISTS prices ("
     " product_id text PRIMARY KEY, price bigint NOT NULL, version bigint NOT NULL);";
 
-#define MAX_COLS 9
-
-/* Finish the arrays a[0..n) and queue `sql` with them as binary parameters $1..$n. Returns 0,
- * or -1 when an array ran out of memory or the statement could not be queued. */
-static int queue_arrays(es_pg_pipeline_t *pl, const char *sql, es_pg_array_t *a, int n)
-{
-    const char *vals[MAX_COLS];
-    int lens[MAX_COLS], fmts[MAX_COLS];
-    for (int k = 0; k < n; k++) {
-        if (es_pg_array_finish(&a[k]) != 0) {
-            return -1;
-        }
-        vals[k] = (const char *)a[k].buf.data;
-        lens[k] = (int)a[k].buf.len;
-        fmts[k] = 1;
-    }
-    return es_pg_pipeline_add(pl, sql, n, vals, lens, fmts) < 0 ? -1 : 0;
-}
-
-/* Initialise a[0..n) with the element types oids[0..n). */
-static void arrays_init(es_pg_array_t *a, const es_pg_oid_t *oids, int n)
-{
-    for (int k = 0; k < n; k++) {
-        es_pg_array_init(&a[k], oids[k]);
-    }
-}
-
-/* Free a[0..n). */
-static void arrays_fini(es_pg_array_t *a, int n)
-{
-    for (int k = 0; k < n; k++) {
-        es_pg_array_fini(&a[k]);
-    }
-}
-
 /* One row of orders_store_load(): fills out[i]. */
 static void orders_store_load_row(const PGresult *res, int r, size_t i, void *opaque)
 {
@@ -172,10 +137,10 @@ static int save_placed(es_pg_pipeline_t *pl, const order_t *orders, const unsign
 {
     static const es_pg_oid_t oids[9] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT, ES_PG_INT8,
                                         ES_PG_TEXT, ES_PG_TEXT, ES_PG_INT8, ES_PG_TEXT};
-    es_pg_array_t a[9];
+    es_pg_cols_t c;
     es_buf_t items;
     es_buf_init(&items);
-    arrays_init(a, oids, 9);
+    es_pg_cols_init(&c, oids, 9);
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (dirty[i] != 2) {
@@ -183,29 +148,28 @@ static int save_placed(es_pg_pipeline_t *pl, const order_t *orders, const unsign
         }
         const order_t *o = &orders[i];
         rc = lines_json(&items, o);
-        es_pg_array_add_text(&a[0], o->id);
-        es_pg_array_add_text(&a[1], o->user_id);
-        es_pg_array_add_text(&a[2], o->account_id);
-        es_pg_array_add_bytes(&a[3], items.data, items.len);
-        es_pg_array_add_int8(&a[4], o->total);
-        es_pg_array_add_text(&a[5], orders_status_name(o->status));
-        es_pg_array_add_text(&a[6], o->reason);
-        es_pg_array_add_int8(&a[7], o->version);
-        es_pg_array_add_text(&a[8], o->correlation_id);
+        es_pg_array_add_text(&c.a[0], o->id);
+        es_pg_array_add_text(&c.a[1], o->user_id);
+        es_pg_array_add_text(&c.a[2], o->account_id);
+        es_pg_array_add_bytes(&c.a[3], items.data, items.len);
+        es_pg_array_add_int8(&c.a[4], o->total);
+        es_pg_array_add_text(&c.a[5], orders_status_name(o->status));
+        es_pg_array_add_text(&c.a[6], o->reason);
+        es_pg_array_add_int8(&c.a[7], o->version);
+        es_pg_array_add_text(&c.a[8], o->correlation_id);
     }
-    if (rc == 0 && a[0].count > 0) {
-        rc = queue_arrays(pl,
-                          "INSERT INTO orders (order_id, user_id, account_id, items, total, "
-                          "status, reason, version, correlation_id) SELECT u.id, u.uid, u.acc, "
-                          "u.items::jsonb, u.total, u.st, u.r, u.v, u.c FROM unnest($1::text[], "
-                          "$2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], "
-                          "$7::text[], $8::bigint[], $9::text[]) AS u(id, uid, acc, items, "
-                          "total, st, r, v, c)",
-                          a, 9);
-    }
-    arrays_fini(a, 9);
     es_buf_fini(&items);
-    return rc;
+    if (rc != 0) {
+        es_pg_cols_fini(&c);
+        return rc;
+    }
+    return es_pg_cols_queue(&c, pl,
+                            "INSERT INTO orders (order_id, user_id, account_id, items, total, "
+                            "status, reason, version, correlation_id) SELECT u.id, u.uid, u.acc, "
+                            "u.items::jsonb, u.total, u.st, u.r, u.v, u.c FROM unnest($1::text[], "
+                            "$2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], "
+                            "$7::text[], $8::bigint[], $9::text[]) AS u(id, uid, acc, items, "
+                            "total, st, r, v, c)");
 }
 
 /* Queue the UPDATE of the stored orders this batch changed (dirty 1). Returns 0 or -1. */
@@ -213,27 +177,21 @@ static int save_changed(es_pg_pipeline_t *pl, const order_t *orders, const unsig
                         size_t n)
 {
     static const es_pg_oid_t oids[4] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT, ES_PG_INT8};
-    es_pg_array_t a[4];
-    arrays_init(a, oids, 4);
+    es_pg_cols_t c;
+    es_pg_cols_init(&c, oids, 4);
     for (size_t i = 0; i < n; i++) {
         if (dirty[i] != 1) {
             continue;
         }
-        es_pg_array_add_text(&a[0], orders[i].id);
-        es_pg_array_add_text(&a[1], orders_status_name(orders[i].status));
-        es_pg_array_add_text(&a[2], orders[i].reason);
-        es_pg_array_add_int8(&a[3], orders[i].version);
+        es_pg_array_add_text(&c.a[0], orders[i].id);
+        es_pg_array_add_text(&c.a[1], orders_status_name(orders[i].status));
+        es_pg_array_add_text(&c.a[2], orders[i].reason);
+        es_pg_array_add_int8(&c.a[3], orders[i].version);
     }
-    int rc = 0;
-    if (a[0].count > 0) {
-        rc = queue_arrays(pl,
-                          "UPDATE orders o SET status = u.st, reason = u.r, version = u.v FROM "
-                          "unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) "
-                          "AS u(id, st, r, v) WHERE o.order_id = u.id",
-                          a, 4);
-    }
-    arrays_fini(a, 4);
-    return rc;
+    return es_pg_cols_queue(&c, pl,
+                            "UPDATE orders o SET status = u.st, reason = u.r, version = u.v FROM "
+                            "unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) "
+                            "AS u(id, st, r, v) WHERE o.order_id = u.id");
 }
 
 int orders_store_save(es_pg_pipeline_t *pl, const order_t *orders, const unsigned char *dirty,
@@ -249,56 +207,44 @@ int orders_store_save_users(es_pg_pipeline_t *pl, const orders_user_t *users,
                             const unsigned char *dirty, size_t n)
 {
     static const es_pg_oid_t oids[3] = {ES_PG_TEXT, ES_PG_BOOL, ES_PG_INT8};
-    es_pg_array_t a[3];
-    arrays_init(a, oids, 3);
+    es_pg_cols_t c;
+    es_pg_cols_init(&c, oids, 3);
     for (size_t i = 0; i < n; i++) {
         if (!dirty[i]) {
             continue;
         }
-        es_pg_array_add_text(&a[0], users[i].id);
-        es_pg_array_add_bool(&a[1], users[i].active);
-        es_pg_array_add_int8(&a[2], users[i].version);
+        es_pg_array_add_text(&c.a[0], users[i].id);
+        es_pg_array_add_bool(&c.a[1], users[i].active);
+        es_pg_array_add_int8(&c.a[2], users[i].version);
     }
-    int rc = 0;
-    if (a[0].count > 0) {
-        /* in id order, so that two writers of the same rows never deadlock */
-        rc = queue_arrays(pl,
-                          "INSERT INTO users AS t (user_id, active, version) SELECT * FROM "
-                          "unnest($1::text[], $2::bool[], $3::bigint[]) AS u(id, a, v) "
-                          "ORDER BY u.id ON CONFLICT (user_id) DO UPDATE SET "
-                          "active = EXCLUDED.active, version = EXCLUDED.version "
-                          "WHERE t.version < EXCLUDED.version",
-                          a, 3);
-    }
-    arrays_fini(a, 3);
-    return rc;
+    /* in id order, so that two writers of the same rows never deadlock */
+    return es_pg_cols_queue(&c, pl,
+                            "INSERT INTO users AS t (user_id, active, version) SELECT * FROM "
+                            "unnest($1::text[], $2::bool[], $3::bigint[]) AS u(id, a, v) "
+                            "ORDER BY u.id ON CONFLICT (user_id) DO UPDATE SET "
+                            "active = EXCLUDED.active, version = EXCLUDED.version "
+                            "WHERE t.version < EXCLUDED.version");
 }
 
 int orders_store_save_prices(es_pg_pipeline_t *pl, const orders_price_t *prices,
                              const unsigned char *dirty, size_t n)
 {
     static const es_pg_oid_t oids[3] = {ES_PG_TEXT, ES_PG_INT8, ES_PG_INT8};
-    es_pg_array_t a[3];
-    arrays_init(a, oids, 3);
+    es_pg_cols_t c;
+    es_pg_cols_init(&c, oids, 3);
     for (size_t i = 0; i < n; i++) {
         if (!dirty[i]) {
             continue;
         }
-        es_pg_array_add_text(&a[0], prices[i].id);
-        es_pg_array_add_int8(&a[1], prices[i].price);
-        es_pg_array_add_int8(&a[2], prices[i].version);
+        es_pg_array_add_text(&c.a[0], prices[i].id);
+        es_pg_array_add_int8(&c.a[1], prices[i].price);
+        es_pg_array_add_int8(&c.a[2], prices[i].version);
     }
-    int rc = 0;
-    if (a[0].count > 0) {
-        /* in id order, so that two writers of the same rows never deadlock */
-        rc = queue_arrays(pl,
-                          "INSERT INTO prices AS t (product_id, price, version) SELECT * FROM "
-                          "unnest($1::text[], $2::bigint[], $3::bigint[]) AS u(id, p, v) "
-                          "ORDER BY u.id ON CONFLICT (product_id) DO UPDATE SET "
-                          "price = EXCLUDED.price, version = EXCLUDED.version "
-                          "WHERE t.version < EXCLUDED.version",
-                          a, 3);
-    }
-    arrays_fini(a, 3);
-    return rc;
+    /* in id order, so that two writers of the same rows never deadlock */
+    return es_pg_cols_queue(&c, pl,
+                            "INSERT INTO prices AS t (product_id, price, version) SELECT * FROM "
+                            "unnest($1::text[], $2::bigint[], $3::bigint[]) AS u(id, p, v) "
+                            "ORDER BY u.id ON CONFLICT (product_id) DO UPDATE SET "
+                            "price = EXCLUDED.price, version = EXCLUDED.version "
+                            "WHERE t.version < EXCLUDED.version");
 }

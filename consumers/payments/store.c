@@ -88,60 +88,37 @@ int payments_store_load_apply(const PGresult *res, const char *const *ids, size_
 int payments_store_save(es_pg_pipeline_t *pl, const payment_t *payments, const unsigned char *dirty,
                         size_t n)
 {
-    es_pg_array_t a[COLS];
     static const es_pg_oid_t oids[COLS] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT,
                                            ES_PG_INT8, ES_PG_BOOL, ES_PG_TEXT, ES_PG_INT8,
                                            ES_PG_INT4, ES_PG_TEXT};
-    for (int k = 0; k < COLS; k++) {
-        es_pg_array_init(&a[k], oids[k]);
-    }
+    es_pg_cols_t c;
+    es_pg_cols_init(&c, oids, COLS);
     for (size_t i = 0; i < n; i++) {
         if (!dirty[i]) {
             continue;
         }
         const payment_t *p = &payments[i];
-        es_pg_array_add_text(&a[0], p->order_id);
-        es_pg_array_add_text(&a[1], payments_state_name(p->state));
-        es_pg_array_add_text(&a[2], p->account_id);
-        es_pg_array_add_text(&a[3], p->merchant_account);
-        es_pg_array_add_int8(&a[4], p->amount);
-        es_pg_array_add_bool(&a[5], p->refund_owed);
-        es_pg_array_add_text(&a[6], p->reason);
-        es_pg_array_add_int8(&a[7], p->version);
-        es_pg_array_add_int4(&a[8], p->refund_attempts);
-        es_pg_array_add_text(&a[9], p->correlation_id);
+        es_pg_array_add_text(&c.a[0], p->order_id);
+        es_pg_array_add_text(&c.a[1], payments_state_name(p->state));
+        es_pg_array_add_text(&c.a[2], p->account_id);
+        es_pg_array_add_text(&c.a[3], p->merchant_account);
+        es_pg_array_add_int8(&c.a[4], p->amount);
+        es_pg_array_add_bool(&c.a[5], p->refund_owed);
+        es_pg_array_add_text(&c.a[6], p->reason);
+        es_pg_array_add_int8(&c.a[7], p->version);
+        es_pg_array_add_int4(&c.a[8], p->refund_attempts);
+        es_pg_array_add_text(&c.a[9], p->correlation_id);
     }
-    int rc = 0;
-    if (a[0].count > 0) {
-        const char *vals[COLS];
-        int lens[COLS], fmts[COLS];
-        for (int k = 0; k < COLS; k++) {
-            if (es_pg_array_finish(&a[k]) != 0) {
-                rc = -1;
-            }
-            vals[k] = (const char *)a[k].buf.data;
-            lens[k] = (int)a[k].buf.len;
-            fmts[k] = 1;
-        }
-        if (rc == 0 &&
-            es_pg_pipeline_add(
-                pl,
-                "INSERT INTO payments (order_id, state, account_id, merchant_account, amount, "
-                "refund_owed, reason, version, refund_attempts, correlation_id) "
-                "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
-                "$5::bigint[], $6::bool[], $7::text[], $8::bigint[], $9::int[], $10::text[]) "
-                "ON CONFLICT (order_id) DO UPDATE SET state = EXCLUDED.state, "
-                "account_id = EXCLUDED.account_id, merchant_account = EXCLUDED.merchant_account, "
-                "amount = EXCLUDED.amount, refund_owed = EXCLUDED.refund_owed, "
-                "reason = EXCLUDED.reason, version = EXCLUDED.version, "
-                "refund_attempts = EXCLUDED.refund_attempts, "
-                "correlation_id = EXCLUDED.correlation_id",
-                COLS, vals, lens, fmts) < 0) {
-            rc = -1;
-        }
-    }
-    for (int k = 0; k < COLS; k++) {
-        es_pg_array_fini(&a[k]);
-    }
-    return rc;
+    return es_pg_cols_queue(
+        &c, pl,
+        "INSERT INTO payments (order_id, state, account_id, merchant_account, amount, "
+        "refund_owed, reason, version, refund_attempts, correlation_id) "
+        "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+        "$5::bigint[], $6::bool[], $7::text[], $8::bigint[], $9::int[], $10::text[]) "
+        "ON CONFLICT (order_id) DO UPDATE SET state = EXCLUDED.state, "
+        "account_id = EXCLUDED.account_id, merchant_account = EXCLUDED.merchant_account, "
+        "amount = EXCLUDED.amount, refund_owed = EXCLUDED.refund_owed, "
+        "reason = EXCLUDED.reason, version = EXCLUDED.version, "
+        "refund_attempts = EXCLUDED.refund_attempts, "
+        "correlation_id = EXCLUDED.correlation_id");
 }

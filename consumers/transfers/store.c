@@ -58,54 +58,33 @@ void transfers_store_load_apply(const PGresult *res, const char *const *ids, siz
 int transfers_store_save(es_pg_pipeline_t *pl, const transfer_t *transfers,
                          const unsigned char *dirty, size_t n)
 {
-    es_pg_array_t a[9];
     static const es_pg_oid_t oids[9] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT, ES_PG_INT8, ES_PG_TEXT,
                                         ES_PG_TEXT, ES_PG_TEXT, ES_PG_BOOL, ES_PG_INT8};
-    for (int k = 0; k < 9; k++) {
-        es_pg_array_init(&a[k], oids[k]);
-    }
+    es_pg_cols_t c;
+    es_pg_cols_init(&c, oids, 9);
     for (size_t i = 0; i < n; i++) {
         if (!dirty[i]) {
             continue;
         }
         const transfer_t *t = &transfers[i];
-        es_pg_array_add_text(&a[0], t->id);
-        es_pg_array_add_text(&a[1], t->from_account);
-        es_pg_array_add_text(&a[2], t->to_account);
-        es_pg_array_add_int8(&a[3], t->amount);
-        es_pg_array_add_text(&a[4], t->currency);
-        es_pg_array_add_text(&a[5], transfers_status_name(t->status));
-        es_pg_array_add_text(&a[6], t->reason);
-        es_pg_array_add_bool(&a[7], t->compensated);
-        es_pg_array_add_int8(&a[8], t->version);
+        es_pg_array_add_text(&c.a[0], t->id);
+        es_pg_array_add_text(&c.a[1], t->from_account);
+        es_pg_array_add_text(&c.a[2], t->to_account);
+        es_pg_array_add_int8(&c.a[3], t->amount);
+        es_pg_array_add_text(&c.a[4], t->currency);
+        es_pg_array_add_text(&c.a[5], transfers_status_name(t->status));
+        es_pg_array_add_text(&c.a[6], t->reason);
+        es_pg_array_add_bool(&c.a[7], t->compensated);
+        es_pg_array_add_int8(&c.a[8], t->version);
     }
-    int rc = 0;
-    if (a[0].count > 0) {
-        const char *vals[9];
-        int lens[9], fmts[9];
-        for (int k = 0; k < 9; k++) {
-            es_pg_array_finish(&a[k]);
-            vals[k] = (const char *)a[k].buf.data;
-            lens[k] = (int)a[k].buf.len;
-            fmts[k] = 1;
-        }
-        rc = es_pg_pipeline_add(
-                 pl,
-                 "INSERT INTO transfers (transfer_id, from_account, to_account, amount, currency, "
-                 "status, reason, compensated, version) SELECT * FROM unnest($1::text[], "
-                 "$2::text[], "
-                 "$3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::bool[], "
-                 "$9::bigint[]) ON CONFLICT (transfer_id) DO UPDATE SET status = EXCLUDED.status, "
-                 "reason = EXCLUDED.reason, compensated = EXCLUDED.compensated, "
-                 "version = EXCLUDED.version, from_account = EXCLUDED.from_account, "
-                 "to_account = EXCLUDED.to_account, amount = EXCLUDED.amount, "
-                 "currency = EXCLUDED.currency",
-                 9, vals, lens, fmts) < 0
-                 ? -1
-                 : 0;
-    }
-    for (int k = 0; k < 9; k++) {
-        es_pg_array_fini(&a[k]);
-    }
-    return rc;
+    return es_pg_cols_queue(
+        &c, pl,
+        "INSERT INTO transfers (transfer_id, from_account, to_account, amount, currency, "
+        "status, reason, compensated, version) SELECT * FROM unnest($1::text[], $2::text[], "
+        "$3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::bool[], "
+        "$9::bigint[]) ON CONFLICT (transfer_id) DO UPDATE SET status = EXCLUDED.status, "
+        "reason = EXCLUDED.reason, compensated = EXCLUDED.compensated, "
+        "version = EXCLUDED.version, from_account = EXCLUDED.from_account, "
+        "to_account = EXCLUDED.to_account, amount = EXCLUDED.amount, "
+        "currency = EXCLUDED.currency");
 }

@@ -70,101 +70,65 @@ int users_store_load_claims_apply(const PGresult *res, users_claims_t *claims)
     return 0;
 }
 
-/* Finish arrays a[0..k) and queue `sql` with them as its binary parameters $1..$k. Returns 0,
- * or -1 (out of memory). */
-static int queue_arrays(es_pg_pipeline_t *pl, const char *sql, es_pg_array_t *a, int k)
-{
-    const char *vals[5];
-    int lens[5], fmts[5];
-    for (int j = 0; j < k; j++) {
-        if (es_pg_array_finish(&a[j]) != 0) {
-            return -1;
-        }
-        vals[j] = (const char *)a[j].buf.data;
-        lens[j] = (int)a[j].buf.len;
-        fmts[j] = 1;
-    }
-    return es_pg_pipeline_add(pl, sql, k, vals, lens, fmts) < 0 ? -1 : 0;
-}
-
 int users_store_save(es_pg_pipeline_t *pl, const user_t *users, const unsigned char *dirty,
                      size_t n)
 {
     static const es_pg_oid_t oids[5] = {ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT, ES_PG_TEXT, ES_PG_INT8};
-    es_pg_array_t a[5];
-    for (int j = 0; j < 5; j++) {
-        es_pg_array_init(&a[j], oids[j]);
-    }
     int rc = 0;
     /* pass 1 inserts the new users (a plain INSERT: a row another instance created meanwhile
      * fails the batch, and the retry sees it), pass 2 updates the existing ones */
     for (int pass = 1; pass <= 2 && rc == 0; pass++) {
         unsigned char want = pass == 1 ? 2 : 1;
-        for (int j = 0; j < 5; j++) {
-            es_pg_array_reset(&a[j]);
-        }
+        es_pg_cols_t c;
+        es_pg_cols_init(&c, oids, 5);
         for (size_t i = 0; i < n; i++) {
             if (dirty[i] != want) {
                 continue;
             }
-            es_pg_array_add_text(&a[0], users[i].id);
-            es_pg_array_add_text(&a[1], users[i].email);
-            es_pg_array_add_text(&a[2], users[i].name);
-            es_pg_array_add_text(&a[3], users_status_name(users[i].status));
-            es_pg_array_add_int8(&a[4], users[i].version);
+            es_pg_array_add_text(&c.a[0], users[i].id);
+            es_pg_array_add_text(&c.a[1], users[i].email);
+            es_pg_array_add_text(&c.a[2], users[i].name);
+            es_pg_array_add_text(&c.a[3], users_status_name(users[i].status));
+            es_pg_array_add_int8(&c.a[4], users[i].version);
         }
-        if (a[0].count == 0) {
-            continue;
-        }
-        rc = queue_arrays(pl,
-                          pass == 1 ? "INSERT INTO users (user_id, email, name, status, version) "
-                                      "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
-                                      "$4::text[], $5::bigint[]) AS u(id, e, n, s, v) ORDER BY id"
-                                    : "UPDATE users t SET email = u.e, status = u.s, version = u.v "
-                                      "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
-                                      "$5::bigint[]) AS u(id, e, n, s, v) WHERE t.user_id = u.id",
-                          a, 5);
-    }
-    for (int j = 0; j < 5; j++) {
-        es_pg_array_fini(&a[j]);
+        rc = es_pg_cols_queue(&c, pl,
+                              pass == 1
+                                  ? "INSERT INTO users (user_id, email, name, status, version) "
+                                    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
+                                    "$4::text[], $5::bigint[]) AS u(id, e, n, s, v) ORDER BY id"
+                                  : "UPDATE users t SET email = u.e, status = u.s, version = u.v "
+                                    "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+                                    "$5::bigint[]) AS u(id, e, n, s, v) WHERE t.user_id = u.id");
     }
     return rc;
 }
 
 int users_store_save_claims(es_pg_pipeline_t *pl, const users_claims_t *claims)
 {
-    es_pg_array_t a[2];
-    es_pg_array_init(&a[0], ES_PG_TEXT);
-    es_pg_array_init(&a[1], ES_PG_TEXT);
+    static const es_pg_oid_t oids[2] = {ES_PG_TEXT, ES_PG_TEXT};
     int rc = 0;
     /* pass 1 deletes the released claims (guarded by their owner), pass 2 inserts the new
      * ones: an email released by one user and taken by another in this batch is deleted,
      * then inserted again. Inserts go in email order, so two instances claiming the same
      * emails wait for each other in one order instead of deadlocking. */
     for (int pass = 1; pass <= 2 && rc == 0; pass++) {
-        es_pg_array_reset(&a[0]);
-        es_pg_array_reset(&a[1]);
+        es_pg_cols_t c;
+        es_pg_cols_init(&c, oids, 2);
         for (size_t i = 0; i < claims->cnt; i++) {
             const users_claim_t *cl = &claims->slots[i];
             if (pass == 1 ? users_claim_released(cl) : users_claim_claimed(cl)) {
-                es_pg_array_add_text(&a[0], cl->email);
-                es_pg_array_add_text(&a[1], pass == 1 ? cl->before : cl->owner);
+                es_pg_array_add_text(&c.a[0], cl->email);
+                es_pg_array_add_text(&c.a[1], pass == 1 ? cl->before : cl->owner);
             }
         }
-        if (a[0].count == 0) {
-            continue;
-        }
-        rc = queue_arrays(pl,
-                          pass == 1
-                              ? "DELETE FROM emails e USING unnest($1::text[], $2::text[]) "
-                                "AS u(email, user_id) WHERE e.email = u.email AND "
-                                "e.user_id = u.user_id"
-                              : "INSERT INTO emails (email, user_id) "
-                                "SELECT * FROM unnest($1::text[], $2::text[]) AS u(email, user_id) "
-                                "ORDER BY email",
-                          a, 2);
+        rc = es_pg_cols_queue(&c, pl,
+                              pass == 1
+                                  ? "DELETE FROM emails e USING unnest($1::text[], $2::text[]) "
+                                    "AS u(email, user_id) WHERE e.email = u.email AND "
+                                    "e.user_id = u.user_id"
+                                  : "INSERT INTO emails (email, user_id) "
+                                    "SELECT * FROM unnest($1::text[], $2::text[]) AS u(email, "
+                                    "user_id) ORDER BY email");
     }
-    es_pg_array_fini(&a[0]);
-    es_pg_array_fini(&a[1]);
     return rc;
 }
