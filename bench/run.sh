@@ -4,7 +4,7 @@
 #   1. end-to-end throughput: 50 accounts with big balances, then BENCH_N RequestTransfer sent in
 #      one `esctl send --batch`; the time from the start of the send until every transfer is
 #      terminal (COMPLETED or FAILED) in projections.transfers. The end is the newest visible_at
-#      of the run's rows (count(*) is polled every 50 ms to know when they are all there).
+#      of the run's rows (count(*) is polled every 0.5 s to know when they are all there).
 #      BENCH_RUNS runs with fresh transfer ids; the median and each run are reported.
 #   2. latency at a fixed rate: bin/es-loadgen sends BENCH_RATE transfers a second for
 #      BENCH_SECONDS seconds and records each send time; latency = visible_at - sent_at, joined
