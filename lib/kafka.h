@@ -21,14 +21,17 @@ rd_kafka_t *es_kafka_producer_new(es_config_t *cfg, const char *client_id,
  * so a position that fell out of the log is an error, never a silent skip.
  * librdkafka 2.0 refuses rd_kafka_assign() on a consumer without group.id: a reader that only
  * assigns must still pass a private group id (it never subscribes nor commits, so no group
- * forms). Without any group the handle is good for metadata only. With `partition_eof` the
- * consumer reports reaching the end of each partition (RD_KAFKA_RESP_ERR__PARTITION_EOF), as
- * services with timers need (lib/service.h). Returns NULL with errstr. */
+ * forms). Without any group the handle is good for metadata only. `flags`:
+ * ES_CONSUMER_PARTITION_EOF: the consumer reports reaching the end of each partition
+ * (RD_KAFKA_RESP_ERR__PARTITION_EOF), as services with timers need (lib/service.h);
+ * ES_CONSUMER_BACKGROUND: a watcher no saga waits on, whose fetches are answered when 64 KiB
+ * of records came or 25 ms went by. ES_KAFKA_PROPS overrides either. Returns NULL with
+ * errstr. */
+enum { ES_CONSUMER_PARTITION_EOF = 1, ES_CONSUMER_BACKGROUND = 2 };
 rd_kafka_t *es_kafka_consumer_new(es_config_t *cfg, const char *client_id, const char *group_id,
                                   void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
                                                        rd_kafka_topic_partition_list_t *, void *),
-                                  void *opaque, int partition_eof, char *errstr,
-                                  size_t errstr_size);
+                                  void *opaque, int flags, char *errstr, size_t errstr_size);
 
 /* Partition count of `topic` from the cluster's metadata, or -1 with errstr. */
 /* Learn where every topic the cluster has is led, so that a producer's first record to a

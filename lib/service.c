@@ -835,7 +835,9 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
         goto err;
     }
     /* timers need to know when the partitions were read to their end */
-    svc->consumer = es_kafka_consumer_new(cfg, client, group, on_rebalance, svc, def->tick != NULL,
+    svc->consumer = es_kafka_consumer_new(cfg, client, group, on_rebalance, svc,
+                                          (def->tick ? ES_CONSUMER_PARTITION_EOF : 0) |
+                                              (def->background ? ES_CONSUMER_BACKGROUND : 0),
                                           errstr, sizeof(errstr));
     if (!svc->consumer) {
         es_log_error("could not start", "error=\"%s\"", errstr);

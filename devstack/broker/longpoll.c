@@ -17,9 +17,11 @@
  *   - the mock's answer to it, when it has neither records nor errors, is not sent: the
  *     request is read by the mock again once records reach one of its partitions (no sooner
  *     than a gap after it last went, so that a busy consumer takes a millisecond's records in
- *     one fetch, as it did when the mock held every fetch that long), and once more when the
- *     client's wait is up, or when the client sends another request behind it; whatever the
- *     mock says then goes to the client;
+ *     one fetch, as it did when the mock held every fetch that long; for a fetch that asks
+ *     for MinBytes, once that many bytes of message sets came since it last went, as Kafka
+ *     counts them, when fill.c can read the mock's lists), and once more when the client's
+ *     wait is up, or when the client sends another request behind it; whatever the mock says
+ *     then goes to the client;
  *   - a Produce response says which partitions were just appended to (memjournal.c journals
  *     their new records before it goes);
  *   - a Fetch answer that carries records goes through fill.c, which may add the message sets
@@ -32,6 +34,7 @@
 #define _GNU_SOURCE /* RTLD_NEXT, ppoll */
 
 #include "broker.h"
+#include "mocklayout.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -84,6 +87,8 @@ typedef struct lp_conn {
     int injecting; /* the mock is reading req again */
     int16_t req_ver;
     int64_t max_bytes, part_max; /* its limits */
+    int64_t min_bytes;           /* its MinBytes: records it waits for, unless its wait is up */
+    uint64_t sent_bytes;         /* the bytes appended to its partitions when last read */
     lp_part_t *parts;
     size_t part_cnt, part_cap;
     int64_t deadline_us; /* the client's wait is up */
@@ -99,12 +104,19 @@ typedef struct lp_conn {
     size_t out_off, out_len;
 } lp_conn_t;
 
+/* What reached one partition of a topic. */
+typedef struct lp_tpart {
+    uint64_t seq;    /* the append count when records last arrived */
+    uint64_t bytes;  /* bytes of message sets appended since start (when fill.c reads them) */
+    int64_t counted; /* the last offset counted in `bytes` (-1: none) */
+} lp_tpart_t;
+
 typedef struct lp_topic {
     char *name;
     size_t name_len;
-    int fill_idx;  /* its number in fill.c's table (memjournal.c's too), or -1 */
-    uint64_t *seq; /* per partition: the append count when records last arrived */
-    int32_t seq_cnt;
+    int fill_idx; /* its number in fill.c's table (memjournal.c's too), or -1 */
+    lp_tpart_t *parts;
+    int32_t part_cnt;
 } lp_topic_t;
 
 typedef int (*poll_fn)(struct pollfd *, nfds_t, int);
@@ -204,25 +216,82 @@ static lp_topic_t *rd_topic(wire_rd_t *r, uint32_t *idx)
 static uint64_t seq_of(const lp_part_t *pt)
 {
     const lp_topic_t *t = &lp.topics[pt->topic];
-    return pt->partition >= 0 && pt->partition < t->seq_cnt ? t->seq[pt->partition] : 0;
+    return pt->partition >= 0 && pt->partition < t->part_cnt ? t->parts[pt->partition].seq : 0;
 }
 
-static void seq_bump(lp_topic_t *t, int32_t partition)
+/* Count the message sets appended to a partition since it was last counted, when fill.c can
+ * read the mock's list of them. */
+static void bytes_count(lp_topic_t *t, int32_t partition)
+{
+    const unsigned char *mpart =
+        t->fill_idx >= 0 ? broker_fill_partition((size_t)t->fill_idx, partition) : NULL;
+    if (!mpart) {
+        return;
+    }
+    lp_tpart_t *tp = &t->parts[partition];
+    const unsigned char *head = mock_head(mpart), *m = mock_last(mpart);
+    int64_t newest = m != head ? mset_last(m) : -1;
+    for (; m != head && mset_last(m) > tp->counted; m = mset_prev(m)) {
+        tp->bytes += (uint64_t)mset_len(m);
+    }
+    tp->counted = newest > tp->counted ? newest : tp->counted;
+}
+
+/* Records reached `partition` of `t`: note it, and count their bytes. */
+static void appended(lp_topic_t *t, int32_t partition)
 {
     if (partition < 0 || partition > 1000000) {
         return;
     }
-    if (partition >= t->seq_cnt) {
-        int32_t cnt = partition + 1 > 2 * t->seq_cnt ? partition + 1 : 2 * t->seq_cnt;
-        uint64_t *s = realloc(t->seq, (size_t)cnt * sizeof(*s));
-        if (!s) {
+    if (partition >= t->part_cnt) {
+        int32_t cnt = partition + 1 > 2 * t->part_cnt ? partition + 1 : 2 * t->part_cnt;
+        lp_tpart_t *a = realloc(t->parts, (size_t)cnt * sizeof(*a));
+        if (!a) {
             return;
         }
-        memset(s + t->seq_cnt, 0, (size_t)(cnt - t->seq_cnt) * sizeof(*s));
-        t->seq = s;
-        t->seq_cnt = cnt;
+        for (int32_t i = t->part_cnt; i < cnt; i++) {
+            a[i] = (lp_tpart_t){.counted = -1};
+        }
+        t->parts = a;
+        t->part_cnt = cnt;
     }
-    t->seq[partition] = lp.seq;
+    t->parts[partition].seq = lp.seq;
+    bytes_count(t, partition);
+}
+
+/* The bytes appended to the fetch's partitions so far, in *sum; 0, or -1 when some of its
+ * partitions are not counted (a topic fill.c does not read). */
+static int bytes_of(const lp_conn_t *c, uint64_t *sum)
+{
+    *sum = 0;
+    for (size_t i = 0; i < c->part_cnt; i++) {
+        const lp_topic_t *t = &lp.topics[c->parts[i].topic];
+        if (t->fill_idx < 0 || !broker_fill_active()) {
+            return -1;
+        }
+        int32_t p = c->parts[i].partition;
+        *sum += p >= 0 && p < t->part_cnt ? t->parts[p].bytes : 0;
+    }
+    return 0;
+}
+
+/* The fetch's MinBytes have arrived since it was last read (or cannot be counted). */
+static int min_bytes_reached(const lp_conn_t *c)
+{
+    uint64_t sum;
+    return c->min_bytes <= 1 || bytes_of(c, &sum) != 0 ||
+           sum - c->sent_bytes >= (uint64_t)c->min_bytes;
+}
+
+/* Remember what reached the fetch's partitions as it goes to the mock. */
+static void mark_sent(lp_conn_t *c)
+{
+    c->sent_seq = c->seen_seq = lp.seq;
+    c->sent_us = now_us();
+    c->wake_us = 0;
+    if (bytes_of(c, &c->sent_bytes) != 0) {
+        c->sent_bytes = 0;
+    }
 }
 
 /* Records reached one of the fetch's partitions after it was sent. */
@@ -333,9 +402,7 @@ static void resend(lp_conn_t *c, int final)
 {
     unpark(c);
     c->final = final;
-    c->sent_seq = c->seen_seq = lp.seq;
-    c->sent_us = now_us();
-    c->wake_us = 0;
+    mark_sent(c);
     c->injecting = 1;
     c->inject_off = 0;
     if (pending_push(c, (int32_t)wire_be32(c->req + 8), KEY_FETCH, c->req_ver, 1, c->max_bytes,
@@ -346,13 +413,13 @@ static void resend(lp_conn_t *c, int final)
     }
 }
 
-/* A parked fetch is due when records reached one of its partitions (no sooner than gap_us
- * after it last went) or when the client's wait is up. */
+/* A parked fetch is due when records reached its partitions (its MinBytes of them, as Kafka
+ * counts: no sooner than gap_us after it last went) or when the client's wait is up. */
 static int64_t due_time(lp_conn_t *c, int64_t now, int poke)
 {
     if (!c->wake_us && c->seen_seq != lp.seq) {
         c->seen_seq = lp.seq;
-        poke = poke || appended_since_sent(c);
+        poke = poke || (appended_since_sent(c) && min_bytes_reached(c));
     }
     if (!c->wake_us && poke) {
         c->wake_us = c->sent_us + lp.gap_us > now ? c->sent_us + lp.gap_us : now;
@@ -425,7 +492,7 @@ static void produce_response(const unsigned char *p, size_t len, int16_t ver)
                 wire_str(&r, &s, &n);
             }
             if (topic && err == 0 && !r.bad) {
-                seq_bump(topic, partition);
+                appended(topic, partition);
                 if (topic->fill_idx >= 0) {
                     broker_memjournal_catch_up((size_t)topic->fill_idx, partition);
                 }
@@ -454,7 +521,8 @@ static int fetch_request(lp_conn_t *c, const unsigned char *p, size_t len, int16
                          int64_t *max_bytes, int64_t *part_max)
 {
     wire_rd_t r = {.p = p, .len = len, .pos = body};
-    wire_skip(&r, 4 + 4 + 4); /* ReplicaId, MaxWait, MinBytes */
+    wire_skip(&r, 4 + 4); /* ReplicaId, MaxWait */
+    c->min_bytes = wire_int(&r, 4);
     *max_bytes = ver >= 3 ? wire_int(&r, 4) : INT32_MAX;
     *part_max = INT32_MAX;
     if (ver >= 4) {
@@ -531,10 +599,8 @@ static void request_done(lp_conn_t *c)
             memcpy(c->req, p, c->rq_kept);
             c->req_len = c->rq_kept;
             c->req_ver = ver;
-            c->sent_us = now_us();
+            mark_sent(c);
             c->deadline_us = c->sent_us + max_wait * 1000;
-            c->sent_seq = c->seen_seq = lp.seq;
-            c->wake_us = 0;
             c->final = 0;
             c->muted = 1;
             return;
@@ -951,7 +1017,7 @@ void broker_longpoll_stop(void)
     lp.fd_cap = 0;
     for (size_t i = 0; i < lp.topic_cnt; i++) {
         free(lp.topics[i].name);
-        free(lp.topics[i].seq);
+        free(lp.topics[i].parts);
     }
     free(lp.topics);
     lp.topics = NULL;

@@ -9,7 +9,8 @@
 #     the fetch either;
 #  3. the broker counts the fetches it held and woke, at the end and every ES_BROKER_STATS_MS
 #     that records came in (its "fetches" line);
-#  4. with ES_BROKER_LONGPOLL=0 (the mock as it is) the same record waits for the end of the
+#  4. a fetch with fetch.min.bytes waits for that many bytes, or for its wait to end;
+#  5. with ES_BROKER_LONGPOLL=0 (the mock as it is) the same record waits for the end of the
 #     wait: the contrast is printed, so the test shows what the mechanism buys.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -60,7 +61,27 @@ note "first window: ${line#*msg=\"fetches\" }"
 assert "[ '${windows:-0}' -ge 1 ] && [ '$(field records "$line")' -ge 1 ] && [ -n '$(field woken_by_records "$line")' ]" \
     "while records came, the broker logged what its fetches did every 500 ms ($windows lines)"
 
-# ---- 4. the mock as it is -------------------------------------------------------------------
+# ---- 4. MinBytes -----------------------------------------------------------------------------
+# A fetch with fetch.min.bytes waits for that many bytes of message sets to reach its partitions
+# (or for its wait to end), as on Kafka: the saga coordinator asks so (lib/kafka.c). A record
+# here is one message set of ~80 bytes.
+broker_start
+MIN_WAIT_MS=1000
+out="$(ES_KAFKA_PROPS=fetch.min.bytes=1000000 "$PROBE" wait probe.wait 4 "$MIN_WAIT_MS" \
+    2>>"$T_TMP/probe.log")" || fail "the probe failed: $(tail -1 "$T_TMP/probe.log")"
+note "fetch.min.bytes=1000000: $out"
+p50="$(field p50 "$out")"
+assert "awk 'BEGIN { exit !($p50 >= $MIN_WAIT_MS / 2 && $p50 < 3 * $MIN_WAIT_MS) }'" \
+    "a record below the fetch's MinBytes waits for the fetch's wait to end (p50 $p50 ms)"
+out="$(ES_KAFKA_PROPS=fetch.min.bytes=40 "$PROBE" wait probe.wait 4 "$WAIT_MS" \
+    2>>"$T_TMP/probe.log")" || fail "the probe failed: $(tail -1 "$T_TMP/probe.log")"
+note "fetch.min.bytes=40: $out"
+max="$(field max "$out")"
+assert "awk 'BEGIN { exit !($max < $WAIT_MS / 3) }'" \
+    "a record above the fetch's MinBytes is answered at once (slowest: $max ms)"
+broker_stop
+
+# ---- 5. the mock as it is -------------------------------------------------------------------
 ES_BROKER_LONGPOLL=0 broker_start
 grep -q 'msg="ready".*long_poll=off' "$T_TMP/broker.log" || fail "the broker does not say long_poll=off"
 out="$("$PROBE" wait probe.wait 3 "$WAIT_MS" 2>>"$T_TMP/probe.log")" ||
