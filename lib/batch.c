@@ -346,8 +346,8 @@ static void newest_keep(es_service_t *svc)
 }
 
 /* Queue the dedup statement for the batch's inputs, then, unless they are in memory, the read
- * of their partitions' newest times (dedup.h). Returns the first one's pipeline index or -1;
- * *read_idx is the read's, or -1. */
+ * of their partitions' newest times (dedup.h). Returns the first one's pipeline index, or -1 when
+ * out of memory; *read_idx is the read's, or -1. */
 static int dedup_queue(es_service_t *svc, es_pg_pipeline_t *pl, int *read_idx)
 {
     es_pg_array_reset(&svc->ids);
@@ -363,10 +363,11 @@ static int dedup_queue(es_service_t *svc, es_pg_pipeline_t *pl, int *read_idx)
     for (size_t i = 0; i < svc->pos_cnt; i++) {
         es_pg_array_add_int8(&svc->batch_parts, svc->pos[i].part);
     }
-    es_pg_array_finish(&svc->ids);
-    es_pg_array_finish(&svc->parts);
-    es_pg_array_finish(&svc->times);
-    es_pg_array_finish(&svc->batch_parts);
+    *read_idx = -1;
+    if (es_pg_array_finish(&svc->ids) != 0 || es_pg_array_finish(&svc->parts) != 0 ||
+        es_pg_array_finish(&svc->times) != 0 || es_pg_array_finish(&svc->batch_parts) != 0) {
+        return -1; /* out of memory */
+    }
     const char *vals[3] = {(const char *)svc->ids.buf.data, (const char *)svc->parts.buf.data,
                            (const char *)svc->times.buf.data};
     int lens[3] = {(int)svc->ids.buf.len, (int)svc->parts.buf.len, (int)svc->times.buf.len};
@@ -376,7 +377,6 @@ static int dedup_queue(es_service_t *svc, es_pg_pipeline_t *pl, int *read_idx)
                                  "unnest($1::uuid[], $2::bigint[], $3::bigint[]) ON CONFLICT DO "
                                  "NOTHING RETURNING event_id",
                                  3, vals, lens, fmts);
-    *read_idx = -1;
     if (idx >= 0 && newest_recall(svc) != 0) {
         const char *pv[1] = {(const char *)svc->batch_parts.buf.data};
         int pl_[1] = {(int)svc->batch_parts.buf.len};
@@ -516,59 +516,31 @@ static int queue_outbox(es_service_t *svc)
 
 static int queue_positions(es_service_t *svc)
 {
-    es_pg_array_t t, p, o, h, k, n;
-    es_pg_array_init(&t, ES_PG_TEXT);
-    es_pg_array_init(&p, ES_PG_INT4);
-    es_pg_array_init(&o, ES_PG_INT8);
-    es_pg_array_init(&h, ES_PG_INT8);
-    es_pg_array_init(&k, ES_PG_INT8);
-    es_pg_array_init(&n, ES_PG_INT8);
+    static const es_pg_oid_t oids[6] = {ES_PG_TEXT, ES_PG_INT4, ES_PG_INT8,
+                                        ES_PG_INT8, ES_PG_INT8, ES_PG_INT8};
+    es_pg_cols_t c;
+    es_pg_cols_init(&c, oids, 6);
     for (size_t i = 0; i < svc->pos_cnt; i++) {
         if (svc->pos[i].next_offset < 0) {
             continue;
         }
-        es_pg_array_add_text(&t, svc->pos[i].topic);
-        es_pg_array_add_int4(&p, svc->pos[i].partition);
-        es_pg_array_add_int8(&o, svc->pos[i].next_offset);
         int64_t hw = svc->pos[i].high_watermark;
-        es_pg_array_add_int8(&h, hw > svc->pos[i].next_offset ? hw : svc->pos[i].next_offset);
-        es_pg_array_add_int8(&k, svc->pos[i].part);
-        es_pg_array_add_int8(&n, svc->pos[i].newest_ms);
+        es_pg_array_add_text(&c.a[0], svc->pos[i].topic);
+        es_pg_array_add_int4(&c.a[1], svc->pos[i].partition);
+        es_pg_array_add_int8(&c.a[2], svc->pos[i].next_offset);
+        es_pg_array_add_int8(&c.a[3], hw > svc->pos[i].next_offset ? hw : svc->pos[i].next_offset);
+        es_pg_array_add_int8(&c.a[4], svc->pos[i].part);
+        es_pg_array_add_int8(&c.a[5], svc->pos[i].newest_ms);
     }
-    int rc = 0;
-    if (t.count > 0) {
-        es_pg_array_finish(&t);
-        es_pg_array_finish(&p);
-        es_pg_array_finish(&o);
-        es_pg_array_finish(&h);
-        es_pg_array_finish(&k);
-        es_pg_array_finish(&n);
-        const char *vals[6] = {(const char *)t.buf.data, (const char *)p.buf.data,
-                               (const char *)o.buf.data, (const char *)h.buf.data,
-                               (const char *)k.buf.data, (const char *)n.buf.data};
-        int lens[6] = {(int)t.buf.len, (int)p.buf.len, (int)o.buf.len,
-                       (int)h.buf.len, (int)k.buf.len, (int)n.buf.len};
-        int fmts[6] = {1, 1, 1, 1, 1, 1};
-        rc = es_pg_pipeline_add(
-                 &svc->pl,
-                 "INSERT INTO positions (topic, partition, next_offset, high_watermark, part, "
-                 "newest_ms, updated_at) SELECT t, p, o, h, k, n, now() FROM unnest($1::text[], "
-                 "$2::int[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[]) AS u(t, p, "
-                 "o, h, k, n) ON CONFLICT (topic, partition) DO UPDATE SET next_offset = "
-                 "GREATEST(positions.next_offset, EXCLUDED.next_offset), high_watermark = "
-                 "EXCLUDED.high_watermark, part = EXCLUDED.part, newest_ms = "
-                 "GREATEST(positions.newest_ms, EXCLUDED.newest_ms), updated_at = now()",
-                 6, vals, lens, fmts) < 0
-                 ? -1
-                 : 0;
-    }
-    es_pg_array_fini(&t);
-    es_pg_array_fini(&p);
-    es_pg_array_fini(&o);
-    es_pg_array_fini(&h);
-    es_pg_array_fini(&k);
-    es_pg_array_fini(&n);
-    return rc;
+    return es_pg_cols_queue(
+        &c, &svc->pl,
+        "INSERT INTO positions (topic, partition, next_offset, high_watermark, part, "
+        "newest_ms, updated_at) SELECT t, p, o, h, k, n, now() FROM unnest($1::text[], "
+        "$2::int[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[]) AS u(t, p, "
+        "o, h, k, n) ON CONFLICT (topic, partition) DO UPDATE SET next_offset = "
+        "GREATEST(positions.next_offset, EXCLUDED.next_offset), high_watermark = "
+        "EXCLUDED.high_watermark, part = EXCLUDED.part, newest_ms = "
+        "GREATEST(positions.newest_ms, EXCLUDED.newest_ms), updated_at = now()");
 }
 
 /* Decode the raws into svc->inputs (or the DLQ) and note the positions they advance. */
@@ -669,9 +641,12 @@ int es_batch_prepare(es_service_t *svc, PGconn *pg, int own_tx, char *errstr, si
             es_pg_pipeline_add(&svc->rl, svc->def->begin_sql, 0, NULL, NULL, NULL);
         }
     }
-    int read_idx = -1;
-    int dedup_idx =
-        !svc->def->idempotent && svc->input_cnt > 0 ? dedup_queue(svc, &svc->rl, &read_idx) : -1;
+    int read_idx = -1, dedup_idx = -1;
+    if (!svc->def->idempotent && svc->input_cnt > 0 &&
+        (dedup_idx = dedup_queue(svc, &svc->rl, &read_idx)) < 0) {
+        snprintf(errstr, errstr_size, "out of memory queueing the dedup marks");
+        return -1;
+    }
     if (svc->input_cnt > 0 && svc->def->load &&
         svc->def->load(svc, &svc->rl, svc->inputs, svc->input_cnt, svc->def->opaque, errstr,
                        errstr_size) != 0) {

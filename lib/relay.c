@@ -415,7 +415,12 @@ static int fast_delete(es_relay_t *r)
     for (size_t i = 0; i < r->acked_cnt; i++) {
         es_pg_array_add_int8(&seqs, r->ring_seq[r->acked[i] % FAST_RING]);
     }
-    es_pg_array_finish(&seqs);
+    if (es_pg_array_finish(&seqs) != 0) {
+        es_pg_array_fini(&seqs);
+        es_log_warn("relay could not delete published rows", "schema=%s error=\"out of memory\"",
+                    r->schema);
+        return -1;
+    }
     const char *vals[1] = {(const char *)seqs.buf.data};
     int lens[1] = {(int)seqs.buf.len};
     int fmts[1] = {1};
