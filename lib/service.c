@@ -27,7 +27,8 @@
 #define LINGER_SAMPLE_US 200000 /* how often the linger looks at the rate and the pressure */
 #define LINGER_PRESSURE 0.5     /* share of time some thread waited for a CPU */
 #define LINGER_MIN_RECORDS 4    /* records the stream brings in one linger, at its rate */
-#define MAX_GAPS 64             /* partitions found out of the broker's window in one poll */
+#define BACKGROUND_REST_MAX_US 500000 /* the longest rest of a background service (see below) */
+#define MAX_GAPS 64                   /* partitions found out of the broker's window in one poll */
 
 static volatile sig_atomic_t service_run = 1;
 
@@ -384,6 +385,20 @@ static void linger_update(es_service_t *svc)
     svc->rate_records = 0;
 }
 
+/* Sleep `us` (at most BACKGROUND_REST_MAX_US), or until the service is asked to stop. The
+ * batch in flight commits meanwhile. */
+static void background_rest(es_service_t *svc, int64_t us)
+{
+    int64_t until = es_mono_us() + (us < BACKGROUND_REST_MAX_US ? us : BACKGROUND_REST_MAX_US);
+    int64_t now;
+    while (service_run && (now = es_mono_us()) < until) {
+        int64_t step = until - now < 10000 ? until - now : 10000;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)step * 1000};
+        nanosleep(&ts, NULL);
+    }
+    svc->rested += us < BACKGROUND_REST_MAX_US ? us : BACKGROUND_REST_MAX_US;
+}
+
 /* True when the decoded batch holds nothing but records the service ignores (no inputs, no
  * dead letters), and positions have not been carried for longer than CARRY_MAX_US. */
 static int batch_ignorable(const es_service_t *svc)
@@ -428,7 +443,7 @@ static void batch_stats(es_service_t *svc)
     es_log_info("batches",
                 "count=%lld records=%lld avg_records=%.1f avg_ms=%.2f max_ms=%.2f "
                 "age_avg_ms=%.1f age_max_ms=%lld decode_ms=%.2f begin_ms=%.2f handle_ms=%.2f "
-                "commit_ms=%.2f ignored=%lld lingered=%lld",
+                "commit_ms=%.2f ignored=%lld lingered=%lld rested_ms=%lld",
                 (long long)w->rounds, (long long)w->records, (double)w->records / rounds,
                 (double)w->total_us / 1000.0 / rounds, (double)w->max_us / 1000.0,
                 (double)svc->age_sum / (double)(w->records + svc->ignored), (long long)svc->age_max,
@@ -436,9 +451,9 @@ static void batch_stats(es_service_t *svc)
                 (double)svc->spent.begin_us / 1000.0 / rounds,
                 (double)svc->spent.handle_us / 1000.0 / rounds,
                 (double)svc->spent.commit_us / 1000.0 / rounds, (long long)svc->ignored,
-                (long long)svc->lingered);
+                (long long)svc->lingered, (long long)(svc->rested / 1000));
     memset(&svc->spent, 0, sizeof(svc->spent));
-    svc->age_sum = svc->age_max = svc->ignored = svc->lingered = 0;
+    svc->age_sum = svc->age_max = svc->ignored = svc->lingered = svc->rested = 0;
     es_window_init(w);
 }
 
@@ -866,6 +881,7 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
     int64_t next_prune = es_mono_us() + prune_us, next_prune_log = 0;
     poll_into_t ps = {.max = max_batch};
     while (service_run) {
+        int64_t cycle_us = es_mono_us();
         rd_kafka_message_t **msgs = slot_msgs[slot];
         es_raw_t *raws = slot_raws[slot];
         ps.msgs = msgs;
@@ -979,6 +995,11 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
         }
         if (svc->fatal) {
             break;
+        }
+        /* a background service reading a backlog under CPU pressure rests as long as the batch
+         * took: it catches up at half its speed and leaves the rest to the sagas' services */
+        if (def->background && svc->lingering && backlog) {
+            background_rest(svc, es_mono_us() - cycle_us);
         }
     }
     if (pending_finish(svc) != 0 || (!svc->fatal && carry_flush(svc) != 0)) {

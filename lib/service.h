@@ -114,9 +114,11 @@ typedef struct es_service_def {
      * (under CPU pressure, see the loop in service.c) its batches wait up to
      * ES_BACKGROUND_LINGER_MS, whatever their size, instead of the configured linger for small
      * ones only; and its fetches are answered when 64 KiB of records came or 25 ms went by
-     * (ES_CONSUMER_BACKGROUND in kafka.h), not at every produce, at rest too. Fewer fetch
-     * answers and bigger transactions leave the CPU to the services on the sagas' path; what
-     * it shows lags by up to 25 ms. */
+     * (ES_CONSUMER_BACKGROUND in kafka.h), not at every produce, at rest too; and a backlog
+     * read under pressure (full batches) rests after each batch as long as the batch took, so
+     * that it catches up at half speed. Fewer fetch answers and bigger, rarer transactions
+     * leave the CPU to the services on the sagas' path; what it shows lags by up to 25 ms at
+     * rest, and by its backlog after a burst. */
     int background;
 } es_service_def_t;
 

@@ -70,6 +70,7 @@ struct es_service {
     int64_t rate_at_us; /* records polled since then, for the rate */
     int64_t rate_records;
     int64_t lingered; /* batches that waited, this stats window */
+    int64_t rested;   /* µs a background service rested on a backlog, this stats window */
 
     /* the batch whose writes and COMMIT are on their way while the next one is decoded */
     struct {
