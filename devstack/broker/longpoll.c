@@ -289,8 +289,8 @@ static void mark_sent(lp_conn_t *c)
     c->sent_seq = c->seen_seq = lp.seq;
     c->sent_us = now_us();
     c->wake_us = 0;
-    if (bytes_of(c, &c->sent_bytes) != 0) {
-        c->sent_bytes = 0;
+    if (c->min_bytes <= 1 || bytes_of(c, &c->sent_bytes) != 0) {
+        c->sent_bytes = 0; /* not counted: min_bytes_reached() does not look */
     }
 }
 
