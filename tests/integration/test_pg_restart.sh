@@ -5,7 +5,13 @@
 . "$(dirname "$0")/ledger.sh"
 . "$(dirname "$0")/bank.sh"
 
+# wal_ready: WAL segments in the cluster's pg_wal (scripts/pg.sh makes 1 GiB ready at creation)
+wal_ready() { find "$ES_DATA/pg/pg_wal" -maxdepth 1 -regextype posix-extended -regex '.*/[0-9A-F]{24}' | wc -l; }
+
 stack_start
+n="$(wal_ready)"
+[ "$n" -ge 64 ] || fail "a new cluster has $n WAL segments, not the 64 (1 GiB) scripts/pg.sh makes ready"
+pass "a new cluster has $n WAL segments ready"
 bank_open 20 acct- 100000
 wait_until 30 "[ \"\$(sql \"SELECT count(*) FROM projections.accounts\")\" = 20 ]"
 # 1,000 transfers in chunks over ~6 s, while PostgreSQL stops for 4 s in the middle
@@ -26,6 +32,9 @@ for s in accounts transfers projector query; do
     svc_running "$s" || fail "es-$s did not survive the PostgreSQL restart"
 done
 pass "every service survived the PostgreSQL restart"
+n="$(wal_ready)"
+[ "$n" -ge 48 ] || fail "after a restart the cluster has $n WAL segments left of the 64 made ready"
+pass "the WAL segments made ready outlive a restart ($n)"
 grep -q 'batch failed, retrying' "$ES_DATA"/log/es-*.log ||
     fail "no service noticed the outage (the test did not test anything)"
 pass "the services retried their batches through the outage"
