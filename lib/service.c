@@ -22,11 +22,12 @@
 
 #define DEFAULT_MAX_BATCH 2000
 #define MAX_RETRIES 20
-#define TOP_UP_BELOW 100        /* records: see the loop in es_service_run */
-#define CARRY_MAX_US 1000000    /* positions of ignored records are written at least this often */
-#define LINGER_SAMPLE_US 200000 /* how often the linger looks at the rate and the pressure */
-#define LINGER_PRESSURE 0.5     /* share of time some thread waited for a CPU */
-#define LINGER_MIN_RECORDS 4    /* records the stream brings in one linger, at its rate */
+#define TOP_UP_BELOW 100         /* records: see the loop in es_service_run */
+#define CARRY_MAX_US 1000000     /* positions of ignored records are written at least this often */
+#define LINGER_SAMPLE_US 200000  /* how often the linger looks at the rate and the pressure */
+#define LINGER_PRESSURE 0.5      /* share of time some thread waited for a CPU: lingers from */
+#define LINGER_PRESSURE_FULL 0.8 /* ... and for its whole linger_ms from (see linger_update) */
+#define LINGER_MIN_RECORDS 4     /* records the stream brings in one linger, at its rate */
 #define BACKGROUND_REST_MAX_US 500000 /* the longest rest of a background service (see below) */
 #define MAX_GAPS 64                   /* partitions found out of the broker's window in one poll */
 
@@ -367,10 +368,15 @@ static void outbox_handoff(es_service_t *svc, int64_t seq, es_buf_t *records, si
     es_relay_submit(svc->relay, seq, records, count);
 }
 
-/* Decide, every LINGER_SAMPLE_US, whether small batches linger: only when threads wait for the
- * CPU much of the time (LINGER_PRESSURE) and records come fast enough that a linger gathers a
- * few more (LINGER_MIN_RECORDS). Then fewer, bigger transactions leave the CPU to the work;
- * at rest, at low rates, or with cores to spare, a batch goes at once. */
+/* Decide, every LINGER_SAMPLE_US, how long small batches linger: only when threads wait for
+ * the CPU much of the time (LINGER_PRESSURE) and records come fast enough that a linger gathers
+ * a few more (LINGER_MIN_RECORDS). Then fewer, bigger transactions leave the CPU to the work;
+ * at rest, at low rates, or with cores to spare, a batch goes at once. The linger grows with
+ * the pressure, from 1 ms to the whole linger_ms at LINGER_PRESSURE_FULL: at the threshold a
+ * wait is all cost (a whole linger there made a transfer at 1,000/s 7-9 ms slower at p99), and
+ * only when threads wait for a core most of the time does the CPU it saves pay for it (bench,
+ * docs/bench/HISTORY.md). A background service lingers its whole linger_ms: nothing waits on
+ * it. */
 static void linger_update(es_service_t *svc)
 {
     int64_t now = es_mono_us();
@@ -381,6 +387,12 @@ static void linger_update(es_service_t *svc)
     double share = es_pressure_sample(&svc->pressure);
     svc->lingering =
         share >= LINGER_PRESSURE && rate * svc->linger_ms / 1000.0 >= LINGER_MIN_RECORDS;
+    svc->linger_us = svc->linger_ms * 1000LL;
+    if (svc->lingering && !svc->def->background && share < LINGER_PRESSURE_FULL) {
+        double part = (share - LINGER_PRESSURE) / (LINGER_PRESSURE_FULL - LINGER_PRESSURE);
+        svc->linger_us = (int64_t)((double)svc->linger_us * part);
+        svc->linger_us = svc->linger_us < 1000 ? 1000 : svc->linger_us;
+    }
     svc->rate_at_us = now;
     svc->rate_records = 0;
 }
@@ -907,11 +919,11 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
         }
         /* a full poll means a backlog (see the timers below); a batch a linger filled does not */
         int backlog = n >= max_batch;
-        /* under CPU pressure a small batch waits for more, linger_ms from its first record
+        /* under CPU pressure a small batch waits for more, linger_us from its first record
          * (see linger_update; a background service's batches, whatever their size) */
         linger_update(svc);
         if (svc->lingering && n > 0 && n < svc->linger_below && !svc->fatal) {
-            int64_t until = first_us + svc->linger_ms * 1000LL, now;
+            int64_t until = first_us + svc->linger_us, now;
             svc->lingered++;
             while (n < svc->linger_below && (now = es_mono_us()) < until) {
                 n = poll_more(svc, &ps, n, (int)((until - now + 999) / 1000));

@@ -62,10 +62,12 @@ struct es_service {
     int carry;
     int64_t carry_since_us;
     /* The linger (see the loop in service.c): under CPU pressure and a steady stream, a small
-     * batch waits up to linger_ms for more records before it goes */
+     * batch waits up to linger_us (at most linger_ms, more the higher the pressure) for more
+     * records before it goes */
     int linger_ms;       /* from the configuration (def->background: its own); 0: never */
     size_t linger_below; /* only batches smaller than this linger */
     int lingering;       /* as of the last sample */
+    int64_t linger_us;   /* as of the last sample, while lingering */
     es_pressure_t pressure;
     int64_t rate_at_us; /* records polled since then, for the rate */
     int64_t rate_records;
