@@ -30,8 +30,9 @@ static void usage(FILE *out, const es_service_def_t *def, const char *prog, cons
                 ES_BACKGROUND_LINGER_MS);
     } else {
         fputs("When threads wait for the CPU much of the time and records come fast, a small\n"
-              "batch waits up to ES_BATCH_LINGER_MS milliseconds (default 4, 0 never, at most\n"
-              "100) for more: fewer, bigger transactions.\n",
+              "batch waits for more: 1 ms when some thread waits half of the time, up to\n"
+              "ES_BATCH_LINGER_MS milliseconds (default 4, 0 never, at most 100) when they\n"
+              "wait 80% of it: fewer, bigger transactions.\n",
               out);
     }
     if (!def->idempotent) {
