@@ -385,12 +385,13 @@ static void linger_update(es_service_t *svc)
     }
     double rate = (double)svc->rate_records * 1e6 / (double)(now - svc->rate_at_us);
     double share = es_pressure_sample(&svc->pressure);
-    svc->lingering =
-        share >= LINGER_PRESSURE && rate * svc->linger_ms / 1000.0 >= LINGER_MIN_RECORDS;
-    svc->linger_us = svc->linger_ms * 1000LL;
-    if (svc->lingering && !svc->def->background && share < LINGER_PRESSURE_FULL) {
+    svc->linger_us = 0;
+    if (share >= LINGER_PRESSURE && rate * svc->linger_ms / 1000.0 >= LINGER_MIN_RECORDS) {
         double part = (share - LINGER_PRESSURE) / (LINGER_PRESSURE_FULL - LINGER_PRESSURE);
-        svc->linger_us = (int64_t)((double)svc->linger_us * part);
+        if (svc->def->background || part >= 1) {
+            part = 1;
+        }
+        svc->linger_us = (int64_t)(svc->linger_ms * 1000.0 * part);
         svc->linger_us = svc->linger_us < 1000 ? 1000 : svc->linger_us;
     }
     svc->rate_at_us = now;
@@ -401,14 +402,14 @@ static void linger_update(es_service_t *svc)
  * batch in flight commits meanwhile. */
 static void background_rest(es_service_t *svc, int64_t us)
 {
-    int64_t until = es_mono_us() + (us < BACKGROUND_REST_MAX_US ? us : BACKGROUND_REST_MAX_US);
-    int64_t now;
+    us = us < BACKGROUND_REST_MAX_US ? us : BACKGROUND_REST_MAX_US;
+    int64_t until = es_mono_us() + us, now;
     while (service_run && (now = es_mono_us()) < until) {
         int64_t step = until - now < 10000 ? until - now : 10000;
         struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)step * 1000};
         nanosleep(&ts, NULL);
     }
-    svc->rested += us < BACKGROUND_REST_MAX_US ? us : BACKGROUND_REST_MAX_US;
+    svc->rested += us;
 }
 
 /* True when the decoded batch holds nothing but records the service ignores (no inputs, no
@@ -922,7 +923,7 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
         /* under CPU pressure a small batch waits for more, linger_us from its first record
          * (see linger_update; a background service's batches, whatever their size) */
         linger_update(svc);
-        if (svc->lingering && n > 0 && n < svc->linger_below && !svc->fatal) {
+        if (svc->linger_us > 0 && n > 0 && n < svc->linger_below && !svc->fatal) {
             int64_t until = first_us + svc->linger_us, now;
             svc->lingered++;
             while (n < svc->linger_below && (now = es_mono_us()) < until) {
@@ -1010,7 +1011,7 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
         }
         /* a background service reading a backlog under CPU pressure rests as long as the batch
          * took: it catches up at half its speed and leaves the rest to the sagas' services */
-        if (def->background && svc->lingering && backlog) {
+        if (def->background && svc->linger_us > 0 && backlog) {
             background_rest(svc, es_mono_us() - cycle_us);
         }
     }

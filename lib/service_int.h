@@ -66,8 +66,7 @@ struct es_service {
      * records before it goes */
     int linger_ms;       /* from the configuration (def->background: its own); 0: never */
     size_t linger_below; /* only batches smaller than this linger */
-    int lingering;       /* as of the last sample */
-    int64_t linger_us;   /* as of the last sample, while lingering */
+    int64_t linger_us;   /* as of the last sample; 0: batches go at once */
     es_pressure_t pressure;
     int64_t rate_at_us; /* records polled since then, for the rate */
     int64_t rate_records;
