@@ -16,8 +16,8 @@
  *     connection's requests one at a time, in order);
  *   - the mock's answer to it, when it has neither records nor errors, is not sent: the
  *     request is read by the mock again once records reach one of its partitions (no sooner
- *     than a gap after it last went, so that a busy consumer takes a millisecond's records in
- *     one fetch, as it did when the mock held every fetch that long; for a fetch that asks
+ *     than a gap after it last went, half a millisecond by default, so that a busy consumer
+ *     takes a few records in one fetch rather than one per fetch; for a fetch that asks
  *     for MinBytes, once that many bytes of message sets came since it last went, as Kafka
  *     counts them, when fill.c can read the mock's lists), and once more when the client's
  *     wait is up, or when the client sends another request behind it; whatever the mock says
