@@ -27,7 +27,7 @@
 #define LINGER_SAMPLE_US 200000  /* how often the linger looks at the rate and the pressure */
 #define LINGER_PRESSURE 0.5      /* share of time some thread waited for a CPU: lingers from */
 #define LINGER_PRESSURE_FULL 0.8 /* ... and for its whole linger_ms from (see linger_update) */
-#define LINGER_SMOOTHING 0.25    /* weight of the newest pressure sample in the average */
+#define LINGER_DECAY 0.25        /* weight of a lower pressure sample (see linger_update) */
 #define LINGER_MIN_RECORDS 4     /* records the stream brings in one linger, at its rate */
 #define BACKGROUND_REST_MAX_US 500000 /* the longest rest of a background service (see below) */
 #define MAX_GAPS 64                   /* partitions found out of the broker's window in one poll */
@@ -376,11 +376,13 @@ static void outbox_handoff(es_service_t *svc, int64_t seq, es_buf_t *records, si
  * the pressure, from 1 ms to the whole linger_ms at LINGER_PRESSURE_FULL: at the threshold a
  * wait is all cost (a whole linger there made a transfer at 1,000/s 7-9 ms slower at p99), and
  * only when threads wait for a core most of the time does the CPU it saves pay for it (bench,
- * docs/bench/HISTORY.md). The pressure is averaged over samples (LINGER_SMOOTHING): every
- * service reads the same machine-wide figure, so on the raw sample they all lingered together,
- * which lowered the pressure, which stopped them all together: the stack swung with a 400 ms
- * period and transfers at 1,000/s sent in the high half were 5-6 ms slower. A background
- * service lingers its whole linger_ms: nothing waits on it. */
+ * docs/bench/HISTORY.md). The pressure used rises with a sample at once but falls slowly
+ * (LINGER_DECAY: over about a second): every service reads the same machine-wide figure, so on
+ * the raw sample they all lingered together, which lowered the pressure, which stopped them all
+ * together: the stack swung with a 400 ms period, and transfers at 1,000/s sent in the high half
+ * were 5-8 ms slower. Falling slowly damps that; rising at once meets a burst at once (an
+ * average both ways cost the order runs ~8% of their throughput). A background service
+ * lingers its whole linger_ms: nothing waits on it. */
 static void linger_update(es_service_t *svc)
 {
     int64_t now = es_mono_us();
@@ -389,11 +391,10 @@ static void linger_update(es_service_t *svc)
     }
     double rate = (double)svc->rate_records * 1e6 / (double)(now - svc->rate_at_us);
     double sample = es_pressure_sample(&svc->pressure);
-    if (sample >= 0) {
-        svc->pressure_avg =
-            svc->pressure_avg < 0
-                ? sample
-                : svc->pressure_avg + LINGER_SMOOTHING * (sample - svc->pressure_avg);
+    if (sample >= 0 && (svc->pressure_avg < 0 || sample > svc->pressure_avg)) {
+        svc->pressure_avg = sample;
+    } else if (sample >= 0) {
+        svc->pressure_avg += LINGER_DECAY * (sample - svc->pressure_avg);
     }
     double share = svc->pressure_avg;
     svc->linger_us = 0;
