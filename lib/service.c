@@ -381,7 +381,7 @@ static void outbox_handoff(es_service_t *svc, int64_t seq, es_buf_t *records, si
  * the raw sample they all lingered together, which lowered the pressure, which stopped them all
  * together: the stack swung with a 400 ms period, and transfers at 1,000/s sent in the high half
  * were 5-8 ms slower. Falling slowly damps that; rising at once meets a burst at once (an
- * average both ways cost the order runs ~8% of their throughput). A background service
+ * average both ways cost the order runs ~10% of their throughput). A background service
  * lingers its whole linger_ms: nothing waits on it. */
 static void linger_update(es_service_t *svc)
 {

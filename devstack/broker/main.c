@@ -27,8 +27,8 @@
 #define DEFAULT_BROKERS 1
 #define DEFAULT_WINDOW 100
 /* 1,000 took a busy consumer's millisecond of records in one fetch; once the linger stopped
- * swinging, half of that made a transfer at 1,000/s ~1.5 ms faster at p99 for no CPU seen at
- * full speed (bench, docs/bench/HISTORY.md); 0 let stalls through */
+ * swinging, half of that made a transfer at 1,000/s ~1.5 ms faster at p99 (single runs) for
+ * no CPU seen at full speed (bench, docs/bench/HISTORY.md); 0 let stalls through */
 #define DEFAULT_FETCH_GAP_US 500
 #define DEFAULT_STATS_MS 10000
 #define DRAIN_TIMEOUT_MS 30000
