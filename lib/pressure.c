@@ -52,3 +52,14 @@ double es_pressure_sample(es_pressure_t *p)
     p->at_us = now;
     return share;
 }
+
+double es_pressure_follow(double followed, double sample, double decay)
+{
+    if (sample < 0) {
+        return followed;
+    }
+    if (followed < 0 || sample > followed) {
+        return sample;
+    }
+    return followed + decay * (sample - followed);
+}

@@ -18,5 +18,10 @@ void es_pressure_init(es_pressure_t *p);
 /* The share of wall time since the previous sample during which some thread waited for a CPU,
  * 0..1, or -1 when the kernel does not report it (no PSI) or this is the first sample. */
 double es_pressure_sample(es_pressure_t *p);
+/* The pressure a loop follows, given the one it followed so far (`followed`, <0: none yet) and
+ * a new sample (<0: none, `followed` is kept): a higher sample is taken at once, a lower one
+ * moves it by `decay` (0..1) of the way. Loops on every process of a machine read the same
+ * figure; following it down slowly keeps them from all backing off at the same sample. */
+double es_pressure_follow(double followed, double sample, double decay);
 
 #endif

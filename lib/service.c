@@ -391,11 +391,7 @@ static void linger_update(es_service_t *svc)
     }
     double rate = (double)svc->rate_records * 1e6 / (double)(now - svc->rate_at_us);
     double sample = es_pressure_sample(&svc->pressure);
-    if (sample >= 0 && (svc->pressure_avg < 0 || sample > svc->pressure_avg)) {
-        svc->pressure_avg = sample;
-    } else if (sample >= 0) {
-        svc->pressure_avg += LINGER_DECAY * (sample - svc->pressure_avg);
-    }
+    svc->pressure_avg = es_pressure_follow(svc->pressure_avg, sample, LINGER_DECAY);
     double share = svc->pressure_avg;
     svc->linger_us = 0;
     if (share >= LINGER_PRESSURE && rate * svc->linger_ms / 1000.0 >= LINGER_MIN_RECORDS) {

@@ -1,6 +1,7 @@
 /*
  * test_pressure.c: CPU pressure samples (lib/pressure.c): none before a first reading, then a
- * share of wall time between 0 and 1, or -1 on a kernel that does not report pressure.
+ * share of wall time between 0 and 1, or -1 on a kernel that does not report pressure; the
+ * pressure a loop follows, up at once and down slowly.
  */
 #include <check.h>
 #include <time.h>
@@ -32,6 +33,23 @@ START_TEST(test_share_is_a_fraction)
 }
 END_TEST
 
+START_TEST(test_follow_rises_at_once_and_falls_slowly)
+{
+    ck_assert(es_pressure_follow(-1, -1, 0.25) < 0);      /* nothing yet */
+    ck_assert(es_pressure_follow(-1, 0.4, 0.25) == 0.4);  /* the first sample */
+    ck_assert(es_pressure_follow(0.4, 0.9, 0.25) == 0.9); /* up: at once */
+    double down = es_pressure_follow(0.8, 0.4, 0.25);     /* down: a quarter of the way */
+    ck_assert_msg(down > 0.6999 && down < 0.7001, "down %f", down);
+    ck_assert(es_pressure_follow(0.7, -1, 0.25) == 0.7); /* no sample: kept */
+    /* the swing it damps: pressure high while nobody lingers, low while all do */
+    double f = -1;
+    for (int i = 0; i < 20; i++) {
+        f = es_pressure_follow(f, i % 2 ? 0.4 : 0.8, 0.25);
+    }
+    ck_assert_msg(f > 0.65 && f <= 0.8, "followed %f", f);
+}
+END_TEST
+
 Suite *pressure_suite(void);
 Suite *pressure_suite(void)
 {
@@ -39,6 +57,7 @@ Suite *pressure_suite(void)
     TCase *tc = tcase_create("pressure");
     tcase_add_test(tc, test_first_sample_has_no_share);
     tcase_add_test(tc, test_share_is_a_fraction);
+    tcase_add_test(tc, test_follow_rises_at_once_and_falls_slowly);
     suite_add_tcase(s, tc);
     return s;
 }
