@@ -391,8 +391,8 @@ static void linger_update(es_service_t *svc)
     }
     double rate = (double)svc->rate_records * 1e6 / (double)(now - svc->rate_at_us);
     double sample = es_pressure_sample(&svc->pressure);
-    svc->pressure_avg = es_pressure_follow(svc->pressure_avg, sample, LINGER_DECAY);
-    double share = svc->pressure_avg;
+    svc->pressure_followed = es_pressure_follow(svc->pressure_followed, sample, LINGER_DECAY);
+    double share = svc->pressure_followed;
     svc->linger_us = 0;
     if (share >= LINGER_PRESSURE && rate * svc->linger_ms / 1000.0 >= LINGER_MIN_RECORDS) {
         double part = (share - LINGER_PRESSURE) / (LINGER_PRESSURE_FULL - LINGER_PRESSURE);
@@ -835,7 +835,7 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
         svc->linger_below = max_batch;
     }
     es_pressure_init(&svc->pressure);
-    svc->pressure_avg = -1;
+    svc->pressure_followed = -1;
     svc->rate_at_us = es_mono_us();
     svc->own_codec = 1;
     svc->codec = es_codec_new(errstr, sizeof(errstr));

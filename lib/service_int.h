@@ -68,8 +68,8 @@ struct es_service {
     size_t linger_below; /* only batches smaller than this linger */
     int64_t linger_us;   /* as of the last sample; 0: batches go at once */
     es_pressure_t pressure;
-    double pressure_avg; /* the pressure as the linger sees it (linger_update); <0: none yet */
-    int64_t rate_at_us;  /* records polled since then, for the rate */
+    double pressure_followed; /* es_pressure_follow() of the samples (linger_update); <0: none */
+    int64_t rate_at_us;       /* records polled since then, for the rate */
     int64_t rate_records;
     int64_t lingered; /* batches that waited, this stats window */
     int64_t rested;   /* µs a background service rested on a backlog, this stats window */
