@@ -156,6 +156,10 @@ default_statistics_target = 10
 # thousand rows whole (a hash join over a sequential scan: 0.2 ms for one row of 1,000) instead
 # of probing its key (0.03 ms), at every hop of a fresh stack (README, Performance).
 random_page_cost = 1.1
+# When each transaction committed: when what it wrote became visible. `make bench` measures
+# send-to-visible up to the commit of the projection's row (pg_xact_commit_timestamp(xmin)),
+# and it answers "when did this row change" while debugging. A few bytes per transaction.
+track_commit_timestamp = on
 log_line_prefix = '%m [%p] %q%u@%d '
 log_min_duration_statement = 1000   # log statements slower than 1 s
 lc_messages = 'C'
