@@ -63,3 +63,17 @@ double es_pressure_follow(double followed, double sample, double decay)
     }
     return followed + decay * (sample - followed);
 }
+
+int64_t es_pressure_linger_us(double pressure, double rate, int64_t linger_ms, int whole)
+{
+    if (linger_ms <= 0 || pressure < ES_LINGER_PRESSURE ||
+        rate * (double)linger_ms / 1000.0 < ES_LINGER_MIN_RECORDS) {
+        return 0;
+    }
+    double part = (pressure - ES_LINGER_PRESSURE) / (ES_LINGER_PRESSURE_FULL - ES_LINGER_PRESSURE);
+    if (whole || part > 1) {
+        part = 1;
+    }
+    int64_t us = (int64_t)((double)linger_ms * 1000.0 * part);
+    return us < ES_LINGER_MIN_US ? ES_LINGER_MIN_US : us;
+}

@@ -23,5 +23,17 @@ double es_pressure_sample(es_pressure_t *p);
  * moves it by `decay` (0..1) of the way. Loops on every process of a machine read the same
  * figure; following it down slowly keeps them from all backing off at the same sample. */
 double es_pressure_follow(double followed, double sample, double decay);
+/* How long a small batch waits for more records (us, 0: it goes at once), given the pressure
+ * followed (<0: unknown), the rate records come at (per second) and the longest linger allowed
+ * (`linger_ms`). None below ES_LINGER_PRESSURE, nor when a linger would gather fewer than
+ * ES_LINGER_MIN_RECORDS more at that rate; from 1 ms at the threshold up to the whole
+ * `linger_ms` at ES_LINGER_PRESSURE_FULL; `whole`: the whole `linger_ms` from the threshold
+ * (for a loop nothing waits on). */
+int64_t es_pressure_linger_us(double pressure, double rate, int64_t linger_ms, int whole);
+
+#define ES_LINGER_PRESSURE 0.5      /* lingers from this share of time some thread waited */
+#define ES_LINGER_PRESSURE_FULL 0.8 /* ... for its whole linger_ms from this one */
+#define ES_LINGER_MIN_RECORDS 4     /* records the stream brings in one linger, at its rate */
+#define ES_LINGER_MIN_US 1000       /* the shortest linger */
 
 #endif

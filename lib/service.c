@@ -22,13 +22,10 @@
 
 #define DEFAULT_MAX_BATCH 2000
 #define MAX_RETRIES 20
-#define TOP_UP_BELOW 100         /* records: see the loop in es_service_run */
-#define CARRY_MAX_US 1000000     /* positions of ignored records are written at least this often */
-#define LINGER_SAMPLE_US 200000  /* how often the linger looks at the rate and the pressure */
-#define LINGER_PRESSURE 0.5      /* share of time some thread waited for a CPU: lingers from */
-#define LINGER_PRESSURE_FULL 0.8 /* ... and for its whole linger_ms from (see linger_update) */
-#define LINGER_DECAY 0.25        /* weight of a lower pressure sample (see linger_update) */
-#define LINGER_MIN_RECORDS 4     /* records the stream brings in one linger, at its rate */
+#define TOP_UP_BELOW 100        /* records: see the loop in es_service_run */
+#define CARRY_MAX_US 1000000    /* positions of ignored records are written at least this often */
+#define LINGER_SAMPLE_US 200000 /* how often the linger looks at the rate and the pressure */
+#define LINGER_DECAY 0.25       /* weight of a lower pressure sample (see linger_update) */
 #define BACKGROUND_REST_MAX_US 500000 /* the longest rest of a background service (see below) */
 #define MAX_GAPS 64                   /* partitions found out of the broker's window in one poll */
 
@@ -369,20 +366,20 @@ static void outbox_handoff(es_service_t *svc, int64_t seq, es_buf_t *records, si
     es_relay_submit(svc->relay, seq, records, count);
 }
 
-/* Decide, every LINGER_SAMPLE_US, how long small batches linger: only when threads wait for
- * the CPU much of the time (LINGER_PRESSURE) and records come fast enough that a linger gathers
- * a few more (LINGER_MIN_RECORDS). Then fewer, bigger transactions leave the CPU to the work;
- * at rest, at low rates, or with cores to spare, a batch goes at once. The linger grows with
- * the pressure, from 1 ms to the whole linger_ms at LINGER_PRESSURE_FULL: at the threshold a
- * wait is all cost (a whole linger there made a transfer at 1,000/s 7-9 ms slower at p99), and
- * only when threads wait for a core most of the time does the CPU it saves pay for it (bench,
- * docs/bench/HISTORY.md). The pressure used rises with a sample at once but falls slowly
- * (LINGER_DECAY: over about a second): every service reads the same machine-wide figure, so on
- * the raw sample they all lingered together, which lowered the pressure, which stopped them all
- * together: the stack swung with a 400 ms period, and transfers at 1,000/s sent in the high half
- * were 5-8 ms slower. Falling slowly damps that; rising at once meets a burst at once (an
- * average both ways cost the order runs ~10% of their throughput). A background service
- * lingers its whole linger_ms: nothing waits on it. */
+/* Decide, every LINGER_SAMPLE_US, how long small batches linger (es_pressure_linger_us): only
+ * when threads wait for the CPU much of the time (ES_LINGER_PRESSURE) and records come fast
+ * enough that a linger gathers a few more (ES_LINGER_MIN_RECORDS). Then fewer, bigger
+ * transactions leave the CPU to the work; at rest, at low rates, or with cores to spare, a batch
+ * goes at once. The linger grows with the pressure, from 1 ms to the whole linger_ms at
+ * ES_LINGER_PRESSURE_FULL: at the threshold a wait is all cost (a whole linger there made a
+ * transfer at 1,000/s 7-9 ms slower at p99), and only when threads wait for a core most of the
+ * time does the CPU it saves pay for it (bench, docs/bench/HISTORY.md). The pressure used rises
+ * with a sample at once but falls slowly (LINGER_DECAY: over about a second): every service reads
+ * the same machine-wide figure, so on the raw sample they all lingered together, which lowered the
+ * pressure, which stopped them all together: the stack swung with a 400 ms period, and transfers at
+ * 1,000/s sent in the high half were 5-8 ms slower. Falling slowly damps that; rising at once meets
+ * a burst at once (an average both ways cost the order runs ~10% of their throughput). A background
+ * service lingers its whole linger_ms: nothing waits on it. */
 static void linger_update(es_service_t *svc)
 {
     int64_t now = es_mono_us();
@@ -392,16 +389,8 @@ static void linger_update(es_service_t *svc)
     double rate = (double)svc->rate_records * 1e6 / (double)(now - svc->rate_at_us);
     double sample = es_pressure_sample(&svc->pressure);
     svc->pressure_followed = es_pressure_follow(svc->pressure_followed, sample, LINGER_DECAY);
-    double share = svc->pressure_followed;
-    svc->linger_us = 0;
-    if (share >= LINGER_PRESSURE && rate * svc->linger_ms / 1000.0 >= LINGER_MIN_RECORDS) {
-        double part = (share - LINGER_PRESSURE) / (LINGER_PRESSURE_FULL - LINGER_PRESSURE);
-        if (svc->def->background || part >= 1) {
-            part = 1;
-        }
-        svc->linger_us = (int64_t)(svc->linger_ms * 1000.0 * part);
-        svc->linger_us = svc->linger_us < 1000 ? 1000 : svc->linger_us;
-    }
+    svc->linger_us =
+        es_pressure_linger_us(svc->pressure_followed, rate, svc->linger_ms, svc->def->background);
     svc->rate_at_us = now;
     svc->rate_records = 0;
 }

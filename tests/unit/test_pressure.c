@@ -1,7 +1,7 @@
 /*
  * test_pressure.c: CPU pressure samples (lib/pressure.c): none before a first reading, then a
  * share of wall time between 0 and 1, or -1 on a kernel that does not report pressure; the
- * pressure a loop follows, up at once and down slowly.
+ * pressure a loop follows, up at once and down slowly; how long a batch lingers for it.
  */
 #include <check.h>
 #include <time.h>
@@ -50,6 +50,28 @@ START_TEST(test_follow_rises_at_once_and_falls_slowly)
 }
 END_TEST
 
+START_TEST(test_linger_grows_with_the_pressure)
+{
+    /* below the threshold, unknown pressure, no linger configured: at once */
+    ck_assert_int_eq(es_pressure_linger_us(0.49, 5000, 4, 0), 0);
+    ck_assert_int_eq(es_pressure_linger_us(-1, 5000, 4, 0), 0);
+    ck_assert_int_eq(es_pressure_linger_us(0.9, 5000, 0, 0), 0);
+    /* at the threshold the shortest linger, then in proportion, the whole from the top */
+    ck_assert_int_eq(es_pressure_linger_us(0.5, 5000, 4, 0), ES_LINGER_MIN_US);
+    ck_assert_int_eq(es_pressure_linger_us(0.65, 5000, 4, 0), 2000);
+    ck_assert_int_eq(es_pressure_linger_us(0.8, 5000, 4, 0), 4000);
+    ck_assert_int_eq(es_pressure_linger_us(1.0, 5000, 4, 0), 4000);
+    /* a short linger_ms never goes under the shortest linger */
+    ck_assert_int_eq(es_pressure_linger_us(0.6, 5000, 2, 0), ES_LINGER_MIN_US);
+    /* too slow a stream to gather ES_LINGER_MIN_RECORDS in one linger: at once */
+    ck_assert_int_eq(es_pressure_linger_us(0.9, 999, 4, 0), 0);
+    ck_assert_int_eq(es_pressure_linger_us(0.9, 1000, 4, 0), 4000);
+    /* a loop nothing waits on lingers its whole linger_ms from the threshold */
+    ck_assert_int_eq(es_pressure_linger_us(0.5, 100, 100, 1), 100000);
+    ck_assert_int_eq(es_pressure_linger_us(0.4, 100, 100, 1), 0);
+}
+END_TEST
+
 Suite *pressure_suite(void);
 Suite *pressure_suite(void)
 {
@@ -58,6 +80,7 @@ Suite *pressure_suite(void)
     tcase_add_test(tc, test_first_sample_has_no_share);
     tcase_add_test(tc, test_share_is_a_fraction);
     tcase_add_test(tc, test_follow_rises_at_once_and_falls_slowly);
+    tcase_add_test(tc, test_linger_grows_with_the_pressure);
     suite_add_tcase(s, tc);
     return s;
 }
