@@ -16,12 +16,13 @@
 #   4. the shop (BENCH_SHOP=0 skips it): the shop's services join the stack; BENCH_SHOP_N
 #      orders of two lines (esctl send --batch PlaceOrder) until every one is CONFIRMED or
 #      REJECTED in shop_views.orders, BENCH_RUNS runs, median; then es-loadgen --kind orders
-#      at BENCH_SHOP_RATE orders/s for BENCH_SECONDS: latency = visible - sent. Then the
-#      saga coordinator (es-sagas), kept out of everything above, starts cold and follows the
-#      whole log of both sagas: steps recorded per second, until none came for 2 s; its steps
-#      give where an order's time went at BENCH_SHOP_RATE/s, hop by hop (one step's occurred_at
-#      minus its cause's). Orders at rest (BENCH_REST_RATE/s) as for transfers. Last, the whole
-#      stack at rest: the CPU its programs and PostgreSQL use doing nothing.
+#      at BENCH_SHOP_RATE orders/s for BENCH_SECONDS: latency = visible - sent; orders at rest
+#      (BENCH_REST_RATE/s) as for transfers. Then the saga coordinator (es-sagas), kept out of
+#      everything above, starts cold and follows the whole log of both sagas: steps recorded
+#      per second, until none came for 2 s; its steps give where an order's time went at
+#      BENCH_SHOP_RATE/s and at rest, hop by hop (one step's occurred_at minus its cause's).
+#      Then the fixed rate again with the coordinator running, as `make up` runs the platform.
+#      Last, the whole stack at rest: the CPU its programs and PostgreSQL use doing nothing.
 #   5. a summary against the targets and the reference figures, an ASCII chart, and
 #      docs/bench/results.json + docs/bench/results.svg (bench/svg.awk draws it).
 #
@@ -514,27 +515,33 @@ if [ "$SHOP" = 1 ]; then
     OTPUT_MED="$(median "${OTPUT[@]}")"
     note "median: $OTPUT_MED orders/s (runs: ${OTPUT[*]})"
 
-    step "order latency at a fixed rate: $SHOP_RATE orders/s for $SECS s (es-loadgen --kind orders)"
-    sleep 1
-    prefix="olat$$-"
-    "$ES_BIN/es-loadgen" --kind orders --rate "$SHOP_RATE" --seconds "$SECS" --accounts "$SHOP_USERS" \
-        --account-prefix bench-cust- --products "$SHOP_PRODUCTS" --prefix "$prefix" \
-        --out "$W/osent.csv" 2>"$W/oloadgen.log" || {
-        sed 's/^/    /' "$W/oloadgen.log" >&2
-        es_die "es-loadgen --kind orders failed"
-    }
-    sed 's/^/    /' "$W/oloadgen.log" >&2
-    OLAT_N="$(wc -l <"$W/osent.csv")"
-    OLAT_ACHIEVED="$(sed -n 's/.*: \([0-9.]*\)\/s (target.*/\1/p' "$W/oloadgen.log" | tail -n 1)"
-    wait_terminal --orders "$prefix" "$OLAT_N" "orders at a fixed rate" >/dev/null
-    sql >/dev/null <<EOF
+    # orders_at_rate PREFIX NAME: es-loadgen --kind orders at SHOP_RATE for SECS s (send times in
+    # $W/NAME.csv, latencies in $W/NAME.txt); prints "achieved count p50 p90 p99 max mean".
+    orders_at_rate() {
+        local prefix="$1" name="$2" n achieved
+        sleep 1
+        "$ES_BIN/es-loadgen" --kind orders --rate "$SHOP_RATE" --seconds "$SECS" --accounts "$SHOP_USERS" \
+            --account-prefix bench-cust- --products "$SHOP_PRODUCTS" --prefix "$prefix" \
+            --out "$W/$name.csv" 2>"$W/$name-loadgen.log" || {
+            sed 's/^/    /' "$W/$name-loadgen.log" >&2
+            es_die "es-loadgen --kind orders failed"
+        }
+        sed 's/^/    /' "$W/$name-loadgen.log" >&2
+        n="$(wc -l <"$W/$name.csv")"
+        achieved="$(sed -n 's/.*: \([0-9.]*\)\/s (target.*/\1/p' "$W/$name-loadgen.log" | tail -n 1)"
+        wait_terminal --orders "$prefix" "$n" "orders at a fixed rate" >/dev/null
+        sql >/dev/null <<EOF
 CREATE TEMP TABLE osent (order_id text PRIMARY KEY, sent_us bigint NOT NULL);
-\copy osent FROM '$W/osent.csv' WITH (FORMAT csv)
-\copy (SELECT round((extract(epoch FROM $(visible o)) * 1e6 - s.sent_us) / 1e3, 3) FROM osent s JOIN shop_views.orders o USING (order_id) ORDER BY 1) TO '$W/olatency.txt'
+\copy osent FROM '$W/$name.csv' WITH (FORMAT csv)
+\copy (SELECT round((extract(epoch FROM $(visible o)) * 1e6 - s.sent_us) / 1e3, 3) FROM osent s JOIN shop_views.orders o USING (order_id) ORDER BY 1) TO '$W/$name.txt'
 EOF
-    [ "$(wc -l <"$W/olatency.txt")" -eq "$OLAT_N" ] ||
-        es_die "only $(wc -l <"$W/olatency.txt") of $OLAT_N sent orders found in shop_views.orders"
-    read -r OLAT_P50 OLAT_P90 OLAT_P99 OLAT_MAX OLAT_MEAN < <(percentiles "$W/olatency.txt")
+        [ "$(wc -l <"$W/$name.txt")" -eq "$n" ] ||
+            es_die "only $(wc -l <"$W/$name.txt") of $n sent orders found in shop_views.orders"
+        printf '%s %s %s\n' "$achieved" "$n" "$(percentiles "$W/$name.txt")"
+    }
+
+    step "order latency at a fixed rate: $SHOP_RATE orders/s for $SECS s (es-loadgen --kind orders)"
+    read -r OLAT_ACHIEVED OLAT_N OLAT_P50 OLAT_P90 OLAT_P99 OLAT_MAX OLAT_MEAN < <(orders_at_rate "olat$$-" olatency)
     note "$OLAT_N orders at $OLAT_ACHIEVED/s: p50 $OLAT_P50 ms, p90 $OLAT_P90 ms, p99 $OLAT_P99 ms, max $OLAT_MAX ms"
 
     step "order latency at rest: $REST_RATE orders/s for $REST_SECS s"
@@ -571,6 +578,12 @@ EOF
     # sagas after the step that caused it (occurred_at, ms), in saga order.
     hops "olat$$-" "$W/hops.txt"
     hops "rest$$-orders-" "$W/hops-rest.txt"
+
+    # The same fixed rate with the coordinator following along, as `make up` runs the platform:
+    # it records every step of both sagas, and takes its share of the two cores.
+    step "order latency with the saga coordinator running: $SHOP_RATE orders/s for $SECS s"
+    read -r OSAGA_ACHIEVED OSAGA_N OSAGA_P50 OSAGA_P90 OSAGA_P99 OSAGA_MAX _ < <(orders_at_rate "osaga$$-" olatency-sagas)
+    note "$OSAGA_N orders at $OSAGA_ACHIEVED/s: p50 $OSAGA_P50 ms, p90 $OSAGA_P90 ms, p99 $OSAGA_P99 ms, max $OSAGA_MAX ms"
 
     # What the whole stack costs doing nothing: every service, the coordinator, the broker
     # and PostgreSQL, after the work above has settled.
@@ -631,6 +644,7 @@ xf() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", a / b }'; }
         printf '%-34s %14s\n' "  p50 / p90 / max, ms" "$OLAT_P50 / $OLAT_P90 / $OLAT_MAX"
         printf '%-34s %14s\n' "  achieved rate, orders/s" "$OLAT_ACHIEVED"
         printf '%-34s %14s\n' "  at rest ($REST_RATE/s) p50/p99" "$OREST_P50 / $OREST_P99"
+        printf '%-34s %14s\n' "  coordinator running: p50/p99" "$OSAGA_P50 / $OSAGA_P99"
         printf '%-34s %14s\n' "saga coordinator, steps/s from cold" "$SAGA_RATE"
         printf '%-34s %14s\n' "  steps, sagas" "$SAGA_STEPS, $SAGA_COUNT"
         printf '%-34s %14s\n' "whole stack at rest, % of a core" "$IDLE_CPU"
@@ -707,6 +721,8 @@ jarr() { local IFS=,; printf '[%s]' "$*"; }
             "$SHOP_RATE" "$OLAT_ACHIEVED" "$OLAT_N" "$OLAT_P50" "$OLAT_P90" "$OLAT_P99" "$OLAT_MAX" "$OLAT_MEAN" "$TARGET_ORDERS_P99_MS" "$V_OP99"
         printf '    "at_rest": {"rate": %s, "count": %s, "p50": %s, "p99": %s},\n' \
             "$REST_RATE" "${OREST_N:-0}" "${OREST_P50:-null}" "${OREST_P99:-null}"
+        printf '    "latency_with_coordinator": {"what": "the fixed rate again, es-sagas running (as make up runs it)", "rate_achieved": %s, "count": %s, "p50": %s, "p90": %s, "p99": %s, "max": %s},\n' \
+            "$OSAGA_ACHIEVED" "$OSAGA_N" "$OSAGA_P50" "$OSAGA_P90" "$OSAGA_P99" "$OSAGA_MAX"
         printf '    "hops_ms": {"what": "each step of the orders sagas after its cause (occurred_at)", "at_rate": [%s], "at_rest": [%s]}},\n' \
             "$(awk -F'|' '{ printf "%s{\"step\": \"%s\", \"p50\": %s, \"p99\": %s}", (NR > 1 ? ", " : ""), $1, $2, $3 }' "$W/hops.txt" 2>/dev/null)" \
             "$(awk -F'|' '{ printf "%s{\"step\": \"%s\", \"p50\": %s, \"p99\": %s}", (NR > 1 ? ", " : ""), $1, $2, $3 }' "$W/hops-rest.txt" 2>/dev/null)"
