@@ -129,6 +129,13 @@ int es_config_init(es_config_t *cfg, char *errstr, size_t errstr_size)
     if (rc == 1) {
         cfg->batch_linger_ms = (int)n;
     }
+    if ((rc = env_number("ES_BACKGROUND_NICE", "a nice value", 0, 19, &n, errstr, errstr_size)) <
+        0) {
+        return -1;
+    }
+    if (rc == 1) {
+        cfg->background_nice = (int)n;
+    }
     if ((v = getenv("KAFKA_BROKERS")) && *v) {
         snprintf(cfg->brokers, sizeof(cfg->brokers), "%s", v);
     }

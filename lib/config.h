@@ -11,6 +11,9 @@
  * more)
  *   ES_DEDUP_WINDOW   seconds within which a copy of a record is recognised (dedup.h)
  *                                                    default: 604800 (7 days)
+ *   ES_BACKGROUND_NICE  nice value of a background service (the saga coordinator) and of its
+ *                     PostgreSQL backend when that runs here (nice.h)  default: 0 (the dev stack:
+ * 19)
  */
 #ifndef ES_CONFIG_H
 #define ES_CONFIG_H
@@ -27,6 +30,7 @@ typedef struct es_config {
     int partitions;
     int64_t dedup_window_ms;
     int batch_linger_ms; /* ES_BATCH_LINGER_MS: see the loop in service.c; 0: never */
+    int background_nice; /* ES_BACKGROUND_NICE: a background service's nice value (nice.h); 0 */
     size_t prop_cnt;
     char prop_names[ES_CONFIG_MAX_PROPS][128];
     char prop_values[ES_CONFIG_MAX_PROPS][512];

@@ -18,6 +18,7 @@
 #include "journal.h"
 #include "kafka.h"
 #include "log.h"
+#include "nice.h"
 #include "pg.h"
 
 #define DEFAULT_MAX_BATCH 2000
@@ -239,6 +240,25 @@ static int session_setup(es_service_t *svc, char *errstr, size_t errstr_size)
     return es_pg_exec(svc->pg, sql, errstr, errstr_size);
 }
 
+/* A background service under ES_BACKGROUND_NICE asks the same of its PostgreSQL backend, which
+ * does most of its work (see nice.h; a backend elsewhere is left alone). */
+static void backend_yield(es_service_t *svc)
+{
+    char errstr[256];
+    int nice = svc->cfg->background_nice;
+    if (!svc->def->background || nice <= 0) {
+        return;
+    }
+    int rc = es_nice_pg_backend(svc->pg, nice, errstr, sizeof(errstr));
+    if (rc < 0) {
+        es_log_warn("could not lower the priority of the PostgreSQL backend", "error=\"%s\"",
+                    errstr);
+    } else {
+        es_log_info("PostgreSQL backend yields the CPU", "nice=%d backend_pid=%d local=%s", nice,
+                    PQbackendPID(svc->pg), rc ? "yes" : "no (left alone)");
+    }
+}
+
 static int reconnect(es_service_t *svc)
 {
     char errstr[512];
@@ -254,6 +274,7 @@ static int reconnect(es_service_t *svc)
         es_log_error("could not reconnect to PostgreSQL", "error=\"%s\"", errstr);
         return -1;
     }
+    backend_yield(svc);
     return session_setup(svc, errstr, sizeof(errstr));
 }
 
@@ -851,6 +872,14 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
     if (session_setup(svc, errstr, sizeof(errstr)) != 0) {
         es_log_error("could not start", "error=\"%s\"", errstr);
         goto err;
+    }
+    /* a watcher yields the CPU to the sagas' services: before any thread starts (they inherit
+     * it), and its backend */
+    if (def->background && cfg->background_nice > 0) {
+        if (es_nice_self(cfg->background_nice, errstr, sizeof(errstr)) != 0) {
+            es_log_warn("could not lower this service's priority", "error=\"%s\"", errstr);
+        }
+        backend_yield(svc);
     }
     char group[128], client[128];
     snprintf(group, sizeof(group), "es-%s", def->name);

@@ -18,6 +18,9 @@
 # ES_SERVICES (the services `up` starts, space separated, default all of them: the ledger's
 # benchmark runs without the shop, for instance),
 # ES_STOP_TIMEOUT (seconds a service gets after SIGTERM, default 10; es-broker gets 3 times that).
+# ES_BACKGROUND_NICE (default here 19: the saga coordinator, which nothing waits on, and its
+# PostgreSQL backend, which does most of its work, yield the two cores to the sagas' services;
+# lib/nice.h).
 #
 # Files: $ES_DATA/log/<name>.log (stdout and stderr, appended), $ES_DATA/run/<name>.pid,
 # $ES_DATA/run/es-query.port, $ES_DATA/broker.addr (written by es-broker when it is ready),
@@ -40,6 +43,7 @@ COMPONENTS=(es-broker postgresql "${SERVICES[@]}")
 ES_BIN="${ES_BIN:-$ES_ROOT/bin}"
 START_TIMEOUT="${ES_START_TIMEOUT:-60}"
 STOP_TIMEOUT="${ES_STOP_TIMEOUT:-10}"
+export ES_BACKGROUND_NICE="${ES_BACKGROUND_NICE:-19}"
 PG_SH="$ES_ROOT/scripts/pg.sh"
 
 usage() {

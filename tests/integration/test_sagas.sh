@@ -15,11 +15,21 @@
 #      has them;
 #   7. with 50,000 ended sagas kept, neither the timer's ticks nor GET /sagas read them all,
 #      and the list gives the oldest that match its filters, in order.
+# And first: the coordinator and its PostgreSQL backend run at a low priority (nice 19).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ledger.sh"
 . "$(dirname "$0")/shop.sh"
 
 stack_start
+
+# 0. the coordinator, a watcher nothing waits on, yields the two cores to the sagas' services:
+# it and the PostgreSQL backend that does its work run at nice 19 (ES_BACKGROUND_NICE, set by
+# the dev stack; lib/nice.h)
+wait_until 10 "grep -q 'msg=\"PostgreSQL backend yields the CPU\"' '$ES_DATA/log/es-sagas.log'"
+assert_eq 19 "$(ps -o ni= -p "$(svc_pid sagas)" | tr -d ' ')" "the coordinator's nice value"
+backend_nices="$(for p in $(sql "SELECT pid FROM pg_stat_activity WHERE application_name = 'sagas'"); do
+    ps -o ni= -p "$p"; done | tr -d ' ' | tr '\n' ' ')"
+assert "[[ ' $backend_nices' == *' 19 '* ]]" "a backend of the coordinator at nice 19 (nice values: $backend_nices)"
 
 send_wait() { esctl send "$1" "$2" --wait --timeout 30; }
 field() { jq -r "$1" <<<"$2"; }

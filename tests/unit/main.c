@@ -13,6 +13,7 @@
     X(buf)                                                                                         \
     X(config)                                                                                      \
     X(pressure)                                                                                    \
+    X(nice)                                                                                        \
     X(ids)                                                                                         \
     X(dedup)                                                                                       \
     X(codec)                                                                                       \

@@ -14,9 +14,14 @@
 
 #include "config.h"
 
-static const char *const env_names[] = {"ES_DATA",           "KAFKA_BROKERS",  "ES_PG",
-                                        "ES_PARTITIONS",     "ES_KAFKA_PROPS", "ES_DEDUP_WINDOW",
-                                        "ES_BATCH_LINGER_MS"};
+static const char *const env_names[] = {"ES_DATA",
+                                        "KAFKA_BROKERS",
+                                        "ES_PG",
+                                        "ES_PARTITIONS",
+                                        "ES_KAFKA_PROPS",
+                                        "ES_DEDUP_WINDOW",
+                                        "ES_BATCH_LINGER_MS",
+                                        "ES_BACKGROUND_NICE"};
 #define ENV_N (sizeof(env_names) / sizeof(env_names[0]))
 
 static char dir[256];
@@ -111,7 +116,8 @@ START_TEST(test_empty_environment_means_default)
 }
 END_TEST
 
-/* ---- the numeric variables: ES_PARTITIONS, ES_DEDUP_WINDOW (seconds), ES_BATCH_LINGER_MS ---- */
+/* ---- the numeric variables: ES_PARTITIONS, ES_DEDUP_WINDOW (seconds), ES_BATCH_LINGER_MS,
+ * ES_BACKGROUND_NICE ---- */
 
 static long long partitions_of(const es_config_t *cfg)
 {
@@ -126,6 +132,11 @@ static long long window_of(const es_config_t *cfg)
 static long long linger_of(const es_config_t *cfg)
 {
     return cfg->batch_linger_ms;
+}
+
+static long long nice_of(const es_config_t *cfg)
+{
+    return cfg->background_nice;
 }
 
 static const struct {
@@ -162,6 +173,11 @@ static const struct {
     {"ES_BATCH_LINGER_MS", "101", 0, 0, linger_of},
     {"ES_BATCH_LINGER_MS", "-1", 0, 0, linger_of},
     {"ES_BATCH_LINGER_MS", "2.5", 0, 0, linger_of},
+    {"ES_BACKGROUND_NICE", "0", 1, 0, nice_of},
+    {"ES_BACKGROUND_NICE", "19", 1, 19, nice_of},
+    {"ES_BACKGROUND_NICE", "20", 0, 0, nice_of},
+    {"ES_BACKGROUND_NICE", "-5", 0, 0, nice_of},
+    {"ES_BACKGROUND_NICE", "low", 0, 0, nice_of},
 };
 
 START_TEST(test_numbers)
