@@ -11,9 +11,8 @@
  * more)
  *   ES_DEDUP_WINDOW   seconds within which a copy of a record is recognised (dedup.h)
  *                                                    default: 604800 (7 days)
- *   ES_BACKGROUND_NICE  nice value of a background service (the saga coordinator) and of its
- *                     PostgreSQL backend when that runs here (nice.h)  default: 0 (the dev stack:
- * 19)
+ *   ES_BACKGROUND_NICE  nice value of the saga coordinator and of its local PostgreSQL
+ *                     backend (nice.h)              default: 0; the dev stack sets 19
  */
 #ifndef ES_CONFIG_H
 #define ES_CONFIG_H

@@ -13,9 +13,9 @@
 int es_nice_self(int nice, char *errstr, size_t errstr_size);
 
 /* Set the nice value of `pg`'s (borrowed) server backend to `nice`, when that backend is a
- * process of this machine: its pid (PQbackendPID) names a "postgres" process here whose
- * connection's local port is the one `pg` reached. Returns 1 when done, 0 when the backend is
- * not local (nothing changed), or -1 with the reason in errstr (e.g. no permission). */
+ * process of this machine: its pid (PQbackendPID) names a PostgreSQL backend here whose client
+ * is `pg`'s own socket (its local port; or a Unix socket). Returns 1 when done, 0 when it is
+ * not (nothing changed), or -1 with the reason in errstr (e.g. no permission). */
 int es_nice_pg_backend(PGconn *pg, int nice, char *errstr, size_t errstr_size);
 
 #endif

@@ -5,6 +5,7 @@
  */
 #include "pressure.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,6 @@ int64_t es_pressure_linger_us(double pressure, double rate, int64_t linger_ms, i
     if (whole || part > 1) {
         part = 1;
     }
-    int64_t us = (int64_t)((double)linger_ms * 1000.0 * part);
+    int64_t us = (int64_t)llround((double)linger_ms * 1000.0 * part);
     return us < ES_LINGER_MIN_US ? ES_LINGER_MIN_US : us;
 }
