@@ -4,7 +4,8 @@
 #   1. end-to-end throughput: 50 accounts with big balances, then BENCH_N RequestTransfer sent in
 #      one `esctl send --batch`; the time from the start of the send until every transfer is
 #      terminal (COMPLETED or FAILED) in projections.transfers. The end is the newest commit
-#      that made one of the run's rows visible (see visible()) (count(*) is polled every 0.5 s to know when they are all there).
+#      that made one of the run's rows visible (see visible(); count(*) is polled every 0.5 s
+#      to know when they are all there).
 #      BENCH_RUNS runs with fresh transfer ids; the median and each run are reported.
 #   2. latency at a fixed rate: bin/es-loadgen sends BENCH_RATE transfers a second for
 #      BENCH_SECONDS seconds and records each send time; latency = visible - sent, joined
@@ -324,14 +325,13 @@ percentiles() {
         END { printf "%.1f %.1f %.1f %.1f %.1f\n", pct(0.5), pct(0.9), pct(0.99), v[NR], s / NR }' "$1"
 }
 
-# at_rest transfers|orders [RATE]: es-loadgen at RATE/s (default REST_RATE) for REST_SECS s;
-# prints "p50 p99 count" of send->visible: what the hops themselves cost, with nothing (or
-# little) queued in front of them.
-at_rest() {
-    local kind="$1" rate="${2:-$REST_RATE}" n p50 p99
-    local prefix="rest$$-$1-$rate-" out="$W/rest-$1-$rate"
+# loadgen_latency transfers|orders RATE SECS PREFIX NAME [quiet]: es-loadgen at RATE/s for SECS s,
+# ids starting with PREFIX (send times in $W/NAME.csv, send->visible latencies in $W/NAME.txt);
+# prints "achieved count p50 p90 p99 max mean". Its report goes to stderr unless quiet.
+loadgen_latency() {
+    local kind="$1" rate="$2" secs="$3" prefix="$4" out="$W/$5" quiet="${6:-}" n achieved
     local table=projections.transfers key=transfer_id wait_args=()
-    local args=(--rate "$rate" --seconds "$REST_SECS" --prefix "$prefix" --out "$out.csv")
+    local args=(--rate "$rate" --seconds "$secs" --prefix "$prefix" --out "$out.csv")
     if [ "$kind" = orders ]; then
         args+=(--kind orders --accounts "$SHOP_USERS" --account-prefix bench-cust-
             --products "$SHOP_PRODUCTS")
@@ -342,16 +342,29 @@ at_rest() {
     sleep 1
     "$ES_BIN/es-loadgen" "${args[@]}" 2>"$out.log" || {
         sed 's/^/    /' "$out.log" >&2
-        es_die "es-loadgen ($kind at rest) failed"
+        es_die "es-loadgen ($kind at $rate/s) failed"
     }
+    [ -n "$quiet" ] || sed 's/^/    /' "$out.log" >&2
     n="$(wc -l <"$out.csv")"
-    wait_terminal "${wait_args[@]}" "$prefix" "$n" "$kind at rest" >/dev/null
+    achieved="$(sed -n 's/.*: \([0-9.]*\)\/s (target.*/\1/p' "$out.log" | tail -n 1)"
+    wait_terminal "${wait_args[@]}" "$prefix" "$n" "$kind at $rate/s" >/dev/null
     sql >/dev/null <<EOF
-CREATE TEMP TABLE rest_sent (id text PRIMARY KEY, sent_us bigint NOT NULL);
-\copy rest_sent FROM '$out.csv' WITH (FORMAT csv)
-\copy (SELECT round((extract(epoch FROM $(visible t)) * 1e6 - s.sent_us) / 1e3, 3) FROM rest_sent s JOIN $table t ON t.$key = s.id ORDER BY 1) TO '$out.txt'
+CREATE TEMP TABLE lg_sent (id text PRIMARY KEY, sent_us bigint NOT NULL);
+\copy lg_sent FROM '$out.csv' WITH (FORMAT csv)
+\copy (SELECT round((extract(epoch FROM $(visible t)) * 1e6 - s.sent_us) / 1e3, 3) FROM lg_sent s JOIN $table t ON t.$key = s.id ORDER BY 1) TO '$out.txt'
 EOF
-    read -r p50 _ p99 _ _ < <(percentiles "$out.txt")
+    [ "$(wc -l <"$out.txt")" -eq "$n" ] ||
+        es_die "only $(wc -l <"$out.txt") of $n sent $kind found in $table"
+    printf '%s %s %s\n' "${achieved:-0}" "$n" "$(percentiles "$out.txt")"
+}
+
+# at_rest transfers|orders [RATE]: loadgen_latency at RATE/s (default REST_RATE) for REST_SECS
+# s; prints "p50 p99 count" of send->visible: what the hops themselves cost, with nothing (or
+# little) queued in front of them.
+at_rest() {
+    local rate="${2:-$REST_RATE}" n p50 p99
+    read -r _ n p50 _ p99 _ _ < <(loadgen_latency "$1" "$rate" "$REST_SECS" "rest$$-$1-$rate-" \
+        "rest-$1-$rate" quiet)
     printf '%s %s %s\n' "$p50" "$p99" "$n"
 }
 
@@ -411,16 +424,10 @@ CREATE TEMP TABLE sent (transfer_id text PRIMARY KEY, sent_us bigint NOT NULL);
 EOF
 [ "$(wc -l <"$W/latency.txt")" -eq "$LAT_N" ] ||
     es_die "only $(wc -l <"$W/latency.txt") of $LAT_N sent transfers found in projections.transfers"
-# Nearest-rank percentiles over the sorted latencies.
-read -r LAT_P50 LAT_P90 LAT_P99 LAT_MAX LAT_MEAN < <(awk '{ v[NR] = $1; s += $1 }
-    function pct(q,  k) { k = int(q * NR); if (k < q * NR) k++; if (k < 1) k = 1; return v[k] }
-    END { printf "%.1f %.1f %.1f %.1f %.1f\n", pct(0.5), pct(0.9), pct(0.99), v[NR], s / NR }' \
-    "$W/latency.txt")
+read -r LAT_P50 LAT_P90 LAT_P99 LAT_MAX LAT_MEAN < <(percentiles "$W/latency.txt")
 note "$LAT_N transfers at $LAT_ACHIEVED/s: p50 $LAT_P50 ms, p90 $LAT_P90 ms, p99 $LAT_P99 ms, max $LAT_MAX ms"
 # The same up to the terminal event's occurred_at (ms resolution): the saga without the projector.
-read -r SAGA_P50 SAGA_P99 < <(awk '{ v[NR] = $1 }
-    function pct(q,  k) { k = int(q * NR); if (k < q * NR) k++; if (k < 1) k = 1; return v[k] }
-    END { printf "%.1f %.1f\n", pct(0.5), pct(0.99) }' "$W/saga-latency.txt")
+read -r SAGA_P50 _ SAGA_P99 _ _ < <(percentiles "$W/saga-latency.txt")
 note "up to the saga's terminal event (before the projector): p50 $SAGA_P50 ms, p99 $SAGA_P99 ms"
 
 step "latency at rest: $REST_RATE transfers/s for $REST_SECS s"
@@ -515,33 +522,8 @@ if [ "$SHOP" = 1 ]; then
     OTPUT_MED="$(median "${OTPUT[@]}")"
     note "median: $OTPUT_MED orders/s (runs: ${OTPUT[*]})"
 
-    # orders_at_rate PREFIX NAME: es-loadgen --kind orders at SHOP_RATE for SECS s (send times in
-    # $W/NAME.csv, latencies in $W/NAME.txt); prints "achieved count p50 p90 p99 max mean".
-    orders_at_rate() {
-        local prefix="$1" name="$2" n achieved
-        sleep 1
-        "$ES_BIN/es-loadgen" --kind orders --rate "$SHOP_RATE" --seconds "$SECS" --accounts "$SHOP_USERS" \
-            --account-prefix bench-cust- --products "$SHOP_PRODUCTS" --prefix "$prefix" \
-            --out "$W/$name.csv" 2>"$W/$name-loadgen.log" || {
-            sed 's/^/    /' "$W/$name-loadgen.log" >&2
-            es_die "es-loadgen --kind orders failed"
-        }
-        sed 's/^/    /' "$W/$name-loadgen.log" >&2
-        n="$(wc -l <"$W/$name.csv")"
-        achieved="$(sed -n 's/.*: \([0-9.]*\)\/s (target.*/\1/p' "$W/$name-loadgen.log" | tail -n 1)"
-        wait_terminal --orders "$prefix" "$n" "orders at a fixed rate" >/dev/null
-        sql >/dev/null <<EOF
-CREATE TEMP TABLE osent (order_id text PRIMARY KEY, sent_us bigint NOT NULL);
-\copy osent FROM '$W/$name.csv' WITH (FORMAT csv)
-\copy (SELECT round((extract(epoch FROM $(visible o)) * 1e6 - s.sent_us) / 1e3, 3) FROM osent s JOIN shop_views.orders o USING (order_id) ORDER BY 1) TO '$W/$name.txt'
-EOF
-        [ "$(wc -l <"$W/$name.txt")" -eq "$n" ] ||
-            es_die "only $(wc -l <"$W/$name.txt") of $n sent orders found in shop_views.orders"
-        printf '%s %s %s\n' "$achieved" "$n" "$(percentiles "$W/$name.txt")"
-    }
-
     step "order latency at a fixed rate: $SHOP_RATE orders/s for $SECS s (es-loadgen --kind orders)"
-    read -r OLAT_ACHIEVED OLAT_N OLAT_P50 OLAT_P90 OLAT_P99 OLAT_MAX OLAT_MEAN < <(orders_at_rate "olat$$-" olatency)
+    read -r OLAT_ACHIEVED OLAT_N OLAT_P50 OLAT_P90 OLAT_P99 OLAT_MAX OLAT_MEAN < <(loadgen_latency orders "$SHOP_RATE" "$SECS" "olat$$-" olatency)
     note "$OLAT_N orders at $OLAT_ACHIEVED/s: p50 $OLAT_P50 ms, p90 $OLAT_P90 ms, p99 $OLAT_P99 ms, max $OLAT_MAX ms"
 
     step "order latency at rest: $REST_RATE orders/s for $REST_SECS s"
@@ -582,7 +564,7 @@ EOF
     # The same fixed rate with the coordinator following along, as `make up` runs the platform:
     # it records every step of both sagas, and takes its share of the two cores.
     step "order latency with the saga coordinator running: $SHOP_RATE orders/s for $SECS s"
-    read -r OSAGA_ACHIEVED OSAGA_N OSAGA_P50 OSAGA_P90 OSAGA_P99 OSAGA_MAX _ < <(orders_at_rate "osaga$$-" olatency-sagas)
+    read -r OSAGA_ACHIEVED OSAGA_N OSAGA_P50 OSAGA_P90 OSAGA_P99 OSAGA_MAX _ < <(loadgen_latency orders "$SHOP_RATE" "$SECS" "osaga$$-" olatency-sagas)
     note "$OSAGA_N orders at $OSAGA_ACHIEVED/s: p50 $OSAGA_P50 ms, p90 $OSAGA_P90 ms, p99 $OSAGA_P99 ms, max $OSAGA_MAX ms"
 
     # What the whole stack costs doing nothing: every service, the coordinator, the broker
