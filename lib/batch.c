@@ -10,6 +10,7 @@
 
 #include "dedup.h"
 #include "ids.h"
+#include "kafka.h"
 #include "log.h"
 #include "outbox.h"
 #include "pg.h"
@@ -64,6 +65,86 @@ static void outbox_add(es_service_t *svc, const char *topic, const void *key, si
     svc->ob_count++;
 }
 
+/* ---- the loop-back (loop_back in service.h) ------------------------------------------------ */
+
+/* The partition an event this round emits loops back to, or -1 when it does not: its topic is
+ * one the service reads (with a known partition count), and its type one it wants. *topic is
+ * set to the subscribed name (it outlives the batch). */
+static int32_t loop_partition(const es_service_t *svc, const es_type_t *type, const char *key,
+                              size_t key_len, const char **topic)
+{
+    const char *t = es_type_topic(type);
+    if (!svc->looping || key_len == 0 ||
+        (svc->def->wants && !svc->def->wants(es_type_name(type)))) {
+        return -1;
+    }
+    for (size_t i = 0; i < MAX_TOPICS && svc->def->topics[i]; i++) {
+        if (svc->topic_parts[i] > 0 && !strcmp(svc->def->topics[i], t)) {
+            *topic = svc->def->topics[i];
+            return es_kafka_key_partition(key, key_len, svc->topic_parts[i]);
+        }
+    }
+    return -1;
+}
+
+/* Keep an emitted record (`value`, its encoding) as an input of the next round, decoded from
+ * its bytes as a consumer would decode it. Returns 0, or -1 with errstr. */
+static int loop_keep(es_service_t *svc, const char *topic, int32_t partition, const char *key,
+                     size_t key_len, const es_buf_t *value, char *errstr, size_t errstr_size)
+{
+    if (svc->loop_cnt == svc->loop_cap) {
+        size_t cap = svc->loop_cap ? svc->loop_cap * 2 : 64;
+        es_input_t *n = realloc(svc->loop, cap * sizeof(*n));
+        if (!n) {
+            goto oom;
+        }
+        svc->loop = n;
+        svc->loop_cap = cap;
+    }
+    es_raw_t *raw = es_arena_calloc(&svc->arena, 1, sizeof(*raw));
+    char *k = es_arena_calloc(&svc->arena, key_len + 1, 1);
+    unsigned char *v = es_arena_calloc(&svc->arena, value->len, 1);
+    if (!raw || !k || !v) {
+        goto oom;
+    }
+    memcpy(k, key, key_len);
+    memcpy(v, value->data, value->len);
+    *raw = (es_raw_t){.topic = topic,
+                      .partition = partition,
+                      .offset = -1,
+                      .value = v,
+                      .value_len = value->len,
+                      .key = k,
+                      .key_len = key_len};
+    es_input_t *in = &svc->loop[svc->loop_cnt];
+    memset(in, 0, sizeof(*in));
+    if (es_envelope_decode(svc->codec, v, value->len, &in->env, &in->type, &in->payload, errstr,
+                           errstr_size) != 0) {
+        return -1; /* it was encoded a moment ago: a bug */
+    }
+    raw->type_hdr = es_type_name(in->type);
+    in->raw = raw;
+    in->topic = topic;
+    in->partition = partition;
+    in->offset = -1;
+    svc->loop_cnt++;
+    return 0;
+oom:
+    snprintf(errstr, errstr_size, "out of memory keeping an event to handle at once");
+    return -1;
+}
+
+/* Drop the events kept for a next round. */
+static void loop_clear(es_service_t *svc)
+{
+    for (size_t i = 0; i < svc->loop_cnt; i++) {
+        json_decref(svc->loop[i].payload);
+    }
+    svc->loop_cnt = 0;
+}
+
+/* ---- emitting ------------------------------------------------------------------------------ */
+
 int es_service_emit(es_service_t *svc, const es_input_t *cause, uint32_t index,
                     const char *type_name, const char *aggregate_id, int64_t aggregate_version,
                     json_t *payload, char *errstr, size_t errstr_size)
@@ -83,9 +164,19 @@ int es_service_emit(es_service_t *svc, const es_input_t *cause, uint32_t index,
         goto out;
     }
     if (!svc->offline) {
+        size_t key_len = strlen(aggregate_id);
+        const char *loop_topic = NULL;
+        int32_t part = loop_partition(svc, type, aggregate_id, key_len, &loop_topic);
+        if (part >= 0 && es_outbox_pin(&svc->ob_records, part) != 0) {
+            svc->ob_failed = 1;
+        }
         /* no stored headers: the relay rebuilds them from the envelope in the value */
-        outbox_add(svc, es_type_topic(type), aggregate_id, strlen(aggregate_id), svc->scratch.data,
+        outbox_add(svc, es_type_topic(type), aggregate_id, key_len, svc->scratch.data,
                    svc->scratch.len, NULL, 0);
+        if (part >= 0 && loop_keep(svc, loop_topic, part, aggregate_id, key_len, &svc->scratch,
+                                   errstr, errstr_size) != 0) {
+            goto out;
+        }
     }
     rc = 0;
 out:
@@ -345,9 +436,9 @@ static void newest_keep(es_service_t *svc)
     }
 }
 
-/* Queue the dedup statement for the batch's inputs, then, unless they are in memory, the read
- * of their partitions' newest times (dedup.h). Returns the first one's pipeline index, or -1 when
- * out of memory; *read_idx is the read's, or -1. */
+/* Queue the dedup statement for the batch's inputs, then, unless they are in memory or
+ * read_idx is NULL, the read of their partitions' newest times (dedup.h). Returns the first
+ * one's pipeline index, or -1 when out of memory; *read_idx is the read's, or -1. */
 static int dedup_queue(es_service_t *svc, es_pg_pipeline_t *pl, int *read_idx)
 {
     es_pg_array_reset(&svc->ids);
@@ -363,7 +454,9 @@ static int dedup_queue(es_service_t *svc, es_pg_pipeline_t *pl, int *read_idx)
     for (size_t i = 0; i < svc->pos_cnt; i++) {
         es_pg_array_add_int8(&svc->batch_parts, svc->pos[i].part);
     }
-    *read_idx = -1;
+    if (read_idx) {
+        *read_idx = -1;
+    }
     if (es_pg_array_finish(&svc->ids) != 0 || es_pg_array_finish(&svc->parts) != 0 ||
         es_pg_array_finish(&svc->times) != 0 || es_pg_array_finish(&svc->batch_parts) != 0) {
         return -1; /* out of memory */
@@ -377,7 +470,7 @@ static int dedup_queue(es_service_t *svc, es_pg_pipeline_t *pl, int *read_idx)
                                  "unnest($1::uuid[], $2::bigint[], $3::bigint[]) ON CONFLICT DO "
                                  "NOTHING RETURNING event_id",
                                  3, vals, lens, fmts);
-    if (idx >= 0 && newest_recall(svc) != 0) {
+    if (idx >= 0 && read_idx && newest_recall(svc) != 0) {
         const char *pv[1] = {(const char *)svc->batch_parts.buf.data};
         int pl_[1] = {(int)svc->batch_parts.buf.len};
         *read_idx = es_pg_pipeline_add(
@@ -404,9 +497,16 @@ static int uuid_text_bytes(const char *s, unsigned char out[16])
     return n == 32 && !*s ? id_bytes(hex, out) : -1;
 }
 
-/* Keep the inputs whose ids the dedup statement returned (text uuids), first copy only. */
-static int dedup_filter(es_service_t *svc, const PGresult *res, char *errstr, size_t errstr_size)
+/* Which inputs are new: those whose ids the dedup statement returned (text uuids), first copy
+ * only. *fresh gets one flag per input (in the batch's arena). */
+static int dedup_filter(es_service_t *svc, const PGresult *res, unsigned char **fresh_out,
+                        char *errstr, size_t errstr_size)
 {
+    unsigned char *flags = es_arena_calloc(&svc->arena, svc->input_cnt + 1, 1);
+    if (!flags) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return -1;
+    }
     int n = PQntuples(res);
     size_t cap = 16;
     while (cap < (size_t)n * 2 + 2) {
@@ -432,7 +532,6 @@ static int dedup_filter(es_service_t *svc, const PGresult *res, char *errstr, si
         memcpy(set[h], id, 16);
         set[h][16] = 1;
     }
-    size_t kept = 0;
     for (size_t i = 0; i < svc->input_cnt; i++) {
         es_input_t *in = &svc->inputs[i];
         unsigned char id[16];
@@ -448,22 +547,33 @@ static int dedup_filter(es_service_t *svc, const PGresult *res, char *errstr, si
                 h = (h + 1) & (cap - 1);
             }
         }
-        if (fresh) {
-            svc->inputs[kept++] = *in;
-        } else {
-            json_decref(in->payload);
-        }
+        flags[i] = (unsigned char)fresh;
     }
     free(set);
-    svc->input_cnt = kept;
+    *fresh_out = flags;
     return 0;
 }
 
-/* Of the new inputs, drop those too old to be told from a copy (dedup.h): to the dead-letter
- * topic with the reason. `res`, unless NULL (they were in memory), holds the stored newest
- * time of the batch's partitions; each partition's goes forward input by input, in log
- * order. */
-static void window_filter(es_service_t *svc, const PGresult *res)
+/* Keep the new inputs only (a loop-back round's: they are not in any partition's log yet). */
+static void keep_fresh(es_service_t *svc, const unsigned char *fresh)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < svc->input_cnt; i++) {
+        if (fresh[i]) {
+            svc->inputs[kept++] = svc->inputs[i];
+        } else {
+            json_decref(svc->inputs[i].payload);
+        }
+    }
+    svc->input_cnt = kept;
+}
+
+/* Keep the new inputs (`fresh`) that are not too old to be told from a copy (dedup.h); those
+ * go to the dead-letter topic with the reason. `res`, unless NULL (they were in memory), holds
+ * the stored newest time of the batch's partitions; each partition's goes forward input by
+ * input, in log order, copies too (an event handled at once by loop-back comes back as one,
+ * and is the first its partition sees of its time). */
+static void window_filter(es_service_t *svc, const PGresult *res, const unsigned char *fresh)
 {
     for (int r = 0; res && r < PQntuples(res); r++) { /* text results, like the round trip */
         int64_t part = strtoll(PQgetvalue(res, r, 0), NULL, 10);
@@ -480,6 +590,13 @@ static void window_filter(es_service_t *svc, const PGresult *res)
         es_input_t *in = &svc->inputs[i];
         position_t *pos = position_get(svc, in->topic, in->partition);
         int64_t t = in->env.occurred_at;
+        if (!fresh[i]) {
+            if (pos) {
+                pos->newest_ms = es_dedup_advance(pos->newest_ms, t, now_ms);
+            }
+            json_decref(in->payload);
+            continue;
+        }
         if (pos && es_dedup_too_old(pos->newest_ms, t, window_ms)) {
             char reason[256];
             dead_letter_raw(svc, in->raw,
@@ -622,6 +739,71 @@ void es_batch_decode_more(es_service_t *svc, const es_raw_t *raws, size_t from, 
     svc->spent.decode_us += es_mono_us() - t0;
 }
 
+/* The next loop-back round's first round trip: the writes queued so far (its reads must see
+ * them), its inputs' dedup marks and the handler's reads. Returns 0, or -1 with errstr. */
+static int loop_round_begin(es_service_t *svc, PGconn *pg, char *errstr, size_t errstr_size)
+{
+    es_batch_inputs_clear(svc);
+    es_input_t *tmp = svc->inputs;
+    size_t cap = svc->input_cap;
+    svc->inputs = svc->loop;
+    svc->input_cnt = svc->loop_cnt;
+    svc->input_cap = svc->loop_cap;
+    svc->loop = tmp;
+    svc->loop_cap = cap;
+    svc->loop_cnt = 0;
+    svc->looped += (int64_t)svc->input_cnt;
+    es_pg_pipeline_reset(&svc->rl);
+    if (es_pg_pipeline_move(&svc->rl, &svc->pl) != 0) {
+        snprintf(errstr, errstr_size, "out of memory queueing the writes");
+        return -1;
+    }
+    int dedup_idx = -1;
+    if (!svc->def->idempotent) {
+        dedup_idx = dedup_queue(svc, &svc->rl, NULL);
+        if (dedup_idx < 0) {
+            snprintf(errstr, errstr_size, "out of memory queueing the dedup marks");
+            return -1;
+        }
+    }
+    if (svc->def->load && svc->def->load(svc, &svc->rl, svc->inputs, svc->input_cnt,
+                                         svc->def->opaque, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    if (es_pg_pipeline_run(pg, &svc->rl, 0, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    if (dedup_idx >= 0) {
+        unsigned char *fresh;
+        if (dedup_filter(svc, es_pg_pipeline_result(&svc->rl, dedup_idx), &fresh, errstr,
+                         errstr_size) != 0) {
+            return -1;
+        }
+        keep_fresh(svc, fresh);
+    }
+    return 0;
+}
+
+/* The handler on the batch's new inputs, then (loop_back) on the events it emitted that the
+ * service itself consumes, round after round. Returns 0, or -1 with errstr. */
+static int handle_rounds(es_service_t *svc, PGconn *pg, char *errstr, size_t errstr_size)
+{
+    int rc = 0;
+    loop_clear(svc);
+    for (int round = 0; rc == 0 && svc->input_cnt > 0; round++) {
+        svc->looping = svc->def->loop_back && !svc->offline && round < ES_LOOP_ROUNDS;
+        rc = svc->def->handle(svc, svc->inputs, svc->input_cnt, svc->def->opaque, errstr,
+                              errstr_size);
+        svc->looping = 0;
+        if (rc != 0 || svc->loop_cnt == 0) {
+            break;
+        }
+        rc = loop_round_begin(svc, pg, errstr, errstr_size);
+    }
+    loop_clear(svc);
+    return rc;
+}
+
 /*
  * The decoded batch up to its last round trip, which is queued on svc->pl for the caller:
  *   1. [BEGIN, begin_sql,] the dedup insert, the handler's reads (load) -> which inputs are
@@ -658,15 +840,14 @@ int es_batch_prepare(es_service_t *svc, PGconn *pg, int own_tx, char *errstr, si
     int64_t t1 = es_mono_us();
     svc->spent.begin_us += t1 - t0;
     if (dedup_idx >= 0) {
-        if (dedup_filter(svc, es_pg_pipeline_result(&svc->rl, dedup_idx), errstr, errstr_size) !=
-            0) {
+        unsigned char *fresh;
+        if (dedup_filter(svc, es_pg_pipeline_result(&svc->rl, dedup_idx), &fresh, errstr,
+                         errstr_size) != 0) {
             return -1;
         }
-        window_filter(svc, read_idx >= 0 ? es_pg_pipeline_result(&svc->rl, read_idx) : NULL);
+        window_filter(svc, read_idx >= 0 ? es_pg_pipeline_result(&svc->rl, read_idx) : NULL, fresh);
     }
-    int rc = svc->input_cnt > 0 ? svc->def->handle(svc, svc->inputs, svc->input_cnt,
-                                                   svc->def->opaque, errstr, errstr_size)
-                                : 0;
+    int rc = handle_rounds(svc, pg, errstr, errstr_size);
     es_pg_pipeline_reset(&svc->rl); /* the reads' results are the handler's no more */
     if (rc != 0) {
         return -1;

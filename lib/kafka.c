@@ -212,3 +212,9 @@ void es_kafka_topics_release(rd_kafka_topic_t **rkts, size_t cnt)
     }
     free(rkts);
 }
+
+int32_t es_kafka_key_partition(const void *key, size_t key_len, int32_t partition_cnt)
+{
+    /* the keyed half of murmur2_random; it reads neither the topic nor the opaques */
+    return rd_kafka_msg_partitioner_murmur2(NULL, key, key_len, partition_cnt, NULL, NULL);
+}

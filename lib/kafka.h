@@ -46,4 +46,8 @@ void es_kafka_topics_release(rd_kafka_topic_t **rkts, size_t cnt);
 int es_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, char *errstr,
                              size_t errstr_size);
 
+/* The partition of `partition_cnt` a record with this (non-empty) key goes to: what the
+ * producers' partitioner (murmur2_random, as Java clients hash) chooses for it. */
+int32_t es_kafka_key_partition(const void *key, size_t key_len, int32_t partition_cnt);
+
 #endif

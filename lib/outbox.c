@@ -38,6 +38,15 @@ int es_outbox_append(es_buf_t *blob, const char *topic, const void *key, size_t 
     return 0;
 }
 
+#define PIN 0xff
+
+int es_outbox_pin(es_buf_t *blob, int32_t partition)
+{
+    unsigned char m = PIN;
+    return partition < 0 || es_buf_append(blob, &m, 1) != 0 ? -1
+                                                            : put_u32(blob, (uint32_t)partition);
+}
+
 /* Read a length-prefixed field at *pos; `nullable`: 0xffffffff means absent. */
 static int field(const unsigned char *blob, size_t len, size_t *pos, int nullable,
                  const void **data, size_t *flen)
@@ -65,6 +74,17 @@ int es_outbox_next(const unsigned char *blob, size_t len, size_t *pos, es_outbox
 {
     if (*pos >= len) {
         return 0;
+    }
+    rec->partition = -1;
+    if (blob[*pos] == PIN) {
+        if (len - *pos < 5 || get_u32(blob + *pos + 1) > INT32_MAX) {
+            return -1;
+        }
+        rec->partition = (int32_t)get_u32(blob + *pos + 1);
+        *pos += 5;
+        if (*pos >= len) {
+            return -1; /* a pin leads a record */
+        }
     }
     size_t tlen = blob[*pos];
     if (len - *pos < 1 + tlen + 1 || blob[*pos + 1 + tlen] != '\0' ||

@@ -178,7 +178,8 @@ static rd_kafka_headers_t *headers_parse(const unsigned char *p, size_t len)
     return hdrs;
 }
 
-/* Produce one record; `tag` comes back with its delivery report. Its Kafka headers are the
+/* Produce one record (to its pinned partition, if it has one: outbox.h); `tag` comes back
+ * with its delivery report. Its Kafka headers are the
  * stored ones (dead letters carry their own) or rebuilt from the envelope at the front of the
  * value (every emitted event). Returns what producev returned once the queue had room. */
 static rd_kafka_resp_err_t produce_record(es_relay_t *r, const es_outbox_record_t *rec,
@@ -197,7 +198,9 @@ static rd_kafka_resp_err_t produce_record(es_relay_t *r, const es_outbox_record_
     }
     rd_kafka_resp_err_t err;
     while ((err = rd_kafka_producev(
-                r->rk, RD_KAFKA_V_TOPIC(rec->topic), RD_KAFKA_V_KEY(rec->key, rec->key_len),
+                r->rk, RD_KAFKA_V_TOPIC(rec->topic),
+                RD_KAFKA_V_PARTITION(rec->partition >= 0 ? rec->partition : RD_KAFKA_PARTITION_UA),
+                RD_KAFKA_V_KEY(rec->key, rec->key_len),
                 RD_KAFKA_V_VALUE((void *)rec->value, rec->value_len),
                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
                 RD_KAFKA_V_OPAQUE((void *)(uintptr_t)tag), RD_KAFKA_V_END)) ==

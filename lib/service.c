@@ -77,6 +77,10 @@ void es_service_destroy(es_service_t *svc)
     }
     es_batch_inputs_clear(svc);
     free(svc->inputs);
+    for (size_t i = 0; i < svc->loop_cnt; i++) {
+        json_decref(svc->loop[i].payload);
+    }
+    free(svc->loop);
     es_pg_array_fini(&svc->ids);
     es_pg_array_fini(&svc->parts);
     es_pg_array_fini(&svc->times);
@@ -100,10 +104,12 @@ static int pending_finish(es_service_t *svc);
 static void outbox_handoff(es_service_t *svc, int64_t seq, es_buf_t *records, size_t count);
 
 /* Whether `parts` holds every partition of every input topic (then no other instance handles
- * input, and the relay may take its fast path). When in doubt, no. */
+ * input, and the relay may take its fast path). When in doubt, no. Learns each input topic's
+ * partition count on the way, for the loop-back (0 where it could not). */
 static int handles_every_partition(es_service_t *svc, const rd_kafka_topic_partition_list_t *parts)
 {
-    int total = 0;
+    int total = 0, known = 1;
+    memset(svc->topic_parts, 0, sizeof(svc->topic_parts));
     for (size_t i = 0; svc->def->topics[i]; i++) {
         char errstr[256];
         int n = es_kafka_partition_count(svc->consumer, svc->def->topics[i], 5000, errstr,
@@ -111,11 +117,15 @@ static int handles_every_partition(es_service_t *svc, const rd_kafka_topic_parti
         if (n <= 0) {
             es_log_warn("could not count partitions", "topic=%s error=\"%s\"", svc->def->topics[i],
                         errstr);
-            return 0;
+            known = 0;
+            continue;
+        }
+        if (i < MAX_TOPICS) {
+            svc->topic_parts[i] = n;
         }
         total += n;
     }
-    return parts->cnt == total;
+    return known && parts->cnt == total;
 }
 
 /* A query on positions, waiting out a PostgreSQL outage (a restart, a lost connection) for up
@@ -193,6 +203,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     } else {
         /* before anyone else can take them: the relay leaves its fast path */
         es_relay_set_sole(svc->relay, 0);
+        memset(svc->topic_parts, 0, sizeof(svc->topic_parts));
         es_log_info("partitions revoked", "count=%d", parts->cnt);
         if (svc->unread) {
             rd_kafka_topic_partition_list_destroy(svc->unread);
@@ -474,7 +485,7 @@ static void batch_stats(es_service_t *svc)
     es_log_info("batches",
                 "count=%lld records=%lld avg_records=%.1f avg_ms=%.2f max_ms=%.2f "
                 "age_avg_ms=%.1f age_max_ms=%lld decode_ms=%.2f begin_ms=%.2f handle_ms=%.2f "
-                "commit_ms=%.2f ignored=%lld lingered=%lld rested_ms=%lld",
+                "commit_ms=%.2f ignored=%lld lingered=%lld rested_ms=%lld looped=%lld",
                 (long long)w->rounds, (long long)w->records, (double)w->records / rounds,
                 (double)w->total_us / 1000.0 / rounds, (double)w->max_us / 1000.0,
                 (double)svc->age_sum / (double)(w->records + svc->ignored), (long long)svc->age_max,
@@ -482,9 +493,9 @@ static void batch_stats(es_service_t *svc)
                 (double)svc->spent.begin_us / 1000.0 / rounds,
                 (double)svc->spent.handle_us / 1000.0 / rounds,
                 (double)svc->spent.commit_us / 1000.0 / rounds, (long long)svc->ignored,
-                (long long)svc->lingered, (long long)(svc->rested / 1000));
+                (long long)svc->lingered, (long long)(svc->rested / 1000), (long long)svc->looped);
     memset(&svc->spent, 0, sizeof(svc->spent));
-    svc->age_sum = svc->age_max = svc->ignored = svc->lingered = svc->rested = 0;
+    svc->age_sum = svc->age_max = svc->ignored = svc->lingered = svc->rested = svc->looped = 0;
     es_window_init(w);
 }
 

@@ -11,7 +11,8 @@
  *      the dedup window allows goes to the dead-letter topic; old marks are deleted between
  *      batches (dedup.h),
  *   4. call the service's handler with the new inputs: it takes the state it loaded, applies
- *      its pure decide/evolve functions, writes the state and emits events,
+ *      its pure decide/evolve functions, writes the state and emits events (a service that
+ *      consumes its own events may handle them at once, in the same transaction: loop_back),
  *   5. insert the emitted records into <schema>.outbox (one row holding them all, outbox.h),
  *      store the next offset of every partition in <schema>.positions, COMMIT: effects, dedup
  *      marks, outbox and positions are one transaction, so a crash anywhere leaves either all
@@ -120,7 +121,18 @@ typedef struct es_service_def {
      * leave the CPU to the services on the sagas' path; what it shows lags by up to 25 ms at
      * rest, and by its backlog after a burst. */
     int background;
+    /* Set for a service that consumes some of the events it emits (accounts: its FundsDebited
+     * is what makes it credit the destination). Such an event, when its type is one wants()
+     * accepts on one of the service's input topics, is handled at once, in the transaction of
+     * the input that caused it (up to ES_LOOP_ROUNDS events deep), instead of a trip through
+     * Kafka and a transaction of its own later. It is still published, and to the partition
+     * its key hashes to (pinned in the outbox row), and its dedup mark, written in the same
+     * transaction, drops it when it comes back: the same effects, exactly once, one hop less.
+     * Such an input has offset -1. */
+    int loop_back;
 } es_service_def_t;
+
+#define ES_LOOP_ROUNDS 4
 
 #define ES_BACKGROUND_LINGER_MS 100
 

@@ -11,6 +11,7 @@
 #include "window.h"
 
 #define MAX_POSITIONS 512
+#define MAX_TOPICS 32 /* input topics of a service that can loop back (more: no loop-back) */
 
 typedef struct position {
     const char *topic; /* borrowed from def->topics (or the raw record, for a topic not there) */
@@ -72,7 +73,15 @@ struct es_service {
     int64_t rate_at_us;       /* records polled since then, for the rate */
     int64_t rate_records;
     int64_t lingered; /* batches that waited, this stats window */
-    int64_t rested;   /* µs a background service rested on a backlog, this stats window */
+    /* the loop-back (def->loop_back, batch.c): the partition count of each input topic
+     * (def->topics order; 0: not known, nothing loops back to it), and the events emitted by
+     * the current round of the handler that it will handle in the next */
+    int32_t topic_parts[MAX_TOPICS];
+    int looping; /* the handler is running a round that may loop back */
+    es_input_t *loop;
+    size_t loop_cnt, loop_cap;
+    int64_t looped; /* inputs handled that way, this stats window */
+    int64_t rested; /* µs a background service rested on a backlog, this stats window */
 
     /* the batch whose writes and COMMIT are on their way while the next one is decoded */
     struct {

@@ -2,8 +2,10 @@
  * main.c: the accounts service's wiring. It consumes accounts.commands, the transfer saga's
  * TransferRequested (transfers.events) and its own FundsDebited/CreditRejected
  * (accounts.events), runs each input through the pure rules in domain.c against the
- * account's row, and emits the resulting event. Everything else (batching, dedup, outbox,
- * positions) is the shared runtime in lib/service.c.
+ * account's row, and emits the resulting event. Its own events it handles at once, in the
+ * transaction that emitted them (loop_back in service.h): a debit and its credit commit
+ * together. Everything else (batching, dedup, outbox, positions) is the shared runtime in
+ * lib/service.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,7 +249,9 @@ int main(int argc, char **argv)
                             .wants = wants,
                             .load = load,
                             .handle = handle,
-                            .opaque = &batch};
+                            .opaque = &batch,
+                            /* its FundsDebited and CreditRejected are handled at once */
+                            .loop_back = 1};
     int rc = es_service_main(argc, argv, &def,
                              "The accounts service: opens, credits, debits and closes accounts, "
                              "and takes\nthe account steps of the transfer saga.");
