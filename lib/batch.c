@@ -67,6 +67,8 @@ static void outbox_add(es_service_t *svc, const char *topic, const void *key, si
 
 /* ---- the loop-back (loop_back in service.h) ------------------------------------------------ */
 
+#define LOOP_WRITES_MAX 32 /* queued writes that may travel with a round's reads */
+
 /* The partition an event this round emits loops back to, or -1 when it does not: its topic is
  * one the service reads (with a known partition count), and its type one it wants. *topic is
  * set to the subscribed name (it outlives the batch). */
@@ -754,6 +756,14 @@ static int loop_round_begin(es_service_t *svc, PGconn *pg, char *errstr, size_t 
     svc->loop_cnt = 0;
     svc->looped += (int64_t)svc->input_cnt;
     es_pg_pipeline_reset(&svc->rl);
+    /* many writes go on their own, so the reads stay well within a pipeline's length */
+    if (svc->pl.cnt > LOOP_WRITES_MAX) {
+        int rc = es_pg_pipeline_run(pg, &svc->pl, 0, errstr, errstr_size);
+        es_pg_pipeline_reset(&svc->pl);
+        if (rc != 0) {
+            return -1;
+        }
+    }
     if (es_pg_pipeline_move(&svc->rl, &svc->pl) != 0) {
         snprintf(errstr, errstr_size, "out of memory queueing the writes");
         return -1;

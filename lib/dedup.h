@@ -5,7 +5,9 @@
  * A copy of a record (the broker appended it twice; an outbox row published again after a
  * crash) carries the same envelope, so the same event id and the same occurred_at, and lands
  * on the same topic and partition (same key). So each partition keeps the newest occurred_at
- * among the inputs handled from it (positions.newest_ms), and:
+ * among the records read from it, handled or dropped as copies (positions.newest_ms; a record
+ * its own service handled at once, loop_back in service.h, first shows in its partition as a
+ * copy), and:
  *
  *   - an input older than that newest time minus the window (ES_DEDUP_WINDOW, 7 days by
  *     default) is "too old to deduplicate": if its dedup row is gone it cannot tell a late
