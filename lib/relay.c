@@ -179,9 +179,9 @@ static rd_kafka_headers_t *headers_parse(const unsigned char *p, size_t len)
 }
 
 /* Produce one record (to its pinned partition, if it has one: outbox.h); `tag` comes back
- * with its delivery report. Its Kafka headers are the
- * stored ones (dead letters carry their own) or rebuilt from the envelope at the front of the
- * value (every emitted event). Returns what producev returned once the queue had room. */
+ * with its delivery report. Its Kafka headers are the stored ones (dead letters carry their
+ * own) or rebuilt from the envelope at the front of the value (every emitted event). Returns
+ * what producev returned once the queue had room. */
 static rd_kafka_resp_err_t produce_record(es_relay_t *r, const es_outbox_record_t *rec,
                                           uint64_t tag)
 {
