@@ -75,11 +75,11 @@ static void outbox_add(es_service_t *svc, const char *topic, const void *key, si
 static int32_t loop_partition(const es_service_t *svc, const es_type_t *type, const char *key,
                               size_t key_len, const char **topic)
 {
-    const char *t = es_type_topic(type);
     if (!svc->looping || key_len == 0 ||
         (svc->def->wants && !svc->def->wants(es_type_name(type)))) {
         return -1;
     }
+    const char *t = es_type_topic(type);
     for (size_t i = 0; i < MAX_TOPICS && svc->def->topics[i]; i++) {
         if (svc->topic_parts[i] > 0 && !strcmp(svc->def->topics[i], t)) {
             *topic = svc->def->topics[i];
@@ -136,8 +136,7 @@ oom:
     return -1;
 }
 
-/* Drop the events kept for a next round. */
-static void loop_clear(es_service_t *svc)
+void es_batch_loop_clear(es_service_t *svc)
 {
     for (size_t i = 0; i < svc->loop_cnt; i++) {
         json_decref(svc->loop[i].payload);
@@ -799,7 +798,7 @@ static int loop_round_begin(es_service_t *svc, PGconn *pg, char *errstr, size_t 
 static int handle_rounds(es_service_t *svc, PGconn *pg, char *errstr, size_t errstr_size)
 {
     int rc = 0;
-    loop_clear(svc);
+    es_batch_loop_clear(svc);
     for (int round = 0; rc == 0 && svc->input_cnt > 0; round++) {
         svc->looping = svc->def->loop_back && !svc->offline && round < ES_LOOP_ROUNDS;
         rc = svc->def->handle(svc, svc->inputs, svc->input_cnt, svc->def->opaque, errstr,
@@ -810,7 +809,7 @@ static int handle_rounds(es_service_t *svc, PGconn *pg, char *errstr, size_t err
         }
         rc = loop_round_begin(svc, pg, errstr, errstr_size);
     }
-    loop_clear(svc);
+    es_batch_loop_clear(svc);
     return rc;
 }
 

@@ -77,9 +77,7 @@ void es_service_destroy(es_service_t *svc)
     }
     es_batch_inputs_clear(svc);
     free(svc->inputs);
-    for (size_t i = 0; i < svc->loop_cnt; i++) {
-        json_decref(svc->loop[i].payload);
-    }
+    es_batch_loop_clear(svc);
     free(svc->loop);
     es_pg_array_fini(&svc->ids);
     es_pg_array_fini(&svc->parts);

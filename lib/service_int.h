@@ -118,6 +118,9 @@ void es_batch_forget_newest(es_service_t *svc);
 /* Drop the inputs of the batch in hand (their payloads are released). */
 void es_batch_inputs_clear(es_service_t *svc);
 
+/* Drop the events kept for the handler's next loop-back round (their payloads are released). */
+void es_batch_loop_clear(es_service_t *svc);
+
 /* Decode a batch into the working state (inputs, positions). No database work: it can overlap
  * the previous batch's COMMIT. */
 void es_batch_decode(es_service_t *svc, const es_raw_t *raws, size_t cnt);
