@@ -10,6 +10,7 @@
 
 #include "dedup.h"
 #include "ids.h"
+#include "json_mem.h"
 #include "kafka.h"
 #include "log.h"
 #include "outbox.h"
@@ -120,8 +121,13 @@ static int loop_keep(es_service_t *svc, const char *topic, int32_t partition, co
                       .key_len = key_len};
     es_input_t *in = &svc->loop[svc->loop_cnt];
     memset(in, 0, sizeof(*in));
-    if (es_envelope_decode(svc->codec, v, value->len, &in->env, &in->type, &in->payload, errstr,
-                           errstr_size) != 0) {
+    int mem = es_json_mem_on();
+    int rc = es_envelope_decode(svc->codec, v, value->len, &in->env, &in->type, &in->payload,
+                                errstr, errstr_size);
+    if (mem) {
+        es_json_mem_off();
+    }
+    if (rc != 0) {
         return -1; /* it was encoded a moment ago: a bug */
     }
     raw->type_hdr = es_type_name(in->type);
@@ -717,6 +723,7 @@ void es_batch_decode(es_service_t *svc, const es_raw_t *raws, size_t cnt)
     es_batch_inputs_clear(svc);
     outbox_reset(svc);
     es_arena_reset(&svc->arena);
+    es_json_mem_reset(); /* the payloads just released were the region's */
     if (!svc->carry) {
         svc->pos_cnt = 0;
     }
@@ -726,7 +733,11 @@ void es_batch_decode(es_service_t *svc, const es_raw_t *raws, size_t cnt)
 void es_batch_decode_more(es_service_t *svc, const es_raw_t *raws, size_t from, size_t cnt)
 {
     int64_t t0 = es_mono_us();
+    int mem = es_json_mem_on();
     decode_raws(svc, raws + from, cnt - from);
+    if (mem) {
+        es_json_mem_off();
+    }
     if (svc->consumer) {
         for (size_t i = 0; i < svc->pos_cnt; i++) {
             int64_t lo, hi;
@@ -927,6 +938,7 @@ int es_batch_tick(es_service_t *svc, PGconn *pg, char *errstr, size_t errstr_siz
     es_batch_inputs_clear(svc);
     outbox_reset(svc);
     es_arena_reset(&svc->arena);
+    es_json_mem_reset();
     svc->pos_cnt = 0;
     svc->decoded = NULL; /* the working state is the tick's now */
     es_pg_pipeline_reset(&svc->pl);

@@ -9,6 +9,7 @@
 
 #define SUITES(X)                                                                                  \
     X(arena)                                                                                       \
+    X(json_mem)                                                                                    \
     X(strmap)                                                                                      \
     X(buf)                                                                                         \
     X(config)                                                                                      \
