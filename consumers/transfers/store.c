@@ -10,13 +10,11 @@
 #include "pg.h"
 #include "str.h"
 
-/* fillfactor 70: a transfer's row is updated once, moments after its insert; room left on its
- * page keeps that update HOT (no new index entry), which at 100 almost none was. */
 const char transfers_store_ddl[] =
     "CREATE TABLE IF NOT EXISTS transfers ("
     " transfer_id text PRIMARY KEY, from_account text NOT NULL, to_account text NOT NULL,"
     " amount bigint NOT NULL, currency text NOT NULL, status text NOT NULL, reason text NOT NULL,"
-    " compensated boolean NOT NULL, version bigint NOT NULL) WITH (fillfactor = 70);";
+    " compensated boolean NOT NULL, version bigint NOT NULL);";
 
 /* One row of transfers_store_load(): fills out[i]. */
 static void transfers_store_load_row(const PGresult *res, int r, size_t i, void *opaque)

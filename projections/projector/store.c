@@ -22,9 +22,8 @@ const char projector_store_ddl[] =
     " from_account text NOT NULL, to_account text NOT NULL, amount bigint NOT NULL,"
     " currency text, status text NOT NULL, reason text, compensated boolean NOT NULL DEFAULT"
     " false, requested_at timestamptz NOT NULL, updated_at timestamptz NOT NULL,"
-    /* when the row last became visible to readers: send-to-visible latency is measured on it;
-     * fillfactor 70 leaves room for the terminal update to stay HOT (transfers' store.c) */
-    " visible_at timestamptz NOT NULL DEFAULT clock_timestamp()) WITH (fillfactor = 70);"
+    /* when the row last became visible to readers: send-to-visible latency is measured on it */
+    " visible_at timestamptz NOT NULL DEFAULT clock_timestamp());"
     "CREATE TABLE IF NOT EXISTS commands (command_id text PRIMARY KEY, command_type text NOT"
     " NULL, aggregate_id text NOT NULL, status text NOT NULL, reason text,"
     " event_type text NOT NULL, recorded_at timestamptz NOT NULL);";
