@@ -59,7 +59,8 @@ static void *mem_alloc(size_t n)
 static void mem_free(void *p)
 {
     if (region && (uintptr_t)p - (uintptr_t)region < REGION_SIZE) {
-        atomic_fetch_sub_explicit(&live, 1, memory_order_relaxed);
+        /* release: a reset that sees the count at zero sees every use of the memory before */
+        atomic_fetch_sub_explicit(&live, 1, memory_order_release);
         return;
     }
     free(p);
@@ -110,7 +111,7 @@ int es_json_mem_reset(void)
         return 0;
     }
     int done = 0;
-    if (atomic_load_explicit(&live, memory_order_relaxed) == 0) {
+    if (atomic_load_explicit(&live, memory_order_acquire) == 0) {
         if (used > st.high) {
             st.high = used;
         }
