@@ -124,9 +124,7 @@ static int loop_keep(es_service_t *svc, const char *topic, int32_t partition, co
     int mem = es_json_mem_on();
     int rc = es_envelope_decode(svc->codec, v, value->len, &in->env, &in->type, &in->payload,
                                 errstr, errstr_size);
-    if (mem) {
-        es_json_mem_off();
-    }
+    es_json_mem_off(mem);
     if (rc != 0) {
         return -1; /* it was encoded a moment ago: a bug */
     }
@@ -716,14 +714,21 @@ static void decode_raws(es_service_t *svc, const es_raw_t *raws, size_t cnt)
     }
 }
 
-/* Decode a batch into the working state (inputs, positions). No database work: it can
- * overlap the previous batch's COMMIT. */
-void es_batch_decode(es_service_t *svc, const es_raw_t *raws, size_t cnt)
+/* Drop the previous batch's working state: inputs and their payloads, outbox records, the
+ * arena, and with them the payload region (the payloads just released were its). */
+static void working_reset(es_service_t *svc)
 {
     es_batch_inputs_clear(svc);
     outbox_reset(svc);
     es_arena_reset(&svc->arena);
-    es_json_mem_reset(); /* the payloads just released were the region's */
+    es_json_mem_reset();
+}
+
+/* Decode a batch into the working state (inputs, positions). No database work: it can
+ * overlap the previous batch's COMMIT. */
+void es_batch_decode(es_service_t *svc, const es_raw_t *raws, size_t cnt)
+{
+    working_reset(svc);
     if (!svc->carry) {
         svc->pos_cnt = 0;
     }
@@ -735,9 +740,7 @@ void es_batch_decode_more(es_service_t *svc, const es_raw_t *raws, size_t from, 
     int64_t t0 = es_mono_us();
     int mem = es_json_mem_on();
     decode_raws(svc, raws + from, cnt - from);
-    if (mem) {
-        es_json_mem_off();
-    }
+    es_json_mem_off(mem);
     if (svc->consumer) {
         for (size_t i = 0; i < svc->pos_cnt; i++) {
             int64_t lo, hi;
@@ -935,10 +938,7 @@ int es_batch_prune(es_service_t *svc, PGconn *pg, int limit, char *errstr, size_
 
 int es_batch_tick(es_service_t *svc, PGconn *pg, char *errstr, size_t errstr_size)
 {
-    es_batch_inputs_clear(svc);
-    outbox_reset(svc);
-    es_arena_reset(&svc->arena);
-    es_json_mem_reset();
+    working_reset(svc);
     svc->pos_cnt = 0;
     svc->decoded = NULL; /* the working state is the tick's now */
     es_pg_pipeline_reset(&svc->pl);

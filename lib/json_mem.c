@@ -91,9 +91,9 @@ int es_json_mem_on(void)
     return 1;
 }
 
-void es_json_mem_off(void)
+void es_json_mem_off(int token)
 {
-    if (!on) {
+    if (!token || !on) {
         return;
     }
     on = 0;

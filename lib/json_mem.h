@@ -20,12 +20,13 @@
 
 /* Route the calling thread's jansson allocations to the region until es_json_mem_off.
  * Installs the allocator on first use (json_set_alloc_funcs: safe at any time, since its free
- * hands anything outside the region to free()). Returns 1 when this call turned it on (the
- * caller then calls es_json_mem_off), 0 when it was on already or the region is unavailable
+ * hands anything outside the region to free()). Returns a token for es_json_mem_off: 1 when
+ * this call turned it on, 0 when it was on already (a nested call) or the region is unavailable
  * (another thread holds it, or it could not be reserved). */
 int es_json_mem_on(void);
-/* Back to malloc for the calling thread (a no-op if it was not on). */
-void es_json_mem_off(void);
+/* Back to malloc for the calling thread if `token` (what the matching es_json_mem_on returned)
+ * is 1; a nested pair's token 0 leaves the outer one's region on. */
+void es_json_mem_off(int token);
 /* Start the region over if nothing allocated in it is alive; returns 1 if it did. Call it
  * where the runtime drops a batch's payloads (lib/batch.c). */
 int es_json_mem_reset(void);

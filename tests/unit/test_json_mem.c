@@ -24,11 +24,18 @@ START_TEST(test_allocates_from_the_region_and_starts_over)
 {
     es_json_mem_stats_t st0, st;
     es_json_mem_stats(&st0);
-    ck_assert_int_eq(es_json_mem_on(), 1);
-    ck_assert_int_eq(es_json_mem_on(), 0); /* nested: already on, the outer call turns it off */
+    int outer = es_json_mem_on();
+    ck_assert_int_eq(outer, 1);
+    int inner = es_json_mem_on();
+    ck_assert_int_eq(inner, 0); /* nested: already on */
     json_t *a = payload();
+    es_json_mem_off(inner); /* the outer pair's region stays on */
+    es_json_mem_stats(&st);
+    int64_t after_a = st.allocs;
     json_t *b = payload();
-    es_json_mem_off();
+    es_json_mem_off(outer);
+    es_json_mem_stats(&st);
+    ck_assert_int_gt(st.allocs, after_a);
     ck_assert_ptr_nonnull(a);
     es_json_mem_stats(&st);
     ck_assert_int_gt(st.allocs - st0.allocs, 10);
@@ -52,7 +59,7 @@ START_TEST(test_allocates_from_the_region_and_starts_over)
     /* the next round reuses the region from its start, and the values are whole */
     ck_assert_int_eq(es_json_mem_on(), 1);
     json_t *c = payload();
-    es_json_mem_off();
+    es_json_mem_off(1);
     ck_assert_int_eq(json_integer_value(json_object_get(c, "total")), 200);
     json_decref(c);
     ck_assert_int_eq(es_json_mem_reset(), 1);
@@ -63,7 +70,7 @@ START_TEST(test_mixes_with_malloc)
 {
     ck_assert_int_eq(es_json_mem_on(), 1);
     json_t *decoded = payload();
-    es_json_mem_off();
+    es_json_mem_off(1);
     /* made while off: plain malloc memory, released with free() or by jansson */
     json_t *extra = json_string("added by a handler");
     json_object_set_new(decoded, "note", extra);
@@ -85,9 +92,7 @@ static void *try_on(void *arg)
     *got = es_json_mem_on();
     json_t *j = payload(); /* from malloc: this thread does not hold the region */
     json_decref(j);
-    if (*got) {
-        es_json_mem_off();
-    }
+    es_json_mem_off(*got);
     return NULL;
 }
 
@@ -103,7 +108,7 @@ START_TEST(test_one_thread_at_a_time)
     ck_assert_int_eq(got, 0);
     es_json_mem_stats(&st);
     ck_assert_int_eq(st.allocs, st0.allocs);
-    es_json_mem_off();
+    es_json_mem_off(1);
     /* released: another thread may take it now */
     ck_assert_int_eq(pthread_create(&t, NULL, try_on, &got), 0);
     pthread_join(t, NULL);
