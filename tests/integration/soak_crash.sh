@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # soak_crash.sh: test_crash.sh scaled up (make soak): 20,000 transfers among 200 accounts while
-# es-accounts, then es-projector, are each killed (-9) and restarted 20 times; then every
-# transfer has ended, the ledger invariants hold and a rebuild reproduces the projection.
+# es-accounts and es-projector are each killed (-9) and restarted 20 times; then every transfer
+# has ended, the ledger invariants hold and a rebuild reproduces the projection.
 export CRASH_ACCOUNTS="${CRASH_ACCOUNTS:-200}"
 export CRASH_TRANSFERS="${CRASH_TRANSFERS:-20000}"
 export CRASH_KILLS="${CRASH_KILLS:-20}"
