@@ -2,9 +2,10 @@
 # test_shop_crash.sh: the order saga under crashes. While 2,000 random orders (1 to 3 lines
 # over 10 products, some scarce, from 20 customers, some poor) and a few hundred cancels run,
 # es-catalog, es-payments, es-orders and the saga coordinator es-sagas are killed (-9) at
-# random moments and restarted, each on its own schedule, so their outages overlap. Afterwards every order is terminal, the shop's and the
-# ledger's invariants hold (stock, charges, refunds, money), the coordinator's view of every
-# order's saga agrees with the order, and the shop projection equals a rebuild from the log.
+# random moments and restarted, each on its own schedule, so their outages overlap. Afterwards
+# every order is terminal, the shop's and the ledger's invariants hold (stock, charges, refunds,
+# money), the coordinator's view of every order's saga agrees with the order, and the shop
+# projection equals a rebuild from the log.
 # The dedup window is a few seconds, so old dedup marks are deleted all along (see
 # test_crash.sh).
 . "$(dirname "$0")/lib.sh"
