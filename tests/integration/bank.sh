@@ -14,6 +14,11 @@
 #                                         seconds apart (default 0)
 #   bank_settled_count                    transfers the projection shows as terminal
 #   bank_assigned_count NAME              "partitions assigned" lines in NAME's log (es-NAME.log)
+#   bank_kill_loop NAME TIMES MIN MAX PROGRESS
+#                                         TIMES times: once es-NAME has its partitions, kill -9 it
+#                                         after a random MIN..MAX s and restart it; then wait until
+#                                         it has them again. Each kill's note shows the output
+#                                         of the command PROGRESS (how far the traffic got)
 #   bank_snapshot SCHEMA                  copy the projection's comparable state into SCHEMA
 #   bank_snapshot_diff SCHEMA             print the rows where SCHEMA and the projection differ
 #   bank_versions_in_order                print accounts whose events (accounts.events, first
@@ -78,6 +83,21 @@ bank_send() {
 
 bank_assigned_count() {
     grep -c 'msg="partitions assigned"' "$ES_DATA/log/es-${1#es-}.log" 2>/dev/null || true
+}
+
+bank_kill_loop() {
+    local name="$1" times="$2" min="$3" max="$4" progress="$5" i before=0
+    for ((i = 1; i <= times; i++)); do
+        # the first tenths of a second after an assignment are when the backlog of the outage is
+        # worked through: the random pause lands some kills there and some in steady traffic
+        wait_until 60 "[ \$(bank_assigned_count $name) -gt $before ]"
+        sleep "$(awk -v r="$RANDOM" -v lo="$min" -v hi="$max" 'BEGIN { printf "%.2f", lo + r / 32767 * (hi - lo) }')"
+        svc_kill9 "$name"
+        note "kill $i/$times of $name; $($progress)"
+        before="$(bank_assigned_count "$name")"
+        svc_start "$name"
+    done
+    wait_until 60 "[ \$(bank_assigned_count $name) -gt $before ]"
 }
 
 bank_settled_count() {

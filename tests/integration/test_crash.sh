@@ -25,25 +25,7 @@ SETTLE_TIMEOUT="${CRASH_SETTLE_TIMEOUT:-180}"
 export ES_DEDUP_WINDOW="${CRASH_DEDUP_WINDOW:-3}"
 stack_start
 
-# random_pause: sleep 0.05 to 1.5 s (the first tenths of a second after an assignment are when
-# the backlog that built up during the outage is being worked through)
-random_pause() {
-    sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", 0.05 + r / 32767 * 1.45 }')"
-}
-
-# crash_loop SERVICE TIMES: TIMES times, once SERVICE has its partitions and works through the
-# backlog that built up while it was down, kill -9 it at a random moment and restart it
-crash_loop() {
-    local name="$1" times="$2" i before
-    for ((i = 1; i <= times; i++)); do
-        wait_until 60 "[ \$(bank_assigned_count $name) -gt ${before:-0} ]"
-        random_pause
-        svc_kill9 "$name"
-        note "kill $i/$times of $name; $(bank_settled_count) transfers settled"
-        before="$(bank_assigned_count "$name")"
-        svc_start "$name"
-    done
-}
+progress() { echo "$(bank_settled_count) transfers settled"; }
 
 bank_open "$N_ACCOUNTS" acct- 10000
 
@@ -54,9 +36,9 @@ t0=$SECONDS
 # the transfers flow while both services keep crashing, each in its own loop
 (bank_send "$TRANSFERS" "$CHUNKS" "$CHUNK_PAUSE") &
 SENDER=$!
-(crash_loop accounts "$KILLS") &
+(bank_kill_loop accounts "$KILLS" 0.05 1.5 progress) &
 KILLER_ACCOUNTS=$!
-(crash_loop projector "$KILLS") &
+(bank_kill_loop projector "$KILLS" 0.05 1.5 progress) &
 KILLER_PROJECTOR=$!
 wait "$KILLER_ACCOUNTS" || fail "crashing es-accounts failed"
 wait "$KILLER_PROJECTOR" || fail "crashing es-projector failed"

@@ -83,20 +83,7 @@ send_orders() {
 
 settled() { sql "SELECT count(*) FROM orders.orders WHERE status <> 'PENDING'"; }
 
-# kill_loop NAME TIMES: TIMES times, once NAME has its partitions, kill -9 it at a random moment
-# and restart it; then wait until it has them again
-kill_loop() {
-    local name="$1" times="$2" i before=0
-    for ((i = 1; i <= times; i++)); do
-        wait_until 60 "[ \$(bank_assigned_count $name) -gt $before ]"
-        sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", 0.3 + r / 32767 * 2.5 }')"
-        svc_kill9 "$name"
-        note "kill $i/$times of $name; $(settled) orders settled"
-        before="$(bank_assigned_count "$name")"
-        svc_start "$name"
-    done
-    wait_until 60 "[ \$(bank_assigned_count $name) -gt $before ]"
-}
+progress() { echo "$(settled) orders settled"; }
 
 t0=$SECONDS
 (send_orders) &
@@ -105,7 +92,7 @@ SENDER=$!
 victims=(catalog payments orders sagas)
 killers=()
 for ((v = 0; v < ${#victims[@]}; v++)); do
-    (kill_loop "${victims[$v]}" $(((KILLS - v + ${#victims[@]} - 1) / ${#victims[@]}))) &
+    (bank_kill_loop "${victims[$v]}" $(((KILLS - v + ${#victims[@]} - 1) / ${#victims[@]})) 0.3 2.8 progress) &
     killers+=($!)
 done
 for ((v = 0; v < ${#victims[@]}; v++)); do
