@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <dirent.h>
 
@@ -532,6 +533,12 @@ int main(int argc, char **argv)
                          rd_kafka_err2str(cerr));
             goto out;
         }
+        /* The mock's thread serves its requests before it drains its wake-up pipe: a request
+         * made at once after the last one was answered can have its wake-up byte drained
+         * with the last one's, and then waits for the thread's next 1 s poll timeout (22
+         * topics took ~10 s). A millisecond lets the thread drain the pipe first. */
+        struct timespec pause = {.tv_sec = 0, .tv_nsec = 1000000};
+        nanosleep(&pause, NULL);
     }
     b.window = (uint64_t)o.window;
     if (b.window > 0) {
