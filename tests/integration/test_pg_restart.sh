@@ -8,6 +8,8 @@
 # wal_ready: WAL segments in the cluster's pg_wal (scripts/pg.sh makes 1 GiB ready at creation)
 wal_ready() { find "$ES_DATA/pg/pg_wal" -maxdepth 1 -regextype posix-extended -regex '.*/[0-9A-F]{24}' | wc -l; }
 
+# as scripts/pg.sh makes them for `make up` (lib.sh turns this off for the other tests)
+export ES_PG_WAL_READY_MB=1024
 stack_start
 n="$(wal_ready)"
 [ "$n" -ge 64 ] || fail "a new cluster has $n WAL segments, not the 64 (1 GiB) scripts/pg.sh makes ready"
