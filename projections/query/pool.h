@@ -1,7 +1,8 @@
 /*
  * pool.h: a small pool of asynchronous PostgreSQL connections driven by a libevent loop.
  *
- * Each connection prepares the pool's statements once when it connects. A query takes an idle
+ * Each connection prepares the pool's statements once when it connects (those whose tables
+ * exist: es_query_stmt_t's `needs`). A query takes an idle
  * connection (or waits in a FIFO queue), is sent with PQsendQueryPrepared and its result is
  * read when the socket becomes readable, so the event loop never waits for the database.
  * A broken connection is reconnected with backoff; while none is usable, submissions fail at
@@ -29,6 +30,13 @@ typedef struct es_query_stmt {
     const char *name;
     const char *sql;
     int nparams; /* parameters are text, their types inferred by the server */
+    /* A table the statement reads ("schema.table"), created by the same DDL as the others it
+     * reads, or NULL. Before preparing the statement the pool asks whether that table exists
+     * (to_regclass, which never fails): while it does not, the statement is not prepared and
+     * its queries end ES_QUERY_MISSING, without an error in the server's log for every
+     * connection or request (a read model whose service has not started, or not yet created
+     * its tables). */
+    const char *needs;
 } es_query_stmt_t;
 
 /* Why a query produced no rows. */

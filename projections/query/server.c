@@ -71,7 +71,7 @@ static const es_query_stmt_t statements[Q__CNT] = {
     [Q_ACCOUNT] = {"es_query_account",
                    "SELECT account_id, owner, currency, balance, status, version"
                    " FROM projections.accounts WHERE account_id = $1",
-                   1},
+                   1, "projections.accounts"},
     /* One row per entry, newest first, or one row with NULL entry columns when the account
      * has none yet; no row at all when the account is unknown. $3 is the page size plus one,
      * to know whether there is a next page. */
@@ -86,24 +86,24 @@ static const es_query_stmt_t statements[Q__CNT] = {
                    " WHERE x.account_id = a.account_id AND x.seq < $2::bigint"
                    " ORDER BY x.seq DESC LIMIT $3::bigint) e ON true"
                    " WHERE a.account_id = $1 ORDER BY e.seq DESC",
-                   3},
+                   3, "projections.entries"},
     [Q_TRANSFER] = {"es_query_transfer",
                     "SELECT transfer_id, from_account, to_account, amount, status, reason,"
                     " compensated FROM projections.transfers WHERE transfer_id = $1",
-                    1},
+                    1, "projections.transfers"},
     [Q_COMMAND] = {"es_query_command",
                    "SELECT command_id, command_type, aggregate_id, status, reason, event_type"
                    " FROM projections.commands WHERE command_id = $1",
-                   1},
+                   1, "projections.commands"},
     /* the shop's commands, looked up when the ledger does not know the command */
     [Q_SHOP_COMMAND] = {"es_query_shop_command",
                         "SELECT command_id, command_type, aggregate_id, status, reason, event_type"
                         " FROM shop_views.commands WHERE command_id = $1",
-                        1},
+                        1, "shop_views.commands"},
     [Q_USER] = {"es_query_user",
                 "SELECT user_id, email, name, status, version FROM shop_views.users"
                 " WHERE user_id = $1",
-                1},
+                1, "shop_views.users"},
     /* Like Q_ENTRIES: one row per order, newest first, or one row of NULLs when the user has
      * none (before the cursor); none when the user is unknown. The cursor is the order's
      * placed_at in microseconds and its id ($2, $3); $4 is the page size plus one. */
@@ -119,32 +119,32 @@ static const es_query_stmt_t statements[Q__CNT] = {
                   " x.order_id) < ($2::bigint, $3::text)"
                   " ORDER BY x.placed_at DESC, x.order_id DESC LIMIT $4::bigint) o ON true"
                   " WHERE u.user_id = $1 ORDER BY o.placed_at DESC, o.order_id DESC",
-         4},
+         4, "shop_views.orders"},
     [Q_PRODUCT] = {"es_query_product",
                    "SELECT product_id, name, price, on_hand, reserved, on_hand - reserved,"
                    " version FROM shop_views.products WHERE product_id = $1"
                    " AND price_version > 0", /* 0: only stock lines seen so far */
-                   1},
+                   1, "shop_views.products"},
     /* status '' is an order whose saga steps were seen before its OrderPlaced */
     [Q_ORDER] = {"es_query_order",
                  "SELECT " ORDER_COLUMNS("o") " FROM shop_views.orders o"
                                               " WHERE o.order_id = $1 AND o.status <> ''",
-                 1},
+                 1, "shop_views.orders"},
     [Q_HEALTH] = {"es_query_health", "SELECT 1", 0},
     [Q_POSITIONS] = {"es_query_positions",
                      "SELECT topic, partition, next_offset,"
                      " GREATEST(high_watermark - next_offset, 0)"
                      " FROM projections.positions ORDER BY topic, partition",
-                     0},
+                     0, "projections.positions"},
     [Q_SHOP_POSITIONS] = {"es_query_shop_positions",
                           "SELECT topic, partition, next_offset,"
                           " GREATEST(high_watermark - next_offset, 0)"
                           " FROM shop_views.positions ORDER BY topic, partition",
-                          0},
+                          0, "shop_views.positions"},
     /* the saga coordinator's tables: the SQL lives with its rendering, in sagas.c */
-    [Q_SAGA] = {"es_query_saga", es_query_saga_sql, 1},
-    [Q_SAGAS] = {"es_query_sagas", es_query_sagas_sql, ES_QUERY_SAGAS_NPARAMS},
-    [Q_SAGA_METRICS] = {"es_query_saga_metrics", es_query_saga_metrics_sql, 0},
+    [Q_SAGA] = {"es_query_saga", es_query_saga_sql, 1, "sagas.steps"},
+    [Q_SAGAS] = {"es_query_sagas", es_query_sagas_sql, ES_QUERY_SAGAS_NPARAMS, "sagas.sagas"},
+    [Q_SAGA_METRICS] = {"es_query_saga_metrics", es_query_saga_metrics_sql, 0, "sagas.durations"},
     /* the tables that grow with traffic, kept in bounds by the dedup window (lib/dedup.h), the
      * saga retention (docs/SAGAS.md) and the relay: the statistics' live-row estimates */
     [Q_STORAGE] = {"es_query_storage",
