@@ -677,6 +677,23 @@ static rd_kafka_resp_err_t resume_from_stored(es_service_t *svc)
     return kerr;
 }
 
+/* Whether this data folder's journal holds a record of the partition at offset `at` or later
+ * (0 when not, or when there is no journal: real Kafka). */
+static int journal_holds_from(const es_service_t *svc, const gap_t *g, int64_t at)
+{
+    char err[256];
+    es_journal_reader_t *jr =
+        es_journal_reader_open(svc->cfg->data_dir, g->topic, g->partition, err, sizeof(err));
+    if (!jr) {
+        return 0;
+    }
+    es_journal_record_t rec;
+    int held = es_journal_reader_seek(jr, at) == 0 &&
+               es_journal_reader_next(jr, &rec, err, sizeof(err)) == 1;
+    es_journal_reader_close(jr);
+    return held;
+}
+
 /* A stored position past the partition's end: the log lost records this service had read
  * (a dev broker killed with -9 loses what it had acknowledged and not yet journaled; real Kafka
  * after an unclean leader election). Whatever is appended from now on takes those offsets
@@ -697,6 +714,19 @@ static int past_end_rewind(es_service_t *svc, const gap_t *g, int64_t from, char
     }
     if (from <= hi) {
         return 0;
+    }
+    /* The dev broker restores its journal before it lets anyone in, and journals only what it
+     * holds: its partitions reach at least as far as the journal. One that ends before the
+     * journal does is another broker (one of another data folder took the port, or the
+     * address points elsewhere): going on from its end would read the journal back from there
+     * and find the broker short again, for ever. Stop instead. */
+    if (journal_holds_from(svc, g, hi)) {
+        snprintf(errstr, errstr_size,
+                 "the broker's %.200s [%d] ends at offset %lld, before this data folder's journal "
+                 "does: it is not this data folder's dev broker (start this service again once "
+                 "that one runs)",
+                 g->topic, (int)g->partition, (long long)hi);
+        return -1;
     }
     char end[24];
     snprintf(end, sizeof(end), "%lld", (long long)hi);

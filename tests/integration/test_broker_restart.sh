@@ -3,7 +3,8 @@
 # transfers in flight. It listens where it did before, so the services (not restarted) reconnect
 # by themselves: nothing is lost or applied twice, and new commands flow. Killed with -9, it may
 # lose what it acknowledged last, but no service skips what comes after. When its port has been
-# taken meanwhile, it listens elsewhere and says that running programs must be restarted; a
+# taken meanwhile, it listens elsewhere and says that running programs must be restarted (those
+# that reconnected to the broker now there, another data folder's, stop: it is not theirs); a
 # port asked for with --port that is taken is an error.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ledger.sh"
@@ -99,13 +100,20 @@ pass "all 300 transfers sent after the log lost a record finished"
 # ---- 4. the old port is taken: the broker moves and says so -----------------------------------
 port="${addr##*:}"
 svc_stop broker
-# another dev broker (its own data folder) takes the port
+# another dev broker (its own data folder, the same topics, empty) takes the port
 mkdir -p -- "$ES_DATA/other"
-"$ES_BIN/es-broker" -d "$ES_DATA/other" --port "$port" --topics probe.x 2>"$ES_DATA/other/log" &
+"$ES_BIN/es-broker" -d "$ES_DATA/other" --port "$port" 2>"$ES_DATA/other/log" &
 OTHER_PID=$!
 wait_until 30 "[ -s '$ES_DATA/other/broker.addr' ] || ! kill -0 $OTHER_PID" ||
     fail "a second broker did not start"
 assert_eq "127.0.0.1:$port" "$(cat -- "$ES_DATA/other/broker.addr")" "a broker started with --port listens there"
+# the services reconnect to it: its partitions end before this data folder's journal, so it is
+# not their broker, and they stop with that error instead of going on from its end
+for s in accounts transfers projector; do
+    wait_until 30 "grep -q 'it is not this data folder.s dev broker' '$ES_DATA/log/es-$s.log' && ! svc_running $s" ||
+        fail "es-$s did not stop when another data folder's broker took the port"
+done
+pass "services that had read records stop when another data folder's broker takes the port"
 out="$(bash "$T_DEVSTACK" start es-broker 2>&1)" || fail "the broker did not start: $out"
 moved="$(cat -- "$ES_DATA/broker.addr")"
 assert "[ '$moved' != '$addr' ]" "the broker listens elsewhere when its port is taken ($moved)"
