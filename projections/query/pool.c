@@ -3,10 +3,10 @@
  *
  * Every connection is a small state machine: DOWN (waiting to reconnect) -> CONNECTING
  * (PQconnectPoll driven by socket events) -> SETUP (preparing the statements one by one) ->
- * IDLE <-> BUSY. A busy connection runs one job through phases: PROBE (does the table the
+ * IDLE <-> BUSY. A busy connection runs one job through phases: TABLE (does the table the
  * statement needs exist?) and PREPARE, both only when the statement is not prepared on that
  * connection, -> EXEC, and after a "relation vanished or changed" error once more through
- * DEALLOC -> PROBE -> PREPARE -> EXEC. A missing table ends the job at the PROBE, so the server
+ * DEALLOC -> TABLE -> PREPARE -> EXEC. A missing table ends the job at TABLE, so the server
  * logs no error for it. Results are only read when the socket is readable, so nothing here
  * ever blocks the loop.
  */
@@ -37,7 +37,7 @@ typedef enum {
 typedef enum {
     PHASE_NONE = 0,
     PHASE_DEALLOC,
-    PHASE_PROBE,
+    PHASE_TABLE,
     PHASE_PREPARE,
     PHASE_EXEC,
 } conn_phase_t;
@@ -351,7 +351,7 @@ static int conn_send_prepare(pool_conn_t *c, int stmt)
 }
 
 /* Ask whether the table statement `stmt` needs exists: one row, true or false. */
-static int conn_send_probe(pool_conn_t *c, int stmt)
+static int conn_send_table_check(pool_conn_t *c, int stmt)
 {
     const char *param = c->pool->stmts[stmt].needs;
     if (!PQsendQueryParams(c->pg, "SELECT to_regclass($1) IS NOT NULL", 1, NULL, &param, NULL, NULL,
@@ -359,21 +359,21 @@ static int conn_send_probe(pool_conn_t *c, int stmt)
         conn_break(c, PQerrorMessage(c->pg));
         return -1;
     }
-    c->phase = PHASE_PROBE;
+    c->phase = PHASE_TABLE;
     return conn_flush(c);
 }
 
-/* A probe's answer: 1 the table exists, 0 not (or no clear answer). */
-static int probe_found(const PGresult *res)
+/* The answer to conn_send_table_check(): 1 the table exists, 0 not (or no clear answer). */
+static int table_found(const PGresult *res)
 {
     return res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
            !strcmp(PQgetvalue(res, 0, 0), "t");
 }
 
 /* Prepare statement `stmt`, first asking whether its table exists when it names one. */
-static int conn_send_probe_or_prepare(pool_conn_t *c, int stmt)
+static int conn_send_table_or_prepare(pool_conn_t *c, int stmt)
 {
-    return c->pool->stmts[stmt].needs ? conn_send_probe(c, stmt) : conn_send_prepare(c, stmt);
+    return c->pool->stmts[stmt].needs ? conn_send_table_check(c, stmt) : conn_send_prepare(c, stmt);
 }
 
 static int conn_send_exec(pool_conn_t *c)
@@ -407,7 +407,7 @@ static int conn_send_dealloc(pool_conn_t *c)
 static void conn_setup_step(pool_conn_t *c)
 {
     if (c->setup_next < c->pool->stmt_cnt) {
-        conn_send_probe_or_prepare(c, c->setup_next);
+        conn_send_table_or_prepare(c, c->setup_next);
         return;
     }
     c->state = CONN_IDLE;
@@ -424,7 +424,7 @@ static void conn_start_job(pool_conn_t *c, pool_job_t *job)
     if (c->prepared & (1UL << job->stmt)) {
         conn_send_exec(c);
     } else {
-        conn_send_probe_or_prepare(c, job->stmt);
+        conn_send_table_or_prepare(c, job->stmt);
     }
 }
 
@@ -503,8 +503,8 @@ static void conn_command_done(pool_conn_t *c)
     int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
 
     if (c->state == CONN_SETUP) {
-        if (c->phase == PHASE_PROBE) {
-            int found = probe_found(res);
+        if (c->phase == PHASE_TABLE) {
+            int found = table_found(res);
             PQclear(res);
             if (found) {
                 conn_send_prepare(c, c->setup_next);
@@ -536,10 +536,10 @@ static void conn_command_done(pool_conn_t *c)
     case PHASE_DEALLOC:
         /* Whether or not the statement existed, prepare it afresh. */
         PQclear(res);
-        conn_send_probe_or_prepare(c, job->stmt);
+        conn_send_table_or_prepare(c, job->stmt);
         return;
-    case PHASE_PROBE:
-        if (probe_found(res)) {
+    case PHASE_TABLE:
+        if (table_found(res)) {
             PQclear(res);
             conn_send_prepare(c, job->stmt);
             return;
