@@ -110,7 +110,7 @@ assert_eq "127.0.0.1:$port" "$(cat -- "$ES_DATA/other/broker.addr")" "a broker s
 # the services reconnect to it: its partitions end before this data folder's journal, so it is
 # not their broker, and they stop with that error instead of going on from its end
 for s in accounts transfers projector; do
-    wait_until 30 "grep -q 'it is not this data folder.s dev broker' '$ES_DATA/log/es-$s.log' && ! svc_running $s" ||
+    wait_until 60 "grep -q 'it is not this data folder.s dev broker' '$ES_DATA/log/es-$s.log' && ! svc_running $s" ||
         fail "es-$s did not stop when another data folder's broker took the port"
 done
 pass "services that had read records stop when another data folder's broker takes the port"
