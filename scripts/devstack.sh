@@ -129,6 +129,29 @@ check_alive() {
     fi
 }
 
+# restart_stale_services OLD_ADDRESS: the broker had to listen elsewhere (its port was taken):
+# the services still running talk to OLD_ADDRESS, where another program now listens, so they
+# are restarted (es-query reads PostgreSQL only). Services that stopped meanwhile (one that
+# finds the broker there is not its data folder's stops by itself) start with `up`.
+restart_stale_services() {
+    local name
+    local -a stale=()
+    for name in "${ALL_SERVICES[@]}"; do
+        if [ "$name" != es-query ] && proc_pid "$name" >/dev/null; then
+            stale+=("$name")
+        fi
+    done
+    es_warn "es-broker could not listen at $1 again (taken): it listens at $(cat -- "$ES_DATA/broker.addr") now"
+    if [ "${#stale[@]}" -gt 0 ]; then
+        es_info "restarting the services still talking to $1: ${stale[*]}"
+        stop_procs "$STOP_TIMEOUT" "${stale[@]}"
+        for name in "${stale[@]}"; do
+            start_service "$name"
+        done
+    fi
+    es_warn "other programs started before it (esctl replay --follow) must be started again"
+}
+
 start_broker() {
     local pid addr_file="$ES_DATA/broker.addr" deadline
     if pid="$(proc_pid es-broker)"; then
@@ -138,7 +161,7 @@ start_broker() {
     # Left behind by a broker that was killed: it would make us think the new one is ready.
     rm -f -- "$addr_file"
     # Where the last run listened: the broker listens there again when it can, and running
-    # services reconnect by themselves; when it cannot, they must be restarted.
+    # services reconnect by themselves; when it cannot, they are restarted (below).
     local previous=''
     previous="$(cat -- "$ES_DATA/broker.ports" 2>/dev/null || true)"
     launch es-broker
@@ -154,7 +177,7 @@ start_broker() {
     done
     es_info "es-broker started (pid $pid) at $(cat -- "$addr_file")"
     if [ -n "$previous" ] && [ "$previous" != "$(cat -- "$addr_file")" ]; then
-        es_warn "es-broker could not listen at $previous again (taken): services started before it must be restarted (scripts/devstack.sh stop NAME; scripts/devstack.sh start NAME)"
+        restart_stale_services "$previous"
     fi
 }
 

@@ -3,9 +3,10 @@
 # transfers in flight. It listens where it did before, so the services (not restarted) reconnect
 # by themselves: nothing is lost or applied twice, and new commands flow. Killed with -9, it may
 # lose what it acknowledged last, but no service skips what comes after. When its port has been
-# taken meanwhile, it listens elsewhere and says that running programs must be restarted (those
-# that reconnected to the broker now there, another data folder's, stop: it is not theirs); a
-# port asked for with --port that is taken is an error.
+# taken meanwhile, it listens elsewhere: services that reconnected to the broker now at the old
+# address (another data folder's) stop, as it is not theirs, devstack restarts those still
+# running, `up` starts the others, and the platform works again; a port asked for with --port
+# that is taken is an error.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ledger.sh"
 . "$(dirname "$0")/bank.sh"
@@ -114,11 +115,28 @@ for s in accounts transfers projector; do
         fail "es-$s did not stop when another data folder's broker took the port"
 done
 pass "services that had read records stop when another data folder's broker takes the port"
+# the services still running (they talk to the old address) are restarted by devstack
+running=()
+for s in catalog orders users payments shop-projector sagas; do
+    if svc_running "$s"; then running+=("$s:$(svc_pid "$s")"); fi
+done
 out="$(bash "$T_DEVSTACK" start es-broker 2>&1)" || fail "the broker did not start: $out"
 moved="$(cat -- "$ES_DATA/broker.addr")"
 assert "[ '$moved' != '$addr' ]" "the broker listens elsewhere when its port is taken ($moved)"
-assert "printf '%s' \"\$out\" | grep -q 'must be restarted'" "devstack says running services must be restarted"
+assert "printf '%s' \"\$out\" | grep -q 'restarting the services still talking to $addr'" "devstack says it restarts the services still talking to the old address"
 assert "grep -q 'previous run.s port is taken' '$ES_DATA/log/es-broker.log'" "the broker's log says so too"
+for entry in "${running[@]}"; do
+    s="${entry%%:*}"
+    pid="$(svc_pid "$s" 2>/dev/null)" || fail "es-$s was running and is not after the broker moved"
+    [ "$pid" != "${entry#*:}" ] || fail "es-$s still runs with pid $pid: not restarted"
+done
+pass "the ${#running[@]} services still running were restarted (${running[*]%%:*})"
+# `up` starts the ones that had stopped, and the platform works again at the new address
+out="$(bash "$T_DEVSTACK" up 2>&1)" || fail "devstack up failed: $out"
+bank_transfers 100 20 acct- e- 17 | esctl send --batch RequestTransfer >/dev/null
+wait_until 90 "[ \"\$(sql \"SELECT count(*) FROM projections.transfers WHERE transfer_id LIKE 'e-%' AND status <> 'PENDING'\")\" = 100 ]" ||
+    fail "transfers sent after the broker moved did not all finish"
+pass "after devstack up, 100 transfers sent to the broker's new address all finished"
 
 # ---- 5. --port taken: a clear error, nothing started -------------------------------------------
 rc=0
