@@ -10,7 +10,9 @@
 #   scripts/devstack.sh status   each component running or stopped, with its pid
 #   scripts/devstack.sh reset    down, then delete the data folder (other stacks' data folders
 #                                inside it, such as .data/test-*, are kept)
-#   scripts/devstack.sh start NAME | stop NAME    one component (es-broker, postgresql, es-*)
+#   scripts/devstack.sh start NAME | stop NAME    one component (es-broker, postgresql, es-*;
+#                                es-broker listens where it did before, or, that port taken,
+#                                elsewhere, and then restarts the services still running)
 #
 # Environment: ES_DATA (default ./.data), ES_HTTP_PORT (es-query, default 8080), ES_PARTITIONS
 # (es-broker), ES_PG_PORT (scripts/pg.sh), ES_BIN (programs, default <repo>/bin),
