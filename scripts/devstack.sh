@@ -49,7 +49,8 @@ export ES_BACKGROUND_NICE="${ES_BACKGROUND_NICE:-19}"
 PG_SH="$ES_ROOT/scripts/pg.sh"
 
 usage() {
-    sed -n '2,20s/^# \{0,1\}//p' "$0" >&2
+    # the header comment, whole: from line 2 to the first line that is not a comment
+    awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0" >&2
     exit 2
 }
 
