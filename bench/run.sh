@@ -32,9 +32,9 @@
 # model, 180), BENCH_SHOP (1), BENCH_SHOP_N (10000), BENCH_SHOP_RATE (500), BENCH_SHOP_USERS
 # (50), BENCH_SHOP_PRODUCTS (100), BENCH_REST_RATE (20), BENCH_REST_SECONDS (10),
 # BENCH_IDLE_SECONDS (10: how long the stack at rest is watched), BENCH_OUT
-# (where results go, docs/bench), BENCH_KEEP=1 keeps
-# the data folder
-# (.data/bench-<pid>). ES_PARTITIONS and the other platform variables pass through.
+# (where results go, docs/bench), BENCH_KEEP=1 keeps the data folder (.data/bench-<pid>; else
+# only its logs stay, in .data/bench-last-logs). ES_PARTITIONS and the other platform variables
+# pass through.
 #
 # Progress goes to stderr; the summary to stdout.
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
@@ -155,6 +155,12 @@ cleanup() {
     if [ "${BENCH_KEEP:-0}" = 1 ]; then
         note "BENCH_KEEP=1: kept $ES_DATA"
     else
+        # the last run's logs stay, to explain a figure afterwards (PostgreSQL's checkpoints,
+        # each service's batches and relay rounds): the data goes
+        rm -rf -- "$ES_ROOT/.data/bench-last-logs"
+        if mv -- "$ES_DATA/log" "$ES_ROOT/.data/bench-last-logs" 2>/dev/null; then
+            note "the run's logs: $ES_ROOT/.data/bench-last-logs"
+        fi
         rm -rf -- "$ES_DATA"
     fi
     exit "$rc"
