@@ -132,9 +132,9 @@ check_alive() {
     fi
 }
 
-# restart_stale_services OLD_ADDRESS: the broker had to listen elsewhere (its port was taken):
-# the services still running talk to OLD_ADDRESS, where another program now listens, so they
-# are restarted (es-query reads PostgreSQL only). Services that stopped meanwhile (one that
+# restart_stale_services OLD_ADDRESS NEW_ADDRESS: the broker had to listen elsewhere (its port
+# was taken): the services still running talk to OLD_ADDRESS, where another program now
+# listens, so they are restarted (es-query reads PostgreSQL only). Services that stopped meanwhile (one that
 # finds the broker there is not its data folder's stops by itself) start with `up`.
 restart_stale_services() {
     local name
@@ -144,7 +144,7 @@ restart_stale_services() {
             stale+=("$name")
         fi
     done
-    es_warn "es-broker could not listen at $1 again (taken): it listens at $(cat -- "$ES_DATA/broker.addr") now"
+    es_warn "es-broker could not listen at $1 again (taken): it listens at $2 now"
     if [ "${#stale[@]}" -gt 0 ]; then
         es_info "restarting the services still talking to $1: ${stale[*]}"
         stop_procs "$STOP_TIMEOUT" "${stale[@]}"
@@ -178,9 +178,11 @@ start_broker() {
         fi
         sleep 0.1
     done
-    es_info "es-broker started (pid $pid) at $(cat -- "$addr_file")"
-    if [ -n "$previous" ] && [ "$previous" != "$(cat -- "$addr_file")" ]; then
-        restart_stale_services "$previous"
+    local now
+    now="$(cat -- "$addr_file")"
+    es_info "es-broker started (pid $pid) at $now"
+    if [ -n "$previous" ] && [ "$previous" != "$now" ]; then
+        restart_stale_services "$previous" "$now"
     fi
 }
 
