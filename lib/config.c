@@ -173,6 +173,7 @@ const char *es_config_brokers(es_config_t *cfg, char *errstr, size_t errstr_size
                      path);
             return NULL;
         }
+        cfg->brokers_from_file = 1;
     }
     return cfg->brokers;
 }

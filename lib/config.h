@@ -25,6 +25,7 @@
 typedef struct es_config {
     char data_dir[1024];
     char brokers[1024];     /* empty until resolved */
+    int brokers_from_file;  /* brokers came from <data_dir>/broker.addr: the dev stack's */
     char pg_conninfo[1024]; /* empty until resolved */
     int partitions;
     int64_t dedup_window_ms;

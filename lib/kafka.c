@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "devgate.h"
+
 static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
                     size_t errstr_size)
 {
@@ -27,6 +29,9 @@ static rd_kafka_conf_t *conf_base(es_config_t *cfg, const char *client_id, const
         return NULL;
     }
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (cfg->brokers_from_file) {
+        es_devgate_install(conf, cfg->data_dir); /* the dev stack's broker, and no other */
+    }
     if (conf_set(conf, "bootstrap.servers", brokers, errstr, errstr_size) != 0 ||
         conf_set(conf, "client.id", client_id, errstr, errstr_size) != 0) {
         goto err;

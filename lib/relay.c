@@ -134,10 +134,11 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
             return; /* from before the fast path was last left: already accounted for */
         }
         if (rkm->err) {
-            r->fast_failed++;
-            es_log_warn("outbox record not delivered, leaving the fast path",
-                        "topic=%s error=\"%s\"", rd_kafka_topic_name(rkm->rkt),
-                        rd_kafka_err2str(rkm->err));
+            if (r->fast_failed++ == 0) { /* once: a broker away fails every record in flight */
+                es_log_warn("outbox record not delivered, leaving the fast path",
+                            "topic=%s error=\"%s\"", rd_kafka_topic_name(rkm->rkt),
+                            rd_kafka_err2str(rkm->err));
+            }
         } else if (--r->ring_left[idx % FAST_RING] == 0) {
             r->ring_state[idx % FAST_RING] = RING_ACKED;
             r->acked[r->acked_cnt++] = idx;
@@ -146,8 +147,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
     }
     if (rkm->err && permanent(rkm->err)) {
         park(r, (int)(tag >> 32), (int)(tag & 0xffffffffu), rkm->err);
-    } else if (rkm->err) {
-        r->failed++;
+    } else if (rkm->err && r->failed++ == 0) { /* the round's failure counts them all */
         es_log_warn("outbox record not delivered, the round will be retried",
                     "topic=%s error=\"%s\"", rd_kafka_topic_name(rkm->rkt),
                     rd_kafka_err2str(rkm->err));

@@ -133,10 +133,9 @@ check_alive() {
 }
 
 # restart_stale_services OLD_ADDRESS NEW_ADDRESS: the broker had to listen elsewhere (its port
-# was taken): the services still running talk to OLD_ADDRESS, where another program now
-# listens, so they are restarted (es-query reads PostgreSQL only). Services that stopped
-# meanwhile (one that finds the broker there is not its data folder's stops by itself) start
-# with `up`.
+# was taken): the services still running keep retrying OLD_ADDRESS, where another program now
+# listens and which they refuse (lib/devgate.c), so they are restarted (es-query reads
+# PostgreSQL only). Services that had stopped start with `up`.
 restart_stale_services() {
     local name
     local -a stale=()

@@ -13,6 +13,7 @@
     X(strmap)                                                                                      \
     X(buf)                                                                                         \
     X(config)                                                                                      \
+    X(devgate)                                                                                     \
     X(pressure)                                                                                    \
     X(nice)                                                                                        \
     X(ids)                                                                                         \

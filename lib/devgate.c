@@ -1,0 +1,164 @@
+/*
+ * devgate.c: connect only to this data folder's dev broker (see devgate.h).
+ */
+#include "devgate.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "ids.h"
+#include "log.h"
+
+/* A refusal is logged at most this often per process (librdkafka retries every second or so). */
+#define GATE_LOG_EVERY_US (10 * 1000 * 1000LL)
+
+static char gate_dir[1024];
+static _Atomic int64_t gate_logged_us = -GATE_LOG_EVERY_US;
+
+/* Whether one "host:port" entry names `addr`. */
+static int entry_names(const char *entry, size_t len, const struct sockaddr *addr,
+                       socklen_t addr_len)
+{
+    char host[256];
+    const char *colon = NULL;
+    for (size_t i = len; i > 0; i--) {
+        if (entry[i - 1] == ':') {
+            colon = entry + i - 1;
+            break;
+        }
+    }
+    if (!colon || colon == entry || (size_t)(colon - entry) >= sizeof(host)) {
+        return 0;
+    }
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (end != entry + len || end == colon + 1 || port <= 0 || port > 65535) {
+        return 0;
+    }
+    size_t hlen = (size_t)(colon - entry);
+    if (hlen >= 2 && entry[0] == '[' && entry[hlen - 1] == ']') { /* [v6]:port */
+        memcpy(host, entry + 1, hlen - 2);
+        host[hlen - 2] = '\0';
+    } else {
+        memcpy(host, entry, hlen);
+        host[hlen] = '\0';
+    }
+    if (addr->sa_family == AF_INET && addr_len >= (socklen_t)sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
+        struct in6_addr v6;
+        struct in_addr v4;
+        if (ntohs(in->sin_port) != port) {
+            return 0;
+        }
+        if (inet_pton(AF_INET, host, &v4) == 1) {
+            return v4.s_addr == in->sin_addr.s_addr;
+        }
+        return inet_pton(AF_INET6, host, &v6) != 1; /* a name: its port is what we know */
+    }
+    if (addr->sa_family == AF_INET6 && addr_len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)addr;
+        struct in6_addr v6;
+        struct in_addr v4;
+        if (ntohs(in6->sin6_port) != port) {
+            return 0;
+        }
+        if (inet_pton(AF_INET6, host, &v6) == 1) {
+            return !memcmp(&v6, &in6->sin6_addr, sizeof(v6));
+        }
+        return inet_pton(AF_INET, host, &v4) != 1;
+    }
+    return 0;
+}
+
+int es_devgate_listed(const char *listed, const struct sockaddr *addr, socklen_t addr_len)
+{
+    static const char seps[] = ", \t\r\n";
+    for (const char *p = listed; *p;) {
+        p += strspn(p, seps);
+        size_t len = strcspn(p, seps);
+        if (len > 0 && entry_names(p, len, addr, addr_len)) {
+            return 1;
+        }
+        p += len;
+    }
+    return 0;
+}
+
+/* Whether `pid` is a running es-broker (its command name, where /proc tells it). */
+static int broker_alive(long pid)
+{
+    if (pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno != EPERM)) {
+        return 0;
+    }
+    char path[64], comm[64];
+    snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+    if (es_config_read_file(path, comm, sizeof(comm)) != 0) {
+        return 1; /* no /proc: alive is all we know */
+    }
+    return !strcmp(comm, "es-broker");
+}
+
+int es_devgate_allows(const char *data_dir, const struct sockaddr *addr, socklen_t addr_len,
+                      char *why, size_t why_size)
+{
+    char path[1200], listed[1024], pidtext[32];
+    snprintf(path, sizeof(path), "%s/broker.addr", data_dir);
+    if (es_config_read_file(path, listed, sizeof(listed)) != 0 || !listed[0]) {
+        snprintf(why, why_size, "this data folder's dev broker is not running (no %s)", path);
+        return 0;
+    }
+    if (!es_devgate_listed(listed, addr, addr_len)) {
+        snprintf(why, why_size, "this data folder's dev broker listens at %s", listed);
+        return 0;
+    }
+    snprintf(path, sizeof(path), "%s/broker.pid", data_dir);
+    char *end = NULL;
+    long pid =
+        es_config_read_file(path, pidtext, sizeof(pidtext)) == 0 ? strtol(pidtext, &end, 10) : 0;
+    if (!end || *end || !broker_alive(pid)) {
+        snprintf(why, why_size,
+                 "%s names no running es-broker: the broker that listened there was killed", path);
+        return 0;
+    }
+    return 1;
+}
+
+static int gate_connect(int fd, const struct sockaddr *addr, int addr_len, const char *id,
+                        void *opaque)
+{
+    (void)opaque;
+    char why[1400];
+    if (!es_devgate_allows(gate_dir, addr, (socklen_t)addr_len, why, sizeof(why))) {
+        int64_t now = es_mono_us();
+        int64_t last = atomic_load(&gate_logged_us);
+        if (now - last >= GATE_LOG_EVERY_US &&
+            atomic_compare_exchange_strong(&gate_logged_us, &last, now)) {
+            es_log_warn("not connecting: the broker address is not this data folder's dev "
+                        "broker now (retrying; restart this program if the broker moved)",
+                        "broker=\"%s\" reason=\"%s\"", id ? id : "", why);
+        }
+        return ECONNREFUSED;
+    }
+    if (connect(fd, addr, (socklen_t)addr_len) == -1 && errno != EINPROGRESS) {
+        return errno;
+    }
+    return 0;
+}
+
+void es_devgate_install(rd_kafka_conf_t *conf, const char *data_dir)
+{
+    if (!gate_dir[0]) {
+        char *abs = realpath(data_dir, NULL); /* a later chdir() must not move the folder */
+        snprintf(gate_dir, sizeof(gate_dir), "%s", abs ? abs : data_dir);
+        free(abs);
+    }
+    rd_kafka_conf_set_connect_cb(conf, gate_connect);
+}
