@@ -51,31 +51,32 @@ static int entry_names(const char *entry, size_t len, const struct sockaddr *add
         memcpy(host, entry, hlen);
         host[hlen] = '\0';
     }
+    const void *have; /* the address being connected to, in network order */
+    size_t have_len;
+    int have_port, other_family;
     if (addr->sa_family == AF_INET && addr_len >= (socklen_t)sizeof(struct sockaddr_in)) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
-        struct in6_addr v6;
-        struct in_addr v4;
-        if (ntohs(in->sin_port) != port) {
-            return 0;
-        }
-        if (inet_pton(AF_INET, host, &v4) == 1) {
-            return v4.s_addr == in->sin_addr.s_addr;
-        }
-        return inet_pton(AF_INET6, host, &v6) != 1; /* a name: its port is what we know */
-    }
-    if (addr->sa_family == AF_INET6 && addr_len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        have = &in->sin_addr;
+        have_len = sizeof(in->sin_addr);
+        have_port = ntohs(in->sin_port);
+        other_family = AF_INET6;
+    } else if (addr->sa_family == AF_INET6 && addr_len >= (socklen_t)sizeof(struct sockaddr_in6)) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)addr;
-        struct in6_addr v6;
-        struct in_addr v4;
-        if (ntohs(in6->sin6_port) != port) {
-            return 0;
-        }
-        if (inet_pton(AF_INET6, host, &v6) == 1) {
-            return !memcmp(&v6, &in6->sin6_addr, sizeof(v6));
-        }
-        return inet_pton(AF_INET, host, &v4) != 1;
+        have = &in6->sin6_addr;
+        have_len = sizeof(in6->sin6_addr);
+        have_port = ntohs(in6->sin6_port);
+        other_family = AF_INET;
+    } else {
+        return 0;
     }
-    return 0;
+    if (have_port != port) {
+        return 0;
+    }
+    unsigned char want[sizeof(struct in6_addr)];
+    if (inet_pton(addr->sa_family, host, want) == 1) {
+        return !memcmp(want, have, have_len);
+    }
+    return inet_pton(other_family, host, want) != 1; /* a name: its port is what we know */
 }
 
 int es_devgate_listed(const char *listed, const struct sockaddr *addr, socklen_t addr_len)
