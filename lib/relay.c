@@ -123,6 +123,27 @@ static void park(es_relay_t *r, int row, int idx, rd_kafka_resp_err_t err)
     r->parked_cnt++;
 }
 
+/* rd_kafka_flush() in slices, for up to `timeout_ms`: a relay asked to stop gives up once its
+ * drain time is over (the rows stay in the outbox for the next start), so that a broker out of
+ * reach does not hold a stopping service for the whole timeout. */
+static rd_kafka_resp_err_t relay_flush(es_relay_t *r, int timeout_ms)
+{
+    int64_t until = es_mono_us() + (int64_t)timeout_ms * 1000;
+    for (;;) {
+        rd_kafka_resp_err_t err = rd_kafka_flush(r->rk, 100);
+        if (err != RD_KAFKA_RESP_ERR__TIMED_OUT) {
+            return err;
+        }
+        int64_t now = es_mono_us();
+        pthread_mutex_lock(&r->lock);
+        int give_up = r->stopping && now > r->drain_until_us;
+        pthread_mutex_unlock(&r->lock);
+        if (give_up || now >= until) {
+            return RD_KAFKA_RESP_ERR__TIMED_OUT;
+        }
+    }
+}
+
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
     (void)rk;
@@ -367,7 +388,7 @@ static int relay_round(es_relay_t *r)
     /* every record acknowledged before the rows go for good */
     int64_t f0 = es_mono_us();
     rd_kafka_resp_err_t ferr =
-        records > 0 ? rd_kafka_flush(r->rk, 30000) : RD_KAFKA_RESP_ERR_NO_ERROR;
+        records > 0 ? relay_flush(r, 30000) : RD_KAFKA_RESP_ERR_NO_ERROR;
     r->flush_us += es_mono_us() - f0;
     if (ferr != RD_KAFKA_RESP_ERR_NO_ERROR) {
         snprintf(errstr, sizeof(errstr), "Kafka did not acknowledge %d records in time",
@@ -510,7 +531,7 @@ static int fast_produce(es_relay_t *r, const handoff_t *h)
  * everything else still in the outbox, in seq order. */
 static void fast_leave(es_relay_t *r, const char *why)
 {
-    if (rd_kafka_flush(r->rk, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (relay_flush(r, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         es_log_warn("records still unacknowledged on leaving the fast path: they may be "
                     "published twice",
                     "schema=%s count=%d", r->schema, rd_kafka_outq_len(r->rk));

@@ -1103,7 +1103,9 @@ err:
         if (svc->consumer) {
             rd_kafka_destroy(svc->consumer);
         }
-        es_relay_stop(svc->relay, svc->fatal ? 0 : 10000);
+        /* what the outbox holds is published for up to 5 s; what is left goes at the next
+         * start (a broker out of reach must not hold the stop past devstack's 10 s) */
+        es_relay_stop(svc->relay, svc->fatal ? 0 : 5000);
         if (svc->unread) {
             rd_kafka_topic_partition_list_destroy(svc->unread);
         }
