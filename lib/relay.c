@@ -387,8 +387,7 @@ static int relay_round(es_relay_t *r)
     free(order);
     /* every record acknowledged before the rows go for good */
     int64_t f0 = es_mono_us();
-    rd_kafka_resp_err_t ferr =
-        records > 0 ? relay_flush(r, 30000) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    rd_kafka_resp_err_t ferr = records > 0 ? relay_flush(r, 30000) : RD_KAFKA_RESP_ERR_NO_ERROR;
     r->flush_us += es_mono_us() - f0;
     if (ferr != RD_KAFKA_RESP_ERR_NO_ERROR) {
         snprintf(errstr, sizeof(errstr), "Kafka did not acknowledge %d records in time",
