@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -20,7 +21,8 @@
 /* A refusal is logged at most this often per process (librdkafka retries every second or so). */
 #define GATE_LOG_EVERY_US (10 * 1000 * 1000LL)
 
-static char gate_dir[1024];
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER; /* guards setting gate_dir */
+static char gate_dir[1024]; /* set before the first gated client exists, then only read */
 static _Atomic int64_t gate_logged_us = -GATE_LOG_EVERY_US;
 
 /* Whether one "host:port" entry names `addr`. */
@@ -156,10 +158,12 @@ static int gate_connect(int fd, const struct sockaddr *addr, int addr_len, const
 
 void es_devgate_install(rd_kafka_conf_t *conf, const char *data_dir)
 {
+    pthread_mutex_lock(&gate_lock);
     if (!gate_dir[0]) {
         char *abs = realpath(data_dir, NULL); /* a later chdir() must not move the folder */
         snprintf(gate_dir, sizeof(gate_dir), "%s", abs ? abs : data_dir);
         free(abs);
     }
+    pthread_mutex_unlock(&gate_lock);
     rd_kafka_conf_set_connect_cb(conf, gate_connect);
 }
