@@ -167,3 +167,14 @@ void es_devgate_install(rd_kafka_conf_t *conf, const char *data_dir)
     pthread_mutex_unlock(&gate_lock);
     rd_kafka_conf_set_connect_cb(conf, gate_connect);
 }
+
+int es_devgate_moved(const es_config_t *cfg, char *now, size_t now_size)
+{
+    if (!cfg->brokers_from_file) {
+        return 0;
+    }
+    char path[1200];
+    snprintf(path, sizeof(path), "%s/broker.addr", cfg->data_dir);
+    return es_config_read_file(path, now, now_size) == 0 && now[0] &&
+           strcmp(now, cfg->brokers) != 0;
+}

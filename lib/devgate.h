@@ -22,6 +22,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "config.h"
+
 /* Install the gate on `conf` for the dev broker of `data_dir` (copied; every client of a
  * process shares one data folder: the first call's folder is kept). */
 void es_devgate_install(rd_kafka_conf_t *conf, const char *data_dir);
@@ -33,5 +35,10 @@ int es_devgate_listed(const char *listed, const struct sockaddr *addr, socklen_t
 /* Whether a client may connect to `addr` now: 1, or 0 with the reason in `why`. */
 int es_devgate_allows(const char *data_dir, const struct sockaddr *addr, socklen_t addr_len,
                       char *why, size_t why_size);
+
+/* Whether the dev broker `cfg` bootstrapped from (its data folder's broker.addr) now publishes
+ * another address: 1 with it in `now` (it moved, and the process's clients still call the
+ * old one), else 0 (no dev broker, not moved, or not from the data folder). */
+int es_devgate_moved(const es_config_t *cfg, char *now, size_t now_size);
 
 #endif

@@ -152,7 +152,7 @@ restart_stale_services() {
             start_service "$name"
         done
     fi
-    es_warn "other programs started before it (esctl replay --follow) must be started again"
+    es_warn "other programs started before it must be started again (esctl replay --follow stops, saying so)"
 }
 
 start_broker() {

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "devgate.h"
 #include "envelope.h"
 #include "ids.h"
 #include "logreader.h"
@@ -143,7 +144,8 @@ static void help(FILE *out)
             "                        TIME is RFC 3339 (2026-11-26T12:00:00Z, "
             "2026-11-26T13:00:00+01:00)\n"
             "                        or @<ms since the epoch>\n"
-            "  -f, --follow          keep waiting for new records (until SIGINT/SIGTERM)\n"
+            "  -f, --follow          keep waiting for new records (until SIGINT/SIGTERM, or\n"
+            "                        until the dev broker moves to another address)\n"
             "      --raw             do not decode: key, all headers and \"value_base64\"\n"
             "      --stats           print the count and the rate on stderr at the end\n"
             "      --threads N       decoding threads                 default: the CPU count\n"
@@ -974,6 +976,7 @@ int esctl_replay_main(esctl_t *ctx, int argc, char **argv)
     int64_t t0 = es_mono_us();
     uint64_t read_cnt = 0;
     int idle = 0;
+    int64_t next_move_check = 0;
     rc = ESCTL_OK;
     while (run && !w.broken && !w.failed) {
         es_logreader_msg_t m;
@@ -1000,6 +1003,20 @@ int esctl_replay_main(esctl_t *ctx, int argc, char **argv)
             }
             if (o.until_ms >= 0 && es_now_ms() > o.until_ms) {
                 break;
+            }
+            /* the dev broker restarted elsewhere (its port was taken): this reader's clients
+             * would wait at the old address for ever (lib/devgate.h); a look each second */
+            char moved[1024];
+            if (es_mono_us() >= next_move_check) {
+                next_move_check = es_mono_us() + 1000000;
+                if (es_devgate_moved(&ctx->cfg, moved, sizeof(moved))) {
+                    esctl_err(ctx,
+                              "the dev broker moved from %s to %s: run esctl replay again "
+                              "(--from a time goes on from where this one stopped)",
+                              ctx->cfg.brokers, moved);
+                    rc = ESCTL_FAIL;
+                    break;
+                }
             }
             continue;
         }

@@ -11,10 +11,10 @@
 . "$(dirname "$0")/ledger.sh"
 . "$(dirname "$0")/bank.sh"
 
-OTHER_PID='' LOCKER_PID=''
+OTHER_PID='' LOCKER_PID='' FOLLOW_PID=''
 stop_other() {
     local pid
-    for pid in "$OTHER_PID" "$LOCKER_PID"; do
+    for pid in "$OTHER_PID" "$LOCKER_PID" "$FOLLOW_PID"; do
         if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
             kill -KILL "$pid" 2>/dev/null || true
             wait "$pid" 2>/dev/null || true
@@ -106,6 +106,9 @@ pass "all 300 transfers sent after the log lost a record finished"
 # and cannot commit them (a session holds its accounts table locked); it commits and publishes
 # once the broker has stopped and another one listens at its old address.
 port="${addr##*:}"
+# a reader following the log (started before the broker moves)
+esctl replay --follow --topic transfers.events >/dev/null 2>"$ES_DATA/follow.err" &
+FOLLOW_PID=$!
 versions="$(sql "SELECT sum(version) FROM accounts.accounts WHERE account_id LIKE 'acct-%'")"
 "$T_PSQL" -X -q -At "$(cat -- "$ES_DATA/pg.conninfo")" \
     -c "BEGIN; LOCK TABLE accounts.accounts IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(300)" >/dev/null 2>&1 &
@@ -164,6 +167,13 @@ for entry in "${running[@]}"; do
     [ "$pid" != "${entry#*:}" ] || fail "es-$s still runs with pid $pid: not restarted"
 done
 pass "the ${#running[@]} services were restarted"
+# the reader cannot follow the broker to its new address: it stops and says so
+wait_until 30 "! kill -0 $FOLLOW_PID 2>/dev/null" || fail "esctl replay --follow still waits at the old address"
+rc=0
+wait "$FOLLOW_PID" || rc=$?
+FOLLOW_PID=''
+assert "[ $rc -ne 0 ]" "esctl replay --follow exits with an error when the broker moved (status $rc)"
+assert "grep -q 'the dev broker moved from $addr to $moved: run esctl replay again' '$ES_DATA/follow.err'" "saying where it moved and what to do"
 # nothing in flight was lost: every transfer sent before the stop finishes, and new ones too
 bank_transfers 100 20 acct- e- 17 | esctl send --batch RequestTransfer >/dev/null
 for p in f e; do
