@@ -188,6 +188,31 @@ START_TEST(test_allows)
 }
 END_TEST
 
+START_TEST(test_moved)
+{
+    es_config_t cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    snprintf(cfg.data_dir, sizeof(cfg.data_dir), "%s", dir);
+    snprintf(cfg.brokers, sizeof(cfg.brokers), "127.0.0.1:40123");
+    char now[256];
+    /* brokers not from the data folder (KAFKA_BROKERS, -b): never "moved" */
+    put("broker.addr", "127.0.0.1:40999");
+    ck_assert_int_eq(es_devgate_moved(&cfg, now, sizeof(now)), 0);
+    cfg.brokers_from_file = 1;
+    ck_assert_int_eq(es_devgate_moved(&cfg, now, sizeof(now)), 1);
+    ck_assert_str_eq(now, "127.0.0.1:40999");
+    /* where it was: not moved; stopped (no broker.addr) or empty: not moved either */
+    put("broker.addr", "127.0.0.1:40123\n");
+    ck_assert_int_eq(es_devgate_moved(&cfg, now, sizeof(now)), 0);
+    put("broker.addr", "");
+    ck_assert_int_eq(es_devgate_moved(&cfg, now, sizeof(now)), 0);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/broker.addr", dir);
+    unlink(path);
+    ck_assert_int_eq(es_devgate_moved(&cfg, now, sizeof(now)), 0);
+}
+END_TEST
+
 Suite *devgate_suite(void);
 
 Suite *devgate_suite(void)
@@ -197,6 +222,7 @@ Suite *devgate_suite(void)
     tcase_add_test(tc, test_listed);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_allows);
+    tcase_add_test(tc, test_moved);
     suite_add_tcase(s, tc);
     return s;
 }
