@@ -5,8 +5,9 @@
 # lose what it acknowledged last, but no service skips what comes after. When its port has been
 # taken meanwhile by another data folder's broker, no client connects to that one (nothing is
 # read from it or published to it), the broker listens elsewhere, devstack restarts the
-# services, and nothing in flight is lost; a service pointed at that broker on purpose stops,
-# as it is not its data folder's; a port asked for with --port that is taken is an error.
+# services, `esctl replay --follow` stops saying where the broker went, and nothing in flight
+# is lost; a service pointed at that broker on purpose stops, as it is not its data folder's; a
+# port asked for with --port that is taken is an error.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ledger.sh"
 . "$(dirname "$0")/bank.sh"
@@ -134,7 +135,7 @@ wait_until 60 "[ \"\$(sql \"SELECT sum(version) FROM accounts.accounts WHERE acc
     fail "es-accounts did not go on once its table was unlocked"
 pass "es-accounts went on with the transfers it had fetched: its events are to be published"
 # the clients' reconnections to the old address are refused on their side (lib/devgate.c):
-# that broker is not this data folder's
+# this data folder's broker does not run, whatever listens there now
 services=(accounts transfers projector catalog orders users payments shop-projector sagas)
 for s in "${services[@]}"; do
     wait_until 60 "grep -q 'not connecting: the broker address is not this data folder' '$ES_DATA/log/es-$s.log'" ||
