@@ -119,7 +119,9 @@ int es_devgate_allows(const char *data_dir, const struct sockaddr *addr, socklen
         return 0;
     }
     if (!es_devgate_listed(listed, addr, addr_len)) {
-        snprintf(why, why_size, "this data folder's dev broker listens at %s", listed);
+        snprintf(why, why_size,
+                 "this data folder's dev broker listens at %s: restart this program to follow it",
+                 listed);
         return 0;
     }
     snprintf(path, sizeof(path), "%s/broker.pid", data_dir);
@@ -144,8 +146,8 @@ static int gate_connect(int fd, const struct sockaddr *addr, int addr_len, const
         int64_t last = atomic_load(&gate_logged_us);
         if (now - last >= GATE_LOG_EVERY_US &&
             atomic_compare_exchange_strong(&gate_logged_us, &last, now)) {
-            es_log_warn("not connecting: the broker address is not this data folder's dev "
-                        "broker now (retrying; restart this program if the broker moved)",
+            es_log_warn("not connecting: this data folder's dev broker is not at this "
+                        "address now (retrying)",
                         "broker=\"%s\" reason=\"%s\"", id ? id : "", why);
         }
         return ECONNREFUSED;

@@ -138,7 +138,7 @@ pass "es-accounts went on with the transfers it had fetched: its events are to b
 # this data folder's broker does not run, whatever listens there now
 services=(accounts transfers projector catalog orders users payments shop-projector sagas)
 for s in "${services[@]}"; do
-    wait_until 60 "grep -q 'not connecting: the broker address is not this data folder' '$ES_DATA/log/es-$s.log'" ||
+    wait_until 60 "grep -q 'not connecting: this data folder.s dev broker is not at this address' '$ES_DATA/log/es-$s.log'" ||
         fail "es-$s did not refuse the broker now at its old address"
 done
 pass "every service refuses to connect to the broker now at the old address (${#services[@]})"
