@@ -109,12 +109,20 @@ static int broker_alive(long pid)
     return !strcmp(comm, "es-broker");
 }
 
+/* The address the dev broker of `data_dir` publishes, into `buf`: 0, or -1 (none: it does not
+ * run). The path is left in `path`. */
+static int published_addr(const char *data_dir, char *path, size_t path_size, char *buf,
+                          size_t size)
+{
+    snprintf(path, path_size, "%s/broker.addr", data_dir);
+    return es_config_read_file(path, buf, size) == 0 && buf[0] ? 0 : -1;
+}
+
 int es_devgate_allows(const char *data_dir, const struct sockaddr *addr, socklen_t addr_len,
                       char *why, size_t why_size)
 {
     char path[1200], listed[1024], pidtext[32];
-    snprintf(path, sizeof(path), "%s/broker.addr", data_dir);
-    if (es_config_read_file(path, listed, sizeof(listed)) != 0 || !listed[0]) {
+    if (published_addr(data_dir, path, sizeof(path), listed, sizeof(listed)) != 0) {
         snprintf(why, why_size, "this data folder's dev broker is not running (no %s)", path);
         return 0;
     }
@@ -176,7 +184,6 @@ int es_devgate_moved(const es_config_t *cfg, char *now, size_t now_size)
         return 0;
     }
     char path[1200];
-    snprintf(path, sizeof(path), "%s/broker.addr", cfg->data_dir);
-    return es_config_read_file(path, now, now_size) == 0 && now[0] &&
+    return published_addr(cfg->data_dir, path, sizeof(path), now, now_size) == 0 &&
            strcmp(now, cfg->brokers) != 0;
 }

@@ -21,31 +21,36 @@ static char dir[256];
 static char why[2048];
 static pid_t children[2]; /* fake brokers still running, killed by teardown if a check failed */
 
-static struct sockaddr_in v4(const char *ip, int port)
+/* A socket address of either family, as a connect callback gets it. */
+typedef struct {
+    struct sockaddr_storage ss;
+    socklen_t len;
+} addr_t;
+
+static addr_t addr(const char *ip, int port)
 {
-    struct sockaddr_in a;
+    addr_t a;
     memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    ck_assert_int_eq(inet_pton(AF_INET, ip, &a.sin_addr), 1);
+    struct sockaddr_in *in = (struct sockaddr_in *)&a.ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a.ss;
+    if (inet_pton(AF_INET, ip, &in->sin_addr) == 1) {
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)port);
+        a.len = sizeof(*in);
+    } else {
+        ck_assert_int_eq(inet_pton(AF_INET6, ip, &in6->sin6_addr), 1);
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        a.len = sizeof(*in6);
+    }
     return a;
 }
 
-static struct sockaddr_in6 v6(const char *ip, int port)
-{
-    struct sockaddr_in6 a;
-    memset(&a, 0, sizeof(a));
-    a.sin6_family = AF_INET6;
-    a.sin6_port = htons((uint16_t)port);
-    ck_assert_int_eq(inet_pton(AF_INET6, ip, &a.sin6_addr), 1);
-    return a;
-}
-
-#define LISTED(text, a) es_devgate_listed(text, (const struct sockaddr *)&(a), sizeof(a))
+#define LISTED(text, a) es_devgate_listed(text, (const struct sockaddr *)&(a).ss, (a).len)
 
 START_TEST(test_listed)
 {
-    struct sockaddr_in a = v4("127.0.0.1", 40123);
+    addr_t a = addr("127.0.0.1", 40123);
     ck_assert_int_eq(LISTED("127.0.0.1:40123", a), 1);
     ck_assert_int_eq(LISTED("127.0.0.1:40124", a), 0);             /* another port */
     ck_assert_int_eq(LISTED("127.0.0.2:40123", a), 0);             /* another address */
@@ -63,7 +68,7 @@ START_TEST(test_listed)
     ck_assert_int_eq(LISTED("127.0.0.1:40123x", a), 0);
     ck_assert_int_eq(LISTED("127.0.0.1:99999", a), 0);
 
-    struct sockaddr_in6 b = v6("::1", 40123);
+    addr_t b = addr("::1", 40123);
     ck_assert_int_eq(LISTED("[::1]:40123", b), 1);
     ck_assert_int_eq(LISTED("[::2]:40123", b), 0);
     ck_assert_int_eq(LISTED("127.0.0.1:40123", b), 0);
@@ -146,11 +151,12 @@ static void reap(pid_t pid)
     }
 }
 
-#define ALLOWS(a) es_devgate_allows(dir, (const struct sockaddr *)&(a), sizeof(a), why, sizeof(why))
+#define ALLOWS(a)                                                                                  \
+    es_devgate_allows(dir, (const struct sockaddr *)&(a).ss, (a).len, why, sizeof(why))
 
 START_TEST(test_allows)
 {
-    struct sockaddr_in a = v4("127.0.0.1", 40123);
+    addr_t a = addr("127.0.0.1", 40123);
     /* no broker.addr: this data folder's broker does not run */
     ck_assert_int_eq(ALLOWS(a), 0);
     ck_assert_ptr_nonnull(strstr(why, "is not running"));
