@@ -2,7 +2,8 @@
 # create-topics.sh: create the platform's topics on a real Kafka cluster (the dev broker creates
 # them itself). For every context under schemas/: <context>.commands, <context>.events and
 # <context>.dlq, plus projections.dlq, with the same partition count everywhere (the key decides
-# the partition, so every topic of the platform must agree on the count).
+# the partition, so every topic of the platform must agree on the count), and kept for ever
+# (retention.ms=-1: the log is the system of record, projections are rebuilt from offset 0).
 #
 #   KAFKA_BROKERS=host:9092 scripts/create-topics.sh [--dry-run]
 #
@@ -42,6 +43,6 @@ extra=()
 for t in "${topics[@]}"; do
     "$tool" --bootstrap-server "$KAFKA_BROKERS" "${extra[@]}" --create --if-not-exists \
         --topic "$t" --partitions "$partitions" --replication-factor "$replication" \
-        --config min.insync.replicas=$((replication > 1 ? 2 : 1))
+        --config min.insync.replicas=$((replication > 1 ? 2 : 1)) --config retention.ms=-1
     echo "create-topics: $t ($partitions partitions, replication $replication)"
 done

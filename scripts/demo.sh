@@ -8,8 +8,9 @@
 # Every step goes through esctl (Kafka) and every result is read back from the query service
 # (the projections).
 #
-# Environment: ES_DATA (default ./.data), ES_HTTP_PORT (default 8080). Safe to run again:
-# each run uses fresh ids.
+# Environment: ES_DATA (default ./.data), ES_QUERY_URL (the query service; default
+# http://127.0.0.1:ES_HTTP_PORT, ES_HTTP_PORT default 8080, or the port the dev stack's es-query
+# published). Safe to run again: each run uses fresh ids.
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 set -euo pipefail
 
@@ -23,7 +24,7 @@ if [ -f "$ES_DATA/run/es-query.port" ]; then
     ES_HTTP_PORT="$(cat "$ES_DATA/run/es-query.port")"
 fi
 export ES_HTTP_PORT="${ES_HTTP_PORT:-8080}"
-QUERY="http://127.0.0.1:$ES_HTTP_PORT"
+QUERY="${ES_QUERY_URL:-http://127.0.0.1:$ES_HTTP_PORT}"
 run="$(date +%H%M%S)"
 
 B="$ES_C_BOLD"

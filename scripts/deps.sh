@@ -21,10 +21,13 @@ ES_PROG=deps
 #                                 private dev/test cluster of scripts/pg.sh
 #   check                         unit tests
 #   curl jq procps                the dev stack and integration tests (HTTP, JSON, ps)
+#   docker-compose python3-yaml   test_compose.sh: docker-compose checks compose/docker-compose.yml
+#                                 against the Compose file schema and resolves it (no Docker
+#                                 daemon needed, none installed); python3-yaml makes it JSON
 #   clang-format                  make fmt / fmt-check
 #   cppcheck                      make lint
 PACKAGES=(build-essential pkg-config librdkafka-dev libavro-dev libjansson-dev libevent-dev
-    libpq-dev check postgresql-15 curl jq procps clang-format cppcheck)
+    libpq-dev check postgresql-15 curl jq procps docker-compose python3-yaml clang-format cppcheck)
 
 missing_packages() {
     local installed

@@ -368,7 +368,9 @@ cmd_up() {
         *) start_one "$name" ;;
         esac
     done
-    wait_health
+    if [[ " ${SERVICES[*]} " == *" es-query "* ]]; then
+        wait_health
+    fi
     for name in "${SERVICES[@]}"; do
         check_alive "$name"
     done
