@@ -4,6 +4,7 @@
 #include "pg.h"
 
 #include <arpa/inet.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,13 @@ static void notice_to_log(void *arg, const char *message)
                  (int)(n && message[n - 1] == '\n' ? n - 1 : n), message);
 }
 
+static volatile sig_atomic_t stop_waiting;
+
+void es_pg_stop_waiting(void)
+{
+    stop_waiting = 1;
+}
+
 PGconn *es_pg_connect(const char *conninfo, int wait_s, char *errstr, size_t errstr_size)
 {
     struct timespec start, now;
@@ -34,9 +42,9 @@ PGconn *es_pg_connect(const char *conninfo, int wait_s, char *errstr, size_t err
             return pg;
         }
         clock_gettime(CLOCK_MONOTONIC, &now);
-        if (now.tv_sec - start.tv_sec >= wait_s) {
-            snprintf(errstr, errstr_size, "could not connect to PostgreSQL: %s",
-                     PQerrorMessage(pg));
+        if (now.tv_sec - start.tv_sec >= wait_s || stop_waiting) {
+            snprintf(errstr, errstr_size, "could not connect to PostgreSQL%s: %s",
+                     stop_waiting ? " (stopping: not waiting for it)" : "", PQerrorMessage(pg));
             /* libpq messages end with a newline: drop it */
             size_t n = strlen(errstr);
             while (n && (errstr[n - 1] == '\n')) {

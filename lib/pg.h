@@ -14,8 +14,14 @@
 #include "strmap.h"
 
 /* Connect with `conninfo` (borrowed), retrying for up to `wait_s` seconds while the server
- * starts. Returns a connection (PQfinish() it) or NULL with errstr filled. */
+ * starts, or until es_pg_stop_waiting() was called. Returns a connection (PQfinish() it) or
+ * NULL with errstr filled. */
 PGconn *es_pg_connect(const char *conninfo, int wait_s, char *errstr, size_t errstr_size);
+
+/* From now on, in every thread, es_pg_connect() tries once and waits no longer: the process is
+ * stopping, and a PostgreSQL out of reach must not hold its stop for the whole wait.
+ * Async-signal-safe (a service's SIGTERM handler calls it). */
+void es_pg_stop_waiting(void);
 
 /* Run one statement without parameters. Returns 0, or -1 with "<what>: <server message>". */
 int es_pg_exec(PGconn *pg, const char *sql, char *errstr, size_t errstr_size);

@@ -37,6 +37,7 @@ static void on_signal(int sig)
 {
     (void)sig;
     service_run = 0;
+    es_pg_stop_waiting(); /* a PostgreSQL out of reach does not hold the stop */
 }
 
 static es_service_t *service_alloc(const es_service_def_t *def)
@@ -296,6 +297,12 @@ static int process_batch(es_service_t *svc, const es_raw_t *raws, size_t cnt)
         char errstr[1024];
         if (run_batch_tx(svc, raws, cnt, errstr, sizeof(errstr)) == 0) {
             return 0;
+        }
+        if (!service_run) { /* asked to stop: the batch's records are read again at the start */
+            es_log_warn("stopping with a batch not committed: its records are read again at the "
+                        "next start",
+                        "records=%zu error=\"%s\"", cnt, errstr);
+            return -1;
         }
         es_log_warn("batch failed, retrying", "attempt=%d records=%zu error=\"%s\"", attempt + 1,
                     cnt, errstr);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test_pg_restart.sh: PostgreSQL goes away for a few seconds while transfers flow. The services
-# retry their batch, reconnect and carry on; nothing is lost or applied twice.
+# retry their batch, reconnect and carry on; nothing is lost or applied twice. Then a service
+# told to stop while PostgreSQL is away stops at once, and its batch is done after its restart.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ledger.sh"
 . "$(dirname "$0")/bank.sh"
@@ -59,3 +60,25 @@ for s in accounts transfers; do
     esac
 done
 pass "both relays are back on their fast path"
+
+# Stopped while PostgreSQL is away: es-transfers holds a batch of commands it cannot commit and
+# would wait up to 30 s for each reconnection; on SIGTERM it gives up waiting, says the batch
+# was not committed and stops (devstack would kill it with -9 after 10 s). The commands are read
+# again when it starts.
+svc_stop pg
+retries() { grep -c 'batch failed, retrying' "$ES_DATA/log/es-transfers.log" || true; }
+before="$(retries)"
+bank_transfers 50 20 acct- late- | esctl send --batch RequestTransfer >/dev/null
+wait_until 20 "[ \"\$(retries)\" -gt $before ]"
+t0=$SECONDS
+svc_stop transfers
+took=$((SECONDS - t0))
+[ "$took" -le 6 ] || fail "es-transfers took $took s to stop while PostgreSQL was away"
+pass "es-transfers stopped in $took s while PostgreSQL was away"
+grep -q 'stopping with a batch not committed' "$ES_DATA/log/es-transfers.log" ||
+    fail "es-transfers did not say that its batch was not committed"
+pass "es-transfers said its batch was not committed"
+svc_start pg
+svc_start transfers
+ledger_wait_settled 1050 120
+ledger_check
