@@ -10,7 +10,10 @@
 #
 # Environment: ES_DATA (default ./.data), ES_QUERY_URL (the query service; default
 # http://127.0.0.1:ES_HTTP_PORT, ES_HTTP_PORT default 8080, or the port the dev stack's es-query
-# published). Safe to run again: each run uses fresh ids.
+# published). Safe to run again: each run uses fresh ids. What the last section suggests trying
+# next, for a demo run elsewhere (compose/docker-compose.yml sets them): ES_DEMO_ESCTL (how to
+# run esctl; default bin/esctl), ES_DEMO_QUERY_URL (the query service as the reader reaches it;
+# default the one above), ES_DEMO_STOP (how to stop the platform; default make down / reset).
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 set -euo pipefail
 
@@ -26,6 +29,9 @@ fi
 export ES_HTTP_PORT="${ES_HTTP_PORT:-8080}"
 QUERY="${ES_QUERY_URL:-http://127.0.0.1:$ES_HTTP_PORT}"
 run="$(date +%H%M%S)"
+hint_esctl="${ES_DEMO_ESCTL:-bin/esctl}"
+hint_query="${ES_DEMO_QUERY_URL:-$QUERY}"
+hint_stop="${ES_DEMO_STOP:-make down   (stop, keep the data)      make reset   (delete the data)}"
 
 B="$ES_C_BOLD"
 D="$ES_C_DIM"
@@ -109,6 +115,7 @@ done
 printf '  %smoney in = 520.00 EUR deposited; money out = 0: the balances above add up to it%s\n' "$D" "$O"
 
 section "6. $alice's ledger (GET /accounts/$alice/entries)"
+printf '  %s# is the account'"'"'s version after the entry (version 1 is its opening, which moved no money)%s\n' "$D" "$O"
 curl -fsS "$QUERY/accounts/$alice/entries?limit=10" |
     jq -r '.entries[] | [.seq, .kind, .amount, .balance_after, (.transfer_id // "-")] | @tsv' |
     while IFS=$'\t' read -r seq kind amount after tid; do
@@ -231,8 +238,12 @@ for _ in $(seq 1 50); do
     sleep 0.1
 done
 "$ESCTL" saga "${ocorr[$cancelled]}" | sed 's/^/  /'
-"$ESCTL" saga "${ocorr[$cancelled]}" --svg "$ES_DATA/saga-$cancelled.svg" 2>/dev/null &&
-    printf '  %sthe same as a picture: %s%s\n' "$D" "$ES_DATA/saga-$cancelled.svg" "$O"
+if [ -z "${ES_DEMO_ESCTL:-}" ]; then
+    "$ESCTL" saga "${ocorr[$cancelled]}" --svg "$ES_DATA/saga-$cancelled.svg" 2>/dev/null &&
+        printf '  %sthe same as a picture: %s%s\n' "$D" "$ES_DATA/saga-$cancelled.svg" "$O"
+else # this file system is not the reader's
+    printf '  %sthe same as a picture: %s saga %s --svg - > %s.svg%s\n' "$D" "$hint_esctl" "${ocorr[$cancelled]}" "$cancelled" "$O"
+fi
 
 section "12. Every saga of this run, as the saga coordinator saw it (GET /sagas/{id})"
 printf '  %s%-10s %-16s %-10s %-20s %9s%s\n' "$D" type subject status reason took "$O"
@@ -249,13 +260,13 @@ printf '  %ssagas stuck anywhere (pending for more than 10 s, esctl sagas --stat
 
 section "Look further"
 cat <<TXT
-  bin/esctl saga o1-$run               bin/esctl saga o1-$run --svg o1.svg
-  bin/esctl sagas --status PENDING --older-than 10s      curl '$QUERY/sagas?status=FAILED'
-  bin/esctl replay --correlation ${ocorr[o1-$run]}
-  curl $QUERY/transfers/t4-$run
-  curl $QUERY/orders/o1-$run      curl $QUERY/users/$dan/orders
-  curl $QUERY/metrics
-  bin/esctl replay --context accounts --aggregate $alice
-  bin/esctl send DepositFunds '{"account_id":"$bob","amount":100}' --wait
-  make down   (stop, keep the data)      make reset   (delete the data)
+  $hint_esctl saga o1-$run               $hint_esctl saga o1-$run --svg - > o1.svg
+  $hint_esctl sagas --status PENDING --older-than 10s      curl '$hint_query/sagas?status=FAILED'
+  $hint_esctl replay --correlation ${ocorr[o1-$run]}
+  curl $hint_query/transfers/t4-$run
+  curl $hint_query/orders/o1-$run      curl $hint_query/users/$dan/orders
+  curl $hint_query/metrics
+  $hint_esctl replay --context accounts --aggregate $alice
+  $hint_esctl send DepositFunds '{"account_id":"$bob","amount":100}' --wait
+  $hint_stop
 TXT

@@ -30,7 +30,8 @@ static void saga_help(FILE *out)
             "id (the first command's id, as esctl send prints it) or an order or transfer id.\n"
             "\n"
             "flags:\n"
-            "      --svg FILE         write the timeline as an SVG picture instead\n"
+            "      --svg FILE         write the timeline as an SVG picture instead (-: to\n"
+            "                         standard output)\n"
             "      --json             print the saga as the query service returns it\n"
             "  -q, --query-url URL    the query service                  env ES_QUERY_URL\n"
             "                         default: http://127.0.0.1:<port>, the port from\n"
@@ -203,7 +204,9 @@ int esctl_saga_main(esctl_t *ctx, int argc, char **argv)
             esctl_err(ctx, "cannot draw the saga: %s", errstr);
             goto done;
         }
-        if (write_file(ctx, svg, &out) == 0) {
+        if (!strcmp(svg, "-")) {
+            rc = out_write(&out) == 0 ? ESCTL_OK : ESCTL_FAIL;
+        } else if (write_file(ctx, svg, &out) == 0) {
             fprintf(stderr, "esctl saga: wrote %s (%zu steps)\n", svg,
                     json_array_size(json_object_get(saga, "steps")));
             rc = ESCTL_OK;

@@ -175,6 +175,9 @@ for s in "${programs[@]}"; do
     container_env "$s"
     (cd "$ES_ROOT" && exec env -i "${RUN_ENV[@]}" "${argv[@]}") >>"$ES_DATA/log/compose-$s.log" 2>&1 &
     pids[$s]=$! # the program itself: the subshell execs env, env execs it
+    # where devstack looks for its programs: a test killed at its time limit leaves a stack
+    # that the test runner stops (devstack down), these programs with it
+    printf '%s\n' "${pids[$s]}" >"$ES_DATA/run/$s.pid"
 done
 note "started ${#programs[@]} programs with compose's commands and environment"
 wait_until 60 "curl -fsS http://127.0.0.1:$qport/health >/dev/null" || fail "es-query did not answer at :$qport"
@@ -199,6 +202,9 @@ for want in COMPLETED INSUFFICIENT_FUNDS 'compensated: the debit was reversed' C
     }
 done
 pass "the demo runs through compose's demo service ($(grep -c . <<<"$out") lines)"
+assert_eq 0 "$(grep -c 'bin/esctl\|es-query:8080\|127\.0\.0\.1' <<<"$out" || true)" \
+    "commands the demo suggests that would not work from the host (bin/esctl, the containers' addresses)"
+grep -qF -- "$(q '.services.demo.environment.ES_DEMO_ESCTL') saga" <<<"$out" || fail "the demo does not suggest esctl through compose"
 
 # the CLI, as `docker compose run --rm esctl ...` runs it
 mapfile -t esctl_argv < <(q '.services.esctl.entrypoint[]')

@@ -143,6 +143,7 @@ assert "grep -q '●◀.*✔ OrderConfirmed' <<<\"\$drawn\"" "esctl saga: the co
 esctl saga "$id" --svg "$ES_DATA/o-ok.svg" 2>/dev/null
 assert "head -c 5 '$ES_DATA/o-ok.svg' | grep -q '<svg' && tail -n 1 '$ES_DATA/o-ok.svg' | grep -q '</svg>'" "esctl saga --svg writes a picture"
 assert_eq 12 "$(grep -c '<circle' "$ES_DATA/o-ok.svg")" "… with a dot per step"
+assert_eq "$(cat "$ES_DATA/o-ok.svg")" "$(esctl saga "$id" --svg -)" "esctl saga --svg - writes the same picture to standard output"
 rc=0
 err="$(esctl saga o-nowhere 2>&1 >/dev/null)" || rc=$?
 assert_eq "1 esctl saga: no saga \"o-nowhere\" (neither a saga id nor an order or transfer id; sagas ended before es-sagas' retention are forgotten: esctl replay --correlation SAGA_ID reads their records)" \
