@@ -86,6 +86,38 @@ for tool in bash curl jq; do # the demo and the query service's health check
 done
 pass "the image installs the package of every library the programs link, and the demo's tools"
 
+# The topics service: scripts/create-topics.sh with the cluster's settings. Kafka's
+# kafka-topics.sh cannot run here (no Kafka); a stand-in in its place records each call and
+# refuses the first, as a cluster still starting does.
+[ "$(q '.services.topics.command | join(" ")')" = "bash /platform/scripts/create-topics.sh" ] ||
+    fail "the topics service does not run scripts/create-topics.sh"
+assert_eq "$ES_ROOT/scripts:/platform/scripts:ro $ES_ROOT/schemas:/platform/schemas:ro" \
+    "$(q '.services.topics.volumes | join(" ")')" "the topics service sees the repository's scripts and schemas"
+tmp="$(mktemp -d)"
+at_exit "rm -rf '$tmp'"
+printf '%s\n' '#!/usr/bin/env bash' \
+    'printf "%s\n" "$*" >>"${0%/*}/calls"' \
+    '[ -e "${0%/*}/ready" ] || { touch "${0%/*}/ready"; echo "Timed out waiting for a node assignment" >&2; exit 1; }' \
+    >"$tmp/kafka-topics.sh"
+chmod +x "$tmp/kafka-topics.sh"
+topics_env=()
+while IFS=$'\t' read -r name value; do
+    [ "$name" = KAFKA_TOPICS ] && value="$tmp/kafka-topics.sh"
+    topics_env+=("$name=$value")
+done < <(q '.services.topics.environment | to_entries[] | "\(.key)\t\(.value)"')
+env -i PATH=/usr/bin:/bin ES_TOPICS_RETRY_S=0 "${topics_env[@]}" bash "$ES_ROOT/scripts/create-topics.sh" \
+    >"$tmp/out" 2>&1 || {
+    sed 's/^/    /' "$tmp/out" >&2
+    fail "the topics service's command failed"
+}
+ntopics="$(bash "$ES_ROOT/scripts/create-topics.sh" --dry-run | wc -l)"
+assert_eq "$((ntopics + 1))" "$(wc -l <"$tmp/calls")" "kafka-topics.sh calls (one a topic, the first refused and tried again)"
+want="--bootstrap-server $(q '.services.topics.environment.KAFKA_BROKERS') --create --if-not-exists"
+want+=" --partitions $(q '.services.topics.environment.ES_PARTITIONS') --replication-factor 3"
+want+=" --config min.insync.replicas=2 --config retention.ms=-1"
+assert_eq 0 "$(awk -v w="$want" '{ t = $0; sub(/ --topic [^ ]*/, "", t); if (t != w) n++ } END { print n + 0 }' "$tmp/calls")" \
+    "kafka-topics.sh calls not asking for: $want"
+
 # ---- the environment, pointed at this machine -----------------------------------------------
 
 export ES_PARTITIONS
