@@ -559,20 +559,6 @@ static int dedup_filter(es_service_t *svc, const PGresult *res, unsigned char **
     return 0;
 }
 
-/* Keep the new inputs only (a loop-back round's: they are not in any partition's log yet). */
-static void keep_fresh(es_service_t *svc, const unsigned char *fresh)
-{
-    size_t kept = 0;
-    for (size_t i = 0; i < svc->input_cnt; i++) {
-        if (fresh[i]) {
-            svc->inputs[kept++] = svc->inputs[i];
-        } else {
-            json_decref(svc->inputs[i].payload);
-        }
-    }
-    svc->input_cnt = kept;
-}
-
 /* Keep the new inputs (`fresh`) that are not too old to be told from a copy (dedup.h); those
  * go to the dead-letter topic with the reason. `res`, unless NULL (they were in memory), holds
  * the stored newest time of the batch's partitions; each partition's goes forward input by
@@ -754,8 +740,12 @@ void es_batch_decode_more(es_service_t *svc, const es_raw_t *raws, size_t from, 
     svc->spent.decode_us += es_mono_us() - t0;
 }
 
-/* The next loop-back round's first round trip: the writes queued so far (its reads must see
- * them), its inputs' dedup marks and the handler's reads. Returns 0, or -1 with errstr. */
+/* The next loop-back round. Its inputs are events this transaction emitted: new by
+ * construction (none is published before the COMMIT), so their dedup marks are writes like the
+ * others, and nothing is filtered. The handler's reads, if its load hook queues any, must see
+ * the writes queued so far: these go first, in the round trip that carries the reads. A handler
+ * that kept what it needs from the earlier rounds reads nothing, and the round costs no round
+ * trip: its writes wait for the COMMIT with the others. Returns 0, or -1 with errstr. */
 static int loop_round_begin(es_service_t *svc, PGconn *pg, char *errstr, size_t errstr_size)
 {
     es_batch_inputs_clear(svc);
@@ -777,34 +767,28 @@ static int loop_round_begin(es_service_t *svc, PGconn *pg, char *errstr, size_t 
             return -1;
         }
     }
+    if (!svc->def->idempotent && dedup_queue(svc, &svc->pl, NULL) < 0) {
+        snprintf(errstr, errstr_size, "out of memory queueing the dedup marks");
+        return -1;
+    }
     if (es_pg_pipeline_move(&svc->rl, &svc->pl) != 0) {
         snprintf(errstr, errstr_size, "out of memory queueing the writes");
         return -1;
     }
-    int dedup_idx = -1;
-    if (!svc->def->idempotent) {
-        dedup_idx = dedup_queue(svc, &svc->rl, NULL);
-        if (dedup_idx < 0) {
-            snprintf(errstr, errstr_size, "out of memory queueing the dedup marks");
-            return -1;
-        }
-    }
+    size_t writes = svc->rl.cnt;
     if (svc->def->load && svc->def->load(svc, &svc->rl, svc->inputs, svc->input_cnt,
                                          svc->def->opaque, errstr, errstr_size) != 0) {
         return -1;
     }
-    if (es_pg_pipeline_run(pg, &svc->rl, 0, errstr, errstr_size) != 0) {
-        return -1;
-    }
-    if (dedup_idx >= 0) {
-        unsigned char *fresh;
-        if (dedup_filter(svc, es_pg_pipeline_result(&svc->rl, dedup_idx), &fresh, errstr,
-                         errstr_size) != 0) {
+    if (svc->rl.cnt == writes) { /* nothing to read: the writes wait for the COMMIT */
+        svc->loop_trips_saved++;
+        if (es_pg_pipeline_move(&svc->pl, &svc->rl) != 0) {
+            snprintf(errstr, errstr_size, "out of memory queueing the writes");
             return -1;
         }
-        keep_fresh(svc, fresh);
+        return 0;
     }
-    return 0;
+    return es_pg_pipeline_run(pg, &svc->rl, 0, errstr, errstr_size);
 }
 
 /* The handler on the batch's new inputs, then (loop_back) on the events it emitted that the
@@ -821,8 +805,10 @@ static int handle_rounds(es_service_t *svc, PGconn *pg, char *errstr, size_t err
         if (rc != 0 || svc->loop_cnt == 0) {
             break;
         }
+        svc->round = round + 1;
         rc = loop_round_begin(svc, pg, errstr, errstr_size);
     }
+    svc->round = 0;
     es_batch_loop_clear(svc);
     return rc;
 }
@@ -978,4 +964,9 @@ es_pg_pipeline_t *es_service_pipeline(es_service_t *svc)
 es_pg_pipeline_t *es_service_reads(es_service_t *svc)
 {
     return &svc->rl;
+}
+
+int es_service_round(const es_service_t *svc)
+{
+    return svc->round;
 }

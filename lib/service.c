@@ -494,7 +494,7 @@ static void batch_stats(es_service_t *svc)
                 "count=%lld records=%lld avg_records=%.1f avg_ms=%.2f max_ms=%.2f "
                 "age_avg_ms=%.1f age_max_ms=%lld decode_ms=%.2f begin_ms=%.2f handle_ms=%.2f "
                 "commit_ms=%.2f ignored=%lld lingered=%lld rested_ms=%lld looped=%lld "
-                "payload_region_kib=%zu payload_region_fallback=%lld "
+                "loop_reads_skipped=%lld payload_region_kib=%zu payload_region_fallback=%lld "
                 "payload_region_reset_skipped=%lld",
                 (long long)w->rounds, (long long)w->records, (double)w->records / rounds,
                 (double)w->total_us / 1000.0 / rounds, (double)w->max_us / 1000.0,
@@ -504,9 +504,11 @@ static void batch_stats(es_service_t *svc)
                 (double)svc->spent.handle_us / 1000.0 / rounds,
                 (double)svc->spent.commit_us / 1000.0 / rounds, (long long)svc->ignored,
                 (long long)svc->lingered, (long long)(svc->rested / 1000), (long long)svc->looped,
-                jm.high / 1024, (long long)jm.fallback, (long long)jm.skipped);
+                (long long)svc->loop_trips_saved, jm.high / 1024, (long long)jm.fallback,
+                (long long)jm.skipped);
     memset(&svc->spent, 0, sizeof(svc->spent));
     svc->age_sum = svc->age_max = svc->ignored = svc->lingered = svc->rested = svc->looped = 0;
+    svc->loop_trips_saved = 0;
     es_window_init(w);
 }
 

@@ -163,6 +163,13 @@ es_pg_pipeline_t *es_service_pipeline(es_service_t *svc);
  * results by the indexes load() got, with es_pg_pipeline_result(). */
 es_pg_pipeline_t *es_service_reads(es_service_t *svc);
 
+/* Which round of the batch load() and handle() are called for: 0 for the records read from
+ * Kafka, n for the n-th loop-back round (loop_back above). A handler may keep what it loaded and
+ * changed in the earlier rounds (the batch's arena lives until the batch ends); its load hook
+ * then queues reads only for what it lacks, and a round that reads nothing costs no round trip.
+ * Every round's writes are queued in order, before any later read. */
+int es_service_round(const es_service_t *svc);
+
 /* The batch's memory (borrowed): handlers take their working arrays from it with
  * es_arena_calloc(); the runtime resets it after every batch. */
 es_arena_t *es_service_arena(es_service_t *svc);

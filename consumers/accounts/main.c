@@ -152,23 +152,57 @@ static void fence(batch_t *b, const es_input_t *rec, const accounts_input_t *in)
     b->new_fence_sagas[b->nnew_fences++] = rec->env.correlation_id;
 }
 
+/* Whether every input of a loop-back round concerns an account the batch holds already. */
+static int round_has_accounts(const batch_t *b, size_t cnt)
+{
+    for (size_t i = 0; i < cnt; i++) {
+        if (b->ins[i].kind == ACC_IN_SAGA_TIMED_OUT ||
+            es_idset_find(&b->accs, accounts_input_account(&b->ins[i])) == (size_t)-1) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* The batch's reads (see es_service_def_t.load): the accounts and the fences it needs, with
- * the batch's first round trip. */
+ * the batch's first round trip. A debit's destination comes with them: the credit that its
+ * FundsDebited loops back to (loop_back) then finds the account in memory, and that round
+ * reads nothing. A loop-back round whose accounts the batch holds keeps them as the earlier
+ * rounds left them (their writes are queued) and reads nothing; any other reads them all
+ * again, after those writes. */
 static int load(es_service_t *svc, es_pg_pipeline_t *pl, const es_input_t *inputs, size_t cnt,
                 void *opaque, char *errstr, size_t errstr_size)
 {
     batch_t *b = opaque;
     es_arena_t *arena = es_service_arena(svc);
-    b->ins = es_arena_calloc(arena, cnt, sizeof(*b->ins));
-    b->accounts = es_arena_calloc(arena, cnt, sizeof(*b->accounts));
-    b->dirty = es_arena_calloc(arena, cnt, 1);
-    if (!b->ins || !b->accounts || !b->dirty || es_idset_reset(&b->accs, arena, cnt) != 0) {
+    accounts_input_t *ins = es_arena_calloc(arena, cnt, sizeof(*ins));
+    if (!ins) {
+        goto oom;
+    }
+    b->ins = ins;
+    for (size_t i = 0; i < cnt; i++) {
+        input_from_json(&inputs[i], &b->ins[i]);
+    }
+    b->load_accounts = b->load_fences = -1;
+    if (es_service_round(svc) > 0 && round_has_accounts(b, cnt)) {
+        b->transfers.n = 0; /* no debit or fence in a loop-back round */
+        return 0;
+    }
+    size_t cap = 2 * cnt; /* an account per input, and a debit's destination */
+    b->accounts = es_arena_calloc(arena, cap, sizeof(*b->accounts));
+    b->dirty = es_arena_calloc(arena, cap, 1);
+    if (!b->accounts || !b->dirty || es_idset_reset(&b->accs, arena, cap) != 0) {
         goto oom;
     }
     for (size_t i = 0; i < cnt; i++) {
-        input_from_json(&inputs[i], &b->ins[i]);
         if (b->ins[i].kind != ACC_IN_SAGA_TIMED_OUT && /* concerns a transfer, not an account */
             es_idset_add(&b->accs, accounts_input_account(&b->ins[i])) != 0) {
+            goto oom;
+        }
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        if (b->ins[i].kind == ACC_IN_TRANSFER_REQUESTED && b->ins[i].to_account[0] &&
+            es_idset_add(&b->accs, b->ins[i].to_account) != 0) {
             goto oom;
         }
     }
@@ -190,10 +224,12 @@ static int handle(es_service_t *svc, es_input_t *inputs, size_t cnt, void *opaqu
 {
     batch_t *b = opaque;
     es_pg_pipeline_t *reads = es_service_reads(svc);
-    accounts_store_load_apply(es_pg_pipeline_result(reads, b->load_accounts), b->accs.ids,
-                              b->accs.n, b->accounts);
-    accounts_store_load_fences_apply(es_pg_pipeline_result(reads, b->load_fences), b->transfers.ids,
-                                     b->transfers.n, b->fenced);
+    if (b->load_accounts >= 0) { /* else the accounts are as the last round left them */
+        accounts_store_load_apply(es_pg_pipeline_result(reads, b->load_accounts), b->accs.ids,
+                                  b->accs.n, b->accounts);
+        accounts_store_load_fences_apply(es_pg_pipeline_result(reads, b->load_fences),
+                                         b->transfers.ids, b->transfers.n, b->fenced);
+    }
     /* the new inputs only: duplicates were dropped after load() saw them */
     for (size_t i = 0; i < cnt; i++) {
         input_from_json(&inputs[i], &b->ins[i]);
@@ -232,6 +268,8 @@ static int handle(es_service_t *svc, es_input_t *inputs, size_t cnt, void *opaqu
         snprintf(errstr, errstr_size, "out of memory queueing account writes");
         return -1;
     }
+    memset(b->dirty, 0, b->accs.n); /* queued: a later round writes only what it changes */
+    b->nnew_fences = 0;
     return 0;
 }
 
