@@ -781,7 +781,7 @@ static int loop_round_begin(es_service_t *svc, PGconn *pg, char *errstr, size_t 
         return -1;
     }
     if (svc->rl.cnt == writes) { /* nothing to read: the writes wait for the COMMIT */
-        svc->loop_trips_saved++;
+        svc->loop_reads_skipped++;
         if (es_pg_pipeline_move(&svc->pl, &svc->rl) != 0) {
             snprintf(errstr, errstr_size, "out of memory queueing the writes");
             return -1;

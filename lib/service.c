@@ -504,11 +504,11 @@ static void batch_stats(es_service_t *svc)
                 (double)svc->spent.handle_us / 1000.0 / rounds,
                 (double)svc->spent.commit_us / 1000.0 / rounds, (long long)svc->ignored,
                 (long long)svc->lingered, (long long)(svc->rested / 1000), (long long)svc->looped,
-                (long long)svc->loop_trips_saved, jm.high / 1024, (long long)jm.fallback,
+                (long long)svc->loop_reads_skipped, jm.high / 1024, (long long)jm.fallback,
                 (long long)jm.skipped);
     memset(&svc->spent, 0, sizeof(svc->spent));
     svc->age_sum = svc->age_max = svc->ignored = svc->lingered = svc->rested = svc->looped = 0;
-    svc->loop_trips_saved = 0;
+    svc->loop_reads_skipped = 0;
     es_window_init(w);
 }
 

@@ -81,9 +81,9 @@ struct es_service {
     int round;   /* es_service_round() */
     es_input_t *loop;
     size_t loop_cnt, loop_cap;
-    int64_t looped;           /* inputs handled that way, this stats window */
-    int64_t loop_trips_saved; /* loop-back rounds that read nothing, this stats window */
-    int64_t rested;           /* µs a background service rested on a backlog, this stats window */
+    int64_t looped;             /* inputs handled that way, this stats window */
+    int64_t loop_reads_skipped; /* loop-back rounds that read nothing, this stats window */
+    int64_t rested; /* µs a background service rested on a backlog, this stats window */
 
     /* the batch whose writes and COMMIT are on their way while the next one is decoded */
     struct {
