@@ -740,6 +740,14 @@ void es_batch_decode_more(es_service_t *svc, const es_raw_t *raws, size_t from, 
     svc->spent.decode_us += es_mono_us() - t0;
 }
 
+/* Exchange two pipelines' contents (statements, parameters, results): no copy. */
+static void pipelines_swap(es_pg_pipeline_t *a, es_pg_pipeline_t *b)
+{
+    es_pg_pipeline_t t = *a;
+    *a = *b;
+    *b = t;
+}
+
 /* The next loop-back round. Its inputs are events this transaction emitted: new by
  * construction (none is published before the COMMIT), so their dedup marks are writes like the
  * others, and nothing is filtered. The handler's reads, if its load hook queues any, must see
@@ -771,10 +779,7 @@ static int loop_round_begin(es_service_t *svc, PGconn *pg, char *errstr, size_t 
         snprintf(errstr, errstr_size, "out of memory queueing the dedup marks");
         return -1;
     }
-    if (es_pg_pipeline_move(&svc->rl, &svc->pl) != 0) {
-        snprintf(errstr, errstr_size, "out of memory queueing the writes");
-        return -1;
-    }
+    pipelines_swap(&svc->rl, &svc->pl); /* the writes first (rl was empty) */
     size_t writes = svc->rl.cnt;
     if (svc->def->load && svc->def->load(svc, &svc->rl, svc->inputs, svc->input_cnt,
                                          svc->def->opaque, errstr, errstr_size) != 0) {
@@ -782,10 +787,7 @@ static int loop_round_begin(es_service_t *svc, PGconn *pg, char *errstr, size_t 
     }
     if (svc->rl.cnt == writes) { /* nothing to read: the writes wait for the COMMIT */
         svc->loop_reads_skipped++;
-        if (es_pg_pipeline_move(&svc->pl, &svc->rl) != 0) {
-            snprintf(errstr, errstr_size, "out of memory queueing the writes");
-            return -1;
-        }
+        pipelines_swap(&svc->rl, &svc->pl);
         return 0;
     }
     return es_pg_pipeline_run(pg, &svc->rl, 0, errstr, errstr_size);

@@ -258,22 +258,6 @@ int es_pg_pipeline_add(es_pg_pipeline_t *pl, const char *sql, int nparams,
     return (int)pl->cnt++;
 }
 
-int es_pg_pipeline_move(es_pg_pipeline_t *dst, es_pg_pipeline_t *src)
-{
-    for (size_t i = 0; i < src->cnt; i++) {
-        const es_pg_stmt_t *st = &src->stmts[i];
-        const char *vals[16];
-        for (int k = 0; k < st->nparams; k++) {
-            vals[k] = st->off[k] == (size_t)-1 ? NULL : (const char *)src->arena.data + st->off[k];
-        }
-        if (es_pg_pipeline_add(dst, st->sql, st->nparams, vals, st->lens, st->formats) < 0) {
-            return -1;
-        }
-    }
-    es_pg_pipeline_reset(src);
-    return 0;
-}
-
 PGresult *es_pg_pipeline_result(const es_pg_pipeline_t *pl, int idx)
 {
     return idx >= 0 && (size_t)idx < pl->cnt ? pl->stmts[idx].res : NULL;

@@ -79,9 +79,6 @@ void es_pg_pipeline_reset(es_pg_pipeline_t *pl);
  * parameters need `lens` and `formats`; NULL for all-text. Returns its index, or -1. */
 int es_pg_pipeline_add(es_pg_pipeline_t *pl, const char *sql, int nparams,
                        const char *const *values, const int *lens, const int *formats);
-/* Queue `src`'s statements (not yet run) at the end of `dst`, and reset `src`. Returns 0, or
- * -1 when out of memory (then some may have been queued: reset both). */
-int es_pg_pipeline_move(es_pg_pipeline_t *dst, es_pg_pipeline_t *src);
 /* Send everything queued, wait for every result. Returns 0, or -1 with the first failure in
  * errstr (the transaction, if one is open, is then aborted: roll it back). */
 int es_pg_pipeline_run(PGconn *pg, es_pg_pipeline_t *pl, int result_binary, char *errstr,

@@ -195,14 +195,11 @@ static int load(es_service_t *svc, es_pg_pipeline_t *pl, const es_input_t *input
         goto oom;
     }
     for (size_t i = 0; i < cnt; i++) {
-        if (b->ins[i].kind != ACC_IN_SAGA_TIMED_OUT && /* concerns a transfer, not an account */
-            es_idset_add(&b->accs, accounts_input_account(&b->ins[i])) != 0) {
-            goto oom;
-        }
-    }
-    for (size_t i = 0; i < cnt; i++) {
-        if (b->ins[i].kind == ACC_IN_TRANSFER_REQUESTED && b->ins[i].to_account[0] &&
-            es_idset_add(&b->accs, b->ins[i].to_account) != 0) {
+        const accounts_input_t *in = &b->ins[i];
+        if ((in->kind != ACC_IN_SAGA_TIMED_OUT && /* concerns a transfer, not an account */
+             es_idset_add(&b->accs, accounts_input_account(in)) != 0) ||
+            (in->kind == ACC_IN_TRANSFER_REQUESTED && in->to_account[0] &&
+             es_idset_add(&b->accs, in->to_account) != 0)) {
             goto oom;
         }
     }
