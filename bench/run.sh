@@ -103,6 +103,10 @@ stack_ticks() {
         awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || true
     done | awk '{ t += $1 } END { print t + 0 }'
 }
+# cpu_ms TICKS_BEFORE TICKS_AFTER N: the stack's CPU (stack_ticks) per record over a run, in ms.
+# Steadier than the latencies on a noisy machine: what a change saves shows here first.
+CPU_WHAT="CPU time (user + system) of every program of the stack and of its PostgreSQL, from the first send until the last is visible, divided by the records sent (ms)"
+cpu_ms() { awk -v t=$(($2 - $1)) -v hz="$(getconf CLK_TCK)" -v n="$3" 'BEGIN { printf "%.2f", t * 1000 / hz / n }'; }
 note() { printf '    %s\n' "$*" >&2; }
 now_us() { date +%s%6N; }
 
@@ -294,6 +298,7 @@ note "$ACCOUNTS accounts open, $BIG each, in $((SECONDS - t0)) s"
 step "end-to-end throughput: $RUNS runs of $N transfers (esctl send --batch RequestTransfer)"
 TPUT=()
 SAGA_TPUT=()
+TCPU=()
 for ((r = 1; r <= RUNS; r++)); do
     prefix="tp$$-$r-"
     awk -v n="$N" -v a="$ACCOUNTS" -v p="$prefix" -v seed="$$$r" 'BEGIN { srand(seed);
@@ -302,11 +307,13 @@ for ((r = 1; r <= RUNS; r++)); do
             printf "{\"transfer_id\":\"%s%07d\",\"from_account\":\"bench-acct-%d\",", p, i, f
             printf "\"to_account\":\"bench-acct-%d\",\"amount\":1}\n", t } }' >"$W/run$r.jsonl"
     sleep 1 # let the services settle after the previous step
+    k_start="$(stack_ticks)"
     t_start="$(now_us)"
     esctl send --batch RequestTransfer <"$W/run$r.jsonl" >/dev/null
     t_sent="$(now_us)"
     note "run $r: $N published in $(awk -v a="$t_start" -v b="$t_sent" 'BEGIN { printf "%.2f", (b - a) / 1e6 }') s"
     t_seen="$(wait_terminal "$prefix" "$N" "run $r")"
+    TCPU+=("$(cpu_ms "$k_start" "$(stack_ticks)" "$N")")
     # updated_at is the terminal event's occurred_at: when the saga itself was done, before the
     # projector made it visible. The gap between the two tells where the time went.
     IFS='|' read -r t_end t_saga completed failed < <(sql -c "SELECT
@@ -318,7 +325,7 @@ for ((r = 1; r <= RUNS; r++)); do
     TPUT+=("$tput")
     note "run $r: all terminal after $(awk -v a="$t_start" -v b="$t_end" 'BEGIN { printf "%.3f", (b - a) / 1e6 }') s" \
         "(poll saw it at $(awk -v a="$t_start" -v b="$t_seen" 'BEGIN { printf "%.2f", (b - a) / 1e6 }') s):" \
-        "$tput transfers/s; $completed completed, $failed failed;" \
+        "$tput transfers/s, ${TCPU[-1]} ms of CPU each; $completed completed, $failed failed;" \
         "the saga's last event at $(awk -v a="$t_start" -v b="$t_saga" 'BEGIN { printf "%.2f", (b - a) / 1e6 }') s"
     SAGA_TPUT+=("$(awk -v n="$N" -v a="$t_start" -v b="$t_saga" 'BEGIN { printf "%.0f", n * 1e6 / (b - a) }')")
     [ "$failed" -eq 0 ] || es_warn "run $r: $failed transfers FAILED (all accounts are funded: expected 0)"
@@ -333,9 +340,10 @@ percentiles() {
 
 # loadgen_latency transfers|orders RATE SECS PREFIX NAME [quiet]: es-loadgen at RATE/s for SECS s,
 # ids starting with PREFIX (send times in $W/NAME.csv, send->visible latencies in $W/NAME.txt);
-# prints "achieved count p50 p90 p99 max mean". Its report goes to stderr unless quiet.
+# prints "achieved count p50 p90 p99 max mean cpu" (cpu: cpu_ms from the first send until the
+# last is visible). Its report goes to stderr unless quiet.
 loadgen_latency() {
-    local kind="$1" rate="$2" secs="$3" prefix="$4" out="$W/$5" quiet="${6:-}" n achieved
+    local kind="$1" rate="$2" secs="$3" prefix="$4" out="$W/$5" quiet="${6:-}" n achieved k0 cpu
     local table=projections.transfers key=transfer_id wait_args=()
     local args=(--rate "$rate" --seconds "$secs" --prefix "$prefix" --out "$out.csv")
     if [ "$kind" = orders ]; then
@@ -346,6 +354,7 @@ loadgen_latency() {
         args+=(--accounts "$ACCOUNTS" --account-prefix bench-acct-)
     fi
     sleep 1
+    k0="$(stack_ticks)"
     "$ES_BIN/es-loadgen" "${args[@]}" 2>"$out.log" || {
         sed 's/^/    /' "$out.log" >&2
         es_die "es-loadgen ($kind at $rate/s) failed"
@@ -354,6 +363,7 @@ loadgen_latency() {
     n="$(wc -l <"$out.csv")"
     achieved="$(sed -n 's/.*: \([0-9.]*\)\/s (target.*/\1/p' "$out.log" | tail -n 1)"
     wait_terminal "${wait_args[@]}" "$prefix" "$n" "$kind at $rate/s" >/dev/null
+    cpu="$(cpu_ms "$k0" "$(stack_ticks)" "$n")"
     sql >/dev/null <<EOF
 CREATE TEMP TABLE lg_sent (id text PRIMARY KEY, sent_us bigint NOT NULL);
 \copy lg_sent FROM '$out.csv' WITH (FORMAT csv)
@@ -361,7 +371,7 @@ CREATE TEMP TABLE lg_sent (id text PRIMARY KEY, sent_us bigint NOT NULL);
 EOF
     [ "$(wc -l <"$out.txt")" -eq "$n" ] ||
         es_die "only $(wc -l <"$out.txt") of $n sent $kind found in $table"
-    printf '%s %s %s\n' "${achieved:-0}" "$n" "$(percentiles "$out.txt")"
+    printf '%s %s %s %s\n' "${achieved:-0}" "$n" "$(percentiles "$out.txt")" "$cpu"
 }
 
 # at_rest transfers|orders [RATE]: loadgen_latency at RATE/s (default REST_RATE) for REST_SECS
@@ -369,7 +379,7 @@ EOF
 # little) queued in front of them.
 at_rest() {
     local rate="${2:-$REST_RATE}" n p50 p99
-    read -r _ n p50 _ p99 _ _ < <(loadgen_latency "$1" "$rate" "$REST_SECS" "rest$$-$1-$rate-" \
+    read -r _ n p50 _ p99 _ _ _ < <(loadgen_latency "$1" "$rate" "$REST_SECS" "rest$$-$1-$rate-" \
         "rest-$1-$rate" quiet)
     printf '%s %s %s\n' "$p50" "$p99" "$n"
 }
@@ -391,9 +401,10 @@ hops() {
         GROUP BY 1 HAVING count(*) * 2 >= ${want:-0} ORDER BY min(at)" >"$2" 2>/dev/null || : >"$2"
 }
 
-median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END {
-    if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1; if ($1 ~ /\./) f = "%.2f\n" } END {
+    if (NR % 2) print v[(NR + 1) / 2]; else printf (f ? f : "%.0f\n"), (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 TPUT_MED="$(median "${TPUT[@]}")"
+TCPU_MED="$(median "${TCPU[@]}")"
 SAGA_TPUT_MED="$(median "${SAGA_TPUT[@]}")"
 note "median: $TPUT_MED transfers/s (runs: ${TPUT[*]}); counting only up to the saga's last event" \
     "(without the projector): $SAGA_TPUT_MED transfers/s"
@@ -403,6 +414,7 @@ note "median: $TPUT_MED transfers/s (runs: ${TPUT[*]}); counting only up to the 
 step "latency at a fixed rate: $RATE transfers/s for $SECS s (bin/es-loadgen)"
 sleep 1
 prefix="lat$$-"
+k_start="$(stack_ticks)"
 "$ES_BIN/es-loadgen" --rate "$RATE" --seconds "$SECS" --accounts "$ACCOUNTS" \
     --account-prefix bench-acct- --prefix "$prefix" --out "$W/sent.csv" 2>"$W/loadgen.log" &
 LOADGEN_PID=$!
@@ -422,6 +434,7 @@ LAT_N="$(wc -l <"$W/sent.csv")"
 LAT_ACHIEVED="$(sed -n 's/.*: \([0-9.]*\)\/s (target.*/\1/p' "$W/loadgen.log" | tail -n 1)"
 LAT_PACING="$(sed -n 's/.*worst pacing lag \([0-9.]*\) ms.*/\1/p' "$W/loadgen.log" | tail -n 1)"
 wait_terminal "$prefix" "$LAT_N" "fixed rate" >/dev/null
+LAT_CPU="$(cpu_ms "$k_start" "$(stack_ticks)" "$LAT_N")"
 sql >/dev/null <<EOF
 CREATE TEMP TABLE sent (transfer_id text PRIMARY KEY, sent_us bigint NOT NULL);
 \copy sent FROM '$W/sent.csv' WITH (FORMAT csv)
@@ -431,7 +444,7 @@ EOF
 [ "$(wc -l <"$W/latency.txt")" -eq "$LAT_N" ] ||
     es_die "only $(wc -l <"$W/latency.txt") of $LAT_N sent transfers found in projections.transfers"
 read -r LAT_P50 LAT_P90 LAT_P99 LAT_MAX LAT_MEAN < <(percentiles "$W/latency.txt")
-note "$LAT_N transfers at $LAT_ACHIEVED/s: p50 $LAT_P50 ms, p90 $LAT_P90 ms, p99 $LAT_P99 ms, max $LAT_MAX ms"
+note "$LAT_N transfers at $LAT_ACHIEVED/s: p50 $LAT_P50 ms, p90 $LAT_P90 ms, p99 $LAT_P99 ms, max $LAT_MAX ms; $LAT_CPU ms of CPU each"
 # The same up to the terminal event's occurred_at (ms resolution): the saga without the projector.
 read -r SAGA_P50 _ SAGA_P99 _ _ < <(percentiles "$W/saga-latency.txt")
 note "up to the saga's terminal event (before the projector): p50 $SAGA_P50 ms, p99 $SAGA_P99 ms"
@@ -503,6 +516,7 @@ if [ "$SHOP" = 1 ]; then
 
     step "orders end to end: $RUNS runs of $SHOP_N orders of two lines (esctl send --batch PlaceOrder)"
     OTPUT=()
+    OCPU=()
     for ((r = 1; r <= RUNS; r++)); do
         prefix="op$$-$r-"
         awk -v n="$SHOP_N" -v u="$SHOP_USERS" -v np="$SHOP_PRODUCTS" -v p="$prefix" -v seed="$$$r" 'BEGIN { srand(seed)
@@ -512,9 +526,11 @@ if [ "$SHOP" = 1 ]; then
                 printf "\"items\":[{\"product_id\":\"bench-prod-%d\",\"quantity\":1},{\"product_id\":\"bench-prod-%d\",\"quantity\":1}]}\n", a, b } }' \
             >"$W/orders$r.jsonl"
         sleep 1
+        k_start="$(stack_ticks)"
         t_start="$(now_us)"
         esctl send --batch PlaceOrder <"$W/orders$r.jsonl" >/dev/null
         wait_terminal --orders "$prefix" "$SHOP_N" "orders run $r" >/dev/null
+        OCPU+=("$(cpu_ms "$k_start" "$(stack_ticks)" "$SHOP_N")")
         IFS='|' read -r t_end confirmed rejected < <(sql -c "SELECT
             (extract(epoch FROM max($(visible))) * 1e6)::bigint,
             count(*) FILTER (WHERE status = 'CONFIRMED'), count(*) FILTER (WHERE status = 'REJECTED')
@@ -522,15 +538,16 @@ if [ "$SHOP" = 1 ]; then
         otput="$(awk -v n="$SHOP_N" -v a="$t_start" -v b="$t_end" 'BEGIN { printf "%.0f", n * 1e6 / (b - a) }')"
         OTPUT+=("$otput")
         note "orders run $r: all terminal after $(awk -v a="$t_start" -v b="$t_end" 'BEGIN { printf "%.3f", (b - a) / 1e6 }') s:" \
-            "$otput orders/s; $confirmed confirmed, $rejected rejected"
+            "$otput orders/s, ${OCPU[-1]} ms of CPU each; $confirmed confirmed, $rejected rejected"
         [ "$rejected" -eq 0 ] || es_warn "orders run $r: $rejected orders REJECTED (stock and money are plenty: expected 0)"
     done
     OTPUT_MED="$(median "${OTPUT[@]}")"
+    OCPU_MED="$(median "${OCPU[@]}")"
     note "median: $OTPUT_MED orders/s (runs: ${OTPUT[*]})"
 
     step "order latency at a fixed rate: $SHOP_RATE orders/s for $SECS s (es-loadgen --kind orders)"
-    read -r OLAT_ACHIEVED OLAT_N OLAT_P50 OLAT_P90 OLAT_P99 OLAT_MAX OLAT_MEAN < <(loadgen_latency orders "$SHOP_RATE" "$SECS" "olat$$-" olatency)
-    note "$OLAT_N orders at $OLAT_ACHIEVED/s: p50 $OLAT_P50 ms, p90 $OLAT_P90 ms, p99 $OLAT_P99 ms, max $OLAT_MAX ms"
+    read -r OLAT_ACHIEVED OLAT_N OLAT_P50 OLAT_P90 OLAT_P99 OLAT_MAX OLAT_MEAN OLAT_CPU < <(loadgen_latency orders "$SHOP_RATE" "$SECS" "olat$$-" olatency)
+    note "$OLAT_N orders at $OLAT_ACHIEVED/s: p50 $OLAT_P50 ms, p90 $OLAT_P90 ms, p99 $OLAT_P99 ms, max $OLAT_MAX ms; $OLAT_CPU ms of CPU each"
 
     step "order latency at rest: $REST_RATE orders/s for $REST_SECS s"
     read -r OREST_P50 OREST_P99 OREST_N < <(at_rest orders)
@@ -570,8 +587,8 @@ if [ "$SHOP" = 1 ]; then
     # The same fixed rate with the coordinator following along, as `make up` runs the platform:
     # it records every step of both sagas, and takes its share of the two cores.
     step "order latency with the saga coordinator running: $SHOP_RATE orders/s for $SECS s"
-    read -r OSAGA_ACHIEVED OSAGA_N OSAGA_P50 OSAGA_P90 OSAGA_P99 OSAGA_MAX _ < <(loadgen_latency orders "$SHOP_RATE" "$SECS" "osaga$$-" olatency-sagas)
-    note "$OSAGA_N orders at $OSAGA_ACHIEVED/s: p50 $OSAGA_P50 ms, p90 $OSAGA_P90 ms, p99 $OSAGA_P99 ms, max $OSAGA_MAX ms"
+    read -r OSAGA_ACHIEVED OSAGA_N OSAGA_P50 OSAGA_P90 OSAGA_P99 OSAGA_MAX _ OSAGA_CPU < <(loadgen_latency orders "$SHOP_RATE" "$SECS" "osaga$$-" olatency-sagas)
+    note "$OSAGA_N orders at $OSAGA_ACHIEVED/s: p50 $OSAGA_P50 ms, p90 $OSAGA_P90 ms, p99 $OSAGA_P99 ms, max $OSAGA_MAX ms; $OSAGA_CPU ms of CPU each"
 
     # What the whole stack costs doing nothing: every service, the coordinator, the broker
     # and PostgreSQL, after the work above has settled.
@@ -612,10 +629,12 @@ xf() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", a / b }'; }
         ">= $TARGET_TPUT" "$V_TPUT" "$REF_PY_BATCHED batched ($(xf "$TPUT_MED" "$REF_PY_BATCHED")), $REF_PY_SINGLE one tx/msg ($(xf "$TPUT_MED" "$REF_PY_SINGLE"))"
     printf '%-34s %14s\n' "  each run" "${TPUT[*]}"
     printf '%-34s %14s\n' "  saga only (no projector), median" "$SAGA_TPUT_MED"
+    printf '%-34s %14s\n' "  CPU per transfer, ms (median)" "$TCPU_MED"
     printf '%-34s %14s %14s %8s  %s\n' "p99 send->visible at $RATE/s, ms" "$LAT_P99" \
         "< $TARGET_P99_MS" "$V_P99" "$REF_PY_P99_MS ms at $REF_PY_P99_RATE/s"
     printf '%-34s %14s\n' "  p50 / p90 / max, ms" "$LAT_P50 / $LAT_P90 / $LAT_MAX"
     printf '%-34s %14s\n' "  achieved rate, transfers/s" "$LAT_ACHIEVED"
+    printf '%-34s %14s\n' "  CPU per transfer, ms" "$LAT_CPU"
     printf '%-34s %14s\n' "  saga only (no projector) p50/p99" "$SAGA_P50 / $SAGA_P99"
     printf '%-34s %14s\n' "  at rest ($REST_RATE/s) p50/p99" "$REST_P50 / $REST_P99"
     printf '%-34s %14s %14s %8s  %s\n' "  at $REF_PY_P99_RATE/s p50/p99" "$REF_P50 / $REF_P99" '' '' \
@@ -627,12 +646,15 @@ xf() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", a / b }'; }
         printf '%-34s %14s %14s %8s\n' "orders end to end, orders/s" "$OTPUT_MED" \
             ">= $TARGET_ORDERS_TPUT" "$V_OTPUT"
         printf '%-34s %14s\n' "  each run ($SHOP_N orders, 2 lines)" "${OTPUT[*]}"
+        printf '%-34s %14s\n' "  CPU per order, ms (median)" "$OCPU_MED"
         printf '%-34s %14s %14s %8s\n' "p99 placed->visible at $SHOP_RATE/s, ms" "$OLAT_P99" \
             "< $TARGET_ORDERS_P99_MS" "$V_OP99"
         printf '%-34s %14s\n' "  p50 / p90 / max, ms" "$OLAT_P50 / $OLAT_P90 / $OLAT_MAX"
         printf '%-34s %14s\n' "  achieved rate, orders/s" "$OLAT_ACHIEVED"
+        printf '%-34s %14s\n' "  CPU per order, ms" "$OLAT_CPU"
         printf '%-34s %14s\n' "  at rest ($REST_RATE/s) p50/p99" "$OREST_P50 / $OREST_P99"
         printf '%-34s %14s\n' "  coordinator running: p50/p99" "$OSAGA_P50 / $OSAGA_P99"
+        printf '%-34s %14s\n' "  coordinator running: CPU/order" "$OSAGA_CPU"
         printf '%-34s %14s\n' "saga coordinator, steps/s from cold" "$SAGA_RATE"
         printf '%-34s %14s\n' "  steps, sagas" "$SAGA_STEPS, $SAGA_COUNT"
         printf '%-34s %14s\n' "whole stack at rest, % of a core" "$IDLE_CPU"
@@ -687,12 +709,14 @@ jarr() { local IFS=,; printf '[%s]' "$*"; }
         "$N" "$RUNS" "$ACCOUNTS" "$RATE" "$SECS" "$REPLAYS" "${ES_PARTITIONS:-6}"
     printf '  "throughput": {"unit": "transfers/s", "median": %s, "runs": %s, "target": %s, "verdict": "%s",\n' \
         "$TPUT_MED" "$(jarr "${TPUT[@]}")" "$TARGET_TPUT" "$V_TPUT"
-    printf '    "saga_only_median": %s, "saga_only_runs": %s, "saga_only_what": "up to the last terminal event (updated_at), before the projector made it visible"},\n' \
+    printf '    "saga_only_median": %s, "saga_only_runs": %s, "saga_only_what": "up to the last terminal event (updated_at), before the projector made it visible",\n' \
         "$SAGA_TPUT_MED" "$(jarr "${SAGA_TPUT[@]}")"
+    printf '    "cpu_ms_per_transfer": %s, "cpu_ms_runs": %s, "cpu_what": "%s"},\n' \
+        "$TCPU_MED" "$(jarr "${TCPU[@]}")" "$CPU_WHAT"
     printf '  "latency": {"unit": "ms", "what": "%s - sent_at", "rate_target": %s, "rate_achieved": %s, "count": %s,\n' \
         "$(visible)" "$RATE" "$LAT_ACHIEVED" "$LAT_N"
-    printf '    "p50": %s, "p90": %s, "p99": %s, "max": %s, "mean": %s, "worst_pacing_lag_ms": %s, "target_p99": %s, "verdict": "%s",\n' \
-        "$LAT_P50" "$LAT_P90" "$LAT_P99" "$LAT_MAX" "$LAT_MEAN" "${LAT_PACING:-null}" "$TARGET_P99_MS" "$V_P99"
+    printf '    "p50": %s, "p90": %s, "p99": %s, "max": %s, "mean": %s, "worst_pacing_lag_ms": %s, "target_p99": %s, "verdict": "%s", "cpu_ms_per_transfer": %s,\n' \
+        "$LAT_P50" "$LAT_P90" "$LAT_P99" "$LAT_MAX" "$LAT_MEAN" "${LAT_PACING:-null}" "$TARGET_P99_MS" "$V_P99" "$LAT_CPU"
     printf '    "saga_only_p50": %s, "saga_only_p99": %s, "saga_only_what": "updated_at (terminal event occurred_at, ms) - sent_at",\n' \
         "$SAGA_P50" "$SAGA_P99"
     printf '    "at_rest": {"rate": %s, "count": %s, "p50": %s, "p99": %s},\n' \
@@ -703,14 +727,14 @@ jarr() { local IFS=,; printf '[%s]' "$*"; }
         "$REPLAY_MED" "$(jarr "${REPLAY[@]}")" "${REPLAY_EVENTS:-0}" "$TARGET_REPLAY" "$V_REPLAY"
     if [ "$SHOP" = 1 ]; then
         printf '  "orders": {"what": "PlaceOrder of two lines until CONFIRMED or REJECTED is visible in shop_views.orders", "orders_per_run": %s,\n' "$SHOP_N"
-        printf '    "throughput": {"unit": "orders/s", "median": %s, "runs": %s, "target": %s, "verdict": "%s"},\n' \
-            "$OTPUT_MED" "$(jarr "${OTPUT[@]}")" "$TARGET_ORDERS_TPUT" "$V_OTPUT"
-        printf '    "latency": {"unit": "ms", "rate_target": %s, "rate_achieved": %s, "count": %s, "p50": %s, "p90": %s, "p99": %s, "max": %s, "mean": %s, "target_p99": %s, "verdict": "%s"},\n' \
-            "$SHOP_RATE" "$OLAT_ACHIEVED" "$OLAT_N" "$OLAT_P50" "$OLAT_P90" "$OLAT_P99" "$OLAT_MAX" "$OLAT_MEAN" "$TARGET_ORDERS_P99_MS" "$V_OP99"
+        printf '    "throughput": {"unit": "orders/s", "median": %s, "runs": %s, "target": %s, "verdict": "%s", "cpu_ms_per_order": %s, "cpu_ms_runs": %s},\n' \
+            "$OTPUT_MED" "$(jarr "${OTPUT[@]}")" "$TARGET_ORDERS_TPUT" "$V_OTPUT" "$OCPU_MED" "$(jarr "${OCPU[@]}")"
+        printf '    "latency": {"unit": "ms", "rate_target": %s, "rate_achieved": %s, "count": %s, "p50": %s, "p90": %s, "p99": %s, "max": %s, "mean": %s, "target_p99": %s, "verdict": "%s", "cpu_ms_per_order": %s},\n' \
+            "$SHOP_RATE" "$OLAT_ACHIEVED" "$OLAT_N" "$OLAT_P50" "$OLAT_P90" "$OLAT_P99" "$OLAT_MAX" "$OLAT_MEAN" "$TARGET_ORDERS_P99_MS" "$V_OP99" "$OLAT_CPU"
         printf '    "at_rest": {"rate": %s, "count": %s, "p50": %s, "p99": %s},\n' \
             "$REST_RATE" "${OREST_N:-0}" "${OREST_P50:-null}" "${OREST_P99:-null}"
-        printf '    "latency_with_coordinator": {"what": "the fixed rate again, es-sagas running (as make up runs it)", "rate_achieved": %s, "count": %s, "p50": %s, "p90": %s, "p99": %s, "max": %s},\n' \
-            "$OSAGA_ACHIEVED" "$OSAGA_N" "$OSAGA_P50" "$OSAGA_P90" "$OSAGA_P99" "$OSAGA_MAX"
+        printf '    "latency_with_coordinator": {"what": "the fixed rate again, es-sagas running (as make up runs it)", "rate_achieved": %s, "count": %s, "p50": %s, "p90": %s, "p99": %s, "max": %s, "cpu_ms_per_order": %s},\n' \
+            "$OSAGA_ACHIEVED" "$OSAGA_N" "$OSAGA_P50" "$OSAGA_P90" "$OSAGA_P99" "$OSAGA_MAX" "$OSAGA_CPU"
         printf '    "hops_ms": {"what": "each step of the orders sagas after its cause (occurred_at)", "at_rate": [%s], "at_rest": [%s]}},\n' \
             "$(awk -F'|' '{ printf "%s{\"step\": \"%s\", \"p50\": %s, \"p99\": %s}", (NR > 1 ? ", " : ""), $1, $2, $3 }' "$W/hops.txt" 2>/dev/null)" \
             "$(awk -F'|' '{ printf "%s{\"step\": \"%s\", \"p50\": %s, \"p99\": %s}", (NR > 1 ? ", " : ""), $1, $2, $3 }' "$W/hops-rest.txt" 2>/dev/null)"
