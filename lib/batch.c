@@ -566,6 +566,11 @@ static int dedup_filter(es_service_t *svc, const PGresult *res, unsigned char **
  * and is the first its partition sees of its time). */
 static void window_filter(es_service_t *svc, const PGresult *res, const unsigned char *fresh)
 {
+    /* read from the table: a partition it has no row for has no newest time yet, whatever an
+     * attempt of this batch that failed (or a carried position) left in memory */
+    for (size_t i = 0; res && i < svc->pos_cnt; i++) {
+        svc->pos[i].newest_ms = 0;
+    }
     for (int r = 0; res && r < PQntuples(res); r++) { /* text results, like the round trip */
         int64_t part = strtoll(PQgetvalue(res, r, 0), NULL, 10);
         for (size_t i = 0; i < svc->pos_cnt; i++) {
@@ -690,6 +695,7 @@ static void decode_raws(es_service_t *svc, const es_raw_t *raws, size_t cnt)
         es_input_t *in;
         if (inputs_push(svc, &in) != 0) {
             json_decref(tmp.payload);
+            svc->ob_failed = 1; /* out of memory: the batch fails and is tried again, whole */
             continue;
         }
         *in = tmp;
@@ -863,7 +869,7 @@ int es_batch_prepare(es_service_t *svc, PGconn *pg, int own_tx, char *errstr, si
     if (rc != 0) {
         return -1;
     }
-    if ((!svc->offline && queue_outbox(svc) != 0) || queue_positions(svc) != 0 ||
+    if (svc->ob_failed || (!svc->offline && queue_outbox(svc) != 0) || queue_positions(svc) != 0 ||
         (own_tx && es_pg_pipeline_add(&svc->pl, "COMMIT", 0, NULL, NULL, NULL) < 0)) {
         snprintf(errstr, errstr_size, "could not queue the batch's writes");
         return -1;

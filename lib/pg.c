@@ -134,15 +134,21 @@ static int stmt_name(PGconn *pg, const char *sql, int nparams, char name[32], ch
     if (stmts.cnt == STMT_CACHE) {
         return 1; /* full: run it unprepared */
     }
+    char *dup = strdup(sql);
+    if (!dup) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return -1;
+    }
     snprintf(name, 32, "es%zu", stmts.cnt);
     PGresult *res = PQprepare(pg, name, sql, nparams, NULL);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         set_err(pg, res, sql, errstr, errstr_size);
         PQclear(res);
+        free(dup);
         return -1;
     }
     PQclear(res);
-    stmts.sql[stmts.cnt++] = strdup(sql);
+    stmts.sql[stmts.cnt++] = dup;
     return 0;
 }
 
@@ -267,6 +273,7 @@ int es_pg_pipeline_send(PGconn *pg, es_pg_pipeline_t *pl, int result_binary, cha
                         size_t errstr_size)
 {
     char names[64][32];
+    int prepared[64]; /* 0: the cache is full, the statement goes unprepared */
     pl->failed = 0;
     pl->err[0] = '\0';
     pl->sent = 0;
@@ -276,10 +283,13 @@ int es_pg_pipeline_send(PGconn *pg, es_pg_pipeline_t *pl, int result_binary, cha
     }
     /* prepare first: preparing is not possible once in pipeline mode */
     for (size_t i = 0; i < pl->cnt; i++) {
-        if (pl->stmts[i].nparams > 0 && stmt_name(pg, pl->stmts[i].sql, pl->stmts[i].nparams,
-                                                  names[i], errstr, errstr_size) < 0) {
+        int rc = pl->stmts[i].nparams > 0 ? stmt_name(pg, pl->stmts[i].sql, pl->stmts[i].nparams,
+                                                      names[i], errstr, errstr_size)
+                                          : 1;
+        if (rc < 0) {
             return -1;
         }
+        prepared[i] = rc == 0;
     }
     if (!PQenterPipelineMode(pg)) {
         snprintf(errstr, errstr_size, "could not enter pipeline mode: %s", PQerrorMessage(pg));
@@ -291,10 +301,10 @@ int es_pg_pipeline_send(PGconn *pg, es_pg_pipeline_t *pl, int result_binary, cha
         for (int k = 0; k < st->nparams; k++) {
             vals[k] = st->off[k] == (size_t)-1 ? NULL : (const char *)pl->arena.data + st->off[k];
         }
-        int ok = st->nparams > 0
-                     ? PQsendQueryPrepared(pg, names[i], st->nparams, vals, st->lens, st->formats,
-                                           result_binary)
-                     : PQsendQueryParams(pg, st->sql, 0, NULL, NULL, NULL, NULL, result_binary);
+        int ok = prepared[i] ? PQsendQueryPrepared(pg, names[i], st->nparams, vals, st->lens,
+                                                   st->formats, result_binary)
+                             : PQsendQueryParams(pg, st->sql, st->nparams, NULL, vals, st->lens,
+                                                 st->formats, result_binary);
         if (!ok) {
             snprintf(pl->err, sizeof(pl->err), "could not send a statement: %s",
                      PQerrorMessage(pg));

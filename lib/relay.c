@@ -47,8 +47,18 @@ static void handoff_list_destroy(handoff_t *h)
 enum { RING_INFLIGHT, RING_ACKED, RING_DELETED };
 
 /* Delivery-report tags: fast-path records carry their row's production index with this bit
- * set; a round's carry (row number in the round's result << 32 | record number in the row). */
+ * set; a round's carry the round's number, the row's in the round's result and the record's in
+ * the row (round_tag). A round rolled back can leave reports in flight that arrive during the
+ * next one: its number tells them apart, or a refusal would park the next round's record that
+ * has the same place. */
 #define FAST_TAG ((uint64_t)1 << 63)
+#define ROUND_GEN_MASK 0x7fffffu /* bits 40-62 */
+_Static_assert(ROUND_ROWS <= 256, "a round's row number takes 8 bits of its tag");
+
+static uint64_t round_tag(unsigned gen, int row, int idx)
+{
+    return (uint64_t)(gen & ROUND_GEN_MASK) << 40 | (uint64_t)(row & 0xff) << 32 | (uint32_t)idx;
+}
 
 struct es_relay {
     es_config_t *cfg;
@@ -72,7 +82,8 @@ struct es_relay {
     rd_kafka_t *rk;
     int leader;
     es_pg_pipeline_t pl;
-    int failed; /* deliveries that failed in the current round and will be retried */
+    int failed;         /* deliveries that failed in the current round and will be retried */
+    unsigned round_gen; /* the current round's number (round_tag) */
     /* records Kafka refused for good in the current round (too large, invalid): parked */
     struct parked {
         int row, idx;
@@ -166,8 +177,11 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
         }
         return;
     }
+    if ((unsigned)(tag >> 40 & ROUND_GEN_MASK) != (r->round_gen & ROUND_GEN_MASK)) {
+        return; /* a round rolled back: its records are published again */
+    }
     if (rkm->err && permanent(rkm->err)) {
-        park(r, (int)(tag >> 32), (int)(tag & 0xffffffffu), rkm->err);
+        park(r, (int)(tag >> 32 & 0xff), (int)(tag & 0xffffffffu), rkm->err);
     } else if (rkm->err && r->failed++ == 0) { /* the round's failure counts them all */
         es_log_warn("outbox record not delivered, the round will be retried",
                     "topic=%s error=\"%s\"", rd_kafka_topic_name(rkm->rkt),
@@ -360,6 +374,7 @@ static int relay_round(es_relay_t *r)
     }
     r->failed = 0;
     r->parked_cnt = 0;
+    r->round_gen++;
     int records = 0;
     for (int k = 0; k < n; k++) {
         int row = (int)order[k][1];
@@ -368,7 +383,7 @@ static int relay_round(es_relay_t *r)
         es_outbox_record_t rec;
         int got, idx = 0;
         while ((got = es_outbox_next(blob, len, &pos, &rec)) == 1) {
-            rd_kafka_resp_err_t err = produce_record(r, &rec, (uint64_t)row << 32 | (uint32_t)idx);
+            rd_kafka_resp_err_t err = produce_record(r, &rec, round_tag(r->round_gen, row, idx));
             if (err && permanent(err)) {
                 park(r, row, idx, err);
             } else if (err) {

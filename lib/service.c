@@ -186,6 +186,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         service_run = 0;
     }
     es_batch_forget_newest(svc); /* another instance may have moved them meanwhile */
+    svc->rebalanced = 1;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         if (load_positions(svc, parts) != 0) {
             svc->fatal = 1;
@@ -574,16 +575,47 @@ typedef struct poll_into {
     size_t gap_cnt;
 } poll_into_t;
 
+/* Partitions moved while records were in hand (the rebalance callback runs inside a poll):
+ * those records, and the positions carried from ignored ones, were read under the assignment
+ * before. A partition now another instance's would have them handled twice, and this
+ * instance's outbox row could reach Kafka behind the new owner's events of the same aggregate;
+ * a partition kept is read again from the stored position its assignment started at. So they
+ * all go, unhandled. Returns 0, the slot's new count, or n when nothing moved. */
+static size_t drop_moved(es_service_t *svc, poll_into_t *ps, size_t n)
+{
+    if (!svc->rebalanced) {
+        return n;
+    }
+    svc->rebalanced = 0;
+    if (n > 0 || svc->carry) {
+        es_log_info("partitions moved: the records in hand are left to their partitions' owner",
+                    "records=%zu", n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_message_destroy(ps->msgs[i]);
+    }
+    es_batch_inputs_clear(svc);
+    svc->decoded = NULL;
+    svc->carry = 0;
+    svc->pos_cnt = 0;
+    ps->gap_cnt = 0; /* a partition still out of the broker's window says so again */
+    return 0;
+}
+
 /* Poll records into ps's slot from index n on: wait up to timeout_ms for the first, then take
- * whatever else is already here, up to ps->max. Returns the new count. How long each record
- * waited between its producer and now goes to the batch statistics (Kafka timestamps are the
- * producer's clock: the same machine in the dev stack). */
+ * whatever else is already here, up to ps->max. Returns the new count (smaller than n when
+ * partitions moved meanwhile: drop_moved). How long each record waited between its producer and
+ * now goes to the batch statistics (Kafka timestamps are the producer's clock: the same machine
+ * in the dev stack). */
 static size_t poll_records(es_service_t *svc, poll_into_t *ps, size_t n, int timeout_ms)
 {
     size_t first = n;
     while (n < ps->max) {
         rd_kafka_message_t *rkm =
             rd_kafka_consumer_poll(svc->consumer, n == first ? timeout_ms : 0);
+        if (svc->rebalanced) { /* the records before this poll's are the old assignment's */
+            n = first = drop_moved(svc, ps, n);
+        }
         if (!rkm) {
             break;
         }
@@ -1050,8 +1082,14 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
         /* positions the broker no longer holds: read them from the archive (or, past its end,
          * go on from the end) */
         for (size_t g = 0; g < ps.gap_cnt && !svc->fatal; g++) {
-            if (pending_finish(svc) != 0 ||
-                handle_gap(svc, &ps.gaps[g], max_batch, errstr, sizeof(errstr)) != 0) {
+            /* the positions carried from ignored records first: stored after a rewind, they
+             * would move the position past the records that take the lost offsets again */
+            if (pending_finish(svc) != 0 || carry_flush(svc) != 0) {
+                svc->fatal = 1;
+                service_run = 0;
+                break;
+            }
+            if (handle_gap(svc, &ps.gaps[g], max_batch, errstr, sizeof(errstr)) != 0) {
                 es_log_error("stored position is no longer in the log and cannot be read from "
                              "an archive: stopping (records would be skipped)",
                              "topic=%s partition=%d error=\"%s\"", ps.gaps[g].topic,

@@ -53,7 +53,7 @@ struct es_service {
     es_pg_pipeline_t rl; /* its first round trip: BEGIN, dedup, the handler's reads */
     es_buf_t ob_records; /* the batch's emitted records: its outbox row (outbox.h) */
     size_t ob_count;
-    int ob_failed;           /* a record could not be added: the batch fails */
+    int ob_failed;           /* a record or an input could not be kept: the batch fails */
     int ob_idx;              /* the outbox insert's place in the pipeline, or -1 */
     int64_t ob_seq;          /* the seq the insert returned, or -1 */
     const es_raw_t *decoded; /* the raws the working state was decoded from */
@@ -107,6 +107,9 @@ struct es_service {
     rd_kafka_topic_partition_list_t *unread;
 
     int fatal;
+    /* set by the rebalance callback, which runs inside a poll: the records in hand were read
+     * under the assignment before it (see drop_moved in service.c) */
+    int rebalanced;
     /* where batches spent their time since the last stats line: decoding, the first round
      * trip (BEGIN, dedup), the handler (its reads and decisions), the writes and COMMIT */
     struct {

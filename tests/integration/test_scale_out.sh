@@ -2,7 +2,8 @@
 # test_scale_out.sh: two instances of es-accounts in one consumer group split the partitions;
 # when one is killed (-9) in the middle of ~1,000 transfers the other takes over its partitions
 # (and the outbox relay), every transfer still ends, the ledger holds, and each account's events
-# reach accounts.events in version order.
+# reach accounts.events in version order. Then a third instance joins and leaves while 1,000 more
+# flow: the same holds when partitions move under load.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ledger.sh"
 . "$(dirname "$0")/bank.sh"
@@ -88,3 +89,35 @@ if [ -n "$bad" ]; then
 fi
 pass "every account's events are in version order in accounts.events"
 assert_eq "$N_ACCOUNTS" "$(esctl replay --topic accounts.events | jq -r "select(.aggregate_version > 0) | .key" | sort -u | wc -l)" "accounts with events"
+
+# Partitions moving under load: a third instance joins while 1,000 more transfers flow, then
+# leaves on SIGTERM. Each rebalance takes away the records an instance had polled and not yet
+# handled (they are read again by the partitions' owner): every transfer still ends once, and
+# the order per account holds.
+TRANSFERS2="$ES_DATA/transfers2.jsonl"
+bank_transfers "$N_TRANSFERS" "$N_ACCOUNTS" acct- u- 4343 >"$TRANSFERS2"
+LOG3="$ES_DATA/log/es-accounts-3.log"
+(bank_send "$TRANSFERS2" 20 0.2) &
+SENDER=$!
+"$ES_BIN/es-accounts" </dev/null >>"$LOG3" 2>&1 &
+PID3=$!
+at_exit "kill -KILL $PID3 2>/dev/null; wait $PID3 2>/dev/null"
+wait_until 60 "settled_assignment '$LOG2' && settled_assignment '$LOG3' && [ \$(last_assigned '$LOG3') -gt 0 ]"
+pass "a third instance joined while transfers flowed: $(last_assigned "$LOG2") + $(last_assigned "$LOG3") partitions"
+kill -TERM "$PID3"
+rc3=0
+wait "$PID3" || rc3=$?
+assert_eq 0 "$rc3" "the third instance's exit status after SIGTERM"
+wait "$SENDER" || fail "sending the second transfers failed"
+wait_until 60 "settled_assignment '$LOG2' && [ \$(last_assigned '$LOG2') = $PARTITIONS_TOTAL ]"
+pass "the remaining instance owns all $PARTITIONS_TOTAL partitions again"
+ledger_wait_settled $((2 * N_TRANSFERS)) 180
+ledger_check
+bad="$(bank_versions_in_order)"
+if [ -n "$bad" ]; then
+    printf '%s\n' "$bad" | head -20 | sed 's/^/    /' >&2
+    fail "events of some accounts are out of version order after the partitions moved"
+fi
+pass "every account's events still in version order in accounts.events"
+note "records left to their partitions' owner at a rebalance: $(grep -h 'msg="partitions moved' "$LOG2" "$LOG3" |
+    sed -n 's/.*records=\([0-9]*\).*/\1/p' | awk '{ n += $1 } END { print n + 0 }')"
