@@ -107,6 +107,34 @@ stack_ticks() {
 # Steadier than the latencies on a noisy machine: what a change saves shows here first.
 CPU_WHAT="CPU time (user + system) of every program of the stack and of its PostgreSQL, from the first send until the last is visible, divided by the records sent (ms)"
 cpu_ms() { awk -v t=$(($2 - $1)) -v hz="$(getconf CLK_TCK)" -v n="$3" 'BEGIN { printf "%.2f", t * 1000 / hz / n }'; }
+# cpu_snapshot: "name ticks" (CPU so far, user + system) of every program of the stack, named
+# by its pid file, of every PostgreSQL client backend, named "pg:" and its application_name
+# (the service it serves: lib/pg.c), and of the rest of PostgreSQL, "pg:(server)" (postmaster,
+# WAL writer, checkpointer, autovacuum...).
+cpu_snapshot() {
+    local f p pm apps
+    apps="$(sql -F' ' -c "SELECT pid, replace(coalesce(nullif(application_name, ''), '?'), ' ', '_')
+        FROM pg_stat_activity WHERE backend_type = 'client backend'" 2>/dev/null || true)"
+    {
+        for f in "$ES_DATA"/run/*.pid; do
+            p="$(cat -- "$f" 2>/dev/null)" || continue
+            [ -z "$p" ] || awk -v n="$(basename -- "$f" .pid)" '{ print n, $14 + $15 }' "/proc/$p/stat" 2>/dev/null || true
+        done
+        pm="$(head -n 1 "$ES_DATA/pg/postmaster.pid" 2>/dev/null || true)"
+        if [ -n "$pm" ]; then
+            for p in $pm $(pgrep -P "$pm" | tr '\n' ' '); do
+                awk -v p="$p" '{ print p, $14 + $15 }' "/proc/$p/stat" 2>/dev/null || true
+            done | awk -v apps="$apps" 'BEGIN { n = split(apps, l, "\n")
+                    for (i = 1; i <= n; i++) { split(l[i], a, " "); app[a[1]] = a[2] } }
+                { print ($1 in app ? "pg:" app[$1] : "pg:(server)"), $2 }'
+        fi
+    } | awk '{ t[$1] += $2 } END { for (k in t) print k, t[k] }'
+}
+# cpu_split BEFORE AFTER N: "name ms" of CPU per record between two cpu_snapshot files.
+cpu_split() {
+    awk -v hz="$(getconf CLK_TCK)" -v n="$3" 'FNR == NR { a[$1] = $2; next }
+        { d = ($2 - a[$1]) * 1000 / hz / n; if (d > 0) printf "%s %.3f\n", $1, d }' "$1" "$2"
+}
 note() { printf '    %s\n' "$*" >&2; }
 now_us() { date +%s%6N; }
 
@@ -414,6 +442,7 @@ note "median: $TPUT_MED transfers/s (runs: ${TPUT[*]}); counting only up to the 
 step "latency at a fixed rate: $RATE transfers/s for $SECS s (bin/es-loadgen)"
 sleep 1
 prefix="lat$$-"
+cpu_snapshot >"$W/cpu-lat-0"
 k_start="$(stack_ticks)"
 "$ES_BIN/es-loadgen" --rate "$RATE" --seconds "$SECS" --accounts "$ACCOUNTS" \
     --account-prefix bench-acct- --prefix "$prefix" --out "$W/sent.csv" 2>"$W/loadgen.log" &
@@ -435,6 +464,8 @@ LAT_ACHIEVED="$(sed -n 's/.*: \([0-9.]*\)\/s (target.*/\1/p' "$W/loadgen.log" | 
 LAT_PACING="$(sed -n 's/.*worst pacing lag \([0-9.]*\) ms.*/\1/p' "$W/loadgen.log" | tail -n 1)"
 wait_terminal "$prefix" "$LAT_N" "fixed rate" >/dev/null
 LAT_CPU="$(cpu_ms "$k_start" "$(stack_ticks)" "$LAT_N")"
+cpu_snapshot >"$W/cpu-lat-1"
+cpu_split "$W/cpu-lat-0" "$W/cpu-lat-1" "$LAT_N" >"$W/cpu-split-lat"
 sql >/dev/null <<EOF
 CREATE TEMP TABLE sent (transfer_id text PRIMARY KEY, sent_us bigint NOT NULL);
 \copy sent FROM '$W/sent.csv' WITH (FORMAT csv)
@@ -526,11 +557,14 @@ if [ "$SHOP" = 1 ]; then
                 printf "\"items\":[{\"product_id\":\"bench-prod-%d\",\"quantity\":1},{\"product_id\":\"bench-prod-%d\",\"quantity\":1}]}\n", a, b } }' \
             >"$W/orders$r.jsonl"
         sleep 1
+        cpu_snapshot >"$W/cpu-orders-0"
         k_start="$(stack_ticks)"
         t_start="$(now_us)"
         esctl send --batch PlaceOrder <"$W/orders$r.jsonl" >/dev/null
         wait_terminal --orders "$prefix" "$SHOP_N" "orders run $r" >/dev/null
         OCPU+=("$(cpu_ms "$k_start" "$(stack_ticks)" "$SHOP_N")")
+        cpu_snapshot >"$W/cpu-orders-1"
+        cpu_split "$W/cpu-orders-0" "$W/cpu-orders-1" "$SHOP_N" >"$W/cpu-split-orders" # the last run's
         IFS='|' read -r t_end confirmed rejected < <(sql -c "SELECT
             (extract(epoch FROM max($(visible))) * 1e6)::bigint,
             count(*) FILTER (WHERE status = 'CONFIRMED'), count(*) FILTER (WHERE status = 'REJECTED')
@@ -546,7 +580,10 @@ if [ "$SHOP" = 1 ]; then
     note "median: $OTPUT_MED orders/s (runs: ${OTPUT[*]})"
 
     step "order latency at a fixed rate: $SHOP_RATE orders/s for $SECS s (es-loadgen --kind orders)"
+    cpu_snapshot >"$W/cpu-olat-0"
     read -r OLAT_ACHIEVED OLAT_N OLAT_P50 OLAT_P90 OLAT_P99 OLAT_MAX OLAT_MEAN OLAT_CPU < <(loadgen_latency orders "$SHOP_RATE" "$SECS" "olat$$-" olatency)
+    cpu_snapshot >"$W/cpu-olat-1"
+    cpu_split "$W/cpu-olat-0" "$W/cpu-olat-1" "$OLAT_N" >"$W/cpu-split-olat"
     note "$OLAT_N orders at $OLAT_ACHIEVED/s: p50 $OLAT_P50 ms, p90 $OLAT_P90 ms, p99 $OLAT_P99 ms, max $OLAT_MAX ms; $OLAT_CPU ms of CPU each"
 
     step "order latency at rest: $REST_RATE orders/s for $REST_SECS s"
@@ -690,12 +727,28 @@ xf() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", a / b }'; }
                   printf "  %-36s %-40s %s / %s   %s\n", l[i], bar, a[i], b[i], (l[i] in r ? r[l[i]] : "-") } }' \
             "$W/hops-rest.txt" "$W/hops.txt"
     fi
+    if [ -s "$W/cpu-split-lat" ]; then
+        printf '\nwhere the CPU goes: ms of CPU per record, by process ("pg:" a service'"'"'s PostgreSQL backend)\n'
+        printf '  %-24s %14s %14s %14s   %s\n' '' "$RATE tx/s" "orders, full" "$SHOP_RATE orders/s" \
+            "orders, full speed: # (scaled to the largest)"
+        for f in 1:lat 2:orders 3:olat; do
+            sed "s/^/${f%%:*} /" "$W/cpu-split-${f#*:}" 2>/dev/null || true
+        done | awk '{ v[$1, $2] = $3; names[$2] = 1 }
+            END { for (k in names) { printf "%s %s %s %s\n", k, v[1, k] + 0, v[2, k] + 0, v[3, k] + 0 } }' |
+            sort -k3,3gr -k2,2gr | awk '{ r[NR] = $0; if ($3 > m) m = $3; for (i = 2; i <= 4; i++) t[i] += $i }
+                END { for (i = 1; i <= NR; i++) { split(r[i], a, " "); b = ""
+                          for (j = 0; m > 0 && j < int(a[3] / m * 30 + 0.5); j++) b = b "#"
+                          printf "  %-24s %14s %14s %14s   %s\n", a[1], (a[2] > 0 ? sprintf("%.3f", a[2]) : "-"),
+                              (a[3] > 0 ? sprintf("%.3f", a[3]) : "-"), (a[4] > 0 ? sprintf("%.3f", a[4]) : "-"), b }
+                      printf "  %-24s %14.3f %14.3f %14.3f\n", "total", t[2], t[3], t[4] }'
+    fi
     printf '\n'
 } | tee "$W/summary.txt"
 
 # results.json, by hand: every value is a number or a string we made.
 jstr() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g')"; }
 jarr() { local IFS=,; printf '[%s]' "$*"; }
+jobj() { awk '{ printf "%s\"%s\": %s", (NR > 1 ? ", " : ""), $1, $2 }' "$1" 2>/dev/null; } # "name value" lines
 {
     printf '{\n'
     printf '  "date": %s,\n' "$(jstr "$M_DATE")"
@@ -742,6 +795,8 @@ jarr() { local IFS=,; printf '[%s]' "$*"; }
             "$SAGA_RATE" "$SAGA_STEPS" "$SAGA_COUNT" "$SAGA_OPEN"
         printf '  "at_rest": {"what": "CPU of every program of the stack and of its PostgreSQL, doing nothing, after everything above", "unit": "%% of one core", "cpu": %s, "seconds": %s},\n' \
             "$IDLE_CPU" "$IDLE_SECS"
+        printf '  "cpu_by_process": {"what": "ms of CPU per record by process (pg: a service'"'"'s PostgreSQL backend, pg:(server) the rest of PostgreSQL): transfers at the fixed rate, the last orders run at full speed, orders at the fixed rate", "transfers_at_rate": {%s}, "orders_full_speed": {%s}, "orders_at_rate": {%s}},\n' \
+            "$(jobj "$W/cpu-split-lat")" "$(jobj "$W/cpu-split-orders")" "$(jobj "$W/cpu-split-olat")"
     fi
     printf '  "reference": {"what": "tutorial-style Python saga on this machine", "single_tx_per_message": %s, "batched": %s, "p99_ms": %s, "p99_at_rate": %s}\n' \
         "$REF_PY_SINGLE" "$REF_PY_BATCHED" "$REF_PY_P99_MS" "$REF_PY_P99_RATE"
