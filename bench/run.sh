@@ -656,6 +656,13 @@ if [ "$SHOP" = 1 ]; then
     V_OP99="$(verdict "$OLAT_P99" '<' "$TARGET_ORDERS_P99_MS")"
 fi
 xf() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", a / b }'; }
+# The CPU split's three readings side by side: "name transfers orders_full orders_at_rate" (0:
+# not measured there), the largest share of the orders at full speed first.
+for f in 1:lat 2:orders 3:olat; do
+    sed "s/^/${f%%:*} /" "$W/cpu-split-${f#*:}" 2>/dev/null || true
+done | awk '{ v[$1, $2] = $3; names[$2] = 1 }
+    END { for (k in names) printf "%s %s %s %s\n", k, v[1, k] + 0, v[2, k] + 0, v[3, k] + 0 }' |
+    sort -k3,3gr -k2,2gr >"$W/cpu-split.txt"
 
 {
     printf '\n%sbench results%s  (%s; %s x %s; before: load average %s %s %s, CPU %s%% busy, %s other es-broker)\n\n' \
@@ -727,20 +734,16 @@ xf() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", a / b }'; }
                   printf "  %-36s %-40s %s / %s   %s\n", l[i], bar, a[i], b[i], (l[i] in r ? r[l[i]] : "-") } }' \
             "$W/hops-rest.txt" "$W/hops.txt"
     fi
-    if [ -s "$W/cpu-split-lat" ]; then
+    if [ -s "$W/cpu-split.txt" ]; then
         printf '\nwhere the CPU goes: ms of CPU per record, by process ("pg:" a service'"'"'s PostgreSQL backend)\n'
         printf '  %-24s %14s %14s %14s   %s\n' '' "$RATE tx/s" "orders, full" "$SHOP_RATE orders/s" \
             "orders, full speed: # (scaled to the largest)"
-        for f in 1:lat 2:orders 3:olat; do
-            sed "s/^/${f%%:*} /" "$W/cpu-split-${f#*:}" 2>/dev/null || true
-        done | awk '{ v[$1, $2] = $3; names[$2] = 1 }
-            END { for (k in names) { printf "%s %s %s %s\n", k, v[1, k] + 0, v[2, k] + 0, v[3, k] + 0 } }' |
-            sort -k3,3gr -k2,2gr | awk '{ r[NR] = $0; if ($3 > m) m = $3; for (i = 2; i <= 4; i++) t[i] += $i }
+        awk '{ r[NR] = $0; if ($3 > m) m = $3; for (i = 2; i <= 4; i++) t[i] += $i }
                 END { for (i = 1; i <= NR; i++) { split(r[i], a, " "); b = ""
                           for (j = 0; m > 0 && j < int(a[3] / m * 30 + 0.5); j++) b = b "#"
                           printf "  %-24s %14s %14s %14s   %s\n", a[1], (a[2] > 0 ? sprintf("%.3f", a[2]) : "-"),
                               (a[3] > 0 ? sprintf("%.3f", a[3]) : "-"), (a[4] > 0 ? sprintf("%.3f", a[4]) : "-"), b }
-                      printf "  %-24s %14.3f %14.3f %14.3f\n", "total", t[2], t[3], t[4] }'
+                      printf "  %-24s %14.3f %14.3f %14.3f\n", "total", t[2], t[3], t[4] }' "$W/cpu-split.txt"
     fi
     printf '\n'
 } | tee "$W/summary.txt"
@@ -813,7 +816,7 @@ awk -f "$ES_ROOT/bench/svg.awk" -v tput="$TPUT_MED" -v tput_runs="${TPUT[*]}" -v
     -v target_replay="$TARGET_REPLAY" \
     -v orders_tput="${OTPUT_MED:-}" -v orders_runs="${OTPUT[*]:-}" -v target_orders_tput="$TARGET_ORDERS_TPUT" \
     -v orders_p99="${OLAT_P99:-}" -v orders_p50="${OLAT_P50:-}" -v orders_rate="$SHOP_RATE" \
-    -v target_orders_p99="$TARGET_ORDERS_P99_MS" \
+    -v target_orders_p99="$TARGET_ORDERS_P99_MS" -v cpu_split="$([ "$SHOP" = 1 ] && echo "$W/cpu-split.txt")" \
     -v machine="$M_DATE; $M_NPROC x $M_CPU; before start: load average $M_LOAD1, CPU $M_BUSY% busy, $M_OTHER_STACKS other es-broker running" \
     "$W/latency.txt" >"$W/results.svg"
 cp -- "$W/results.svg" "$OUT/results.svg"

@@ -79,6 +79,18 @@ END {
     W = 960; H = 792
     shop = orders_tput != ""
     if (shop) H = 792 + 190
+    # the CPU an order costs, by process (bench/run.sh's cpu-split.txt: name, transfers at the
+    # fixed rate, orders at full speed, orders at the fixed rate)
+    ncpu = 0
+    while (shop && cpu_split != "" && (getline ln < cpu_split) > 0) {
+        split(ln, a, " ")
+        if (a[3] + 0 <= 0 && a[4] + 0 <= 0) continue
+        ncpu++; cpu_name[ncpu] = a[1]; cpu_full[ncpu] = a[3] + 0; cpu_rate[ncpu] = a[4] + 0
+        if (a[3] + 0 > cpu_fmax) cpu_fmax = a[3] + 0
+        if (a[4] + 0 > cpu_rmax) cpu_rmax = a[4] + 0
+        cpu_ftot += a[3]; cpu_rtot += a[4]
+    }
+    if (ncpu) H += 50 + ncpu * 18
     printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\">\n", W, H, W, H
     print "<style>"
     print ".title{font-size:20px;font-weight:bold;fill:#222}.sub{font-size:12px;fill:#666}"
@@ -210,6 +222,23 @@ END {
         hbars(500, sy + 12, 440, 2, labels, vals, kinds, " ms")
         text(180, sy + 98, "orders of two lines; dots: each run. An order crosses ten hops (orders, catalog, payments, the ledger's", "class=\"sub\"")
         text(180, sy + 112, "transfer saga, payments, orders, the shop projector); p50 at " fmt(orders_rate) "/s: " orders_p50 " ms.", "class=\"sub\"")
+    }
+    if (ncpu) {
+        # Panel 5: where an order's CPU goes, at full speed and at the fixed rate.
+        cy = 930
+        text(30, cy, "Where an order's CPU goes (ms of CPU per order, by process; pg: the PostgreSQL backend of a service)", "class=\"h\"")
+        text(180, cy + 20, sprintf("at full speed (the last run): %.2f ms in all", cpu_ftot), "class=\"lab\"")
+        text(650, cy + 20, sprintf("at %s orders/s: %.2f ms in all", fmt(orders_rate), cpu_rtot), "class=\"lab\"")
+        for (i = 1; i <= ncpu; i++) {
+            ry = cy + 30 + (i - 1) * 18
+            text(172, ry + 12, cpu_name[i], "text-anchor=\"end\" class=\"lab\"")
+            bw = cpu_fmax > 0 ? cpu_full[i] / cpu_fmax * 250 : 0
+            rect(180, ry + 2, bw < 1 ? 1 : bw, 13, "class=\"ours\"")
+            text(180 + bw + 6, ry + 12, sprintf("%.3f", cpu_full[i]), "class=\"tick\"")
+            bw = cpu_rmax > 0 ? cpu_rate[i] / cpu_rmax * 230 : 0
+            rect(650, ry + 2, bw < 1 ? 1 : bw, 13, "class=\"saga\"")
+            text(650 + bw + 6, ry + 12, sprintf("%.3f", cpu_rate[i]), "class=\"tick\"")
+        }
     }
     text(30, H - 30, sprintf("Fixed-rate run: p50 %s ms, p90 %s ms, p99 %s ms, max %s ms. Reference: the tutorial-style Python saga on", p50, p90, p99, pmax), "class=\"sub\"")
     text(30, H - 14, "this machine (one transaction per message, batched; p99 at " py_rate "/s). Drawn by bench/run.sh with bench/svg.awk.", "class=\"sub\"")
