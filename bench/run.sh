@@ -31,7 +31,9 @@
 # BENCH_ACCOUNTS (50), BENCH_REPLAYS (3), BENCH_TIMEOUT (seconds a step may wait for the read
 # model, 180), BENCH_SHOP (1), BENCH_SHOP_N (10000), BENCH_SHOP_RATE (500), BENCH_SHOP_USERS
 # (50), BENCH_SHOP_PRODUCTS (100), BENCH_REST_RATE (20), BENCH_REST_SECONDS (10),
-# BENCH_IDLE_SECONDS (10: how long the stack at rest is watched), BENCH_OUT
+# BENCH_IDLE_SECONDS (10: how long the stack at rest is watched), BENCH_SETTLE_PCT (25) and
+# BENCH_SETTLE_MAX_S (15) (each measured run waits until the stack uses less than that % of a
+# core, for at most that long: settle), BENCH_OUT
 # (where results go, docs/bench), BENCH_KEEP=1 keeps the data folder (.data/bench-<pid>; else
 # only its logs stay, in .data/bench-last-logs). ES_PARTITIONS and the other platform variables
 # pass through.
@@ -136,6 +138,28 @@ cpu_split() {
         { d = ($2 - a[$1]) * 1000 / hz / n; if (d > 0) printf "%s %.3f\n", $1, d }' "$1" "$2"
 }
 note() { printf '    %s\n' "$*" >&2; }
+# settle: before a measured run, wait until what the previous step left behind is done (relays
+# deleting published rows, autovacuum, a coordinator catching up): the stack's CPU over half a
+# second below BENCH_SETTLE_PCT (25) % of one core, for at most BENCH_SETTLE_MAX_S (15) s, at
+# least 1 s. Runs then start from the same state, not from wherever the last one stopped.
+settle() {
+    local t0=$SECONDS k0 k1 pct
+    sleep 0.5
+    while :; do
+        k0="$(stack_ticks)"
+        sleep 0.5
+        k1="$(stack_ticks)"
+        pct="$(awk -v t=$((k1 - k0)) -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", t * 100 / hz / 0.5 }')"
+        if [ "$pct" -lt "${BENCH_SETTLE_PCT:-25}" ]; then
+            [ $((SECONDS - t0)) -lt 3 ] || note "settled after $((SECONDS - t0)) s"
+            break
+        fi
+        if [ $((SECONDS - t0)) -ge "${BENCH_SETTLE_MAX_S:-15}" ]; then
+            note "the stack still uses $pct% of a core after ${BENCH_SETTLE_MAX_S:-15} s: measuring anyway"
+            break
+        fi
+    done
+}
 now_us() { date +%s%6N; }
 
 # ---- the machine, before we start anything -----------------------------------------------------
@@ -334,7 +358,7 @@ for ((r = 1; r <= RUNS; r++)); do
             f = int(rand() * a); t = (f + 1 + int(rand() * (a - 1))) % a
             printf "{\"transfer_id\":\"%s%07d\",\"from_account\":\"bench-acct-%d\",", p, i, f
             printf "\"to_account\":\"bench-acct-%d\",\"amount\":1}\n", t } }' >"$W/run$r.jsonl"
-    sleep 1 # let the services settle after the previous step
+    settle
     k_start="$(stack_ticks)"
     t_start="$(now_us)"
     esctl send --batch RequestTransfer <"$W/run$r.jsonl" >/dev/null
@@ -381,7 +405,7 @@ loadgen_latency() {
     else
         args+=(--accounts "$ACCOUNTS" --account-prefix bench-acct-)
     fi
-    sleep 1
+    settle
     k0="$(stack_ticks)"
     "$ES_BIN/es-loadgen" "${args[@]}" 2>"$out.log" || {
         sed 's/^/    /' "$out.log" >&2
@@ -440,7 +464,7 @@ note "median: $TPUT_MED transfers/s (runs: ${TPUT[*]}); counting only up to the 
 # ---- 3. latency at a fixed rate ---------------------------------------------------------------
 
 step "latency at a fixed rate: $RATE transfers/s for $SECS s (bin/es-loadgen)"
-sleep 1
+settle
 prefix="lat$$-"
 cpu_snapshot >"$W/cpu-lat-0"
 k_start="$(stack_ticks)"
@@ -556,7 +580,7 @@ if [ "$SHOP" = 1 ]; then
                 printf "{\"order_id\":\"%s%07d\",\"user_id\":\"bench-user-%d\",\"account_id\":\"bench-cust-%d\",", p, i, c, c
                 printf "\"items\":[{\"product_id\":\"bench-prod-%d\",\"quantity\":1},{\"product_id\":\"bench-prod-%d\",\"quantity\":1}]}\n", a, b } }' \
             >"$W/orders$r.jsonl"
-        sleep 1
+        settle
         cpu_snapshot >"$W/cpu-orders-0"
         k_start="$(stack_ticks)"
         t_start="$(now_us)"
