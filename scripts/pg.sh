@@ -13,7 +13,8 @@
 # ES_PG_WAL_READY_MB (WAL made ready on a new cluster, default 1024; see prepare_wal).
 #
 # Layout: $ES_DATA/pg (cluster), $ES_DATA/pgsock (Unix socket), $ES_DATA/log/postgresql.log,
-# $ES_DATA/pg.port, $ES_DATA/pg.conninfo. The server listens on 127.0.0.1 only.
+# $ES_DATA/pg.port, $ES_DATA/pg.conninfo (through the socket when there is one). The server
+# listens on 127.0.0.1 only, and on the socket.
 #
 # initdb refuses to run as root, so as root the cluster belongs to, and runs as, the `postgres`
 # user (runuser); the folders above it are opened to that user for traverse only. As anyone
@@ -240,8 +241,8 @@ choose_port() {
 
 write_runtime_conf() {
     local port="$1" sock="$PG_SOCK_DIR"
-    # A Unix socket path must fit in 107 bytes; deep data folders get TCP only (all our clients
-    # use TCP anyway, the socket is a convenience).
+    # A Unix socket path must fit in 107 bytes; deep data folders get TCP only (the programs
+    # then connect to 127.0.0.1: write_conninfo).
     if [ $((${#sock} + 20)) -gt 107 ]; then
         es_warn "data folder path too long for a Unix socket; PostgreSQL listens on TCP only"
         sock=''

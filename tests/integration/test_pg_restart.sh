@@ -15,6 +15,14 @@ stack_start
 n="$(wal_ready)"
 [ "$n" -ge 64 ] || fail "a new cluster has $n WAL segments, not the 64 (1 GiB) scripts/pg.sh makes ready"
 pass "a new cluster has $n WAL segments ready"
+# the programs connect through the cluster's private socket, not TCP
+grep -q "^host='$ES_DATA/pgsock' " "$ES_DATA/pg.conninfo" ||
+    fail "pg.conninfo does not name the private socket: $(cat "$ES_DATA/pg.conninfo")"
+assert_eq 0 "$(sql "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'accounts' AND client_port <> -1")" \
+    "es-accounts' connections over TCP"
+n="$(sql "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'accounts' AND client_port = -1")"
+[ "$n" -ge 1 ] || fail "es-accounts has no connection through the socket"
+pass "es-accounts' connections through the socket: $n"
 bank_open 20 acct- 100000
 wait_until 30 "[ \"\$(sql \"SELECT count(*) FROM projections.accounts\")\" = 20 ]"
 # 1,000 transfers in chunks over ~6 s, while PostgreSQL stops for 4 s in the middle
