@@ -393,7 +393,8 @@ percentiles() {
 # loadgen_latency transfers|orders RATE SECS PREFIX NAME [quiet]: es-loadgen at RATE/s for SECS s,
 # ids starting with PREFIX (send times in $W/NAME.csv, send->visible latencies in $W/NAME.txt);
 # prints "achieved count p50 p90 p99 max mean cpu" (cpu: cpu_ms from the first send until the
-# last is visible). Its report goes to stderr unless quiet.
+# last is visible; cpu_snapshot at both ends in $W/NAME.cpu0 and .cpu1). Its report goes to
+# stderr unless quiet.
 loadgen_latency() {
     local kind="$1" rate="$2" secs="$3" prefix="$4" out="$W/$5" quiet="${6:-}" n achieved k0 cpu
     local table=projections.transfers key=transfer_id wait_args=()
@@ -406,6 +407,7 @@ loadgen_latency() {
         args+=(--accounts "$ACCOUNTS" --account-prefix bench-acct-)
     fi
     settle
+    cpu_snapshot >"$out.cpu0"
     k0="$(stack_ticks)"
     "$ES_BIN/es-loadgen" "${args[@]}" 2>"$out.log" || {
         sed 's/^/    /' "$out.log" >&2
@@ -416,6 +418,7 @@ loadgen_latency() {
     achieved="$(sed -n 's/.*: \([0-9.]*\)\/s (target.*/\1/p' "$out.log" | tail -n 1)"
     wait_terminal "${wait_args[@]}" "$prefix" "$n" "$kind at $rate/s" >/dev/null
     cpu="$(cpu_ms "$k0" "$(stack_ticks)" "$n")"
+    cpu_snapshot >"$out.cpu1"
     sql >/dev/null <<EOF
 CREATE TEMP TABLE lg_sent (id text PRIMARY KEY, sent_us bigint NOT NULL);
 \copy lg_sent FROM '$out.csv' WITH (FORMAT csv)
@@ -604,10 +607,8 @@ if [ "$SHOP" = 1 ]; then
     note "median: $OTPUT_MED orders/s (runs: ${OTPUT[*]})"
 
     step "order latency at a fixed rate: $SHOP_RATE orders/s for $SECS s (es-loadgen --kind orders)"
-    cpu_snapshot >"$W/cpu-olat-0"
     read -r OLAT_ACHIEVED OLAT_N OLAT_P50 OLAT_P90 OLAT_P99 OLAT_MAX OLAT_MEAN OLAT_CPU < <(loadgen_latency orders "$SHOP_RATE" "$SECS" "olat$$-" olatency)
-    cpu_snapshot >"$W/cpu-olat-1"
-    cpu_split "$W/cpu-olat-0" "$W/cpu-olat-1" "$OLAT_N" >"$W/cpu-split-olat"
+    cpu_split "$W/olatency.cpu0" "$W/olatency.cpu1" "$OLAT_N" >"$W/cpu-split-olat"
     note "$OLAT_N orders at $OLAT_ACHIEVED/s: p50 $OLAT_P50 ms, p90 $OLAT_P90 ms, p99 $OLAT_P99 ms, max $OLAT_MAX ms; $OLAT_CPU ms of CPU each"
 
     step "order latency at rest: $REST_RATE orders/s for $REST_SECS s"
