@@ -81,13 +81,18 @@ pass "alone again, the survivor's relay took the fast path"
 assert_eq "$N_TRANSFERS" "$(sql "SELECT count(*) FROM transfers.transfers")" "transfers known to the service"
 ledger_check
 
-# per-aggregate order: each account's events appear in strictly increasing version order
-bad="$(bank_versions_in_order)"
-if [ -n "$bad" ]; then
-    printf '%s\n' "$bad" | head -20 | sed 's/^/    /' >&2
-    fail "events of some accounts are out of version order in accounts.events"
-fi
-pass "every account's events are in version order in accounts.events"
+# versions_in_order WHEN: each account's events appear in strictly increasing version order in
+# accounts.events (per-aggregate order)
+versions_in_order() {
+    local bad
+    bad="$(bank_versions_in_order)"
+    if [ -n "$bad" ]; then
+        printf '%s\n' "$bad" | head -20 | sed 's/^/    /' >&2
+        fail "events of some accounts are out of version order in accounts.events $1"
+    fi
+    pass "every account's events are in version order in accounts.events $1"
+}
+versions_in_order "after the kill"
 assert_eq "$N_ACCOUNTS" "$(esctl replay --topic accounts.events | jq -r "select(.aggregate_version > 0) | .key" | sort -u | wc -l)" "accounts with events"
 
 # Partitions moving under load: a third instance joins while 1,000 more transfers flow, then
@@ -113,11 +118,6 @@ wait_until 60 "settled_assignment '$LOG2' && [ \$(last_assigned '$LOG2') = $PART
 pass "the remaining instance owns all $PARTITIONS_TOTAL partitions again"
 ledger_wait_settled $((2 * N_TRANSFERS)) 180
 ledger_check
-bad="$(bank_versions_in_order)"
-if [ -n "$bad" ]; then
-    printf '%s\n' "$bad" | head -20 | sed 's/^/    /' >&2
-    fail "events of some accounts are out of version order after the partitions moved"
-fi
-pass "every account's events still in version order in accounts.events"
+versions_in_order "after the partitions moved under load"
 note "records left to their partitions' owner at a rebalance: $(grep -h 'msg="partitions moved' "$LOG2" "$LOG3" |
     sed -n 's/.*records=\([0-9]*\).*/\1/p' | awk '{ n += $1 } END { print n + 0 }')"
