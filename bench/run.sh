@@ -105,10 +105,13 @@ stack_ticks() {
         awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || true
     done | awk '{ t += $1 } END { print t + 0 }'
 }
-# cpu_ms TICKS_BEFORE TICKS_AFTER N: the stack's CPU (stack_ticks) per record over a run, in ms.
+# cpu_ms BEFORE AFTER N: the stack's CPU per record between two cpu_snapshot files, in ms.
 # Steadier than the latencies on a noisy machine: what a change saves shows here first.
 CPU_WHAT="CPU time (user + system) of every program of the stack and of its PostgreSQL, from the first send until the last is visible, divided by the records sent (ms)"
-cpu_ms() { awk -v t=$(($2 - $1)) -v hz="$(getconf CLK_TCK)" -v n="$3" 'BEGIN { printf "%.2f", t * 1000 / hz / n }'; }
+cpu_ms() {
+    awk -v hz="$(getconf CLK_TCK)" -v n="$3" 'FILENAME == ARGV[1] { t -= $2; next } { t += $2 }
+        END { printf "%.2f", t * 1000 / hz / n }' "$1" "$2"
+}
 # cpu_snapshot: "name ticks" (CPU so far, user + system) of every program of the stack, named
 # by its pid file, of every PostgreSQL client backend, named "pg:" and its application_name
 # (the service it serves: lib/pg.c), and of the rest of PostgreSQL, "pg:(server)" (postmaster,
@@ -134,7 +137,7 @@ cpu_snapshot() {
 }
 # cpu_split BEFORE AFTER N: "name ms" of CPU per record between two cpu_snapshot files.
 cpu_split() {
-    awk -v hz="$(getconf CLK_TCK)" -v n="$3" 'FNR == NR { a[$1] = $2; next }
+    awk -v hz="$(getconf CLK_TCK)" -v n="$3" 'FILENAME == ARGV[1] { a[$1] = $2; next }
         { d = ($2 - a[$1]) * 1000 / hz / n; if (d > 0) printf "%s %.3f\n", $1, d }' "$1" "$2"
 }
 note() { printf '    %s\n' "$*" >&2; }
@@ -359,13 +362,14 @@ for ((r = 1; r <= RUNS; r++)); do
             printf "{\"transfer_id\":\"%s%07d\",\"from_account\":\"bench-acct-%d\",", p, i, f
             printf "\"to_account\":\"bench-acct-%d\",\"amount\":1}\n", t } }' >"$W/run$r.jsonl"
     settle
-    k_start="$(stack_ticks)"
+    cpu_snapshot >"$W/cpu-run-0"
     t_start="$(now_us)"
     esctl send --batch RequestTransfer <"$W/run$r.jsonl" >/dev/null
     t_sent="$(now_us)"
     note "run $r: $N published in $(awk -v a="$t_start" -v b="$t_sent" 'BEGIN { printf "%.2f", (b - a) / 1e6 }') s"
     t_seen="$(wait_terminal "$prefix" "$N" "run $r")"
-    TCPU+=("$(cpu_ms "$k_start" "$(stack_ticks)" "$N")")
+    cpu_snapshot >"$W/cpu-run-1"
+    TCPU+=("$(cpu_ms "$W/cpu-run-0" "$W/cpu-run-1" "$N")")
     # updated_at is the terminal event's occurred_at: when the saga itself was done, before the
     # projector made it visible. The gap between the two tells where the time went.
     IFS='|' read -r t_end t_saga completed failed < <(sql -c "SELECT
@@ -396,7 +400,7 @@ percentiles() {
 # last is visible; cpu_snapshot at both ends in $W/NAME.cpu0 and .cpu1). Its report goes to
 # stderr unless quiet.
 loadgen_latency() {
-    local kind="$1" rate="$2" secs="$3" prefix="$4" out="$W/$5" quiet="${6:-}" n achieved k0 cpu
+    local kind="$1" rate="$2" secs="$3" prefix="$4" out="$W/$5" quiet="${6:-}" n achieved cpu
     local table=projections.transfers key=transfer_id wait_args=()
     local args=(--rate "$rate" --seconds "$secs" --prefix "$prefix" --out "$out.csv")
     if [ "$kind" = orders ]; then
@@ -408,7 +412,6 @@ loadgen_latency() {
     fi
     settle
     cpu_snapshot >"$out.cpu0"
-    k0="$(stack_ticks)"
     "$ES_BIN/es-loadgen" "${args[@]}" 2>"$out.log" || {
         sed 's/^/    /' "$out.log" >&2
         es_die "es-loadgen ($kind at $rate/s) failed"
@@ -417,8 +420,8 @@ loadgen_latency() {
     n="$(wc -l <"$out.csv")"
     achieved="$(sed -n 's/.*: \([0-9.]*\)\/s (target.*/\1/p' "$out.log" | tail -n 1)"
     wait_terminal "${wait_args[@]}" "$prefix" "$n" "$kind at $rate/s" >/dev/null
-    cpu="$(cpu_ms "$k0" "$(stack_ticks)" "$n")"
     cpu_snapshot >"$out.cpu1"
+    cpu="$(cpu_ms "$out.cpu0" "$out.cpu1" "$n")"
     sql >/dev/null <<EOF
 CREATE TEMP TABLE lg_sent (id text PRIMARY KEY, sent_us bigint NOT NULL);
 \copy lg_sent FROM '$out.csv' WITH (FORMAT csv)
@@ -470,7 +473,6 @@ step "latency at a fixed rate: $RATE transfers/s for $SECS s (bin/es-loadgen)"
 settle
 prefix="lat$$-"
 cpu_snapshot >"$W/cpu-lat-0"
-k_start="$(stack_ticks)"
 "$ES_BIN/es-loadgen" --rate "$RATE" --seconds "$SECS" --accounts "$ACCOUNTS" \
     --account-prefix bench-acct- --prefix "$prefix" --out "$W/sent.csv" 2>"$W/loadgen.log" &
 LOADGEN_PID=$!
@@ -490,8 +492,8 @@ LAT_N="$(wc -l <"$W/sent.csv")"
 LAT_ACHIEVED="$(sed -n 's/.*: \([0-9.]*\)\/s (target.*/\1/p' "$W/loadgen.log" | tail -n 1)"
 LAT_PACING="$(sed -n 's/.*worst pacing lag \([0-9.]*\) ms.*/\1/p' "$W/loadgen.log" | tail -n 1)"
 wait_terminal "$prefix" "$LAT_N" "fixed rate" >/dev/null
-LAT_CPU="$(cpu_ms "$k_start" "$(stack_ticks)" "$LAT_N")"
 cpu_snapshot >"$W/cpu-lat-1"
+LAT_CPU="$(cpu_ms "$W/cpu-lat-0" "$W/cpu-lat-1" "$LAT_N")"
 cpu_split "$W/cpu-lat-0" "$W/cpu-lat-1" "$LAT_N" >"$W/cpu-split-lat"
 sql >/dev/null <<EOF
 CREATE TEMP TABLE sent (transfer_id text PRIMARY KEY, sent_us bigint NOT NULL);
@@ -585,12 +587,11 @@ if [ "$SHOP" = 1 ]; then
             >"$W/orders$r.jsonl"
         settle
         cpu_snapshot >"$W/cpu-orders-0"
-        k_start="$(stack_ticks)"
         t_start="$(now_us)"
         esctl send --batch PlaceOrder <"$W/orders$r.jsonl" >/dev/null
         wait_terminal --orders "$prefix" "$SHOP_N" "orders run $r" >/dev/null
-        OCPU+=("$(cpu_ms "$k_start" "$(stack_ticks)" "$SHOP_N")")
         cpu_snapshot >"$W/cpu-orders-1"
+        OCPU+=("$(cpu_ms "$W/cpu-orders-0" "$W/cpu-orders-1" "$SHOP_N")")
         cpu_split "$W/cpu-orders-0" "$W/cpu-orders-1" "$SHOP_N" >"$W/cpu-split-orders" # the last run's
         IFS='|' read -r t_end confirmed rejected < <(sql -c "SELECT
             (extract(epoch FROM max($(visible))) * 1e6)::bigint,
