@@ -224,9 +224,62 @@ static void dead_letter_raw(es_service_t *svc, const es_raw_t *raw, const char *
                raw->value ? raw->value_len : 0, b->data ? b->data : (unsigned char *)"", b->len);
 }
 
+/* A dead letter that waits for its dedup mark (dead_resolve): one the batch's dedup does not
+ * cover already. Its mark's id is derived from `parent`, what names the record for good: its
+ * event id when it has one, else its topic, partition and offset. A service that writes no
+ * dead letters (offline: a rebuild) only logs them. */
+static void dead_defer(es_service_t *svc, const es_raw_t *raw, const char *reason,
+                       const char *parent, int64_t at_ms)
+{
+    if (svc->offline || !svc->def->dlq_topic) {
+        dead_letter_raw(svc, raw, reason);
+        return;
+    }
+    if (svc->dead_cnt == svc->dead_cap) {
+        size_t cap = svc->dead_cap ? svc->dead_cap * 2 : 16;
+        dead_letter_t *d = realloc(svc->dead, cap * sizeof(*d));
+        if (!d) {
+            svc->ob_failed = 1; /* the batch fails and is tried again, whole */
+            return;
+        }
+        svc->dead = d;
+        svc->dead_cap = cap;
+    }
+    size_t len = strlen(reason);
+    char *copy = es_arena_calloc(&svc->arena, len + 1, 1);
+    if (!copy) {
+        svc->ob_failed = 1;
+        return;
+    }
+    memcpy(copy, reason, len);
+    dead_letter_t *d = &svc->dead[svc->dead_cnt++];
+    d->raw = raw;
+    d->reason = copy;
+    es_id_derive(d->id, parent, "dead-letter", 0);
+    d->part = es_dedup_part(raw->topic, raw->partition);
+    d->at_ms = at_ms;
+}
+
+/* A record that could not be decoded, deferred: it has no event id, so its place in the log
+ * names it, and its mark takes the time Kafka gave it (0 when none). */
+static void dead_defer_undecoded(es_service_t *svc, const es_raw_t *raw, const char *reason)
+{
+    char parent[512];
+    snprintf(parent, sizeof(parent), "%s\037%d\037%lld", raw->topic, raw->partition,
+             (long long)raw->offset);
+    int64_t ts = raw->rkm ? rd_kafka_message_timestamp(raw->rkm, NULL) : 0;
+    dead_defer(svc, raw, reason, parent, ts > 0 ? ts : 0);
+}
+
 int es_service_dead_letter(es_service_t *svc, const es_input_t *input, const char *reason)
 {
-    /* the record goes as it came: original key, value and headers */
+    /* The record goes as it came: original key, value and headers. An input of a service that
+     * dedups has its mark already: handled again, it does not reach the handler. An idempotent
+     * service's handler sees copies, so its dead letters wait for marks of their own. */
+    if (svc->def->idempotent && !svc->looping) {
+        dead_defer(svc, input->raw, reason, input->env.event_id, input->env.occurred_at);
+        return svc->ob_failed ? -1 : 0;
+    }
     dead_letter_raw(svc, input->raw, reason);
     return 0;
 }
@@ -502,12 +555,13 @@ static int uuid_text_bytes(const char *s, unsigned char out[16])
     return n == 32 && !*s ? id_bytes(hex, out) : -1;
 }
 
-/* Which inputs are new: those whose ids the dedup statement returned (text uuids), first copy
- * only. *fresh gets one flag per input (in the batch's arena). */
-static int dedup_filter(es_service_t *svc, const PGresult *res, unsigned char **fresh_out,
-                        char *errstr, size_t errstr_size)
+/* Which of `cnt` ids are new: those a dedup insert returned (text uuids), first copy only.
+ * id_at(items, i) is the i-th id (hex). *fresh_out gets one flag per id (in the batch's arena). */
+static int returned_ids(es_service_t *svc, const PGresult *res, const void *items, size_t cnt,
+                        const char *(*id_at)(const void *items, size_t i),
+                        unsigned char **fresh_out, char *errstr, size_t errstr_size)
 {
-    unsigned char *flags = es_arena_calloc(&svc->arena, svc->input_cnt + 1, 1);
+    unsigned char *flags = es_arena_calloc(&svc->arena, cnt + 1, 1);
     if (!flags) {
         snprintf(errstr, errstr_size, "out of memory");
         return -1;
@@ -537,11 +591,10 @@ static int dedup_filter(es_service_t *svc, const PGresult *res, unsigned char **
         memcpy(set[h], id, 16);
         set[h][16] = 1;
     }
-    for (size_t i = 0; i < svc->input_cnt; i++) {
-        es_input_t *in = &svc->inputs[i];
+    for (size_t i = 0; i < cnt; i++) {
         unsigned char id[16];
         int fresh = 0;
-        if (id_bytes(in->env.event_id, id) == 0) {
+        if (id_bytes(id_at(items, i), id) == 0) {
             size_t h = (size_t)id_hash(id) & (cap - 1);
             while (set[h][16]) {
                 if (set[h][16] == 1 && !memcmp(set[h], id, 16)) {
@@ -556,6 +609,83 @@ static int dedup_filter(es_service_t *svc, const PGresult *res, unsigned char **
     }
     free(set);
     *fresh_out = flags;
+    return 0;
+}
+
+static const char *input_id_at(const void *items, size_t i)
+{
+    return ((const es_input_t *)items)[i].env.event_id;
+}
+
+static const char *dead_id_at(const void *items, size_t i)
+{
+    return ((const dead_letter_t *)items)[i].id;
+}
+
+/* Which inputs are new (see returned_ids). */
+static int dedup_filter(es_service_t *svc, const PGresult *res, unsigned char **fresh_out,
+                        char *errstr, size_t errstr_size)
+{
+    return returned_ids(svc, res, svc->inputs, svc->input_cnt, input_id_at, fresh_out, errstr,
+                        errstr_size);
+}
+
+/* The batch's deferred dead letters, each written once: one insert of their marks, in the
+ * batch's transaction, after the handler (so its dead letters are there too). A mark already
+ * there means a transaction that committed wrote that dead letter: this batch is redone after
+ * a COMMIT whose answer was lost, or its records are read again (an instance that read the
+ * partition from an older position, a copy delivered to an idempotent handler). The marks go
+ * with the dedup window like the others. Returns 0, or -1 with errstr. */
+static int dead_resolve(es_service_t *svc, PGconn *pg, char *errstr, size_t errstr_size)
+{
+    if (svc->dead_cnt == 0) {
+        return 0;
+    }
+    es_pg_array_reset(&svc->ids);
+    es_pg_array_reset(&svc->parts);
+    es_pg_array_reset(&svc->times);
+    for (size_t i = 0; i < svc->dead_cnt; i++) {
+        es_pg_array_add_uuid(&svc->ids, svc->dead[i].id);
+        es_pg_array_add_int8(&svc->parts, svc->dead[i].part);
+        es_pg_array_add_int8(&svc->times, svc->dead[i].at_ms);
+    }
+    if (es_pg_array_finish(&svc->ids) != 0 || es_pg_array_finish(&svc->parts) != 0 ||
+        es_pg_array_finish(&svc->times) != 0) {
+        snprintf(errstr, errstr_size, "out of memory queueing the dead letters' marks");
+        return -1;
+    }
+    const char *vals[3] = {(const char *)svc->ids.buf.data, (const char *)svc->parts.buf.data,
+                           (const char *)svc->times.buf.data};
+    int lens[3] = {(int)svc->ids.buf.len, (int)svc->parts.buf.len, (int)svc->times.buf.len};
+    int fmts[3] = {1, 1, 1};
+    es_pg_pipeline_reset(&svc->rl);
+    int idx = es_pg_pipeline_add(&svc->rl,
+                                 "INSERT INTO processed (event_id, part, at_ms) SELECT * FROM "
+                                 "unnest($1::uuid[], $2::bigint[], $3::bigint[]) ON CONFLICT DO "
+                                 "NOTHING RETURNING event_id",
+                                 3, vals, lens, fmts);
+    unsigned char *fresh;
+    if (idx < 0 || es_pg_pipeline_run(pg, &svc->rl, 0, errstr, errstr_size) != 0 ||
+        returned_ids(svc, es_pg_pipeline_result(&svc->rl, idx), svc->dead, svc->dead_cnt,
+                     dead_id_at, &fresh, errstr, errstr_size) != 0) {
+        if (idx < 0) {
+            snprintf(errstr, errstr_size, "out of memory queueing the dead letters' marks");
+        }
+        es_pg_pipeline_reset(&svc->rl);
+        return -1;
+    }
+    es_pg_pipeline_reset(&svc->rl);
+    for (size_t i = 0; i < svc->dead_cnt; i++) {
+        const dead_letter_t *d = &svc->dead[i];
+        if (fresh[i]) {
+            dead_letter_raw(svc, d->raw, d->reason);
+        } else {
+            es_log_info("record dead-lettered before: not again",
+                        "topic=%s partition=%d offset=%lld", d->raw->topic, d->raw->partition,
+                        (long long)d->raw->offset);
+        }
+    }
+    svc->dead_cnt = 0;
     return 0;
 }
 
@@ -675,17 +805,17 @@ static void decode_raws(es_service_t *svc, const es_raw_t *raws, size_t cnt)
         memset(&tmp, 0, sizeof(tmp));
         char err[512];
         if (!raw->value) {
-            dead_letter_raw(svc, raw, "record has no value");
+            dead_defer_undecoded(svc, raw, "record has no value");
             continue;
         }
         if (es_envelope_decode(svc->codec, raw->value, raw->value_len, &tmp.env, &tmp.type,
                                &tmp.payload, err, sizeof(err)) != 0) {
-            dead_letter_raw(svc, raw, err);
+            dead_defer_undecoded(svc, raw, err);
             continue;
         }
         if (!es_id_valid(tmp.env.event_id)) {
             json_decref(tmp.payload);
-            dead_letter_raw(svc, raw, "envelope event_id is not a 32-character hex id");
+            dead_defer_undecoded(svc, raw, "envelope event_id is not a 32-character hex id");
             continue;
         }
         if (svc->def->wants && !svc->def->wants(tmp.env.type)) {
@@ -712,6 +842,7 @@ static void working_reset(es_service_t *svc)
 {
     es_batch_inputs_clear(svc);
     outbox_reset(svc);
+    svc->dead_cnt = 0; /* their reasons were in the arena */
     es_arena_reset(&svc->arena);
     es_json_mem_reset();
 }
@@ -866,7 +997,7 @@ int es_batch_prepare(es_service_t *svc, PGconn *pg, int own_tx, char *errstr, si
     }
     int rc = handle_rounds(svc, pg, errstr, errstr_size);
     es_pg_pipeline_reset(&svc->rl); /* the reads' results are the handler's no more */
-    if (rc != 0) {
+    if (rc != 0 || dead_resolve(svc, pg, errstr, errstr_size) != 0) {
         return -1;
     }
     if (svc->ob_failed || (!svc->offline && queue_outbox(svc) != 0) || queue_positions(svc) != 0 ||
@@ -905,6 +1036,24 @@ int es_batch_apply(es_service_t *svc, PGconn *pg, const es_raw_t *raws, size_t c
 
 int es_batch_prune(es_service_t *svc, PGconn *pg, int limit, char *errstr, size_t errstr_size)
 {
+    if (svc->def->idempotent) {
+        /* Its marks are its dead letters' alone (dead_resolve), and it keeps no newest times:
+         * they go a window after they were made, by the clock. A record read again after that
+         * would be dead-lettered again; nothing reads back that far but a rebuild, which
+         * writes none. */
+        const int64_t params[2] = {es_now_ms() - svc->dedup_window_ms, limit};
+        PGresult *res = es_pg_query_int8(pg,
+                                         "DELETE FROM processed WHERE ctid = ANY(ARRAY(SELECT "
+                                         "ctid FROM processed WHERE at_ms < $1::bigint LIMIT "
+                                         "$2::int))",
+                                         2, params, errstr, errstr_size);
+        if (!res) {
+            return -1;
+        }
+        int n = atoi(PQcmdTuples(res));
+        PQclear(res);
+        return n;
+    }
     /* A mark goes once its partition's newest time is more than the window past it. Marks from
      * before the window existed (part 0, timed when the table was upgraded) go once every
      * partition's newest time is: whichever partition they came from, it is past them. */

@@ -247,9 +247,15 @@ static int catch_up_and_swap(const rebuild_t *rb, PGconn *pg, es_logreader_t *lr
     }
     if (live_exists) {
         /* records the live projector emitted (dead letters) and has not yet published keep
-         * their seq, so its relay's bookkeeping stays right */
+         * their seq, so its relay's bookkeeping stays right; the marks of the dead letters it
+         * wrote stay (the rebuild writes none), so a record read again is not dead-lettered
+         * twice */
         if (execf_or_report(rb, pg, "INSERT INTO %s.outbox SELECT * FROM %s.outbox", rb->shadow,
                             live_schema) != 0 ||
+            execf_or_report(rb, pg,
+                            "INSERT INTO %s.processed (event_id, part, at_ms) SELECT event_id, "
+                            "part, at_ms FROM %s.processed ON CONFLICT DO NOTHING",
+                            rb->shadow, live_schema) != 0 ||
             execf_or_report(rb, pg,
                             "SELECT setval(pg_get_serial_sequence('%s.outbox', 'seq'), "
                             "greatest(1, (SELECT last_value FROM %s.outbox_seq_seq)))",

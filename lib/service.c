@@ -81,6 +81,7 @@ void es_service_destroy(es_service_t *svc)
     free(svc->inputs);
     es_batch_loop_clear(svc);
     free(svc->loop);
+    free(svc->dead);
     es_pg_array_fini(&svc->ids);
     es_pg_array_fini(&svc->parts);
     es_pg_array_fini(&svc->times);
@@ -452,7 +453,7 @@ static void background_rest(es_service_t *svc, int64_t us)
  * dead letters), and positions have not been carried for longer than CARRY_MAX_US. */
 static int batch_ignorable(const es_service_t *svc)
 {
-    return svc->input_cnt == 0 && svc->ob_count == 0 && !svc->ob_failed &&
+    return svc->input_cnt == 0 && svc->ob_count == 0 && svc->dead_cnt == 0 && !svc->ob_failed &&
            (!svc->carry || es_mono_us() - svc->carry_since_us < CARRY_MAX_US);
 }
 
@@ -1111,7 +1112,7 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
         }
         /* the dedup window: old marks go, a chunk at a time (at once again while chunks
          * come back full) */
-        if (!def->idempotent && !svc->fatal && es_mono_us() >= next_prune) {
+        if (!svc->fatal && es_mono_us() >= next_prune) {
             int pruned = run_prune(svc);
             if (pruned < 0) {
                 svc->fatal = 1;

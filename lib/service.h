@@ -12,7 +12,11 @@
  *      batches (dedup.h),
  *   4. call the service's handler with the new inputs: it takes the state it loaded, applies
  *      its pure decide/evolve functions, writes the state and emits events (a service that
- *      consumes its own events may handle them at once, in the same transaction: loop_back),
+ *      consumes its own events may handle them at once, in the same transaction: loop_back);
+ *      the dead letters step 3 does not already cover (records that could not be decoded,
+ *      and an idempotent handler's) get marks of their own, so a batch redone after a lost
+ *      COMMIT answer, or records read again, never write one twice (one more round trip, only
+ *      in a batch that has such a dead letter),
  *   5. insert the emitted records into <schema>.outbox (one row holding them all, outbox.h),
  *      store the next offset of every partition in <schema>.positions, COMMIT: effects, dedup
  *      marks, outbox and positions are one transaction, so a crash anywhere leaves either all
@@ -150,7 +154,9 @@ int es_service_emit(es_service_t *svc, const es_input_t *cause, uint32_t index,
                     json_t *payload, char *errstr, size_t errstr_size);
 
 /* Send `input` to the dead-letter topic with `reason` instead of handling it (e.g. a valid
- * record that breaks a domain invariant that must not be silently ignored). */
+ * record that breaks a domain invariant that must not be silently ignored). Once per input,
+ * like every effect, copies and redone batches included. Returns 0, or -1 when out of memory
+ * (the batch then fails and is tried again). */
 int es_service_dead_letter(es_service_t *svc, const es_input_t *input, const char *reason);
 
 /* The batch's write pipeline (borrowed): handlers queue their writes here

@@ -22,6 +22,15 @@ typedef struct position {
     int64_t newest_ms; /* the newest occurred_at handled from it (dedup.h), 0: not known */
 } position_t;
 
+/* A dead letter that waits for its dedup mark (batch.c): one a redone batch, or a record read
+ * again, must not write twice. */
+typedef struct dead_letter {
+    const es_raw_t *raw;
+    const char *reason; /* in the batch's arena */
+    char id[ES_ID_LEN + 1];
+    int64_t part, at_ms; /* the mark's key, with id (dedup.h) */
+} dead_letter_t;
+
 struct es_service {
     const es_service_def_t *def;
     es_config_t *cfg;
@@ -53,7 +62,9 @@ struct es_service {
     es_pg_pipeline_t rl; /* its first round trip: BEGIN, dedup, the handler's reads */
     es_buf_t ob_records; /* the batch's emitted records: its outbox row (outbox.h) */
     size_t ob_count;
-    int ob_failed;           /* a record or an input could not be kept: the batch fails */
+    int ob_failed;       /* a record or an input could not be kept: the batch fails */
+    dead_letter_t *dead; /* the batch's dead letters waiting for their marks */
+    size_t dead_cnt, dead_cap;
     int ob_idx;              /* the outbox insert's place in the pipeline, or -1 */
     int64_t ob_seq;          /* the seq the insert returned, or -1 */
     const es_raw_t *decoded; /* the raws the working state was decoded from */

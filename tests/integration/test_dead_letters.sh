@@ -146,3 +146,46 @@ assert_eq ACCEPTED "$(field .status "$out")" "a deposit after a record with a no
 wait_until 30 "[ -n \"\$(bank_dlq_record accounts.dlq accounts.commands $P $off_badkey)\" ]" ||
     fail "no dead letter for the record with a non-UTF-8 key"
 pass "the record with a non-UTF-8 key -> accounts.dlq"
+
+# ---- read again: each dead letter once -----------------------------------------------------
+# A batch redone after a COMMIT whose answer was lost, or an instance that reads a partition
+# from an older position, reads again records that were dead-lettered. A dead letter is an
+# effect like any other: written once. Here es-accounts and es-projector (whose handler is
+# idempotent: it has no dedup marks of its own) read the bad records again, from positions
+# set back while they were stopped.
+dlq_count() {
+    esctl replay --raw --topic "$1" | jq -c --arg t "$2" 'select(.headers["es-dlq-topic"] == $t)' | wc -l
+}
+acc_cmd="$(dlq_count accounts.dlq accounts.commands)"
+acc_ev="$(dlq_count accounts.dlq transfers.events)"
+proj_ev="$(dlq_count projections.dlq transfers.events)"
+assert_eq "6 2" "$acc_cmd $acc_ev" "dead letters in accounts.dlq before (from accounts.commands, transfers.events)"
+assert '[ "$proj_ev" -ge 1 ]' "dead letters in projections.dlq before ($proj_ev)"
+again_before="$(cat "$ES_DATA/log/es-accounts.log" "$ES_DATA/log/es-projector.log" |
+    grep -c 'record dead-lettered before' || true)"
+balance="$(http GET /accounts/dl-a | jq .balance)"
+svc_stop accounts
+svc_stop projector
+sql "UPDATE accounts.positions SET next_offset = ${OFF[garbage]} WHERE topic = 'accounts.commands' AND partition = $P" >/dev/null
+sql "UPDATE accounts.positions SET next_offset = $off_te WHERE topic = 'transfers.events' AND partition = $Q" >/dev/null
+sql "UPDATE projections.positions SET next_offset = $off_te WHERE topic = 'transfers.events' AND partition = $Q" >/dev/null
+svc_start accounts
+svc_start projector
+out="$(send_wait DepositFunds '{"account_id":"dl-a","amount":7}')"
+assert_eq "ACCEPTED $P" "$(field '.status + " " + (.partition|tostring)' "$out")" "a deposit behind the records read again"
+end_q="$(esctl replay --topic transfers.events | jq -s --argjson q "$Q" '[.[] | select(.partition == $q) | .offset] | max + 1')"
+wait_until 30 "[ \"\$(sql \"SELECT min(next_offset) FROM projections.positions WHERE topic = 'transfers.events' AND partition = $Q\")\" -ge $end_q ] &&
+    [ \"\$(sql \"SELECT min(next_offset) FROM accounts.positions WHERE topic = 'transfers.events' AND partition = $Q\")\" -ge $end_q ]" ||
+    fail "es-accounts and es-projector did not read transfers.events/$Q to its end again"
+pass "es-accounts and es-projector read the bad records and what follows them again"
+sleep 1 # a dead letter written twice would be published by now
+assert_eq "$acc_cmd $acc_ev $proj_ev" \
+    "$(dlq_count accounts.dlq accounts.commands) $(dlq_count accounts.dlq transfers.events) $(dlq_count projections.dlq transfers.events)" \
+    "no dead letter written twice"
+again="$(cat "$ES_DATA/log/es-accounts.log" "$ES_DATA/log/es-projector.log" | grep -c 'record dead-lettered before' || true)"
+assert '[ $((again - again_before)) -ge $((acc_cmd + acc_ev + proj_ev)) ]' \
+    "each bad record read again was recognised as dead-lettered before ($((again - again_before)) log lines)"
+wait_until 10 "[ \"\$(http GET /accounts/dl-a | jq .balance)\" = $((balance + 7)) ]" ||
+    fail "dl-a's balance is not $balance + 7: $(http GET /accounts/dl-a | jq .balance)"
+pass "dl-a's balance is $balance + 7: what was read again was not applied again"
+ledger_check
