@@ -82,16 +82,19 @@ unit: $(BIN)/es-unit
 # The unit suite again under AddressSanitizer and UBSan, in its own build tree. In one process
 # (CK_FORK=no): forked, every test's child ran LeakSanitizer over the whole inherited heap, and
 # the suite took 230 s instead of 14; a leak anywhere is still reported when the process exits.
-# Then the dev broker built the same way, under test_broker_longpoll, test_broker_fill and
-# test_broker_restore: its socket-call wrappers (devstack/broker/longpoll.c) run inside
-# librdkafka's mock, and fill.c and memjournal.c read the mock's message sets.
+# Then every program built the same way: the dev broker under test_broker_longpoll,
+# test_broker_fill and test_broker_restore (its socket-call wrappers, devstack/broker/longpoll.c,
+# run inside librdkafka's mock, and fill.c and memjournal.c read the mock's message sets), and
+# the whole stack under the tests of its edges (bad records, the CLI, HTTP) and of the order
+# saga, which runs every service. A report in a program's log fails the test
+# (tests/integration/lib.sh); leaks are reported when a program stops.
 asan:
 	$(MAKE) B=build-asan BIN=build-asan/bin OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
-	  build-asan/bin/es-unit build-asan/bin/es-broker
+	  build-asan/bin/es-unit all
 	CK_FORK=no ASAN_OPTIONS=detect_leaks=1 build-asan/bin/es-unit
 	ES_BIN=build-asan/bin ASAN_OPTIONS=detect_leaks=1 sh tests/integration/run.sh broker_longpoll broker_fill \
-	  broker_restore
+	  broker_restore dead_letters esctl query_http order_saga
 
 integration: all
 	sh tests/integration/run.sh

@@ -154,6 +154,10 @@ static int stmt_name(PGconn *pg, const char *sql, int nparams, char name[32], ch
 
 void es_pg_forget_prepared(void)
 {
+    for (size_t i = 0; i < stmts.cnt; i++) {
+        free(stmts.sql[i]);
+    }
+    stmts.cnt = 0;
     stmts.pg = NULL;
 }
 

@@ -49,8 +49,9 @@ typedef void es_pg_row_fn(const PGresult *res, int row, size_t i, void *opaque);
 int es_pg_load_rows(PGconn *pg, const char *sql, const char *const *ids, size_t n,
                     es_pg_row_fn *row, void *opaque, char *errstr, size_t errstr_size);
 
-/* Forget the statements prepared so far (call after PQfinish of the connection they were
- * prepared on, before a new connection may reuse its address). */
+/* Forget the statements this thread prepared so far, and free what it kept of them: call
+ * after PQfinish of the connection they were prepared on (before a new connection may reuse
+ * its address), and before a thread that used PostgreSQL ends. */
 void es_pg_forget_prepared(void);
 
 /*

@@ -397,6 +397,7 @@ out:
     es_logreader_destroy(lr);
     es_service_destroy(svc);
     PQfinish(pg);
+    es_pg_forget_prepared();
     es_codec_destroy(codec);
     proj->def_fini(&def);
     if (pd) {

@@ -264,6 +264,7 @@ static int connect_pg(es_relay_t *r)
 {
     char errstr[512];
     PQfinish(r->pg);
+    es_pg_forget_prepared();
     r->pg = NULL;
     r->leader = 0;
     const char *conninfo = es_config_pg(r->cfg, errstr, sizeof(errstr));
@@ -755,6 +756,7 @@ static void *relay_main(void *arg)
         }
     }
     es_kafka_topics_release(warm, warm_cnt);
+    es_pg_forget_prepared(); /* this thread's (its connection is closed by es_relay_stop) */
     return NULL;
 }
 

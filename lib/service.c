@@ -1158,6 +1158,7 @@ err:
             rd_kafka_topic_partition_list_destroy(svc->unread);
         }
         PQfinish(svc->pg);
+        es_pg_forget_prepared();
     }
     es_service_destroy(svc);
     for (int k = 0; k < 2; k++) {

@@ -366,6 +366,17 @@ _t_exit() {
             (stack_stop) || true
             T_STACK_UP=''
         fi
+        # programs built with sanitizers (make asan) report at the fault, or at exit for leaks,
+        # into their logs: any report fails the test
+        for f in "$T_STACK_DIR"/log/*.log; do
+            [ -e "$f" ] && grep -q -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' -- "$f" || continue
+            printf '  %ssanitizer report%s in %s:\n' "$ES_C_RED" "$ES_C_OFF" "${f##*/}" >&2
+            grep -E -A14 'ERROR: (Address|Leak)Sanitizer|runtime error:' -- "$f" | head -n 40 | sed 's/^/    /' >&2
+            if [ "$rc" -eq 0 ]; then
+                rc=1
+                T_FAILED_MSG="a sanitizer report in ${f##*/}"
+            fi
+        done
         if [ "${ES_KEEP:-0}" = 1 ]; then
             : >"$T_STACK_DIR/.keep"
             note "ES_KEEP=1: kept $T_STACK_DIR (ES_DATA=$T_STACK_DIR scripts/devstack.sh up|reset)"
