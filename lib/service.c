@@ -197,6 +197,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             rd_kafka_topic_partition_list_destroy(svc->unread);
         }
         svc->unread = rd_kafka_topic_partition_list_copy(parts);
+        svc->assigned = parts->cnt;
         int sole = handles_every_partition(svc, parts);
         es_log_info("partitions assigned", "count=%d every_partition=%s", parts->cnt,
                     sole ? "yes" : "no");
@@ -207,6 +208,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         es_relay_set_sole(svc->relay, 0);
         memset(svc->topic_parts, 0, sizeof(svc->topic_parts));
         es_log_info("partitions revoked", "count=%d", parts->cnt);
+        svc->assigned = 0;
         if (svc->unread) {
             rd_kafka_topic_partition_list_destroy(svc->unread);
             svc->unread = NULL;
@@ -596,6 +598,7 @@ static size_t drop_moved(es_service_t *svc, poll_into_t *ps, size_t n)
         rd_kafka_message_destroy(ps->msgs[i]);
     }
     es_batch_inputs_clear(svc);
+    svc->dead_cnt = 0; /* their records were those just destroyed */
     svc->decoded = NULL;
     svc->carry = 0;
     svc->pos_cnt = 0;
@@ -1102,8 +1105,8 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
         ps.gap_cnt = 0;
         /* timers: once every assigned partition was read to its end, and not while a backlog
          * is read (a full poll); see tick in service.h */
-        if (def->tick && !svc->fatal && svc->unread && svc->unread->cnt == 0 && !backlog &&
-            es_mono_us() >= next_tick) {
+        if (def->tick && !svc->fatal && svc->assigned > 0 && svc->unread && svc->unread->cnt == 0 &&
+            !backlog && es_mono_us() >= next_tick) {
             if (run_tick(svc) != 0) {
                 svc->fatal = 1;
                 service_run = 0;

@@ -107,12 +107,12 @@ typedef struct es_service_def {
     /* Timers (the saga coordinator's deadlines), or NULL: called about every tick_ms (0: 250)
      * in a transaction of its own between two batches, once the batch in flight committed,
      * and only once the service has read every assigned partition to its end since it got
-     * them, and not while it catches up on a backlog (its last poll filled a whole batch): a
-     * deadline seen to pass then may belong to work whose end is still unread. It
-     * keeps its timers in its tables and emits with es_service_emit(), with a cause of its own
-     * making; its writes and the records it emits commit together, so a timer that fired is
-     * never fired again, and one that did not survives any crash. Return 0, or -1 with errstr
-     * to roll back (the tick is tried again at the next one). */
+     * them (an instance assigned none never ticks: it has read nothing), and not while it catches
+     * up on a backlog (its last poll filled a whole batch): a deadline seen to pass then may belong
+     * to work whose end is still unread. It keeps its timers in its tables and emits with
+     * es_service_emit(), with a cause of its own making; its writes and the records it emits commit
+     * together, so a timer that fired is never fired again, and one that did not survives any
+     * crash. Return 0, or -1 with errstr to roll back (the tick is tried again at the next one). */
     int (*tick)(es_service_t *svc, PGconn *pg, void *opaque, char *errstr, size_t errstr_size);
     int tick_ms;
     /* Set for a watcher no saga waits on (the saga coordinator): when the service lingers

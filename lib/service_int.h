@@ -116,6 +116,7 @@ struct es_service {
     /* the assigned partitions the consumer has not yet read to their end since they were
      * assigned (NULL: no assignment); timers wait until it is empty (see tick in service.h) */
     rd_kafka_topic_partition_list_t *unread;
+    int assigned; /* partitions assigned (an instance with none has read nothing: no timers) */
 
     int fatal;
     /* set by the rebalance callback, which runs inside a poll: the records in hand were read
