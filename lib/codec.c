@@ -25,7 +25,9 @@
 #include "codec_internal.h"
 #include "schemas_embedded.h"
 
-/* Largest single allocation avro-c may make: anything above is a hostile or corrupt length. */
+/* Largest single allocation avro-c may make: anything above is a hostile or corrupt length.
+ * avro-c's decoder checks what its allocator returns; its setters do not (a string or an array
+ * grown past the cap wrote through NULL), so encoding keeps far below it: ES_ENCODE_MAX. */
 #define ES_AVRO_ALLOC_MAX ((size_t)16 << 20)
 /* Single-object header: marker (2 bytes) + fingerprint (8 bytes). */
 #define ES_SO_HEADER 10
@@ -118,6 +120,7 @@ struct es_codec {
     avro_reader_t reader;
     avro_writer_t writer;
     char path[256]; /* field path while validating */
+    size_t budget;  /* what the payload being encoded may still take (ES_ENCODE_MAX) */
 };
 
 static void seterr(char *errstr, size_t errstr_size, const char *fmt, ...)
@@ -827,11 +830,31 @@ static int record_from_json(es_codec_t *codec, const node_t *node, avro_value_t 
     return 0;
 }
 
+/* Take `n` of the payload's budget (ES_ENCODE_MAX): a string or bytes value its length and
+ * 10, any other value 10, and an array item 64 more (avro-c keeps an array's items in one
+ * block, ~100 bytes each for two fields). Returns 0, or -1 with the error when the payload
+ * is larger. */
+#define ES_ENCODE_ITEM_COST 64
+static int budget_take(es_codec_t *codec, size_t n, char *errstr, size_t errstr_size)
+{
+    if (n > codec->budget) {
+        codec->budget = 0;
+        return path_err(codec, errstr, errstr_size, "the payload is too large (more than %d MiB)",
+                        ES_ENCODE_MAX >> 20);
+    }
+    codec->budget -= n;
+    return 0;
+}
+
 static int from_json(es_codec_t *codec, const node_t *node, avro_value_t *v, const json_t *j,
                      char *errstr, size_t errstr_size)
 {
     int rc = 0;
 
+    if (budget_take(codec, json_is_string(j) ? json_string_length(j) + 10 : 10, errstr,
+                    errstr_size) != 0) {
+        return -1;
+    }
     if (node->kind == N_UNION) {
         avro_value_t branch;
 
@@ -941,6 +964,10 @@ static int from_json(es_codec_t *codec, const node_t *node, avro_value_t *v, con
         {
             avro_value_t child;
             size_t mark = path_push_index(codec, idx);
+            if (budget_take(codec, ES_ENCODE_ITEM_COST, errstr, errstr_size) != 0) {
+                codec->path[mark] = '\0';
+                return -1;
+            }
             if (rc == 0 && avro_value_append(v, &child, NULL) == 0) {
                 rc = from_json(codec, node->items, &child, item, errstr, errstr_size);
             } else {
@@ -1849,6 +1876,7 @@ int es_codec_encode(es_codec_t *codec, const es_type_t *type, const json_t *payl
     }
     ver = type->current;
     codec->path[0] = '\0';
+    codec->budget = ES_ENCODE_MAX;
     if (!json_is_object(payload)) {
         seterr(errstr, errstr_size, "payload: expected an object, got %s", json_kind(payload));
         return -1;

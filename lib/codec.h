@@ -62,7 +62,11 @@ const char *es_type_schema_json(const es_type_t *type);
 /* Validate `payload` (borrowed) against the type's schema and append its single-object
  * encoding to `out`. Unknown fields, missing required fields and wrong JSON types are errors
  * whose message names the field: "field \"amount\": expected an integer, got a string".
+ * So is a payload larger than ES_ENCODE_MAX bytes (its strings' lengths, and a few bytes per
+ * value and more per array item): far more than Kafka takes in a message (its default limit is
+ * 1,000,000 bytes, which the edges check), and far less than what avro-c may allocate at once.
  * Returns 0 or -1 (nothing appended on error). */
+#define ES_ENCODE_MAX (4 << 20)
 int es_codec_encode(es_codec_t *codec, const es_type_t *type, const json_t *payload, es_buf_t *out,
                     char *errstr, size_t errstr_size);
 

@@ -48,11 +48,22 @@ void esctl_common_help(FILE *out)
 
 void esctl_err(const esctl_t *ctx, const char *fmt, ...)
 {
-    char msg[2048];
+    char raw[2048], msg[2048 * 4];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    vsnprintf(raw, sizeof(raw), fmt, ap);
     va_end(ap);
+    /* an error quotes what it was given (a type name, a field name, a JSON fragment): its
+     * control characters are shown, not sent to the terminal, and it stays on one line */
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)raw; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f) {
+            o += (size_t)snprintf(msg + o, sizeof(msg) - o, "\\x%02x", *p);
+        } else {
+            msg[o++] = (char)*p;
+        }
+    }
+    msg[o] = '\0';
     if (ctx && ctx->sub) {
         fprintf(stderr, "esctl %s: %s\n", ctx->sub, msg);
     } else {

@@ -32,6 +32,11 @@
 #define SEND_BLOCK_CMDS 4096
 #define SEND_CHUNK_BYTES (4u << 20)
 #define SEND_MAX_THREADS 8
+#define SEND_INPUT_MAX ((size_t)16 << 20)         /* -f: one command */
+#define SEND_BATCH_INPUT_MAX ((size_t)1024 << 20) /* --batch: held whole while validated */
+/* a command's record, its envelope included: Kafka's default limit for a message is 1,000,000
+ * bytes (message.max.bytes), and a record's key and headers count too */
+#define SEND_RECORD_MAX 900000
 /* Below this many lines per thread, starting threads costs more than it saves. */
 #define SEND_LINES_PER_THREAD 20000
 
@@ -285,6 +290,13 @@ static void cmd_add(send_part_t *pt, const es_type_t *type, const json_t *payloa
                   key_field);
         return;
     }
+    if (pt->enc.len > SEND_RECORD_MAX) {
+        bad_input(pt, line,
+                  "invalid %s: the command is too large: %zu bytes once encoded, more than %d "
+                  "(Kafka takes at most 1,000,000 in a message by default)",
+                  tname, pt->enc.len, SEND_RECORD_MAX);
+        return;
+    }
     if (pt->bad_cnt) {
         return; /* nothing will be published: keep validating, keep nothing */
     }
@@ -310,7 +322,7 @@ static void cmd_add(send_part_t *pt, const es_type_t *type, const json_t *payloa
 static void line_validate(send_part_t *pt, const es_type_t *type, const send_line_t *ln)
 {
     json_error_t jerr;
-    json_t *v = json_loadb(ln->text, ln->len, 0, &jerr);
+    json_t *v = json_loadb(ln->text, ln->len, JSON_REJECT_DUPLICATES, &jerr);
     if (!v) {
         if (pt->batch) {
             bad_input(pt, ln->lineno, "invalid JSON at column %d: %s", jerr.column, jerr.text);
@@ -325,9 +337,9 @@ static void line_validate(send_part_t *pt, const es_type_t *type, const send_lin
     } else {
         const char *tname = json_string_value(json_object_get(v, "type"));
         const json_t *data = json_object_get(v, "data");
-        if (!json_is_object(v) || !tname || !data) {
+        if (!json_is_object(v) || !tname || !data || json_object_size(v) != 2) {
             bad_input(pt, ln->lineno,
-                      "expected {\"type\":\"<CommandType>\",\"data\":{...}} "
+                      "expected {\"type\":\"<CommandType>\",\"data\":{...}} and nothing else "
                       "(or name the type: esctl send --batch <CommandType>)");
         } else {
             const es_type_t *t = type_resolve(pt, tname, ln->lineno);
@@ -349,10 +361,15 @@ static void *part_validate(void *arg)
     return NULL;
 }
 
-/* Read all of `fd` into buf. Returns 0 or -1 (errno set). */
-static int read_all(int fd, es_buf_t *buf)
+/* Read all of `fd` into buf, `max` bytes at most. Returns 0 or -1 (errno set: EFBIG when
+ * there is more). */
+static int read_all(int fd, es_buf_t *buf, size_t max)
 {
     for (;;) {
+        if (buf->len > max) {
+            errno = EFBIG;
+            return -1;
+        }
         if (es_buf_reserve(buf, 1 << 20) != 0) {
             errno = ENOMEM;
             return -1;
@@ -797,8 +814,16 @@ int esctl_send_main(esctl_t *ctx, int argc, char **argv)
         } else {
             what = "stdin";
         }
-        if (fd < 0 || read_all(fd, &input) != 0) {
-            esctl_err(ctx, "could not read %s: %s", what, strerror(errno));
+        /* a command's record is at most SEND_RECORD_MAX; a batch is held whole until every
+         * line is valid */
+        size_t max = s.opt.batch ? SEND_BATCH_INPUT_MAX : SEND_INPUT_MAX;
+        if (fd < 0 || read_all(fd, &input, max) != 0) {
+            if (errno == EFBIG) {
+                esctl_err(ctx, "could not read %s: more than %zu MiB%s", what, max >> 20,
+                          s.opt.batch ? " (split the batch)" : "");
+            } else {
+                esctl_err(ctx, "could not read %s: %s", what, strerror(errno));
+            }
             if (fd > 0) {
                 close(fd);
             }

@@ -141,6 +141,21 @@ expect_error 2 'invalid DepositFunds: field "account_id" \(the aggregate id\) mu
 printf '{\n  "account_id": "X1",\n  "owner": }\n' >"$WORK/bad.json"
 expect_error 2 "invalid JSON in $WORK/bad.json at line 3, column [0-9]+" send OpenAccount -f "$WORK/bad.json"
 expect_error 1 'could not read .*nosuch.json' send OpenAccount -f "$WORK/nosuch.json"
+# duplicate keys are refused (with jansson's default the last one won, unseen)
+expect_error 2 'duplicate object key' send DepositFunds '{"account_id":"X1","amount":"x","amount":5}'
+# what a name quotes stays on one line, its control characters shown, not sent to the terminal
+expect_error 2 'unknown command type "Open\\x0aAccount\\x1b\[31m"' send $'Open\nAccount\e[31m' '{}'
+# too large: a payload Kafka would refuse (avro-c's setters wrote through NULL past 16 MiB:
+# esctl died with SIGSEGV), and an input esctl would have read without end
+python3 -c 'import json; print(json.dumps({"account_id": "X1", "owner": "x" * (15 << 20), "currency": "EUR"}))' >"$WORK/big.json"
+expect_error 2 'invalid OpenAccount: field "owner": the payload is too large \(more than 4 MiB\)' \
+    send OpenAccount -f "$WORK/big.json"
+python3 -c 'import json; print(json.dumps({"account_id": "X1", "owner": "x" * 950000, "currency": "EUR"}))' >"$WORK/big.json"
+expect_error 2 'invalid OpenAccount: the command is too large: [0-9]+ bytes once encoded, more than 900000' \
+    send OpenAccount -f "$WORK/big.json"
+python3 -c 'import json; print(json.dumps({"order_id": "o", "user_id": "u", "account_id": "a", "items": [{"product_id": "p", "quantity": 1}] * 163841}))' >"$WORK/items.json"
+expect_error 2 'invalid PlaceOrder: field "items\[[0-9]+\]": the payload is too large' send PlaceOrder -f "$WORK/items.json"
+expect_error 1 'could not read /dev/zero: more than 16 MiB' send OpenAccount -f /dev/zero
 
 # --batch: one bad line anywhere and nothing at all is published.
 {
@@ -162,6 +177,7 @@ pass "batch error names line 3 and publishes nothing"
     printf '{"type":"OpenAcount","data":{"account_id":"X2","owner":"b"}}\n'
     printf '{"account_id":"X3"}\n'
     printf 'not json\n'
+    printf '{"type":"OpenAccount","data":{"account_id":"X6","owner":"f","currency":"EUR"},"extra":1}\n'
 } >"$WORK/batch-bad2.jsonl"
 run_esctl send --batch <"$WORK/batch-bad2.jsonl"
 assert_eq 2 "$RC" "untyped batch with three bad lines: exit status"
@@ -169,8 +185,9 @@ printf '%s\n' "$ERR" | grep -q '^esctl send: line 3: unknown command type "OpenA
     fail "untyped batch: line 3 not reported: $ERR"
 printf '%s\n' "$ERR" | grep -q '^esctl send: line 4: expected {"type"' || fail "untyped batch: line 4 not reported: $ERR"
 printf '%s\n' "$ERR" | grep -q '^esctl send: line 5: invalid JSON at column' || fail "untyped batch: line 5 not reported: $ERR"
-printf '%s\n' "$ERR" | grep -q '3 invalid lines: nothing was published' || fail "untyped batch: no summary: $ERR"
-pass "untyped batch reports lines 3, 4, 5 and publishes nothing"
+printf '%s\n' "$ERR" | grep -q '^esctl send: line 6: expected {"type"' || fail "untyped batch: line 6 (a key beside type and data) not reported: $ERR"
+printf '%s\n' "$ERR" | grep -q '4 invalid lines: nothing was published' || fail "untyped batch: no summary: $ERR"
+pass "untyped batch reports lines 3, 4, 5, 6 and publishes nothing"
 
 # No broker address, an unreachable broker: one line, quickly.
 mkdir -p -- "$WORK/empty"

@@ -386,6 +386,44 @@ START_TEST(test_encode_bytes_are_avro)
 }
 END_TEST
 
+/* A payload is at most ES_ENCODE_MAX: avro-c's setters do not check what its (capped)
+ * allocator returns, so a larger one must be refused before it reaches them. */
+START_TEST(test_encode_payload_too_large)
+{
+    const es_type_t *type = es_codec_type(codec, "OpenAccount");
+    size_t big = ES_ENCODE_MAX - 1000;
+    char *owner = malloc(ES_ENCODE_MAX + 1);
+    ck_assert_ptr_nonnull(owner);
+    memset(owner, 'x', ES_ENCODE_MAX);
+    es_buf_t buf;
+    es_buf_init(&buf);
+    for (int pass = 0; pass < 2; pass++) {
+        owner[big] = pass == 0 ? '\0' : 'x';
+        owner[ES_ENCODE_MAX] = '\0';
+        json_t *in = json_pack("{ss ss ss}", "account_id", "a1", "owner", owner, "currency", "EUR");
+        ck_assert_ptr_nonnull(in);
+        int rc = es_codec_encode(codec, type, in, &buf, errstr, sizeof(errstr));
+        if (pass == 0) {
+            ck_assert_msg(rc == 0, "%s", errstr);
+            ck_assert_uint_gt(buf.len, big);
+        } else {
+            ck_assert_int_eq(rc, -1);
+            ck_assert_ptr_nonnull(strstr(errstr, "the payload is too large"));
+        }
+        json_decref(in);
+    }
+    /* the codec still encodes after the refusal */
+    json_t *ok = jparse("{\"account_id\":\"a1\",\"amount\":150}");
+    es_buf_reset(&buf);
+    ck_assert_int_eq(es_codec_encode(codec, es_codec_type(codec, "DepositFunds"), ok, &buf, errstr,
+                                     sizeof(errstr)),
+                     0);
+    json_decref(ok);
+    es_buf_fini(&buf);
+    free(owner);
+}
+END_TEST
+
 START_TEST(test_open_account_currency_default)
 {
     const es_type_t *type = es_codec_type(codec, "OpenAccount");
@@ -787,6 +825,7 @@ Suite *codec_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_loop_test(tc, test_round_trip_every_type, 0, CATALOG_N);
     tcase_add_test(tc, test_encode_bytes_are_avro);
+    tcase_add_test(tc, test_encode_payload_too_large);
     tcase_add_test(tc, test_open_account_currency_default);
     tcase_add_test(tc, test_v1_open_account_reads_as_current);
     suite_add_tcase(s, tc);
