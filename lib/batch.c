@@ -1038,9 +1038,9 @@ int es_batch_prune(es_service_t *svc, PGconn *pg, int limit, char *errstr, size_
 {
     if (svc->def->idempotent) {
         /* Its marks are its dead letters' alone (dead_resolve), and it keeps no newest times:
-         * they go a window after they were made, by the clock. A record read again after that
-         * would be dead-lettered again; nothing reads back that far but a rebuild, which
-         * writes none. */
+         * a mark goes once the clock is a window past its record's time. A record read again
+         * after that would be dead-lettered again; nothing reads back that far but a rebuild,
+         * which writes none. */
         const int64_t params[2] = {es_now_ms() - svc->dedup_window_ms, limit};
         PGresult *res = es_pg_query_int8(pg,
                                          "DELETE FROM processed WHERE ctid = ANY(ARRAY(SELECT "
