@@ -18,9 +18,13 @@
 #include <netinet/in.h>
 #include <time.h>
 
+#include <sys/resource.h>
+
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 
 #include "buf.h"
 #include "json.h"
@@ -34,7 +38,11 @@
 #define ENTRIES_LIMIT_MAX 500
 #define HTTP_MAX_HEADERS_SIZE 8192 /* answered 413 in JSON */
 #define HTTP_MAX_BODY_SIZE 4096
-#define HTTP_HARD_HEADERS_SIZE 65536 /* libevent's own limits, past which it answers itself */
+#define HTTP_HARD_HEADERS_SIZE 65536
+#define ACCEPT_REST_MS 100 /* how long the listener rests after accept() failed */
+#define ACCEPT_WARN_S                                                                              \
+    10.0 /* at most one line about it this often */ /* libevent's own limits, past which it        \
+                                                       answers itself */
 #define HTTP_HARD_BODY_SIZE 65536
 #define HTTP_TIMEOUT_S 30
 #define DRAIN_FLUSH_GRACE_MS 1000
@@ -177,6 +185,11 @@ struct es_query_server {
     int drain_max_ms;
     void (*drained)(void *);
     void *drained_opaque;
+    /* accept() failing (out of file descriptors): the listener rests ACCEPT_REST_MS, and says
+     * so at most every ACCEPT_WARN_S, instead of retrying (and logging) in a busy loop */
+    struct event *accept_timer;
+    int64_t accept_failures;
+    struct timespec accept_warned;
 };
 
 typedef struct query_req {
@@ -244,7 +257,12 @@ static void reply(es_query_server_t *srv, struct evhttp_request *req, es_query_r
         evhttp_add_header(headers, "Connection", "close");
     }
     struct evbuffer *out = evhttp_request_get_output_buffer(req);
-    if (srv->body.len > 0) {
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+        /* the headers of the GET, no body (libevent would send what the buffer holds) */
+        char len[32];
+        snprintf(len, sizeof(len), "%zu", srv->body.len);
+        evhttp_add_header(headers, "Content-Length", len);
+    } else if (srv->body.len > 0) {
         evbuffer_add(out, srv->body.data, srv->body.len);
     }
     es_buf_reset(&srv->body);
@@ -810,6 +828,14 @@ static int query_args(const struct evhttp_uri *uri, struct evkeyvalq *args, char
         snprintf(errstr, errstr_size, "malformed query string");
         return -1;
     }
+    /* a decoded NUL would cut a value short unseen ("limit=5%00junk" read as 5) */
+    for (const char *p = q; p && (p = strchr(p, '%')) != NULL; p++) {
+        if (p[1] == '0' && p[2] == '0') {
+            evhttp_clear_headers(args);
+            snprintf(errstr, errstr_size, "a query value holds an encoded NUL character (%%00)");
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -1077,6 +1103,58 @@ static void on_request(struct evhttp_request *req, void *arg)
 
 /* ---- lifecycle ---- */
 
+static void on_accept_rested(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    es_query_server_t *srv = arg;
+    if (srv->bound && !srv->draining) {
+        evconnlistener_enable(evhttp_bound_socket_get_listener(srv->bound));
+    }
+}
+
+/* The server whose listener reports accept errors: libevent calls the error callback with the
+ * listener's own argument (its struct evhttp), so the one server a process runs is found here. */
+static es_query_server_t *accept_srv;
+
+/* accept() failed: with no file descriptor left it would fail again at once, and libevent
+ * retried in a busy loop, logging every failure (a million lines in 3 s, no request answered
+ * meanwhile). The listener rests instead, and the failures are told in one line a while. */
+static void on_accept_error(struct evconnlistener *lev, void *arg)
+{
+    (void)arg; /* libevent's: the struct evhttp */
+    es_query_server_t *srv = accept_srv;
+    if (!srv) {
+        return;
+    }
+    int err = EVUTIL_SOCKET_ERROR();
+    srv->accept_failures++;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (srv->accept_warned.tv_sec == 0 || elapsed_s(&srv->accept_warned, &now) >= ACCEPT_WARN_S) {
+        es_log_warn("could not accept connections: resting",
+                    "error=\"%s\" failures=%lld rest_ms=%d", evutil_socket_error_to_string(err),
+                    (long long)srv->accept_failures, ACCEPT_REST_MS);
+        srv->accept_warned = now;
+        srv->accept_failures = 0;
+    }
+    if (srv->accept_timer) {
+        evconnlistener_disable(lev);
+        struct timeval tv = {0, ACCEPT_REST_MS * 1000};
+        evtimer_add(srv->accept_timer, &tv);
+    }
+}
+
+/* Raise the soft limit on open files to the hard one: each connection holds one. */
+static void nofile_raise(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 es_query_server_t *es_query_server_new(struct event_base *base, const es_query_server_conf_t *conf,
                                        char *errstr, size_t errstr_size)
 {
@@ -1097,6 +1175,7 @@ es_query_server_t *es_query_server_new(struct event_base *base, const es_query_s
     const char *lvl = getenv("ES_LOG_LEVEL");
     srv->debug = lvl && !strcmp(lvl, "debug");
 
+    nofile_raise();
     srv->http = evhttp_new(base);
     if (!srv->http) {
         snprintf(errstr, errstr_size, "could not start the http server: out of memory");
@@ -1119,6 +1198,9 @@ es_query_server_t *es_query_server_new(struct event_base *base, const es_query_s
         goto err;
     }
     srv->port = conf->port;
+    srv->accept_timer = evtimer_new(base, on_accept_rested, srv);
+    accept_srv = srv;
+    evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(srv->bound), on_accept_error);
     struct sockaddr_storage ss;
     socklen_t sslen = sizeof(ss);
     if (getsockname(evhttp_bound_socket_get_fd(srv->bound), (struct sockaddr *)&ss, &sslen) == 0) {
@@ -1211,6 +1293,12 @@ void es_query_server_destroy(es_query_server_t *srv)
     es_query_pool_destroy(srv->pool);
     if (srv->drain_timer) {
         event_free(srv->drain_timer);
+    }
+    if (srv->accept_timer) {
+        event_free(srv->accept_timer);
+    }
+    if (accept_srv == srv) {
+        accept_srv = NULL;
     }
     es_buf_fini(&srv->body);
     for (int p = 0; p < 2; p++) {
