@@ -714,6 +714,13 @@ else
     ok "no unexpected warnings"
 fi
 
+# built with sanitizers (make asan), es-query reports into its logs
+if cat "$WORK"/*.log 2>/dev/null | grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:'; then
+    bad "no sanitizer report" "$(cat "$WORK"/*.log | grep -E -A8 'ERROR: (Address|Leak)Sanitizer|runtime error:' | head -20)"
+else
+    ok "no sanitizer report"
+fi
+
 if [ "$FAIL" != 0 ]; then
     echo "--- es-query log (last 40 lines) ---"
     tail -n 40 "$WORK/es-query.log"
