@@ -121,6 +121,7 @@ struct es_codec {
     avro_writer_t writer;
     char path[256]; /* field path while validating */
     size_t budget;  /* what the payload being encoded may still take (ES_ENCODE_MAX) */
+    size_t items;   /* array items and map entries it holds so far (ES_CODEC_ITEMS_MAX) */
 };
 
 static void seterr(char *errstr, size_t errstr_size, const char *fmt, ...)
@@ -846,6 +847,17 @@ static int budget_take(es_codec_t *codec, size_t n, char *errstr, size_t errstr_
     return 0;
 }
 
+/* One more array item or map entry: a record holds at most ES_CODEC_ITEMS_MAX, or it could
+ * not be decoded. Returns 0, or -1 with the error. */
+static int items_take(es_codec_t *codec, char *errstr, size_t errstr_size)
+{
+    if (++codec->items > ES_CODEC_ITEMS_MAX) {
+        return path_err(codec, errstr, errstr_size, "too many items (more than %d in a record)",
+                        ES_CODEC_ITEMS_MAX);
+    }
+    return 0;
+}
+
 static int from_json(es_codec_t *codec, const node_t *node, avro_value_t *v, const json_t *j,
                      char *errstr, size_t errstr_size)
 {
@@ -964,7 +976,8 @@ static int from_json(es_codec_t *codec, const node_t *node, avro_value_t *v, con
         {
             avro_value_t child;
             size_t mark = path_push_index(codec, idx);
-            if (budget_take(codec, ES_ENCODE_ITEM_COST, errstr, errstr_size) != 0) {
+            if (budget_take(codec, ES_ENCODE_ITEM_COST, errstr, errstr_size) != 0 ||
+                items_take(codec, errstr, errstr_size) != 0) {
                 codec->path[mark] = '\0';
                 return -1;
             }
@@ -988,6 +1001,11 @@ static int from_json(es_codec_t *codec, const node_t *node, avro_value_t *v, con
         {
             avro_value_t child;
             size_t mark = path_push(codec, key);
+            if (budget_take(codec, ES_ENCODE_ITEM_COST, errstr, errstr_size) != 0 ||
+                items_take(codec, errstr, errstr_size) != 0) {
+                codec->path[mark] = '\0';
+                return -1;
+            }
             if (rc == 0 && avro_value_add(v, key, &child, NULL, NULL) == 0) {
                 rc = from_json(codec, node->items, &child, item, errstr, errstr_size);
             } else {
@@ -1676,11 +1694,14 @@ const char *es_type_schema_json(const es_type_t *type)
 
 #define SCAN_MAX_DEPTH 64
 #define SCAN_MAX_ITEMS 65536 /* items in one block when they may take zero bytes */
+#define SCAN_STR0(x) #x
+#define SCAN_STR(x) SCAN_STR0(x)
 
 typedef struct scan {
     const unsigned char *p;
     const unsigned char *end;
     const char *why;
+    int64_t items; /* array items and map entries so far: at most ES_CODEC_ITEMS_MAX */
 } scan_t;
 
 static int scan_varint(scan_t *sc, int max_bytes, int64_t *out)
@@ -1810,6 +1831,14 @@ static int scan_node(scan_t *sc, const node_t *node, int depth)
                 sc->why = "too many items";
                 return -1;
             }
+            /* avro-c keeps an array's items in one block that doubles as it grows, and past
+             * its allocator's cap it leaves the value broken (the next read or release of it
+             * crashed): a record holds at most ES_CODEC_ITEMS_MAX items in all */
+            sc->items += count;
+            if (sc->items > ES_CODEC_ITEMS_MAX) {
+                sc->why = "too many items (more than " SCAN_STR(ES_CODEC_ITEMS_MAX) " in a record)";
+                return -1;
+            }
             for (int64_t i = 0; i < count; i++) {
                 if (node->kind == N_MAP &&
                     (scan_varint(sc, 10, &v) != 0 || scan_skip(sc, v) != 0)) {
@@ -1877,6 +1906,7 @@ int es_codec_encode(es_codec_t *codec, const es_type_t *type, const json_t *payl
     ver = type->current;
     codec->path[0] = '\0';
     codec->budget = ES_ENCODE_MAX;
+    codec->items = 0;
     if (!json_is_object(payload)) {
         seterr(errstr, errstr_size, "payload: expected an object, got %s", json_kind(payload));
         return -1;
@@ -1888,9 +1918,12 @@ int es_codec_encode(es_codec_t *codec, const es_type_t *type, const json_t *payl
     return write_value(codec, ver, out, errstr, errstr_size);
 }
 
-/* Check the header, find the writer schema and read the body into its scratch value. */
-static int read_value(es_codec_t *codec, const void *data, size_t len, ver_t **verp, char *errstr,
-                      size_t errstr_size)
+/* Check the header, find the writer schema and read the body into its scratch value. An
+ * envelope is read only when `envelope` is set, anything else only when it is not: a payload
+ * is read while the envelope's scratch value still holds its bytes, and an envelope nested as
+ * a payload would be read into that same value, freed by the read it is read from. */
+static int read_value(es_codec_t *codec, const void *data, size_t len, int envelope, ver_t **verp,
+                      char *errstr, size_t errstr_size)
 {
     const unsigned char *p = data;
     uint64_t fp = 0;
@@ -1915,9 +1948,19 @@ static int read_value(es_codec_t *codec, const void *data, size_t len, ver_t **v
         return -1;
     }
     ver = hit->ver;
+    if (envelope && ver != codec->envelope.current) {
+        seterr(errstr, errstr_size, "expected an envelope, got a %s record", ver->emb->name);
+        return -1;
+    }
+    if (!envelope && (ver == codec->envelope.current || ver->type == &codec->envelope)) {
+        seterr(errstr, errstr_size,
+               "could not decode: this is an envelope, not a command or event");
+        return -1;
+    }
     sc.p = p + ES_SO_HEADER;
     sc.end = p + len;
     sc.why = NULL;
+    sc.items = 0;
     if (scan_node(&sc, ver->tree.root, 0) != 0) {
         seterr(errstr, errstr_size, "could not decode a %s record: %s", ver->emb->name,
                sc.why != NULL ? sc.why : "malformed");
@@ -1946,12 +1989,7 @@ int es_codec_decode(es_codec_t *codec, const void *data, size_t len, const es_ty
     json_t *j = NULL;
     char buf[256];
 
-    if (read_value(codec, data, len, &ver, errstr, errstr_size) != 0) {
-        return -1;
-    }
-    if (ver == codec->envelope.current) {
-        seterr(errstr, errstr_size,
-               "could not decode: this is an envelope, not a command or event");
+    if (read_value(codec, data, len, 0, &ver, errstr, errstr_size) != 0) {
         return -1;
     }
     if (to_json(ver->tree.root, ver->type->current->tree.root, &ver->value, &j, buf, sizeof(buf)) !=
@@ -1981,11 +2019,7 @@ int es_codec_envelope_read(es_codec_t *codec, const void *data, size_t len, avro
 {
     ver_t *ver;
 
-    if (read_value(codec, data, len, &ver, errstr, errstr_size) != 0) {
-        return -1;
-    }
-    if (ver != codec->envelope.current) {
-        seterr(errstr, errstr_size, "expected an envelope, got a %s record", ver->emb->name);
+    if (read_value(codec, data, len, 1, &ver, errstr, errstr_size) != 0) {
         return -1;
     }
     *value = &ver->value;

@@ -67,6 +67,9 @@ const char *es_type_schema_json(const es_type_t *type);
  * 1,000,000 bytes, which the edges check), and far less than what avro-c may allocate at once.
  * Returns 0 or -1 (nothing appended on error). */
 #define ES_ENCODE_MAX (4 << 20)
+/* Array items and map entries in one record, encoded or decoded: avro-c keeps an array's items
+ * in one block, which must stay well under what its allocator may take at once. */
+#define ES_CODEC_ITEMS_MAX 16384
 int es_codec_encode(es_codec_t *codec, const es_type_t *type, const json_t *payload, es_buf_t *out,
                     char *errstr, size_t errstr_size);
 

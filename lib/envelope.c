@@ -186,7 +186,8 @@ int es_envelope_decode(es_codec_t *codec, const void *value, size_t len, es_enve
         return -1;
     }
     if (es_codec_decode(codec, body, body_len, &ptype, &pjson, reason, sizeof(reason)) != 0) {
-        seterr(errstr, errstr_size, "could not decode %s payload: %s", env->type, reason);
+        seterr(errstr, errstr_size, "could not decode %s%spayload: %s", env->type,
+               env->type[0] ? " " : "the ", reason);
         return -1;
     }
     if (es_type_topic(ptype)[0] == '\0' || strcmp(es_type_name(ptype), env->type) != 0) {

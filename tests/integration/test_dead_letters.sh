@@ -72,6 +72,10 @@ OFF[garbage_typed]="$(bank_rawprod accounts.commands "$P" dl-a 6e6f74206176726f 
 OFF[fingerprint]="$(bank_rawprod accounts.commands "$P" dl-a "$bad_fp" es-type=DepositFunds | cut -d' ' -f2)"
 OFF[empty]="$(bank_rawprod accounts.commands "$P" dl-a - | cut -d' ' -f2)"
 OFF[null]="$(bank_rawprod accounts.commands "$P" dl-a null | cut -d' ' -f2)"
+# an envelope whose payload is an envelope, every field empty (its payload was read into the
+# value it was being read from: a use-after-free, found by fuzzing)
+NESTED="${valid:0:20}000000000000000026${valid:0:20}000000000000000000"
+OFF[nested]="$(bank_rawprod accounts.commands "$P" dl-a "$NESTED" | cut -d' ' -f2)"
 note "bad records at accounts.commands/$P offsets ${OFF[*]}"
 
 # a valid command with the same key, after them on the same partition, is still handled
@@ -79,17 +83,18 @@ out="$(send_wait DepositFunds '{"account_id":"dl-a","amount":250}')"
 assert_eq "ACCEPTED 1250" "$(field '.status + " " + (.account.balance|tostring)' "$out")" "deposit after the bad records"
 assert_eq "$P" "$(field .partition "$out")" "its partition"
 last="$(field .offset "$out")"
-assert '[ "$last" -gt "${OFF[null]}" ]' "the deposit comes after the bad records ($last > ${OFF[null]})"
+assert '[ "$last" -gt "${OFF[nested]}" ]' "the deposit comes after the bad records ($last > ${OFF[nested]})"
 
 expect_dead_letter accounts.dlq accounts.commands "$P" "${OFF[garbage]}" "$GARBAGE" dl-a "garbage bytes" 'decode'
 expect_dead_letter accounts.dlq accounts.commands "$P" "${OFF[garbage_typed]}" 6e6f74206176726f dl-a "garbage with an es-type header" 'decode'
 expect_dead_letter accounts.dlq accounts.commands "$P" "${OFF[fingerprint]}" "$bad_fp" dl-a "unknown payload fingerprint" 'fingerprint|schema|unknown'
 expect_dead_letter accounts.dlq accounts.commands "$P" "${OFF[empty]}" - dl-a "empty value" '.'
 expect_dead_letter accounts.dlq accounts.commands "$P" "${OFF[null]}" null dl-a "no value" '.'
+expect_dead_letter accounts.dlq accounts.commands "$P" "${OFF[nested]}" "$NESTED" dl-a "an envelope in an envelope" 'envelope'
 wait_until 10 "[ \"\$(sql \"SELECT next_offset FROM accounts.positions WHERE topic = 'accounts.commands' AND partition = $P\")\" -gt $last ]"
 pass "es-accounts' position on accounts.commands/$P is past the bad records"
 assert_eq 1250 "$(http GET /accounts/dl-a | jq .balance)" "dl-a's balance over HTTP"
-assert_eq 5 "$(esctl replay --topic accounts.dlq | jq -c 'select(.dlq_topic == "accounts.commands")' | wc -l)" \
+assert_eq 6 "$(esctl replay --topic accounts.dlq | jq -c 'select(.dlq_topic == "accounts.commands")' | wc -l)" \
     "dead letters from accounts.commands"
 
 # ---- transfers.commands -> transfers.dlq (es-transfers) --------------------------------------
@@ -159,7 +164,7 @@ dlq_count() {
 acc_cmd="$(dlq_count accounts.dlq accounts.commands)"
 acc_ev="$(dlq_count accounts.dlq transfers.events)"
 proj_ev="$(dlq_count projections.dlq transfers.events)"
-assert_eq "6 2" "$acc_cmd $acc_ev" "dead letters in accounts.dlq before (from accounts.commands, transfers.events)"
+assert_eq "7 2" "$acc_cmd $acc_ev" "dead letters in accounts.dlq before (from accounts.commands, transfers.events)"
 assert '[ "$proj_ev" -ge 1 ]' "dead letters in projections.dlq before ($proj_ev)"
 again_before="$(cat "$ES_DATA/log/es-accounts.log" "$ES_DATA/log/es-projector.log" |
     grep -c 'record dead-lettered before' || true)"

@@ -154,7 +154,7 @@ python3 -c 'import json; print(json.dumps({"account_id": "X1", "owner": "x" * 95
 expect_error 2 'invalid OpenAccount: the command is too large: [0-9]+ bytes once encoded, more than 900000' \
     send OpenAccount -f "$WORK/big.json"
 python3 -c 'import json; print(json.dumps({"order_id": "o", "user_id": "u", "account_id": "a", "items": [{"product_id": "p", "quantity": 1}] * 163841}))' >"$WORK/items.json"
-expect_error 2 'invalid PlaceOrder: field "items\[[0-9]+\]": the payload is too large' send PlaceOrder -f "$WORK/items.json"
+expect_error 2 'invalid PlaceOrder: field "items\[16384\]": too many items \(more than 16384 in a record\)' send PlaceOrder -f "$WORK/items.json"
 expect_error 1 'could not read /dev/zero: more than 16 MiB' send OpenAccount -f /dev/zero
 
 # --batch: one bad line anywhere and nothing at all is published.

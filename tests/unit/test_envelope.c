@@ -201,6 +201,104 @@ START_TEST(test_decode_truncations)
 }
 END_TEST
 
+/* An envelope whose payload is an envelope is refused before it is read: it was read into the
+ * same scratch value as the outer one, which the read freed while reading from it (a
+ * use-after-free found by fuzzing). Every field empty: 8 zero bytes, then the payload. */
+START_TEST(test_decode_nested_envelope)
+{
+    const es_type_t *type = es_codec_type(codec, "FundsDeposited");
+    json_t *payload = jparse("{\"account_id\":\"acc-1\",\"amount\":500,\"balance\":1500}");
+    es_envelope_t env, got;
+    const es_type_t *gtype;
+    json_t *gpayload;
+    es_buf_t value;
+    es_buf_init(&value);
+    sample_envelope(&env, "FundsDeposited", "acc-1");
+    ck_assert_int_eq(es_envelope_encode(codec, &env, type, payload, &value, errstr, sizeof(errstr)),
+                     0);
+    unsigned char inner[19], outer[38];
+    memcpy(inner, value.data, 10); /* the envelope's marker and fingerprint */
+    memset(inner + 10, 0, 9);      /* eight empty fields, an empty payload */
+    memcpy(outer, value.data, 10);
+    memset(outer + 10, 0, 8);
+    outer[18] = 2 * sizeof(inner); /* zigzag length of the payload bytes */
+    memcpy(outer + 19, inner, sizeof(inner));
+    ck_assert_int_eq(es_envelope_decode(codec, outer, sizeof(outer), &got, &gtype, &gpayload,
+                                        errstr, sizeof(errstr)),
+                     -1);
+    ck_assert_msg(strstr(errstr, "envelope") != NULL, "%s", errstr);
+    /* the codec still decodes */
+    ck_assert_int_eq(es_envelope_decode(codec, value.data, value.len, &got, &gtype, &gpayload,
+                                        errstr, sizeof(errstr)),
+                     0);
+    json_decref(gpayload);
+    json_decref(payload);
+    es_buf_fini(&value);
+}
+END_TEST
+
+/* A record holds at most ES_CODEC_ITEMS_MAX items: past what avro-c may allocate at once, a
+ * failed read left the type's scratch value broken, and the next read of that type crashed.
+ * PlaceOrder {order_id, user_id, account_id, items [{product_id, quantity}]}. */
+START_TEST(test_decode_too_many_items)
+{
+    const es_type_t *type = es_codec_type(codec, "PlaceOrder");
+    json_t *one = jparse("{\"order_id\":\"o\",\"user_id\":\"u\",\"account_id\":\"a\","
+                         "\"items\":[{\"product_id\":\"p\",\"quantity\":1}]}");
+    es_buf_t value;
+    es_buf_init(&value);
+    ck_assert_int_eq(es_codec_encode(codec, type, one, &value, errstr, sizeof(errstr)), 0);
+    for (int n = ES_CODEC_ITEMS_MAX; n <= ES_CODEC_ITEMS_MAX + 1; n++) {
+        es_buf_t big;
+        es_buf_init(&big);
+        es_buf_append(&big, value.data, 10);
+        es_buf_append(&big, "\002o\002u\002a", 6);
+        uint64_t zz = (uint64_t)n << 1;
+        while (zz >= 0x80) {
+            unsigned char b = (unsigned char)(zz | 0x80);
+            es_buf_append(&big, &b, 1);
+            zz >>= 7;
+        }
+        unsigned char b = (unsigned char)zz;
+        es_buf_append(&big, &b, 1);
+        for (int i = 0; i < n; i++) {
+            es_buf_append(&big, "\0\0", 2); /* "" and 0 */
+        }
+        es_buf_append(&big, "\0", 1);
+        const es_type_t *gtype;
+        json_t *gpayload = NULL;
+        int rc =
+            es_codec_decode(codec, big.data, big.len, &gtype, &gpayload, errstr, sizeof(errstr));
+        if (n == ES_CODEC_ITEMS_MAX) {
+            ck_assert_msg(rc == 0, "%s", errstr);
+            ck_assert_uint_eq(json_array_size(json_object_get(gpayload, "items")), (size_t)n);
+            json_decref(gpayload);
+        } else {
+            ck_assert_int_eq(rc, -1);
+            ck_assert_msg(strstr(errstr, "too many items") != NULL, "%s", errstr);
+        }
+        es_buf_fini(&big);
+    }
+    /* the type still decodes, and encoding refuses as many */
+    const es_type_t *gtype;
+    json_t *gpayload;
+    ck_assert_int_eq(
+        es_codec_decode(codec, value.data, value.len, &gtype, &gpayload, errstr, sizeof(errstr)),
+        0);
+    json_decref(gpayload);
+    json_t *items = json_object_get(one, "items");
+    json_t *item = json_array_get(items, 0);
+    for (int i = 1; i <= ES_CODEC_ITEMS_MAX; i++) {
+        json_array_append(items, item);
+    }
+    es_buf_reset(&value);
+    ck_assert_int_eq(es_codec_encode(codec, type, one, &value, errstr, sizeof(errstr)), -1);
+    ck_assert_msg(strstr(errstr, "too many items") != NULL, "%s", errstr);
+    json_decref(one);
+    es_buf_fini(&value);
+}
+END_TEST
+
 /* es_envelope_peek reads the same metadata as a full decode, and refuses every truncation
  * that cuts into it (the relay rebuilds headers this way). */
 START_TEST(test_peek)
@@ -358,6 +456,8 @@ Suite *envelope_suite(void)
     tcase_add_test(tc, test_encode_refuses);
     tcase_add_test(tc, test_decode_type_mismatch);
     tcase_add_test(tc, test_decode_truncations);
+    tcase_add_test(tc, test_decode_nested_envelope);
+    tcase_add_test(tc, test_decode_too_many_items);
     tcase_add_test(tc, test_peek);
     tcase_add_test(tc, test_headers);
     tcase_add_test(tc, test_caused_by);
