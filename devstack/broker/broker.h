@@ -153,6 +153,8 @@ const unsigned char *wire_take(wire_rd_t *r, size_t n);
 void wire_skip(wire_rd_t *r, size_t n);
 /* A signed big-endian integer of n bytes (1..8). */
 int64_t wire_int(wire_rd_t *r, size_t n);
+/* An unsigned varint (flexible versions' lengths and counts); at most 5 bytes, or r->bad. */
+int64_t wire_uvarint(wire_rd_t *r);
 /* A string (int16 length): *s borrowed from the frame, NULL when null or empty. */
 void wire_str(wire_rd_t *r, const unsigned char **s, size_t *len);
 /* An array count (null reads as 0); a count the rest cannot hold at `min_item` bytes an item

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ids.h"
 #include "kafka.h"
 #include "log.h"
 
@@ -34,7 +35,8 @@ struct broker_journaler {
     int64_t count;
     int64_t last_sync_ms;
     int64_t last_discover_ms;
-    int handovers; /* partitions taken over from memjournal.c */
+    int handovers;     /* partitions taken over from memjournal.c */
+    int64_t warned_us; /* the last "journal consumer error" line */
     rd_kafka_message_t *msgs[BATCH_MAX];
 };
 
@@ -172,8 +174,36 @@ static int journal_message(broker_journaler_t *j, const rd_kafka_message_t *rkm)
             }
             return 0;
         }
-        es_log_warn("journal consumer error", "topic=%s partition=%d error=\"%s\"", topic,
-                    (int)rkm->partition, rd_kafka_message_errstr(rkm));
+        if (t && rkm->partition >= 0 && rkm->partition < t->partition_cnt &&
+            (rkm->err == RD_KAFKA_RESP_ERR__BAD_COMPRESSION ||
+             rkm->err == RD_KAFKA_RESP_ERR__BAD_MSG || rkm->err == RD_KAFKA_RESP_ERR_INVALID_MSG ||
+             rkm->err == RD_KAFKA_RESP_ERR_INVALID_RECORD)) {
+            /* a batch nobody can read (a client set a compression bit on records that are not
+             * compressed: the mock does not check, Kafka would have refused it); read again, it
+             * fails again, a hundred times a second, and nothing after it is journaled */
+            broker_partition_t *part = &t->parts[rkm->partition];
+            if (!part->broken && by_consumer(part)) {
+                part->broken = 1;
+                es_log_error("JOURNAL GAP: a record batch that cannot be read; this partition "
+                             "is no longer journaled until restart",
+                             "topic=%s partition=%d offset=%lld journal_next_offset=%lld "
+                             "error=\"%s\"",
+                             topic, (int)rkm->partition, (long long)rkm->offset,
+                             (long long)es_journal_writer_next_offset(part->writer),
+                             rd_kafka_message_errstr(rkm));
+                rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+                rd_kafka_topic_partition_list_add(l, topic, rkm->partition);
+                rd_kafka_pause_partitions(j->rk, l);
+                rd_kafka_topic_partition_list_destroy(l);
+            }
+            return 0;
+        }
+        int64_t now = es_mono_us();
+        if (now - j->warned_us >= 10 * 1000000LL) { /* at most a line every 10 s */
+            j->warned_us = now;
+            es_log_warn("journal consumer error", "topic=%s partition=%d error=\"%s\"", topic,
+                        (int)rkm->partition, rd_kafka_message_errstr(rkm));
+        }
         return 0;
     }
     broker_topic_t *t = topic_of(j, rkm);

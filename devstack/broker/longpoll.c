@@ -34,6 +34,7 @@
 #define _GNU_SOURCE /* RTLD_NEXT, ppoll */
 
 #include "broker.h"
+#include "log.h"
 #include "mocklayout.h"
 
 #include <dlfcn.h>
@@ -49,11 +50,16 @@
 
 #define KEY_PRODUCE 0
 #define KEY_FETCH 1
-#define FETCH_MAX_VERSION 11  /* the last version without tagged fields */
-#define PRODUCE_MAX_VERSION 8 /* idem */
-#define WHOLE_MAX (1u << 20)  /* fetch requests and answers larger than this are not held */
-#define PREFIX_MAX 512        /* bytes of any other request kept to read its header */
-#define ACKS0_POKE_US 1000    /* held fetches look again this soon after an acks=0 produce */
+#define KEY_METADATA 3
+#define PRODUCE_WHOLE_MAX                                                                          \
+    (16u << 20)                /* produce requests are kept whole up to this, and checked          \
+                                */
+#define FETCH_MAX_VERSION 11   /* the last version without tagged fields */
+#define PRODUCE_MAX_VERSION 8  /* idem */
+#define WHOLE_MAX (1u << 20)   /* fetch requests and answers larger than this are not held */
+#define PREFIX_MAX 512         /* bytes of any other request kept to read its header */
+#define UNKNOWN_TOPICS_MAX 256 /* names of no topic of the broker's remembered, at most */
+#define ACKS0_POKE_US 1000     /* held fetches look again this soon after an acks=0 produce */
 
 /* A request read by the mock and not answered yet. */
 typedef struct lp_pending {
@@ -74,6 +80,8 @@ typedef struct lp_conn {
     unsigned char *rq;
     size_t rq_off, rq_len, rq_kept, rq_cap;
     int rq_fetch;               /* a Fetch this file may hold */
+    int rq_produce;             /* a Produce, kept whole to be checked (request_sane) */
+    int poisoned;               /* a request the mock must not parse: the connection goes */
     unsigned char *wait_at[4];  /* where its max wait lies in the mock's buffer */
     unsigned char wait_orig[4]; /* and what it was */
     int wait_n;                 /* bytes of it set to 0 so far */
@@ -132,6 +140,7 @@ static struct {
     lp_conn_t *parked;
     lp_topic_t *topics;
     size_t topic_cnt, topic_cap;
+    size_t unknown_cnt; /* of them, names the broker has no topic of (UNKNOWN_TOPICS_MAX) */
     uint64_t seq;
     int64_t poke_us;
     int *masked; /* poll(): entries whose POLLIN was hidden */
@@ -144,7 +153,7 @@ static poll_fn real_poll;
 static recvmsg_fn real_recvmsg;
 static sendmsg_fn real_sendmsg;
 static atomic_int quiet; /* stopping: other processes' requests are no longer read */
-static atomic_long stat_held, stat_woken, stat_expired, stat_cut, stat_conns;
+static atomic_long stat_held, stat_woken, stat_expired, stat_cut, stat_conns, stat_refused;
 
 static void resolve(void)
 {
@@ -180,6 +189,13 @@ static lp_topic_t *topic_get(const unsigned char *name, size_t len, uint32_t *id
             return &lp.topics[i];
         }
     }
+    /* a client may name any topic, and every name kept is a slower lookup for good: names the
+     * broker has no topic of are kept only up to UNKNOWN_TOPICS_MAX (a fetch naming another
+     * one is not held, a produce to another one wakes nothing) */
+    int fill_idx = broker_fill_topic(name, len);
+    if (fill_idx < 0 && lp.unknown_cnt >= UNKNOWN_TOPICS_MAX) {
+        return NULL;
+    }
     if (lp.topic_cnt == lp.topic_cap) {
         size_t cap = lp.topic_cap ? lp.topic_cap * 2 : 64;
         lp_topic_t *t = realloc(lp.topics, cap * sizeof(*t));
@@ -198,7 +214,8 @@ static lp_topic_t *topic_get(const unsigned char *name, size_t len, uint32_t *id
     memcpy(t->name, name, len);
     t->name[len] = '\0';
     t->name_len = len;
-    t->fill_idx = broker_fill_topic(name, len);
+    t->fill_idx = fill_idx;
+    lp.unknown_cnt += fill_idx < 0;
     *idx = (uint32_t)lp.topic_cnt++;
     return t;
 }
@@ -563,6 +580,68 @@ static int fetch_request(lp_conn_t *c, const unsigned char *p, size_t len, int16
  * Requests, as the mock reads them
  */
 
+/* Skip a flexible header's tagged fields. */
+static void skip_tags(wire_rd_t *r)
+{
+    int64_t n = wire_uvarint(r);
+    for (int64_t i = 0; i < n && !r->bad; i++) {
+        wire_uvarint(r); /* tag */
+        int64_t size = wire_uvarint(r);
+        wire_skip(r, size >= 0 ? (size_t)size : (size_t)-1);
+    }
+}
+
+/* Whether the mock may parse this request (`body`: where it follows the client id; the frame
+ * is `frame_len` bytes, of which `len` are in `p`). librdkafka's mock trusts two things a
+ * client could send, and aborts the whole broker on them: a Metadata topic count larger than
+ * the frame (it allocates for that many first), and a Produce whose records are null or empty
+ * (an assertion). A request that does either is not given to it. */
+static int request_sane(int16_t key, int16_t ver, const unsigned char *p, size_t len,
+                        size_t frame_len, size_t body)
+{
+    wire_rd_t r = {.p = p, .len = len, .pos = body};
+    if (key == KEY_METADATA) {
+        int64_t cnt;
+        size_t min_item = 2; /* a name's length */
+        if (ver >= 9) {      /* flexible: the header's tags, then a compact array */
+            skip_tags(&r);
+            cnt = wire_uvarint(&r) - 1;
+            min_item = ver >= 10 ? 18 : 2; /* v10: a topic id (16), a name, tags */
+        } else {
+            cnt = wire_int(&r, 4);
+        }
+        return !r.bad && cnt >= -1 && (cnt <= 0 || (uint64_t)cnt * min_item <= frame_len - r.pos);
+    }
+    if (key == KEY_PRODUCE && ver >= 0 && ver <= PRODUCE_MAX_VERSION) {
+        if (len < frame_len) {
+            return 0; /* larger than PRODUCE_WHOLE_MAX: no client of this broker sends one */
+        }
+        if (ver >= 3) {
+            const unsigned char *s;
+            size_t n;
+            wire_str(&r, &s, &n); /* TransactionalId */
+        }
+        wire_skip(&r, 6); /* Acks, TimeoutMs */
+        int32_t topics = wire_count(&r, 6);
+        for (int32_t t = 0; t < topics && !r.bad; t++) {
+            const unsigned char *name;
+            size_t n;
+            wire_str(&r, &name, &n);
+            int32_t parts = wire_count(&r, 8);
+            for (int32_t i = 0; i < parts && !r.bad; i++) {
+                wire_skip(&r, 4);               /* Index */
+                int64_t size = wire_int(&r, 4); /* Records: null (-1) or empty aborted the mock */
+                if (size <= 0) {
+                    return 0;
+                }
+                wire_skip(&r, (size_t)size);
+            }
+        }
+        return !r.bad;
+    }
+    return 1;
+}
+
 /* The request just read whole: remember what its answer will be, and hold it if it is a
  * fetch that may wait. Runs before the mock parses it, so its max wait can still be put
  * back when it is not held. */
@@ -576,6 +655,17 @@ static void request_done(lp_conn_t *c)
     const unsigned char *client_id;
     size_t client_id_len;
     wire_str(&r, &client_id, &client_id_len);
+    if (r.bad || !request_sane(key, ver, p, c->rq_kept, c->rq_len, r.pos)) {
+        c->poisoned = 1;
+        long n = atomic_fetch_add(&stat_refused, 1);
+        if (n < 10 || n % 1000 == 0) {
+            es_log_warn("a malformed request: closing its connection",
+                        "api_key=%d version=%d "
+                        "size=%zu refused=%ld",
+                        (int)key, (int)ver, c->rq_len, n + 1);
+        }
+        return;
+    }
     int held = 0;
     int64_t max_bytes = 0, part_max = 0;
     if (c->rq_fetch == 1) {
@@ -621,7 +711,7 @@ static void request_done(lp_conn_t *c)
  * two in one read). A fetch's max wait is set to 0 in `p` as it passes. */
 static void request_bytes(lp_conn_t *c, unsigned char *p, size_t n)
 {
-    while (n > 0) {
+    while (n > 0 && !c->poisoned) {
         if (c->rq_off < 4) {
             size_t take = 4 - c->rq_off < n ? 4 - c->rq_off : n;
             memcpy(c->rq + c->rq_off, p, take);
@@ -632,6 +722,7 @@ static void request_bytes(lp_conn_t *c, unsigned char *p, size_t n)
             if (c->rq_off == 4) {
                 c->rq_len = (size_t)wire_be32(c->rq) + 4;
                 c->rq_fetch = -1; /* not known until ApiKey and ApiVersion are in */
+                c->rq_produce = 0;
                 c->wait_n = 0;
             }
         } else {
@@ -648,17 +739,21 @@ static void request_bytes(lp_conn_t *c, unsigned char *p, size_t n)
                 int16_t ver = (int16_t)(c->rq[6] << 8 | c->rq[7]);
                 c->rq_fetch = key == KEY_FETCH && ver >= 0 && ver <= FETCH_MAX_VERSION &&
                               c->rq_len <= WHOLE_MAX;
-                if (c->rq_fetch && c->rq_cap < c->rq_len) {
+                c->rq_produce = key == KEY_PRODUCE && ver >= 0 && ver <= PRODUCE_MAX_VERSION &&
+                                c->rq_len <= PRODUCE_WHOLE_MAX;
+                if ((c->rq_fetch || c->rq_produce) && c->rq_cap < c->rq_len) {
                     unsigned char *nr = realloc(c->rq, c->rq_len);
                     if (nr) {
                         c->rq = nr;
                         c->rq_cap = c->rq_len;
                     } else {
                         c->rq_fetch = 0;
+                        c->rq_produce = 0;
                     }
                 }
             }
-            if (c->rq_fetch == 1 && c->rq_kept == off + keep && keep < take) {
+            if ((c->rq_fetch == 1 || c->rq_produce == 1) && c->rq_kept == off + keep &&
+                keep < take) {
                 memcpy(c->rq + off + keep, p + keep, take - keep);
                 c->rq_kept += take - keep;
             }
@@ -717,12 +812,21 @@ ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
         errno = EAGAIN;
         return -1;
     }
+    if (c->poisoned) {
+        errno = ECONNRESET;
+        return -1;
+    }
     ssize_t r = real_recvmsg(fd, msg, flags);
     size_t left = r > 0 ? (size_t)r : 0;
-    for (size_t i = 0; left > 0 && i < (size_t)msg->msg_iovlen; i++) {
+    for (size_t i = 0; left > 0 && i < (size_t)msg->msg_iovlen && !c->poisoned; i++) {
         size_t n = msg->msg_iov[i].iov_len < left ? msg->msg_iov[i].iov_len : left;
         request_bytes(c, msg->msg_iov[i].iov_base, n);
         left -= n;
+    }
+    if (c->poisoned) {
+        /* the mock sees the connection fail and closes it, the request unparsed */
+        errno = ECONNRESET;
+        return -1;
     }
     return r;
 }

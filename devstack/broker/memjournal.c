@@ -157,8 +157,10 @@ static int record_read(wire_rd_t *r, int64_t base, int64_t first_ts, int64_t max
     wire_skip(r, 1); /* attributes, unused */
     int64_t ts_delta = rd_varint(r);
     int64_t off_delta = rd_varint(r);
-    rec->offset = base + off_delta;
-    rec->timestamp = log_append ? max_ts : first_ts + ts_delta;
+    /* the deltas are the client's: added in unsigned arithmetic (a sum past int64 wraps instead
+     * of being undefined); a wrong offset delta is refused below */
+    rec->offset = (int64_t)((uint64_t)base + (uint64_t)off_delta);
+    rec->timestamp = log_append ? max_ts : (int64_t)((uint64_t)first_ts + (uint64_t)ts_delta);
     rec->key = rd_bytes(r, &rec->key_len);
     rec->value = rd_bytes(r, &rec->value_len);
     int64_t cnt = rd_varint(r);

@@ -56,6 +56,23 @@ void wire_str(wire_rd_t *r, const unsigned char **s, size_t *len)
     }
 }
 
+int64_t wire_uvarint(wire_rd_t *r)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 5; i++) {
+        const unsigned char *b = wire_take(r, 1);
+        if (!b) {
+            return 0;
+        }
+        v |= (uint64_t)(*b & 0x7f) << (7 * i);
+        if (!(*b & 0x80)) {
+            return (int64_t)v;
+        }
+    }
+    r->bad = 1;
+    return 0;
+}
+
 int32_t wire_count(wire_rd_t *r, size_t min_item)
 {
     int64_t n = wire_int(r, 4);

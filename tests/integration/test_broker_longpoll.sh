@@ -11,7 +11,10 @@
 #     that records came in (its "fetches" line);
 #  4. a fetch with fetch.min.bytes waits for that many bytes, or for its wait to end;
 #  5. with ES_BROKER_LONGPOLL=0 (the mock as it is) the same record waits for the end of the
-#     wait: the contrast is printed, so the test shows what the mechanism buys.
+#     wait: the contrast is printed, so the test shows what the mechanism buys;
+#  6. (run before 5) hostile requests: a Metadata topic count larger than its frame and a
+#     Produce with null or empty records close their connection (the mock would abort), a batch
+#     whose compression bit lies is reported once, and the broker keeps running.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -80,6 +83,83 @@ max="$(field max "$out")"
 assert "awk 'BEGIN { exit !($max < $WAIT_MS / 3) }'" \
     "a record above the fetch's MinBytes is answered at once (slowest: $max ms)"
 broker_stop
+
+# ---- 6. hostile requests ------------------------------------------------------------------
+# librdkafka's mock aborts the whole broker on a Metadata topic count larger than its frame
+# and on a Produce with null records; it does not check a batch's compression, and the journal
+# consumer then read that batch again a hundred times a second (found by fuzzing). The broker
+# closes the connection of such a request and reports a batch nobody can read once.
+broker_start
+out="$(python3 - "$DATA/broker.addr" <<'PY'
+import socket, struct, sys, time
+host, port = open(sys.argv[1]).read().strip().split(",")[0].split(":")
+def conn():
+    return socket.create_connection((host, int(port)), timeout=3)
+def ask(frame):
+    s = conn()
+    s.sendall(frame)
+    try:
+        got = s.recv(65536)
+    except OSError:
+        got = b""
+    s.close()
+    return got
+def frame(key, ver, corr, body):
+    m = struct.pack(">hhih", key, ver, corr, 4) + b"fuzz" + body
+    return struct.pack(">i", len(m)) + m
+def varint(n):
+    z, out = (n << 1) ^ (n >> 63), b""
+    while True:
+        b, z = z & 0x7F, z >> 7
+        if not z:
+            return out + bytes([b])
+        out += bytes([b | 0x80])
+def batch(attrs, ts=None, ts_delta=0, off_delta=0):
+    rec = b"\x00" + varint(ts_delta) + varint(off_delta) + varint(-1) + varint(1) + b"v" + varint(0)
+    rec = varint(len(rec)) + rec
+    ts = int(time.time() * 1000) if ts is None else ts
+    tail = struct.pack(">ibIhiqqqhii", 0, 2, 0, attrs, 0, ts, ts, -1, -1, -1, 1) + rec
+    return struct.pack(">qi", 0, len(tail)) + tail
+def produce(part, records):
+    t = b"probe.wait"
+    recs = struct.pack(">i", -1) if records is None else struct.pack(">i", len(records)) + records
+    body = struct.pack(">hhiih", -1, 1, 5000, 1, len(t)) + t + struct.pack(">ii", 1, part) + recs
+    return frame(0, 3, 1, body)
+apiversions = frame(18, 0, 1, b"")
+res = [len(ask(apiversions)) > 0]
+res.append(len(ask(frame(3, 1, 1, struct.pack(">i", 0x7FFFFFFF)))) == 0)  # closed
+res.append(len(ask(produce(0, None))) == 0)                                 # closed
+res.append(len(ask(produce(0, b""))) == 0)                                  # closed
+res.append(len(ask(produce(1, batch(1)))) > 0)  # a "gzip" batch that is not: taken, as Kafka would not
+res.append(len(ask(produce(1, batch(0)))) > 0)
+# deltas whose sums pass int64 (the journal's reading of them overflowed)
+res.append(len(ask(produce(0, batch(0, off_delta=2**63 - 1)))) >= 0)
+res.append(len(ask(produce(0, batch(0, ts=2**63 - 1, ts_delta=1)))) >= 0)
+time.sleep(2)
+res.append(len(ask(apiversions)) > 0)
+print(" ".join("ok" if r else "no" for r in res))
+PY
+)"
+assert_eq "ok ok ok ok ok ok ok ok ok" "$out" "ApiVersions, 3 malformed requests refused, 4 produces, ApiVersions again"
+kill -0 "$BROKER_PID" || fail "the broker died"
+pass "the broker is still running"
+assert_eq 3 "$(grep -c 'msg="a malformed request: closing its connection"' "$T_TMP/broker.log")" "malformed requests logged"
+assert_eq 1 "$(grep 'JOURNAL GAP: a record batch that cannot be read' "$T_TMP/broker.log" | grep -c 'partition=1 ')" "the unreadable batch reported once"
+n="$(grep -c 'journal consumer error' "$T_TMP/broker.log" || true)"
+assert '[ "$n" -le 1 ]' "no flood of journal consumer errors ($n lines)"
+# a partition it could not journal is a partition it cannot restore: the broker says so
+# at its stop (drained=no) and exits 1
+kill -TERM "$BROKER_PID"
+rc=0
+wait "$BROKER_PID" || rc=$?
+BROKER_PID=''
+assert_eq 1 "$rc" "the broker's exit status after a journal gap"
+grep -q 'msg="stopped".* drained=no' "$T_TMP/broker.log" || fail "the broker's last line does not say drained=no"
+pass "its last line says drained=no"
+if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T_TMP/broker.log"; then
+    fail "a sanitizer report in the broker's log: $(grep -E -A10 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T_TMP/broker.log" | head -12)"
+fi
+pass "no sanitizer report in the broker's log"
 
 # ---- 5. the mock as it is -------------------------------------------------------------------
 ES_BROKER_LONGPOLL=0 broker_start
