@@ -1036,41 +1036,31 @@ int es_batch_apply(es_service_t *svc, PGconn *pg, const es_raw_t *raws, size_t c
 
 int es_batch_prune(es_service_t *svc, PGconn *pg, int limit, char *errstr, size_t errstr_size)
 {
-    if (svc->def->idempotent) {
-        /* Its marks are its dead letters' alone (dead_resolve), and it keeps no newest times:
-         * a mark goes once the clock is a window past its record's time. A record read again
-         * after that would be dead-lettered again; nothing reads back that far but a rebuild,
-         * which writes none. */
-        const int64_t params[2] = {es_now_ms() - svc->dedup_window_ms, limit};
-        PGresult *res = es_pg_query_int8(pg,
-                                         "DELETE FROM processed WHERE ctid = ANY(ARRAY(SELECT "
-                                         "ctid FROM processed WHERE at_ms < $1::bigint LIMIT "
-                                         "$2::int))",
-                                         2, params, errstr, errstr_size);
-        if (!res) {
-            return -1;
-        }
-        int n = atoi(PQcmdTuples(res));
-        PQclear(res);
-        return n;
-    }
+    int64_t params[2] = {svc->dedup_window_ms, limit};
     /* A mark goes once its partition's newest time is more than the window past it. Marks from
      * before the window existed (part 0, timed when the table was upgraded) go once every
-     * partition's newest time is: whichever partition they came from, it is past them. */
-    const int64_t params[2] = {svc->dedup_window_ms, limit};
-    PGresult *res = es_pg_query_int8(
-        pg,
-        /* Each partition's oldest marks through the key, in key order so that the scan
-         * stops at the limit, then deleted by their row addresses: under the generic plan a
-         * join back on the key read the whole table (0.7 s for 10,000 of 1.4 million marks,
-         * 22 ms this way; under 1 ms when nothing is due). */
+     * partition's newest time is: whichever partition they came from, it is past them.
+     * Each partition's oldest marks are found through the key, in key order so that the scan
+     * stops at the limit, then deleted by their row addresses: under the generic plan a join
+     * back on the key read the whole table (0.7 s for 10,000 of 1.4 million marks, 22 ms this
+     * way; under 1 ms when nothing is due). */
+    const char *sql =
         "DELETE FROM processed WHERE ctid = ANY(ARRAY(SELECT d.ctid FROM positions p CROSS "
         "JOIN LATERAL (SELECT ctid FROM processed d WHERE d.part = p.part AND d.at_ms < "
         "least(p.newest_ms, (SELECT max(newest_ms) FROM positions)) - $1::bigint ORDER BY "
         "d.at_ms LIMIT $2::int) d WHERE p.part <> 0 UNION ALL SELECT ctid FROM processed WHERE "
         "part = 0 AND at_ms < (SELECT min(newest_ms) FROM positions) - $1::bigint LIMIT "
-        "$2::int))",
-        2, params, errstr, errstr_size);
+        "$2::int))";
+    if (svc->def->idempotent) {
+        /* Its marks are its dead letters' alone (dead_resolve), and it keeps no newest times:
+         * a mark goes once the clock is a window past its record's time. A record read again
+         * after that would be dead-lettered again; nothing reads back that far but a rebuild,
+         * which writes none. */
+        params[0] = es_now_ms() - svc->dedup_window_ms;
+        sql = "DELETE FROM processed WHERE ctid = ANY(ARRAY(SELECT ctid FROM processed WHERE "
+              "at_ms < $1::bigint LIMIT $2::int))";
+    }
+    PGresult *res = es_pg_query_int8(pg, sql, 2, params, errstr, errstr_size);
     if (!res) {
         return -1;
     }
