@@ -93,17 +93,32 @@ int esctl_common_opt(esctl_t *ctx, int opt, char *arg)
     char errstr[512];
     switch (opt) {
     case 'b':
+        if (!*arg || strlen(arg) >= sizeof(ctx->cfg.brokers)) {
+            esctl_err(ctx, "-b/--brokers: %s", *arg ? "the list is too long" : "an empty list");
+            return -1;
+        }
         snprintf(ctx->cfg.brokers, sizeof(ctx->cfg.brokers), "%s", arg);
         break;
     case 'd':
         snprintf(ctx->cfg.data_dir, sizeof(ctx->cfg.data_dir), "%s", arg);
         break;
-    case 'X':
+    case 'X': {
         if (es_config_add_prop(&ctx->cfg, arg, errstr, sizeof(errstr)) != 0) {
             esctl_err(ctx, "%s", errstr);
             return -1;
         }
+        /* a property librdkafka refuses is a usage error, said now (not when a client is made) */
+        rd_kafka_conf_t *probe = rd_kafka_conf_new();
+        size_t last = ctx->cfg.prop_cnt - 1;
+        rd_kafka_conf_res_t res = rd_kafka_conf_set(
+            probe, ctx->cfg.prop_names[last], ctx->cfg.prop_values[last], errstr, sizeof(errstr));
+        rd_kafka_conf_destroy(probe);
+        if (res != RD_KAFKA_CONF_OK) {
+            esctl_err(ctx, "-X %s: %s", arg, errstr);
+            return -1;
+        }
         break;
+    }
     default:
         return 0;
     }

@@ -141,6 +141,10 @@ expect_error 2 'invalid DepositFunds: field "account_id" \(the aggregate id\) mu
 printf '{\n  "account_id": "X1",\n  "owner": }\n' >"$WORK/bad.json"
 expect_error 2 "invalid JSON in $WORK/bad.json at line 3, column [0-9]+" send OpenAccount -f "$WORK/bad.json"
 expect_error 1 'could not read .*nosuch.json' send OpenAccount -f "$WORK/nosuch.json"
+# flags that cannot work are usage errors, said before anything is read or sent
+expect_error 2 '-X foo.bar=1: No such configuration property' send -X foo.bar=1 OpenAccount '{}'
+expect_error 2 '-X message.timeout.ms=abc: Invalid value' replay -X message.timeout.ms=abc
+expect_error 2 '-b/--brokers: an empty list' send -b '' OpenAccount '{}'
 # duplicate keys are refused (with jansson's default the last one won, unseen)
 expect_error 2 'duplicate object key' send DepositFunds '{"account_id":"X1","amount":"x","amount":5}'
 # what a name quotes stays on one line, its control characters shown, not sent to the terminal
