@@ -51,9 +51,8 @@
 #define KEY_PRODUCE 0
 #define KEY_FETCH 1
 #define KEY_METADATA 3
-#define PRODUCE_WHOLE_MAX                                                                          \
-    (16u << 20)                /* produce requests are kept whole up to this, and checked          \
-                                */
+/* Produce and Metadata requests are kept whole up to this, and checked (request_sane) */
+#define CHECKED_WHOLE_MAX (16u << 20)
 #define FETCH_MAX_VERSION 11   /* the last version without tagged fields */
 #define PRODUCE_MAX_VERSION 8  /* idem */
 #define WHOLE_MAX (1u << 20)   /* fetch requests and answers larger than this are not held */
@@ -80,7 +79,7 @@ typedef struct lp_conn {
     unsigned char *rq;
     size_t rq_off, rq_len, rq_kept, rq_cap;
     int rq_fetch;               /* a Fetch this file may hold */
-    int rq_produce;             /* a Produce, kept whole to be checked (request_sane) */
+    int rq_check;               /* a Produce or Metadata, kept whole to be checked */
     int poisoned;               /* a request the mock must not parse: the connection goes */
     unsigned char *wait_at[4];  /* where its max wait lies in the mock's buffer */
     unsigned char wait_orig[4]; /* and what it was */
@@ -600,6 +599,9 @@ static int request_sane(int16_t key, int16_t ver, const unsigned char *p, size_t
                         size_t frame_len, size_t body)
 {
     wire_rd_t r = {.p = p, .len = len, .pos = body};
+    if (len < frame_len) {
+        return 0; /* larger than CHECKED_WHOLE_MAX: no client of this broker sends one */
+    }
     if (key == KEY_METADATA) {
         int64_t cnt;
         size_t min_item = 2; /* a name's length */
@@ -612,10 +614,7 @@ static int request_sane(int16_t key, int16_t ver, const unsigned char *p, size_t
         }
         return !r.bad && cnt >= -1 && (cnt <= 0 || (uint64_t)cnt * min_item <= frame_len - r.pos);
     }
-    if (key == KEY_PRODUCE && ver >= 0 && ver <= PRODUCE_MAX_VERSION) {
-        if (len < frame_len) {
-            return 0; /* larger than PRODUCE_WHOLE_MAX: no client of this broker sends one */
-        }
+    if (key == KEY_PRODUCE) {
         if (ver >= 3) {
             const unsigned char *s;
             size_t n;
@@ -655,7 +654,8 @@ static void request_done(lp_conn_t *c)
     const unsigned char *client_id;
     size_t client_id_len;
     wire_str(&r, &client_id, &client_id_len);
-    if (r.bad || !request_sane(key, ver, p, c->rq_kept, c->rq_len, r.pos)) {
+    /* only what is checked is refused: any other request's client id may run past the prefix */
+    if (c->rq_check && (r.bad || !request_sane(key, ver, p, c->rq_kept, c->rq_len, r.pos))) {
         c->poisoned = 1;
         long n = atomic_fetch_add(&stat_refused, 1);
         if (n < 10 || n % 1000 == 0) {
@@ -722,7 +722,7 @@ static void request_bytes(lp_conn_t *c, unsigned char *p, size_t n)
             if (c->rq_off == 4) {
                 c->rq_len = (size_t)wire_be32(c->rq) + 4;
                 c->rq_fetch = -1; /* not known until ApiKey and ApiVersion are in */
-                c->rq_produce = 0;
+                c->rq_check = 0;
                 c->wait_n = 0;
             }
         } else {
@@ -739,21 +739,22 @@ static void request_bytes(lp_conn_t *c, unsigned char *p, size_t n)
                 int16_t ver = (int16_t)(c->rq[6] << 8 | c->rq[7]);
                 c->rq_fetch = key == KEY_FETCH && ver >= 0 && ver <= FETCH_MAX_VERSION &&
                               c->rq_len <= WHOLE_MAX;
-                c->rq_produce = key == KEY_PRODUCE && ver >= 0 && ver <= PRODUCE_MAX_VERSION &&
-                                c->rq_len <= PRODUCE_WHOLE_MAX;
-                if ((c->rq_fetch || c->rq_produce) && c->rq_cap < c->rq_len) {
+                /* checked whole: a larger one is refused (request_sane) */
+                c->rq_check = key == KEY_METADATA ||
+                              (key == KEY_PRODUCE && ver >= 0 && ver <= PRODUCE_MAX_VERSION);
+                if ((c->rq_fetch || (c->rq_check && c->rq_len <= CHECKED_WHOLE_MAX)) &&
+                    c->rq_cap < c->rq_len) {
                     unsigned char *nr = realloc(c->rq, c->rq_len);
                     if (nr) {
                         c->rq = nr;
                         c->rq_cap = c->rq_len;
                     } else {
-                        c->rq_fetch = 0;
-                        c->rq_produce = 0;
+                        c->rq_fetch = 0; /* a Produce or Metadata not kept whole is refused */
                     }
                 }
             }
-            if ((c->rq_fetch == 1 || c->rq_produce == 1) && c->rq_kept == off + keep &&
-                keep < take) {
+            if ((c->rq_fetch == 1 || (c->rq_check && c->rq_cap >= c->rq_len)) &&
+                c->rq_kept == off + keep && keep < take) {
                 memcpy(c->rq + off + keep, p + keep, take - keep);
                 c->rq_kept += take - keep;
             }

@@ -38,12 +38,12 @@
 #define ENTRIES_LIMIT_MAX 500
 #define HTTP_MAX_HEADERS_SIZE 8192 /* answered 413 in JSON */
 #define HTTP_MAX_BODY_SIZE 4096
+/* libevent's own limits, past which it answers itself */
 #define HTTP_HARD_HEADERS_SIZE 65536
-#define ACCEPT_REST_MS 100 /* how long the listener rests after accept() failed */
-#define ACCEPT_WARN_S                                                                              \
-    10.0 /* at most one line about it this often */ /* libevent's own limits, past which it        \
-                                                       answers itself */
 #define HTTP_HARD_BODY_SIZE 65536
+/* after accept() failed, the listener rests ACCEPT_REST_MS, and says so every ACCEPT_WARN_S */
+#define ACCEPT_REST_MS 100
+#define ACCEPT_WARN_S 10.0
 #define HTTP_TIMEOUT_S 30
 #define DRAIN_FLUSH_GRACE_MS 1000
 

@@ -104,8 +104,8 @@ def ask(frame):
         got = b""
     s.close()
     return got
-def frame(key, ver, corr, body):
-    m = struct.pack(">hhih", key, ver, corr, 4) + b"fuzz" + body
+def frame(key, ver, corr, body, client=b"fuzz"):
+    m = struct.pack(">hhih", key, ver, corr, len(client)) + client + body
     return struct.pack(">i", len(m)) + m
 def varint(n):
     z, out = (n << 1) ^ (n >> 63), b""
@@ -130,6 +130,7 @@ res = [len(ask(apiversions)) > 0]
 res.append(len(ask(frame(3, 1, 1, struct.pack(">i", 0x7FFFFFFF)))) == 0)  # closed
 res.append(len(ask(produce(0, None))) == 0)                                 # closed
 res.append(len(ask(produce(0, b""))) == 0)                                  # closed
+res.append(len(ask(frame(3, 1, 1, struct.pack(">i", -1), b"c" * 600))) > 0)  # a long client id is fine
 res.append(len(ask(produce(1, batch(1)))) > 0)  # a "gzip" batch that is not: taken, as Kafka would not
 res.append(len(ask(produce(1, batch(0)))) > 0)
 # deltas whose sums pass int64 (the journal's reading of them overflowed)
@@ -140,7 +141,7 @@ res.append(len(ask(apiversions)) > 0)
 print(" ".join("ok" if r else "no" for r in res))
 PY
 )"
-assert_eq "ok ok ok ok ok ok ok ok ok" "$out" "ApiVersions, 3 malformed requests refused, 4 produces, ApiVersions again"
+assert_eq "ok ok ok ok ok ok ok ok ok ok" "$out" "ApiVersions, 3 malformed requests refused, a Metadata with a long client id answered, 4 produces, ApiVersions again"
 kill -0 "$BROKER_PID" || fail "the broker died"
 pass "the broker is still running"
 assert_eq 3 "$(grep -c 'msg="a malformed request: closing its connection"' "$T_TMP/broker.log")" "malformed requests logged"
