@@ -59,6 +59,10 @@
 #define PREFIX_MAX 512         /* bytes of any other request kept to read its header */
 #define UNKNOWN_TOPICS_MAX 256 /* names of no topic of the broker's remembered, at most */
 #define ACKS0_POKE_US 1000     /* held fetches look again this soon after an acks=0 produce */
+/* requests a connection may have unanswered before it is read no more, until answers go out
+ * (as Kafka reads a connection again once its answer is sent): a client that never reads its
+ * answers made the mock queue them without end */
+#define PENDING_READ_MAX 256
 
 /* A request read by the mock and not answered yet. */
 typedef struct lp_pending {
@@ -817,6 +821,10 @@ ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
         errno = ECONNRESET;
         return -1;
     }
+    if (c->pend_cnt >= PENDING_READ_MAX) {
+        errno = EAGAIN;
+        return -1;
+    }
     ssize_t r = real_recvmsg(fd, msg, flags);
     size_t left = r > 0 ? (size_t)r : 0;
     for (size_t i = 0; left > 0 && i < (size_t)msg->msg_iovlen && !c->poisoned; i++) {
@@ -998,7 +1006,8 @@ int poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)
         if (c && c->injecting) {
             ready = 1;
         } else if (c && (fds[i].events & POLLIN) &&
-                   ((c->muted && !c->parked) || (!c->own && atomic_load(&quiet)))) {
+                   ((c->muted && !c->parked) || (!c->own && atomic_load(&quiet)) ||
+                    c->pend_cnt >= PENDING_READ_MAX)) {
             fds[i].events &= (short)~POLLIN;
             lp.masked[masked++] = (int)i;
         }
