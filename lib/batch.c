@@ -494,6 +494,25 @@ static void newest_keep(es_service_t *svc)
     }
 }
 
+/* Queue the insert of the marks filled into svc->ids, parts and times (dedup.h): the ones it
+ * returns were new. Returns its pipeline index, or -1 when out of memory. */
+static int marks_queue(es_service_t *svc, es_pg_pipeline_t *pl)
+{
+    if (es_pg_array_finish(&svc->ids) != 0 || es_pg_array_finish(&svc->parts) != 0 ||
+        es_pg_array_finish(&svc->times) != 0) {
+        return -1;
+    }
+    const char *vals[3] = {(const char *)svc->ids.buf.data, (const char *)svc->parts.buf.data,
+                           (const char *)svc->times.buf.data};
+    int lens[3] = {(int)svc->ids.buf.len, (int)svc->parts.buf.len, (int)svc->times.buf.len};
+    int fmts[3] = {1, 1, 1};
+    return es_pg_pipeline_add(pl,
+                              "INSERT INTO processed (event_id, part, at_ms) SELECT * FROM "
+                              "unnest($1::uuid[], $2::bigint[], $3::bigint[]) ON CONFLICT DO "
+                              "NOTHING RETURNING event_id",
+                              3, vals, lens, fmts);
+}
+
 /* Queue the dedup statement for the batch's inputs, then, unless they are in memory or
  * read_idx is NULL, the read of their partitions' newest times (dedup.h). Returns the first
  * one's pipeline index, or -1 when out of memory; *read_idx is the read's, or -1. */
@@ -515,22 +534,14 @@ static int dedup_queue(es_service_t *svc, es_pg_pipeline_t *pl, int *read_idx)
     if (read_idx) {
         *read_idx = -1;
     }
-    if (es_pg_array_finish(&svc->ids) != 0 || es_pg_array_finish(&svc->parts) != 0 ||
-        es_pg_array_finish(&svc->times) != 0 || es_pg_array_finish(&svc->batch_parts) != 0) {
+    if (es_pg_array_finish(&svc->batch_parts) != 0) {
         return -1; /* out of memory */
     }
-    const char *vals[3] = {(const char *)svc->ids.buf.data, (const char *)svc->parts.buf.data,
-                           (const char *)svc->times.buf.data};
-    int lens[3] = {(int)svc->ids.buf.len, (int)svc->parts.buf.len, (int)svc->times.buf.len};
-    int fmts[3] = {1, 1, 1};
-    int idx = es_pg_pipeline_add(pl,
-                                 "INSERT INTO processed (event_id, part, at_ms) SELECT * FROM "
-                                 "unnest($1::uuid[], $2::bigint[], $3::bigint[]) ON CONFLICT DO "
-                                 "NOTHING RETURNING event_id",
-                                 3, vals, lens, fmts);
+    int idx = marks_queue(svc, pl);
     if (idx >= 0 && read_idx && newest_recall(svc) != 0) {
         const char *pv[1] = {(const char *)svc->batch_parts.buf.data};
         int pl_[1] = {(int)svc->batch_parts.buf.len};
+        int fmts[1] = {1};
         *read_idx = es_pg_pipeline_add(
             pl, "SELECT part, newest_ms FROM positions WHERE part = ANY($1::bigint[])", 1, pv, pl_,
             fmts);
@@ -649,21 +660,8 @@ static int dead_resolve(es_service_t *svc, PGconn *pg, char *errstr, size_t errs
         es_pg_array_add_int8(&svc->parts, svc->dead[i].part);
         es_pg_array_add_int8(&svc->times, svc->dead[i].at_ms);
     }
-    if (es_pg_array_finish(&svc->ids) != 0 || es_pg_array_finish(&svc->parts) != 0 ||
-        es_pg_array_finish(&svc->times) != 0) {
-        snprintf(errstr, errstr_size, "out of memory queueing the dead letters' marks");
-        return -1;
-    }
-    const char *vals[3] = {(const char *)svc->ids.buf.data, (const char *)svc->parts.buf.data,
-                           (const char *)svc->times.buf.data};
-    int lens[3] = {(int)svc->ids.buf.len, (int)svc->parts.buf.len, (int)svc->times.buf.len};
-    int fmts[3] = {1, 1, 1};
     es_pg_pipeline_reset(&svc->rl);
-    int idx = es_pg_pipeline_add(&svc->rl,
-                                 "INSERT INTO processed (event_id, part, at_ms) SELECT * FROM "
-                                 "unnest($1::uuid[], $2::bigint[], $3::bigint[]) ON CONFLICT DO "
-                                 "NOTHING RETURNING event_id",
-                                 3, vals, lens, fmts);
+    int idx = marks_queue(svc, &svc->rl);
     unsigned char *fresh;
     if (idx < 0 || es_pg_pipeline_run(pg, &svc->rl, 0, errstr, errstr_size) != 0 ||
         returned_ids(svc, es_pg_pipeline_result(&svc->rl, idx), svc->dead, svc->dead_cnt,

@@ -150,6 +150,31 @@ static broker_topic_t *topic_of(broker_journaler_t *j, const rd_kafka_message_t 
     return NULL;
 }
 
+/* The consumer's error `rkm` on a partition it journals: the partition is journaled no more
+ * (broken), said once with `why`; with `pause`, it is no longer fetched either. */
+static void journal_gap(broker_journaler_t *j, broker_topic_t *t, const rd_kafka_message_t *rkm,
+                        const char *why, int pause)
+{
+    broker_partition_t *part = &t->parts[rkm->partition];
+    if (part->broken || !by_consumer(part)) {
+        return;
+    }
+    part->broken = 1;
+    char msg[256];
+    snprintf(msg, sizeof(msg),
+             "JOURNAL GAP: %s; this partition is no longer journaled until restart", why);
+    es_log_error(msg, "topic=%s partition=%d offset=%lld journal_next_offset=%lld error=\"%s\"",
+                 t->name, (int)rkm->partition, (long long)rkm->offset,
+                 (long long)es_journal_writer_next_offset(part->writer),
+                 rd_kafka_message_errstr(rkm));
+    if (pause) {
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, t->name, rkm->partition);
+        rd_kafka_pause_partitions(j->rk, l);
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+}
+
 /* Journal one message. Returns 0, or -1 on a write error (fatal for durability). */
 static int journal_message(broker_journaler_t *j, const rd_kafka_message_t *rkm)
 {
@@ -159,43 +184,20 @@ static int journal_message(broker_journaler_t *j, const rd_kafka_message_t *rkm)
         }
         const char *topic = rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : "";
         broker_topic_t *t = rkm->rkt ? topic_of(j, rkm) : NULL;
-        if (t && rkm->partition >= 0 && rkm->partition < t->partition_cnt &&
-            (rkm->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE ||
-             rkm->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET)) {
-            broker_partition_t *part = &t->parts[rkm->partition];
-            if (!part->broken && by_consumer(part)) {
-                part->broken = 1;
-                es_log_error("JOURNAL GAP: the broker dropped records before they were "
-                             "journaled; this partition is no longer journaled until restart",
-                             "topic=%s partition=%d journal_next_offset=%lld error=\"%s\"", topic,
-                             (int)rkm->partition,
-                             (long long)es_journal_writer_next_offset(part->writer),
-                             rd_kafka_message_errstr(rkm));
-            }
+        int in_range = t && rkm->partition >= 0 && rkm->partition < t->partition_cnt;
+        if (in_range && (rkm->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE ||
+                         rkm->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET)) {
+            journal_gap(j, t, rkm, "the broker dropped records before they were journaled", 0);
             return 0;
         }
-        if (t && rkm->partition >= 0 && rkm->partition < t->partition_cnt &&
+        if (in_range &&
             (rkm->err == RD_KAFKA_RESP_ERR__BAD_COMPRESSION ||
              rkm->err == RD_KAFKA_RESP_ERR__BAD_MSG || rkm->err == RD_KAFKA_RESP_ERR_INVALID_MSG ||
              rkm->err == RD_KAFKA_RESP_ERR_INVALID_RECORD)) {
             /* a batch nobody can read (a client set a compression bit on records that are not
              * compressed: the mock does not check, Kafka would have refused it); read again, it
-             * fails again, a hundred times a second, and nothing after it is journaled */
-            broker_partition_t *part = &t->parts[rkm->partition];
-            if (!part->broken && by_consumer(part)) {
-                part->broken = 1;
-                es_log_error("JOURNAL GAP: a record batch that cannot be read; this partition "
-                             "is no longer journaled until restart",
-                             "topic=%s partition=%d offset=%lld journal_next_offset=%lld "
-                             "error=\"%s\"",
-                             topic, (int)rkm->partition, (long long)rkm->offset,
-                             (long long)es_journal_writer_next_offset(part->writer),
-                             rd_kafka_message_errstr(rkm));
-                rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-                rd_kafka_topic_partition_list_add(l, topic, rkm->partition);
-                rd_kafka_pause_partitions(j->rk, l);
-                rd_kafka_topic_partition_list_destroy(l);
-            }
+             * fails again, a hundred times a second: the partition is paused */
+            journal_gap(j, t, rkm, "a record batch that cannot be read", 1);
             return 0;
         }
         int64_t now = es_mono_us();

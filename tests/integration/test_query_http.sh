@@ -153,6 +153,16 @@ free_port() {
     return 1
 }
 
+# health_wait PORT: until the es-query on PORT answers /health (5 s at most).
+health_wait() {
+    local i
+    for i in $(seq 1 100); do
+        curl -s -o /dev/null "http://127.0.0.1:$1/health" && return 0
+        sleep 0.05
+    done
+    return 0 # the checks that follow say what is wrong
+}
+
 # start_query [POOL]: es-query on a free port; another port if someone took it meanwhile.
 start_query() {
     local i attempt
@@ -490,10 +500,7 @@ PORT="$(free_port)"
 ES_LOG_LEVEL=debug "$BIN" --port "$PORT" --pool 2 >"$WORK/second.log" 2>&1 &
 QPID2=$!
 BG_PIDS+=("$QPID2")
-for i in $(seq 1 100); do
-    curl -s -o /dev/null "http://127.0.0.1:$PORT/health" && break
-    sleep 0.05
-done
+health_wait "$PORT"
 get /accounts/acc-1
 expect_error "started without tables: 503" 503
 sql -c "ALTER SCHEMA projections_hidden RENAME TO projections;"
@@ -522,10 +529,7 @@ if command -v prlimit >/dev/null; then
     prlimit --nofile=40:40 "$BIN" --port "$PORT3" --pool 2 >"$WORK/third.log" 2>&1 &
     QPID3=$!
     BG_PIDS+=("$QPID3")
-    for i in $(seq 1 100); do
-        curl -s -o /dev/null "http://127.0.0.1:$PORT3/health" && break
-        sleep 0.05
-    done
+    health_wait "$PORT3"
     out="$(python3 - "$PORT3" <<'PY'
 import socket, sys, time
 held = []
