@@ -140,6 +140,17 @@ unsigned char *broker_fill_answer(const unsigned char *frame, size_t len, int16_
 /* Answers filled, and the message sets added to them. */
 void broker_fill_stats(long *answers, long *sets);
 
+/* Consumer group joins (groups.c), from longpoll.c in the mock's thread. A JoinGroup request
+ * (`p`, `len` bytes of a whole frame; its body from `body`) of connection `conn` (a serial): 1
+ * when the mock may take it, 0 when it must not (the reason in why). */
+int broker_groups_join(uint64_t conn, int16_t ver, const unsigned char *p, size_t len, size_t body,
+                       int64_t now_us, char *why, size_t why_size);
+/* Whether requests of this key are joins (kept whole and checked). */
+int broker_groups_is_join(int16_t key);
+/* Any request of connection `conn`: a group request keeps its member in, a LeaveGroup ends it. */
+void broker_groups_seen(uint64_t conn, int16_t key, int64_t now_us);
+void broker_groups_stop(void);
+
 /* Reading protocol fields (wire.c): a reader over one whole frame. A read past its end sets
  * `bad` and yields zeros or NULL. */
 typedef struct wire_rd {

@@ -110,6 +110,7 @@ typedef struct lp_conn {
     struct lp_conn *park_prev, *park_next;
     int own; /* a client of this process (journaler, restore): read even when quiet */
     int fd;
+    uint64_t serial; /* this connection, unlike its fd, is never another's (groups.c) */
     /* a filled answer (fill.c) the socket did not take whole yet: sent before anything else */
     unsigned char *out;
     size_t out_off, out_len;
@@ -659,6 +660,18 @@ static void request_done(lp_conn_t *c)
     size_t client_id_len;
     wire_str(&r, &client_id, &client_id_len);
     /* only what is checked is refused: any other request's client id may run past the prefix */
+    broker_groups_seen(c->serial, key, now_us());
+    char why[512];
+    if (c->rq_check && !r.bad && c->rq_kept == c->rq_len && broker_groups_is_join(key) &&
+        !broker_groups_join(c->serial, ver, p, c->rq_kept, r.pos, now_us(), why, sizeof(why))) {
+        c->poisoned = 1;
+        long n = atomic_fetch_add(&stat_refused, 1);
+        if (n < 10 || n % 1000 == 0) {
+            es_log_warn("a group join refused: closing its connection", "reason=\"%s\" refused=%ld",
+                        why, n + 1);
+        }
+        return;
+    }
     if (c->rq_check && (r.bad || !request_sane(key, ver, p, c->rq_kept, c->rq_len, r.pos))) {
         c->poisoned = 1;
         long n = atomic_fetch_add(&stat_refused, 1);
@@ -744,7 +757,7 @@ static void request_bytes(lp_conn_t *c, unsigned char *p, size_t n)
                 c->rq_fetch = key == KEY_FETCH && ver >= 0 && ver <= FETCH_MAX_VERSION &&
                               c->rq_len <= WHOLE_MAX;
                 /* checked whole: a larger one is refused (request_sane) */
-                c->rq_check = key == KEY_METADATA ||
+                c->rq_check = key == KEY_METADATA || broker_groups_is_join(key) ||
                               (key == KEY_PRODUCE && ver >= 0 && ver <= PRODUCE_MAX_VERSION);
                 if ((c->rq_fetch || (c->rq_check && c->rq_len <= CHECKED_WHOLE_MAX)) &&
                     c->rq_cap < c->rq_len) {
@@ -1111,6 +1124,8 @@ void broker_longpoll_accepted(int fd)
         c->rq_cap = PREFIX_MAX;
         c->own = broker_ports_from_self(fd);
         c->fd = fd;
+        static uint64_t serials;
+        c->serial = ++serials;
         atomic_fetch_add(&stat_conns, 1);
     }
     lp.by_fd[fd] = c; /* NULL: this connection goes untouched */
@@ -1123,6 +1138,7 @@ void broker_longpoll_quiesce(void)
 
 void broker_longpoll_stop(void)
 {
+    broker_groups_stop();
     for (int fd = 0; fd < lp.fd_cap; fd++) {
         conn_free(lp.by_fd[fd]);
     }

@@ -185,6 +185,65 @@ if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T_TMP/broker.log";
 fi
 pass "no sanitizer report in the broker's log"
 
+# ---- 7. hostile group joins ------------------------------------------------------------------
+# The mock runs a group with the strategy its leader lists first and aborted the whole broker
+# when another member listed another one first, or when a join listed none (groups.c). Such a
+# join's connection is closed; members that agree join as before.
+broker_start
+out="$(python3 - "$DATA/broker.addr" <<'PY'
+import socket, struct, sys
+host, port = open(sys.argv[1]).read().strip().split(",")[0].split(":")
+def conn():
+    return socket.create_connection((host, int(port)), timeout=3)
+def frame(key, ver, corr, body, client=b"fuzz"):
+    m = struct.pack(">hhih", key, ver, corr, len(client)) + client + body
+    return struct.pack(">i", len(m)) + m
+def s16(b):
+    return struct.pack(">h", len(b)) + b
+def join(protos, count=None, cut=0):
+    body = s16(b"g7") + struct.pack(">ii", 6000, 6000) + s16(b"") + s16(b"consumer")
+    body += struct.pack(">i", len(protos) if count is None else count)
+    for p in protos:
+        body += s16(p) + struct.pack(">i", 0)
+    return frame(11, 1, 1, body[:len(body) - cut])
+def closed(frame_, wait):
+    s = conn()
+    s.sendall(frame_)
+    s.settimeout(wait)
+    try:
+        got = s.recv(65536)
+    except socket.timeout:
+        return False, s
+    except OSError:
+        got = b""
+    return got == b"", s
+res = []
+_, a = closed(join([b"range"]), 0.5)                   # the group's first member
+c, b = closed(join([b"roundrobin", b"range"]), 3)
+res.append(c)                                          # another strategy first: closed
+c, d = closed(join([b"range", b"roundrobin"]), 1)
+res.append(not c)                                      # the same one first: joins
+res.append(closed(join([], count=0), 3)[0])            # no strategy
+res.append(closed(join([], count=-1), 3)[0])           # a negative count
+res.append(closed(join([b"range"], cut=3), 3)[0])      # cut short
+for s in (a, b, d):
+    s.close()
+s = conn()
+s.sendall(frame(18, 0, 1, b""))
+res.append(len(s.recv(65536)) > 0)
+print(" ".join("ok" if r else "no" for r in res))
+PY
+)"
+assert_eq "ok ok ok ok ok ok" "$out" "a join listing another strategy first refused, one listing the same joins, 3 malformed joins refused, ApiVersions answered"
+kill -0 "$BROKER_PID" || fail "the broker died"
+pass "the broker is still running"
+assert_eq 4 "$(grep -c 'msg="a group join refused: closing its connection"' "$T_TMP/broker.log")" "refused joins logged"
+broker_stop
+if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T_TMP/broker.log"; then
+    fail "a sanitizer report in the broker's log: $(grep -E -A10 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T_TMP/broker.log" | head -12)"
+fi
+pass "no sanitizer report in the broker's log"
+
 # ---- 5. the mock as it is -------------------------------------------------------------------
 ES_BROKER_LONGPOLL=0 broker_start
 grep -q 'msg="ready".*long_poll=off' "$T_TMP/broker.log" || fail "the broker does not say long_poll=off"

@@ -1,0 +1,216 @@
+/*
+ * groups.c: consumer group joins, checked before the mock cluster reads them.
+ *
+ * The mock runs a group with the assignment strategy its leader lists first, and aborts the
+ * whole broker (an assertion) as soon as a member lists another one first: two instances of a
+ * service, one started with `-X partition.assignment.strategy=roundrobin`, stopped every
+ * program's Kafka. It also trusts a join's strategy count (none, or a negative one, aborts it
+ * too). Kafka instead runs the group with a strategy every member offers, and refuses a member
+ * that offers none of the group's (INCONSISTENT_GROUP_PROTOCOL).
+ *
+ * So a JoinGroup (v0-v5, the versions the mock takes) whose first strategy is not the first
+ * strategy of a member still in that group, or that lists none, is not given to the mock:
+ * longpoll.c closes its connection, the broker says why in its log, and the client tries again
+ * (and gets in once the group's other members have gone). A member counts as in its group from
+ * its JoinGroup until its connection sends a LeaveGroup, or until that connection has sent no
+ * group request (join, sync, heartbeat, offset commit) for the group's session timeout and a
+ * margin: the mock keeps a member whose connection closed that long too.
+ *
+ * Everything runs in the mock's thread (longpoll.c's calls): no lock.
+ */
+#include "broker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KEY_OFFSET_COMMIT 8
+#define KEY_JOIN_GROUP 11
+#define KEY_HEARTBEAT 12
+#define KEY_LEAVE_GROUP 13
+#define KEY_SYNC_GROUP 14
+#define JOIN_MAX_VERSION 5  /* the mock's last */
+#define PROTOCOLS_MAX 1000  /* the mock's own limit */
+#define MEMBERS_MAX 4096    /* members remembered, at most */
+#define MARGIN_US 5000000LL /* past the session timeout, a member still counts this long */
+
+typedef struct member {
+    uint64_t conn; /* the connection it joined on (longpoll.c's serial) */
+    char *group;
+    size_t group_len;
+    char *first; /* the strategy it lists first */
+    size_t first_len;
+    int64_t last_us, session_us;
+} member_t;
+
+static struct {
+    member_t *m;
+    size_t cnt, cap;
+} g;
+
+/* A client's name for the log: at most size - 1 bytes, quotes and unprintable bytes as '?'. */
+static const char *printable(const unsigned char *s, size_t len, char *out, size_t size)
+{
+    size_t n = len < size - 1 ? len : size - 1;
+    for (size_t i = 0; i < n; i++) {
+        out[i] = s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' && s[i] != '\'' && s[i] != '\\'
+                     ? (char)s[i]
+                     : '?';
+    }
+    out[n] = '\0';
+    return out;
+}
+
+static void member_drop(size_t i)
+{
+    free(g.m[i].group);
+    free(g.m[i].first);
+    g.m[i] = g.m[--g.cnt];
+}
+
+static void expire(int64_t now_us)
+{
+    for (size_t i = 0; i < g.cnt;) {
+        if (now_us - g.m[i].last_us > g.m[i].session_us + MARGIN_US) {
+            member_drop(i);
+        } else {
+            i++;
+        }
+    }
+}
+
+int broker_groups_join(uint64_t conn, int16_t ver, const unsigned char *p, size_t len, size_t body,
+                       int64_t now_us, char *why, size_t why_size)
+{
+    if (ver < 0 || ver > JOIN_MAX_VERSION) {
+        return 1; /* the mock answers UNSUPPORTED_VERSION without reading it */
+    }
+    wire_rd_t r = {.p = p, .len = len, .pos = body};
+    const unsigned char *group, *s, *first = NULL;
+    size_t group_len, n, first_len = 0;
+    wire_str(&r, &group, &group_len);
+    int64_t session_ms = wire_int(&r, 4);
+    if (ver >= 1) {
+        wire_skip(&r, 4); /* RebalanceTimeoutMs */
+    }
+    wire_str(&r, &s, &n); /* MemberId */
+    if (ver >= 5) {
+        wire_str(&r, &s, &n); /* GroupInstanceId */
+    }
+    wire_str(&r, &s, &n); /* ProtocolType */
+    int64_t cnt = wire_int(&r, 4);
+    for (int64_t i = 0; i < cnt && i < PROTOCOLS_MAX && !r.bad; i++) {
+        wire_str(&r, &s, &n);
+        if (i == 0) {
+            first = s;
+            first_len = n;
+        }
+        int64_t meta = wire_int(&r, 4);
+        if (meta > 0) {
+            wire_skip(&r, (size_t)meta);
+        }
+    }
+    if (r.bad || !group || cnt < 1 || cnt > PROTOCOLS_MAX || !first) {
+        snprintf(why, why_size, "a JoinGroup the mock cannot take (%s)",
+                 r.bad || !group ? "malformed" : "no assignment strategy, or over 1000");
+        return 0;
+    }
+    expire(now_us);
+    for (size_t i = 0; i < g.cnt; i++) {
+        const member_t *m = &g.m[i];
+        if (m->conn != conn && m->group_len == group_len && !memcmp(m->group, group, group_len) &&
+            (m->first_len != first_len || memcmp(m->first, first, first_len))) {
+            char gp[200], mine[64], theirs[64];
+            snprintf(
+                why, why_size,
+                "a member of group '%s' lists assignment strategy '%s' first, and this "
+                "join '%s': the mock cluster runs a group only when all its members "
+                "list the same one first (Kafka would pick one they all offer)",
+                printable(group, group_len, gp, sizeof(gp)),
+                printable((const unsigned char *)m->first, m->first_len, theirs, sizeof(theirs)),
+                printable(first, first_len, mine, sizeof(mine)));
+            return 0;
+        }
+    }
+    size_t i;
+    for (i = 0; i < g.cnt; i++) {
+        if (g.m[i].conn == conn && g.m[i].group_len == group_len &&
+            !memcmp(g.m[i].group, group, group_len)) {
+            break;
+        }
+    }
+    if (i == g.cnt) {
+        if (g.cnt == MEMBERS_MAX) {
+            snprintf(why, why_size, "%d group members already: no more are taken", MEMBERS_MAX);
+            return 0;
+        }
+        if (g.cnt == g.cap) {
+            size_t cap = g.cap ? g.cap * 2 : 16;
+            member_t *nm = realloc(g.m, cap * sizeof(*nm));
+            if (!nm) {
+                snprintf(why, why_size, "out of memory");
+                return 0;
+            }
+            g.m = nm;
+            g.cap = cap;
+        }
+        member_t *m = &g.m[g.cnt];
+        memset(m, 0, sizeof(*m));
+        m->group = malloc(group_len + 1);
+        if (!m->group) {
+            snprintf(why, why_size, "out of memory");
+            return 0;
+        }
+        memcpy(m->group, group, group_len);
+        m->group[group_len] = '\0';
+        m->group_len = group_len;
+        m->conn = conn;
+        g.cnt++;
+    }
+    member_t *m = &g.m[i];
+    char *f = realloc(m->first, first_len + 1);
+    if (!f) {
+        member_drop(i);
+        snprintf(why, why_size, "out of memory");
+        return 0;
+    }
+    memcpy(f, first, first_len);
+    f[first_len] = '\0';
+    m->first = f;
+    m->first_len = first_len;
+    m->last_us = now_us;
+    m->session_us = (session_ms > 0 ? session_ms : 0) * 1000;
+    return 1;
+}
+
+void broker_groups_seen(uint64_t conn, int16_t key, int64_t now_us)
+{
+    if (key != KEY_OFFSET_COMMIT && key != KEY_HEARTBEAT && key != KEY_LEAVE_GROUP &&
+        key != KEY_SYNC_GROUP) {
+        return;
+    }
+    for (size_t i = 0; i < g.cnt;) {
+        if (g.m[i].conn == conn && key == KEY_LEAVE_GROUP) {
+            member_drop(i);
+            continue;
+        }
+        if (g.m[i].conn == conn) {
+            g.m[i].last_us = now_us;
+        }
+        i++;
+    }
+}
+
+int broker_groups_is_join(int16_t key)
+{
+    return key == KEY_JOIN_GROUP;
+}
+
+void broker_groups_stop(void)
+{
+    while (g.cnt > 0) {
+        member_drop(0);
+    }
+    free(g.m);
+    memset(&g, 0, sizeof(g));
+}
