@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "caught_up.h"
 #include "dedup.h"
 #include "ids.h"
 #include "json_mem.h"
@@ -366,6 +367,9 @@ int es_service_create_tables(const es_service_def_t *def, PGconn *pg, char *errs
         return -1;
     }
     int rc = es_pg_exec(pg, sql, errstr, errstr_size);
+    if (rc == 0 && def->tick) {
+        rc = es_pg_exec(pg, ES_CAUGHT_UP_DDL, errstr, errstr_size);
+    }
     if (rc == 0 && def->ddl) {
         rc = es_pg_exec(pg, def->ddl, errstr, errstr_size);
     }
@@ -1074,8 +1078,24 @@ int es_batch_tick(es_service_t *svc, PGconn *pg, char *errstr, size_t errstr_siz
     svc->decoded = NULL; /* the working state is the tick's now */
     es_pg_pipeline_reset(&svc->pl);
     if (es_pg_exec(pg, "BEGIN", errstr, errstr_size) != 0 ||
-        (svc->def->begin_sql && es_pg_exec(pg, svc->def->begin_sql, errstr, errstr_size) != 0) ||
-        svc->def->tick(svc, pg, svc->def->opaque, errstr, errstr_size) != 0) {
+        (svc->def->begin_sql && es_pg_exec(pg, svc->def->begin_sql, errstr, errstr_size) != 0)) {
+        return -1;
+    }
+    /* an instance that reads every partition knows what the group has read: all of it, up to
+     * now; otherwise the others' progress counts too, and the timers wait until it is known
+     * (caught_up.h; this instance's own rows commit either way) */
+    int known = 1;
+    svc->caught_up[0] = '\0';
+    if (!svc->sole) {
+        known = svc->assignment
+                    ? es_caught_up_mark(pg, svc->assignment, svc->def->topics, svc->parts_total,
+                                        svc->caught_up, sizeof(svc->caught_up), errstr, errstr_size)
+                    : 0;
+        if (known < 0) {
+            return -1;
+        }
+    }
+    if (known && svc->def->tick(svc, pg, svc->def->opaque, errstr, errstr_size) != 0) {
         return -1;
     }
     if (queue_outbox(svc) != 0 || es_pg_pipeline_add(&svc->pl, "COMMIT", 0, NULL, NULL, NULL) < 0) {
@@ -1088,6 +1108,11 @@ int es_batch_tick(es_service_t *svc, PGconn *pg, char *errstr, size_t errstr_siz
     }
     es_pg_pipeline_reset(&svc->pl);
     return rc;
+}
+
+const char *es_service_caught_up(const es_service_t *svc)
+{
+    return svc->caught_up[0] ? svc->caught_up : NULL;
 }
 
 int es_service_apply(es_service_t *svc, PGconn *pg, const es_raw_t *raws, size_t cnt, char *errstr,

@@ -110,6 +110,7 @@ static void outbox_handoff(es_service_t *svc, int64_t seq, es_buf_t *records, si
 static int handles_every_partition(es_service_t *svc, const rd_kafka_topic_partition_list_t *parts)
 {
     int total = 0, known = 1;
+    svc->parts_total = -1;
     memset(svc->topic_parts, 0, sizeof(svc->topic_parts));
     for (size_t i = 0; svc->def->topics[i]; i++) {
         char errstr[256];
@@ -126,7 +127,31 @@ static int handles_every_partition(es_service_t *svc, const rd_kafka_topic_parti
         }
         total += n;
     }
+    if (known) {
+        svc->parts_total = total;
+    }
     return known && parts->cnt == total;
+}
+
+/* "topic:0,1 topic2:3", for the log: which partitions an instance has (cut with "..." when
+ * long). Returns buf. */
+static const char *partitions_text(const rd_kafka_topic_partition_list_t *parts, char *buf,
+                                   size_t size)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < parts->cnt && len < size; i++) {
+        const rd_kafka_topic_partition_t *p = &parts->elems[i];
+        int same = i > 0 && !strcmp(parts->elems[i - 1].topic, p->topic);
+        int n = same ? snprintf(buf + len, size - len, ",%d", (int)p->partition)
+                     : snprintf(buf + len, size - len, "%s%s:%d", i ? " " : "", p->topic,
+                                (int)p->partition);
+        len += n > 0 ? (size_t)n : 0;
+    }
+    if (len >= size && size >= 4) {
+        memcpy(buf + size - 4, "...", 4);
+    }
+    return buf;
 }
 
 /* A query on positions, waiting out a PostgreSQL outage (a restart, a lost connection) for up
@@ -197,10 +222,16 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             rd_kafka_topic_partition_list_destroy(svc->unread);
         }
         svc->unread = rd_kafka_topic_partition_list_copy(parts);
+        if (svc->assignment) {
+            rd_kafka_topic_partition_list_destroy(svc->assignment);
+        }
+        svc->assignment = rd_kafka_topic_partition_list_copy(parts);
         svc->assigned = parts->cnt;
         int sole = handles_every_partition(svc, parts);
-        es_log_info("partitions assigned", "count=%d every_partition=%s", parts->cnt,
-                    sole ? "yes" : "no");
+        svc->sole = sole;
+        char which[512];
+        es_log_info("partitions assigned", "count=%d every_partition=%s partitions=\"%s\"",
+                    parts->cnt, sole ? "yes" : "no", partitions_text(parts, which, sizeof(which)));
         rd_kafka_assign(rk, parts);
         es_relay_set_sole(svc->relay, sole);
     } else {
@@ -209,9 +240,14 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         memset(svc->topic_parts, 0, sizeof(svc->topic_parts));
         es_log_info("partitions revoked", "count=%d", parts->cnt);
         svc->assigned = 0;
+        svc->sole = 0;
         if (svc->unread) {
             rd_kafka_topic_partition_list_destroy(svc->unread);
             svc->unread = NULL;
+        }
+        if (svc->assignment) {
+            rd_kafka_topic_partition_list_destroy(svc->assignment);
+            svc->assignment = NULL;
         }
         rd_kafka_assign(rk, NULL);
     }
@@ -1159,6 +1195,9 @@ err:
         es_relay_stop(svc->relay, svc->fatal ? 0 : 5000);
         if (svc->unread) {
             rd_kafka_topic_partition_list_destroy(svc->unread);
+        }
+        if (svc->assignment) {
+            rd_kafka_topic_partition_list_destroy(svc->assignment);
         }
         PQfinish(svc->pg);
         es_pg_forget_prepared();

@@ -109,7 +109,9 @@ typedef struct es_service_def {
      * and only once the service has read every assigned partition to its end since it got
      * them (an instance assigned none never ticks: it has read nothing), and not while it catches
      * up on a backlog (its last poll filled a whole batch): a deadline seen to pass then may belong
-     * to work whose end is still unread. It keeps its timers in its tables and emits with
+     * to work whose end is still unread. With other instances in the group, also only once the
+     * group's caught-up time is known (es_service_caught_up()): the work's end may be in their
+     * partitions. It keeps its timers in its tables and emits with
      * es_service_emit(), with a cause of its own making; its writes and the records it emits commit
      * together, so a timer that fired is never fired again, and one that did not survives any
      * crash. Return 0, or -1 with errstr to roll back (the tick is tried again at the next one). */
@@ -182,6 +184,12 @@ es_arena_t *es_service_arena(es_service_t *svc);
 
 /* The service's codec (borrowed), for handlers that need type lookups. */
 es_codec_t *es_service_codec(es_service_t *svc);
+
+/* In a tick: up to when the whole consumer group has read its input topics (caught_up.h), as
+ * PostgreSQL timestamptz text (borrowed, valid during the tick), or NULL when this instance
+ * reads every partition, so that its transaction's now() is that time. A deadline counts as
+ * passed only when it is before both. */
+const char *es_service_caught_up(const es_service_t *svc);
 
 /*
  * Offline use (projection rebuilds): the same decode, dedup, handle and position steps on

@@ -117,6 +117,14 @@ struct es_service {
      * assigned (NULL: no assignment); timers wait until it is empty (see tick in service.h) */
     rd_kafka_topic_partition_list_t *unread;
     int assigned; /* partitions assigned (an instance with none has read nothing: no timers) */
+    /* for timers (caught_up.h): the partitions assigned (NULL: none), whether they are every
+     * partition of the input topics, and how many those have in all (-1: not known) */
+    rd_kafka_topic_partition_list_t *assignment;
+    int sole;
+    int parts_total;
+    /* the group's caught-up time for the tick running (caught_up.h); empty when this instance
+     * reads every partition, so its own "now" is the group's */
+    char caught_up[64];
 
     int fatal;
     /* set by the rebalance callback, which runs inside a poll: the records in hand were read

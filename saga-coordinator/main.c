@@ -217,13 +217,16 @@ static int handle(es_service_t *svc, es_input_t *inputs, size_t cnt, void *opaqu
     return 0;
 }
 
-/* The timer: every pending saga whose deadline passed is marked TIMED_OUT and announced, in
- * one transaction (the runtime commits the outbox with the update). */
+/* The timer: every pending saga whose deadline passed, and whose steps up to the deadline the
+ * whole group has read (es_service_caught_up(): another instance may not have read its
+ * partitions yet), is marked TIMED_OUT and announced, in one transaction (the runtime commits
+ * the outbox with the update). */
 static int tick(es_service_t *svc, PGconn *pg, void *opaque, char *errstr, size_t errstr_size)
 {
     coordinator_t *co = opaque;
     size_t n;
-    if (saga_store_time_out(pg, TIMEOUTS_PER_TICK, co->timed_out, &n, errstr, errstr_size) != 0) {
+    if (saga_store_time_out(pg, es_service_caught_up(svc), TIMEOUTS_PER_TICK, co->timed_out, &n,
+                            errstr, errstr_size) != 0) {
         return -1;
     }
     saga_tally_t tally[SAGA_T__COUNT];

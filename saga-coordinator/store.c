@@ -240,20 +240,21 @@ int saga_store_add_tally(es_pg_pipeline_t *pl, const saga_tally_t tally[SAGA_T__
     return rc == 0 && rc2 == 0 ? 0 : -1;
 }
 
-int saga_store_time_out(PGconn *pg, size_t max, saga_t *out, size_t *n, char *errstr,
-                        size_t errstr_size)
+int saga_store_time_out(PGconn *pg, const char *read_until, size_t max, saga_t *out, size_t *n,
+                        char *errstr, size_t errstr_size)
 {
     *n = 0;
     char lim[32];
     snprintf(lim, sizeof(lim), "%zu", max);
-    const char *vals[1] = {lim};
+    const char *vals[2] = {lim, read_until};
+    /* least() passes over a NULL */
     PGresult *res = es_pg_query(pg,
                                 "UPDATE sagas SET status = 'TIMED_OUT', timed_out_at = now() "
                                 "FROM (SELECT saga_id AS due_id FROM sagas WHERE status = "
-                                "'PENDING' AND deadline_at <= now() ORDER BY deadline_at LIMIT "
-                                "$1::int FOR UPDATE SKIP LOCKED) due WHERE saga_id = due_id "
-                                "RETURNING " SAGA_COLS,
-                                1, vals, NULL, NULL, 0, errstr, errstr_size);
+                                "'PENDING' AND deadline_at <= least(now(), $2::timestamptz) "
+                                "ORDER BY deadline_at LIMIT $1::int FOR UPDATE SKIP LOCKED) due "
+                                "WHERE saga_id = due_id RETURNING " SAGA_COLS,
+                                2, vals, NULL, NULL, 0, errstr, errstr_size);
     if (!res) {
         return -1;
     }

@@ -56,9 +56,11 @@ int saga_store_add_tally(es_pg_pipeline_t *pl, const saga_tally_t tally[SAGA_T__
 
 /* The timer: mark up to `max` pending sagas whose deadline passed TIMED_OUT (oldest first,
  * skipping rows another transaction holds) and return them in out[] (caller storage, `max`
- * entries), their count in *n. Returns 0 or -1 with errstr. */
-int saga_store_time_out(PGconn *pg, size_t max, saga_t *out, size_t *n, char *errstr,
-                        size_t errstr_size);
+ * entries), their count in *n. A deadline has passed when it is before now and before
+ * `read_until` (borrowed timestamptz text, NULL: now), the time up to which every step of the
+ * sagas has been read. Returns 0 or -1 with errstr. */
+int saga_store_time_out(PGconn *pg, const char *read_until, size_t max, saga_t *out, size_t *n,
+                        char *errstr, size_t errstr_size);
 
 /* Retention: delete up to `max` sagas that ended more than `retention_ms` ago, with their
  * steps (the counters keep counting them). Returns how many, or -1 with errstr. */
