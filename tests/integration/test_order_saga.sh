@@ -6,6 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ledger.sh"
 . "$(dirname "$0")/shop.sh"
+. "$(dirname "$0")/bank.sh"
 
 stack_start
 
@@ -242,6 +243,59 @@ while read -r p e; do
         fail "payments' stored position on orders.events partition $p: $(sql "SELECT next_offset FROM payments.positions WHERE topic = 'orders.events' AND partition = $p"), the partition ends at $e"
 done <<<"$ends"
 pass "payments' stored positions reach the end of orders.events ($(wc -l <<<"$ends") partitions)"
+
+# ---- the shop projector's dead letters -------------------------------------------------------
+# Records that decode but that the shop projection cannot take go to projections.dlq with the
+# reason, and the projection goes on: bob's UserRegistered with a user id that is no id, and
+# cid's EmailChanged for a user never registered (u-zzz).
+hex_of() { od -An -tx1 -v | tr -d ' \n'; }
+# republish_as TYPE USER NEW: TYPE's first record of USER on users.events published again on the
+# same partition as a new event (another event id), every USER in its value and headers turned
+# into NEW (as long); prints "PARTITION OFFSET"
+republish_as() {
+    local rec hex from to id id2
+    rec="$(esctl replay --raw --topic users.events --type "$1" --aggregate "$2" | head -n 1)"
+    [ -n "$rec" ] || fail "no $1 of $2 on users.events"
+    id="$(jq -r '.headers["es-event-id"]' <<<"$rec")"
+    id2="$(printf '%s' "$id" | tr '0-9a-f' '1-9a-f0')" # each hex digit the next: still an id
+    from="$(printf '%s' "$2" | hex_of)"
+    to="$(printf '%s' "$3" | hex_of)"
+    hex="$(jq -r .value_base64 <<<"$rec" | base64 -d | hex_of |
+        sed "s/$from/$to/g; s/$(printf '%s' "$id" | hex_of)/$(printf '%s' "$id2" | hex_of)/g")"
+    local -a hdrs
+    mapfile -t hdrs < <(jq -r '.headers | to_entries[] | "\(.key)=\(.value)"' <<<"$rec" |
+        sed "s/$2/$3/g; s/$id/$id2/g")
+    bank_rawprod users.events "$(jq -r .partition <<<"$rec")" "$3" "$hex" "${hdrs[@]}"
+}
+read -r bad_p bad_o <<<"$(republish_as UserRegistered u-bob 'u!bob')"
+read -r orphan_p orphan_o <<<"$(republish_as EmailChanged u-cid u-zzz)"
+note "published users.events/$bad_p/$bad_o (u!bob) and users.events/$orphan_p/$orphan_o (u-zzz)"
+for what in "bad:$bad_p:$bad_o:invalid aggregate id" "orphan:$orphan_p:$orphan_o:user event before its UserRegistered"; do
+    IFS=: read -r name p o reason <<<"$what"
+    wait_until 30 "[ -n \"\$(bank_dlq_record projections.dlq users.events $p $o)\" ]" ||
+        fail "no dead letter in projections.dlq for the $name record (users.events/$p/$o)"
+    assert_eq "$reason" "$(bank_dlq_record projections.dlq users.events "$p" "$o" | head -n 1 | jq -r '.headers["es-dlq-reason"]')" \
+        "the $name record's dead letter says why"
+done
+# es-orders keeps its own copies of the users from users.events: the bad record is its dead
+# letter too (the orphan EmailChanged is no input of it)
+wait_until 30 "[ -n \"\$(bank_dlq_record orders.dlq users.events $bad_p $bad_o)\" ]" ||
+    fail "no dead letter in orders.dlq for the bad record"
+assert_eq "user event with an invalid user id" "$(bank_dlq_record orders.dlq users.events "$bad_p" "$bad_o" | head -n 1 | jq -r '.headers["es-dlq-reason"]')" \
+    "es-orders dead-lettered the bad record too"
+assert_eq "0|1" "$(sql "SELECT count(*) FILTER (WHERE user_id IN ('u!bob', 'u-zzz')), count(*) FILTER (WHERE user_id = 'u-bob') FROM shop_views.users")" \
+    "neither became a user of the projection; bob is still there"
+out="$(send_wait RegisterUser '{"user_id":"u-dora","email":"dora@example.com","name":"Dora"}')"
+assert_eq ACCEPTED "$(field .status "$out")" "a registration after them"
+wait_until 20 "[ \"\$(sql \"SELECT count(*) FROM shop_views.users WHERE user_id = 'u-dora'\")\" = 1 ]" ||
+    fail "the projection did not go on after the dead letters"
+pass "the projection went on"
+n="$(esctl replay --raw --topic projections.dlq | jq -c 'select(.headers["es-dlq-topic"] == "users.events")' | wc -l)"
+assert_eq 2 "$n" "dead letters from users.events in projections.dlq"
+for svc in shop-projector orders users; do
+    svc_running "$svc" || fail "es-$svc is not running"
+done
+pass "every service that reads users.events still runs"
 
 # a rebuild of the shop projection equals the live one
 shop_snapshot shop_live
