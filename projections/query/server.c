@@ -816,14 +816,34 @@ static void on_positions(es_query_status_t status, const PGresult *res, const ch
 }
 
 /* Parse the query string of `uri` (when it has one) into `args` (caller storage, emptied
- * first; clear it with evhttp_clear_headers). Returns 0, or -1 with errstr when libevent
- * cannot parse it. */
+ * first; clear it with evhttp_clear_headers). Empty parameters are nothing, wherever they are
+ * ("?&limit=1", "?limit=1&&before=9", "?limit=1&": libevent refused the first two and took
+ * the last). Returns 0, or -1 with errstr when libevent cannot parse it. */
 static int query_args(const struct evhttp_uri *uri, struct evkeyvalq *args, char *errstr,
                       size_t errstr_size)
 {
     TAILQ_INIT(args);
     const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
-    if (q && *q && evhttp_parse_query_str(q, args) != 0) {
+    char *tidy = q ? malloc(strlen(q) + 1) : NULL;
+    if (q && !tidy) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return -1;
+    }
+    size_t n = 0;
+    for (const char *p = q; p && *p; p++) {
+        if (*p != '&' || (n > 0 && tidy[n - 1] != '&')) {
+            tidy[n++] = *p;
+        }
+    }
+    if (n > 0 && tidy[n - 1] == '&') {
+        n--;
+    }
+    if (tidy) {
+        tidy[n] = '\0';
+    }
+    int bad = n > 0 && evhttp_parse_query_str(tidy, args) != 0;
+    free(tidy);
+    if (bad) {
         evhttp_clear_headers(args);
         snprintf(errstr, errstr_size, "malformed query string");
         return -1;

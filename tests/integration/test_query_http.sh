@@ -339,6 +339,10 @@ done
 # a typo such as ?limt=5 would otherwise quietly give the default page.
 get '/accounts/acc-1/entries?other=1&limit=1'
 expect_error "unknown query parameter" 400 '.error == "unknown query parameter \"other\": /accounts/{id}/entries takes limit, before"'
+for q in '&limit=1' 'limit=1&' 'limit=1&&before=999999' '&&limit=1&&'; do
+    get "/accounts/acc-1/entries?$q"
+    expect "empty parameters are nothing: ?$q" 200 '(.entries | length) == 1'
+done
 get '/accounts/acc-1/entries?limit=1&limit=2'
 expect_error "parameter given twice" 400 '.error == "query parameter \"limit\" given twice"'
 get '/accounts/acc-1?limit=1'
