@@ -386,6 +386,14 @@ static int run_tick(es_service_t *svc)
     if (pending_finish(svc) != 0 || carry_flush(svc) != 0) {
         return -1;
     }
+    /* the topics' partitions could not be counted when these were assigned (no metadata):
+     * timers wait for that count (caught_up.h), so it is asked for again, every 10 s at most */
+    if (svc->assignment && svc->parts_total < 0 && es_mono_us() >= svc->recount_us) {
+        svc->recount_us = es_mono_us() + 10000000;
+        svc->sole = handles_every_partition(svc, svc->assignment);
+        es_log_info("partitions counted again", "known=%s every_partition=%s",
+                    svc->parts_total >= 0 ? "yes" : "no", svc->sole ? "yes" : "no");
+    }
     char errstr[1024];
     if (es_batch_tick(svc, svc->pg, errstr, sizeof(errstr)) != 0) {
         batch_rollback(svc);

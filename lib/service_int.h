@@ -122,6 +122,7 @@ struct es_service {
     rd_kafka_topic_partition_list_t *assignment;
     int sole;
     int parts_total;
+    int64_t recount_us; /* when to count the partitions again, if parts_total is not known */
     /* the group's caught-up time for the tick running (caught_up.h); empty when this instance
      * reads every partition, so its own "now" is the group's */
     char caught_up[64];
