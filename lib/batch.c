@@ -1071,6 +1071,33 @@ int es_batch_prune(es_service_t *svc, PGconn *pg, int limit, char *errstr, size_
     return n;
 }
 
+/* Say, once in a while, that the timers are held back by another instance's partitions: a
+ * deadline that seems to pass unnoticed then has its reason in the log. */
+static void caught_up_say(es_service_t *svc, int known)
+{
+    const es_caught_up_t *g = &svc->caught_up;
+    int64_t now = es_mono_us();
+    if (known) {
+        svc->caught_up_unknown_us = 0;
+    } else if (svc->caught_up_unknown_us == 0) {
+        svc->caught_up_unknown_us = now;
+    }
+    int slow = known ? g->lag_ms > ES_CAUGHT_UP_SLOW_MS
+                     : now - svc->caught_up_unknown_us > ES_CAUGHT_UP_SLOW_MS * 1000LL;
+    int64_t *said = &svc->caught_up_said_us[known ? 1 : 0];
+    if (!slow || now - *said < 30000000) {
+        return;
+    }
+    *said = now;
+    if (known) {
+        es_log_warn("timers held back: another instance has not read a partition for a while",
+                    "partition=%s read_ms_ago=%lld", g->oldest, (long long)g->lag_ms);
+    } else {
+        es_log_warn("timers held back: not every partition has been read to its end yet",
+                    "partitions_read=%d partitions=%d", g->rows, g->total);
+    }
+}
+
 int es_batch_tick(es_service_t *svc, PGconn *pg, char *errstr, size_t errstr_size)
 {
     working_reset(svc);
@@ -1085,15 +1112,16 @@ int es_batch_tick(es_service_t *svc, PGconn *pg, char *errstr, size_t errstr_siz
      * now; otherwise the others' progress counts too, and the timers wait until it is known
      * (caught_up.h; this instance's own rows commit either way) */
     int known = 1;
-    svc->caught_up[0] = '\0';
+    svc->caught_up.at[0] = '\0';
     if (!svc->sole) {
         known = svc->assignment
                     ? es_caught_up_mark(pg, svc->assignment, svc->def->topics, svc->parts_total,
-                                        svc->caught_up, sizeof(svc->caught_up), errstr, errstr_size)
+                                        &svc->caught_up, errstr, errstr_size)
                     : 0;
         if (known < 0) {
             return -1;
         }
+        caught_up_say(svc, known);
     }
     if (known && svc->def->tick(svc, pg, svc->def->opaque, errstr, errstr_size) != 0) {
         return -1;
@@ -1112,7 +1140,7 @@ int es_batch_tick(es_service_t *svc, PGconn *pg, char *errstr, size_t errstr_siz
 
 const char *es_service_caught_up(const es_service_t *svc)
 {
-    return svc->caught_up[0] ? svc->caught_up : NULL;
+    return svc->caught_up.at[0] ? svc->caught_up.at : NULL;
 }
 
 int es_service_apply(es_service_t *svc, PGconn *pg, const es_raw_t *raws, size_t cnt, char *errstr,

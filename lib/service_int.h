@@ -5,6 +5,7 @@
 #ifndef ES_SERVICE_INT_H
 #define ES_SERVICE_INT_H
 
+#include "caught_up.h"
 #include "pressure.h"
 #include "relay.h"
 #include "service.h"
@@ -123,9 +124,11 @@ struct es_service {
     int sole;
     int parts_total;
     int64_t recount_us; /* when to count the partitions again, if parts_total is not known */
-    /* the group's caught-up time for the tick running (caught_up.h); empty when this instance
-     * reads every partition, so its own "now" is the group's */
-    char caught_up[64];
+    /* the group's caught-up time for the tick running (caught_up.h); its time is empty when
+     * this instance reads every partition, so its own "now" is the group's */
+    es_caught_up_t caught_up;
+    int64_t caught_up_unknown_us; /* since when it has not been known (0: it is) */
+    int64_t caught_up_said_us[2]; /* when the log last said it held the timers back [known] */
 
     int fatal;
     /* set by the rebalance callback, which runs inside a poll: the records in hand were read

@@ -114,6 +114,8 @@ st="$(saga_status "$id")"
 assert '[ "$st" = "PENDING -" ] || [ "$st" = "COMPLETED -" ]' \
     "its deadline passed with its end unread: the saga is not timed out ($st)"
 assert_eq 0 "$(timed_out_records "$id")" "no SagaTimedOut published"
+line="$(grep 'timers held back' "$STARTS_LOG" | tail -n 1)"
+assert 'grep -q "partition=transfers.events/0 " <<<"$line"' "the other instance's log says its timers wait for transfers.events/0: ${line#*msg=}"
 wait_until 40 "grep -q 'transfers\.events' <<<\"\$(last_assigned '$STARTS_LOG')\"" ||
     fail "the other instance never took the stalled one's partitions"
 pass "the other instance took the stalled one's partitions"
