@@ -16,7 +16,8 @@
  * group request (join, sync, heartbeat, offset commit) for the longest session timeout any join
  * asked for and a margin: the mock keeps a member whose connection closed that long too.
  *
- * Everything runs in the mock's thread (longpoll.c's calls): no lock.
+ * Everything runs in the mock's thread (longpoll.c's calls): no lock. With the long poll off
+ * (ES_BROKER_LONGPOLL=0, for comparisons) requests pass unread, and unchecked.
  */
 #include "broker.h"
 
