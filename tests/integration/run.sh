@@ -5,6 +5,8 @@
 #   sh tests/integration/run.sh              every tests/integration/test_*.sh, in name order
 #   sh tests/integration/run.sh NAME...      only these (test_x.sh, test_x or x)
 #   ES_SOAK=1 sh tests/integration/run.sh    soak_*.sh too (make soak)
+#   ES_TEST_SKIP="x y" sh ...run.sh          every test but these (make test: those it already
+#                                            ran under ASan)
 #
 # Each test runs in its own bash with no standard input and a time limit (ES_TEST_TIMEOUT, default
 # 600 s; soak tests ES_SOAK_TIMEOUT, default 3600 s). Tests clean up after themselves (lib.sh);
@@ -60,6 +62,16 @@ if [ $# -gt 0 ]; then
         [ -n "$found" ] || es_die "no integration test named $want"
     done
     tests=("${selected[@]}")
+elif [ -n "${ES_TEST_SKIP:-}" ]; then
+    kept=()
+    for t in "${tests[@]}"; do
+        b="$(basename "$t" .sh)"
+        case " $ES_TEST_SKIP " in
+        *" ${b#test_} "* | *" $b "*) ;;
+        *) kept+=("$t") ;;
+        esac
+    done
+    tests=("${kept[@]}")
 fi
 
 if [ "${#tests[@]}" -eq 0 ]; then
