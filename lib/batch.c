@@ -1082,8 +1082,10 @@ static void caught_up_say(es_service_t *svc, int known)
     } else if (svc->caught_up_unknown_us == 0) {
         svc->caught_up_unknown_us = now;
     }
-    int slow = known ? g->lag_ms > ES_CAUGHT_UP_SLOW_MS
-                     : now - svc->caught_up_unknown_us > ES_CAUGHT_UP_SLOW_MS * 1000LL;
+    /* right after an assignment the others may not have read their new partitions yet */
+    int slow = now - svc->assigned_us > ES_CAUGHT_UP_SLOW_MS * 1000LL &&
+               (known ? g->lag_ms > ES_CAUGHT_UP_SLOW_MS
+                      : now - svc->caught_up_unknown_us > ES_CAUGHT_UP_SLOW_MS * 1000LL);
     int64_t *said = &svc->caught_up_said_us[known ? 1 : 0];
     if (!slow || now - *said < 30000000) {
         return;

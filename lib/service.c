@@ -227,6 +227,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
         svc->assignment = rd_kafka_topic_partition_list_copy(parts);
         svc->assigned = parts->cnt;
+        svc->assigned_us = es_mono_us();
         int sole = handles_every_partition(svc, parts);
         svc->sole = sole;
         char which[512];

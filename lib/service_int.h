@@ -128,6 +128,7 @@ struct es_service {
      * this instance reads every partition, so its own "now" is the group's */
     es_caught_up_t caught_up;
     int64_t caught_up_unknown_us; /* since when it has not been known (0: it is) */
+    int64_t assigned_us;          /* when the partitions were assigned */
     int64_t caught_up_said_us[2]; /* when the log last said it held the timers back [known] */
 
     int fatal;

@@ -13,8 +13,9 @@
  * longpoll.c closes its connection, the broker says why in its log, and the client tries again
  * (and gets in once the group's other members have gone). A member counts as in its group from
  * its JoinGroup until its connection sends a LeaveGroup, or until that connection has sent no
- * group request (join, sync, heartbeat, offset commit) for the longest session timeout any join
- * asked for and a margin: the mock keeps a member whose connection closed that long too.
+ * group request (join, sync, heartbeat, offset commit) for the group's session timeout and a
+ * margin: the mock keeps a member whose connection closed that long too, and times every member
+ * of a group out by the session timeout of the group's last join.
  *
  * Everything runs in the mock's thread (longpoll.c's calls): no lock. With the long poll off
  * (ES_BROKER_LONGPOLL=0, for comparisons) requests pass unread, and unchecked.
@@ -42,14 +43,12 @@ typedef struct member {
     char *first; /* the strategy it lists first */
     size_t first_len;
     int64_t last_us;
+    int64_t session_us; /* its group's session timeout as the mock has it: the last joiner's */
 } member_t;
 
 static struct {
     member_t *m;
     size_t cnt, cap;
-    /* the longest session timeout any join asked for: the mock times every member of a group
-     * out by the last joiner's, which may be longer than the member's own */
-    int64_t session_max_us;
 } g;
 
 /* A client's name for the log: at most size - 1 bytes, quotes and unprintable bytes as '?'. */
@@ -75,7 +74,7 @@ static void member_drop(size_t i)
 static void expire(int64_t now_us)
 {
     for (size_t i = 0; i < g.cnt;) {
-        if (now_us - g.m[i].last_us > g.session_max_us + MARGIN_US) {
+        if (now_us - g.m[i].last_us > g.m[i].session_us + MARGIN_US) {
             member_drop(i);
         } else {
             i++;
@@ -183,8 +182,11 @@ int broker_groups_join(uint64_t conn, int16_t ver, const unsigned char *p, size_
     m->first = f;
     m->first_len = first_len;
     m->last_us = now_us;
-    if (session_ms * 1000 > g.session_max_us) {
-        g.session_max_us = session_ms * 1000;
+    /* the mock times every member of a group out by the last joiner's session timeout */
+    for (size_t k = 0; k < g.cnt; k++) {
+        if (g.m[k].group_len == group_len && !memcmp(g.m[k].group, group, group_len)) {
+            g.m[k].session_us = (session_ms > 0 ? session_ms : 0) * 1000;
+        }
     }
     return 1;
 }
