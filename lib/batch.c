@@ -1094,6 +1094,10 @@ static void caught_up_say(es_service_t *svc, int known)
     if (known) {
         es_log_warn("timers held back: another instance has not read a partition for a while",
                     "partition=%s read_ms_ago=%lld", g->oldest, (long long)g->lag_ms);
+    } else if (g->total < 0) {
+        es_log_warn("timers held back: the input topics' partitions could not be counted (is a "
+                    "topic missing?)",
+                    "partitions_read=%d", g->rows);
     } else {
         es_log_warn("timers held back: not every partition has been read to its end yet",
                     "partitions_read=%d partitions=%d", g->rows, g->total);
