@@ -125,3 +125,9 @@ kill -CONT "$ENDS"
 sleep 2
 assert_eq "COMPLETED -" "$(saga_status "$id")" "and stays COMPLETED once the stalled instance runs again"
 assert_eq 0 "$(timed_out_records "$id")" "no SagaTimedOut for it"
+# both stop cleanly (under ASan, their leak check runs at exit)
+kill -TERM "$PID1" "$PID2"
+rc1=0 rc2=0
+wait "$PID1" || rc1=$?
+wait "$PID2" || rc2=$?
+assert_eq "0 0" "$rc1 $rc2" "both instances stopped cleanly on SIGTERM"
