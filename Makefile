@@ -85,12 +85,13 @@ unit: $(BIN)/es-unit
 # Then every program built the same way: the dev broker under test_broker_longpoll,
 # test_broker_fill and test_broker_restore (its socket-call wrappers, devstack/broker/longpoll.c,
 # run inside librdkafka's mock, and fill.c and memjournal.c read the mock's message sets), and
-# the whole stack under the tests of its edges (bad records, the CLI, HTTP) and of the order
-# saga, which runs every service. A report in a program's log fails the test
+# the whole stack under the tests of its edges (bad records, the CLI, HTTP), of the order
+# saga, which runs every service, and of two saga coordinators sharing the partitions. A report in a program's log fails the test
 # (tests/integration/lib.sh); leaks are reported when a program stops. `make test` does not run
 # those tests a second time on the plain build (the same code, fewer checks): that took two
 # minutes of its thirteen.
-ASAN_TESTS := broker_longpoll broker_fill broker_restore dead_letters esctl query_http order_saga
+ASAN_TESTS := broker_longpoll broker_fill broker_restore dead_letters esctl query_http order_saga \
+  sagas_split
 asan:
 	$(MAKE) B=build-asan BIN=build-asan/bin OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \

@@ -5,8 +5,8 @@
 #   sh tests/integration/run.sh              every tests/integration/test_*.sh, in name order
 #   sh tests/integration/run.sh NAME...      only these (test_x.sh, test_x or x)
 #   ES_SOAK=1 sh tests/integration/run.sh    soak_*.sh too (make soak)
-#   ES_TEST_SKIP="x y" sh ...run.sh          every test but these (make test: those it already
-#                                            ran under ASan)
+#   ES_TEST_SKIP="x y" sh ...run.sh          every test but these (make test: those it has
+#                                            already run under ASan)
 #
 # Each test runs in its own bash with no standard input and a time limit (ES_TEST_TIMEOUT, default
 # 600 s; soak tests ES_SOAK_TIMEOUT, default 3600 s). Tests clean up after themselves (lib.sh);
