@@ -226,7 +226,6 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             rd_kafka_topic_partition_list_destroy(svc->assignment);
         }
         svc->assignment = rd_kafka_topic_partition_list_copy(parts);
-        svc->assigned = parts->cnt;
         svc->assigned_us = es_mono_us();
         int sole = handles_every_partition(svc, parts);
         svc->sole = sole;
@@ -240,7 +239,6 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         es_relay_set_sole(svc->relay, 0);
         memset(svc->topic_parts, 0, sizeof(svc->topic_parts));
         es_log_info("partitions revoked", "count=%d", parts->cnt);
-        svc->assigned = 0;
         svc->sole = 0;
         if (svc->unread) {
             rd_kafka_topic_partition_list_destroy(svc->unread);
@@ -1150,8 +1148,8 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
         ps.gap_cnt = 0;
         /* timers: once every assigned partition was read to its end, and not while a backlog
          * is read (a full poll); see tick in service.h */
-        if (def->tick && !svc->fatal && svc->assigned > 0 && svc->unread && svc->unread->cnt == 0 &&
-            !backlog && es_mono_us() >= next_tick) {
+        if (def->tick && !svc->fatal && svc->assignment && svc->assignment->cnt > 0 &&
+            svc->unread && svc->unread->cnt == 0 && !backlog && es_mono_us() >= next_tick) {
             if (run_tick(svc) != 0) {
                 svc->fatal = 1;
                 service_run = 0;

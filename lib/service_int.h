@@ -117,9 +117,9 @@ struct es_service {
     /* the assigned partitions the consumer has not yet read to their end since they were
      * assigned (NULL: no assignment); timers wait until it is empty (see tick in service.h) */
     rd_kafka_topic_partition_list_t *unread;
-    int assigned; /* partitions assigned (an instance with none has read nothing: no timers) */
-    /* for timers (caught_up.h): the partitions assigned (NULL: none), whether they are every
-     * partition of the input topics, and how many those have in all (-1: not known) */
+    /* for timers (caught_up.h): the partitions assigned (NULL: none; an instance with none has
+     * read nothing: no timers), whether they are every partition of the input topics, and how
+     * many those have in all (-1: not known) */
     rd_kafka_topic_partition_list_t *assignment;
     int sole;
     int parts_total;
