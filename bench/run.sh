@@ -837,7 +837,7 @@ awk -f "$ES_ROOT/bench/svg.awk" -v tput="$TPUT_MED" -v tput_runs="${TPUT[*]}" -v
     -v target_tput="$TARGET_TPUT" -v py_batched="$REF_PY_BATCHED" -v py_single="$REF_PY_SINGLE" \
     -v p50="$LAT_P50" -v p90="$LAT_P90" -v p99="$LAT_P99" -v pmax="$LAT_MAX" \
     -v target_p99="$TARGET_P99_MS" -v py_p99="$REF_PY_P99_MS" -v py_rate="$REF_PY_P99_RATE" \
-    -v ref_p99="$REF_P99" \
+    -v ref_p99="$REF_P99" -v lat_end="$([ "$COMMIT_TS" = on ] && echo "its commit" || echo "visible_at")" \
     -v rate="$RATE" -v achieved="$LAT_ACHIEVED" -v replay="$REPLAY_MED" \
     -v target_replay="$TARGET_REPLAY" \
     -v orders_tput="${OTPUT_MED:-}" -v orders_runs="${OTPUT[*]:-}" -v target_orders_tput="$TARGET_ORDERS_TPUT" \

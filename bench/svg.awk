@@ -2,7 +2,7 @@
 #
 #   awk -f bench/svg.awk -v tput=.. -v tput_runs="a b c" -v target_tput=.. -v py_batched=..
 #       -v py_single=.. -v p50=.. -v p90=.. -v p99=.. -v pmax=.. -v target_p99=.. -v py_p99=..
-#       -v py_rate=.. -v ref_p99=.. -v rate=.. [-v saga_tput=..] -v achieved=.. -v replay=.. -v target_replay=.. -v machine=..
+#       -v py_rate=.. -v ref_p99=.. [-v lat_end="its commit"] -v rate=.. [-v saga_tput=..] -v achieved=.. -v replay=.. -v target_replay=.. -v machine=..
 #       [-v orders_tput=.. -v orders_runs="a b c" -v target_orders_tput=.. -v orders_p99=..
 #        -v orders_p50=.. -v orders_rate=.. -v target_orders_p99=..]
 #       latency.txt > results.svg
@@ -171,7 +171,7 @@ END {
         line(gx, py + ph, gx, py + ph + 5, "stroke=\"#666\"")
         text(gx, py + ph + 18, sprintf("%g", hi * k / 10), "text-anchor=\"middle\" class=\"tick\"")
     }
-    text(px + pw / 2, py + ph + 36, "ms from send (es-loadgen) to visible_at (projections.transfers)", "text-anchor=\"middle\" class=\"lab\"")
+    text(px + pw / 2, py + ph + 36, "ms from send (es-loadgen) to " (lat_end != "" ? lat_end : "visible_at") " in projections.transfers", "text-anchor=\"middle\" class=\"lab\"")
     printf "<text x=\"%.1f\" y=\"%.1f\" transform=\"rotate(-90 %.1f %.1f)\" text-anchor=\"middle\" class=\"lab\">transfers per %.3g ms bin</text>\n", px - 48, py + ph / 2, px - 48, py + ph / 2, bw
     printf "<text x=\"%.1f\" y=\"%.1f\" transform=\"rotate(90 %.1f %.1f)\" text-anchor=\"middle\" class=\"lab\" fill=\"#c0392b\">cumulative share</text>\n", px + pw + 44, py + ph / 2, px + pw + 44, py + ph / 2
     for (b = 0; b < nb; b++) {
