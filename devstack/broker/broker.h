@@ -109,6 +109,9 @@ int broker_ports_from_self(int fd);
 void broker_longpoll_setup(int enabled, int gap_us);
 int broker_longpoll_active(void);
 void broker_longpoll_accepted(int fd);
+/* Whether the connection with this serial (lp_conn_t) is still open: its socket not closed
+ * (nor its number taken by another file). In the mock's thread. */
+int broker_longpoll_conn_open(uint64_t serial);
 /* Stop the mock reading requests from other processes' connections (no record is appended
  * for them from now on, so high watermarks read afterwards hold everything ever
  * acknowledged); this process's own clients go on. Any thread; when stopping. */
@@ -140,13 +143,17 @@ unsigned char *broker_fill_answer(const unsigned char *frame, size_t len, int16_
 /* Answers filled, and the message sets added to them. */
 void broker_fill_stats(long *answers, long *sets);
 
-/* Consumer group joins (groups.c), from longpoll.c in the mock's thread. A JoinGroup request
- * (`p`, `len` bytes of a whole frame; its body from `body`) of connection `conn` (a serial): 1
- * when the mock may take it, 0 when it must not (the reason in why). */
-int broker_groups_join(uint64_t conn, int16_t ver, const unsigned char *p, size_t len, size_t body,
-                       int64_t now_us, char *why, size_t why_size);
-/* Whether requests of this key are joins (kept whole and checked). */
-int broker_groups_is_join(int16_t key);
+/* Consumer group joins and syncs (groups.c), from longpoll.c in the mock's thread. A JoinGroup or
+ * SyncGroup request (`p`, `len` bytes of a whole frame; its body from `body`; its correlation id
+ * `corr`) of connection `conn` (a serial): 1 when the mock may take it, 0 when it must not (the
+ * reason in why). Other keys: 1. */
+int broker_groups_check(uint64_t conn, int16_t key, int16_t ver, int32_t corr,
+                        const unsigned char *p, size_t len, size_t body, int64_t now_us, char *why,
+                        size_t why_size);
+/* Whether requests of this key are checked (kept whole for broker_groups_check). */
+int broker_groups_checks(int16_t key);
+/* The answer to request `corr` (of key `key`) of connection `conn` is going out. */
+void broker_groups_answered(uint64_t conn, int16_t key, int32_t corr);
 /* Any request of connection `conn`: a group request keeps its member in, a LeaveGroup ends it. */
 void broker_groups_seen(uint64_t conn, int16_t key, int64_t now_us);
 void broker_groups_stop(void);

@@ -1,5 +1,5 @@
 /*
- * groups.c: consumer group joins, checked before the mock cluster reads them.
+ * groups.c: consumer group joins and syncs, checked before the mock cluster reads them.
  *
  * The mock runs a group with the assignment strategy its leader lists first, and aborts the
  * whole broker (an assertion) as soon as a member lists another one first: two instances of a
@@ -17,6 +17,15 @@
  * margin: the mock keeps a member whose connection closed that long too, and times every member
  * of a group out by the session timeout of the group's last join.
  *
+ * The mock also keeps one answer per member: a JoinGroup or SyncGroup waits in the member until
+ * the whole group has joined or synced, and another JoinGroup or SyncGroup naming that member
+ * id meanwhile aborts the broker too (an assertion). A client reconnecting while its join
+ * waits can send one: its new connection's join may be read before the old connection's end.
+ * So such a request, on another connection while the first still waits for its answer and its
+ * connection is open, is refused the same way; the client's retry finds the way free once the
+ * answer went out or the old connection is gone (a connection's own next request comes only
+ * after its answer: the mock reads nothing more from it meanwhile).
+ *
  * Everything runs in the mock's thread (longpoll.c's calls): no lock. With the long poll off
  * (ES_BROKER_LONGPOLL=0, for comparisons) requests pass unread, and unchecked.
  */
@@ -32,8 +41,10 @@
 #define KEY_LEAVE_GROUP 13
 #define KEY_SYNC_GROUP 14
 #define JOIN_MAX_VERSION 5  /* the mock's last */
+#define SYNC_MAX_VERSION 3  /* idem */
 #define PROTOCOLS_MAX 1000  /* the mock's own limit */
 #define MEMBERS_MAX 4096    /* members remembered, at most */
+#define WAITING_MAX 4096    /* joins and syncs waiting for their answers, at most */
 #define MARGIN_US 5000000LL /* past the session timeout, a member still counts this long */
 
 typedef struct member {
@@ -50,6 +61,19 @@ static struct {
     member_t *m;
     size_t cnt, cap;
 } g;
+
+/* A JoinGroup or SyncGroup naming a member id, given to the mock and not answered yet. */
+typedef struct waiting {
+    uint64_t conn;
+    int32_t corr;
+    char *group; /* group id, then member id, in one allocation */
+    size_t group_len, member_len;
+} waiting_t;
+
+static struct {
+    waiting_t *w;
+    size_t cnt, cap;
+} wt;
 
 /* A client's name for the log: at most size - 1 bytes, quotes and unprintable bytes as '?'. */
 static const char *printable(const unsigned char *s, size_t len, char *out, size_t size)
@@ -82,21 +106,127 @@ static void expire(int64_t now_us)
     }
 }
 
-int broker_groups_join(uint64_t conn, int16_t ver, const unsigned char *p, size_t len, size_t body,
-                       int64_t now_us, char *why, size_t why_size)
+static void waiting_drop(size_t i)
+{
+    free(wt.w[i].group);
+    wt.w[i] = wt.w[--wt.cnt];
+}
+
+/* Forget what waits on connections that are gone (their answers will never go out). */
+static void waiting_sweep(void)
+{
+    for (size_t i = 0; i < wt.cnt;) {
+        if (!broker_longpoll_conn_open(wt.w[i].conn)) {
+            waiting_drop(i);
+        } else {
+            i++;
+        }
+    }
+}
+
+/* A JoinGroup or SyncGroup of connection `conn` names `member` of `group`: 1 when another
+ * connection's request for that member still waits for its answer (the reason in why), else 0. */
+static int member_busy(uint64_t conn, const unsigned char *group, size_t group_len,
+                       const unsigned char *member, size_t member_len, char *why, size_t why_size)
+{
+    for (size_t i = 0; i < wt.cnt;) {
+        waiting_t *w = &wt.w[i];
+        if (w->group_len != group_len || w->member_len != member_len ||
+            memcmp(w->group, group, group_len) ||
+            memcmp(w->group + group_len, member, member_len)) {
+            i++;
+            continue;
+        }
+        /* on the same connection it was answered (the mock read this one after it); a
+         * closed connection's answer is gone with it */
+        if (w->conn == conn || !broker_longpoll_conn_open(w->conn)) {
+            waiting_drop(i);
+            continue;
+        }
+        char gp[200], mp[200];
+        snprintf(why, why_size,
+                 "member '%s' of group '%s' already has a join or sync waiting for its answer "
+                 "on another connection: the mock cluster holds one per member",
+                 printable(member, member_len, mp, sizeof(mp)),
+                 printable(group, group_len, gp, sizeof(gp)));
+        return 1;
+    }
+    return 0;
+}
+
+/* Remember a request the mock takes (correlation id `corr`) until its answer goes out. Returns
+ * 1, or 0 when it cannot be remembered (the reason in why): it must not go to the mock then. */
+static int waiting_add(uint64_t conn, int32_t corr, const unsigned char *group, size_t group_len,
+                       const unsigned char *member, size_t member_len, char *why, size_t why_size)
+{
+    if (member_len == 0) {
+        return 1; /* a new member: the mock makes up its id, no one else can name it yet */
+    }
+    if (wt.cnt == WAITING_MAX) {
+        waiting_sweep();
+    }
+    if (wt.cnt == WAITING_MAX) {
+        snprintf(why, why_size, "%d group requests already wait for their answers", WAITING_MAX);
+        return 0;
+    }
+    if (wt.cnt == wt.cap) {
+        size_t cap = wt.cap ? wt.cap * 2 : 16;
+        waiting_t *nw = realloc(wt.w, cap * sizeof(*nw));
+        if (!nw) {
+            snprintf(why, why_size, "out of memory");
+            return 0;
+        }
+        wt.w = nw;
+        wt.cap = cap;
+    }
+    char *ids = malloc(group_len + member_len + 1);
+    if (!ids) {
+        snprintf(why, why_size, "out of memory");
+        return 0;
+    }
+    memcpy(ids, group, group_len);
+    memcpy(ids + group_len, member, member_len);
+    ids[group_len + member_len] = '\0';
+    wt.w[wt.cnt++] = (waiting_t){
+        .conn = conn, .corr = corr, .group = ids, .group_len = group_len, .member_len = member_len};
+    return 1;
+}
+
+static int sync_request(uint64_t conn, int16_t ver, int32_t corr, const unsigned char *p,
+                        size_t len, size_t body, char *why, size_t why_size)
+{
+    if (ver < 0 || ver > SYNC_MAX_VERSION) {
+        return 1; /* the mock answers UNSUPPORTED_VERSION without reading it */
+    }
+    wire_rd_t r = {.p = p, .len = len, .pos = body};
+    const unsigned char *group, *member;
+    size_t group_len, member_len;
+    wire_str(&r, &group, &group_len);
+    wire_skip(&r, 4); /* GenerationId */
+    wire_str(&r, &member, &member_len);
+    if (r.bad || !group || !member) {
+        return 1; /* cut short (the mock cannot parse it either), or a member the mock does not
+                   * know (it answers at once) */
+    }
+    return !member_busy(conn, group, group_len, member, member_len, why, why_size) &&
+           waiting_add(conn, corr, group, group_len, member, member_len, why, why_size);
+}
+
+static int join_request(uint64_t conn, int16_t ver, int32_t corr, const unsigned char *p,
+                        size_t len, size_t body, int64_t now_us, char *why, size_t why_size)
 {
     if (ver < 0 || ver > JOIN_MAX_VERSION) {
         return 1; /* the mock answers UNSUPPORTED_VERSION without reading it */
     }
     wire_rd_t r = {.p = p, .len = len, .pos = body};
-    const unsigned char *group, *s, *first = NULL;
-    size_t group_len, n, first_len = 0;
+    const unsigned char *group, *s, *first = NULL, *member;
+    size_t group_len, n, first_len = 0, member_len;
     wire_str(&r, &group, &group_len);
     int64_t session_ms = wire_int(&r, 4);
     if (ver >= 1) {
         wire_skip(&r, 4); /* RebalanceTimeoutMs */
     }
-    wire_str(&r, &s, &n); /* MemberId */
+    wire_str(&r, &member, &member_len);
     if (ver >= 5) {
         wire_str(&r, &s, &n); /* GroupInstanceId */
     }
@@ -134,6 +264,9 @@ int broker_groups_join(uint64_t conn, int16_t ver, const unsigned char *p, size_
                 printable(first, first_len, mine, sizeof(mine)));
             return 0;
         }
+    }
+    if (member_busy(conn, group, group_len, member, member_len, why, why_size)) {
+        return 0;
     }
     size_t i;
     for (i = 0; i < g.cnt; i++) {
@@ -188,7 +321,7 @@ int broker_groups_join(uint64_t conn, int16_t ver, const unsigned char *p, size_
             g.m[k].session_us = (session_ms > 0 ? session_ms : 0) * 1000;
         }
     }
-    return 1;
+    return waiting_add(conn, corr, group, group_len, member, member_len, why, why_size);
 }
 
 void broker_groups_seen(uint64_t conn, int16_t key, int64_t now_us)
@@ -209,9 +342,35 @@ void broker_groups_seen(uint64_t conn, int16_t key, int64_t now_us)
     }
 }
 
-int broker_groups_is_join(int16_t key)
+int broker_groups_check(uint64_t conn, int16_t key, int16_t ver, int32_t corr,
+                        const unsigned char *p, size_t len, size_t body, int64_t now_us, char *why,
+                        size_t why_size)
 {
-    return key == KEY_JOIN_GROUP;
+    if (key == KEY_JOIN_GROUP) {
+        return join_request(conn, ver, corr, p, len, body, now_us, why, why_size);
+    }
+    if (key == KEY_SYNC_GROUP) {
+        return sync_request(conn, ver, corr, p, len, body, why, why_size);
+    }
+    return 1;
+}
+
+void broker_groups_answered(uint64_t conn, int16_t key, int32_t corr)
+{
+    if (key != KEY_JOIN_GROUP && key != KEY_SYNC_GROUP) {
+        return;
+    }
+    for (size_t i = 0; i < wt.cnt; i++) {
+        if (wt.w[i].conn == conn && wt.w[i].corr == corr) {
+            waiting_drop(i);
+            return;
+        }
+    }
+}
+
+int broker_groups_checks(int16_t key)
+{
+    return key == KEY_JOIN_GROUP || key == KEY_SYNC_GROUP;
 }
 
 void broker_groups_stop(void)
@@ -221,4 +380,9 @@ void broker_groups_stop(void)
     }
     free(g.m);
     memset(&g, 0, sizeof(g));
+    while (wt.cnt > 0) {
+        waiting_drop(0);
+    }
+    free(wt.w);
+    memset(&wt, 0, sizeof(wt));
 }

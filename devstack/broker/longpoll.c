@@ -45,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
 
@@ -110,6 +111,8 @@ typedef struct lp_conn {
     struct lp_conn *park_prev, *park_next;
     int own; /* a client of this process (journaler, restore): read even when quiet */
     int fd;
+    dev_t dev; /* its socket, to tell it from a file that took its number once it closed */
+    ino_t ino;
     uint64_t serial; /* this connection, unlike its fd, is never another's (groups.c) */
     /* a filled answer (fill.c) the socket did not take whole yet: sent before anything else */
     unsigned char *out;
@@ -662,8 +665,9 @@ static void request_done(lp_conn_t *c)
     /* only what is checked is refused: any other request's client id may run past the prefix */
     broker_groups_seen(c->serial, key, now_us());
     char why[512];
-    if (c->rq_check && !r.bad && c->rq_kept == c->rq_len && broker_groups_is_join(key) &&
-        !broker_groups_join(c->serial, ver, p, c->rq_kept, r.pos, now_us(), why, sizeof(why))) {
+    if (c->rq_check && !r.bad && c->rq_kept == c->rq_len && broker_groups_checks(key) &&
+        !broker_groups_check(c->serial, key, ver, corr, p, c->rq_kept, r.pos, now_us(), why,
+                             sizeof(why))) {
         c->poisoned = 1;
         long n = atomic_fetch_add(&stat_refused, 1);
         if (n < 10 || n % 1000 == 0) {
@@ -757,7 +761,7 @@ static void request_bytes(lp_conn_t *c, unsigned char *p, size_t n)
                 c->rq_fetch = key == KEY_FETCH && ver >= 0 && ver <= FETCH_MAX_VERSION &&
                               c->rq_len <= WHOLE_MAX;
                 /* checked whole: a larger one is refused (request_sane) */
-                c->rq_check = key == KEY_METADATA || broker_groups_is_join(key) ||
+                c->rq_check = key == KEY_METADATA || broker_groups_checks(key) ||
                               (key == KEY_PRODUCE && ver >= 0 && ver <= PRODUCE_MAX_VERSION);
                 if ((c->rq_fetch || (c->rq_check && c->rq_len <= CHECKED_WHOLE_MAX)) &&
                     c->rq_cap < c->rq_len) {
@@ -905,6 +909,7 @@ static int answer_start(lp_conn_t *c, const struct msghdr *msg, size_t total)
     if (pending_take(c, (int32_t)wire_be32(head + 4), &req) != 0) {
         return ANSWER_AS_IS;
     }
+    broker_groups_answered(c->serial, req.key, req.corr);
     int whole = c->rs_len <= total && c->rs_len <= WHOLE_MAX;
     int fetch = req.key == KEY_FETCH && req.part_max > 0 && broker_fill_active();
     if (!(req.held || fetch || req.key == KEY_PRODUCE) || !whole) {
@@ -1120,15 +1125,35 @@ void broker_longpoll_accepted(int fd)
         free(c);
         c = NULL;
     }
+    struct stat st;
+    if (c && fstat(fd, &st) != 0) {
+        free(c->rq);
+        free(c);
+        c = NULL;
+    }
     if (c) {
         c->rq_cap = PREFIX_MAX;
         c->own = broker_ports_from_self(fd);
         c->fd = fd;
+        c->dev = st.st_dev;
+        c->ino = st.st_ino;
         static uint64_t serials;
         c->serial = ++serials;
         atomic_fetch_add(&stat_conns, 1);
     }
     lp.by_fd[fd] = c; /* NULL: this connection goes untouched */
+}
+
+int broker_longpoll_conn_open(uint64_t serial)
+{
+    for (int fd = 0; fd < lp.fd_cap; fd++) {
+        const lp_conn_t *c = lp.by_fd[fd];
+        if (c && c->serial == serial) {
+            struct stat st;
+            return fstat(fd, &st) == 0 && st.st_dev == c->dev && st.st_ino == c->ino;
+        }
+    }
+    return 0; /* its number was taken by a connection accepted since */
 }
 
 void broker_longpoll_quiesce(void)

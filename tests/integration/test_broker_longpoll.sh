@@ -15,7 +15,10 @@
 #  6. (run before 5) hostile requests: a Metadata topic count larger than its frame and a
 #     Produce with null or empty records close their connection (the mock would abort), a batch
 #     whose compression bit lies is reported once, a client that never reads its answers is
-#     read no more (the broker's memory stays put), and the broker keeps running.
+#     read no more (the broker's memory stays put), and the broker keeps running;
+#  7. group joins the mock would abort on (another assignment strategy first, none) are refused;
+#  8. so are a JoinGroup or SyncGroup naming a member whose join or sync still waits for its
+#     answer on another connection, until that one is answered or its connection ended.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -238,6 +241,111 @@ assert_eq "ok ok ok ok ok ok" "$out" "a join listing another strategy first refu
 kill -0 "$BROKER_PID" || fail "the broker died"
 pass "the broker is still running"
 assert_eq 4 "$(grep -c 'msg="a group join refused: closing its connection"' "$T_TMP/broker.log")" "refused joins logged"
+broker_stop
+if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T_TMP/broker.log"; then
+    fail "a sanitizer report in the broker's log: $(grep -E -A10 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T_TMP/broker.log" | head -12)"
+fi
+pass "no sanitizer report in the broker's log"
+
+# ---- 8. two requests for one member ---------------------------------------------------------
+# The mock keeps one waiting answer per member and aborted the whole broker when a JoinGroup or
+# SyncGroup named a member whose join or sync still waited (a client reconnecting during a
+# rebalance can send one). Such a request from another connection is refused with its
+# connection while the first waits on an open one; taken again once the first is answered, or
+# once the mock has ended its connection.
+broker_start
+out="$(python3 - "$DATA/broker.addr" <<'PY'
+import socket, struct, sys, time
+host, port = open(sys.argv[1]).read().strip().split(",")[0].split(":")
+def conn():
+    return socket.create_connection((host, int(port)), timeout=10)
+def frame(key, ver, corr, body, client=b"fuzz"):
+    m = struct.pack(">hhih", key, ver, corr, len(client)) + client + body
+    return struct.pack(">i", len(m)) + m
+def s16(b):
+    return struct.pack(">h", len(b)) + b
+def join(member, corr=1):
+    body = s16(b"g8") + struct.pack(">ii", 6000, 6000) + s16(member) + s16(b"consumer")
+    body += struct.pack(">i", 1) + s16(b"range") + struct.pack(">i", 0)
+    return frame(11, 1, corr, body)
+def sync(member, gen, assign=(), corr=1):
+    body = s16(b"g8") + struct.pack(">i", gen) + s16(member) + struct.pack(">i", len(assign))
+    for m in assign:
+        body += s16(m) + struct.pack(">i", 0)
+    return frame(14, 1, corr, body)
+def recv_frame(s, wait):
+    s.settimeout(wait)
+    try:
+        hdr = b""
+        while len(hdr) < 4:
+            c = s.recv(4 - len(hdr))
+            if not c: return b""          # closed
+            hdr += c
+        n = struct.unpack(">i", hdr)[0]
+        data = b""
+        while len(data) < n:
+            c = s.recv(n - len(data))
+            if not c: return b""
+            data += c
+        return data
+    except socket.timeout:
+        return None                       # nothing yet
+    except OSError:
+        return b""
+def rstr(r, pos):
+    n = struct.unpack(">h", r[pos:pos+2])[0]; return r[pos+2:pos+2+n], pos+2+n
+def join_answer(r):                        # v1: corr err gen proto leader member
+    err, gen = struct.unpack(">hi", r[4:10]); pos = 10
+    _, pos = rstr(r, pos); leader, pos = rstr(r, pos); member, pos = rstr(r, pos)
+    return err, gen, leader, member
+res = []
+a = conn(); a.sendall(join(b""))
+err, gen, leader, x = join_answer(recv_frame(a, 10))
+a.sendall(join(x, 2))                      # x's join waits (a rebalance)
+time.sleep(0.3)
+b = conn(); b.sendall(join(x, 3))
+res.append(recv_frame(b, 3) == b"")        # refused: another connection waits for x
+a.close()                                  # x's join now has no client
+# the mock ends that connection once the join's answer goes to it (it reads nothing from a
+# connection whose answer waits): until then a join for x is refused, then taken (a client
+# retries as librdkafka does)
+t0 = time.time(); tries = 0; r = b""
+while time.time() - t0 < 15 and not r:
+    tries += 1
+    c = conn(); c.sendall(join(x, 4))
+    r = recv_frame(c, 10)
+    if not r:
+        time.sleep(0.2)
+res.append(bool(r) and tries > 1)          # refused at first, then taken and answered
+err, gen, leader, _ = join_answer(r)
+d = conn(); d.sendall(join(b"", 5))        # a second member: the group rebalances
+time.sleep(0.3)
+c.sendall(join(x, 6))                      # x joins again (its heartbeat would say so)
+rc = recv_frame(c, 10); rd = recv_frame(d, 10)
+res.append(bool(rc) and bool(rd))
+err_c, gen, leader, _ = join_answer(rc); _, _, _, y = join_answer(rd)
+# the follower syncs first and waits for the leader's assignment: another connection's sync
+# for it is refused meanwhile; then the leader syncs, both are answered, and a sync for the
+# follower from yet another connection is taken again
+conns = {x: c, y: d}
+follower = y if leader == x else x
+conns[follower].sendall(sync(follower, gen, (), 7))
+time.sleep(0.3)
+e = conn(); e.sendall(sync(follower, gen, (), 8))
+res.append(recv_frame(e, 3) == b"")        # refused
+conns[leader].sendall(sync(leader, gen, (x, y), 9))
+res.append(bool(recv_frame(c, 10)) and bool(recv_frame(d, 10)))  # both answered
+f = conn(); f.sendall(sync(follower, gen, (), 10))
+res.append(bool(recv_frame(f, 10)))        # answered: nothing waits for the follower any more
+print(" ".join("ok" if r else "no" for r in res))
+PY
+)"
+assert_eq "ok ok ok ok ok ok" "$out" "a second join of a waiting member refused, taken once its connection ended; joins of two members answered; a second sync of a waiting member refused, both syncs answered, the next one taken"
+kill -0 "$BROKER_PID" || fail "the broker died"
+pass "the broker is still running"
+grep -q 'msg="a group join refused: closing its connection" reason="member .* of group .g8. already has a join or sync waiting' "$T_TMP/broker.log" ||
+    fail "the refusals are not logged with their reason"
+pass "refusals logged with their reason"
 broker_stop
 if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T_TMP/broker.log"; then
     fail "a sanitizer report in the broker's log: $(grep -E -A10 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T_TMP/broker.log" | head -12)"
