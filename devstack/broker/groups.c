@@ -20,11 +20,11 @@
  * The mock also keeps one answer per member: a JoinGroup or SyncGroup waits in the member until
  * the whole group has joined or synced, and another JoinGroup or SyncGroup naming that member
  * id meanwhile aborts the broker too (an assertion). A client reconnecting while its join
- * waits can send one: its new connection's join may be read before the old connection's end.
- * So such a request, on another connection while the first still waits for its answer and its
+ * waits can send one: its new connection's join may be read before the old connection's end;
+ * so can one that sends two at once (the mock reads every request a read brings, an answer
+ * waiting or not). So such a request, while the first still waits for its answer and its
  * connection is open, is refused the same way; the client's retry finds the way free once the
- * answer went out or the old connection is gone (a connection's own next request comes only
- * after its answer: the mock reads nothing more from it meanwhile).
+ * answer went out or the old connection is gone.
  *
  * Everything runs in the mock's thread (longpoll.c's calls): no lock. With the long poll off
  * (ES_BROKER_LONGPOLL=0, for comparisons) requests pass unread, and unchecked.
@@ -124,8 +124,8 @@ static void waiting_sweep(void)
     }
 }
 
-/* A JoinGroup or SyncGroup of connection `conn` names `member` of `group`: 1 when another
- * connection's request for that member still waits for its answer (the reason in why), else 0. */
+/* A JoinGroup or SyncGroup of connection `conn` names `member` of `group`: 1 when a request for
+ * that member still waits for its answer on an open connection (the reason in why), else 0. */
 static int member_busy(uint64_t conn, const unsigned char *group, size_t group_len,
                        const unsigned char *member, size_t member_len, char *why, size_t why_size)
 {
@@ -137,18 +137,19 @@ static int member_busy(uint64_t conn, const unsigned char *group, size_t group_l
             i++;
             continue;
         }
-        /* on the same connection it was answered (the mock read this one after it); a
-         * closed connection's answer is gone with it */
-        if (w->conn == conn || !broker_longpoll_conn_open(w->conn)) {
+        /* a closed connection's answer is gone with it (the same connection's counts: the
+         * mock reads every request a read brings, a join's answer waiting or not) */
+        if (!broker_longpoll_conn_open(w->conn)) {
             waiting_drop(i);
             continue;
         }
         char gp[200], mp[200];
         snprintf(why, why_size,
-                 "member '%s' of group '%s' already has a join or sync waiting for its answer "
-                 "on another connection: the mock cluster holds one per member",
+                 "member '%s' of group '%s' already has a join or sync waiting for its answer%s: "
+                 "the mock cluster holds one per member",
                  printable(member, member_len, mp, sizeof(mp)),
-                 printable(group, group_len, gp, sizeof(gp)));
+                 printable(group, group_len, gp, sizeof(gp)),
+                 w->conn == conn ? "" : " on another connection");
         return 1;
     }
     return 0;

@@ -18,7 +18,8 @@
 #     read no more (the broker's memory stays put), and the broker keeps running;
 #  7. group joins the mock would abort on (another assignment strategy first, none) are refused;
 #  8. so are a JoinGroup or SyncGroup naming a member whose join or sync still waits for its
-#     answer on another connection, until that one is answered or its connection ended.
+#     answer (from another connection, or two at once on one), until that one is answered or
+#     its connection ended.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -250,9 +251,9 @@ pass "no sanitizer report in the broker's log"
 # ---- 8. two requests for one member ---------------------------------------------------------
 # The mock keeps one waiting answer per member and aborted the whole broker when a JoinGroup or
 # SyncGroup named a member whose join or sync still waited (a client reconnecting during a
-# rebalance can send one). Such a request from another connection is refused with its
-# connection while the first waits on an open one; taken again once the first is answered, or
-# once the mock has ended its connection.
+# rebalance can send one, and so can one that sends two at once: the mock reads every request a
+# read brings). Such a request is refused with its connection while the first waits on an open
+# one; taken again once the first is answered, or once the mock has ended its connection.
 broker_start
 out="$(python3 - "$DATA/broker.addr" <<'PY'
 import socket, struct, sys, time
@@ -337,10 +338,12 @@ conns[leader].sendall(sync(leader, gen, (x, y), 9))
 res.append(bool(recv_frame(c, 10)) and bool(recv_frame(d, 10)))  # both answered
 f = conn(); f.sendall(sync(follower, gen, (), 10))
 res.append(bool(recv_frame(f, 10)))        # answered: nothing waits for the follower any more
+h = conn(); h.sendall(join(x, 11) + join(x, 12))
+res.append(recv_frame(h, 5) == b"")        # two joins at once: the second refused
 print(" ".join("ok" if r else "no" for r in res))
 PY
 )"
-assert_eq "ok ok ok ok ok ok" "$out" "a second join of a waiting member refused, taken once its connection ended; joins of two members answered; a second sync of a waiting member refused, both syncs answered, the next one taken"
+assert_eq "ok ok ok ok ok ok ok" "$out" "a second join of a waiting member refused, taken once its connection ended; joins of two members answered; a second sync of a waiting member refused, both syncs answered, the next one taken; two joins of one member at once refused"
 kill -0 "$BROKER_PID" || fail "the broker died"
 pass "the broker is still running"
 grep -q 'msg="a group join refused: closing its connection" reason="member .* of group .g8. already has a join or sync waiting' "$T_TMP/broker.log" ||
