@@ -280,13 +280,21 @@ static int run_batch_tx(es_service_t *svc, const es_raw_t *raws, size_t cnt, cha
  * a plan for a known one-element array always looks cheaper than the generic one. The plans are
  * the same (index lookups per row); planning them was 9% of PostgreSQL's time at 200
  * transfers/s (perf), and forcing generic plans took 8-13% off its CPU at 200/s. */
+/* An instance stalled inside a batch's transaction (stopped, paused in a debugger, starved)
+ * holds its rows' locks, and the instances that took its partitions over wait on them: after
+ * this long without a statement its session ends (the batch rolls back; the stalled instance,
+ * when it runs again, reconnects and redoes it, and the dedup marks keep every effect single).
+ * A healthy batch's transaction waits only on its own round trips, never on Kafka. */
+#define IDLE_TX_TIMEOUT_S 10
+
 static int session_setup(es_service_t *svc, char *errstr, size_t errstr_size)
 {
-    char sql[256];
+    char sql[320];
     snprintf(sql, sizeof(sql),
              "SET search_path TO %s; SET synchronous_commit = %s; "
-             "SET plan_cache_mode = force_generic_plan",
-             svc->def->schema, svc->def->async_commit ? "off" : "on");
+             "SET plan_cache_mode = force_generic_plan; "
+             "SET idle_in_transaction_session_timeout = '%ds'",
+             svc->def->schema, svc->def->async_commit ? "off" : "on", IDLE_TX_TIMEOUT_S);
     return es_pg_exec(svc->pg, sql, errstr, errstr_size);
 }
 
