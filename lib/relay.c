@@ -18,13 +18,15 @@
 #include "pg.h"
 #include "window.h"
 
-#define ROUND_ROWS 64        /* outbox rows (each one transaction's records) per round */
-#define IDLE_POLL_MS 20      /* rows committed by another instance are found this fast */
-#define FAST_DELETE_MS 100   /* acknowledged rows are deleted this often on the fast path */
-#define FAST_DELETE_MAX 1000 /* ... or as soon as this many are waiting */
-#define FAST_CHECK_MS 250    /* how often the fast path looks for rows it did not write */
-#define FAST_RING 65536u     /* rows produced and not yet deleted, at most */
-#define FAST_FLUSH_MS 100    /* a step waits this long at most for its records' acks */
+#define ROUND_ROWS 64              /* outbox rows (each one transaction's records) per round */
+#define IDLE_POLL_MS 20            /* rows committed by another instance are found this fast */
+#define FAST_DELETE_MS 100         /* acknowledged rows are deleted this often on the fast path */
+#define FAST_DELETE_MAX 1000       /* ... or as soon as this many are waiting */
+#define FAST_CHECK_MS 250          /* how often the fast path looks for rows it did not write */
+#define FAST_RING 65536u           /* rows produced and not yet deleted, at most */
+#define FAST_FLUSH_MS 100          /* a step waits this long at most for its records' acks */
+#define RELAY_IDLE_TIMEOUT_S 10    /* a relay's session idle this long: see connect_pg */
+#define RELAY_IDLE_TX_TIMEOUT_S 60 /* ... or this long in a transaction */
 
 /* A batch handed over by the service thread: one outbox row. */
 typedef struct handoff {
@@ -272,14 +274,21 @@ static int connect_pg(es_relay_t *r)
         es_log_warn("relay could not connect to PostgreSQL", "error=\"%s\"", errstr);
         return -1;
     }
-    char sql[192];
+    char sql[320];
     /* A relay commit lost in an OS crash only brings its rows back, to be published again
      * (consumers drop the copies): it need not wait for the disk. Generic plans: see
-     * session_setup in service.c. */
+     * session_setup in service.c. The leader's session holds the relay's lock: an instance
+     * stopped while it leads (stopped, paused in a debugger) would keep every other instance
+     * from publishing for as long as it stays stopped. A running relay uses its session at
+     * least every 500 ms (a leader checks the outbox every FAST_CHECK_MS, a follower tries the
+     * lock every 500 ms), and a round waits for Kafka up to 30 s inside its transaction: a
+     * session idle for 10 s, or for 60 s in a transaction, belongs to a stopped instance, and
+     * PostgreSQL ends it, which frees the lock for another instance. */
     snprintf(sql, sizeof(sql),
              "SET search_path TO %s; SET synchronous_commit = off; "
-             "SET plan_cache_mode = force_generic_plan",
-             r->schema);
+             "SET plan_cache_mode = force_generic_plan; SET idle_session_timeout = '%ds'; "
+             "SET idle_in_transaction_session_timeout = '%ds'",
+             r->schema, RELAY_IDLE_TIMEOUT_S, RELAY_IDLE_TX_TIMEOUT_S);
     return es_pg_exec(r->pg, sql, errstr, sizeof(errstr));
 }
 

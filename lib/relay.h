@@ -2,7 +2,14 @@
  * relay.h: the transactional outbox's relay. A thread of its own, with its own PostgreSQL
  * connection and idempotent producer, moves committed rows of <schema>.outbox to Kafka. It
  * works in one of two ways, and only one instance of a service relays at a time (a session
- * advisory lock): two relays could interleave one aggregate's records.
+ * advisory lock): two relays could interleave one aggregate's records. The lock lives as long
+ * as the leader's session; a leader stopped (SIGSTOP, a debugger) would keep it for as long as
+ * it stays stopped, so the session ends after 10 s idle (60 s inside a round's transaction,
+ * which waits for Kafka up to 30 s), and another instance's relay takes the lock. A running
+ * relay is never idle that long. The stopped one, let run again, finds its session gone and
+ * follows. What it had in flight may still reach Kafka: its rows stayed in the outbox, the new
+ * leader publishes them again, and consumers drop the copies by event id (one producer keeps
+ * one partition's records in order, so each aggregate's first copies still come in order).
  *
  * Round trips through PostgreSQL (always correct, used whenever the fast path is not):
  *   BEGIN; DELETE the oldest rows RETURNING them; produce their records in seq order (each row

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# test_stalled_tx.sh: a service stopped (SIGSTOP) in the middle of a batch's transaction holds
-# its rows' locks; an instance that took its partitions over would wait on them for as long as
-# it stays stopped. Its session ends after 10 s idle in that transaction
-# (idle_in_transaction_session_timeout, lib/service.c): the locks are released and the batch
-# rolled back. Let run again, the service notices, reconnects and redoes the batch; every
-# transfer is applied exactly once.
+# test_stalled_tx.sh: a stopped (SIGSTOP) instance must not hold the others up.
+#  1. Stopped in the middle of a batch's transaction, a service holds its rows' locks; an
+#     instance that took its partitions over would wait on them for as long as it stays
+#     stopped. Its session ends after 10 s idle in that transaction
+#     (idle_in_transaction_session_timeout, lib/service.c): the locks are released and the
+#     batch rolled back. Let run again, the service notices, reconnects and redoes the batch;
+#     every transfer is applied exactly once.
+#  2. Stopped while its relay leads (the relay's lock is its PostgreSQL session's), an instance
+#     kept every other instance from publishing. Its relay's session ends after 10 s idle
+#     (idle_session_timeout, lib/relay.c): a second instance takes its partitions and the
+#     relay, and transfers complete while the first is still stopped; let run again, it
+#     follows; the ledger holds and each account's events stay in version order.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ledger.sh"
 . "$(dirname "$0")/bank.sh"
@@ -54,3 +60,41 @@ grep -q 'batch failed, retrying' "$ES_DATA/log/es-accounts.log" ||
     fail "es-accounts did not notice that its transaction was ended"
 pass "es-accounts noticed its session had ended, reconnected and redid its batch"
 ledger_check
+
+# ---- 2. the relay's leader stops --------------------------------------------------------------
+LOG2="$ES_DATA/log/es-accounts-2.log"
+grep -q 'msg="this instance relays the outbox"' "$ES_DATA/log/es-accounts.log" ||
+    fail "the first instance does not lead the relay"
+"$ES_BIN/es-accounts" </dev/null >>"$LOG2" 2>&1 &
+PID2=$!
+at_exit "kill -KILL $PID2 2>/dev/null; wait $PID2 2>/dev/null"
+ACC="$(svc_pid accounts)"
+wait_until 30 "grep -q 'msg=\"partitions assigned\" count=[1-9]' '$LOG2'" ||
+    fail "the second instance got no partitions"
+pass "a second es-accounts shares the partitions; the first leads the relay"
+kill -STOP "$ACC"
+note "the first instance stopped (SIGSTOP)"
+t0=$SECONDS
+bank_transfers 200 20 acct- lead- 77 | esctl send --batch RequestTransfer >/dev/null
+wait_until 40 "grep -q 'msg=\"this instance relays the outbox\"' '$LOG2'" ||
+    fail "the second instance never took the relay over"
+pass "the second instance took the relay over $((SECONDS - t0)) s after the first stopped"
+wait_until 60 "[ \"\$(sql \"SELECT count(*) FROM projections.transfers WHERE transfer_id LIKE 'lead-%' AND status <> 'PENDING'\")\" = 200 ]" ||
+    fail "the transfers sent while the first instance was stopped did not all end"
+pass "the 200 transfers sent while the first instance is stopped all ended"
+kill -0 "$ACC" && [ "$(ps -o stat= -p "$ACC" | cut -c1)" = T ] ||
+    fail "the first instance was not stopped all along"
+kill -CONT "$ACC"
+sleep 3
+svc_running accounts || fail "the first instance did not survive its stop"
+kill -0 "$PID2" || fail "the second instance died"
+pass "both instances run on"
+bank_transfers 200 20 acct- after- 78 | esctl send --batch RequestTransfer >/dev/null
+ledger_wait_settled 2801 120
+ledger_check
+bad="$(bank_versions_in_order)"
+if [ -n "$bad" ]; then
+    printf '%s\n' "$bad" | head -20 | sed 's/^/    /' >&2
+    fail "events of some accounts are out of version order in accounts.events"
+fi
+pass "every account's events are in version order in accounts.events"
