@@ -88,6 +88,23 @@ static const char *printable(const unsigned char *s, size_t len, char *out, size
     return out;
 }
 
+/* Room for one more element in *arr (cnt used of *cap, each `size` bytes): 0, or -1 when out
+ * of memory (*arr and *cap unchanged). */
+static int room_for_one(void **arr, size_t *cap, size_t cnt, size_t size)
+{
+    if (cnt < *cap) {
+        return 0;
+    }
+    size_t n = *cap ? *cap * 2 : 16;
+    void *grown = realloc(*arr, n * size);
+    if (!grown) {
+        return -1;
+    }
+    *arr = grown;
+    *cap = n;
+    return 0;
+}
+
 static void member_drop(size_t i)
 {
     free(g.m[i].group);
@@ -170,16 +187,12 @@ static int waiting_add(uint64_t conn, int32_t corr, const unsigned char *group, 
         snprintf(why, why_size, "%d group requests already wait for their answers", WAITING_MAX);
         return 0;
     }
-    if (wt.cnt == wt.cap) {
-        size_t cap = wt.cap ? wt.cap * 2 : 16;
-        waiting_t *nw = realloc(wt.w, cap * sizeof(*nw));
-        if (!nw) {
-            snprintf(why, why_size, "out of memory");
-            return 0;
-        }
-        wt.w = nw;
-        wt.cap = cap;
+    void *arr = wt.w;
+    if (room_for_one(&arr, &wt.cap, wt.cnt, sizeof(*wt.w)) != 0) {
+        snprintf(why, why_size, "out of memory");
+        return 0;
     }
+    wt.w = arr;
     char *ids = malloc(group_len + member_len + 1);
     if (!ids) {
         snprintf(why, why_size, "out of memory");
@@ -281,16 +294,12 @@ static int join_request(uint64_t conn, int16_t ver, int32_t corr, const unsigned
             snprintf(why, why_size, "%d group members already: no more are taken", MEMBERS_MAX);
             return 0;
         }
-        if (g.cnt == g.cap) {
-            size_t cap = g.cap ? g.cap * 2 : 16;
-            member_t *nm = realloc(g.m, cap * sizeof(*nm));
-            if (!nm) {
-                snprintf(why, why_size, "out of memory");
-                return 0;
-            }
-            g.m = nm;
-            g.cap = cap;
+        void *arr = g.m;
+        if (room_for_one(&arr, &g.cap, g.cnt, sizeof(*g.m)) != 0) {
+            snprintf(why, why_size, "out of memory");
+            return 0;
         }
+        g.m = arr;
         member_t *m = &g.m[g.cnt];
         memset(m, 0, sizeof(*m));
         m->group = malloc(group_len + 1);
