@@ -273,13 +273,6 @@ static int run_batch_tx(es_service_t *svc, const es_raw_t *raws, size_t cnt, cha
     return 0;
 }
 
-/* The session's settings: the service's schema first on the search path, asynchronous
- * commits for services that may (see async_commit in service.h), and generic plans. Every
- * statement of a batch takes its rows as arrays (unnest($1::text[]) ...): PostgreSQL's plan
- * cache, left to itself, keeps planning each execution anew for the array it was given, since
- * a plan for a known one-element array always looks cheaper than the generic one. The plans are
- * the same (index lookups per row); planning them was 9% of PostgreSQL's time at 200
- * transfers/s (perf), and forcing generic plans took 8-13% off its CPU at 200/s. */
 /* An instance stalled inside a batch's transaction (stopped, paused in a debugger, starved)
  * holds its rows' locks, and the instances that took its partitions over wait on them: after
  * this long without a statement its session ends (the batch rolls back; the stalled instance,
@@ -287,6 +280,14 @@ static int run_batch_tx(es_service_t *svc, const es_raw_t *raws, size_t cnt, cha
  * A healthy batch's transaction waits only on its own round trips, never on Kafka. */
 #define IDLE_TX_TIMEOUT_S 10
 
+/* The session's settings: the service's schema first on the search path, asynchronous
+ * commits for services that may (see async_commit in service.h), generic plans, and the end of
+ * a transaction left idle (IDLE_TX_TIMEOUT_S). Every statement of a batch takes its rows as
+ * arrays (unnest($1::text[]) ...): PostgreSQL's plan cache, left to itself, keeps planning each
+ * execution anew for the array it was given, since a plan for a known one-element array always
+ * looks cheaper than the generic one. The plans are the same (index lookups per row); planning
+ * them was 9% of PostgreSQL's time at 200 transfers/s (perf), and forcing generic plans took
+ * 8-13% off its CPU at 200/s. */
 static int session_setup(es_service_t *svc, char *errstr, size_t errstr_size)
 {
     char sql[320];
