@@ -19,7 +19,7 @@ stack_start
 bank_open 20 acct- 100000
 wait_until 30 "[ \"\$(sql \"SELECT count(*) FROM projections.accounts\")\" = 20 ]"
 ACC="$(svc_pid accounts)"
-# a steady stream of transfers keeps es-accounts in its transactions much of the time
+# transfers keep coming through the stall: every one must end, and be applied once
 (for c in $(seq 1 60); do
     bank_transfers 40 20 acct- "st$c-" | esctl send --batch RequestTransfer >/dev/null
     sleep 0.25
