@@ -20,10 +20,8 @@ bank_open 20 acct- 100000
 wait_until 30 "[ \"\$(sql \"SELECT count(*) FROM projections.accounts\")\" = 20 ]"
 ACC="$(svc_pid accounts)"
 # transfers keep coming through the stall: every one must end, and be applied once
-(for c in $(seq 1 60); do
-    bank_transfers 40 20 acct- "st$c-" | esctl send --batch RequestTransfer >/dev/null
-    sleep 0.25
-done) &
+bank_transfers 2400 20 acct- st- >"$ES_DATA/stream.jsonl"
+(bank_send "$ES_DATA/stream.jsonl" 60 0.25) &
 sender=$!
 at_exit "kill $sender 2>/dev/null; kill -CONT $ACC 2>/dev/null"
 sleep 1
