@@ -27,6 +27,15 @@
 
 #define REBUILD_BATCH 5000
 #define MAX_PARTS 1024
+/* Phase 3 gives up when the log brought nothing for LOG_WAIT_S while the live projector is
+ * ahead. Its transaction holds the swap lock, which pauses the live projector: a rebuild
+ * stopped there (SIGSTOP, a debugger, a terminal's ^Z) would pause it for as long as it stays
+ * stopped. PostgreSQL ends a session idle inside a transaction for IDLE_TX_TIMEOUT_S, which
+ * releases the lock; a running rebuild is never idle that long (at most LOG_WAIT_S waiting
+ * for the log). The stopped one, let run again, finds its session gone and fails; its shadow
+ * schema is dropped by the next rebuild. */
+#define LOG_WAIT_S 15
+#define IDLE_TX_TIMEOUT_S (LOG_WAIT_S + 10)
 
 typedef struct progress {
     const char *name; /* the projection's */
@@ -174,18 +183,23 @@ static int catch_up_and_swap(const rebuild_t *rb, PGconn *pg, es_logreader_t *lr
     if (exec_or_report(rb, pg, sql) != 0) {
         return -1;
     }
+    /* no live projection yet (a first run): nothing to catch up with */
     char query[256];
-    snprintf(query, sizeof(query),
-             "SELECT p.topic, p.partition, p.next_offset FROM %s.positions p WHERE "
-             "to_regclass('%s.positions') IS NOT NULL",
-             live_schema, live_schema);
-    PGresult *live = es_pg_query(pg, query, 0, NULL, NULL, NULL, 0, errstr, sizeof(errstr));
-    int live_exists = 1;
-    if (!live) {
-        /* no live projection yet: nothing to catch up with */
-        live_exists = 0;
-        if (exec_or_report(rb, pg, "ROLLBACK") != 0 || exec_or_report(rb, pg, "BEGIN") != 0 ||
-            exec_or_report(rb, pg, sql) != 0) {
+    snprintf(query, sizeof(query), "SELECT to_regclass('%s.positions') IS NOT NULL", live_schema);
+    PGresult *exists = es_pg_query(pg, query, 0, NULL, NULL, NULL, 0, errstr, sizeof(errstr));
+    if (!exists) {
+        fprintf(stderr, "%s: rebuild failed: %s\n", prog_name, errstr);
+        return -1;
+    }
+    int live_exists = PQntuples(exists) == 1 && PQgetvalue(exists, 0, 0)[0] == 't';
+    PQclear(exists);
+    PGresult *live = NULL;
+    if (live_exists) {
+        snprintf(query, sizeof(query), "SELECT topic, partition, next_offset FROM %s.positions",
+                 live_schema);
+        live = es_pg_query(pg, query, 0, NULL, NULL, NULL, 0, errstr, sizeof(errstr));
+        if (!live) {
+            fprintf(stderr, "%s: rebuild failed: %s\n", prog_name, errstr);
             return -1;
         }
     }
@@ -216,7 +230,7 @@ static int catch_up_and_swap(const rebuild_t *rb, PGconn *pg, es_logreader_t *lr
                 PQclear(live);
                 return -1;
             }
-            if (es_mono_us() - idle_since > 15 * 1000000LL) {
+            if (es_mono_us() - idle_since > LOG_WAIT_S * 1000000LL) {
                 fprintf(stderr,
                         "%s: rebuild failed: the log does not reach the live projector's "
                         "positions\n",
@@ -321,7 +335,9 @@ int es_projection_rebuild(es_config_t *cfg, const es_projection_t *proj)
         fprintf(stderr, "%s: %s\n", prog_name, errstr);
         goto out;
     }
-    if (execf_or_report(&rb, pg, "DROP SCHEMA IF EXISTS %s CASCADE", rb.shadow) != 0) {
+    if (execf_or_report(&rb, pg, "SET idle_in_transaction_session_timeout = '%ds'",
+                        IDLE_TX_TIMEOUT_S) != 0 ||
+        execf_or_report(&rb, pg, "DROP SCHEMA IF EXISTS %s CASCADE", rb.shadow) != 0) {
         goto out;
     }
     if (es_service_create_tables(&def, pg, errstr, sizeof(errstr)) != 0) {
@@ -388,6 +404,14 @@ int es_projection_rebuild(es_config_t *cfg, const es_projection_t *proj)
             (long long)prog.done);
     rc = 0;
 out:
+    if (rc != 0 && pg && PQstatus(pg) == CONNECTION_BAD) {
+        /* libpq reports "server closed the connection unexpectedly" whatever the reason */
+        fprintf(stderr,
+                "%s: the rebuild lost its PostgreSQL session (PostgreSQL ends one left idle "
+                "inside a transaction for %d s, as when a rebuild is stopped while it holds the "
+                "swap lock); nothing was swapped in, and the next rebuild starts over\n",
+                prog_name, IDLE_TX_TIMEOUT_S);
+    }
     if (rc != 0 && pg) {
         char tmp[256];
         char sql[128];
