@@ -92,7 +92,7 @@ unit: $(BIN)/es-unit
 # does not run those tests a second time on the plain build (the same code, fewer checks):
 # that took two minutes of its thirteen.
 ASAN_TESTS := broker_longpoll broker_fill broker_restore dead_letters esctl query_http order_saga \
-  sagas_split stalled_tx
+  sagas_split stalled_tx lag
 asan:
 	$(MAKE) B=build-asan BIN=build-asan/bin OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \

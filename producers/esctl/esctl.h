@@ -10,6 +10,7 @@
 #define ESCTL_H
 
 #include <jansson.h>
+#include <librdkafka/rdkafka.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,8 +21,9 @@
 
 /* Exit codes. */
 #define ESCTL_OK 0
-#define ESCTL_FAIL 1  /* runtime failure: broker, query service, bad record, timeout */
-#define ESCTL_USAGE 2 /* usage error: unknown flag, bad argument, invalid input */
+#define ESCTL_FAIL 1   /* runtime failure: broker, query service, bad record, timeout */
+#define ESCTL_USAGE 2  /* usage error: unknown flag, bad argument, invalid input */
+#define ESCTL_BEHIND 3 /* esctl lag --max-lag: some consumer is further behind */
 
 /* The maximum of -b/-d/-X flags remembered for pass-through to child programs. */
 #define ESCTL_MAX_PASS 70
@@ -66,6 +68,12 @@ void esctl_prop_default(esctl_t *ctx, const char *name, const char *value);
  * "could not reach the Kafka broker at ..." (or why there is no broker address). */
 int esctl_broker_check(esctl_t *ctx, int timeout_ms);
 
+/* The same, keeping the handle (a consumer without group, good for metadata and watermarks;
+ * rd_kafka_destroy() it) and, when `md` is not NULL, every topic's metadata in *md
+ * (rd_kafka_metadata_destroy() it). Returns NULL after reporting. */
+rd_kafka_t *esctl_broker_open(esctl_t *ctx, const char *client_id, int timeout_ms,
+                              const struct rd_kafka_metadata **md);
+
 /* The help text of the common flags and environment variables, for every --help. */
 void esctl_common_help(FILE *out);
 
@@ -83,6 +91,7 @@ int esctl_rebuild_main(esctl_t *ctx, int argc, char **argv);
 int esctl_types_main(esctl_t *ctx, int argc, char **argv);
 int esctl_saga_main(esctl_t *ctx, int argc, char **argv);
 int esctl_sagas_main(esctl_t *ctx, int argc, char **argv);
+int esctl_lag_main(esctl_t *ctx, int argc, char **argv);
 
 /*
  * Follow a delivered command through the query service at `url` (wait.c) until it has been

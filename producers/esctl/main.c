@@ -28,10 +28,12 @@ static void usage(FILE *out)
                  "  types     list every command and event type, its topic, key and fields\n"
                  "  saga      draw one saga's timeline (terminal, or --svg FILE)\n"
                  "  sagas     list sagas, e.g. the stuck ones: --status PENDING --older-than 10s\n"
+                 "  lag       how far every consumer is behind the log (positions in PostgreSQL)\n"
                  "  help      this text; \"esctl <command> --help\" describes one command\n"
                  "\n");
     esctl_common_help(out);
-    fprintf(out, "\nexit status: 0 ok, 1 runtime failure, 2 usage error\n");
+    fprintf(out, "\nexit status: 0 ok, 1 runtime failure, 2 usage error, 3 (esctl lag --max-lag)\n"
+                 "a consumer further behind\n");
 }
 
 void esctl_common_help(FILE *out)
@@ -143,25 +145,40 @@ void esctl_prop_default(esctl_t *ctx, const char *name, const char *value)
     es_config_add_prop(cfg, kv, errstr, sizeof(errstr));
 }
 
-int esctl_broker_check(esctl_t *ctx, int timeout_ms)
+rd_kafka_t *esctl_broker_open(esctl_t *ctx, const char *client_id, int timeout_ms,
+                              const struct rd_kafka_metadata **md)
 {
     char errstr[512];
     rd_kafka_t *rk =
-        es_kafka_consumer_new(&ctx->cfg, "esctl", NULL, NULL, NULL, 0, errstr, sizeof(errstr));
+        es_kafka_consumer_new(&ctx->cfg, client_id, NULL, NULL, NULL, 0, errstr, sizeof(errstr));
     if (!rk) {
         esctl_err(ctx, "%s", errstr);
-        return -1;
+        return NULL;
     }
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, NULL, &md, timeout_ms);
+    const struct rd_kafka_metadata *got = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, md != NULL, NULL, &got, timeout_ms);
     if (err) {
         esctl_err(ctx, "could not reach the Kafka broker at %s: %s", ctx->cfg.brokers,
                   rd_kafka_err2str(err));
+        rd_kafka_destroy(rk);
+        return NULL;
+    }
+    if (md) {
+        *md = got;
     } else {
-        rd_kafka_metadata_destroy(md);
+        rd_kafka_metadata_destroy(got);
+    }
+    return rk;
+}
+
+int esctl_broker_check(esctl_t *ctx, int timeout_ms)
+{
+    rd_kafka_t *rk = esctl_broker_open(ctx, "esctl", timeout_ms, NULL);
+    if (!rk) {
+        return -1;
     }
     rd_kafka_destroy(rk);
-    return err ? -1 : 0;
+    return 0;
 }
 
 /* Case-insensitive Levenshtein distance, bounded to short names. */
@@ -277,7 +294,8 @@ int main(int argc, char **argv)
         int (*run)(esctl_t *, int, char **);
     } cmds[] = {{"send", esctl_send_main},       {"replay", esctl_replay_main},
                 {"rebuild", esctl_rebuild_main}, {"types", esctl_types_main},
-                {"saga", esctl_saga_main},       {"sagas", esctl_sagas_main}};
+                {"saga", esctl_saga_main},       {"sagas", esctl_sagas_main},
+                {"lag", esctl_lag_main}};
     const char *name = argv[optind];
     if (!strcmp(name, "help")) {
         usage(stdout);

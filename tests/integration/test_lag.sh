@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# test_lag.sh: `esctl lag` on a running stack. Once the traffic is applied every consumer's lag
+# is 0 (--max-lag 0 exits 0); with es-accounts stopped, the commands sent to it show as its
+# lag on accounts.commands, and only there (table, --partitions and --json agree, --max-lag
+# exits 3); started again, it catches up and the lag is 0. Usage errors and an unreachable
+# broker fail with one line and their exit status.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/ledger.sh"
+. "$(dirname "$0")/bank.sh"
+
+N_ACCOUNTS=10
+N_DEPOSITS=50
+
+stack_start
+bank_open "$N_ACCOUNTS" lag- 1000
+bank_transfers 200 "$N_ACCOUNTS" lag- lt- 7 >"$ES_DATA/transfers.jsonl"
+bank_send "$ES_DATA/transfers.jsonl"
+ledger_wait_settled 200 60
+
+# lag_of CONSUMER TOPIC: the lag --json prints for that consumer's topic
+lag_of() {
+    esctl lag --json --consumer "$1" | jq -r --arg t "$2" 'select(.topic == $t) | .lag'
+}
+
+# ignored records (another service's events) are stored with the next batch or tick: wait
+wait_until 30 'esctl lag --max-lag 0'
+pass "every consumer applied everything: esctl lag --max-lag 0 exits 0"
+out="$(esctl lag)"
+printf '%s\n' "$out" | sed 's/^/    /' >&2
+for c in accounts transfers projections; do
+    grep -q "^$c " <<<"$out" || fail "esctl lag does not list $c"
+done
+pass "the table lists the services and the projector"
+assert_eq 0 "$(esctl lag --json | jq -s 'map(select(.lag != 0)) | length')" "consumer topics with a lag (--json)"
+
+# es-accounts stopped: what is sent to it waits in accounts.commands
+svc_stop accounts
+for ((i = 0; i < N_DEPOSITS; i++)); do
+    printf '{"account_id":"lag-%d","amount":1}\n' $((i % N_ACCOUNTS))
+done | esctl send --batch DepositFunds >/dev/null
+assert_eq "$N_DEPOSITS" "$(lag_of accounts accounts.commands)" "accounts' lag on accounts.commands while it is stopped"
+out="$(esctl lag --consumer accounts)"
+printf '%s\n' "$out" | sed 's/^/    /' >&2
+grep -Eq "^accounts +accounts\.commands +6 +[0-9]+ +[0-9]+ +$N_DEPOSITS +" <<<"$out" ||
+    fail "the table does not show a lag of $N_DEPOSITS on accounts.commands"
+pass "the table shows it"
+assert_eq "$N_DEPOSITS" "$(esctl lag --json --partitions -c accounts | jq -s '[.[] | select(.topic == "accounts.commands") | .lag] | add')" \
+    "the per-partition lags of accounts.commands, summed"
+assert_eq 6 "$(esctl lag --json --partitions -c accounts | jq -s '[.[] | select(.topic == "accounts.commands")] | length')" \
+    "per-partition lines of accounts.commands"
+assert_eq 0 "$(esctl lag --json | jq -s 'map(select(.consumer != "accounts" and .lag != 0)) | length')" \
+    "other consumers' topics with a lag"
+rc=0
+esctl lag --max-lag $((N_DEPOSITS - 1)) >/dev/null || rc=$?
+assert_eq 3 "$rc" "esctl lag --max-lag $((N_DEPOSITS - 1)) exit status"
+rc=0
+esctl lag --max-lag "$N_DEPOSITS" >/dev/null || rc=$?
+assert_eq 0 "$rc" "esctl lag --max-lag $N_DEPOSITS exit status"
+
+svc_start accounts
+wait_until 60 'esctl lag --max-lag 0'
+pass "started again, es-accounts applied the deposits: every lag is 0"
+assert_eq $((N_ACCOUNTS * 1000 + N_DEPOSITS)) "$(sql "SELECT sum(balance) FROM accounts.accounts")" "money in the accounts"
+
+# usage errors and failures: one line on stderr, nothing on stdout, the exit status
+expect_fail() {
+    local want="$1" pattern="$2" rc=0 out err
+    shift 2
+    out="$("$@" 2>"$ES_DATA/err")" || rc=$?
+    err="$(cat "$ES_DATA/err")"
+    assert_eq "$want" "$rc" "exit status of $*"
+    assert_eq "" "$out" "stdout of $*"
+    assert_eq 1 "$(printf '%s\n' "$err" | wc -l)" "stderr lines of $*"
+    grep -q -- "$pattern" <<<"$err" || fail "$* said: $err"
+}
+expect_fail 2 'esctl lag: invalid --max-lag "x"' esctl lag --max-lag x
+expect_fail 2 'esctl lag: no consumer "nobody" has stored a position (known: accounts, ' esctl lag -c nobody
+expect_fail 2 'esctl lag: unexpected argument "extra"' esctl lag extra
+t0=$SECONDS
+expect_fail 1 'esctl lag: could not reach the Kafka broker at 127.0.0.1:1' esctl -b 127.0.0.1:1 lag
+[ $((SECONDS - t0)) -le 8 ] || fail "esctl lag took $((SECONDS - t0)) s to give up on an unreachable broker"
+pass "an unreachable broker fails within $((SECONDS - t0)) s"
