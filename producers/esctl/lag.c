@@ -157,7 +157,8 @@ static PGresult *read_positions(esctl_t *ctx, PGconn *pg)
     }
     if (none) {
         es_buf_fini(&sql);
-        esctl_err(ctx, "no consumer has stored a position yet (is the platform up? make up)");
+        esctl_err(ctx,
+                  "no consumer's positions table in this database (is the platform up? make up)");
         return NULL;
     }
     PGresult *res = NULL;

@@ -2,8 +2,8 @@
 # test_lag.sh: `esctl lag` on a running stack. Once the traffic is applied every consumer's lag
 # is 0 (--max-lag 0 exits 0); with es-accounts stopped, the commands sent to it show as its
 # lag on accounts.commands, and only there (table, --partitions and --json agree, --max-lag
-# exits 3); started again, it catches up and the lag is 0. Usage errors and an unreachable
-# broker fail with one line and their exit status.
+# exits 3); started again, it catches up and the lag is 0. Usage errors, an unreachable broker
+# and an unreachable PostgreSQL fail with one line and their exit status.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ledger.sh"
 . "$(dirname "$0")/bank.sh"
@@ -76,6 +76,8 @@ expect_fail() {
 expect_fail 2 'esctl lag: invalid --max-lag "x"' esctl lag --max-lag x
 expect_fail 2 'esctl lag: no consumer "nobody" has stored a position (known: accounts, ' esctl lag -c nobody
 expect_fail 2 'esctl lag: unexpected argument "extra"' esctl lag extra
+expect_fail 1 'esctl lag: could not connect to PostgreSQL: connection to server at "127.0.0.1", port 1 failed' \
+    env ES_PG='host=127.0.0.1 port=1 dbname=es connect_timeout=2' "$ES_BIN/esctl" lag
 t0=$SECONDS
 expect_fail 1 'esctl lag: could not reach the Kafka broker at 127.0.0.1:1' esctl -b 127.0.0.1:1 lag
 [ $((SECONDS - t0)) -le 8 ] || fail "esctl lag took $((SECONDS - t0)) s to give up on an unreachable broker"
