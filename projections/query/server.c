@@ -47,6 +47,27 @@
 #define HTTP_TIMEOUT_S 30
 #define DRAIN_FLUSH_GRACE_MS 1000
 
+/* A projector's positions and lag. The lag is measured against the newest end of each
+ * partition that any consumer stored with its positions (every service, projector and the
+ * saga coordinator keeps them in its schema's positions table, lib/batch.c): a stopped
+ * projector's own figure stops where it stopped, while the services reading the same topics
+ * go on storing newer ends. The schemas are found in the catalog; query_to_xml runs the same
+ * query on each one's table (a rebuild's shadow and old schemas left out). esctl lag asks
+ * Kafka itself. */
+#define POSITIONS_SQL(schema)                                                                      \
+    "SELECT p.topic, p.partition, p.next_offset,"                                                  \
+    " GREATEST(GREATEST(p.high_watermark, coalesce(e.hw, 0)) - p.next_offset, 0)"                  \
+    " FROM " schema ".positions p LEFT JOIN"                                                       \
+    " (SELECT x.topic, x.partition, max(x.hw) AS hw"                                               \
+    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,"                              \
+    " LATERAL xmltable('/table/row' PASSING query_to_xml(format("                                  \
+    "'SELECT topic, partition, high_watermark AS hw FROM %I.positions', n.nspname),"               \
+    " false, false, '') COLUMNS topic text, partition int, hw bigint) x"                           \
+    " WHERE c.relname = 'positions' AND c.relkind = 'r' AND n.nspname !~ '_(rebuild|old)$'"        \
+    " AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid"                           \
+    " AND a.attname = 'high_watermark' AND NOT a.attisdropped)"                                    \
+    " GROUP BY 1, 2) e USING (topic, partition) ORDER BY topic, partition"
+
 /* Statements, in the order of the enum below. Always schema-qualified: a rebuild swaps the
  * projections schema by renaming, and the pool prepares again after such a swap. */
 enum {
@@ -139,16 +160,10 @@ static const es_query_stmt_t statements[Q__CNT] = {
                                               " WHERE o.order_id = $1 AND o.status <> ''",
                  1, "shop_views.orders"},
     [Q_HEALTH] = {"es_query_health", "SELECT 1", 0},
-    [Q_POSITIONS] = {"es_query_positions",
-                     "SELECT topic, partition, next_offset,"
-                     " GREATEST(high_watermark - next_offset, 0)"
-                     " FROM projections.positions ORDER BY topic, partition",
-                     0, "projections.positions"},
-    [Q_SHOP_POSITIONS] = {"es_query_shop_positions",
-                          "SELECT topic, partition, next_offset,"
-                          " GREATEST(high_watermark - next_offset, 0)"
-                          " FROM shop_views.positions ORDER BY topic, partition",
-                          0, "shop_views.positions"},
+    [Q_POSITIONS] = {"es_query_positions", POSITIONS_SQL("projections"), 0,
+                     "projections.positions"},
+    [Q_SHOP_POSITIONS] = {"es_query_shop_positions", POSITIONS_SQL("shop_views"), 0,
+                          "shop_views.positions"},
     /* the saga coordinator's tables: the SQL lives with its rendering, in sagas.c */
     [Q_SAGA] = {"es_query_saga", es_query_saga_sql, 1, "sagas.steps"},
     [Q_SAGAS] = {"es_query_sagas", es_query_sagas_sql, ES_QUERY_SAGAS_NPARAMS, "sagas.sagas"},

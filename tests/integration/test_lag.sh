@@ -2,8 +2,10 @@
 # test_lag.sh: `esctl lag` on a running stack. Once the traffic is applied every consumer's lag
 # is 0 (--max-lag 0 exits 0); with es-accounts stopped, the commands sent to it show as its
 # lag on accounts.commands, and only there (table, --partitions and --json agree, --max-lag
-# exits 3); started again, it catches up and the lag is 0. Usage errors, an unreachable broker
-# and an unreachable PostgreSQL fail with one line and their exit status.
+# exits 3); started again, it catches up and the lag is 0. es-projector stopped, its lag in
+# es-query's /metrics grows too (it used to stay at its last figure); started, back to 0.
+# Usage errors, an unreachable broker and an unreachable PostgreSQL fail with one line and
+# their exit status.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ledger.sh"
 . "$(dirname "$0")/bank.sh"
@@ -61,6 +63,25 @@ svc_start accounts
 wait_until 60 'esctl lag --max-lag 0'
 pass "started again, es-accounts applied the deposits: every lag is 0"
 assert_eq $((N_ACCOUNTS * 1000 + N_DEPOSITS)) "$(sql "SELECT sum(balance) FROM accounts.accounts")" "money in the accounts"
+
+# es-projector stopped: its lag in /metrics grows with what it has not applied (measured
+# against the ends the services keep storing, not its own last figure)
+projector_lag() {
+    curl -s "http://127.0.0.1:$ES_HTTP_PORT/metrics" |
+        awk '/^es_projection_lag_records\{projection="ledger",topic="accounts.events",/ { s += $2 } END { print s + 0 }'
+}
+assert_eq 0 "$(projector_lag)" "the ledger projector's lag on accounts.events in /metrics"
+svc_stop projector
+for ((i = 0; i < N_DEPOSITS; i++)); do
+    printf '{"account_id":"lag-%d","amount":1}\n' $((i % N_ACCOUNTS))
+done | esctl send --batch DepositFunds >/dev/null
+wait_until 30 'esctl lag -c accounts --max-lag 0'
+assert_eq "$N_DEPOSITS" "$(lag_of projections accounts.events)" "the stopped projector's lag on accounts.events (esctl lag)"
+wait_until 10 "[ \"\$(projector_lag)\" = $N_DEPOSITS ]"
+pass "/metrics shows the stopped projector's lag: $N_DEPOSITS"
+svc_start projector
+wait_until 60 "[ \"\$(projector_lag)\" = 0 ]"
+pass "started again, the projector's lag in /metrics is 0"
 
 # usage errors and failures: one line on stderr, nothing on stdout, the exit status
 expect_fail() {
