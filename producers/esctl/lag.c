@@ -60,8 +60,10 @@ static void help(FILE *out)
             "                       wait until everything is applied: --max-lag 0)\n"
             "\n");
     esctl_common_help(out);
-    fprintf(out, "\nenvironment: ES_PG (the platform's PostgreSQL; default: $ES_DATA/pg.conninfo)\n"
-                 "exit status: 0 ok, 1 runtime failure, 2 usage error, 3 a lag above --max-lag\n");
+    fprintf(out,
+            "\nenvironment: ES_PG (the platform's PostgreSQL; default: $ES_DATA/pg.conninfo)\n"
+            "exit status: 0 ok, 1 runtime failure (also when some partition's end could not be\n"
+            "read: it shows as ?), 2 usage error, 3 a lag above --max-lag\n");
 }
 
 static int parse_args(esctl_t *ctx, int argc, char **argv, lag_opts_t *o)
@@ -185,8 +187,9 @@ static lag_topic_t *topic_find(lag_topic_t *topics, size_t cnt, const char *name
     return NULL;
 }
 
-/* Fill every topic's partition count and ends from the cluster. Returns 0, or -1 after
- * reporting (the broker out of reach). */
+/* Fill every topic's partition count and ends from the cluster. Returns 0; 1 when some end
+ * could not be read (reported; it shows as "?"); -1 after reporting (the broker out of
+ * reach). */
 static int read_ends(esctl_t *ctx, lag_topic_t *topics, size_t cnt)
 {
     esctl_prop_default(ctx, "log_level", "2"); /* our one line says it better */
@@ -196,7 +199,7 @@ static int read_ends(esctl_t *ctx, lag_topic_t *topics, size_t cnt)
         return -1;
     }
     int rc = 0;
-    for (size_t i = 0; i < cnt && rc == 0; i++) {
+    for (size_t i = 0; i < cnt && rc >= 0; i++) {
         lag_topic_t *t = &topics[i];
         t->partitions = -1;
         for (int k = 0; k < md->topic_cnt; k++) {
@@ -205,6 +208,8 @@ static int read_ends(esctl_t *ctx, lag_topic_t *topics, size_t cnt)
             }
         }
         if (t->partitions <= 0) {
+            esctl_err(ctx, "topic %s is not in the cluster's metadata", t->name);
+            rc = 1;
             continue;
         }
         if (!(t->end = calloc((size_t)t->partitions, sizeof(*t->end)))) {
@@ -220,6 +225,7 @@ static int read_ends(esctl_t *ctx, lag_topic_t *topics, size_t cnt)
             if (err) {
                 esctl_err(ctx, "could not read the end of %s [%d]: %s", t->name, p,
                           rd_kafka_err2str(err));
+                rc = 1;
             }
         }
     }
@@ -431,7 +437,8 @@ int esctl_lag_main(esctl_t *ctx, int argc, char **argv)
             topics[tcnt++].name = name;
         }
     }
-    if (read_ends(ctx, topics, tcnt) != 0) {
+    int partial = read_ends(ctx, topics, tcnt);
+    if (partial < 0) {
         goto done;
     }
     if (!o.as_json) {
@@ -460,7 +467,7 @@ int esctl_lag_main(esctl_t *ctx, int argc, char **argv)
         esctl_err(ctx, "could not write the output");
         goto done;
     }
-    rc = over ? ESCTL_BEHIND : ESCTL_OK;
+    rc = partial ? ESCTL_FAIL : over ? ESCTL_BEHIND : ESCTL_OK;
 done:
     for (size_t i = 0; topics && i < tcnt; i++) {
         free(topics[i].end);

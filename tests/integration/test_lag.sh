@@ -83,6 +83,16 @@ svc_start projector
 wait_until 60 "[ \"\$(projector_lag)\" = 0 ]"
 pass "started again, the projector's lag in /metrics is 0"
 
+# a position on a topic the cluster does not have (deleted on real Kafka): shown, with "?"
+# for what Kafka cannot tell, and exit status 1
+sql "INSERT INTO payments.positions (topic, partition, next_offset) VALUES ('gone.events', 0, 5)"
+rc=0
+out="$(esctl lag -c payments 2>"$ES_DATA/err")" || rc=$?
+sql "DELETE FROM payments.positions WHERE topic = 'gone.events'"
+assert_eq 1 "$rc" "esctl lag exit status with a topic the cluster does not have"
+grep -Eq '^payments +gone\.events +\? +5 +\? +\? ' <<<"$out" || fail "the unknown topic's line: $out"
+assert_eq "esctl lag: topic gone.events is not in the cluster's metadata" "$(cat "$ES_DATA/err")" "what esctl lag said"
+
 # usage errors and failures: one line on stderr, nothing on stdout, the exit status
 expect_fail() {
     local want="$1" pattern="$2" rc=0 out err
