@@ -38,6 +38,7 @@ typedef struct query_opts {
 typedef struct query_main {
     struct event_base *base;
     es_query_server_t *srv;
+    es_query_ends_t *ends; /* the log's ends from Kafka, for the lags (NULL: not read) */
     int signals;
 } query_main_t;
 
@@ -216,13 +217,22 @@ int main(int argc, char **argv)
         es_log_error("could not create the event loop", "error=\"%s\"", strerror(errno));
         goto err;
     }
+    /* the lags of /metrics are measured against the ends Kafka gives; without a broker
+     * address, against those the consumers stored (ends.h) */
+    m.ends = es_query_ends_start(&cfg, errstr, sizeof(errstr));
+    if (!m.ends) {
+        es_log_info("not reading the log's ends from Kafka: lags are measured against the ends "
+                    "the consumers stored",
+                    "reason=\"%s\"", errstr);
+    }
     es_query_server_conf_t conf = {.bind = opts.bind,
                                    .port = opts.port,
                                    .pool_size = opts.pool,
                                    .conninfo = conninfo,
                                    .queue_timeout_ms = QUEUE_TIMEOUT_MS,
                                    .breaker_failures = opts.breaker_failures,
-                                   .breaker_cooldown_ms = opts.breaker_cooldown_ms};
+                                   .breaker_cooldown_ms = opts.breaker_cooldown_ms,
+                                   .ends = m.ends};
     m.srv = es_query_server_new(m.base, &conf, errstr, sizeof(errstr));
     if (!m.srv) {
         es_log_error("could not start", "error=\"%s\"", errstr);
@@ -252,6 +262,7 @@ err:
         event_free(sigint);
     }
     es_query_server_destroy(m.srv);
+    es_query_ends_stop(m.ends);
     if (m.base) {
         event_base_free(m.base);
     }

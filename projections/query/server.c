@@ -33,6 +33,7 @@
 #include "pool.h"
 #include "routes.h"
 #include "sagas.h"
+#include "ends.h"
 
 #define ENTRIES_LIMIT_DEFAULT 50
 #define ENTRIES_LIMIT_MAX 500
@@ -47,26 +48,46 @@
 #define HTTP_TIMEOUT_S 30
 #define DRAIN_FLUSH_GRACE_MS 1000
 
-/* A projector's positions and lag. The lag is measured against the newest end of each
- * partition that any consumer stored with its positions (every service, projector and the
- * saga coordinator keeps them in its schema's positions table, lib/batch.c): a stopped
- * projector's own figure stops where it stopped, while the services reading the same topics
- * go on storing newer ends. The schemas are found in the catalog; query_to_xml runs the same
- * query on each one's table (a rebuild's shadow and old schemas left out). esctl lag asks
- * Kafka itself. */
+/* Every consumer's stored positions (each service, projector and the saga coordinator keeps
+ * them in its schema's positions table, lib/batch.c, with the end of the partition it last
+ * saw): the schemas are found in the catalog, and query_to_xml runs the same query on each
+ * one's table (a rebuild's shadow and old schemas left out). Columns x.topic, x.partition,
+ * x.next_offset, x.hw, and n.nspname the consumer. */
+#define EVERY_POSITIONS                                                                            \
+    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,"                              \
+    " LATERAL xmltable('/table/row' PASSING query_to_xml(format("                                  \
+    "'SELECT topic, partition, next_offset, high_watermark AS hw FROM %I.positions',"              \
+    " n.nspname), false, false, '') COLUMNS topic text, partition int, next_offset bigint,"        \
+    " hw bigint) x"                                                                                \
+    " WHERE c.relname = 'positions' AND c.relkind = 'r' AND n.nspname !~ '_(rebuild|old)$'"        \
+    " AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid"                           \
+    " AND a.attname = 'high_watermark' AND NOT a.attisdropped)"
+/* The ends read from Kafka (ends.h): $1 topics, $2 partitions, $3 ends, as arrays. */
+#define KAFKA_ENDS                                                                                 \
+    " SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[]) AS k(topic, partition, hw)"
+
+/* A projector's positions and lag. The lag is measured against the newest end known of each
+ * partition: what Kafka said last (ends.h), or what any consumer stored with its positions,
+ * whichever is larger. Its own stored end stops where a stopped projector stopped. */
 #define POSITIONS_SQL(schema)                                                                      \
     "SELECT p.topic, p.partition, p.next_offset,"                                                  \
     " GREATEST(GREATEST(p.high_watermark, coalesce(e.hw, 0)) - p.next_offset, 0)"                  \
     " FROM " schema ".positions p LEFT JOIN"                                                       \
-    " (SELECT x.topic, x.partition, max(x.hw) AS hw"                                               \
-    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,"                              \
-    " LATERAL xmltable('/table/row' PASSING query_to_xml(format("                                  \
-    "'SELECT topic, partition, high_watermark AS hw FROM %I.positions', n.nspname),"               \
-    " false, false, '') COLUMNS topic text, partition int, hw bigint) x"                           \
-    " WHERE c.relname = 'positions' AND c.relkind = 'r' AND n.nspname !~ '_(rebuild|old)$'"        \
-    " AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid"                           \
-    " AND a.attname = 'high_watermark' AND NOT a.attisdropped)"                                    \
+    " (SELECT topic, partition, max(hw) AS hw FROM"                                                \
+    " (SELECT x.topic, x.partition, x.hw" EVERY_POSITIONS " UNION ALL" KAFKA_ENDS ") a"            \
     " GROUP BY 1, 2) e USING (topic, partition) ORDER BY topic, partition"
+
+/* Every consumer's lag per topic it reads, against the same ends; a partition of such a topic
+ * it stored nothing for counts from offset 0 (where it would start). */
+#define CONSUMER_LAG_SQL                                                                           \
+    "WITH pos AS (SELECT n.nspname AS consumer, x.topic, x.partition, x.next_offset, "             \
+    "x.hw" EVERY_POSITIONS "),"                                                                    \
+    " ends AS (SELECT topic, partition, max(hw) AS hw FROM"                                        \
+    " (SELECT topic, partition, hw FROM pos UNION ALL" KAFKA_ENDS ") a GROUP BY 1, 2),"            \
+    " reads AS (SELECT DISTINCT consumer, topic FROM pos)"                                         \
+    " SELECT r.consumer, r.topic, sum(GREATEST(e.hw - coalesce(p.next_offset, 0), 0))::bigint"     \
+    " FROM reads r JOIN ends e USING (topic) LEFT JOIN pos p ON p.consumer = r.consumer"           \
+    " AND p.topic = e.topic AND p.partition = e.partition GROUP BY 1, 2 ORDER BY 1, 2"
 
 /* Statements, in the order of the enum below. Always schema-qualified: a rebuild swaps the
  * projections schema by renaming, and the pool prepares again after such a swap. */
@@ -87,6 +108,7 @@ enum {
     Q_SAGAS,
     Q_SAGA_METRICS,
     Q_STORAGE,
+    Q_CONSUMER_LAG,
     Q__CNT
 };
 
@@ -160,10 +182,11 @@ static const es_query_stmt_t statements[Q__CNT] = {
                                               " WHERE o.order_id = $1 AND o.status <> ''",
                  1, "shop_views.orders"},
     [Q_HEALTH] = {"es_query_health", "SELECT 1", 0},
-    [Q_POSITIONS] = {"es_query_positions", POSITIONS_SQL("projections"), 0,
+    [Q_POSITIONS] = {"es_query_positions", POSITIONS_SQL("projections"), 3,
                      "projections.positions"},
-    [Q_SHOP_POSITIONS] = {"es_query_shop_positions", POSITIONS_SQL("shop_views"), 0,
+    [Q_SHOP_POSITIONS] = {"es_query_shop_positions", POSITIONS_SQL("shop_views"), 3,
                           "shop_views.positions"},
+    [Q_CONSUMER_LAG] = {"es_query_consumer_lag", CONSUMER_LAG_SQL, 3},
     /* the saga coordinator's tables: the SQL lives with its rendering, in sagas.c */
     [Q_SAGA] = {"es_query_saga", es_query_saga_sql, 1, "sagas.steps"},
     [Q_SAGAS] = {"es_query_sagas", es_query_sagas_sql, ES_QUERY_SAGAS_NPARAMS, "sagas.sagas"},
@@ -190,6 +213,12 @@ struct es_query_server {
     es_buf_t lag[2], pos[2];
     es_buf_t saga_metrics; /* the saga families from the last saga metrics query */
     es_buf_t storage;      /* es_table_rows lines from the last storage query */
+    es_buf_t consumer_lag; /* es_consumer_lag_records lines from the last lag query */
+    /* the partitions' ends read from Kafka (NULL: none configured) and, for the statements of
+     * one /metrics, as array literals, with their age (ms; -1: none read yet) */
+    es_query_ends_t *ends;
+    es_buf_t ends_topics, ends_parts, ends_highs;
+    int64_t ends_age_ms;
     int debug;
     size_t inflight;  /* requests not answered yet */
     size_t unflushed; /* answered, reply still being written */
@@ -639,24 +668,76 @@ static void on_sagas(es_query_status_t status, const PGresult *res, const char *
     free(qr);
 }
 
-/* The last stage of /metrics: how many rows the growing tables hold, cached like the rest. */
-static void on_storage(es_query_status_t status, const PGresult *res, const char *errmsg,
-                       void *opaque)
+/* The statements' parameters for the ends read from Kafka (ends_refresh). */
+static void ends_params(const es_query_server_t *srv, const char *params[3])
 {
-    query_req_t *qr = opaque;
-    es_buf_t *cache = &qr->srv->storage;
+    params[0] = (const char *)srv->ends_topics.data;
+    params[1] = (const char *)srv->ends_parts.data;
+    params[2] = (const char *)srv->ends_highs.data;
+}
+
+/* At the start of a /metrics: ask for fresh ends, and take the last ones read. */
+static void ends_refresh(es_query_server_t *srv)
+{
+    es_query_ends_want(srv->ends);
+    srv->ends_age_ms =
+        es_query_ends_literals(srv->ends, &srv->ends_topics, &srv->ends_parts, &srv->ends_highs);
+    if (srv->ends_age_ms < -1) { /* out of memory: no Kafka ends this time */
+        es_buf_t *b[3] = {&srv->ends_topics, &srv->ends_parts, &srv->ends_highs};
+        for (int i = 0; i < 3; i++) {
+            es_buf_reset(b[i]);
+            es_buf_append(b[i], "{}", 3);
+        }
+        srv->ends_age_ms = -1;
+    }
+}
+
+/* Render `res`'s rows (label1 value, label2 value, number) as `name{l1="..",l2=".."} n` lines
+ * into `cache` (reset first); what the query said when it failed goes to the log as `what`. */
+static void metric_rows(es_buf_t *cache, const char *name, const char *l1, const char *l2,
+                        es_query_status_t status, const PGresult *res, const char *errmsg,
+                        const char *what)
+{
     es_buf_reset(cache);
     if (status == ES_QUERY_OK && PQnfields(res) == 3) {
         for (int i = 0; i < PQntuples(res); i++) {
-            es_buf_puts(cache, "es_table_rows{schema=\"");
+            es_buf_printf(cache, "%s{%s=\"", name, l1);
             es_query_metrics_label(cache, PQgetvalue(res, i, 0));
-            es_buf_puts(cache, "\",table=\"");
+            es_buf_printf(cache, "\",%s=\"", l2);
             es_query_metrics_label(cache, PQgetvalue(res, i, 1));
             es_buf_printf(cache, "\"} %s\n", PQgetvalue(res, i, 2));
         }
     } else if (status != ES_QUERY_MISSING) {
-        es_log_warn("could not read the table sizes", "error=\"%s\"", errmsg ? errmsg : "");
+        es_log_warn(what, "error=\"%s\"", errmsg ? errmsg : "");
     }
+}
+
+/* The last stage of /metrics: every consumer's lag per topic, cached like the rest. */
+static void on_consumer_lag(es_query_status_t status, const PGresult *res, const char *errmsg,
+                            void *opaque)
+{
+    query_req_t *qr = opaque;
+    metric_rows(&qr->srv->consumer_lag, "es_consumer_lag_records", "consumer", "topic", status, res,
+                errmsg, "could not read the consumers' lag");
+    reply_metrics(qr);
+    free(qr);
+}
+
+/* The next stage of /metrics: how many rows the growing tables hold, cached like the rest. */
+static void on_storage(es_query_status_t status, const PGresult *res, const char *errmsg,
+                       void *opaque)
+{
+    query_req_t *qr = opaque;
+    metric_rows(&qr->srv->storage, "es_table_rows", "schema", "table", status, res, errmsg,
+                "could not read the table sizes");
+    const char *why = NULL;
+    const char *params[3];
+    ends_params(qr->srv, params);
+    if (es_query_pool_submit(qr->srv->pool, Q_CONSUMER_LAG, params, on_consumer_lag, qr, &why) ==
+        0) {
+        return;
+    }
+    es_buf_reset(&qr->srv->consumer_lag);
     reply_metrics(qr);
     free(qr);
 }
@@ -683,6 +764,7 @@ static void on_saga_metrics(es_query_status_t status, const PGresult *res, const
         return;
     }
     es_buf_reset(&qr->srv->storage);
+    es_buf_reset(&qr->srv->consumer_lag);
     reply_metrics(qr);
     free(qr);
 }
@@ -795,6 +877,22 @@ static void reply_metrics(query_req_t *qr)
             es_buf_append(b, srv->pos[p].data, srv->pos[p].len);
         }
     }
+    if (srv->consumer_lag.len > 0) {
+        es_buf_puts(b, "# HELP es_consumer_lag_records Records a consumer (a service, projector "
+                       "or the saga coordinator, named by its schema) has yet to apply, per "
+                       "topic: the partitions' newest ends known (Kafka's, or any consumer's) "
+                       "minus its stored positions.\n"
+                       "# TYPE es_consumer_lag_records gauge\n");
+        es_buf_append(b, srv->consumer_lag.data, srv->consumer_lag.len);
+    }
+    if (srv->ends && srv->ends_age_ms >= 0) {
+        es_buf_printf(b,
+                      "# HELP es_log_ends_age_seconds How old the partitions' ends read from "
+                      "Kafka for the lags are.\n"
+                      "# TYPE es_log_ends_age_seconds gauge\n"
+                      "es_log_ends_age_seconds %.3f\n",
+                      (double)srv->ends_age_ms / 1000.0);
+    }
     reply(srv, qr->req, qr->route, &qr->t0, 200, "text/plain; version=0.0.4; charset=utf-8");
 }
 
@@ -811,7 +909,8 @@ static void on_positions(es_query_status_t status, const PGresult *res, const ch
     }
     positions_cache_update(qr->srv, p, status == ES_QUERY_OK ? res : NULL);
     const char *why = NULL;
-    const char *params[1] = {NULL};
+    const char *params[3];
+    ends_params(qr->srv, params);
     if (p == 0) {
         qr->shop_tried = 1;
         if (es_query_pool_submit(qr->srv->pool, Q_SHOP_POSITIONS, params, on_positions, qr, &why) ==
@@ -826,6 +925,7 @@ static void on_positions(es_query_status_t status, const PGresult *res, const ch
     }
     es_buf_reset(&qr->srv->saga_metrics);
     es_buf_reset(&qr->srv->storage);
+    es_buf_reset(&qr->srv->consumer_lag);
     reply_metrics(qr);
     free(qr);
 }
@@ -1053,6 +1153,8 @@ static void submit_query(es_query_server_t *srv, struct evhttp_request *req,
             free(qr);
             return;
         }
+        ends_refresh(srv);
+        ends_params(srv, params);
         stmt = Q_POSITIONS;
         cb = on_positions;
         break;
@@ -1072,6 +1174,7 @@ static void submit_query(es_query_server_t *srv, struct evhttp_request *req,
             positions_cache_update(srv, 1, NULL);
             es_buf_reset(&srv->saga_metrics);
             es_buf_reset(&srv->storage);
+            es_buf_reset(&srv->consumer_lag);
             reply_metrics(qr);
         } else {
             reply_db_error(qr, ES_QUERY_UNAVAILABLE, why);
@@ -1206,6 +1309,12 @@ es_query_server_t *es_query_server_new(struct event_base *base, const es_query_s
     }
     es_buf_init(&srv->saga_metrics);
     es_buf_init(&srv->storage);
+    es_buf_init(&srv->consumer_lag);
+    es_buf_init(&srv->ends_topics);
+    es_buf_init(&srv->ends_parts);
+    es_buf_init(&srv->ends_highs);
+    srv->ends = conf->ends;
+    srv->ends_age_ms = -1;
     es_query_metrics_init(&srv->metrics);
     const char *lvl = getenv("ES_LOG_LEVEL");
     srv->debug = lvl && !strcmp(lvl, "debug");
@@ -1342,5 +1451,9 @@ void es_query_server_destroy(es_query_server_t *srv)
     }
     es_buf_fini(&srv->saga_metrics);
     es_buf_fini(&srv->storage);
+    es_buf_fini(&srv->consumer_lag);
+    es_buf_fini(&srv->ends_topics);
+    es_buf_fini(&srv->ends_parts);
+    es_buf_fini(&srv->ends_highs);
     free(srv);
 }

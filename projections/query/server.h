@@ -10,6 +10,8 @@
 
 #include <event2/event.h>
 
+#include "ends.h"
+
 typedef struct es_query_server es_query_server_t;
 
 typedef struct es_query_server_conf {
@@ -20,6 +22,7 @@ typedef struct es_query_server_conf {
     int queue_timeout_ms;    /* how long a request may wait for a connection */
     int breaker_failures;    /* unanswered queries in a row that open the circuit (0: never) */
     int breaker_cooldown_ms; /* the open circuit's first pause */
+    es_query_ends_t *ends;   /* the log's ends from Kafka (borrowed, may be NULL), ends.h */
 } es_query_server_conf_t;
 
 /* Listen and start connecting to PostgreSQL on `base` (borrowed, must outlive the server).

@@ -2,7 +2,8 @@
 # test_lag.sh: `esctl lag` on a running stack. Once the traffic is applied every consumer's lag
 # is 0 (--max-lag 0 exits 0); with es-accounts stopped, the commands sent to it show as its
 # lag on accounts.commands, and only there (table, --partitions and --json agree, --max-lag
-# exits 3); started again, it catches up and the lag is 0. es-projector stopped, its lag in
+# exits 3, es-query's es_consumer_lag_records, measured against the ends it reads from Kafka,
+# agrees); started again, it catches up and the lag is 0. es-projector stopped, its lag in
 # es-query's /metrics grows too (it used to stay at its last figure); started, back to 0.
 # Usage errors, an unreachable broker and an unreachable PostgreSQL fail with one line and
 # their exit status.
@@ -52,6 +53,17 @@ assert_eq 6 "$(esctl lag --json --partitions -c accounts | jq -s '[.[] | select(
     "per-partition lines of accounts.commands"
 assert_eq 0 "$(esctl lag --json | jq -s 'map(select(.consumer != "accounts" and .lag != 0)) | length')" \
     "other consumers' topics with a lag"
+# es-query's /metrics says the same: measured against the ends it reads from Kafka (no running
+# consumer reads accounts.commands, so no stored end is newer than es-accounts' own)
+metric() {
+    curl -s "http://127.0.0.1:$ES_HTTP_PORT/metrics" | awk -v m="$1" 'index($0, m " ") == 1 { print $2 }'
+}
+wait_until 10 "[ \"\$(metric 'es_consumer_lag_records{consumer=\"accounts\",topic=\"accounts.commands\"}')\" = $N_DEPOSITS ]"
+pass "/metrics: es_consumer_lag_records of accounts on accounts.commands = $N_DEPOSITS"
+assert_eq 0 "$(curl -s "http://127.0.0.1:$ES_HTTP_PORT/metrics" | awk '/^es_consumer_lag_records\{/ && $1 !~ /consumer="accounts"/ && $2 != 0' | wc -l)" \
+    "other consumers with a lag in /metrics"
+age="$(metric es_log_ends_age_seconds)"
+assert "awk -v a='$age' 'BEGIN { exit !(a != \"\" && a >= 0 && a < 5) }'" "the ends /metrics measured against are fresh ($age s)"
 rc=0
 esctl lag --max-lag $((N_DEPOSITS - 1)) >/dev/null || rc=$?
 assert_eq 3 "$rc" "esctl lag --max-lag $((N_DEPOSITS - 1)) exit status"
@@ -62,6 +74,7 @@ assert_eq 0 "$rc" "esctl lag --max-lag $N_DEPOSITS exit status"
 svc_start accounts
 wait_until 60 'esctl lag --max-lag 0'
 pass "started again, es-accounts applied the deposits: every lag is 0"
+wait_until 10 "[ \"\$(metric 'es_consumer_lag_records{consumer=\"accounts\",topic=\"accounts.commands\"}')\" = 0 ]"
 assert_eq $((N_ACCOUNTS * 1000 + N_DEPOSITS)) "$(sql "SELECT sum(balance) FROM accounts.accounts")" "money in the accounts"
 
 # es-projector stopped: its lag in /metrics grows with what it has not applied (measured
