@@ -48,9 +48,19 @@ static void snapshot_free(snapshot_t *s)
     memset(s, 0, sizeof(*s));
 }
 
-/* Read every partition's end into `s` (empty on entry). Returns 0, or -1 with errstr. */
-static int snapshot_read(rd_kafka_t *rk, snapshot_t *s, char *errstr, size_t errstr_size)
+static int stopping(es_query_ends_t *e)
 {
+    pthread_mutex_lock(&e->lock);
+    int stop = e->stopping;
+    pthread_mutex_unlock(&e->lock);
+    return stop;
+}
+
+/* Read every partition's end into `s` (empty on entry), giving up between two topics when
+ * the thread is asked to stop. Returns 0, or -1 with errstr. */
+static int snapshot_read(es_query_ends_t *e, snapshot_t *s, char *errstr, size_t errstr_size)
+{
+    rd_kafka_t *rk = e->rk;
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, &md, ENDS_TIMEOUT_MS);
     if (err) {
@@ -70,6 +80,11 @@ static int snapshot_read(rd_kafka_t *rk, snapshot_t *s, char *errstr, size_t err
     }
     for (int t = 0; t < md->topic_cnt && rc == 0; t++) {
         const struct rd_kafka_metadata_topic *mt = &md->topics[t];
+        if (stopping(e)) {
+            snprintf(errstr, errstr_size, "stopping");
+            rc = -1;
+            break;
+        }
         if (mt->err || strncmp(mt->topic, "__", 2) == 0) {
             continue;
         }
@@ -122,7 +137,7 @@ static void *ends_main(void *arg)
         snapshot_t s;
         memset(&s, 0, sizeof(s));
         char errstr[512];
-        int rc = snapshot_read(e->rk, &s, errstr, sizeof(errstr));
+        int rc = snapshot_read(e, &s, errstr, sizeof(errstr));
         pthread_mutex_lock(&e->lock);
         if (rc == 0) {
             snapshot_free(&e->last);
@@ -134,7 +149,7 @@ static void *ends_main(void *arg)
         } else {
             /* keep the last good reading (its age shows); try again after the same pause */
             snapshot_free(&s);
-            if (!e->failing) {
+            if (!e->failing && !e->stopping) {
                 es_log_warn("could not read the log's ends from Kafka: lags are measured "
                             "against the ends the consumers stored",
                             "error=\"%s\"", errstr);

@@ -96,6 +96,22 @@ svc_start projector
 wait_until 60 "[ \"\$(projector_lag)\" = 0 ]"
 pass "started again, the projector's lag in /metrics is 0"
 
+# the broker stopped: /metrics still answers at once, with the last ends read, and says how
+# old they are; started again, they are fresh
+svc_stop broker
+t0=$(date +%s%N)
+metric es_log_ends_age_seconds >/dev/null
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$ms" -lt 1500 ] || fail "/metrics took $ms ms with the broker stopped"
+pass "/metrics answered in $ms ms with the broker stopped"
+sleep 3
+age="$(metric es_log_ends_age_seconds)"
+assert "awk -v a='$age' 'BEGIN { exit !(a >= 3) }'" "the ends' age grows while the broker is away ($age s)"
+svc_start broker
+wait_until 30 "awk -v a=\"\$(metric es_log_ends_age_seconds)\" 'BEGIN { exit !(a != \"\" && a < 3) }'"
+pass "the broker back, the ends are fresh again"
+wait_until 30 'esctl lag --max-lag 0'
+
 # a position on a topic the cluster does not have (deleted on real Kafka): shown, with "?"
 # for what Kafka cannot tell, and exit status 1
 sql "INSERT INTO payments.positions (topic, partition, next_offset) VALUES ('gone.events', 0, 5)"
