@@ -258,10 +258,19 @@ stuck="$("$ESCTL" sagas --status PENDING --older-than 10s --json 2>/dev/null | j
 printf '  %ssagas stuck anywhere (pending for more than 10 s, esctl sagas --status PENDING --older-than 10s): %s%s\n' \
     "$D" "$stuck" "$O"
 
+section "13. Every consumer, how far behind the log it is (esctl lag)"
+for _ in $(seq 1 100); do
+    "$ESCTL" lag --max-lag 0 >/dev/null 2>&1 && break
+    sleep 0.1
+done
+"$ESCTL" lag 2>&1 | sed 's/^/  /'
+printf '  %spositions stored in PostgreSQL with each consumer'"'"'s effects, ends read from Kafka%s\n' "$D" "$O"
+
 section "Look further"
 cat <<TXT
   $hint_esctl saga o1-$run               $hint_esctl saga o1-$run --svg - > o1.svg
   $hint_esctl sagas --status PENDING --older-than 10s      curl '$hint_query/sagas?status=FAILED'
+  $hint_esctl lag --partitions         curl -s $hint_query/metrics | grep consumer_lag
   $hint_esctl replay --correlation ${ocorr[o1-$run]}
   curl $hint_query/transfers/t4-$run
   curl $hint_query/orders/o1-$run      curl $hint_query/users/$dan/orders

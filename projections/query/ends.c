@@ -151,7 +151,7 @@ static void *ends_main(void *arg)
             snapshot_free(&s);
             if (!e->failing && !e->stopping) {
                 es_log_warn("could not read the log's ends from Kafka: lags are measured "
-                            "against the ends the consumers stored",
+                            "against the last read and those the consumers stored",
                             "error=\"%s\"", errstr);
                 e->failing = 1;
             }
