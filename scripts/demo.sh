@@ -263,8 +263,13 @@ for _ in $(seq 1 100); do
     "$ESCTL" lag --max-lag 0 >/dev/null 2>&1 && break
     sleep 0.1
 done
-"$ESCTL" lag 2>&1 | sed 's/^/  /'
-printf '  %spositions stored in PostgreSQL with each consumer'"'"'s effects, ends read from Kafka%s\n' "$D" "$O"
+printf '  %s%-12s %6s %16s %6s%s\n' "$D" consumer topics "records applied" lag "$O"
+"$ESCTL" lag --json 2>/dev/null |
+    jq -rs 'group_by(.consumer)[] | [.[0].consumer, length, (map(.position) | add), (map(.lag // "?") | if all(type == "number") then add else "?" end)] | @tsv' |
+    while IFS=$'\t' read -r consumer topics applied lag; do
+        printf '  %-12s %6s %16s %6s\n' "$consumer" "$topics" "$applied" "$lag"
+    done
+printf '  %spositions stored in PostgreSQL with each consumer'"'"'s effects, the log'"'"'s ends read from Kafka\n  (a schema names each: projections is es-projector, shop_views es-shop-projector); by topic: esctl lag%s\n' "$D" "$O"
 
 section "Look further"
 cat <<TXT
