@@ -410,7 +410,7 @@ int esctl_lag_main(esctl_t *ctx, int argc, char **argv)
             es_buf_t names;
             es_buf_init(&names);
             for (int i = 0; i < n; i++) {
-                if (i == 0 || strcmp(PQgetvalue(res, i, 0), PQgetvalue(res, i - 1, 0))) {
+                if (i == 0 || strcmp(PQgetvalue(res, i, 0), PQgetvalue(res, i - 1, 0)) != 0) {
                     es_buf_printf(&names, "%s%s", names.len ? ", " : "", PQgetvalue(res, i, 0));
                 }
             }
