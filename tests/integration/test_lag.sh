@@ -44,12 +44,12 @@ done | esctl send --batch DepositFunds >/dev/null
 assert_eq "$N_DEPOSITS" "$(lag_of accounts accounts.commands)" "accounts' lag on accounts.commands while it is stopped"
 out="$(esctl lag --consumer accounts)"
 printf '%s\n' "$out" | sed 's/^/    /' >&2
-grep -Eq "^accounts +accounts\.commands +6 +[0-9]+ +[0-9]+ +$N_DEPOSITS +" <<<"$out" ||
+grep -Eq "^accounts +accounts\.commands +${ES_PARTITIONS:-6} +[0-9]+ +[0-9]+ +$N_DEPOSITS +" <<<"$out" ||
     fail "the table does not show a lag of $N_DEPOSITS on accounts.commands"
 pass "the table shows it"
 assert_eq "$N_DEPOSITS" "$(esctl lag --json --partitions -c accounts | jq -s '[.[] | select(.topic == "accounts.commands") | .lag] | add')" \
     "the per-partition lags of accounts.commands, summed"
-assert_eq 6 "$(esctl lag --json --partitions -c accounts | jq -s '[.[] | select(.topic == "accounts.commands")] | length')" \
+assert_eq "${ES_PARTITIONS:-6}" "$(esctl lag --json --partitions -c accounts | jq -s '[.[] | select(.topic == "accounts.commands")] | length')" \
     "per-partition lines of accounts.commands"
 assert_eq 0 "$(esctl lag --json | jq -s 'map(select(.consumer != "accounts" and .lag != 0)) | length')" \
     "other consumers' topics with a lag"
