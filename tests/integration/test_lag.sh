@@ -25,6 +25,13 @@ lag_of() {
     esctl lag --json --consumer "$1" | jq -r --arg t "$2" 'select(.topic == $t) | .lag'
 }
 
+# send_deposits: N_DEPOSITS deposits of 1 spread over the accounts, acknowledged by Kafka
+send_deposits() {
+    for ((i = 0; i < N_DEPOSITS; i++)); do
+        printf '{"account_id":"lag-%d","amount":1}\n' $((i % N_ACCOUNTS))
+    done | esctl send --batch DepositFunds >/dev/null
+}
+
 # ignored records (another service's events) are stored with the next batch or tick: wait
 wait_until 30 'esctl lag --max-lag 0'
 pass "every consumer applied everything: esctl lag --max-lag 0 exits 0"
@@ -38,9 +45,7 @@ assert_eq 0 "$(esctl lag --json | jq -s 'map(select(.lag != 0)) | length')" "con
 
 # es-accounts stopped: what is sent to it waits in accounts.commands
 svc_stop accounts
-for ((i = 0; i < N_DEPOSITS; i++)); do
-    printf '{"account_id":"lag-%d","amount":1}\n' $((i % N_ACCOUNTS))
-done | esctl send --batch DepositFunds >/dev/null
+send_deposits
 assert_eq "$N_DEPOSITS" "$(lag_of accounts accounts.commands)" "accounts' lag on accounts.commands while it is stopped"
 out="$(esctl lag --consumer accounts)"
 printf '%s\n' "$out" | sed 's/^/    /' >&2
@@ -85,9 +90,7 @@ projector_lag() {
 }
 assert_eq 0 "$(projector_lag)" "the ledger projector's lag on accounts.events in /metrics"
 svc_stop projector
-for ((i = 0; i < N_DEPOSITS; i++)); do
-    printf '{"account_id":"lag-%d","amount":1}\n' $((i % N_ACCOUNTS))
-done | esctl send --batch DepositFunds >/dev/null
+send_deposits
 wait_until 30 'esctl lag -c accounts --max-lag 0'
 assert_eq "$N_DEPOSITS" "$(lag_of projections accounts.events)" "the stopped projector's lag on accounts.events (esctl lag)"
 wait_until 10 "[ \"\$(projector_lag)\" = $N_DEPOSITS ]"
