@@ -86,13 +86,14 @@ unit: $(BIN)/es-unit
 # test_broker_fill and test_broker_restore (its socket-call wrappers, devstack/broker/longpoll.c,
 # run inside librdkafka's mock, and fill.c and memjournal.c read the mock's message sets), and
 # the whole stack under the tests of its edges (bad records, the CLI, HTTP), of the order
-# saga, which runs every service, of two saga coordinators sharing the partitions, and of a
-# stopped instance's sessions ended and its reconnection. A report in a program's log fails
+# saga, which runs every service, of two saga coordinators sharing the partitions, of a
+# stopped instance's sessions ended and its reconnection, of every consumer's lag, and of each
+# program logged in as its own database role (with a rebuild). A report in a program's log fails
 # the test (tests/integration/lib.sh); leaks are reported when a program stops. `make test`
 # does not run those tests a second time on the plain build (the same code, fewer checks):
 # that took two minutes of its thirteen.
 ASAN_TESTS := broker_longpoll broker_fill broker_restore dead_letters esctl query_http order_saga \
-  sagas_split stalled_tx lag
+  sagas_split stalled_tx lag roles
 asan:
 	$(MAKE) B=build-asan BIN=build-asan/bin OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \

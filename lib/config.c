@@ -191,6 +191,28 @@ const char *es_config_pg(es_config_t *cfg, char *errstr, size_t errstr_size)
                      path);
             return NULL;
         }
+        size_t n = strlen(cfg->pg_conninfo);
+        if (cfg->pg_role[0]) {
+            /* a later keyword wins in a libpq connection string */
+            int len = snprintf(cfg->pg_conninfo + n, sizeof(cfg->pg_conninfo) - n, " user=%s",
+                               cfg->pg_role);
+            if (len < 0 || (size_t)len >= sizeof(cfg->pg_conninfo) - n) {
+                cfg->pg_conninfo[0] = '\0';
+                snprintf(errstr, errstr_size, "%s is too long", path);
+                return NULL;
+            }
+        }
     }
     return cfg->pg_conninfo;
+}
+
+int es_config_set_pg_role(es_config_t *cfg, const char *role)
+{
+    size_t n = strlen(role);
+    if (n == 0 || n >= sizeof(cfg->pg_role) ||
+        strspn(role, "abcdefghijklmnopqrstuvwxyz0123456789_") != n) {
+        return -1;
+    }
+    memcpy(cfg->pg_role, role, n + 1);
+    return 0;
 }

@@ -4,7 +4,8 @@
  *
  *   ES_DATA           data folder                    default: ./.data
  *   KAFKA_BROKERS     bootstrap servers              default: contents of $ES_DATA/broker.addr
- *   ES_PG             libpq connection string        default: contents of $ES_DATA/pg.conninfo
+ *   ES_PG             libpq connection string        default: contents of $ES_DATA/pg.conninfo,
+ *                     logged in as the program's own role (es_config_set_pg_role)
  *   ES_PARTITIONS     partitions per topic           default: 6
  *   ES_KAFKA_PROPS    extra librdkafka properties,   e.g.
  * "security.protocol=SASL_SSL,sasl.mechanism=PLAIN" comma separated (each -X prop=val flag adds one
@@ -27,6 +28,7 @@ typedef struct es_config {
     char brokers[1024];     /* empty until resolved */
     int brokers_from_file;  /* brokers came from <data_dir>/broker.addr: the dev stack's */
     char pg_conninfo[1024]; /* empty until resolved */
+    char pg_role[64];       /* the program's PostgreSQL role on the dev stack; empty: the file's */
     int partitions;
     int64_t dedup_window_ms;
     int batch_linger_ms; /* ES_BATCH_LINGER_MS: see the loop in service.c; 0: never */
@@ -48,8 +50,16 @@ int es_config_add_prop(es_config_t *cfg, const char *name_eq_value, char *errstr
  * Returns a borrowed string, or NULL with a message saying how to start the broker. */
 const char *es_config_brokers(es_config_t *cfg, char *errstr, size_t errstr_size);
 
-/* Resolve the PostgreSQL connection string the same way ($ES_DATA/pg.conninfo). */
+/* Resolve the PostgreSQL connection string the same way ($ES_DATA/pg.conninfo). From that file
+ * (the dev stack's cluster, whose file names its superuser) it logs in as the role set with
+ * es_config_set_pg_role(), if any; ES_PG and --pg are taken as given (a deployment names each
+ * program's role and password there). */
 const char *es_config_pg(es_config_t *cfg, char *errstr, size_t errstr_size);
+
+/* The PostgreSQL role the program logs in as on the dev stack: each service's is named after
+ * its schema, which it owns (scripts/db-roles.sql). `role` is copied; call before the first
+ * es_config_pg(). Returns 0, or -1 for a name that is not [a-z0-9_]+ or too long. */
+int es_config_set_pg_role(es_config_t *cfg, const char *role);
 
 /* Read a small text file into buf (trailing whitespace trimmed). Returns 0 or -1. */
 int es_config_read_file(const char *path, char *buf, size_t size);

@@ -170,6 +170,36 @@ static int execf_or_report(const rebuild_t *rb, PGconn *pg, const char *fmt, ...
     return exec_or_report(rb, pg, sql);
 }
 
+/* The projection's tables belong to the role named after its schema where the cluster has one
+ * (the projector's: scripts/db-roles.sql), the rebuilt ones too, or the live projector could
+ * not write them once swapped in: the rebuild acts as that role (its login must be allowed
+ * to: the superuser, or a member of it). A cluster without such a role is rebuilt as whoever
+ * logged in. */
+static int act_as_owner(const rebuild_t *rb, PGconn *pg)
+{
+    const char *schema = rb->proj->schema;
+    char errstr[1024];
+    PGresult *res = es_pg_query(pg,
+                                "SELECT pg_has_role(current_user, oid, 'MEMBER')::int FROM pg_roles"
+                                " WHERE rolname = $1 AND rolname <> current_user",
+                                1, &schema, NULL, NULL, 0, errstr, sizeof(errstr));
+    if (!res) {
+        fprintf(stderr, "%s: rebuild failed: %s\n", rb->proj->program, errstr);
+        return -1;
+    }
+    int found = PQntuples(res) == 1, allowed = found && !strcmp(PQgetvalue(res, 0, 0), "1");
+    PQclear(res);
+    if (found && !allowed) {
+        fprintf(stderr,
+                "%s: rebuild failed: the tables of %s belong to role %s, which the role "
+                "logged in (ES_PG) may not act as: rebuild as the cluster's superuser or a "
+                "member of %s\n",
+                rb->proj->program, schema, schema, schema);
+        return -1;
+    }
+    return found ? execf_or_report(rb, pg, "SET ROLE %s", schema) : 0;
+}
+
 /* Phase 3: under the swap lock, read until every partition is at least where the live
  * projector is, then swap the schemas. Runs inside the caller's transaction. */
 static int catch_up_and_swap(const rebuild_t *rb, PGconn *pg, es_logreader_t *lr, es_service_t *svc,
@@ -335,7 +365,8 @@ int es_projection_rebuild(es_config_t *cfg, const es_projection_t *proj)
         fprintf(stderr, "%s: %s\n", prog_name, errstr);
         goto out;
     }
-    if (execf_or_report(&rb, pg, "SET idle_in_transaction_session_timeout = '%ds'",
+    if (act_as_owner(&rb, pg) != 0 ||
+        execf_or_report(&rb, pg, "SET idle_in_transaction_session_timeout = '%ds'",
                         IDLE_TX_TIMEOUT_S) != 0 ||
         execf_or_report(&rb, pg, "DROP SCHEMA IF EXISTS %s CASCADE", rb.shadow) != 0) {
         goto out;

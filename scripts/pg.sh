@@ -2,8 +2,9 @@
 # pg.sh: the private PostgreSQL 15 cluster of one data folder, for development and tests.
 #
 #   scripts/pg.sh init     create the cluster in $ES_DATA/pg (nothing if it exists)
-#   scripts/pg.sh start    init if needed, start (already running is fine), make database `es`,
-#                          write $ES_DATA/pg.conninfo
+#   scripts/pg.sh start    init if needed, start (already running is fine), make database `es`
+#                          and the programs' roles (scripts/db-roles.sql), write
+#                          $ES_DATA/pg.conninfo
 #   scripts/pg.sh stop     fast shutdown (already stopped is fine); removes pg.conninfo
 #   scripts/pg.sh status   running or stopped; exit 0 when running, 3 when not
 #   scripts/pg.sh psql     psql on database `es` (extra arguments go to psql)
@@ -22,7 +23,9 @@
 #
 # Authentication is `trust`, on the loopback address and the private socket only: this is a
 # throwaway cluster for one developer or one test run, and any local user who can reach the port
-# is a superuser on it. Never point it at data that matters.
+# is a superuser on it. Never point it at data that matters. pg.conninfo names the superuser
+# (for esctl, the scripts and the tests); each program replaces it with its own role, which may
+# touch its own schema only (lib/config.h, scripts/db-roles.sql).
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 set -euo pipefail
 
@@ -34,7 +37,7 @@ PG_SUPERUSER=postgres
 PG_DBNAME=es
 
 usage() {
-    sed -n '2,13s/^# \{0,1\}//p' "$0" >&2
+    sed -n '2,14s/^# \{0,1\}//p' "$0" >&2
     exit 2
 }
 
@@ -272,6 +275,15 @@ ensure_database() {
     fi
 }
 
+# ensure_roles PORT: each program's role, owning its schema (scripts/db-roles.sql), on every
+# start: it also hands over the schemas of a data folder from before the roles.
+ensure_roles() {
+    "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 \
+        "host=127.0.0.1 port=$1 dbname=$PG_DBNAME user=$PG_SUPERUSER connect_timeout=5" \
+        -f "$ES_ROOT/scripts/db-roles.sql" ||
+        es_die "could not set up the programs' roles (scripts/db-roles.sql)"
+}
+
 # prepare_wal PORT: on a new cluster, make ES_PG_WAL_READY_MB (default 1024) of WAL segments
 # ready to be written. PostgreSQL makes a new segment by writing it full of zeros and syncing
 # it, while every commit waits: here 16 MiB every ~2 s of an order saga at 500/s, and each
@@ -308,6 +320,7 @@ cmd_start() {
         fi
         es_write_atomic "$PG_PORT_FILE" "$port"
         ensure_database "$port"
+        ensure_roles "$port"
         write_conninfo "$port"
         es_info "already running (pid $(pg_pid), port $port)"
         return 0
@@ -359,6 +372,7 @@ cmd_start() {
     done
     es_write_atomic "$PG_PORT_FILE" "$port"
     ensure_database "$port"
+    ensure_roles "$port"
     write_conninfo "$port"
     es_info "started (pid $(pg_pid), port $port): $(cat -- "$PG_CONNINFO_FILE")"
 }

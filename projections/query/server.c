@@ -51,7 +51,8 @@
 /* Every consumer's stored positions (each service, projector and the saga coordinator keeps
  * them in its schema's positions table, lib/batch.c, with the end of the partition it last
  * saw): the schemas are found in the catalog, and query_to_xml runs the same query on each
- * one's table (a rebuild's shadow and old schemas left out). Columns x.topic, x.partition,
+ * one's table (a rebuild's shadow and old schemas left out, and any this role may not read:
+ * every consumer grants its positions to all, lib/batch.c). Columns x.topic, x.partition,
  * x.next_offset, x.hw, and n.nspname the consumer. */
 #define EVERY_POSITIONS                                                                            \
     " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,"                              \
@@ -60,6 +61,7 @@
     " n.nspname), false, false, '') COLUMNS topic text, partition int, next_offset bigint,"        \
     " hw bigint) x"                                                                                \
     " WHERE c.relname = 'positions' AND c.relkind = 'r' AND n.nspname !~ '_(rebuild|old)$'"        \
+    " AND has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT')"           \
     " AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid"                           \
     " AND a.attname = 'high_watermark' AND NOT a.attisdropped)"
 /* The ends read from Kafka (ends.h): $1 topics, $2 partitions, $3 ends, as arrays. */

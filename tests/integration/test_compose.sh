@@ -3,8 +3,10 @@
 # container runtime or registry can be reached here, so the containers' programs run as
 # processes, each with the command and environment compose/docker-compose.yml gives it: the host
 # names kafka-N and postgres point at this test's dev broker and PostgreSQL, each container gets
-# an empty data folder of its own (no broker.addr, no journal: as on real Kafka), and the
-# database, user and password are the ones the postgres service creates. The demo then runs
+# an empty data folder of its own (no broker.addr, no journal: as on real Kafka), the database
+# and superuser are the ones the postgres service creates, and the db-roles service's command
+# makes each program's role with its password, which PostgreSQL checks (scram-sha-256 on the
+# loopback here, as in the postgres image): each program logs in as its own role. The demo then runs
 # through the `demo` service's command and the CLI through the `esctl` service's, and the ledger
 # invariants hold. The file itself is read by Compose (docker-compose config: its schema, anchors
 # and merges). Also checked: every program the dev stack runs is a service there; the image
@@ -141,6 +143,44 @@ else
     assert_eq 0 "$(sql "SELECT count(*) FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname NOT IN ('public', 'information_schema')")" "schemas in the empty database $pg_db"
     sql "ALTER DATABASE \"$pg_db\" OWNER TO \"$pg_user\""
 fi
+# The roles are the db-roles service's to make: those scripts/pg.sh made are dropped, and
+# passwords are checked on the loopback from now on (the superuser postgres, the test's own,
+# and the private socket stay trusted)
+for r in $(sql "SELECT rolname FROM pg_roles WHERE rolname !~ '^pg_' AND rolname NOT IN ('postgres', '$pg_user')"); do
+    sql "DROP OWNED BY $r; DROP ROLE $r"
+done
+assert_eq 0 "$(sql "SELECT count(*) FROM pg_roles WHERE rolname IN ('accounts', 'query', 'sagas')")" "the programs' roles before db-roles runs"
+hba="$(sql 'SHOW hba_file')"
+printf '%s\n' 'local all all trust' 'host all postgres 127.0.0.1/32 trust' 'host all all 127.0.0.1/32 scram-sha-256' >"$hba"
+assert_eq t "$(sql 'SELECT pg_reload_conf()')" "PostgreSQL reloads its pg_hba.conf"
+
+# the db-roles service: scripts/db-roles.sh, with its environment pointed at this PostgreSQL
+[ "$(q '.services["db-roles"].command | join(" ")')" = "bash /platform/scripts/db-roles.sh" ] ||
+    fail "the db-roles service does not run scripts/db-roles.sh"
+assert_eq "$ES_ROOT/scripts:/platform/scripts:ro" "$(q '.services["db-roles"].volumes | join(" ")')" \
+    "the db-roles service sees the repository's scripts"
+roles_env=()
+while IFS=$'\t' read -r name value; do
+    case "$name" in
+    PGHOST) value=127.0.0.1 ;;
+    PGPORT) value="$ES_PG_PORT" ;;
+    esac
+    roles_env+=("$name=$value")
+done < <(q '.services["db-roles"].environment | to_entries[] | "\(.key)\t\(.value)"')
+out="$(env -i PATH="$(dirname "$T_PSQL"):/usr/bin:/bin" "${roles_env[@]}" bash "$ES_ROOT/scripts/db-roles.sh" 2>&1)" || {
+    printf '%s\n' "$out" | sed 's/^/    /' >&2
+    fail "the db-roles service's command failed"
+}
+pass "the db-roles service's command: $out"
+assert_eq "accounts catalog orders payments projections query sagas shop_views transfers users" \
+    "$(sql "SELECT string_agg(rolname, ' ' ORDER BY rolname) FROM pg_authid WHERE rolpassword LIKE 'SCRAM-SHA-256%' AND rolname <> '$pg_user'")" \
+    "roles with a password"
+if out="$("$T_PSQL" -X -At "host=127.0.0.1 port=$ES_PG_PORT dbname=$pg_db user=accounts password=wrong" -c 'SELECT 1' 2>&1)"; then
+    fail "a wrong password was accepted"
+fi
+grep -q 'password authentication failed' <<<"$out" || fail "a wrong password: $out"
+pass "a wrong password is refused"
+
 # the postgres service's settings are PostgreSQL 15's
 for setting in $(q '.services.postgres.command[]' | sed -n 's/^\([a-z_]*\)=.*/\1/p'); do
     assert_eq 1 "$(sql "SELECT count(*) FROM pg_settings WHERE name = '$setting'")" "postgres setting $setting exists"
@@ -159,9 +199,9 @@ env_of() {
             value="$broker"
             ;;
         ES_PG)
-            [ "$value" = "host=postgres port=5432 dbname=$pg_db user=$pg_user password=$pg_pass" ] ||
+            [[ "$value" =~ ^host=postgres\ port=5432\ dbname=$pg_db\ user=([a-z_]+)\ password=([^ ]+)$ ]] ||
                 fail "$1: ES_PG=$value is not the postgres service's database"
-            value="host=127.0.0.1 port=$ES_PG_PORT dbname=$pg_db user=$pg_user password=$pg_pass"
+            value="host=127.0.0.1 port=$ES_PG_PORT dbname=$pg_db user=${BASH_REMATCH[1]} password=${BASH_REMATCH[2]}"
             ;;
         ES_QUERY_URL)
             [ "$value" = http://es-query:8080 ] || fail "$1: ES_QUERY_URL=$value is not es-query's"
@@ -220,6 +260,15 @@ for s in "${programs[@]}"; do
     }
 done
 pass "every program runs, es-query answers /health"
+# each long-running program logs in as its own role, never as the superuser
+for s in "${programs[@]}"; do
+    role="$(q --arg s "$s" '.services[$s].environment.ES_PG' | sed -n 's/.* user=\([^ ]*\) .*/\1/p')"
+    [ -n "$role" ] && [ "$role" != "$pg_user" ] || fail "$s logs in as the superuser ($role)"
+    app="${s#es-}"
+    [ "$s" != es-query ] || app=es-query
+    wait_until 30 "[ \"\$(sql \"SELECT string_agg(DISTINCT usename, ' ') FROM pg_stat_activity WHERE application_name = '$app'\")\" = '$role' ]"
+done
+pass "each program's sessions log in as the role its ES_PG names" 
 
 # the demo, as `docker compose run --rm demo` runs it
 mapfile -t argv < <(argv_of demo)

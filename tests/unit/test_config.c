@@ -334,6 +334,46 @@ START_TEST(test_resolve_from_data_dir)
 }
 END_TEST
 
+/* Each program's role: added to the dev stack's conninfo, never to ES_PG (a deployment names
+ * the role and its password there). */
+START_TEST(test_pg_role)
+{
+    setenv("ES_DATA", dir, 1);
+    char path[512];
+    path_in_dir(path, sizeof(path), "pg.conninfo");
+    ck_assert_int_eq(es_config_write_file(path, "host=/tmp/x port=5433 user=postgres\n"), 0);
+    es_config_t cfg;
+    ck_assert_int_eq(es_config_init(&cfg, errstr, sizeof(errstr)), 0);
+    ck_assert_int_eq(es_config_set_pg_role(&cfg, "shop_views"), 0);
+    ck_assert_str_eq(es_config_pg(&cfg, errstr, sizeof(errstr)),
+                     "host=/tmp/x port=5433 user=postgres user=shop_views");
+    /* resolved once: asked again, the same string */
+    ck_assert_str_eq(es_config_pg(&cfg, errstr, sizeof(errstr)),
+                     "host=/tmp/x port=5433 user=postgres user=shop_views");
+
+    /* names that are not plain identifiers are refused, the role set before stays */
+    ck_assert_int_eq(es_config_init(&cfg, errstr, sizeof(errstr)), 0);
+    ck_assert_int_eq(es_config_set_pg_role(&cfg, "query"), 0);
+    ck_assert_int_eq(es_config_set_pg_role(&cfg, ""), -1);
+    ck_assert_int_eq(es_config_set_pg_role(&cfg, "a b"), -1);
+    ck_assert_int_eq(es_config_set_pg_role(&cfg, "x password=y"), -1);
+    ck_assert_int_eq(es_config_set_pg_role(&cfg, "Orders"), -1);
+    char longname[80];
+    memset(longname, 'a', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    ck_assert_int_eq(es_config_set_pg_role(&cfg, longname), -1);
+    ck_assert_str_eq(es_config_pg(&cfg, errstr, sizeof(errstr)),
+                     "host=/tmp/x port=5433 user=postgres user=query");
+
+    /* ES_PG is taken as given */
+    setenv("ES_PG", "dbname=env user=accounts password=s", 1);
+    ck_assert_int_eq(es_config_init(&cfg, errstr, sizeof(errstr)), 0);
+    ck_assert_int_eq(es_config_set_pg_role(&cfg, "orders"), 0);
+    ck_assert_str_eq(es_config_pg(&cfg, errstr, sizeof(errstr)),
+                     "dbname=env user=accounts password=s");
+}
+END_TEST
+
 START_TEST(test_empty_published_file)
 {
     setenv("ES_DATA", dir, 1);
@@ -432,6 +472,7 @@ Suite *config_suite(void)
     tc = tcase_create("files");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_resolve_from_data_dir);
+    tcase_add_test(tc, test_pg_role);
     tcase_add_test(tc, test_empty_published_file);
     tcase_add_test(tc, test_file_round_trip);
     tcase_add_test(tc, test_write_file_fails);

@@ -1,0 +1,88 @@
+-- db-roles.sql: one PostgreSQL role for each program of the platform, each the owner of its
+-- own schema and of nothing else. Run by the superuser on the platform's database, again at
+-- every start (it changes only what differs): scripts/pg.sh start on the dev stack,
+-- scripts/db-roles.sh in compose (which also gives each role its password).
+--
+-- A service logs in as the role named after its schema (accounts, orders, ...), creates the
+-- schema and its tables there, and may read or write no other service's tables: "no service
+-- reads another's data" is enforced by PostgreSQL, not only by convention. The projectors
+-- (projections, shop_views) and the saga coordinator (sagas) own their schemas the same way.
+-- The query service logs in as `query`: it may read those three schemas, and write nothing.
+-- Every consumer grants its `positions` table (where it is in the log) to all roles, as Kafka
+-- shows a consumer group's offsets to all (lib/batch.c): esctl lag and /metrics read them.
+-- Operators (esctl rebuild, esctl lag, the tests) log in as the superuser.
+--
+-- On the dev stack the cluster trusts local connections (scripts/pg.sh): the roles keep each
+-- program to its own data, but any local user may log in as any of them. Passwords, and
+-- which program knows which, are the deployment's (compose/docker-compose.yml).
+\set ON_ERROR_STOP on
+SET client_min_messages = warning;
+
+DO $roles$
+DECLARE
+    -- each program's schema, and the role that owns it
+    owners text[] := ARRAY['accounts', 'transfers', 'users', 'catalog', 'orders', 'payments',
+                           'projections', 'shop_views', 'sagas'];
+    -- the schemas the query service reads
+    read_models text[] := ARRAY['projections', 'shop_views', 'sagas'];
+    r text;
+    rel record;
+BEGIN
+    FOREACH r IN ARRAY owners || ARRAY['query'] LOOP
+        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN
+            EXECUTE format('CREATE ROLE %I LOGIN', r);
+        END IF;
+        IF NOT has_database_privilege(r, current_database(), 'CONNECT') THEN
+            EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), r);
+        END IF;
+    END LOOP;
+
+    FOREACH r IN ARRAY owners LOOP
+        -- a program creates its schema at start (and esctl rebuild, acting as the
+        -- projector's role, a new one to swap in)
+        IF NOT has_database_privilege(r, current_database(), 'CREATE') THEN
+            EXECUTE format('GRANT CREATE ON DATABASE %I TO %I', current_database(), r);
+        END IF;
+        -- a schema made before the roles, by the superuser: handed over with its tables
+        -- (their indexes and sequences follow them; the program grants its positions to all
+        -- when it starts)
+        IF EXISTS (SELECT FROM pg_namespace WHERE nspname = r AND nspowner <> r::regrole) THEN
+            EXECUTE format('ALTER SCHEMA %I OWNER TO %I', r, r);
+        END IF;
+        FOR rel IN
+            SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = r AND c.relkind IN ('r', 'p', 'v', 'm') AND c.relowner <> r::regrole
+        LOOP
+            EXECUTE format('ALTER TABLE %I.%I OWNER TO %I', r, rel.relname, r);
+        END LOOP;
+    END LOOP;
+
+    FOREACH r IN ARRAY read_models LOOP
+        -- what the role creates from now on (a rebuild's new schema too) ...
+        IF NOT EXISTS (SELECT FROM pg_default_acl
+                       WHERE defaclrole = r::regrole AND defaclnamespace = 0
+                       AND defaclobjtype = 'n') THEN
+            EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I GRANT USAGE ON SCHEMAS TO query',
+                           r);
+        END IF;
+        IF NOT EXISTS (SELECT FROM pg_default_acl
+                       WHERE defaclrole = r::regrole AND defaclnamespace = 0
+                       AND defaclobjtype = 'r') THEN
+            EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I GRANT SELECT ON TABLES TO query',
+                           r);
+        END IF;
+        -- ... and what it has already
+        IF EXISTS (SELECT FROM pg_namespace WHERE nspname = r)
+           AND NOT has_schema_privilege('query', r, 'USAGE') THEN
+            EXECUTE format('GRANT USAGE ON SCHEMA %I TO query', r);
+        END IF;
+        FOR rel IN
+            SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = r AND c.relkind IN ('r', 'p', 'v', 'm')
+            AND NOT has_table_privilege('query', c.oid, 'SELECT')
+        LOOP
+            EXECUTE format('GRANT SELECT ON %I.%I TO query', r, rel.relname);
+        END LOOP;
+    END LOOP;
+END
+$roles$;
