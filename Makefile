@@ -44,7 +44,7 @@ UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o)
 # Unit tests may exercise a program's pure domain files (domain_*.c); wiring stays out.
 DOMAIN_SRC := $(wildcard consumers/*/domain*.c projections/*/domain*.c saga-coordinator/domain*.c \
               projections/query/timeline.c producers/esctl/saga_draw.c) projections/query/routes.c \
-              projections/query/breaker.c
+              projections/query/breaker.c projections/query/etag.c
 DOMAIN_OBJ := $(DOMAIN_SRC:%.c=$(B)/%.o)
 
 .PHONY: all test unit asan integration bench soak fmt fmt-check lint clean up down reset demo status deps

@@ -11,7 +11,7 @@ static const double bucket_bounds[ES_QUERY_METRICS_BUCKETS] = {
 static const char *const bucket_labels[ES_QUERY_METRICS_BUCKETS] = {
     "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1"};
 /* The status codes the service answers with; the last slot counts any other. */
-static const int codes[ES_QUERY_METRICS_CODES - 1] = {200, 400, 404, 405, 413, 500, 503};
+static const int codes[ES_QUERY_METRICS_CODES - 1] = {200, 304, 400, 404, 405, 413, 500, 503};
 
 void es_query_metrics_init(es_query_metrics_t *m)
 {

@@ -14,7 +14,7 @@
 #include "routes.h"
 
 #define ES_QUERY_METRICS_BUCKETS 11
-#define ES_QUERY_METRICS_CODES 8
+#define ES_QUERY_METRICS_CODES 9
 
 typedef struct es_query_metrics {
     uint64_t requests[ES_ROUTE__CNT][ES_QUERY_METRICS_CODES];

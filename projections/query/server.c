@@ -27,6 +27,7 @@
 #include <event2/listener.h>
 
 #include "buf.h"
+#include "etag.h"
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
@@ -294,8 +295,23 @@ static void reply(es_query_server_t *srv, struct evhttp_request *req, es_query_r
                   const struct timespec *t0, int code, const char *content_type)
 {
     struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
-    evhttp_add_header(headers, "Content-Type", content_type);
-    evhttp_add_header(headers, "Cache-Control", "no-store");
+    if (code == 200 && route != ES_ROUTE_HEALTH && route != ES_ROUTE_METRICS) {
+        /* a read model's answer: keep it, but ask whether it still holds (etag.h) */
+        char etag[ES_QUERY_ETAG_SIZE];
+        es_query_etag(srv->body.data, srv->body.len, etag);
+        evhttp_add_header(headers, "ETag", etag);
+        evhttp_add_header(headers, "Cache-Control", "no-cache");
+        if (es_query_etag_match(
+                evhttp_find_header(evhttp_request_get_input_headers(req), "If-None-Match"), etag)) {
+            code = 304; /* no body: the client has it */
+            es_buf_reset(&srv->body);
+        }
+    } else {
+        evhttp_add_header(headers, "Cache-Control", "no-store");
+    }
+    if (code != 304) {
+        evhttp_add_header(headers, "Content-Type", content_type);
+    }
     if (code == 405) {
         evhttp_add_header(headers, "Allow", "GET, HEAD");
     }
@@ -303,7 +319,9 @@ static void reply(es_query_server_t *srv, struct evhttp_request *req, es_query_r
         evhttp_add_header(headers, "Connection", "close");
     }
     struct evbuffer *out = evhttp_request_get_output_buffer(req);
-    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+    if (code == 304) {
+        /* nothing more: no body and no length of one */
+    } else if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
         /* the headers of the GET, no body (libevent would send what the buffer holds) */
         char len[32];
         snprintf(len, sizeof(len), "%zu", srv->body.len);

@@ -4,7 +4,8 @@
 # Creates the projections tables (the projector's DDL) in a private cluster (scripts/pg.sh,
 # data folder $ES_QTEST_DATA, default .data/qtest), inserts fixture rows with psql, runs
 # bin/es-query on a free port and checks every route and every error code with curl + jq:
-# bodies, types (money as JSON integers), pagination, URL decoding, 405/413, a schema swap
+# bodies, types (money as JSON integers), pagination, URL decoding, conditional GETs (ETag,
+# If-None-Match, 304 while the read model says the same), 405/413, a schema swap
 # (rebuild), tables missing, the database going away and coming back, a saturated pool
 # (the event loop keeps answering), 200 parallel requests, and SIGTERM draining.
 # With wrk installed it also measures GET /accounts/{id} (ES_QTEST_BENCH_S seconds, default 5;
@@ -287,6 +288,56 @@ print("ok" if good else "bad: %r" % data[:300])
 PY
 )"
 if [ "$out" = ok ]; then ok "HEAD: the GET's Content-Length, no body, the next answer right after"; else bad "HEAD then GET on one connection" "$out"; fi
+# ---- conditional GET: an ETag on every answer of a read model, 304 while it still holds ----
+get /accounts/acc-1
+etag="$(sed -n 's/^etag: *//Ip' "$WORK/hdrs" | tr -d '\r')"
+if [[ "$etag" =~ ^\"[0-9a-f]{16}\"$ ]] && grep -qi '^cache-control: no-cache' "$WORK/hdrs"; then
+    ok "an answer carries an ETag ($etag) and Cache-Control: no-cache"
+else
+    bad "ETag and Cache-Control of an answer" "$(cat "$WORK/hdrs")"
+fi
+# cond PATH IF-NONE-MATCH [curl options]: CODE is "status bytes-of-body"
+cond() {
+    CODE="$(curl -s "${@:3}" -D "$WORK/hdrs" -o "$WORK/body" -w '%{http_code} %{size_download}' \
+        -H "If-None-Match: $2" "http://127.0.0.1:$PORT$1")" || CODE=000
+}
+for inm in "$etag" "W/$etag" "\"0000000000000000\", $etag" '*'; do
+    cond /accounts/acc-1 "$inm"
+    if [ "$CODE" = "304 0" ] && grep -qiF "etag: $etag" "$WORK/hdrs"; then
+        ok "If-None-Match: $inm -> 304, no body, the same ETag"
+    else
+        bad "If-None-Match: $inm" "status and size $CODE; $(cat "$WORK/hdrs")"
+    fi
+done
+cond /accounts/acc-1 "$etag" -I
+if [ "$CODE" = "304 0" ]; then ok "HEAD with the ETag -> 304"; else bad "HEAD with the ETag" "$CODE"; fi
+cond /accounts/acc-1 '"0000000000000000"'
+if [ "${CODE%% *}" = 200 ] && jq -e '.account_id == "acc-1"' "$WORK/body" >/dev/null; then
+    ok "another tag -> 200 and the whole answer"
+else
+    bad "another tag" "$CODE $(head -c 200 "$WORK/body")"
+fi
+cond /accounts/acc-1 "$etag garbage"
+if [ "${CODE%% *}" = 200 ]; then ok "a malformed If-None-Match -> 200"; else bad "a malformed If-None-Match" "$CODE"; fi
+sql -c "UPDATE projections.accounts SET balance = balance + 1 WHERE account_id = 'acc-1'"
+cond /accounts/acc-1 "$etag"
+if [ "${CODE%% *}" = 200 ] && ! grep -qiF "etag: $etag" "$WORK/hdrs" && grep -qi '^etag: "' "$WORK/hdrs"; then
+    ok "the read model changed: 200 with a new ETag"
+else
+    bad "the read model changed" "$CODE; $(cat "$WORK/hdrs")"
+fi
+sql -c "UPDATE projections.accounts SET balance = balance - 1 WHERE account_id = 'acc-1'"
+cond /accounts/acc-1 "$etag"
+if [ "$CODE" = "304 0" ]; then ok "changed back: the first ETag holds again"; else bad "changed back" "$CODE"; fi
+for path in /accounts/nope /metrics /health; do
+    cond "$path" '*'
+    if [ "${CODE%% *}" != 304 ] && ! grep -qi '^etag:' "$WORK/hdrs" && grep -qi '^cache-control: no-store' "$WORK/hdrs"; then
+        ok "$path: no ETag, Cache-Control: no-store, If-None-Match ignored"
+    else
+        bad "$path: ETag or caching headers" "$CODE; $(cat "$WORK/hdrs")"
+    fi
+done
+
 get '/accounts/acc-1/entries?limit=1%00junk'
 expect_error "an encoded NUL in a query value" 400 '(.error | contains("NUL"))'
 
@@ -439,6 +490,7 @@ check_metric '^es_http_requests_total\{route="/accounts/\{id\}",code="200"\} [0-
 check_metric '^es_http_requests_total\{route="/accounts/\{id\}",code="404"\} [0-9]+$'
 check_metric '^es_http_requests_total\{route="other",code="404"\} [0-9]+$'
 check_metric '^es_http_requests_total\{route="/accounts/\{id\}",code="405"\} 5$'
+check_metric '^es_http_requests_total\{route="/accounts/\{id\}",code="304"\} 6$'
 check_metric '^es_http_request_duration_seconds_bucket\{route="/accounts/\{id\}/entries",le="0.0005"\} [0-9]+$'
 check_metric '^es_http_request_duration_seconds_bucket\{route="/health",le="\+Inf"\} [0-9]+$'
 check_metric '^es_http_request_duration_seconds_count\{route="/transfers/\{id\}"\} 4$'

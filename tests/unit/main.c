@@ -34,6 +34,7 @@
     X(query_routes)                                                                                \
     X(query_timeline)                                                                              \
     X(query_breaker)                                                                               \
+    X(query_etag)                                                                                  \
     X(saga_domain)                                                                                 \
     X(saga_draw)
 
