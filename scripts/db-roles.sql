@@ -43,17 +43,22 @@ BEGIN
         IF NOT has_database_privilege(r, current_database(), 'CREATE') THEN
             EXECUTE format('GRANT CREATE ON DATABASE %I TO %I', current_database(), r);
         END IF;
-        -- a schema made before the roles, by the superuser: handed over with its tables
-        -- (their indexes and sequences follow them; the program grants its positions to all
-        -- when it starts)
-        IF EXISTS (SELECT FROM pg_namespace WHERE nspname = r AND nspowner <> r::regrole) THEN
-            EXECUTE format('ALTER SCHEMA %I OWNER TO %I', r, r);
-        END IF;
+        -- a schema made before the roles, by the superuser, and what an interrupted rebuild
+        -- left of one (<schema>_rebuild, <schema>_old: the next rebuild drops them): handed
+        -- over with their tables (indexes and sequences follow them; the program grants its
+        -- positions to all when it starts)
         FOR rel IN
-            SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE n.nspname = r AND c.relkind IN ('r', 'p', 'v', 'm') AND c.relowner <> r::regrole
+            SELECT nspname FROM pg_namespace
+            WHERE nspname IN (r, r || '_rebuild', r || '_old') AND nspowner <> r::regrole
         LOOP
-            EXECUTE format('ALTER TABLE %I.%I OWNER TO %I', r, rel.relname, r);
+            EXECUTE format('ALTER SCHEMA %I OWNER TO %I', rel.nspname, r);
+        END LOOP;
+        FOR rel IN
+            SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname IN (r, r || '_rebuild', r || '_old')
+            AND c.relkind IN ('r', 'p', 'v', 'm') AND c.relowner <> r::regrole
+        LOOP
+            EXECUTE format('ALTER TABLE %I.%I OWNER TO %I', rel.nspname, rel.relname, r);
         END LOOP;
     END LOOP;
 

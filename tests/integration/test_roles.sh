@@ -7,8 +7,8 @@
 # says "permission denied"; the query service writes nothing. esctl rebuild acts as the
 # projector's role (the swapped-in tables are the projector's and the query service reads them;
 # the projector goes on writing them), and a login that may not act as it is refused with the
-# reason. A data folder from before the roles (schemas owned by the superuser, no roles) is
-# handed over at the next start, its data kept. Setting the roles up again writes nothing.
+# reason. A data folder from before the roles (schemas owned by the superuser, no roles, a
+# rebuild's leftover) is handed over at the next start, its data kept, and rebuilds. Setting the roles up again writes nothing.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ledger.sh"
 . "$(dirname "$0")/bank.sh"
@@ -134,6 +134,8 @@ for o in $OWNERS query; do
     sql "REVOKE USAGE ON SCHEMA $o FROM PUBLIC; REVOKE SELECT ON $o.positions FROM PUBLIC" 2>/dev/null || true
     sql "REASSIGN OWNED BY $o TO CURRENT_USER; DROP OWNED BY $o; DROP ROLE $o"
 done
+# and what a rebuild interrupted then left behind
+sql "CREATE SCHEMA projections_rebuild; CREATE TABLE projections_rebuild.leftover (x int)"
 assert_eq 0 "$(sql "SELECT count(*) FROM pg_roles WHERE rolname IN ($OWNERS_SQL, 'query')")" "the programs' roles, gone"
 assert_eq 0 "$(sql "SELECT count(*) FROM pg_namespace WHERE nspname IN ($OWNERS_SQL) AND nspowner <> 'postgres'::regrole")" \
     "schemas not owned by the superuser, before the start"
@@ -143,6 +145,14 @@ assert_eq 0 "$(sql "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid
                     WHERE n.nspname IN ($OWNERS_SQL) AND (c.relowner::regrole::text <> n.nspname
                     OR n.nspowner::regrole::text <> n.nspname)")" \
     "objects of the old data folder not handed to their schema's role"
+assert_eq projections "$(sql "SELECT relowner::regrole FROM pg_class WHERE relname = 'leftover'")" \
+    "the owner of what an interrupted rebuild left"
+out="$(esctl rebuild ledger 2>&1)" || {
+    printf '%s\n' "$out" | sed 's/^/    /' >&2
+    fail "esctl rebuild ledger failed on the handed-over data"
+}
+assert_eq 0 "$(sql "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'projections\\_%'")" \
+    "schemas left once a rebuild ran on the handed-over data"
 assert_eq "$balances" "$(http GET /accounts/r-0 >/dev/null && sql "SELECT string_agg(account_id || '=' || balance, ' ' ORDER BY account_id) FROM projections.accounts")" \
     "the balances, kept"
 esctl send RequestTransfer '{"transfer_id":"r-t2","from_account":"r-2","to_account":"r-3","amount":50}' \
