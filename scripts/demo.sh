@@ -4,7 +4,8 @@
 # lack of funds and one is compensated because its destination is closed. The shop: users and
 # products are added and four orders run the order saga: one confirmed, one out of stock, one
 # declined for lack of funds, one cancelled after it was paid (refunded, stock given back).
-# The saga coordinator's timelines of the compensated transfer and the cancelled order end it.
+# The saga coordinator's timelines of the compensated transfer and the cancelled order, every
+# consumer's lag, and the boundaries PostgreSQL enforces between the services end it.
 # Every step goes through esctl (Kafka) and every result is read back from the query service
 # (the projections).
 #
@@ -231,6 +232,10 @@ for a in "acc-$dan" "acc-$eve" shop-merchant; do
     printf '  account %-16s %10s EUR\n' "$a" "$(money "$(curl -fsS "$QUERY/accounts/$a" | jq -r .balance)")"
 done
 
+etag="$(curl -fsS -D - -o /dev/null "$QUERY/orders/o1-$run" | sed -n 's/^[Ee][Tt][Aa][Gg]: *//p' | tr -d '\r')"
+printf '  %sasked again with its ETag (If-None-Match: %s): %s, no body: the read model says the same%s\n' \
+    "$D" "$etag" "$(curl -sS -o /dev/null -w '%{http_code}' -H "If-None-Match: $etag" "$QUERY/orders/o1-$run")" "$O"
+
 section "11. The cancelled order $cancelled, one saga from order to refund (esctl saga)"
 for _ in $(seq 1 50); do
     curl -fsS "$QUERY/sagas/${ocorr[$cancelled]}" 2>/dev/null |
@@ -270,6 +275,20 @@ printf '  %s%-12s %6s %16s %6s%s\n' "$D" consumer topics "records applied" lag "
         printf '  %-12s %6s %16s %6s\n' "$consumer" "$topics" "$applied" "$lag"
     done
 printf '  %spositions stored in PostgreSQL with each consumer'"'"'s effects, the log'"'"'s ends read from Kafka\n  (a schema names each: projections is es-projector, shop_views es-shop-projector); by topic: esctl lag%s\n' "$D" "$O"
+
+section "14. Each service reaches its own tables only: PostgreSQL roles (scripts/db-roles.sql)"
+if [ -z "${ES_DEMO_ESCTL:-}" ] && [ -s "$ES_DATA/pg.conninfo" ]; then
+    # as_role ROLE SQL: the first line of what psql says, run as ROLE
+    as_role() {
+        bash "$ES_ROOT/scripts/pg.sh" psql -X -At -c "SET ROLE $1" -c "$2" 2>&1 | grep -v '^SET$' | head -n 1
+    }
+    printf '  %-42s %s rows\n' "orders reads its own copy of the prices:" "$(as_role orders 'SELECT count(*) FROM orders.prices')"
+    printf '  %-42s %s%s%s\n' "orders reads the catalog's stock:" "$R" "$(as_role orders 'SELECT count(*) FROM catalog.products')" "$O"
+    printf '  %-42s %s%s%s\n' "the query service deletes a read model:" "$R" "$(as_role query 'DELETE FROM projections.accounts')" "$O"
+    printf '  %seach program logs in as the role named after its schema (pg_stat_activity.usename)%s\n' "$D" "$O"
+else
+    printf '  %seach program logs in as its own role (its ES_PG), owner of its schema; docker compose\n  exec postgres psql -U es es -c "SET ROLE orders" -c "SELECT * FROM catalog.products": permission denied%s\n' "$D" "$O"
+fi
 
 section "Look further"
 cat <<TXT
