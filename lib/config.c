@@ -191,9 +191,9 @@ const char *es_config_pg(es_config_t *cfg, char *errstr, size_t errstr_size)
                      path);
             return NULL;
         }
-        size_t n = strlen(cfg->pg_conninfo);
         if (cfg->pg_role[0]) {
             /* a later keyword wins in a libpq connection string */
+            size_t n = strlen(cfg->pg_conninfo);
             int len = snprintf(cfg->pg_conninfo + n, sizeof(cfg->pg_conninfo) - n, " user=%s",
                                cfg->pg_role);
             if (len < 0 || (size_t)len >= sizeof(cfg->pg_conninfo) - n) {
