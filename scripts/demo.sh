@@ -278,9 +278,11 @@ printf '  %spositions stored in PostgreSQL with each consumer'"'"'s effects, the
 
 section "14. Each service reaches its own tables only: PostgreSQL roles (scripts/db-roles.sql)"
 if [ -z "${ES_DEMO_ESCTL:-}" ] && [ -s "$ES_DATA/pg.conninfo" ]; then
-    # as_role ROLE SQL: the first line of what psql says, run as ROLE
+    # as_role ROLE SQL: the first line of what psql says, SQL run as ROLE in a transaction
+    # rolled back (nothing runs if the role cannot be taken; nothing stays if SQL was allowed)
     as_role() {
-        bash "$ES_ROOT/scripts/pg.sh" psql -X -At -c "SET ROLE $1" -c "$2" 2>&1 | grep -v '^SET$' | head -n 1
+        bash "$ES_ROOT/scripts/pg.sh" psql -X -q -At -v ON_ERROR_STOP=1 -c BEGIN -c "SET LOCAL ROLE $1" \
+            -c "$2" -c ROLLBACK 2>&1 | head -n 1
     }
     printf '  %-42s %s rows\n' "orders reads its own copy of the prices:" "$(as_role orders 'SELECT count(*) FROM orders.prices')"
     printf '  %-42s %s%s%s\n' "orders reads the catalog's stock:" "$R" "$(as_role orders 'SELECT count(*) FROM catalog.products')" "$O"

@@ -72,7 +72,7 @@ assert_eq 0 "$(sql "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid
 # denied ROLE SQL WHAT: SQL run as ROLE fails with "permission denied"
 denied() {
     local err
-    if err="$(sql "SET ROLE $1; $2" 2>&1)"; then
+    if err="$(sql "BEGIN; SET LOCAL ROLE $1; $2; ROLLBACK" 2>&1)"; then
         fail "$3: allowed (it printed: $err)"
     fi
     grep -q 'permission denied' <<<"$err" || fail "$3: failed, but not for want of permission: $err"
