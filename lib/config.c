@@ -206,13 +206,13 @@ const char *es_config_pg(es_config_t *cfg, char *errstr, size_t errstr_size)
     return cfg->pg_conninfo;
 }
 
-int es_config_set_pg_role(es_config_t *cfg, const char *role)
+int es_config_set_pg_role(es_config_t *cfg, const char *name)
 {
-    size_t n = strlen(role);
-    if (n == 0 || n >= sizeof(cfg->pg_role) ||
-        strspn(role, "abcdefghijklmnopqrstuvwxyz0123456789_") != n) {
+    size_t n = strlen(name);
+    if (n == 0 || n >= sizeof(cfg->pg_role) - strlen(ES_PG_ROLE_PREFIX) ||
+        strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_") != n) {
         return -1;
     }
-    memcpy(cfg->pg_role, role, n + 1);
+    snprintf(cfg->pg_role, sizeof(cfg->pg_role), "%s%s", ES_PG_ROLE_PREFIX, name);
     return 0;
 }

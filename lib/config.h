@@ -56,10 +56,16 @@ const char *es_config_brokers(es_config_t *cfg, char *errstr, size_t errstr_size
  * program's role and password there). */
 const char *es_config_pg(es_config_t *cfg, char *errstr, size_t errstr_size);
 
-/* The PostgreSQL role the program logs in as on the dev stack: each service's is named after
- * its schema, which it owns (scripts/db-roles.sql). `role` is copied; call before the first
- * es_config_pg(). Returns 0, or -1 for a name that is not [a-z0-9_]+ or too long. */
-int es_config_set_pg_role(es_config_t *cfg, const char *role);
+/* The platform's PostgreSQL roles are named ES_PG_ROLE_PREFIX + what they own or do
+ * (es_accounts owns schema accounts, es_query is the query service: scripts/db-roles.sql);
+ * roles are the cluster's, not the database's, and the prefix keeps them from meeting another
+ * application's "users" or "orders". */
+#define ES_PG_ROLE_PREFIX "es_"
+
+/* The PostgreSQL role the program logs in as on the dev stack: ES_PG_ROLE_PREFIX + `name`
+ * (a service's schema, which it owns). `name` is copied; call before the first es_config_pg().
+ * Returns 0, or -1 for a name that is not [a-z0-9_]+ or too long. */
+int es_config_set_pg_role(es_config_t *cfg, const char *name);
 
 /* Read a small text file into buf (trailing whitespace trimmed). Returns 0 or -1. */
 int es_config_read_file(const char *path, char *buf, size_t size);

@@ -170,19 +170,20 @@ static int execf_or_report(const rebuild_t *rb, PGconn *pg, const char *fmt, ...
     return exec_or_report(rb, pg, sql);
 }
 
-/* The projection's tables belong to the role named after its schema where the cluster has one
- * (the projector's: scripts/db-roles.sql), the rebuilt ones too, or the live projector could
- * not write them once swapped in: the rebuild acts as that role (its login must be allowed
- * to: the superuser, or a member of it). A cluster without such a role is rebuilt as whoever
- * logged in. */
+/* The projection's tables belong to its projector's role (es_<schema>: scripts/db-roles.sql)
+ * where the cluster has one, the rebuilt ones too, or the live projector could not write them
+ * once swapped in: the rebuild acts as that role (its login must be allowed to: the superuser,
+ * or a member of it). A cluster without such a role is rebuilt as whoever logged in. */
 static int act_as_owner(const rebuild_t *rb, PGconn *pg)
 {
-    const char *schema = rb->proj->schema;
+    char role[128];
+    snprintf(role, sizeof(role), "%s%s", ES_PG_ROLE_PREFIX, rb->proj->schema);
+    const char *const param = role;
     char errstr[1024];
     PGresult *res = es_pg_query(pg,
                                 "SELECT pg_has_role(current_user, oid, 'MEMBER')::int FROM pg_roles"
                                 " WHERE rolname = $1 AND rolname <> current_user",
-                                1, &schema, NULL, NULL, 0, errstr, sizeof(errstr));
+                                1, &param, NULL, NULL, 0, errstr, sizeof(errstr));
     if (!res) {
         fprintf(stderr, "%s: rebuild failed: %s\n", rb->proj->program, errstr);
         return -1;
@@ -194,10 +195,10 @@ static int act_as_owner(const rebuild_t *rb, PGconn *pg)
                 "%s: rebuild failed: the tables of %s belong to role %s, which the role "
                 "logged in (ES_PG) may not act as: rebuild as the cluster's superuser or a "
                 "member of %s\n",
-                rb->proj->program, schema, schema, schema);
+                rb->proj->program, rb->proj->schema, role, role);
         return -1;
     }
-    return found ? execf_or_report(rb, pg, "SET ROLE %s", schema) : 0;
+    return found ? execf_or_report(rb, pg, "SET ROLE %s", role) : 0;
 }
 
 /* Phase 3: under the swap lock, read until every partition is at least where the live

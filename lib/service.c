@@ -980,7 +980,7 @@ int es_service_run(const es_service_def_t *def, es_config_t *cfg)
     }
     svc->cfg = cfg;
     /* on the dev stack, the service logs in as the role that owns its schema and nothing else
-     * (scripts/db-roles.sql) */
+     * (es_<schema>: scripts/db-roles.sql) */
     if (es_config_set_pg_role(cfg, def->schema) != 0) {
         es_log_error("could not start", "error=\"no PostgreSQL role can be named %s\"",
                      def->schema);

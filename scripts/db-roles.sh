@@ -4,11 +4,11 @@
 # scripts/db-roles.sql as a superuser, then each role's password.
 #
 #   PGHOST=db PGUSER=admin PGPASSWORD=... PGDATABASE=es \
-#   ES_DB_PASSWORD_ACCOUNTS=... ES_DB_PASSWORD_QUERY=... scripts/db-roles.sh
+#   ES_DB_PASSWORD_ES_ACCOUNTS=... ES_DB_PASSWORD_ES_QUERY=... scripts/db-roles.sh
 #
 # Environment: libpq's PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE (a superuser on the
-# platform's database); ES_DB_PASSWORD_<ROLE> (the role's name in capitals: ACCOUNTS,
-# SHOP_VIEWS, QUERY, ...), the password that role logs in with, set on every run. A role
+# platform's database); ES_DB_PASSWORD_<ROLE> (the role's name in capitals: ES_ACCOUNTS,
+# ES_SHOP_VIEWS, ES_QUERY, ...), the password that role logs in with, set on every run. A role
 # without one keeps the password it has (none at first: it cannot log in with a password).
 # Safe to run again: the SQL changes only what differs.
 set -euo pipefail

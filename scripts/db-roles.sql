@@ -1,13 +1,16 @@
 -- db-roles.sql: one PostgreSQL role for each program of the platform, each the owner of its
--- own schema and of nothing else. Run by the superuser on the platform's database, again at
--- every start (it changes only what differs): scripts/pg.sh start on the dev stack,
+-- own schema and of nothing else. Roles belong to the whole cluster, not to one database: the
+-- platform's start with es_ (lib/config.h), so that they never meet another application's
+-- "users". Run by the superuser on the platform's database, again at every start (it changes
+-- only what differs, so a second run writes nothing): scripts/pg.sh start on the dev stack,
 -- scripts/db-roles.sh in compose (which also gives each role its password).
 --
--- A service logs in as the role named after its schema (accounts, orders, ...), creates the
+-- A service logs in as es_ + its schema's name (es_accounts, es_orders, ...), creates the
 -- schema and its tables there, and may read or write no other service's tables: "no service
 -- reads another's data" is enforced by PostgreSQL, not only by convention. The projectors
--- (projections, shop_views) and the saga coordinator (sagas) own their schemas the same way.
--- The query service logs in as `query`: it may read those three schemas, and write nothing.
+-- (es_projections, es_shop_views) and the saga coordinator (es_sagas) own their schemas the
+-- same way. The query service logs in as es_query: it may read those three schemas, and write
+-- nothing.
 -- Every consumer grants its `positions` table (where it is in the log) to all roles, as Kafka
 -- shows a consumer group's offsets to all (lib/batch.c): esctl lag and /metrics read them.
 -- Operators (esctl rebuild, esctl lag, the tests) log in as the superuser.
@@ -20,15 +23,17 @@ SET client_min_messages = warning;
 
 DO $roles$
 DECLARE
-    -- each program's schema, and the role that owns it
-    owners text[] := ARRAY['accounts', 'transfers', 'users', 'catalog', 'orders', 'payments',
-                           'projections', 'shop_views', 'sagas'];
+    -- each program's schema; its role is es_ + the schema's name
+    schemas text[] := ARRAY['accounts', 'transfers', 'users', 'catalog', 'orders', 'payments',
+                            'projections', 'shop_views', 'sagas'];
     -- the schemas the query service reads
     read_models text[] := ARRAY['projections', 'shop_views', 'sagas'];
+    reader text := 'es_query';
+    sch text;
     r text;
     rel record;
 BEGIN
-    FOREACH r IN ARRAY owners || ARRAY['query'] LOOP
+    FOREACH r IN ARRAY ARRAY(SELECT 'es_' || x FROM unnest(schemas) x) || ARRAY[reader] LOOP
         IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN
             EXECUTE format('CREATE ROLE %I LOGIN', r);
         END IF;
@@ -37,7 +42,8 @@ BEGIN
         END IF;
     END LOOP;
 
-    FOREACH r IN ARRAY owners LOOP
+    FOREACH sch IN ARRAY schemas LOOP
+        r := 'es_' || sch;
         -- a program creates its schema at start (and esctl rebuild, acting as the
         -- projector's role, a new one to swap in)
         IF NOT has_database_privilege(r, current_database(), 'CREATE') THEN
@@ -49,44 +55,45 @@ BEGIN
         -- positions to all when it starts)
         FOR rel IN
             SELECT nspname FROM pg_namespace
-            WHERE nspname IN (r, r || '_rebuild', r || '_old') AND nspowner <> r::regrole
+            WHERE nspname IN (sch, sch || '_rebuild', sch || '_old') AND nspowner <> r::regrole
         LOOP
             EXECUTE format('ALTER SCHEMA %I OWNER TO %I', rel.nspname, r);
         END LOOP;
         FOR rel IN
             SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE n.nspname IN (r, r || '_rebuild', r || '_old')
+            WHERE n.nspname IN (sch, sch || '_rebuild', sch || '_old')
             AND c.relkind IN ('r', 'p', 'v', 'm') AND c.relowner <> r::regrole
         LOOP
             EXECUTE format('ALTER TABLE %I.%I OWNER TO %I', rel.nspname, rel.relname, r);
         END LOOP;
     END LOOP;
 
-    FOREACH r IN ARRAY read_models LOOP
+    FOREACH sch IN ARRAY read_models LOOP
+        r := 'es_' || sch;
         -- what the role creates from now on (a rebuild's new schema too) ...
         IF NOT EXISTS (SELECT FROM pg_default_acl
                        WHERE defaclrole = r::regrole AND defaclnamespace = 0
                        AND defaclobjtype = 'n') THEN
-            EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I GRANT USAGE ON SCHEMAS TO query',
-                           r);
+            EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I GRANT USAGE ON SCHEMAS TO %I',
+                           r, reader);
         END IF;
         IF NOT EXISTS (SELECT FROM pg_default_acl
                        WHERE defaclrole = r::regrole AND defaclnamespace = 0
                        AND defaclobjtype = 'r') THEN
-            EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I GRANT SELECT ON TABLES TO query',
-                           r);
+            EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I GRANT SELECT ON TABLES TO %I',
+                           r, reader);
         END IF;
         -- ... and what it has already
-        IF EXISTS (SELECT FROM pg_namespace WHERE nspname = r)
-           AND NOT has_schema_privilege('query', r, 'USAGE') THEN
-            EXECUTE format('GRANT USAGE ON SCHEMA %I TO query', r);
+        IF EXISTS (SELECT FROM pg_namespace WHERE nspname = sch)
+           AND NOT has_schema_privilege(reader, sch, 'USAGE') THEN
+            EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', sch, reader);
         END IF;
         FOR rel IN
             SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE n.nspname = r AND c.relkind IN ('r', 'p', 'v', 'm')
-            AND NOT has_table_privilege('query', c.oid, 'SELECT')
+            WHERE n.nspname = sch AND c.relkind IN ('r', 'p', 'v', 'm')
+            AND NOT has_table_privilege(reader, c.oid, 'SELECT')
         LOOP
-            EXECUTE format('GRANT SELECT ON %I.%I TO query', r, rel.relname);
+            EXECUTE format('GRANT SELECT ON %I.%I TO %I', sch, rel.relname, reader);
         END LOOP;
     END LOOP;
 END

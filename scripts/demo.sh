@@ -284,12 +284,12 @@ if [ -z "${ES_DEMO_ESCTL:-}" ] && [ -s "$ES_DATA/pg.conninfo" ]; then
         bash "$ES_ROOT/scripts/pg.sh" psql -X -q -At -v ON_ERROR_STOP=1 -c BEGIN -c "SET LOCAL ROLE $1" \
             -c "$2" -c ROLLBACK 2>&1 | head -n 1
     }
-    printf '  %-42s %s rows\n' "orders reads its own copy of the prices:" "$(as_role orders 'SELECT count(*) FROM orders.prices')"
-    printf '  %-42s %s%s%s\n' "orders reads the catalog's stock:" "$R" "$(as_role orders 'SELECT count(*) FROM catalog.products')" "$O"
-    printf '  %-42s %s%s%s\n' "the query service deletes a read model:" "$R" "$(as_role query 'DELETE FROM projections.accounts')" "$O"
-    printf '  %seach program logs in as the role named after its schema (pg_stat_activity.usename)%s\n' "$D" "$O"
+    printf '  %-42s %s rows\n' "orders reads its own copy of the prices:" "$(as_role es_orders 'SELECT count(*) FROM orders.prices')"
+    printf '  %-42s %s%s%s\n' "orders reads the catalog's stock:" "$R" "$(as_role es_orders 'SELECT count(*) FROM catalog.products')" "$O"
+    printf '  %-42s %s%s%s\n' "the query service deletes a read model:" "$R" "$(as_role es_query 'DELETE FROM projections.accounts')" "$O"
+    printf '  %seach program logs in as es_ + the name of its schema (pg_stat_activity.usename)%s\n' "$D" "$O"
 else
-    printf '  %seach program logs in as its own role (its ES_PG), owner of its schema; docker compose\n  exec postgres psql -U es es -c "SET ROLE orders" -c "SELECT * FROM catalog.products": permission denied%s\n' "$D" "$O"
+    printf '  %seach program logs in as its own role (its ES_PG), owner of its schema; docker compose\n  exec postgres psql -U es es -c "SET ROLE es_orders" -c "SELECT * FROM catalog.products": permission denied%s\n' "$D" "$O"
 fi
 
 section "Look further"

@@ -201,7 +201,7 @@ int main(int argc, char **argv)
         es_log_error("invalid configuration", "error=\"%s\"", errstr);
         return 1;
     }
-    /* on the dev stack it logs in as `query`, which may read the read models and every
+    /* on the dev stack it logs in as es_query, which may read the read models and every
      * consumer's positions, and write nothing (scripts/db-roles.sql) */
     es_config_set_pg_role(&cfg, "query");
     const char *conninfo = es_config_pg(&cfg, errstr, sizeof(errstr));

@@ -149,7 +149,7 @@ fi
 for r in $(sql "SELECT rolname FROM pg_roles WHERE rolname !~ '^pg_' AND rolname NOT IN ('postgres', '$pg_user')"); do
     sql "DROP OWNED BY $r; DROP ROLE $r"
 done
-assert_eq 0 "$(sql "SELECT count(*) FROM pg_roles WHERE rolname IN ('accounts', 'query', 'sagas')")" "the programs' roles before db-roles runs"
+assert_eq 0 "$(sql "SELECT count(*) FROM pg_roles WHERE rolname IN ('es_accounts', 'es_query', 'es_sagas')")" "the programs' roles before db-roles runs"
 hba="$(sql 'SHOW hba_file')"
 printf '%s\n' 'local all all trust' 'host all postgres 127.0.0.1/32 trust' 'host all all 127.0.0.1/32 scram-sha-256' >"$hba"
 assert_eq t "$(sql 'SELECT pg_reload_conf()')" "PostgreSQL reloads its pg_hba.conf"
@@ -172,10 +172,10 @@ out="$(env -i PATH="$(dirname "$T_PSQL"):/usr/bin:/bin" "${roles_env[@]}" bash "
     fail "the db-roles service's command failed"
 }
 pass "the db-roles service's command: $out"
-assert_eq "accounts catalog orders payments projections query sagas shop_views transfers users" \
+assert_eq "es_accounts es_catalog es_orders es_payments es_projections es_query es_sagas es_shop_views es_transfers es_users" \
     "$(sql "SELECT string_agg(rolname, ' ' ORDER BY rolname) FROM pg_authid WHERE rolpassword LIKE 'SCRAM-SHA-256%' AND rolname <> '$pg_user'")" \
     "roles with a password"
-if out="$("$T_PSQL" -X -At "host=127.0.0.1 port=$ES_PG_PORT dbname=$pg_db user=accounts password=wrong" -c 'SELECT 1' 2>&1)"; then
+if out="$("$T_PSQL" -X -At "host=127.0.0.1 port=$ES_PG_PORT dbname=$pg_db user=es_accounts password=wrong" -c 'SELECT 1' 2>&1)"; then
     fail "a wrong password was accepted"
 fi
 grep -q 'password authentication failed' <<<"$out" || fail "a wrong password: $out"

@@ -346,10 +346,10 @@ START_TEST(test_pg_role)
     ck_assert_int_eq(es_config_init(&cfg, errstr, sizeof(errstr)), 0);
     ck_assert_int_eq(es_config_set_pg_role(&cfg, "shop_views"), 0);
     ck_assert_str_eq(es_config_pg(&cfg, errstr, sizeof(errstr)),
-                     "host=/tmp/x port=5433 user=postgres user=shop_views");
+                     "host=/tmp/x port=5433 user=postgres user=es_shop_views");
     /* resolved once: asked again, the same string */
     ck_assert_str_eq(es_config_pg(&cfg, errstr, sizeof(errstr)),
-                     "host=/tmp/x port=5433 user=postgres user=shop_views");
+                     "host=/tmp/x port=5433 user=postgres user=es_shop_views");
 
     /* names that are not plain identifiers are refused, the role set before stays */
     ck_assert_int_eq(es_config_init(&cfg, errstr, sizeof(errstr)), 0);
@@ -358,12 +358,12 @@ START_TEST(test_pg_role)
     ck_assert_int_eq(es_config_set_pg_role(&cfg, "a b"), -1);
     ck_assert_int_eq(es_config_set_pg_role(&cfg, "x password=y"), -1);
     ck_assert_int_eq(es_config_set_pg_role(&cfg, "Orders"), -1);
-    char longname[80];
+    char longname[62]; /* 61 characters: with es_, one too many for the role's 63 */
     memset(longname, 'a', sizeof(longname) - 1);
     longname[sizeof(longname) - 1] = '\0';
     ck_assert_int_eq(es_config_set_pg_role(&cfg, longname), -1);
     ck_assert_str_eq(es_config_pg(&cfg, errstr, sizeof(errstr)),
-                     "host=/tmp/x port=5433 user=postgres user=query");
+                     "host=/tmp/x port=5433 user=postgres user=es_query");
 
     /* ES_PG is taken as given */
     setenv("ES_PG", "dbname=env user=accounts password=s", 1);
