@@ -6,8 +6,8 @@
 # an empty data folder of its own (no broker.addr, no journal: as on real Kafka), the database
 # and superuser are the ones the postgres service creates, and the db-roles service's command
 # makes each program's role with its password, which PostgreSQL checks (scram-sha-256 on the
-# loopback here, as in the postgres image): each program logs in as its own role. The demo then runs
-# through the `demo` service's command and the CLI through the `esctl` service's, and the ledger
+# loopback here, as in the postgres image): each program logs in as its own role. The demo
+# then runs through the `demo` service's command and the CLI through the `esctl` service's, and the ledger
 # invariants hold. The file itself is read by Compose (docker-compose config: its schema, anchors
 # and merges). Also checked: every program the dev stack runs is a service there; the image
 # (compose/Dockerfile) installs the -dev packages of every library the Makefile builds with and
