@@ -311,9 +311,11 @@ int es_service_create_tables(const es_service_def_t *def, PGconn *pg, char *errs
         "updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (topic, partition));"
         /* Positions are everybody's to read, as a consumer group's offsets are in Kafka
          * (esctl lag, the query service's /metrics); the schema's other tables stay its
-         * owner's alone (scripts/db-roles.sql). */
-        "GRANT USAGE ON SCHEMA %s TO PUBLIC;"
-        "GRANT SELECT ON positions TO PUBLIC;"
+         * owner's alone (scripts/db-roles.sql). Granted once: a restart writes nothing. */
+        "DO $$ BEGIN IF NOT has_schema_privilege('public', current_schema(), 'USAGE') THEN "
+        "EXECUTE format('GRANT USAGE ON SCHEMA %%I TO PUBLIC', current_schema()); END IF; "
+        "IF NOT has_table_privilege('public', 'positions', 'SELECT') THEN GRANT SELECT ON "
+        "positions TO PUBLIC; END IF; END $$;"
         /* Tables from before the window: their marks count as made now (part 0: see
          * es_batch_prune). Checked first, so a restart takes no lock when nothing is to
          * be done. */
@@ -362,7 +364,7 @@ int es_service_create_tables(const es_service_def_t *def, PGconn *pg, char *errs
         "CREATE TABLE IF NOT EXISTS outbox_parked (seq bigint NOT NULL, idx int NOT NULL, "
         "topic text NOT NULL, key bytea, value bytea NOT NULL, headers bytea, error text NOT "
         "NULL, parked_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (seq, idx));",
-        def->schema, def->schema, def->schema);
+        def->schema, def->schema);
     if (len < 0 || (size_t)len >= sizeof(sql)) {
         snprintf(errstr, errstr_size, "the schema name \"%s\" is too long", def->schema);
         return -1;

@@ -71,18 +71,16 @@ BEGIN
     FOREACH sch IN ARRAY read_models LOOP
         r := 'es_' || sch;
         -- what the role creates from now on (a rebuild's new schema too) ...
-        IF NOT EXISTS (SELECT FROM pg_default_acl
-                       WHERE defaclrole = r::regrole AND defaclnamespace = 0
-                       AND defaclobjtype = 'n') THEN
-            EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I GRANT USAGE ON SCHEMAS TO %I',
-                           r, reader);
-        END IF;
-        IF NOT EXISTS (SELECT FROM pg_default_acl
-                       WHERE defaclrole = r::regrole AND defaclnamespace = 0
-                       AND defaclobjtype = 'r') THEN
-            EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I GRANT SELECT ON TABLES TO %I',
-                           r, reader);
-        END IF;
+        FOR rel IN
+            SELECT * FROM (VALUES ('n', 'USAGE ON SCHEMAS'), ('r', 'SELECT ON TABLES')) AS d(kind, what)
+        LOOP
+            IF NOT EXISTS (SELECT FROM pg_default_acl
+                           WHERE defaclrole = r::regrole AND defaclnamespace = 0
+                           AND defaclobjtype = rel.kind::"char") THEN
+                EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I GRANT %s TO %I',
+                               r, rel.what, reader);
+            END IF;
+        END LOOP;
         -- ... and what it has already
         IF EXISTS (SELECT FROM pg_namespace WHERE nspname = sch)
            AND NOT has_schema_privilege(reader, sch, 'USAGE') THEN
