@@ -44,7 +44,7 @@ UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o)
 # Unit tests may exercise a program's pure domain files (domain_*.c); wiring stays out.
 DOMAIN_SRC := $(wildcard consumers/*/domain*.c projections/*/domain*.c saga-coordinator/domain*.c \
               projections/query/timeline.c producers/esctl/saga_draw.c) projections/query/routes.c \
-              projections/query/breaker.c projections/query/etag.c
+              projections/query/breaker.c projections/query/etag.c devstack/broker/chaos_req.c
 DOMAIN_OBJ := $(DOMAIN_SRC:%.c=$(B)/%.o)
 
 .PHONY: all test unit asan integration bench soak fmt fmt-check lint clean up down reset demo status deps
@@ -93,7 +93,7 @@ unit: $(BIN)/es-unit
 # does not run those tests a second time on the plain build (the same code, fewer checks):
 # that took two minutes of its thirteen.
 ASAN_TESTS := broker_longpoll broker_fill broker_restore dead_letters esctl query_http order_saga \
-  sagas_split stalled_tx lag roles
+  sagas_split stalled_tx lag roles chaos
 asan:
 	$(MAKE) B=build-asan BIN=build-asan/bin OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \

@@ -9,7 +9,7 @@
  * waiting fetch as soon as records arrive, fill.c puts every message set that fits in a fetch's
  * answer, wire.c reads the protocol fields those two need, memjournal.c journals each record
  * from the mock's memory as it is acknowledged (the journaler then keeps only what memjournal.c
- * cannot read).
+ * cannot read), chaos.c injects the faults `esctl chaos` asks for.
  */
 #ifndef ES_BROKER_H
 #define ES_BROKER_H
@@ -157,6 +157,17 @@ void broker_groups_answered(uint64_t conn, int16_t key, int32_t corr);
 /* Any request of connection `conn`: a group request keeps its member in, a LeaveGroup ends it. */
 void broker_groups_seen(uint64_t conn, int16_t key, int64_t now_us);
 void broker_groups_stop(void);
+
+/* Faults on request (chaos.c explains it). _start, before the address is published: makes
+ * <data_dir>/chaos/ and empties it. Returns 0, or -1 with errstr (then esctl chaos finds no
+ * broker to ask). _tick, every turn of the main loop: ends the faults that are due and takes
+ * the requests (at most every 50 ms). _stop, before the drain: ends every fault. */
+int broker_chaos_start(int broker_cnt, const char *data_dir, char *errstr, size_t errstr_size);
+void broker_chaos_tick(broker_t *b);
+void broker_chaos_stop(broker_t *b);
+/* Whether a broker is down or slowed on request (the journaler's metadata calls would wait it
+ * out, and hold the main loop). */
+int broker_chaos_slowed(void);
 
 /* Reading protocol fields (wire.c): a reader over one whole frame. A read past its end sets
  * `bad` and yields zeros or NULL. */

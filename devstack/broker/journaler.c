@@ -399,7 +399,9 @@ int broker_journaler_run_once(broker_journaler_t *j, int timeout_ms)
     if (flush_dirty(j, now - j->last_sync_ms >= j->b->sync_interval_ms) != 0) {
         rc = -1;
     }
-    if (now - j->last_discover_ms >= DISCOVER_INTERVAL_MS) {
+    /* a broker down or slowed on request would hold the metadata call, and the main loop
+     * (which ends the fault) with it */
+    if (now - j->last_discover_ms >= DISCOVER_INTERVAL_MS && !broker_chaos_slowed()) {
         discover_topics(j);
         j->last_discover_ms = now_ms();
     }

@@ -5,7 +5,8 @@
  * schema context, topics already journaled, --topics extras), restore the journals into the
  * fresh cluster, start the journal consumer, and only then publish the bootstrap address in
  * <data>/broker.addr (and the pid in <data>/broker.pid). Clients wait for that file.
- * SIGTERM/SIGINT: journal everything acknowledged so far, sync, remove broker.addr, exit 0.
+ * While it runs: faults on request (chaos.c). SIGTERM/SIGINT: end any fault, journal everything
+ * acknowledged so far, sync, remove broker.addr, exit 0.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -94,6 +95,8 @@ static void usage(FILE *out)
             "Every ES_BROKER_STATS_MS (default %d) that records came in, one \"fetches\" log\n"
             "line counts the window's records (journaled from memory or not), held and woken\n"
             "fetches, and filled answers.\n"
+            "Faults on request: esctl chaos (latency, down, request errors) leaves its requests\n"
+            "in <data>/chaos/; each fault is logged as it starts and ends.\n"
             "ES_LOG_LEVEL=debug|info|warn|error.\n",
             DEFAULT_BROKERS, DEFAULT_WINDOW, DEFAULT_FETCH_GAP_US, DEFAULT_STATS_MS);
 }
@@ -575,6 +578,9 @@ int main(int argc, char **argv)
         es_log_error("could not start the journal consumer", "error=\"%s\"", errstr);
         goto out;
     }
+    if (broker_chaos_start(o.brokers, b.cfg.data_dir, errstr, sizeof(errstr)) != 0) {
+        es_log_warn("esctl chaos cannot reach this broker", "reason=\"%s\"", errstr);
+    }
     char pid[32];
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
     broker_ports_gate(0); /* restored: everyone may come in */
@@ -602,6 +608,7 @@ int main(int argc, char **argv)
             failed = 1;
             break;
         }
+        broker_chaos_tick(&b);
         if (es_mono_us() >= next_log) {
             counts_get(j, &now);
             counts_log(&now, &then, o.stats_ms);
@@ -613,6 +620,7 @@ int main(int argc, char **argv)
      * after the high watermarks the drain reads: everything ever acknowledged is below them
      * and gets journaled, and a producer cut off retries against the next run. */
     unlink(addr_path);
+    broker_chaos_stop(&b); /* the drain needs every broker up */
     broker_longpoll_quiesce();
     es_log_info("stopping: draining the journal", "signal=%s", run ? "none" : "received");
     int finished = broker_memjournal_finish(b.mcluster, DRAIN_TIMEOUT_MS);

@@ -92,6 +92,7 @@ int esctl_types_main(esctl_t *ctx, int argc, char **argv);
 int esctl_saga_main(esctl_t *ctx, int argc, char **argv);
 int esctl_sagas_main(esctl_t *ctx, int argc, char **argv);
 int esctl_lag_main(esctl_t *ctx, int argc, char **argv);
+int esctl_chaos_main(esctl_t *ctx, int argc, char **argv);
 
 /*
  * Follow a delivered command through the query service at `url` (wait.c) until it has been

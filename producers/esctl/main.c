@@ -2,7 +2,7 @@
  * main.c: esctl's entry point: the common flags that may come before the subcommand, the
  * dispatch to one subcommand, and what they share (error lines, type-name suggestions).
  *
- *   esctl [-b brokers] [-X prop=val]... [-d dir] <send|replay|rebuild|types> [flags] [args]
+ *   esctl [-b brokers] [-X prop=val]... [-d dir] <send|replay|rebuild|...> [flags] [args]
  */
 #include "esctl.h"
 
@@ -29,6 +29,7 @@ static void usage(FILE *out)
                  "  saga      draw one saga's timeline (terminal, or --svg FILE)\n"
                  "  sagas     list sagas, e.g. the stuck ones: --status PENDING --older-than 10s\n"
                  "  lag       how far every consumer is behind the log (positions in PostgreSQL)\n"
+                 "  chaos     inject a fault into the dev broker: latency, down, errors; heal\n"
                  "  help      this text; \"esctl <command> --help\" describes one command\n"
                  "\n");
     esctl_common_help(out);
@@ -295,7 +296,7 @@ int main(int argc, char **argv)
     } cmds[] = {{"send", esctl_send_main},       {"replay", esctl_replay_main},
                 {"rebuild", esctl_rebuild_main}, {"types", esctl_types_main},
                 {"saga", esctl_saga_main},       {"sagas", esctl_sagas_main},
-                {"lag", esctl_lag_main}};
+                {"lag", esctl_lag_main},         {"chaos", esctl_chaos_main}};
     const char *name = argv[optind];
     if (!strcmp(name, "help")) {
         usage(stdout);

@@ -3,6 +3,7 @@
  */
 #include "routes.h"
 
+#include "duration.h"
 #include "str.h"
 
 #include <stdio.h>
@@ -132,41 +133,6 @@ int es_query_parse_uint(const char *s, int64_t max, int64_t *out)
     return 0;
 }
 
-int es_query_parse_duration_ms(const char *s, int64_t *out_ms)
-{
-    static const struct {
-        const char *suffix;
-        int64_t ms;
-    } units[] = {{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60 * 1000}, {"h", 60 * 60 * 1000}};
-    if (!s) {
-        return -1;
-    }
-    /* Any value above the maximum in milliseconds is too long whatever its unit, which also
-     * keeps the arithmetic far from overflowing. */
-    int64_t v = 0;
-    size_t i = 0;
-    for (; s[i] >= '0' && s[i] <= '9'; i++) {
-        int d = s[i] - '0';
-        if (v > (ES_QUERY_DURATION_MAX_MS - d) / 10) {
-            return -1;
-        }
-        v = v * 10 + d;
-    }
-    if (i == 0) {
-        return -1;
-    }
-    for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
-        if (!strcmp(s + i, units[u].suffix)) {
-            if (v > ES_QUERY_DURATION_MAX_MS / units[u].ms) {
-                return -1;
-            }
-            *out_ms = v * units[u].ms;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 static const char *const saga_statuses[] = {"PENDING", "TIMED_OUT", "COMPLETED", "FAILED",
                                             "CANCELLED"};
 static const char *const saga_types[] = {"order", "transfer"};
@@ -199,7 +165,8 @@ int es_query_sagas_filter_parse(const char *status, const char *older_than, cons
             return -1;
         }
     }
-    if (older_than && es_query_parse_duration_ms(older_than, &out->older_than_ms) != 0) {
+    if (older_than &&
+        es_parse_duration_ms(older_than, ES_QUERY_DURATION_MAX_MS, &out->older_than_ms) != 0) {
         snprintf(errstr, errstr_size,
                  "malformed older_than: expected a duration such as 500ms, 10s, 2m, 1h or a "
                  "number of seconds, at most 100 years");

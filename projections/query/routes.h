@@ -61,13 +61,8 @@ int es_query_id_valid(const char *id, size_t len);
 int es_query_parse_uint(const char *s, int64_t max, int64_t *out);
 
 /* The longest duration a query string may name: 100 years, so that the database can always
- * subtract it from now. */
+ * subtract it from now (es_parse_duration_ms, lib/duration.h). */
 #define ES_QUERY_DURATION_MAX_MS INT64_C(3155760000000)
-
-/* Parse a duration `s` (borrowed): digits then an optional unit, "ms", "s", "m" or "h" (lower
- * case); no unit means seconds. Fills *out_ms and returns 0, or returns -1 and leaves *out_ms
- * untouched (empty, sign, spaces, fraction, other units, more than ES_QUERY_DURATION_MAX_MS). */
-int es_query_parse_duration_ms(const char *s, int64_t *out_ms);
 
 #define ES_QUERY_SAGAS_LIMIT_DEFAULT 100
 #define ES_QUERY_SAGAS_LIMIT_MAX 1000

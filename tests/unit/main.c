@@ -36,7 +36,8 @@
     X(query_breaker)                                                                               \
     X(query_etag)                                                                                  \
     X(saga_domain)                                                                                 \
-    X(saga_draw)
+    X(saga_draw)                                                                                   \
+    X(chaos_req)
 
 #define DECLARE(name) Suite *name##_suite(void) __attribute__((weak));
 SUITES(DECLARE)

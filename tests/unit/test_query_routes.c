@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../../projections/query/routes.h"
+#include "duration.h"
 
 /* Writes `head`, then `unit` n times, then `tail` into buf; returns buf. */
 static const char *repeat(char *buf, size_t size, const char *head, const char *unit, size_t n,
@@ -438,7 +439,7 @@ START_TEST(test_route_names_distinct)
 }
 END_TEST
 
-/* ---- es_query_parse_duration_ms ---- */
+/* ---- es_parse_duration_ms (lib/duration.c), at the query service's maximum ---- */
 
 static const struct {
     const char *s;
@@ -496,7 +497,7 @@ static const struct {
 START_TEST(test_parse_duration)
 {
     int64_t v = -7;
-    int rc = es_query_parse_duration_ms(durations[_i].s, &v);
+    int rc = es_parse_duration_ms(durations[_i].s, ES_QUERY_DURATION_MAX_MS, &v);
     if (durations[_i].ok) {
         ck_assert_msg(rc == 0, "\"%s\": rc %d", durations[_i].s, rc);
         ck_assert_int_eq(v, durations[_i].ms);
@@ -510,7 +511,7 @@ END_TEST
 START_TEST(test_parse_duration_null)
 {
     int64_t v = -7;
-    ck_assert_int_eq(es_query_parse_duration_ms(NULL, &v), -1);
+    ck_assert_int_eq(es_parse_duration_ms(NULL, ES_QUERY_DURATION_MAX_MS, &v), -1);
     ck_assert_int_eq(v, -7);
 }
 END_TEST
