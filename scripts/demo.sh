@@ -5,7 +5,8 @@
 # products are added and four orders run the order saga: one confirmed, one out of stock, one
 # declined for lack of funds, one cancelled after it was paid (refunded, stock given back).
 # The saga coordinator's timelines of the compensated transfer and the cancelled order, every
-# consumer's lag, and the boundaries PostgreSQL enforces between the services end it.
+# consumer's lag, the boundaries PostgreSQL enforces between the services, and 200 transfers
+# that go through a broker taken down for 2 s (esctl chaos) end it.
 # Every step goes through esctl (Kafka) and every result is read back from the query service
 # (the projections).
 #
@@ -292,11 +293,63 @@ else
     printf '  %seach program logs in as its own role (its ES_PG), owner of its schema; docker compose\n  exec postgres psql -U es es -c "SET ROLE es_orders" -c "SELECT * FROM catalog.products": permission denied%s\n' "$D" "$O"
 fi
 
+section "15. Chaos: the broker goes down while transfers flow (esctl chaos)"
+if [ -z "${ES_DEMO_ESCTL:-}" ] && [ -s "$ES_DATA/broker.pid" ] && [ -s "$ES_DATA/pg.conninfo" ]; then
+    # psql_one SQL: one value from the platform's PostgreSQL
+    psql_one() { bash "$ES_ROOT/scripts/pg.sh" psql -X -q -At -c "$1"; }
+    balances() { psql_one "SELECT sum(balance) FROM projections.accounts WHERE account_id IN ('$alice', '$bob')"; }
+    before="$(balances)"
+    # 40 batches of 10 transfers of 0.50 EUR, back and forth, 0.1 s apart: the ones published
+    # when the broker goes down wait for it (esctl send waits up to 4 s for a broker)
+    sender() {
+        local c i from to t
+        for c in $(seq 1 40); do
+            t="$(date +%s%N)"
+            for i in $(seq 1 10); do
+                if [ $((i % 2)) = 1 ]; then from="$alice" to="$bob"; else from="$bob" to="$alice"; fi
+                printf '{"transfer_id":"c%d.%d-%s","from_account":"%s","to_account":"%s","amount":50}\n' \
+                    "$c" "$i" "$run" "$from" "$to"
+            done | "$ESCTL" send --batch RequestTransfer 2>/dev/null || true
+            echo "took_ms $((($(date +%s%N) - t) / 1000000))"
+            sleep 0.1
+        done
+    }
+    sender >"$ES_DATA/demo-chaos.out" &
+    sender_pid=$!
+    sleep 1
+    "$ESCTL" chaos down --for 2s >/dev/null
+    printf '  400 transfers between %s and %s, 10 every 0.1 s; 1 s in, the broker goes down for 2 s\n  %s(esctl chaos down --for 2s: every connection dropped, none taken; clients retry)%s\n' \
+        "$alice" "$bob" "$D" "$O"
+    wait "$sender_pid"
+    sent="$(grep -c command_id "$ES_DATA/demo-chaos.out" || true)"
+    done_sql="SELECT count(*) FROM projections.transfers WHERE transfer_id LIKE 'c%-$run' AND status <> 'PENDING'"
+    for _ in $(seq 1 300); do
+        [ "$(psql_one "$done_sql")" = "$sent" ] && break
+        sleep 0.2
+    done
+    took="$(psql_one "SELECT round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM visible_at - requested_at)))::bigint || ' ms, the slowest ' || round(max(extract(epoch FROM visible_at - requested_at))::numeric, 1) || ' s' FROM projections.transfers WHERE transfer_id LIKE 'c%-$run'")"
+    completed="$(psql_one "SELECT count(*) FROM projections.transfers WHERE transfer_id LIKE 'c%-$run' AND status = 'COMPLETED'")"
+    entries="$(psql_one "SELECT count(*) FROM projections.entries WHERE transfer_id LIKE 'c%-$run'")"
+    after="$(balances)"
+    verdict=COMPLETED
+    [ "$completed" = "$sent" ] && [ "$entries" = $((2 * sent)) ] && [ "$before" = "$after" ] || verdict=INCOMPLETE
+    printf '  %-42s %s of %s published %s\n' "transfers completed:" "$completed" "$sent" "$(outcome "$verdict")"
+    longest="$(awk '$1 == "took_ms" && $2 > m { m = $2 } END { printf "%.1f", m / 1000 }' "$ES_DATA/demo-chaos.out")"
+    printf '  %-42s %s s %s(the sends made while it was down waited for it)%s\n' "the longest esctl send:" "$longest" "$D" "$O"
+    printf '  %-42s %s %s(in the services, request to visible)%s\n' "each transfer took:" "$took" "$D" "$O"
+    printf '  %-42s %s %s(a debit and a credit each: none lost, none twice)%s\n' "their ledger entries:" "$entries" "$D" "$O"
+    printf '  %-42s %s EUR before, %s EUR after\n' "$alice + $bob:" "$(money "$before")" "$(money "$after")"
+    grep -h 'chaos: broker' "$ES_DATA/log/es-broker.log" | tail -n 2 | sed 's/^/  /; s/ INFO / /; s/ WARN / /'
+else
+    printf '  %son the dev stack, esctl chaos takes the broker down, slows it or fails its requests\n  while traffic flows (see the README, "Chaos on the dev stack")%s\n' "$D" "$O"
+fi
+
 section "Look further"
 cat <<TXT
   $hint_esctl saga o1-$run               $hint_esctl saga o1-$run --svg - > o1.svg
   $hint_esctl sagas --status PENDING --older-than 10s      curl '$hint_query/sagas?status=FAILED'
   $hint_esctl lag --partitions         curl -s $hint_query/metrics | grep consumer_lag
+  $hint_esctl chaos latency 200 --for 30s      $hint_esctl chaos errors produce --count 5
   $hint_esctl replay --correlation ${ocorr[o1-$run]}
   curl $hint_query/transfers/t4-$run
   curl $hint_query/orders/o1-$run      curl $hint_query/users/$dan/orders
