@@ -50,20 +50,25 @@ static void help(FILE *out)
             "  LOG END       the partitions' ends in Kafka (high watermarks), summed\n"
             "  LAG           records written and not yet applied\n"
             "  LAST APPLIED  since it last stored a position there (an idle consumer's grows)\n"
+            "and, under the table, the consumers whose outbox holds transactions committed\n"
+            "and not yet published (UNSENT): their events are not in the log yet, so the lag\n"
+            "of those who read them cannot show them (JSON: unsent_transactions, the same on\n"
+            "each line of a consumer).\n"
             "A consumer is named by its PostgreSQL schema: projections is es-projector,\n"
             "shop_views es-shop-projector, any other es-<schema>.\n"
             "\n"
             "  -c, --consumer NAME  only this consumer (repeatable)\n"
             "  -p, --partitions     one line per partition\n"
             "  -j, --json           JSON lines instead of the table\n"
-            "  -m, --max-lag N      exit status 3 when some lag is above N (a script can\n"
-            "                       wait until everything is applied: --max-lag 0)\n"
+            "  -m, --max-lag N      exit status 3 when some lag is above N, or some outbox\n"
+            "                       holds unsent events (a script can wait until everything\n"
+            "                       is published and applied: --max-lag 0)\n"
             "\n");
     esctl_common_help(out);
     fprintf(out,
             "\nenvironment: ES_PG (the platform's PostgreSQL; default: $ES_DATA/pg.conninfo)\n"
             "exit status: 0 ok, 1 runtime failure (also when some partition's end could not be\n"
-            "read: it shows as ?), 2 usage error, 3 a lag above --max-lag\n");
+            "read: it shows as ?), 2 usage error, 3 a lag above --max-lag, or unsent events\n");
 }
 
 static int parse_args(esctl_t *ctx, int argc, char **argv, lag_opts_t *o)
@@ -115,19 +120,15 @@ static int parse_args(esctl_t *ctx, int argc, char **argv, lag_opts_t *o)
     return 0;
 }
 
-/* Every consumer's stored positions, ordered by consumer, topic and partition, in one
- * statement over the schemas that have a positions table (a rebuild's shadow and old schemas
- * left out). Returns the result, or NULL after reporting. */
-static PGresult *read_positions(esctl_t *ctx, PGconn *pg)
+/* One statement over every schema `list_sql` names (one column): for each, each[0], the schema
+ * as a literal, each[1], the schema as an identifier, each[2]; joined by UNION ALL, then
+ * `tail`. Returns its result (an empty one when no schema is named, *none set), or NULL after
+ * reporting. */
+static PGresult *union_over_schemas(esctl_t *ctx, PGconn *pg, const char *list_sql,
+                                    const char *const each[3], const char *tail, int *none)
 {
     char errstr[1024];
-    PGresult *schemas =
-        es_pg_query(pg,
-                    "SELECT n.nspname FROM pg_class r JOIN pg_namespace n ON n.oid = "
-                    "r.relnamespace JOIN pg_attribute a ON a.attrelid = r.oid AND a.attname = "
-                    "'next_offset' AND NOT a.attisdropped WHERE r.relname = 'positions' AND "
-                    "r.relkind IN ('r', 'p') AND n.nspname !~ '_(rebuild|old)$' ORDER BY 1",
-                    0, NULL, NULL, NULL, 0, errstr, sizeof(errstr));
+    PGresult *schemas = es_pg_query(pg, list_sql, 0, NULL, NULL, NULL, 0, errstr, sizeof(errstr));
     if (!schemas) {
         esctl_err(ctx, "%s", errstr);
         return NULL;
@@ -139,32 +140,22 @@ static PGresult *read_positions(esctl_t *ctx, PGconn *pg)
         const char *s = PQgetvalue(schemas, i, 0);
         char *ident = PQescapeIdentifier(pg, s, strlen(s));
         char *lit = PQescapeLiteral(pg, s, strlen(s));
-        if (!ident || !lit) {
-            rc = -1;
-        } else {
-            rc = es_buf_printf(&sql,
-                               "%sSELECT %s::text, topic, partition, next_offset, extract(epoch "
-                               "FROM clock_timestamp() - updated_at)::float8 FROM %s.positions",
-                               sql.len ? " UNION ALL " : "", lit, ident);
-        }
+        rc = !ident || !lit ||
+                     es_buf_printf(&sql, "%s%s%s%s%s%s", sql.len ? " UNION ALL " : "", each[0], lit,
+                                   each[1], ident, each[2]) != 0
+                 ? -1
+                 : 0;
         PQfreemem(ident);
         PQfreemem(lit);
     }
-    int none = PQntuples(schemas) == 0;
+    *none = PQntuples(schemas) == 0;
     PQclear(schemas);
-    if (rc != 0) {
-        esctl_err(ctx, "out of memory");
-        es_buf_fini(&sql);
-        return NULL;
-    }
-    if (none) {
-        es_buf_fini(&sql);
-        esctl_err(ctx,
-                  "no consumer's positions table in this database (is the platform up? make up)");
-        return NULL;
+    if (*none) { /* a statement that names nothing: an empty result of the same shape */
+        rc = rc ? rc : es_buf_puts(&sql, "SELECT NULL::text WHERE false");
+        tail = "";
     }
     PGresult *res = NULL;
-    if (es_buf_puts(&sql, " ORDER BY 1, 2, 3") == 0 && es_buf_append(&sql, "", 1) == 0) {
+    if (rc == 0 && es_buf_puts(&sql, tail) == 0 && es_buf_append(&sql, "", 1) == 0) {
         res =
             es_pg_query(pg, (const char *)sql.data, 0, NULL, NULL, NULL, 0, errstr, sizeof(errstr));
         if (!res) {
@@ -175,6 +166,58 @@ static PGresult *read_positions(esctl_t *ctx, PGconn *pg)
     }
     es_buf_fini(&sql);
     return res;
+}
+
+/* The schemas with a positions table (a rebuild's shadow and old schemas left out). */
+#define LAG_CONSUMER_SCHEMAS                                                                       \
+    "SELECT n.nspname FROM pg_class r JOIN pg_namespace n ON n.oid = r.relnamespace JOIN "         \
+    "pg_attribute a ON a.attrelid = r.oid AND a.attname = 'next_offset' AND NOT a.attisdropped "   \
+    "WHERE r.relname = 'positions' AND r.relkind IN ('r', 'p') AND n.nspname !~ "                  \
+    "'_(rebuild|old)$'"
+
+/* Every consumer's stored positions, ordered by consumer, topic and partition, in one
+ * statement. Returns the result, or NULL after reporting. */
+static PGresult *read_positions(esctl_t *ctx, PGconn *pg)
+{
+    static const char *const each[3] = {"SELECT ",
+                                        "::text, topic, partition, next_offset, extract(epoch "
+                                        "FROM clock_timestamp() - updated_at)::float8 FROM ",
+                                        ".positions"};
+    int none = 0;
+    PGresult *res = union_over_schemas(ctx, pg, LAG_CONSUMER_SCHEMAS " ORDER BY 1", each,
+                                       " ORDER BY 1, 2, 3", &none);
+    if (res && none) {
+        PQclear(res);
+        esctl_err(ctx,
+                  "no consumer's positions table in this database (is the platform up? make up)");
+        return NULL;
+    }
+    return res;
+}
+
+/* Each consumer's outbox rows: transactions committed whose events are not all in Kafka yet
+ * (lib/relay.c deletes a row once Kafka acknowledged every record in it). Rows (schema, count)
+ * for the consumers that have an outbox, or NULL after reporting. */
+static PGresult *read_unsent(esctl_t *ctx, PGconn *pg)
+{
+    static const char *const each[3] = {"SELECT ", "::text, count(*) FROM ", ".outbox"};
+    int none = 0;
+    return union_over_schemas(ctx, pg,
+                              "SELECT s.nspname FROM (" LAG_CONSUMER_SCHEMAS
+                              ") s WHERE to_regclass(quote_ident(s.nspname) || '.outbox') IS "
+                              "NOT NULL ORDER BY 1",
+                              each, "", &none);
+}
+
+/* The outbox rows of `consumer` in `unsent` (read_unsent), 0 when it has no outbox. */
+static int64_t unsent_of(PGresult *unsent, const char *consumer)
+{
+    for (int i = 0; i < PQntuples(unsent); i++) {
+        if (!strcmp(PQgetvalue(unsent, i, 0), consumer)) {
+            return strtoll(PQgetvalue(unsent, i, 1), NULL, 10);
+        }
+    }
+    return 0;
 }
 
 static lag_topic_t *topic_find(lag_topic_t *topics, size_t cnt, const char *name)
@@ -241,7 +284,8 @@ typedef struct lag_line {
     int partitions; /* -1: unknown to the cluster */
     int64_t position, end, lag;
     int end_known;
-    double ago_s; /* -1: never stored */
+    double ago_s;   /* -1: never stored */
+    int64_t unsent; /* the consumer's outbox rows (the same on each of its lines) */
 } lag_line_t;
 
 static void ago_text(double s, char *out, size_t size)
@@ -276,6 +320,7 @@ static int line_print(es_buf_t *out, const lag_line_t *l, const lag_opts_t *o)
         json_object_set_new(j, "last_applied_ms_ago",
                             l->ago_s >= 0 ? json_integer((json_int_t)(l->ago_s * 1000))
                                           : json_null());
+        json_object_set_new(j, "unsent_transactions", json_integer(l->unsent));
         char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
         json_decref(j);
         if (!s) {
@@ -334,14 +379,15 @@ static int selected(const lag_opts_t *o, const char *consumer)
 /* Print one consumer's topic (rows[from, to) of the result, all of that topic): a line, or a
  * line per partition. Sets *over when a lag is above --max-lag. */
 static int topic_print(es_buf_t *out, PGresult *res, int from, int to, const lag_topic_t *t,
-                       const lag_opts_t *o, int *over)
+                       int64_t unsent, const lag_opts_t *o, int *over)
 {
     lag_line_t sum = {.consumer = PQgetvalue(res, from, 0),
                       .topic = t->name,
                       .partition = -1,
                       .partitions = t->partitions,
                       .end_known = t->partitions > 0,
-                      .ago_s = -1};
+                      .ago_s = -1,
+                      .unsent = unsent};
     int nparts = t->partitions;
     if (nparts < 0) { /* unknown to the cluster: the partitions it has rows for */
         nparts = atoi(PQgetvalue(res, to - 1, 2)) + 1;
@@ -363,7 +409,8 @@ static int topic_print(es_buf_t *out, PGresult *res, int from, int to, const lag
                               .partition = p,
                               .partitions = t->partitions,
                               .end_known = t->partitions > 0,
-                              .ago_s = -1};
+                              .ago_s = -1,
+                              .unsent = unsent};
             line_add(&one, t, p, next, ago);
             if (one.end_known && o->max_lag >= 0 && one.lag > o->max_lag) {
                 *over = 1;
@@ -395,8 +442,10 @@ int esctl_lag_main(esctl_t *ctx, int argc, char **argv)
         return ESCTL_FAIL;
     }
     PGresult *res = read_positions(ctx, pg);
+    PGresult *unsent = res ? read_unsent(ctx, pg) : NULL;
     PQfinish(pg);
-    if (!res) {
+    if (!unsent) {
+        PQclear(res);
         return ESCTL_FAIL;
     }
     int rc = ESCTL_FAIL, over = 0;
@@ -453,8 +502,8 @@ int esctl_lag_main(esctl_t *ctx, int argc, char **argv)
             j++;
         }
         if (selected(&o, PQgetvalue(res, i, 0)) &&
-            topic_print(&out, res, i, j, topic_find(topics, tcnt, PQgetvalue(res, i, 1)), &o,
-                        &over) != 0) {
+            topic_print(&out, res, i, j, topic_find(topics, tcnt, PQgetvalue(res, i, 1)),
+                        unsent_of(unsent, PQgetvalue(res, i, 0)), &o, &over) != 0) {
             esctl_err(ctx, "out of memory");
             goto done;
         }
@@ -462,6 +511,23 @@ int esctl_lag_main(esctl_t *ctx, int argc, char **argv)
     }
     if (n == 0 && !o.as_json) {
         es_buf_puts(&out, "(none: no consumer has applied a record yet)\n");
+    }
+    /* events committed and not yet in Kafka: their followers' lag cannot show them yet */
+    int unsent_listed = 0;
+    for (int i = 0; i < PQntuples(unsent); i++) {
+        const char *consumer = PQgetvalue(unsent, i, 0);
+        int64_t rows = strtoll(PQgetvalue(unsent, i, 1), NULL, 10);
+        if (rows > 0 && selected(&o, consumer)) {
+            over |= o.max_lag >= 0;
+            if (!o.as_json) {
+                es_buf_printf(&out, "%s%s %lld transaction%s",
+                              unsent_listed++ ? ", " : "\nUNSENT (committed, not yet in Kafka): ",
+                              consumer, (long long)rows, rows == 1 ? "" : "s");
+            }
+        }
+    }
+    if (unsent_listed) {
+        es_buf_puts(&out, "\n");
     }
     if (fwrite(out.data, 1, out.len, stdout) != out.len || fflush(stdout) != 0) {
         esctl_err(ctx, "could not write the output");
@@ -475,5 +541,6 @@ done:
     free(topics);
     es_buf_fini(&out);
     PQclear(res);
+    PQclear(unsent);
     return rc;
 }

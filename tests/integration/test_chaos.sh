@@ -3,7 +3,9 @@
 # through them. Transfers are in flight while the broker goes down, answers 150 ms late, cuts
 # producers' and consumers' connections as it reads their requests, and fails requests with
 # retriable errors: afterwards every transfer has ended once, money is conserved, the
-# projections agree with the services, and no service restarted. A fault ends by itself when
+# projections agree with the services and a rebuild, and no service restarted. Events a
+# service committed while no produce went through show in `esctl lag` as unsent (and
+# --max-lag 0 exits 3) until they are published. A fault ends by itself when
 # its time is up, `heal` ends every fault at once, and a broker stopped while a fault is in
 # force heals first, stops cleanly and comes back whole. Usage errors, a request the broker
 # refuses and a data folder without a broker fail with one line and their exit status.
@@ -118,7 +120,30 @@ out="$(esctl rebuild ledger 2>&1)" || {
 }
 bank_rebuild_matches chaos_live
 
-# ---- 3. heal, and a broker stopped with a fault in force --------------------------------------
+# ---- 3. events committed and not yet in Kafka show in esctl lag ------------------------------
+# es-accounts applies three deposits while every produce fails: its effects are committed, their
+# events wait in its outbox. Its lag is 0, but esctl lag lists it as UNSENT and --max-lag 0
+# exits 3 until the events are published.
+svc_stop accounts
+for i in 1 2 3; do printf '{"account_id":"acct-%d","amount":1}\n' "$i"; done | esctl send --batch DepositFunds >/dev/null
+esctl chaos errors produce --count 100000 --error REQUEST_TIMED_OUT >/dev/null
+svc_start accounts
+wait_until 60 "esctl lag --json -c accounts | jq -se 'map(select(.topic == \"accounts.commands\"))[0] | .lag == 0 and .unsent_transactions > 0' >/dev/null" ||
+    fail "es-accounts did not apply the deposits with their events unsent"
+pass "es-accounts applied the deposits (lag 0) and its outbox holds their events"
+out="$(esctl lag -c accounts)"
+printf '%s\n' "$out" | sed 's/^/    /' >&2
+grep -Eq '^UNSENT \(committed, not yet in Kafka\): accounts [0-9]+ transactions?$' <<<"$out" ||
+    fail "esctl lag does not list es-accounts' unsent events"
+pass "the table lists them under UNSENT"
+rc=0
+esctl lag --max-lag 0 >/dev/null || rc=$?
+assert_eq 3 "$rc" "esctl lag --max-lag 0 while events wait in an outbox (exit status)"
+assert_eq "no faults: the broker answers as it should" "$(esctl chaos heal)" "heal"
+wait_until 60 'esctl lag --max-lag 0 >/dev/null' || fail "the unsent events were not published after the heal"
+pass "published once the broker took produces again: esctl lag --max-lag 0 exits 0"
+
+# ---- 4. heal, and a broker stopped with a fault in force --------------------------------------
 esctl chaos latency 50 --for 10m >/dev/null
 esctl chaos errors metadata --count 3 >/dev/null
 [ "$(faults | wc -l)" -ge 2 ] || fail "the latency and the errors are not listed"
