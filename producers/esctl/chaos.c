@@ -78,6 +78,19 @@ typedef struct chaos_opts {
     int as_json;
 } chaos_opts_t;
 
+/* The decimal integer `s` in [min, max] into *out: 0, or -1 (out untouched). */
+static int int_in(const char *s, long min, long max, int *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max) {
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
 static int parse_args(esctl_t *ctx, int argc, char **argv, chaos_opts_t *o)
 {
     static const struct option longopts[] = {ESCTL_COMMON_LONG,
@@ -91,8 +104,6 @@ static int parse_args(esctl_t *ctx, int argc, char **argv, chaos_opts_t *o)
     o->for_ms = -1;
     int opt;
     while ((opt = getopt_long(argc, argv, ESCTL_COMMON_SHORT "f:B:n:e:jh", longopts, NULL)) != -1) {
-        char *end = NULL;
-        long v;
         switch (opt) {
         case 'f':
             if (es_parse_duration_ms(optarg, CHAOS_FOR_MAX_MS, &o->for_ms) != 0 || o->for_ms < 1) {
@@ -104,22 +115,16 @@ static int parse_args(esctl_t *ctx, int argc, char **argv, chaos_opts_t *o)
             }
             break;
         case 'B':
-            errno = 0;
-            v = strtol(optarg, &end, 10);
-            if (errno || end == optarg || *end || v < 1 || v > 16) {
+            if (int_in(optarg, 1, 16, &o->broker) != 0) {
                 esctl_err(ctx, "--broker: expected a broker id in 1..16, not \"%s\"", optarg);
                 return -1;
             }
-            o->broker = (int)v;
             break;
         case 'n':
-            errno = 0;
-            v = strtol(optarg, &end, 10);
-            if (errno || end == optarg || *end || v < 1 || v > 100000) {
+            if (int_in(optarg, 1, 100000, &o->count) != 0) {
                 esctl_err(ctx, "--count: expected an integer in 1..100000, not \"%s\"", optarg);
                 return -1;
             }
-            o->count = (int)v;
             break;
         case 'e':
             o->error = optarg;
@@ -189,10 +194,8 @@ static json_t *request_new(esctl_t *ctx, const chaos_opts_t *o, const char *id)
 {
     json_t *r = json_pack("{s:s,s:s}", "id", id, "fault", o->fault);
     if (!strcmp(o->fault, "latency")) {
-        char *end = NULL;
-        errno = 0;
-        long ms = strtol(o->arg, &end, 10);
-        if (errno || end == o->arg || *end || ms < 1 || ms > 60000) {
+        int ms = 0;
+        if (int_in(o->arg, 1, 60000, &ms) != 0) {
             esctl_err(ctx, "latency: expected the milliseconds to add, 1..60000, not \"%s\"",
                       o->arg);
             json_decref(r);
