@@ -7,7 +7,8 @@
 # service committed while no produce went through show in `esctl lag` as unsent (and
 # --max-lag 0 exits 3) until they are published. A fault ends by itself when
 # its time is up, `heal` ends every fault at once, and a broker stopped while a fault is in
-# force heals first, stops cleanly and comes back whole. Usage errors, a request the broker
+# force heals first, stops cleanly and comes back whole; in a cluster of three, one broker can
+# be taken down alone. Usage errors, a request the broker
 # refuses and a data folder without a broker fail with one line and their exit status.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ledger.sh"
@@ -161,3 +162,22 @@ send_chunk f 26
 ledger_wait_settled $((6 * CHUNK)) 120
 ledger_check
 pass "transfers flow after the restart"
+
+# ---- 5. one broker of a cluster of three ------------------------------------------------------
+multi="$ES_DATA/multi"
+mkdir -p -- "$multi"
+"$ES_BIN/es-broker" -d "$multi" --brokers 3 2>"$ES_DATA/multi.log" &
+MULTI_PID=$!
+at_exit 'kill -KILL "$MULTI_PID" 2>/dev/null; wait "$MULTI_PID" 2>/dev/null'
+wait_until 60 "[ -s '$multi/broker.addr' ]" || fail "the three-broker es-broker did not start"
+esctl -d "$multi" chaos down --broker 2 --for 10s >/dev/null
+esctl -d "$multi" chaos latency 20 --for 10s >/dev/null
+assert_eq 'latency 1|latency 2|down 2|latency 3' \
+    "$(esctl -d "$multi" chaos status --json | jq -r '.faults[] | "\(.fault) \(.broker)"' | paste -sd'|')" \
+    "faults of a three-broker cluster: broker 2 down, all three slowed"
+expect_error 2 'the broker refused it: broker must be an integer in 0..3' -d "$multi" chaos down --broker 4
+kill -TERM "$MULTI_PID"
+rc=0
+wait "$MULTI_PID" || rc=$?
+assert_eq 0 "$rc" "the three-broker es-broker's exit status, stopped with faults in force"
+assert "grep -q 'chaos: every fault healed.*by=stopping' '$ES_DATA/multi.log'" "it healed them first"
