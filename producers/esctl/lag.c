@@ -468,6 +468,7 @@ int esctl_lag_main(esctl_t *ctx, int argc, char **argv)
                       names.data ? (const char *)names.data : "");
             es_buf_fini(&names);
             PQclear(res);
+            PQclear(unsent);
             return ESCTL_USAGE;
         }
     }
