@@ -94,8 +94,9 @@ unit: $(BIN)/es-unit
 # that took two minutes of its thirteen.
 ASAN_TESTS := broker_longpoll broker_fill broker_restore dead_letters esctl query_http order_saga \
   sagas_split stalled_tx lag roles chaos
+# The sanitizer build is made on every core (make test's own targets run one after another).
 asan:
-	$(MAKE) B=build-asan BIN=build-asan/bin OPT=-O1 \
+	$(MAKE) -j$(shell nproc 2>/dev/null || echo 2) B=build-asan BIN=build-asan/bin OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	  build-asan/bin/es-unit all
 	CK_FORK=no ASAN_OPTIONS=detect_leaks=1 build-asan/bin/es-unit

@@ -151,6 +151,7 @@ esctl chaos errors metadata --count 3 >/dev/null
 assert_eq "no faults: the broker answers as it should" "$(esctl chaos heal)" "heal ends every fault"
 assert "grep -q 'chaos: every fault healed.*by=esctl chaos heal' '$ES_DATA/log/es-broker.log'" "the broker logs the heal"
 
+records="$(esctl replay --context accounts --context transfers | wc -l)"
 esctl chaos down --for 10m >/dev/null
 svc_stop broker
 assert "grep -q 'chaos: every fault healed.*by=stopping' '$ES_DATA/log/es-broker.log'" \
@@ -158,10 +159,8 @@ assert "grep -q 'chaos: every fault healed.*by=stopping' '$ES_DATA/log/es-broker
 assert "grep -q 'drained=yes' '$ES_DATA/log/es-broker.log'" "and stops cleanly, its journal drained"
 svc_start broker
 assert_eq "no faults: the broker answers as it should" "$(esctl chaos status)" "status after the restart"
-send_chunk f 26
-ledger_wait_settled $((6 * CHUNK)) 120
-ledger_check
-pass "transfers flow after the restart"
+assert_eq "$records" "$(esctl replay --context accounts --context transfers | wc -l)" \
+    "records of the ledger's topics after the restart (test_broker_restart sends more through)"
 
 # ---- 5. one broker of a cluster of three ------------------------------------------------------
 multi="$ES_DATA/multi"
