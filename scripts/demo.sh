@@ -327,7 +327,7 @@ if [ -z "${ES_DEMO_ESCTL:-}" ] && [ -s "$ES_DATA/broker.pid" ] && [ -s "$ES_DATA
         [ "$(psql_one "$done_sql")" = "$sent" ] && break
         sleep 0.2
     done
-    took="$(psql_one "SELECT round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM visible_at - requested_at)))::bigint || ' ms, the slowest ' || round(max(extract(epoch FROM visible_at - requested_at))::numeric, 1) || ' s' FROM projections.transfers WHERE transfer_id LIKE 'c%-$run'")"
+    took="$(psql_one "SELECT 'median ' || round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM visible_at - requested_at)))::bigint || ' ms, the slowest ' || round(max(extract(epoch FROM visible_at - requested_at))::numeric, 1) || ' s' FROM projections.transfers WHERE transfer_id LIKE 'c%-$run'")"
     completed="$(psql_one "SELECT count(*) FROM projections.transfers WHERE transfer_id LIKE 'c%-$run' AND status = 'COMPLETED'")"
     entries="$(psql_one "SELECT count(*) FROM projections.entries WHERE transfer_id LIKE 'c%-$run'")"
     after="$(balances)"
@@ -336,7 +336,7 @@ if [ -z "${ES_DEMO_ESCTL:-}" ] && [ -s "$ES_DATA/broker.pid" ] && [ -s "$ES_DATA
     printf '  %-42s %s of %s published %s\n' "transfers completed:" "$completed" "$sent" "$(outcome "$verdict")"
     longest="$(awk '$1 == "took_ms" && $2 > m { m = $2 } END { printf "%.1f", m / 1000 }' "$ES_DATA/demo-chaos.out")"
     printf '  %-42s %s s %s(the sends made while it was down waited for it)%s\n' "the longest esctl send:" "$longest" "$D" "$O"
-    printf '  %-42s %s %s(in the services, request to visible)%s\n' "each transfer took:" "$took" "$D" "$O"
+    printf '  %-42s %s %s(in the services, request to visible)%s\n' "the transfers took:" "$took" "$D" "$O"
     printf '  %-42s %s %s(a debit and a credit each: none lost, none twice)%s\n' "their ledger entries:" "$entries" "$D" "$O"
     printf '  %-42s %s EUR before, %s EUR after\n' "$alice + $bob:" "$(money "$before")" "$(money "$after")"
     grep -h 'chaos: broker' "$ES_DATA/log/es-broker.log" | tail -n 2 | sed 's/^/  /; s/ INFO / /; s/ WARN / /'
