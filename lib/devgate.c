@@ -121,7 +121,7 @@ static int published_addr(const char *data_dir, char *path, size_t path_size, ch
 int es_devgate_allows(const char *data_dir, const struct sockaddr *addr, socklen_t addr_len,
                       char *why, size_t why_size)
 {
-    char path[1200], listed[1024], pidtext[32];
+    char path[1200], listed[1024];
     if (published_addr(data_dir, path, sizeof(path), listed, sizeof(listed)) != 0) {
         snprintf(why, why_size, "this data folder's dev broker is not running (no %s)", path);
         return 0;
@@ -132,16 +132,24 @@ int es_devgate_allows(const char *data_dir, const struct sockaddr *addr, socklen
                  listed);
         return 0;
     }
+    if (!es_devgate_broker_runs(data_dir)) {
+        snprintf(why, why_size,
+                 "%s/broker.pid names no running es-broker: the broker that listened there was "
+                 "killed",
+                 data_dir);
+        return 0;
+    }
+    return 1;
+}
+
+int es_devgate_broker_runs(const char *data_dir)
+{
+    char path[1200], pidtext[32];
     snprintf(path, sizeof(path), "%s/broker.pid", data_dir);
     char *end = NULL;
     long pid =
         es_config_read_file(path, pidtext, sizeof(pidtext)) == 0 ? strtol(pidtext, &end, 10) : 0;
-    if (!end || *end || !broker_alive(pid)) {
-        snprintf(why, why_size,
-                 "%s names no running es-broker: the broker that listened there was killed", path);
-        return 0;
-    }
-    return 1;
+    return end && !*end && broker_alive(pid);
 }
 
 static int gate_connect(int fd, const struct sockaddr *addr, int addr_len, const char *id,

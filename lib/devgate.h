@@ -36,6 +36,9 @@ int es_devgate_listed(const char *listed, const struct sockaddr *addr, socklen_t
 int es_devgate_allows(const char *data_dir, const struct sockaddr *addr, socklen_t addr_len,
                       char *why, size_t why_size);
 
+/* Whether <data_dir>/broker.pid names a running es-broker. */
+int es_devgate_broker_runs(const char *data_dir);
+
 /* Whether the dev broker `cfg` bootstrapped from (its data folder's broker.addr) now publishes
  * another address: 1 with it in `now` (it moved, and the process's clients still call the
  * old one), else 0 (no dev broker, not moved, or not from the data folder). */

@@ -103,20 +103,26 @@ static void set_down(broker_t *b, int id, int64_t until_us)
     cs.down_until_us[id] = until_us;
 }
 
-static void heal_all(broker_t *b)
+/* End every fault. Returns how many there were. */
+static int heal_all(broker_t *b)
 {
+    int healed = 0;
     for (int id = 1; id <= cs.broker_cnt; id++) {
         if (cs.latency_ms[id]) {
             set_latency(b, id, 0, 0);
+            healed++;
         }
+        healed += cs.down_until_us[id] != 0;
         set_down(b, id, 0);
     }
     for (int api = 0; api < (int)(sizeof(cs.errors) / sizeof(cs.errors[0])); api++) {
         if (cs.errors[api].count) {
             rd_kafka_mock_clear_request_errors(b->mcluster, (int16_t)api);
             cs.errors[api].count = 0;
+            healed++;
         }
     }
+    return healed;
 }
 
 /* Apply a parsed request. */
@@ -318,15 +324,7 @@ void broker_chaos_stop(broker_t *b)
     if (!cs.active) {
         return;
     }
-    int any = 0;
-    for (int id = 1; id <= cs.broker_cnt; id++) {
-        any |= cs.latency_ms[id] || cs.down_until_us[id];
-    }
-    for (int api = 0; api < (int)(sizeof(cs.errors) / sizeof(cs.errors[0])); api++) {
-        any |= cs.errors[api].count;
-    }
-    if (any) {
-        heal_all(b);
+    if (heal_all(b) > 0) {
         es_log_info("chaos: every fault healed", "by=%s", "stopping");
     }
     cs.active = 0;

@@ -16,13 +16,13 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "devgate.h"
 #include "duration.h"
 #include "esctl.h"
 #include "ids.h"
@@ -220,18 +220,6 @@ static json_t *request_new(esctl_t *ctx, const chaos_opts_t *o, const char *id)
     return r;
 }
 
-/* Whether the data folder's dev broker runs: its pid file names a live process. */
-static int broker_running(const esctl_t *ctx)
-{
-    char path[1200], pid[32];
-    snprintf(path, sizeof(path), "%s/broker.pid", ctx->cfg.data_dir);
-    if (es_config_read_file(path, pid, sizeof(pid)) != 0) {
-        return 0;
-    }
-    long p = strtol(pid, NULL, 10);
-    return p > 0 && (kill((pid_t)p, 0) == 0 || errno == EPERM);
-}
-
 static void print_faults(const json_t *faults)
 {
     if (json_array_size(faults) == 0) {
@@ -269,7 +257,7 @@ static json_t *ask(esctl_t *ctx, const json_t *req, const char *id)
     snprintf(req_path, sizeof(req_path), "%s/%s.req", dir, id);
     snprintf(ack_path, sizeof(ack_path), "%s/%s.ack", dir, id);
     struct stat st;
-    if (!broker_running(ctx) || stat(dir, &st) != 0) {
+    if (!es_devgate_broker_runs(ctx->cfg.data_dir) || stat(dir, &st) != 0) {
         esctl_err(ctx,
                   "no dev broker runs on the data folder %s (make up starts one); only the dev "
                   "broker takes faults",
